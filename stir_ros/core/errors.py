@@ -1,0 +1,45 @@
+"""Exception types raised by the ROS-free core.
+
+Every error says what was wrong and what was expected; nodes catch these at the callback
+boundary, log once per kind, count them and keep running.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "StirRosError",
+    "SpikeFormatError",
+    "DatFileError",
+    "PacketError",
+    "CheckpointError",
+    "ConfigError",
+    "BagError",
+]
+
+
+class StirRosError(Exception):
+    """Base class of every error raised by stir_ros."""
+
+
+class SpikeFormatError(StirRosError, ValueError):
+    """Spike data has the wrong shape, size, dtype or encoding."""
+
+
+class DatFileError(StirRosError, OSError):
+    """A Vidar ``.dat`` file cannot be read as the requested frame size."""
+
+
+class PacketError(SpikeFormatError):
+    """A SpikePacket's fields disagree with its payload or are out of range."""
+
+
+class CheckpointError(StirRosError):
+    """A weights file is missing, corrupt, unsafe or for another architecture."""
+
+
+class ConfigError(StirRosError, ValueError):
+    """A configuration value or parameter is invalid."""
+
+
+class BagError(StirRosError):
+    """A rosbag2 file cannot be read or written as requested."""
