@@ -1,0 +1,77 @@
+"""Classical reconstructions TFP and TFI (stir_ros.core.classical)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from stir_ros.core.classical import tfi, tfp
+from stir_ros.core.errors import ConfigError, SpikeFormatError
+from stir_ros.core.simulator import simulate_spikes
+
+
+def test_tfp_mean_over_centred_window() -> None:
+    spikes = np.zeros((7, 1, 2), np.uint8)
+    spikes[[1, 3, 4], 0, 0] = 1  # frames 1, 3 and 4
+    np.testing.assert_allclose(tfp(spikes, alpha=0.5), [[6 / 7, 0.0]], rtol=1e-6)
+    # window 3 around the centre frame 3: frames 2, 3, 4.
+    np.testing.assert_allclose(tfp(spikes, alpha=0.5, window=3), [[4 / 3, 0.0]], rtol=1e-6)
+    # window 4: frames 1..4 (t//2 - window//2 onwards); the result is not clipped.
+    np.testing.assert_allclose(tfp(spikes, alpha=0.5, window=4), [[1.5, 0.0]], rtol=1e-6)
+    assert tfp(spikes).dtype == np.float32
+
+
+def test_tfi_handmade_intervals() -> None:
+    spikes = np.zeros((9, 1, 5), np.uint8)  # centre frame 4
+    spikes[[2, 5], 0, 0] = 1  # interval 3
+    spikes[[4, 8], 0, 1] = 1  # spike at the centre counts as the left one: interval 4
+    spikes[[0, 1], 0, 2] = 1  # no spike after the centre: right side put at T = 9 -> 8
+    spikes[[6], 0, 3] = 1  # no spike up to the centre: left side at -1 -> 7
+    # pixel 4 never fires: interval T + 1 = 10
+    expected = 1 / (0.5 * np.array([[3, 4, 8, 7, 10]], np.float32))
+    np.testing.assert_allclose(tfi(spikes, alpha=0.5), expected, rtol=1e-6)
+    np.testing.assert_allclose(tfi(torch.from_numpy(spikes), alpha=0.5).numpy(), expected, rtol=1e-6)
+
+
+@pytest.mark.parametrize("intensity", [1.0, 0.5, 0.25])
+def test_tfi_of_constant_scene_returns_the_intensity(intensity: float) -> None:
+    # alpha * intensity = 1 / k with k whole: every interval is exactly k frames.
+    x = np.full((61, 16, 16), intensity, np.float32)
+    spikes = simulate_spikes(x, alpha=0.5, seed=0)
+    np.testing.assert_allclose(tfi(spikes, alpha=0.5), intensity, rtol=1e-6)
+
+
+def test_tfi_constant_scene_non_integer_period() -> None:
+    # alpha * I = 0.3: intervals of 3 or 4 frames, so single pixels are off; the median is close.
+    spikes = simulate_spikes(np.full((61, 32, 32), 0.5, np.float32), alpha=0.6, seed=0)
+    est = tfi(spikes, alpha=0.6)
+    values = np.unique(est)
+    assert np.isclose(values[:, None], [1 / 1.8, 1 / 2.4]).any(axis=1).all(), values
+    assert abs(np.median(est) - 0.5) < 0.1
+
+
+def test_numpy_and_torch_agree_with_batch_dims() -> None:
+    spikes = (np.random.default_rng(0).random((2, 3, 21, 5, 6)) < 0.3).astype(np.uint8)
+    t = torch.from_numpy(spikes)
+    for fn, kwargs in ((tfp, {}), (tfp, {"window": 7}), (tfi, {})):
+        a, b = fn(spikes, alpha=0.6, **kwargs), fn(t, alpha=0.6, **kwargs)
+        assert a.shape == (2, 3, 5, 6) and b.shape == (2, 3, 5, 6)
+        assert a.dtype == np.float32 and b.dtype == torch.float32
+        np.testing.assert_allclose(a, b.numpy(), rtol=1e-6)
+    np.testing.assert_allclose(tfp(t.float(), 0.6).numpy(), tfp(spikes, 0.6), rtol=1e-6)
+
+
+def test_single_frame_and_errors() -> None:
+    one = np.ones((1, 2, 2), np.uint8)
+    np.testing.assert_allclose(tfp(one, alpha=0.5), 2.0)
+    np.testing.assert_allclose(tfi(one, alpha=0.5), 2.0)  # left 0, right T = 1
+    np.testing.assert_allclose(tfi(torch.from_numpy(one), alpha=0.5).numpy(), 2.0)
+    with pytest.raises(SpikeFormatError, match=r"\[\.\.\., T, H, W\]"):
+        tfp(np.zeros((4, 4)))
+    with pytest.raises(SpikeFormatError, match="no frames"):
+        tfi(np.zeros((0, 4, 4)))
+    with pytest.raises(ConfigError, match="window"):
+        tfp(one, window=2)
+    with pytest.raises(ConfigError, match="alpha"):
+        tfi(one, alpha=0.0)
