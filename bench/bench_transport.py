@@ -1,0 +1,234 @@
+"""Spike rate the driver -> reconstructor (tfp) pipeline sustains, in separate processes.
+
+    python bench/bench_transport.py [--rates 10000 20000 40000] [--seconds 10] [--size 250x400]
+
+For every sensor rate it runs, in the same session and on the same machine:
+
+- reference: a bare rclpy publisher and subscriber process (no stir_ros code) sending packets of
+  the same size at the same rate with the same QoS, counting received packets by ``seq``;
+- stir_ros: ``spike_camera_driver`` (a looped .dat file, real-time pacing) -> ``spike_reconstructor``
+  (tfp), each its own process, as a user starts them.
+
+It prints, per rate: packets sent and received, packets lost, frames/s received, the CPU use of
+each process (user+system time / wall time, 100% = one core), and for stir_ros the images/s,
+dropped windows and the reconstructor latency (packet received -> image published) p50/p95/p99
+from its /diagnostics. Not a test: numbers depend on the machine and its load.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import numpy as np
+
+REFERENCE_PUB = r"""
+import sys, time, array, rclpy
+from rclpy.qos import QoSProfile, QoSReliabilityPolicy
+from stir_ros.msg import SpikePacket
+topic, h, w, fpp, rate, packets = sys.argv[1], *map(int, sys.argv[2:4]), int(sys.argv[4]), float(sys.argv[5]), int(sys.argv[6])
+rclpy.init()
+node = rclpy.create_node("bench_ref_pub")
+pub = node.create_publisher(SpikePacket, topic, QoSProfile(depth=50, reliability=QoSReliabilityPolicy.RELIABLE))
+while pub.get_subscription_count() < 1:
+    time.sleep(0.02)
+time.sleep(0.5)
+payload = bytes(fpp * ((h * w + 7) // 8))
+t0 = time.monotonic()
+for seq in range(packets):
+    due = t0 + (seq + 1) * fpp / rate
+    delay = due - time.monotonic()
+    if delay > 0:
+        time.sleep(delay)
+    msg = SpikePacket(height=h, width=w, num_frames=fpp, seq=seq, encoding="vidar_bitpacked")
+    data = array.array("B"); data.frombytes(payload); msg.data = data
+    pub.publish(msg)
+pub.wait_for_all_acked(rclpy.duration.Duration(seconds=2))
+rclpy.try_shutdown()
+"""
+
+REFERENCE_SUB = r"""
+import sys, time, rclpy
+from rclpy.qos import QoSProfile, QoSReliabilityPolicy
+from stir_ros.msg import SpikePacket
+topic, expected, timeout, reliable = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), sys.argv[4] == "1"
+rclpy.init()
+node = rclpy.create_node("bench_ref_sub")
+seqs = set()
+last = [time.monotonic()]
+def on_packet(msg):
+    seqs.add(msg.seq)
+    last[0] = time.monotonic()
+reliability = QoSReliabilityPolicy.RELIABLE if reliable else QoSReliabilityPolicy.BEST_EFFORT
+node.create_subscription(SpikePacket, topic, on_packet, QoSProfile(depth=50, reliability=reliability))
+deadline = time.monotonic() + timeout
+while time.monotonic() < deadline and len(seqs) < expected:
+    rclpy.spin_once(node, timeout_sec=0.1)
+    if seqs and time.monotonic() - last[0] > 3:
+        break
+print(len(seqs), flush=True)
+rclpy.try_shutdown()
+"""
+
+
+def cpu_seconds(pid: int) -> float:
+    """user + system CPU seconds of a process (from /proc)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError):
+        return float("nan")
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
+
+
+def run_reference(h: int, w: int, fpp: int, rate: float, seconds: float, reliable: bool,
+                  env: dict[str, str]) -> dict[str, float]:
+    topic = f"/bench_ref_{uuid.uuid4().hex[:8]}/spikes"
+    packets = int(rate * seconds / fpp)
+    sub = subprocess.Popen([sys.executable, "-c", REFERENCE_SUB, topic, str(packets), str(seconds + 30), str(int(reliable))],
+                           env=env, stdout=subprocess.PIPE, text=True)
+    time.sleep(1.0)
+    pub = subprocess.Popen([sys.executable, "-c", REFERENCE_PUB, topic, str(h), str(w), str(fpp), str(rate), str(packets)],
+                           env=env)
+    t0 = time.monotonic()
+    pub.wait(timeout=seconds + 60)
+    wall = time.monotonic() - t0
+    out, _ = sub.communicate(timeout=60)
+    received = int(out.strip().splitlines()[-1])
+    return {"sent": packets, "received": received, "lost": packets - received, "wall": wall}
+
+
+def run_pipeline(dat: Path, h: int, w: int, fpp: int, rate: float, seconds: float, stride: int, reliable: bool,
+                 env: dict[str, str], depth: int = 0) -> dict[str, float]:
+    import rclpy
+    from diagnostic_msgs.msg import DiagnosticArray
+
+    ns = f"bench_{uuid.uuid4().hex[:8]}"
+    packets = int(rate * seconds / fpp)
+    rclpy.init()
+    node = rclpy.create_node("bench_monitor")
+    diag: dict[str, str] = {}
+    rates: list[float] = []
+    names = {f"/{ns}/spike_reconstructor: reconstruction"}
+
+    def on_diag(msg):
+        for s in msg.status:
+            if s.name in names:
+                diag.update({kv.key: kv.value for kv in s.values})
+                if float(diag["input_frames_per_s"]) > 0:
+                    rates.append(float(diag["input_frames_per_s"]))
+
+    node.create_subscription(DiagnosticArray, "/diagnostics", on_diag, 10)
+    rec = subprocess.Popen(["spike_reconstructor", "--ros-args", "-r", f"__ns:=/{ns}", "-p", "method:=tfp",
+                            "-p", f"stride_frames:={stride}", "-p", "diagnostics_period_s:=0.5",
+                            *([] if reliable else ["-p", f"qos_overrides./{ns}/spikes.subscription.reliability:=best_effort"]),
+                            *(["-p", f"qos_overrides./{ns}/spikes.subscription.depth:={depth}"] if depth else [])],
+                           env=env)
+    drv = None
+    try:
+        deadline = time.monotonic() + 60
+        while not diag and time.monotonic() < deadline:
+            rclpy.spin_once(node, timeout_sec=0.1)
+        drv = subprocess.Popen(["spike_camera_driver", "--ros-args", "-r", f"__ns:=/{ns}", "-p", "source:=dat",
+                                "-p", f"dat_path:={dat}", "-p", f"height:={h}", "-p", f"width:={w}", "-p", "loop:=true",
+                                "-p", f"frame_rate_hz:={rate}", "-p", f"frames_per_packet:={fpp}",
+                                "-p", f"max_frames:={packets * fpp}", "-p", "wait_for_subscribers:=1",
+                                *(["-p", f"qos_overrides./{ns}/spikes.publisher.depth:={depth}"] if depth else [])], env=env)
+        cpu0 = {"driver": cpu_seconds(drv.pid), "reconstructor": cpu_seconds(rec.pid)}
+        t0 = time.monotonic()
+        cpu_end = dict(cpu0)
+        while drv.poll() is None and time.monotonic() - t0 < seconds + 60:
+            rclpy.spin_once(node, timeout_sec=0.1)
+            cpu_end = {"driver": cpu_seconds(drv.pid), "reconstructor": cpu_seconds(rec.pid)}
+        wall = time.monotonic() - t0
+        end = time.monotonic() + 2.0
+        while time.monotonic() < end:
+            rclpy.spin_once(node, timeout_sec=0.1)
+        received = int(diag.get("input_packets", 0))
+        return {
+            "sent": packets, "received": received, "lost": packets - received,
+            "lost_seq": int(diag.get("input_lost_packets", 0)), "wall": wall,
+            # median over the 0.5 s diagnostics periods while streaming (start and end excluded)
+            "fps": float(np.median(rates[1:-1])) if len(rates) > 2 else float("nan"),
+            "cpu_driver": (cpu_end["driver"] - cpu0["driver"]) / wall,
+            "cpu_reconstructor": (cpu_end["reconstructor"] - cpu0["reconstructor"]) / wall,
+            "images": int(diag.get("images_published", 0)), "dropped": int(diag.get("windows_dropped", 0)),
+            "p50": float(diag.get("latency_ms_p50", "nan")), "p95": float(diag.get("latency_ms_p95", "nan")),
+            "p99": float(diag.get("latency_ms_p99", "nan")),
+        }
+    finally:
+        for p in (drv, rec):
+            if p is not None and p.poll() is None:
+                p.send_signal(signal.SIGINT)
+        for p in (drv, rec):
+            if p is not None:
+                try:
+                    p.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    p.kill()
+        node.destroy_node()
+        rclpy.try_shutdown()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rates", type=float, nargs="+", default=[10000.0, 20000.0, 40000.0])
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--size", default="250x400")
+    parser.add_argument("--frames-per-packet", type=int, default=100)
+    parser.add_argument("--stride-frames", type=int, default=200)
+    parser.add_argument("--skip-reference", action="store_true")
+    parser.add_argument("--depth", type=int, default=0, help="history depth of the spikes topic (qos_overrides; 0: the nodes' default)")
+    parser.add_argument("--best-effort", action="store_true",
+                        help="best-effort spikes subscription (qos_overrides), as REP-2003 suggests, instead of reliable")
+    args = parser.parse_args()
+    h, w = (int(v) for v in args.size.split("x"))
+    env = dict(os.environ)
+    env.setdefault("ROS_DOMAIN_ID", str(100 + os.getpid() % 100))
+    env.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
+    os.environ.update(env)
+    from stir_ros.core.dat import write_dat
+
+    print(f"hardware: {_cpu_model()}, {os.cpu_count()} cores; load average {os.getloadavg()[0]:.2f}")
+    print(f"stream: {h}x{w}, {args.frames_per_packet} frames/packet "
+          f"({args.frames_per_packet * ((h * w + 7) // 8) / 1e6:.2f} MB), {args.seconds:g} s per run; "
+          f"tfp window 41, stride {args.stride_frames}; subscription {'reliable' if not args.best_effort else 'best effort'}")
+    with tempfile.TemporaryDirectory() as tmp:
+        dat = Path(tmp) / "bench.dat"
+        write_dat(dat, (np.random.default_rng(0).random((2000, h, w)) < 0.3).astype(np.uint8))
+        for rate in args.rates:
+            mbps = rate * ((h * w + 7) // 8) / 1e6
+            print(f"\n== {rate:g} Hz ({mbps:.0f} MB/s of packed spikes)")
+            if not args.skip_reference:
+                ref = run_reference(h, w, args.frames_per_packet, rate, args.seconds, not args.best_effort, env)
+                print(f"  reference bare rclpy pub/sub: {ref['received']}/{ref['sent']} packets, "
+                      f"lost {ref['lost']} ({100 * ref['lost'] / max(ref['sent'], 1):.2f}%)")
+            res = run_pipeline(dat, h, w, args.frames_per_packet, rate, args.seconds, args.stride_frames, not args.best_effort, env, args.depth)
+            print(f"  stir_ros driver -> reconstructor: {res['received']}/{res['sent']} packets, "
+                  f"lost {res['lost']} ({100 * res['lost'] / max(res['sent'], 1):.2f}%; seq gaps {res['lost_seq']}), "
+                  f"{res['fps']:.0f} frames/s received (median)")
+            print(f"    CPU: driver {100 * res['cpu_driver']:.0f}%, reconstructor {100 * res['cpu_reconstructor']:.0f}% "
+                  f"of one core; images {res['images']} ({res['dropped']} windows dropped); "
+                  f"latency p50 {res['p50']:.1f} ms, p95 {res['p95']:.1f} ms, p99 {res['p99']:.1f} ms")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,319 @@
+"""Reconstruction engine: spike windows in, scene intensity images in [0, 1] out.
+
+One object hides the method (STIR network or the classical TFP/TFI), the device, the numeric
+precision and batching from the node and the offline tools, which therefore give the same
+images for the same windows.
+
+- ``stir``: the network's raw output divided by ``alpha`` and clamped to [0, 1] here (the model
+  itself neither clamps nor divides in eval mode). fp16/bf16 run under autocast on CUDA; on the
+  CPU bf16 autocast is allowed and fp16 falls back to fp32 with a warning.
+- ``tfp`` / ``tfi``: :mod:`stir_ros.core.classical` (already divided by alpha), clamped. On the
+  CPU they run in numpy, on CUDA in torch.
+- CUDA out of memory: the batch is halved and retried; at batch 1 the engine moves to the CPU.
+  Each fallback is recorded in :attr:`ReconstructionEngine.warnings` for diagnostics.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import threading
+from collections import deque
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from stir_ros.core import classical
+from stir_ros.core.errors import CheckpointError, ConfigError, SpikeFormatError
+
+__all__ = [
+    "METHODS",
+    "PRECISIONS",
+    "DEFAULT_WINDOW_LENGTH",
+    "EngineConfig",
+    "ReconstructionEngine",
+    "default_weights_path",
+    "resolve_device",
+]
+
+METHODS = ("stir", "tfp", "tfi")
+PRECISIONS = ("fp32", "fp16", "bf16")
+#: Window length of tfp/tfi when ``window_length`` is 0 (the REDS-derived 41-frame setting).
+DEFAULT_WINDOW_LENGTH = 41
+_DTYPES = {"fp16": torch.float16, "bf16": torch.bfloat16}
+
+
+def default_weights_path() -> Path:
+    """Where the shipped STIR checkpoint lives (``stir_ros/weights/stir_default.pt``).
+
+    The package may span a source checkout and a colcon install space; the first directory that
+    holds the file wins, else the path in the first package directory is returned.
+    """
+    import stir_ros
+
+    candidates = [Path(p) / "weights" / "stir_default.pt" for p in stir_ros.__path__]
+    for path in candidates:
+        if path.is_file():
+            return path
+    return candidates[0]
+
+
+def resolve_device(device: str) -> tuple[torch.device, str | None]:
+    """Turn ``auto|cpu|cuda|cuda:N`` into a torch device; returns ``(device, warning or None)``.
+
+    A CUDA device that does not exist falls back to the CPU with a warning rather than failing,
+    so that a robot whose GPU is missing still gets (slower) images.
+    """
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu"), None
+    if device == "cpu":
+        return torch.device("cpu"), None
+    if not torch.cuda.is_available():
+        return torch.device("cpu"), f"device {device!r} requested but CUDA is not available; using the CPU"
+    index = int(device.split(":", 1)[1]) if ":" in device else 0
+    if index >= torch.cuda.device_count():
+        msg = f"device {device!r} requested but only {torch.cuda.device_count()} CUDA device(s) exist; using cuda:0"
+        return torch.device("cuda", 0), msg
+    return torch.device("cuda", index), None
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    """Settings of a :class:`ReconstructionEngine`.
+
+    Attributes:
+        method: ``stir``, ``tfp`` or ``tfi``.
+        window_length: Frames T per window; 0 takes the checkpoint's for ``stir`` and
+            :data:`DEFAULT_WINDOW_LENGTH` for ``tfp``/``tfi``. STIR supports 41 and 61.
+        alpha: Sensor alpha (firing rate at intensity 1); outputs are divided by it.
+        device: ``auto``, ``cpu``, ``cuda`` or ``cuda:N``. ``auto`` is CUDA when available for
+            ``stir`` and the CPU for ``tfp``/``tfi``.
+        precision: ``fp32``, ``fp16`` or ``bf16`` (``stir`` only; the classical methods are exact).
+        max_batch: Most windows per forward pass.
+        weights: STIR checkpoint; ``None`` (or empty) is the shipped default.
+    """
+
+    method: str = "stir"
+    window_length: int = 0
+    alpha: float = 0.6
+    device: str = "auto"
+    precision: str = "fp32"
+    max_batch: int = 4
+    weights: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.method not in METHODS:
+            raise ConfigError(f"method must be one of {', '.join(METHODS)}, got {self.method!r}")
+        if isinstance(self.window_length, bool) or not isinstance(self.window_length, int) or self.window_length < 0:
+            raise ConfigError(f"window_length must be an integer >= 0 (0 = automatic), got {self.window_length!r}")
+        if self.method == "stir" and self.window_length not in (0, 41, 61):
+            raise ConfigError(f"STIR supports window_length 41 or 61 (0 = the checkpoint's), got {self.window_length}")
+        if not isinstance(self.alpha, (int, float)) or not (math.isfinite(self.alpha) and self.alpha > 0):
+            raise ConfigError(f"alpha must be a positive number, got {self.alpha!r}")
+        if not _valid_device(self.device):
+            raise ConfigError(f"device must be auto, cpu, cuda or cuda:N, got {self.device!r}")
+        if self.precision not in PRECISIONS:
+            raise ConfigError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
+        if isinstance(self.max_batch, bool) or not isinstance(self.max_batch, int) or self.max_batch < 1:
+            raise ConfigError(f"max_batch must be a positive integer, got {self.max_batch!r}")
+        if self.weights is not None and not isinstance(self.weights, (str, os.PathLike)):
+            raise ConfigError(f"weights must be a file path, got {self.weights!r}")
+
+
+def _valid_device(device: Any) -> bool:
+    if not isinstance(device, str):
+        return False
+    if device in ("auto", "cpu", "cuda"):
+        return True
+    head, _, index = device.partition(":")
+    return head == "cuda" and index.isdigit()
+
+
+class ReconstructionEngine:
+    """Turns batches of spike windows into intensity images.
+
+    Thread-safety: one thread at a time may call :meth:`reconstruct`/:meth:`warmup` (the node's
+    worker); :meth:`pop_warnings` may be called from any thread.
+    """
+
+    def __init__(self, config: EngineConfig) -> None:
+        """Resolve the device and, for ``stir``, load the weights.
+
+        Raises:
+            CheckpointError: The weights are missing, corrupt or for another window length.
+        """
+        self.config = config
+        self.method = config.method
+        self.alpha = float(config.alpha)
+        self.batch_size = config.max_batch
+        self.oom_fallbacks = 0
+        self.warnings: deque[str] = deque(maxlen=100)  # everything noted since start
+        self._unread: deque[str] = deque(maxlen=100)
+        self._lock = threading.Lock()
+        self._warmed: set[tuple[int, int]] = set()
+        self.model: torch.nn.Module | None = None
+        self.weights_path: Path | None = None
+        self.metadata: Any = None
+
+        requested = config.device
+        if requested == "auto" and config.method != "stir":
+            requested = "cpu"  # TFP/TFI are memory-bound sums: not worth a transfer
+        self.device, warning = resolve_device(requested)
+        if warning:
+            self._warn(warning)
+        self.precision = config.precision
+        if self.method == "stir":
+            if self.precision == "fp16" and self.device.type == "cpu":
+                self._warn("fp16 is not supported on the CPU; using fp32")
+                self.precision = "fp32"
+            self._load_model()
+        else:
+            self.window_length = config.window_length or DEFAULT_WINDOW_LENGTH
+
+    # ------------------------------------------------------------------ set-up
+
+    def _load_model(self) -> None:
+        from stir_ros.models import load_checkpoint  # torch model code only when STIR is used
+
+        if self.config.weights:
+            path = Path(self.config.weights).expanduser()
+            if not path.is_file():
+                raise CheckpointError(f"STIR weights file '{path}' does not exist")
+        else:
+            path = default_weights_path()
+            if not path.is_file():
+                raise CheckpointError(
+                    f"the default STIR weights '{path}' are not installed; pass weights:=PATH to a "
+                    "checkpoint (stir-ros train writes one) or use method tfp or tfi"
+                )
+        expected = self.config.window_length or None
+        model, meta = load_checkpoint(path, device=self.device, expected_window_length=expected)
+        self.model = model.eval()
+        self.metadata = meta
+        self.weights_path = path
+        self.window_length = int(meta.window_length)
+
+    def _warn(self, message: str) -> None:
+        with self._lock:
+            self.warnings.append(message)
+            self._unread.append(message)
+
+    def pop_warnings(self) -> list[str]:
+        """Warnings recorded since the last call (device/precision fallbacks, OOM)."""
+        with self._lock:
+            out = list(self._unread)
+            self._unread.clear()
+        return out
+
+    @property
+    def device_name(self) -> str:
+        """The device in use, e.g. ``cpu`` or ``cuda:0 (NVIDIA H100)``."""
+        if self.device.type == "cuda":
+            index = self.device.index if self.device.index is not None else torch.cuda.current_device()
+            return f"cuda:{index} ({torch.cuda.get_device_name(index)})"
+        return "cpu"
+
+    def warmup(self, height: int, width: int) -> None:
+        """Run the model once at this size so that the first real output is not slow.
+
+        Lazy initialisation (CUDA context, cuDNN autotuning, allocator growth) happens here.
+        """
+        if (height, width) in self._warmed:
+            return
+        sizes = [1]
+        if self.device.type == "cuda" and self.batch_size > 1:
+            sizes.append(self.batch_size)
+        for b in sizes:
+            self.reconstruct(np.zeros((b, self.window_length, height, width), np.uint8))
+        self._warmed.add((height, width))
+
+    # ------------------------------------------------------------------ inference
+
+    def reconstruct(self, windows: np.ndarray | torch.Tensor) -> np.ndarray:
+        """Reconstruct the centre frame of every window.
+
+        Args:
+            windows: ``[B, T, H, W]`` (or one window ``[T, H, W]``) of 0/1 spikes, uint8, bool or
+                float, numpy or torch; T must be :attr:`window_length`.
+
+        Returns:
+            float32 numpy ``[B, H, W]`` scene intensity in [0, 1].
+
+        Raises:
+            SpikeFormatError: For a wrong shape.
+        """
+        if windows.ndim == 3:
+            windows = windows[None]
+        if windows.ndim != 4:
+            raise SpikeFormatError(f"windows must be [B, T, H, W], got shape {tuple(windows.shape)}")
+        if windows.shape[1] != self.window_length:
+            raise SpikeFormatError(
+                f"windows have {windows.shape[1]} frames, the {self.method} engine expects {self.window_length}"
+            )
+        n = windows.shape[0]
+        if n == 0:
+            return np.zeros((0, *windows.shape[2:]), np.float32)
+        if self.method != "stir" and self.device.type == "cpu":
+            return self._classical_numpy(windows)
+        out: list[np.ndarray] = []
+        start = 0
+        while start < n:
+            stop = min(n, start + self.batch_size)
+            try:
+                out.append(self._run_torch(windows[start:stop]))
+                start = stop
+            except torch.cuda.OutOfMemoryError:
+                self._on_oom()
+        return np.concatenate(out, axis=0)
+
+    def _classical_numpy(self, windows: np.ndarray | torch.Tensor) -> np.ndarray:
+        if isinstance(windows, torch.Tensor):
+            windows = windows.detach().cpu().numpy()
+        fn = classical.tfp if self.method == "tfp" else classical.tfi
+        out = np.empty((windows.shape[0], *windows.shape[2:]), np.float32)
+        for start in range(0, windows.shape[0], self.batch_size):
+            chunk = windows[start : start + self.batch_size]
+            est = fn(chunk, alpha=self.alpha)
+            np.clip(np.nan_to_num(est, nan=0.0, posinf=1.0), 0.0, 1.0, out=out[start : start + len(chunk)])
+        return out
+
+    def _run_torch(self, chunk: np.ndarray | torch.Tensor) -> np.ndarray:
+        x = torch.as_tensor(chunk)
+        x = x.to(self.device, non_blocking=True)
+        with torch.inference_mode(), self._autocast():
+            if self.method == "stir":
+                assert self.model is not None
+                raw = self.model(x.float())[:, 0].float() / self.alpha
+            elif self.method == "tfp":
+                raw = classical.tfp(x, alpha=self.alpha)
+            else:
+                raw = classical.tfi(x, alpha=self.alpha)
+            img = torch.nan_to_num(raw.float(), nan=0.0, posinf=1.0).clamp_(0.0, 1.0)
+        return img.cpu().numpy()
+
+    def _autocast(self) -> contextlib.AbstractContextManager[Any]:
+        if self.method != "stir" or self.precision == "fp32":
+            return contextlib.nullcontext()
+        return torch.autocast(device_type=self.device.type, dtype=_DTYPES[self.precision])
+
+    def _on_oom(self) -> None:
+        self.oom_fallbacks += 1
+        if self.device.type == "cuda":
+            torch.cuda.empty_cache()
+        if self.batch_size > 1:
+            self.batch_size = max(1, self.batch_size // 2)
+            self._warn(f"CUDA out of memory; batch size reduced to {self.batch_size}")
+            return
+        if self.device.type != "cuda":  # pragma: no cover - the CPU raises MemoryError instead
+            raise MemoryError("out of memory on the CPU")
+        self._warn("CUDA out of memory at batch size 1; moving the model to the CPU")
+        self.device = torch.device("cpu")
+        if self.model is not None:
+            self.model.to(self.device)
+        if self.precision == "fp16":
+            self.precision = "fp32"
+        self._warmed.clear()

@@ -1,0 +1,456 @@
+"""Spike-stream bookkeeping shared by the live node and the offline bag tools.
+
+Two pieces, both ROS-free:
+
+- :class:`WindowCutter` keeps the recent frames of one stream and cuts windows of
+  ``window_length`` frames that start at frame indices ``k * stride_frames`` (counted from the
+  stream start, the sensor clock), so the live node and an offline pass over a bag give the same
+  windows and therefore the same images.
+- :class:`StreamMonitor` looks at packet headers (``seq``, frame index, size, encoding, stamp) and
+  says whether to accept a packet, accept it after resetting the buffer, or drop it; it counts
+  lost packets, duplicates, reordering, restarts and stamps going backwards.
+
+Frames may be pushed decoded (``[N, H, W]`` uint8) or as a packet payload. Payloads are only
+validated on arrival and decoded when a window is materialised (:attr:`Window.frames`), which the
+node does in its worker thread: windows dropped from a full queue then cost nothing, and the
+thread that receives spikes never unpacks bits.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any
+
+import numpy as np
+
+from stir_ros.core.errors import ConfigError, PacketError, SpikeFormatError
+from stir_ros.core.packing import (
+    ENCODING_UNPACKED_U8,
+    ENCODING_VIDAR_BITPACKED,
+    ENCODINGS,
+    _as_byte_array,
+    payload_size,
+    unpack_frames,
+)
+
+__all__ = [
+    "Window",
+    "WindowCutter",
+    "PacketHeader",
+    "PacketCheck",
+    "StreamMonitor",
+    "validate_packet",
+    "stride_for_rate",
+    "stack_windows",
+]
+
+
+# --------------------------------------------------------------------------- chunks
+
+
+class _Chunk:
+    """Consecutive frames of one packet, decoded or still encoded, with their clock."""
+
+    __slots__ = ("first", "count", "stamp_ns", "rate_hz", "height", "width", "_frames", "_payload", "_encoding")
+
+    def __init__(
+        self,
+        first: int,
+        count: int,
+        stamp_ns: int,
+        rate_hz: float,
+        height: int,
+        width: int,
+        frames: np.ndarray | None = None,
+        payload: np.ndarray | None = None,
+        encoding: str = ENCODING_VIDAR_BITPACKED,
+    ) -> None:
+        self.first, self.count, self.stamp_ns, self.rate_hz = first, count, stamp_ns, rate_hz
+        self.height, self.width = height, width
+        self._frames, self._payload, self._encoding = frames, payload, encoding
+
+    @property
+    def stop(self) -> int:
+        return self.first + self.count
+
+    def stamp_of(self, frame_index: int) -> int:
+        """Header-clock time of ``frame_index`` (in this chunk) in nanoseconds."""
+        return self.stamp_ns + round((frame_index - self.first) * 1e9 / self.rate_hz)
+
+    def frames(self, start: int, stop: int) -> np.ndarray:
+        """Frames ``[start, stop)`` (absolute indices) as uint8 ``[n, H, W]``."""
+        a, b = start - self.first, stop - self.first
+        if self._frames is not None:
+            return self._frames[a:b]
+        assert self._payload is not None
+        if self._encoding == ENCODING_UNPACKED_U8:
+            hw = self.height * self.width
+            return self._payload[a * hw : b * hw].reshape(b - a, self.height, self.width)
+        fb = (self.height * self.width + 7) // 8  # every packet frame is padded to whole bytes
+        return unpack_frames(self._payload[a * fb : b * fb], self.height, self.width, b - a)
+
+
+@dataclass(frozen=True, eq=False)
+class Window:
+    """``window_length`` consecutive frames for one reconstruction at the centre frame.
+
+    Attributes:
+        first_frame_index: Sensor-clock index of the first frame.
+        length: Frames T in the window.
+        centre_frame_index: ``first_frame_index + T // 2``, the frame the image shows.
+        centre_stamp_ns: Header-clock time of the centre frame: the stamp of the packet holding
+            it plus its offset in that packet divided by the frame rate.
+        height: Frame height.
+        width: Frame width.
+        frame_rate_hz: Sensor frame rate.
+    """
+
+    first_frame_index: int
+    length: int
+    centre_frame_index: int
+    centre_stamp_ns: int
+    height: int
+    width: int
+    frame_rate_hz: float
+    _parts: tuple[tuple[_Chunk, int, int], ...] = field(repr=False, default=())
+
+    @cached_property
+    def frames(self) -> np.ndarray:
+        """uint8 ``[T, H, W]`` of 0/1, top row first (decoded on first access)."""
+        blocks = [chunk.frames(a, b) for chunk, a, b in self._parts]
+        if len(blocks) == 1:
+            return np.ascontiguousarray(blocks[0])
+        return np.concatenate(blocks, axis=0)
+
+
+def stride_for_rate(frame_rate_hz: float, output_rate_hz: float) -> int:
+    """Frames between windows that give about ``output_rate_hz`` images per second (at least 1)."""
+    if not (math.isfinite(frame_rate_hz) and frame_rate_hz > 0):
+        raise ConfigError(f"frame_rate_hz must be positive, got {frame_rate_hz}")
+    if not (math.isfinite(output_rate_hz) and output_rate_hz > 0):
+        raise ConfigError(f"output_rate_hz must be positive, got {output_rate_hz}")
+    return max(1, round(frame_rate_hz / output_rate_hz))
+
+
+# --------------------------------------------------------------------------- window cutter
+
+
+class WindowCutter:
+    """Ring buffer of one stream's frames that cuts windows on a fixed frame grid.
+
+    Window ``k`` covers frames ``[k * stride_frames, k * stride_frames + window_length)`` of the
+    sensor clock. Frames must arrive in order and contiguous; anything else (a frame-index gap,
+    a different size) resets the buffer, and cutting resumes at the next grid point that has a
+    full window of frames after the discontinuity.
+
+    Only chunks that a future window still needs are kept, so memory stays bounded by about one
+    window plus one packet.
+    """
+
+    def __init__(self, window_length: int, stride_frames: int) -> None:
+        """Raises ConfigError unless both are positive integers."""
+        for name, value in (("window_length", window_length), ("stride_frames", stride_frames)):
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+                raise ConfigError(f"{name} must be a positive integer, got {value!r}")
+        self.window_length = int(window_length)
+        self.stride_frames = int(stride_frames)
+        self.resets = 0  # discontinuities that emptied the buffer (not counting reset())
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget every frame; the next push starts a new segment."""
+        self._chunks: deque[_Chunk] = deque()
+        self._next_start: int | None = None  # first frame of the next window
+        self._expected: int | None = None  # frame index the next push must start at
+        self._size: tuple[int, int] | None = None
+
+    @property
+    def buffered_frames(self) -> int:
+        """Frames currently held."""
+        return sum(c.count for c in self._chunks)
+
+    def push(
+        self, frames: np.ndarray, first_frame_index: int, first_stamp_ns: int, frame_rate_hz: float
+    ) -> list[Window]:
+        """Add decoded frames ``[N, H, W]`` and return the windows they complete, oldest first.
+
+        The array is kept by reference (not copied): do not modify it afterwards.
+        """
+        frames = np.asarray(frames)
+        if frames.ndim != 3 or frames.shape[0] == 0:
+            raise SpikeFormatError(f"frames must be [N, H, W] with N >= 1, got {frames.shape}")
+        n, h, w = frames.shape
+        if frames.dtype != np.uint8:
+            frames = (frames != 0).astype(np.uint8)
+        chunk = _Chunk(int(first_frame_index), n, int(first_stamp_ns), float(frame_rate_hz), h, w, frames=frames)
+        return self._add(chunk)
+
+    def push_payload(
+        self,
+        data: Any,
+        height: int,
+        width: int,
+        num_frames: int,
+        encoding: str,
+        first_frame_index: int,
+        first_stamp_ns: int,
+        frame_rate_hz: float,
+    ) -> list[Window]:
+        """Add a packet payload without decoding it; windows decode their frames on access.
+
+        The header is validated first (:func:`validate_packet`); the payload is kept by
+        reference as a uint8 view.
+
+        Raises:
+            PacketError: If the header and payload disagree or are out of range.
+        """
+        raw = validate_packet(data, height, width, num_frames, encoding, frame_rate_hz)
+        chunk = _Chunk(
+            int(first_frame_index), int(num_frames), int(first_stamp_ns), float(frame_rate_hz),
+            int(height), int(width), payload=raw, encoding=encoding,
+        )  # fmt: skip
+        return self._add(chunk)
+
+    def _add(self, chunk: _Chunk) -> list[Window]:
+        if chunk.first < 0:
+            raise SpikeFormatError(f"first_frame_index must be >= 0, got {chunk.first}")
+        if not (math.isfinite(chunk.rate_hz) and chunk.rate_hz > 0):
+            raise SpikeFormatError(f"frame_rate_hz must be positive, got {chunk.rate_hz}")
+        size = (chunk.height, chunk.width)
+        if self._expected is not None and (chunk.first != self._expected or size != self._size):
+            self.resets += 1
+            self.reset()
+        if self._next_start is None:
+            s = self.stride_frames
+            self._next_start = -(-chunk.first // s) * s  # first grid point inside the new segment
+            self._size = size
+        self._chunks.append(chunk)
+        self._expected = chunk.stop
+        windows = []
+        end = chunk.stop
+        while self._next_start + self.window_length <= end:
+            windows.append(self._cut(self._next_start))
+            self._next_start += self.stride_frames
+        # Drop chunks that end before the next window starts.
+        while self._chunks and self._chunks[0].stop <= self._next_start:
+            self._chunks.popleft()
+        return windows
+
+    def _cut(self, start: int) -> Window:
+        stop = start + self.window_length
+        centre = start + self.window_length // 2
+        parts = []
+        centre_stamp = 0
+        for c in self._chunks:
+            a, b = max(start, c.first), min(stop, c.stop)
+            if a < b:
+                parts.append((c, a, b))
+            if c.first <= centre < c.stop:
+                centre_stamp = c.stamp_of(centre)
+        h, w = self._size or (0, 0)
+        return Window(
+            first_frame_index=start, length=self.window_length, centre_frame_index=centre,
+            centre_stamp_ns=centre_stamp, height=h, width=w,
+            frame_rate_hz=self._chunks[-1].rate_hz, _parts=tuple(parts),
+        )  # fmt: skip
+
+
+def stack_windows(windows: Sequence[Window]) -> np.ndarray:
+    """Frames of equally sized windows as one uint8 ``[B, T, H, W]`` array.
+
+    Decodes every part straight into the batch (one copy per frame, no intermediate window
+    arrays); a single window held in one chunk comes back without any copy.
+    """
+    if not windows:
+        raise SpikeFormatError("no windows to stack")
+    first = windows[0]
+    shape = (first.length, first.height, first.width)
+    if any((w.length, w.height, w.width) != shape for w in windows):
+        raise SpikeFormatError(f"windows to stack differ in size; expected {shape}")
+    if len(windows) == 1 and ("frames" in first.__dict__ or len(first._parts) == 1):
+        return first.frames[None]
+    out = np.empty((len(windows), *shape), np.uint8)
+    for i, w in enumerate(windows):
+        if "frames" in w.__dict__:  # already decoded
+            out[i] = w.frames
+            continue
+        for chunk, a, b in w._parts:
+            out[i, a - w.first_frame_index : b - w.first_frame_index] = chunk.frames(a, b)
+    return out
+
+
+
+# --------------------------------------------------------------------------- packet checks
+
+
+def _packet_error(kind: str, message: str) -> PacketError:
+    err = PacketError(message)
+    err.kind = kind  # type: ignore[attr-defined]
+    return err
+
+
+def validate_packet(
+    data: Any, height: int, width: int, num_frames: int, encoding: str, frame_rate_hz: float
+) -> np.ndarray:
+    """Check a packet header against its payload without allocating; return the payload view.
+
+    Raises:
+        PacketError: Unknown encoding, zero/absurd size, ``num_frames`` 0, a non-positive frame
+            rate, or a payload length that disagrees with the header. The exception's ``kind``
+            attribute names the problem for counters: ``unknown_encoding``, ``bad_num_frames``,
+            ``bad_frame_rate``, ``bad_size`` or ``payload_length``.
+    """
+    if encoding not in ENCODINGS:
+        raise _packet_error("unknown_encoding", f"unknown encoding {encoding!r}; expected one of {ENCODINGS}")
+    if isinstance(num_frames, bool) or not isinstance(num_frames, (int, np.integer)) or num_frames <= 0:
+        raise _packet_error("bad_num_frames", f"num_frames must be a positive integer, got {num_frames!r}")
+    if not (isinstance(frame_rate_hz, (int, float)) and math.isfinite(frame_rate_hz) and frame_rate_hz > 0):
+        raise _packet_error("bad_frame_rate", f"frame_rate_hz must be a positive number, got {frame_rate_hz!r}")
+    try:
+        expected = payload_size(height, width, int(num_frames), encoding)
+    except SpikeFormatError as err:
+        raise _packet_error("bad_size", str(err)) from err
+    raw = _as_byte_array(data, PacketError)
+    if raw.size != expected:
+        raise _packet_error(
+            "payload_length",
+            f"payload has {raw.size} bytes, expected {expected} for {num_frames} frames of "
+            f"{height}x{width} in {encoding}",
+        )
+    return raw
+
+
+@dataclass(frozen=True)
+class PacketHeader:
+    """The header fields of a SpikePacket that stream bookkeeping needs."""
+
+    seq: int
+    first_frame_index: int
+    num_frames: int
+    height: int
+    width: int
+    encoding: str
+    stamp_ns: int
+    frame_rate_hz: float
+
+
+@dataclass(frozen=True)
+class PacketCheck:
+    """What to do with a packet.
+
+    Attributes:
+        action: ``"accept"``, ``"reset"`` (reset the window buffer, then accept) or ``"drop"``.
+        event: ``None`` for an ordinary packet, else one of ``"start"``, ``"gap"``, ``"restart"``,
+            ``"duplicate"``, ``"reordered"``, ``"frame_gap"``, ``"size_change"``,
+            ``"encoding_change"``, ``"rate_change"``, ``"stamp_backwards"``.
+        lost_packets: Packets this one shows to be lost (``seq`` gap).
+        message: Human-readable explanation for the log.
+    """
+
+    action: str
+    event: str | None = None
+    lost_packets: int = 0
+    message: str = ""
+
+
+class StreamMonitor:
+    """Follows ``seq``, frame index, size, encoding, rate and stamp of one packet stream.
+
+    Rules (the first that applies wins):
+
+    - first packet: accept (event ``start``);
+    - ``seq`` equal to the last one, same first frame: duplicate, drop;
+    - ``seq`` 0, or more than ``reorder_window`` behind: the publisher restarted; reset;
+    - ``seq`` behind by at most ``reorder_window``: a late (reordered) packet, drop;
+    - ``seq`` ahead of the expected one: ``seq - expected`` packets lost; reset;
+    - size, encoding or frame rate changed: reset;
+    - first frame not following the previous packet: frames lost; reset;
+    - stamp earlier than the previous packet's: reset (windows must not straddle a clock jump).
+
+    Counters are plain attributes so that the node can publish them as diagnostics.
+    """
+
+    def __init__(self, reorder_window: int = 64) -> None:
+        self.reorder_window = int(reorder_window)
+        self.packets = 0  # accepted
+        self.frames = 0  # accepted
+        self.lost_packets = 0
+        self.duplicates = 0
+        self.reordered = 0
+        self.restarts = 0
+        self.frame_gaps = 0
+        self.size_changes = 0
+        self.encoding_changes = 0
+        self.rate_changes = 0
+        self.stamps_backwards = 0
+        self._last: PacketHeader | None = None
+
+    def reset(self) -> None:
+        """Forget the stream (the next packet is a start); counters are kept."""
+        self._last = None
+
+    def check(self, header: PacketHeader) -> PacketCheck:
+        """Classify ``header`` and update the state and counters."""
+        last = self._last
+        if last is None:
+            return self._accept(header, "reset", "start", 0, "stream started")
+        expected = last.seq + 1
+        if header.seq == last.seq and header.first_frame_index == last.first_frame_index:
+            self.duplicates += 1
+            return PacketCheck("drop", "duplicate", 0, f"duplicate packet seq {header.seq} dropped")
+        if header.seq < expected:
+            behind = expected - header.seq
+            if header.seq == 0 or behind > self.reorder_window:
+                self.restarts += 1
+                msg = f"stream restarted: seq {header.seq} after {last.seq}; buffer reset"
+                return self._accept(header, "reset", "restart", 0, msg)
+            self.reordered += 1
+            msg = f"late packet seq {header.seq} (expected {expected}) dropped"
+            return PacketCheck("drop", "reordered", 0, msg)
+        if header.seq > expected:
+            lost = header.seq - expected
+            self.lost_packets += lost
+            msg = f"{lost} packet(s) lost (seq {last.seq} -> {header.seq}); buffer reset"
+            return self._accept(header, "reset", "gap", lost, msg)
+        if (header.height, header.width) != (last.height, last.width):
+            self.size_changes += 1
+            msg = f"frame size changed {last.height}x{last.width} -> {header.height}x{header.width}; buffer reset"
+            return self._accept(header, "reset", "size_change", 0, msg)
+        if header.encoding != last.encoding:
+            self.encoding_changes += 1
+            msg = f"encoding changed {last.encoding!r} -> {header.encoding!r}; buffer reset"
+            return self._accept(header, "reset", "encoding_change", 0, msg)
+        if header.frame_rate_hz != last.frame_rate_hz:
+            self.rate_changes += 1
+            msg = f"frame rate changed {last.frame_rate_hz} -> {header.frame_rate_hz} Hz; buffer reset"
+            return self._accept(header, "reset", "rate_change", 0, msg)
+        if header.first_frame_index != last.first_frame_index + last.num_frames:
+            self.frame_gaps += 1
+            msg = (
+                f"frame index jumped from {last.first_frame_index + last.num_frames} to "
+                f"{header.first_frame_index} with consecutive seq; buffer reset"
+            )
+            return self._accept(header, "reset", "frame_gap", 0, msg)
+        if header.stamp_ns < last.stamp_ns:
+            self.stamps_backwards += 1
+            msg = f"stamp went backwards by {(last.stamp_ns - header.stamp_ns) / 1e6:.3f} ms; buffer reset"
+            return self._accept(header, "reset", "stamp_backwards", 0, msg)
+        return self._accept(header, "accept", None, 0, "")
+
+    def _accept(self, header: PacketHeader, action: str, event: str | None, lost: int, msg: str) -> PacketCheck:
+        self._last = header
+        self.packets += 1
+        self.frames += header.num_frames
+        return PacketCheck(action, event, lost, msg)
+
+    def counters(self) -> dict[str, int]:
+        """All counters by name."""
+        names = (
+            "packets", "frames", "lost_packets", "duplicates", "reordered", "restarts", "frame_gaps",
+            "size_changes", "encoding_changes", "rate_changes", "stamps_backwards",
+        )  # fmt: skip
+        return {n: int(getattr(self, n)) for n in names}

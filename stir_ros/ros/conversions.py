@@ -1,0 +1,273 @@
+"""The one place where ROS messages become numpy arrays and back.
+
+SpikePacket <-> frames or payloads, float images -> ``sensor_msgs/Image``, ``CameraInfo`` from a
+camera_calibration YAML file, ``builtin_interfaces/Time`` <-> integer nanoseconds, and
+``diagnostic_msgs`` status entries. Payloads are viewed without copying where rclpy allows it
+(``uint8[]`` fields are ``array.array('B')`` in rclpy).
+"""
+
+from __future__ import annotations
+
+import array
+import copy
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlparse
+
+import numpy as np
+import yaml
+from builtin_interfaces.msg import Time
+from diagnostic_msgs.msg import DiagnosticStatus, KeyValue
+from sensor_msgs.msg import CameraInfo, Image
+
+from stir_ros.core.errors import ConfigError
+from stir_ros.core.imaging import from_image_bytes, to_image_array
+from stir_ros.core.packing import ENCODING_VIDAR_BITPACKED, decode_payload, encode_frames
+from stir_ros.core.stream import PacketHeader
+from stir_ros.msg import SpikePacket
+
+__all__ = [
+    "stamp_to_ns",
+    "ns_to_stamp",
+    "packet_header",
+    "packet_payload",
+    "packet_to_frames",
+    "make_packet",
+    "frames_to_packet",
+    "image_to_msg",
+    "image_msg_to_array",
+    "camera_info_from_file",
+    "default_camera_info",
+    "restamp_camera_info",
+    "diagnostic_status",
+]
+
+
+# --------------------------------------------------------------------------- time
+
+
+def stamp_to_ns(stamp: Time) -> int:
+    """``builtin_interfaces/Time`` as integer nanoseconds."""
+    return int(stamp.sec) * 1_000_000_000 + int(stamp.nanosec)
+
+
+def ns_to_stamp(ns: int) -> Time:
+    """Integer nanoseconds (>= 0) as ``builtin_interfaces/Time``."""
+    sec, nanosec = divmod(int(ns), 1_000_000_000)
+    return Time(sec=sec, nanosec=nanosec)
+
+
+# --------------------------------------------------------------------------- spike packets
+
+
+def packet_header(msg: SpikePacket) -> PacketHeader:
+    """The header fields of a packet for :class:`stir_ros.core.stream.StreamMonitor`."""
+    return PacketHeader(
+        seq=int(msg.seq), first_frame_index=int(msg.first_frame_index), num_frames=int(msg.num_frames),
+        height=int(msg.height), width=int(msg.width), encoding=str(msg.encoding),
+        stamp_ns=stamp_to_ns(msg.header.stamp), frame_rate_hz=float(msg.frame_rate_hz),
+    )  # fmt: skip
+
+
+def packet_payload(msg: SpikePacket) -> np.ndarray:
+    """The payload as a 1-D uint8 array sharing memory with the message (no copy)."""
+    data = msg.data
+    if isinstance(data, array.array) or isinstance(data, (bytes, bytearray, memoryview)):
+        return np.frombuffer(data, np.uint8)
+    return np.asarray(data, np.uint8).reshape(-1)
+
+
+def packet_to_frames(msg: SpikePacket) -> np.ndarray:
+    """Decode a packet into uint8 frames ``[num_frames, H, W]`` (0/1, top row first).
+
+    Raises:
+        PacketError: If the header is invalid or disagrees with the payload (checked before
+            anything is allocated).
+    """
+    return decode_payload(packet_payload(msg), int(msg.height), int(msg.width), int(msg.num_frames), str(msg.encoding))
+
+
+def make_packet(
+    payload: Any,
+    *,
+    height: int,
+    width: int,
+    num_frames: int,
+    seq: int,
+    first_frame_index: int,
+    frame_rate_hz: float,
+    stamp_ns: int,
+    frame_id: str = "",
+    encoding: str = ENCODING_VIDAR_BITPACKED,
+) -> SpikePacket:
+    """Build a SpikePacket around an already encoded payload (one copy into the message)."""
+    msg = SpikePacket()
+    msg.header.stamp = ns_to_stamp(stamp_ns)
+    msg.header.frame_id = frame_id
+    msg.height, msg.width = int(height), int(width)
+    msg.seq = int(seq)
+    msg.first_frame_index = int(first_frame_index)
+    msg.frame_rate_hz = float(frame_rate_hz)
+    msg.num_frames = int(num_frames)
+    msg.encoding = encoding
+    data = array.array("B")
+    data.frombytes(np.ascontiguousarray(payload, dtype=np.uint8).data)
+    msg.data = data
+    return msg
+
+
+def frames_to_packet(
+    frames: np.ndarray,
+    *,
+    seq: int,
+    first_frame_index: int,
+    frame_rate_hz: float,
+    stamp_ns: int,
+    frame_id: str = "",
+    encoding: str = ENCODING_VIDAR_BITPACKED,
+) -> SpikePacket:
+    """Encode frames ``[N, H, W]`` (nonzero = spike) into a SpikePacket."""
+    frames = np.asarray(frames)
+    payload = encode_frames(frames, encoding)
+    n, h, w = frames.shape
+    return make_packet(
+        payload, height=h, width=w, num_frames=n, seq=seq, first_frame_index=first_frame_index,
+        frame_rate_hz=frame_rate_hz, stamp_ns=stamp_ns, frame_id=frame_id, encoding=encoding,
+    )  # fmt: skip
+
+
+# --------------------------------------------------------------------------- images
+
+
+def image_to_msg(img: np.ndarray, encoding: str, stamp_ns: int, frame_id: str) -> Image:
+    """A float ``[H, W]`` image in [0, 1] as ``sensor_msgs/Image`` (mono8, mono16 or 32FC1)."""
+    pixels = to_image_array(img, encoding)
+    msg = Image()
+    msg.header.stamp = ns_to_stamp(stamp_ns)
+    msg.header.frame_id = frame_id
+    msg.height, msg.width = pixels.shape
+    msg.encoding = encoding
+    msg.is_bigendian = 0
+    msg.step = pixels.shape[1] * pixels.itemsize
+    data = array.array("B")
+    data.frombytes(np.ascontiguousarray(pixels).view(np.uint8).reshape(-1).data)
+    msg.data = data
+    return msg
+
+
+def image_msg_to_array(msg: Image) -> np.ndarray:
+    """Inverse of :func:`image_to_msg`: float32 ``[H, W]`` in [0, 1]."""
+    if msg.is_bigendian and msg.encoding != "mono8":
+        raise ConfigError(f"big-endian {msg.encoding} images are not supported")
+    return from_image_bytes(bytes(msg.data), int(msg.height), int(msg.width), int(msg.step), str(msg.encoding))
+
+
+# --------------------------------------------------------------------------- camera info
+
+
+def _url_to_path(url: str) -> Path:
+    """``file:///abs``, ``package://pkg/rel`` or a plain path -> a local path."""
+    parsed = urlparse(url)
+    if parsed.scheme in ("", "file"):
+        return Path(unquote(parsed.path if parsed.scheme else url)).expanduser()
+    if parsed.scheme == "package":
+        from ament_index_python.packages import PackageNotFoundError, get_package_share_directory
+
+        try:
+            share = get_package_share_directory(parsed.netloc)
+        except PackageNotFoundError as err:
+            raise ConfigError(f"camera_info_url {url!r}: package {parsed.netloc!r} not found") from err
+        return Path(share) / parsed.path.lstrip("/")
+    raise ConfigError(f"camera_info_url {url!r}: only file:// and package:// URLs are supported")
+
+
+def _matrix(data: Mapping[str, Any], key: str, size: int | None, path: os.PathLike[str] | str) -> list[float]:
+    entry = data.get(key)
+    if entry is None:
+        return []
+    values = entry.get("data") if isinstance(entry, Mapping) else entry
+    if not isinstance(values, list) or (size is not None and len(values) != size):
+        raise ConfigError(f"{path}: {key} must hold {size or 'a list of'} numbers, got {values!r}")
+    return [float(v) for v in values]
+
+
+def camera_info_from_file(url: str, frame_id: str = "") -> CameraInfo:
+    """Read a calibration in the camera_calibration YAML format (as camera_info_manager does).
+
+    Keys: ``image_width``, ``image_height``, ``camera_name``, ``camera_matrix``,
+    ``distortion_model``, ``distortion_coefficients``, ``rectification_matrix``,
+    ``projection_matrix`` (matrices as ``{rows, cols, data}``).
+
+    Raises:
+        ConfigError: If the file is missing or malformed.
+    """
+    path = _url_to_path(url)
+    try:
+        data = yaml.safe_load(path.read_text())
+    except OSError as err:
+        raise ConfigError(f"cannot read camera calibration '{path}': {err}") from err
+    except yaml.YAMLError as err:
+        raise ConfigError(f"camera calibration '{path}' is not valid YAML: {err}") from err
+    if not isinstance(data, Mapping) or "image_width" not in data or "image_height" not in data:
+        raise ConfigError(f"camera calibration '{path}' needs image_width and image_height")
+    info = CameraInfo()
+    info.header.frame_id = frame_id
+    info.width, info.height = int(data["image_width"]), int(data["image_height"])
+    info.distortion_model = str(data.get("distortion_model", "plumb_bob"))
+    k = _matrix(data, "camera_matrix", 9, path)
+    r = _matrix(data, "rectification_matrix", 9, path)
+    p = _matrix(data, "projection_matrix", 12, path)
+    info.d = _matrix(data, "distortion_coefficients", None, path)
+    if k:
+        info.k = k
+    info.r = r or [1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0]
+    if p:
+        info.p = p
+    elif k:  # monocular camera without a projection matrix: P = [K | 0]
+        info.p = [k[0], k[1], k[2], 0.0, k[3], k[4], k[5], 0.0, k[6], k[7], k[8], 0.0]
+    return info
+
+
+def default_camera_info(height: int, width: int, frame_id: str = "", stamp_ns: int = 0) -> CameraInfo:
+    """An uncalibrated CameraInfo: only the size, frame and stamp (K and P all zero)."""
+    info = CameraInfo()
+    info.header.stamp = ns_to_stamp(stamp_ns)
+    info.header.frame_id = frame_id
+    info.height, info.width = int(height), int(width)
+    info.distortion_model = "plumb_bob"
+    info.r = [1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0]
+    return info
+
+
+def restamp_camera_info(info: CameraInfo, stamp_ns: int, frame_id: str | None = None) -> CameraInfo:
+    """A copy of ``info`` with a new stamp (and frame_id when given)."""
+    out = copy.deepcopy(info)
+    out.header.stamp = ns_to_stamp(stamp_ns)
+    if frame_id is not None:
+        out.header.frame_id = frame_id
+    return out
+
+
+# --------------------------------------------------------------------------- diagnostics
+
+_LEVELS = {"ok": DiagnosticStatus.OK, "warn": DiagnosticStatus.WARN, "error": DiagnosticStatus.ERROR,
+           "stale": DiagnosticStatus.STALE}  # fmt: skip
+
+
+def diagnostic_status(
+    name: str, hardware_id: str, level: str, message: str, values: Mapping[str, Any]
+) -> DiagnosticStatus:
+    """A DiagnosticStatus; ``level`` is ok|warn|error|stale, values are stringified."""
+    status = DiagnosticStatus()
+    status.level = _LEVELS[level]
+    status.name, status.hardware_id, status.message = name, hardware_id, message
+    status.values = [KeyValue(key=str(k), value=_fmt(v)) for k, v in values.items()]
+    return status
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    return str(value)

@@ -1,0 +1,271 @@
+"""``spike_camera_driver``: publishes SpikePackets from a .dat file, a simulator or a camera SDK.
+
+Topics (relative names, remappable):
+    spikes               stir_ros/msg/SpikePacket, ``frames_per_packet`` frames each
+    spikes/camera_info   sensor_msgs/CameraInfo, same header as each packet
+    /diagnostics         diagnostic_msgs/DiagnosticArray, once a second
+
+Clocks: ``first_frame_index`` counts frames since the stream started (sensor clock). The header
+stamp of a packet is the node clock at the start of publishing plus ``first_frame_index /
+frame_rate_hz`` (nominal capture time, exact and monotonic); with ``realtime`` the packets leave
+at those times. QoS: reliable, volatile, keep last 50 (REP-2003 for sensor drivers),
+overridable through ``qos_overrides./<topic>.publisher.*`` parameters.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, fields
+from typing import Any
+
+import rclpy
+from diagnostic_msgs.msg import DiagnosticArray
+from rclpy.executors import ExternalShutdownException
+from rclpy.node import Node
+from rclpy.qos import QoSDurabilityPolicy, QoSHistoryPolicy, QoSProfile, QoSReliabilityPolicy
+from rclpy.qos_overriding_options import QoSOverridingOptions
+from rcl_interfaces.msg import ParameterDescriptor
+from sensor_msgs.msg import CameraInfo
+
+from stir_ros.core.errors import ConfigError, StirRosError
+from stir_ros.core.packing import ENCODING_VIDAR_BITPACKED, ENCODINGS, decode_payload, encode_frames
+from stir_ros.core.sources import DatSource, SimSource, SpikeSource
+from stir_ros.msg import SpikePacket
+from stir_ros.ros import RateLimitedLog
+from stir_ros.ros.conversions import (
+    camera_info_from_file,
+    default_camera_info,
+    diagnostic_status,
+    make_packet,
+    restamp_camera_info,
+)
+from stir_ros.ros.graph import DRIVER_NAME, DRIVER_PARAMETERS
+
+__all__ = ["DriverSettings", "SpikeCameraDriver", "make_source", "main"]
+
+#: REP-2003: sensor drivers publish reliable (compatible with best-effort and reliable readers).
+#: Depth 50 packets (250 ms at 20 kHz with 100 frames per packet) rides out a slow reader.
+DRIVER_QOS = QoSProfile(
+    history=QoSHistoryPolicy.KEEP_LAST, depth=50,
+    reliability=QoSReliabilityPolicy.RELIABLE, durability=QoSDurabilityPolicy.VOLATILE,
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class DriverSettings:
+    """The driver's parameters, validated (see :data:`stir_ros.ros.graph.DRIVER_PARAMETERS`)."""
+
+    source: str = "sim"
+    dat_path: str = ""
+    height: int = 250
+    width: int = 400
+    frame_rate_hz: float = 20000.0
+    frames_per_packet: int = 100
+    realtime: bool = True
+    loop: bool = False
+    max_frames: int = 0
+    encoding: str = ENCODING_VIDAR_BITPACKED
+    frame_id: str = "spike_camera_optical_frame"
+    camera_info_url: str = ""
+    wait_for_subscribers: int = 0
+    wait_for_subscribers_timeout_s: float = 10.0
+    sim_seed: int = 0
+    sim_alpha: float = 0.6
+    sim_max_speed: float = 0.02
+    sim_noise_std: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.source not in ("dat", "sim"):
+            raise ConfigError(f"source must be 'dat' or 'sim', got {self.source!r}")
+        if self.source == "dat" and not self.dat_path:
+            raise ConfigError("source 'dat' needs dat_path")
+        if self.height <= 0 or self.width <= 0:
+            raise ConfigError(f"height and width must be positive, got {self.height}x{self.width}")
+        if not self.frame_rate_hz > 0:
+            raise ConfigError(f"frame_rate_hz must be positive, got {self.frame_rate_hz}")
+        if self.frames_per_packet < 1:
+            raise ConfigError(f"frames_per_packet must be >= 1, got {self.frames_per_packet}")
+        if self.max_frames < 0:
+            raise ConfigError(f"max_frames must be >= 0, got {self.max_frames}")
+        if self.encoding not in ENCODINGS:
+            raise ConfigError(f"encoding must be one of {ENCODINGS}, got {self.encoding!r}")
+
+    @classmethod
+    def from_mapping(cls, values: dict[str, Any]) -> DriverSettings:
+        """Build from parameter values (unknown keys are ignored)."""
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in values.items() if k in names})
+
+
+def make_source(s: DriverSettings) -> SpikeSource:
+    """Open the configured source."""
+    if s.source == "dat":
+        return DatSource(s.dat_path, s.height, s.width, s.frame_rate_hz, loop=s.loop)
+    return SimSource(
+        s.height, s.width, s.frame_rate_hz, alpha=s.sim_alpha, seed=s.sim_seed,
+        max_speed=s.sim_max_speed, noise_std=s.sim_noise_std,
+    )  # fmt: skip
+
+
+class SpikeCameraDriver(Node):
+    """Reads a :class:`SpikeSource` in a publishing thread and publishes SpikePackets."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(DRIVER_NAME, **kwargs)
+        for spec in DRIVER_PARAMETERS:
+            self.declare_parameter(spec.name, spec.default, ParameterDescriptor(description=spec.description, read_only=True))
+        values = {spec.name: self.get_parameter(spec.name).value for spec in DRIVER_PARAMETERS}
+        self.settings = DriverSettings.from_mapping(values)
+        self.source = make_source(self.settings)
+        s = self.settings
+        if s.camera_info_url:
+            self.camera_info = camera_info_from_file(s.camera_info_url, s.frame_id)
+        else:
+            self.camera_info = default_camera_info(self.source.height, self.source.width, s.frame_id)
+        overrides = QoSOverridingOptions.with_default_policies()
+        self.spikes_pub = self.create_publisher(SpikePacket, "spikes", DRIVER_QOS, qos_overriding_options=overrides)
+        self.info_pub = self.create_publisher(
+            CameraInfo, "spikes/camera_info", DRIVER_QOS, qos_overriding_options=overrides
+        )
+        self.diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
+        self._log = RateLimitedLog()
+        self.packets = 0
+        self.frames = 0
+        self.lag_s = 0.0
+        self._started = time.monotonic()
+        self._stop = threading.Event()
+        self.finished = threading.Event()
+        self.error: BaseException | None = None
+        self.create_timer(1.0, self._publish_diagnostics)
+        self._thread = threading.Thread(target=self._run, name="spike_publisher", daemon=True)
+        self._thread.start()
+        self.get_logger().info(
+            f"publishing {s.source} {self.source.height}x{self.source.width} at {s.frame_rate_hz:g} Hz, "
+            f"{s.frames_per_packet} frames per packet on {self.spikes_pub.topic_name}"
+        )
+
+    # ------------------------------------------------------------------ publishing thread
+
+    def _wait_for_subscribers(self) -> None:
+        s = self.settings
+        deadline = time.monotonic() + s.wait_for_subscribers_timeout_s
+        while self.spikes_pub.get_subscription_count() < s.wait_for_subscribers and not self._stop.is_set():
+            if time.monotonic() > deadline:
+                self.get_logger().warning(
+                    f"only {self.spikes_pub.get_subscription_count()} of {s.wait_for_subscribers} subscribers "
+                    f"after {s.wait_for_subscribers_timeout_s:g} s; publishing anyway"
+                )
+                return
+            time.sleep(0.02)
+        # The publisher has matched the reader; give the reader a moment to match the publisher
+        # too, or a best-effort reader drops the first packets.
+        self._stop.wait(0.5)
+
+    def _run(self) -> None:
+        try:
+            self._publish_loop()
+        except StirRosError as err:
+            self.error = err
+            self.get_logger().error(f"spike source failed: {err}")
+        except Exception as err:  # noqa: BLE001 - reported, then the node exits non-zero
+            if not self.context.ok():
+                return  # shut down (SIGINT) while publishing: not an error
+            self.error = err
+            self.get_logger().error(f"driver thread crashed: {err!r}")
+        finally:
+            self.finished.set()
+
+    def _publish_loop(self) -> None:
+        s = self.settings
+        if s.wait_for_subscribers > 0:
+            self._wait_for_subscribers()
+        rate = float(self.source.frame_rate_hz)
+        t0_wall = time.monotonic()
+        t0_stamp = self.get_clock().now().nanoseconds
+        index = 0
+        seq = 0
+        while not self._stop.is_set():
+            want = s.frames_per_packet
+            if s.max_frames:
+                want = min(want, s.max_frames - index)
+                if want <= 0:
+                    break
+            block = self.source.read(want)
+            if block is None:
+                break
+            if s.realtime:
+                # Leave when the last frame of the packet has been captured.
+                due = t0_wall + (index + block.num_frames) / rate
+                delay = due - time.monotonic()
+                if delay > 0:
+                    self._stop.wait(delay)
+                self.lag_s = max(0.0, -delay)
+                if self.lag_s > 0.5:
+                    self._log(self.get_logger().warning, "lag", f"{self.lag_s:.2f} s behind real time: the source is too slow")
+            payload, encoding = block.data, block.encoding
+            if encoding != s.encoding:
+                payload = encode_frames(decode_payload(payload, self.source.height, self.source.width, block.num_frames, encoding), s.encoding)
+            stamp_ns = t0_stamp + round(index * 1e9 / rate)
+            msg = make_packet(
+                payload, height=self.source.height, width=self.source.width, num_frames=block.num_frames,
+                seq=seq, first_frame_index=index, frame_rate_hz=rate, stamp_ns=stamp_ns,
+                frame_id=s.frame_id, encoding=s.encoding,
+            )  # fmt: skip
+            self.spikes_pub.publish(msg)
+            self.info_pub.publish(restamp_camera_info(self.camera_info, stamp_ns))
+            index += block.num_frames
+            seq += 1
+            self.packets, self.frames = seq, index
+        self.get_logger().info(f"end of stream after {self.frames} frames in {self.packets} packets")
+        # Reliable delivery of the last packets before the process exits.
+        self.spikes_pub.wait_for_all_acked(rclpy.duration.Duration(seconds=2.0))
+
+    def _publish_diagnostics(self) -> None:
+        elapsed = max(time.monotonic() - self._started, 1e-9)
+        values = {
+            "source": self.settings.source,
+            "packets_published": self.packets,
+            "frames_published": self.frames,
+            "mean_frame_rate_hz": self.frames / elapsed,
+            "lag_s": self.lag_s,
+        }
+        level = "warn" if self.lag_s > 0.5 else "ok"
+        msg = DiagnosticArray()
+        msg.header.stamp = self.get_clock().now().to_msg()
+        msg.status = [diagnostic_status(f"{self.get_fully_qualified_name()}: spikes", self.settings.frame_id, level,
+                                        "behind real time" if level == "warn" else "publishing", values)]
+        self.diag_pub.publish(msg)
+
+    def stop(self) -> None:
+        """Stop the publishing thread and close the source."""
+        self._stop.set()
+        self._thread.join(timeout=5.0)
+        self.source.close()
+
+
+def main(args: list[str] | None = None) -> int:
+    """Entry point of ``spike_camera_driver``; returns the exit status."""
+    rclpy.init(args=args)
+    node = None
+    try:
+        node = SpikeCameraDriver()
+        while rclpy.ok() and not node.finished.is_set():
+            rclpy.spin_once(node, timeout_sec=0.1)
+        return 1 if node.error else 0
+    except (KeyboardInterrupt, ExternalShutdownException):
+        return 0
+    except StirRosError as err:
+        rclpy.logging.get_logger(DRIVER_NAME).error(str(err))
+        return 1
+    finally:
+        if node is not None:
+            node.stop()
+            node.destroy_node()
+        rclpy.try_shutdown()
+
+
+if __name__ == "__main__":
+    import sys
+
+    sys.exit(main())

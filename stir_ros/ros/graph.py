@@ -1,0 +1,366 @@
+"""The node graph of stir_ros, as data: executables, node names, parameters and remappings.
+
+:func:`build_graph` is the single description of what runs. The launch files in ``launch/`` turn
+its result into ``launch_ros`` actions, and ``stir-ros run`` (:mod:`stir_ros.ros.graph_runner`)
+starts the same processes with rclpy alone, so both start exactly the same graph.
+
+This module is pure Python (no rclpy, no launch): it also holds the parameter tables of both
+nodes (names, defaults, descriptions), which the nodes declare from and the docs describe.
+
+Parameters come from a ROS 2 params YAML file (``node_name: {ros__parameters: {...}}``; the
+``/**`` wildcard applies to every node) and are overridden by launch arguments
+(``name:=value``). Topics are ROS names that the launch arguments remap, as usual in ROS.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from stir_ros.core.errors import ConfigError
+
+__all__ = [
+    "PACKAGE",
+    "DRIVER_NAME",
+    "RECONSTRUCTOR_NAME",
+    "DRIVER_PARAMETERS",
+    "RECONSTRUCTOR_PARAMETERS",
+    "LAUNCH_ARGUMENTS",
+    "MODES",
+    "ParamSpec",
+    "NodeSpec",
+    "ProcessSpec",
+    "Graph",
+    "build_graph",
+    "default_config",
+    "find_config",
+    "load_params_file",
+    "parse_value",
+]
+
+PACKAGE = "stir_ros"
+DRIVER_NAME = "spike_camera_driver"
+RECONSTRUCTOR_NAME = "spike_reconstructor"
+MODES = ("pipeline", "reconstruct", "replay")
+
+#: Executable -> module with ``main()``, for running without the installed wrappers.
+EXECUTABLE_MODULES = {
+    "spike_camera_driver": "stir_ros.ros.driver_node",
+    "spike_reconstructor": "stir_ros.ros.reconstructor_node",
+}
+
+
+@dataclass(frozen=True)
+class ParamSpec:
+    """A node parameter: name, default (whose type is the parameter's type), meaning.
+
+    ``dynamic`` parameters may be changed while the node runs (validated first).
+    """
+
+    name: str
+    default: Any
+    description: str
+    dynamic: bool = False
+
+
+DRIVER_PARAMETERS: tuple[ParamSpec, ...] = (
+    ParamSpec("source", "sim", "Where spikes come from: 'dat' (a Vidar .dat file) or 'sim' (simulated moving scene)."),
+    ParamSpec("dat_path", "", "Path of the .dat file (source 'dat')."),
+    ParamSpec("height", 250, "Frame height in pixels (the .dat file's, or the simulated size)."),
+    ParamSpec("width", 400, "Frame width in pixels."),
+    ParamSpec("frame_rate_hz", 20000.0, "Sensor frame rate (frames per second); paces playback and sets the sensor clock."),
+    ParamSpec("frames_per_packet", 100, "Frames per SpikePacket (100 frames of 250x400 = 1.25 MB)."),
+    ParamSpec("realtime", True, "Pace packets at frame_rate_hz in real time; false publishes as fast as possible."),
+    ParamSpec("loop", False, "Restart the .dat file at its end (frame indices keep counting)."),
+    ParamSpec("max_frames", 0, "Stop after this many frames (0: at the end of the file, or never for 'sim')."),
+    ParamSpec("encoding", "vidar_bitpacked", "Payload encoding: 'vidar_bitpacked' or 'unpacked_u8'."),
+    ParamSpec("frame_id", "spike_camera_optical_frame", "header.frame_id of packets and camera_info."),
+    ParamSpec("camera_info_url", "", "Calibration file (file:// or package:// URL, camera_calibration YAML); empty: uncalibrated."),
+    ParamSpec("wait_for_subscribers", 0, "Before publishing, wait until this many subscribers match the spikes topic."),
+    ParamSpec("wait_for_subscribers_timeout_s", 10.0, "Give up waiting for subscribers after this many seconds and start."),
+    ParamSpec("sim_seed", 0, "Seed of the simulated scene and sensor."),
+    ParamSpec("sim_alpha", 0.6, "Simulated sensor alpha (firing rate at intensity 1)."),
+    ParamSpec("sim_max_speed", 0.02, "Peak speed of the simulated scene, pixels per frame."),
+    ParamSpec("sim_noise_std", 0.0, "Noise of the simulated integrate-and-fire increments."),
+)
+
+RECONSTRUCTOR_PARAMETERS: tuple[ParamSpec, ...] = (
+    ParamSpec("method", "stir", "Reconstruction: 'stir' (network), 'tfp' (spike rate) or 'tfi' (inter-spike interval).", True),
+    ParamSpec("weights", "", "STIR checkpoint file; empty: the shipped default weights.", True),
+    ParamSpec("device", "auto", "'auto', 'cpu', 'cuda' or 'cuda:N' (auto: CUDA for stir when available, CPU for tfp/tfi).", True),
+    ParamSpec("precision", "fp32", "'fp32', 'fp16' or 'bf16' (stir; fp16 on the CPU falls back to fp32).", True),
+    ParamSpec("window_length", 0, "Frames per window; 0: the checkpoint's for stir (41/61), 41 for tfp/tfi.", True),
+    ParamSpec("stride_frames", 200, "Frames between consecutive windows (one image per stride).", True),
+    ParamSpec("output_rate_hz", 0.0, "If > 0, overrides stride_frames: stride = round(frame_rate_hz / output_rate_hz).", True),
+    ParamSpec("max_batch", 4, "Most windows per forward pass.", True),
+    ParamSpec("alpha", 0.6, "Sensor alpha; images are divided by it.", True),
+    ParamSpec("output_encoding", "mono8", "Image encoding: 'mono8', 'mono16' or '32FC1'.", True),
+    ParamSpec("queue_size", 4, "Windows waiting for inference; when full the oldest is dropped (counted).", True),
+    ParamSpec("frame_id", "", "frame_id of the images; empty: the spike packets' frame_id.", True),
+    ParamSpec("diagnostics_period_s", 1.0, "Period of /diagnostics messages, seconds."),
+    ParamSpec("warmup_height", 0, "If > 0 with warmup_width, warm the model up at this size at start."),
+    ParamSpec("warmup_width", 0, "See warmup_height."),
+)
+
+_NODE_PARAMETERS = {DRIVER_NAME: DRIVER_PARAMETERS, RECONSTRUCTOR_NAME: RECONSTRUCTOR_PARAMETERS}
+
+#: Default ROS names the nodes use; launch arguments remap them.
+DEFAULT_TOPICS = {
+    "spikes_topic": "spikes",
+    "image_topic": "image",
+    "camera_info_topic": "camera_info",
+}
+
+#: Launch argument -> (node names it applies to, parameter name or None for a remapping, help).
+LAUNCH_ARGUMENTS: dict[str, tuple[tuple[str, ...], str | None, str]] = {
+    "method": ((RECONSTRUCTOR_NAME,), "method", "stir | tfp | tfi"),
+    "weights": ((RECONSTRUCTOR_NAME,), "weights", "STIR checkpoint (empty: shipped default)"),
+    "device": ((RECONSTRUCTOR_NAME,), "device", "auto | cpu | cuda | cuda:N"),
+    "precision": ((RECONSTRUCTOR_NAME,), "precision", "fp32 | fp16 | bf16"),
+    "window_length": ((RECONSTRUCTOR_NAME,), "window_length", "frames per window (0: automatic)"),
+    "stride_frames": ((RECONSTRUCTOR_NAME,), "stride_frames", "frames between images"),
+    "output_rate_hz": ((RECONSTRUCTOR_NAME,), "output_rate_hz", "images per second (overrides stride_frames)"),
+    "max_batch": ((RECONSTRUCTOR_NAME,), "max_batch", "most windows per forward pass"),
+    "alpha": ((RECONSTRUCTOR_NAME,), "alpha", "sensor alpha"),
+    "output_encoding": ((RECONSTRUCTOR_NAME,), "output_encoding", "mono8 | mono16 | 32FC1"),
+    "source": ((DRIVER_NAME,), "source", "dat | sim"),
+    "dat_path": ((DRIVER_NAME,), "dat_path", ".dat file for source dat"),
+    "height": ((DRIVER_NAME,), "height", "frame height"),
+    "width": ((DRIVER_NAME,), "width", "frame width"),
+    "frame_rate_hz": ((DRIVER_NAME,), "frame_rate_hz", "sensor frame rate"),
+    "frames_per_packet": ((DRIVER_NAME,), "frames_per_packet", "frames per SpikePacket"),
+    "realtime": ((DRIVER_NAME,), "realtime", "pace in real time"),
+    "loop": ((DRIVER_NAME,), "loop", "loop the .dat file"),
+    "use_sim_time": ((DRIVER_NAME, RECONSTRUCTOR_NAME), "use_sim_time", "use /clock (true for replay)"),
+    "spikes_topic": ((DRIVER_NAME, RECONSTRUCTOR_NAME), None, "SpikePacket topic (camera info: <spikes_topic>/camera_info)"),
+    "image_topic": ((RECONSTRUCTOR_NAME,), None, "output image topic"),
+    "camera_info_topic": ((RECONSTRUCTOR_NAME,), None, "output camera_info topic"),
+    "namespace": ((DRIVER_NAME, RECONSTRUCTOR_NAME), None, "namespace of every node"),
+    "bag": ((), None, "bag to play (replay)"),
+}
+
+
+@dataclass(frozen=True)
+class NodeSpec:
+    """One node process: what ``launch_ros.actions.Node`` needs."""
+
+    executable: str
+    name: str
+    namespace: str = ""
+    parameters: Mapping[str, Any] = field(default_factory=dict)
+    remappings: tuple[tuple[str, str], ...] = ()
+    package: str = PACKAGE
+
+    def params_yaml(self) -> str:
+        """The parameters as a ROS 2 params file for this node.
+
+        The key ``/**/<name>`` matches the node in any namespace, so that a namespace given on
+        the command line (``-r __ns:=/robot1``) does not detach the node from its parameters.
+        """
+        return yaml.safe_dump({f"/**/{self.name}": {"ros__parameters": dict(self.parameters)}}, sort_keys=True)
+
+
+@dataclass(frozen=True)
+class ProcessSpec:
+    """A plain process (``launch.actions.ExecuteProcess``), e.g. bag playback."""
+
+    name: str
+    cmd: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Graph:
+    """Everything one launch starts."""
+
+    mode: str
+    nodes: tuple[NodeSpec, ...]
+    processes: tuple[ProcessSpec, ...] = ()
+
+    def node(self, name: str) -> NodeSpec:
+        """The node called ``name`` (KeyError if absent)."""
+        for spec in self.nodes:
+            if spec.name == name:
+                return spec
+        raise KeyError(name)
+
+
+# --------------------------------------------------------------------------- config files
+
+
+def find_config(name: str) -> Path:
+    """Locate ``config/<name>`` in an install space (``share/stir_ros/config``) or the checkout."""
+    candidates = []
+    for prefix in filter(None, os.environ.get("AMENT_PREFIX_PATH", "").split(os.pathsep)):
+        candidates.append(Path(prefix) / "share" / PACKAGE / "config" / name)
+    candidates.append(Path(__file__).resolve().parents[2] / "config" / name)
+    for path in candidates:
+        if path.is_file():
+            return path
+    raise ConfigError(f"config file {name!r} not found in {', '.join(str(c.parent) for c in candidates)}")
+
+
+def default_config(mode: str) -> Path:
+    """The params file a mode uses by default."""
+    return find_config("pipeline.yaml" if mode == "pipeline" else "reconstructor.yaml")
+
+
+def load_params_file(path: str | os.PathLike[str]) -> dict[str, dict[str, Any]]:
+    """Read a ROS 2 params YAML file into ``{node_name: {param: value}}``.
+
+    Node keys may be plain (``name``), fully qualified (``/ns/name``, kept as ``ns/name``),
+    ``/**/name`` (kept as ``name``) or the wildcard ``/**`` (kept as is).
+
+    Raises:
+        ConfigError: If the file is missing or not in the params format.
+    """
+    try:
+        data = yaml.safe_load(Path(path).read_text())
+    except OSError as err:
+        raise ConfigError(f"cannot read params file '{path}': {err}") from err
+    except yaml.YAMLError as err:
+        raise ConfigError(f"params file '{path}' is not valid YAML: {err}") from err
+    if data is None:
+        return {}
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"params file '{path}' must map node names to {{ros__parameters: ...}}")
+    out: dict[str, dict[str, Any]] = {}
+    for node, body in data.items():
+        if not isinstance(body, Mapping) or not isinstance(body.get("ros__parameters", {}), Mapping):
+            raise ConfigError(f"params file '{path}': entry {node!r} must hold a 'ros__parameters' mapping")
+        key = str(node)
+        if key.startswith("/**/"):
+            key = key[4:]  # "/**/name": that node in any namespace
+        elif key != "/**":
+            key = key.lstrip("/")
+        out[key] = dict(body.get("ros__parameters") or {})
+    return out
+
+
+def parse_value(text: Any, like: Any) -> Any:
+    """Convert a launch-argument string to the type of ``like`` (bool, int, float or str)."""
+    if not isinstance(text, str):
+        value = text
+    elif isinstance(like, bool):
+        low = text.strip().lower()
+        if low not in ("true", "false", "1", "0", "yes", "no"):
+            raise ConfigError(f"expected true or false, got {text!r}")
+        return low in ("true", "1", "yes")
+    elif isinstance(like, int):
+        try:
+            return int(text)
+        except ValueError:
+            raise ConfigError(f"expected an integer, got {text!r}") from None
+    elif isinstance(like, float):
+        try:
+            return float(text)
+        except ValueError:
+            raise ConfigError(f"expected a number, got {text!r}") from None
+    else:
+        return text
+    if isinstance(like, bool) and not isinstance(value, bool):
+        raise ConfigError(f"expected true or false, got {value!r}")
+    if isinstance(like, float) and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    return value
+
+
+def _spec_of(node: str, name: str) -> ParamSpec | None:
+    for spec in _NODE_PARAMETERS[node]:
+        if spec.name == name:
+            return spec
+    return None
+
+
+def _node_params(params: Mapping[str, Mapping[str, Any]], node: str, namespace: str) -> dict[str, Any]:
+    merged: dict[str, Any] = dict(params.get("/**", {}))
+    full = f"{namespace.strip('/')}/{node}" if namespace.strip("/") else node
+    merged.update(params.get(node, {}))
+    if full != node:
+        merged.update(params.get(full, {}))
+    return merged
+
+
+# --------------------------------------------------------------------------- the graph
+
+
+def build_graph(
+    mode: str = "pipeline",
+    config: str | os.PathLike[str] | Mapping[str, Mapping[str, Any]] | None = None,
+    arguments: Mapping[str, Any] | None = None,
+) -> Graph:
+    """Describe the processes of a launch.
+
+    Args:
+        mode: ``pipeline`` (driver + reconstructor), ``reconstruct`` (reconstructor only, for a
+            real camera driver or a bag played elsewhere) or ``replay`` (``stir-ros bag play BAG
+            --clock`` + reconstructor with ``use_sim_time``).
+        config: A params YAML path, its parsed content, or ``None`` for the mode's default file
+            (``config/pipeline.yaml`` or ``config/reconstructor.yaml``).
+        arguments: Launch arguments (:data:`LAUNCH_ARGUMENTS`), as strings (from a launch file or
+            the command line) or typed values. Empty strings mean "not given".
+
+    Returns:
+        The :class:`Graph`.
+
+    Raises:
+        ConfigError: Unknown mode or argument, a value of the wrong type, or replay without a bag.
+    """
+    if mode not in MODES:
+        raise ConfigError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
+    if config is None:
+        config = default_config(mode)
+    params = load_params_file(config) if isinstance(config, (str, os.PathLike)) else dict(config)
+    args = {k: v for k, v in (arguments or {}).items() if not (isinstance(v, str) and v == "")}
+    unknown = sorted(set(args) - set(LAUNCH_ARGUMENTS))
+    if unknown:
+        raise ConfigError(f"unknown launch argument(s) {unknown}; known: {', '.join(LAUNCH_ARGUMENTS)}")
+
+    namespace = str(args.get("namespace", "")).strip("/")
+    names = [DRIVER_NAME, RECONSTRUCTOR_NAME] if mode == "pipeline" else [RECONSTRUCTOR_NAME]
+    node_params = {n: _node_params(params, n, namespace) for n in names}
+    if mode == "replay":
+        node_params[RECONSTRUCTOR_NAME].setdefault("use_sim_time", True)
+
+    for arg, value in args.items():
+        targets, param, _ = LAUNCH_ARGUMENTS[arg]
+        if param is None:
+            continue
+        for node in targets:
+            if node not in node_params:
+                continue
+            spec = _spec_of(node, param)
+            like = spec.default if spec else False  # use_sim_time is ROS's own bool parameter
+            try:
+                node_params[node][param] = parse_value(value, like)
+            except ConfigError as err:
+                raise ConfigError(f"launch argument {arg}: {err}") from None
+
+    spikes = str(args.get("spikes_topic", DEFAULT_TOPICS["spikes_topic"]))
+    remaps: dict[str, list[tuple[str, str]]] = {n: [] for n in names}
+    if spikes != DEFAULT_TOPICS["spikes_topic"]:
+        for node in names:
+            remaps[node] += [("spikes", spikes), ("spikes/camera_info", f"{spikes.rstrip('/')}/camera_info")]
+    for arg in ("image_topic", "camera_info_topic"):
+        value = str(args.get(arg, DEFAULT_TOPICS[arg]))
+        if value != DEFAULT_TOPICS[arg]:
+            remaps[RECONSTRUCTOR_NAME].append((DEFAULT_TOPICS[arg], value))
+
+    nodes = tuple(
+        NodeSpec(
+            executable=n, name=n, namespace=namespace, parameters=node_params[n],
+            remappings=tuple(remaps[n]),
+        )  # fmt: skip
+        for n in names
+    )
+    processes: tuple[ProcessSpec, ...] = ()
+    if mode == "replay":
+        bag = str(args.get("bag", ""))
+        if not bag:
+            raise ConfigError("replay needs the launch argument bag:=PATH")
+        processes = (ProcessSpec("bag_play", ("stir-ros", "bag", "play", bag, "--clock")),)
+    return Graph(mode=mode, nodes=nodes, processes=processes)

@@ -1,0 +1,169 @@
+"""The reconstruction engine (stir_ros.core.engine)."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+import torch
+
+from stir_ros.core import classical
+from stir_ros.core.engine import EngineConfig, ReconstructionEngine, default_weights_path
+from stir_ros.core.errors import CheckpointError, ConfigError, SpikeFormatError
+
+H, W = 32, 48
+
+
+def _windows(b: int, t: int, seed: int = 0) -> np.ndarray:
+    return (np.random.default_rng(seed).random((b, t, H, W)) < 0.3).astype(np.uint8)
+
+
+@pytest.fixture(scope="module")
+def stir_weights(tmp_path_factory) -> str:
+    """A real STIR-41 network with random weights, saved as a checkpoint (test-only)."""
+    from stir_ros.models import build_model, save_checkpoint
+
+    torch.manual_seed(0)
+    model = build_model({"type": "stir_41"})
+    # Random batch-norm statistics too, so that the output is not trivially flat.
+    for mod in model.modules():
+        if isinstance(mod, torch.nn.BatchNorm2d):
+            mod.running_mean.uniform_(-0.1, 0.1)
+            mod.running_var.uniform_(0.5, 1.5)
+    path = tmp_path_factory.mktemp("weights") / "random_stir41.pt"
+    save_checkpoint(path, model, {"window_length": 41, "alpha": 0.6, "notes": "random weights for tests"},
+                    model_config={"type": "stir_41"})  # fmt: skip
+    return str(path)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "needle"),
+    [
+        ({"method": "spk2img"}, "method"),
+        ({"method": "stir", "window_length": 50}, "41 or 61"),
+        ({"method": "tfp", "window_length": -1}, "window_length"),
+        ({"device": "gpu"}, "device"),
+        ({"device": "cuda:x"}, "device"),
+        ({"precision": "int8"}, "precision"),
+        ({"max_batch": 0}, "max_batch"),
+        ({"alpha": 0.0}, "alpha"),
+        ({"alpha": float("nan")}, "alpha"),
+    ],
+)
+def test_config_validation(kwargs, needle):
+    with pytest.raises(ConfigError, match=needle):
+        EngineConfig(**kwargs)
+
+
+@pytest.mark.parametrize("method", ["tfp", "tfi"])
+def test_classical_matches_core_and_is_clamped(method):
+    engine = ReconstructionEngine(EngineConfig(method=method, max_batch=2))
+    assert engine.window_length == 41 and engine.device.type == "cpu"
+    win = _windows(5, 41)
+    out = engine.reconstruct(win)
+    assert out.shape == (5, H, W) and out.dtype == np.float32
+    assert out.min() >= 0.0 and out.max() <= 1.0
+    fn = classical.tfp if method == "tfp" else classical.tfi
+    np.testing.assert_allclose(out, np.clip(fn(win, alpha=0.6), 0, 1), rtol=1e-6)
+    # one window [T, H, W] and torch input give the same
+    np.testing.assert_allclose(engine.reconstruct(win[0])[0], out[0])
+    np.testing.assert_allclose(engine.reconstruct(torch.from_numpy(win)), out)
+
+
+def test_classical_torch_path_equals_numpy_path():
+    numpy_engine = ReconstructionEngine(EngineConfig(method="tfp", window_length=21))
+    torch_engine = ReconstructionEngine(EngineConfig(method="tfp", window_length=21))
+    torch_engine.device = torch.device("cpu")
+    win = _windows(3, 21)
+    np.testing.assert_allclose(torch_engine._run_torch(win), numpy_engine.reconstruct(win), atol=1e-6)
+
+
+def test_wrong_window_length_is_refused():
+    engine = ReconstructionEngine(EngineConfig(method="tfp", window_length=21))
+    with pytest.raises(SpikeFormatError, match="expects 21"):
+        engine.reconstruct(_windows(1, 41))
+    with pytest.raises(SpikeFormatError):
+        engine.reconstruct(np.zeros((2, 2), np.uint8))
+
+
+def test_missing_weights_fail_clearly(tmp_path):
+    with pytest.raises(CheckpointError, match="does not exist"):
+        ReconstructionEngine(EngineConfig(method="stir", weights=str(tmp_path / "nope.pt")))
+    if not default_weights_path().is_file():
+        with pytest.raises(CheckpointError, match="default STIR weights"):
+            ReconstructionEngine(EngineConfig(method="stir"))
+
+
+def test_stir_output_is_raw_over_alpha_clamped(stir_weights):
+    engine = ReconstructionEngine(EngineConfig(method="stir", weights=stir_weights, alpha=0.5, max_batch=2, device="cpu"))
+    assert engine.window_length == 41
+    win = _windows(3, 41)
+    out = engine.reconstruct(win)  # batches of 2 + 1
+    assert out.shape == (3, H, W) and out.dtype == np.float32
+    with torch.inference_mode():
+        raw = engine.model(torch.from_numpy(win).float())[:, 0].numpy()
+    np.testing.assert_allclose(out, np.clip(raw / 0.5, 0, 1), atol=1e-5)
+    assert 0.0 <= out.min() and out.max() <= 1.0
+
+
+def test_stir_window_length_must_match_checkpoint(stir_weights):
+    with pytest.raises(CheckpointError, match="window_length"):
+        ReconstructionEngine(EngineConfig(method="stir", weights=stir_weights, window_length=61))
+
+
+def test_cpu_fp16_falls_back_and_bf16_runs(stir_weights):
+    engine = ReconstructionEngine(EngineConfig(method="stir", weights=stir_weights, device="cpu", precision="fp16"))
+    assert engine.precision == "fp32"
+    assert any("fp16" in w for w in engine.pop_warnings())
+    assert engine.pop_warnings() == []
+    bf16 = ReconstructionEngine(EngineConfig(method="stir", weights=stir_weights, device="cpu", precision="bf16"))
+    out = bf16.reconstruct(_windows(1, 41))
+    assert out.shape == (1, H, W) and np.isfinite(out).all()
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_missing_cuda_falls_back_to_cpu_with_warning():
+    engine = ReconstructionEngine(EngineConfig(method="tfp", device="cuda:1"))
+    assert engine.device.type == "cpu"
+    assert "CUDA is not available" in engine.pop_warnings()[0]
+
+
+def test_out_of_memory_halves_the_batch_then_moves_to_cpu(stir_weights, monkeypatch):
+    engine = ReconstructionEngine(EngineConfig(method="stir", weights=stir_weights, device="cpu", max_batch=4))
+    real = engine._run_torch
+    calls: list[int] = []
+
+    def fake(chunk):
+        calls.append(len(chunk))
+        if engine.device.type == "cuda":  # pretend the GPU is full at any batch size
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory (simulated)")
+        return real(chunk)
+
+    engine.device = torch.device("cuda")  # as if it had started on a GPU
+    monkeypatch.setattr(engine, "_run_torch", fake)
+    monkeypatch.setattr(engine.model, "to", lambda device: engine.model)
+    out = engine.reconstruct(_windows(4, 41))
+    assert out.shape == (4, H, W)
+    assert calls[:3] == [4, 2, 1] and engine.device.type == "cpu"
+    assert engine.oom_fallbacks == 3
+    warnings = engine.pop_warnings()
+    assert any("batch size reduced to 2" in w for w in warnings)
+    assert any("moving the model to the CPU" in w for w in warnings)
+
+
+def test_warmup_runs_once_per_size():
+    engine = ReconstructionEngine(EngineConfig(method="tfp"))
+    engine.warmup(H, W)
+    engine.warmup(H, W)
+    assert engine._warmed == {(H, W)}
+
+
+@pytest.mark.cuda
+@pytest.mark.parametrize("precision", ["fp16", "bf16"])
+def test_cuda_reduced_precision_close_to_fp32(stir_weights, precision):
+    device = os.environ.get("TORCH_DEVICE", "cuda")
+    ref = ReconstructionEngine(EngineConfig(method="stir", weights=stir_weights, device=device))
+    low = ReconstructionEngine(EngineConfig(method="stir", weights=stir_weights, device=device, precision=precision))
+    win = _windows(2, 41)
+    np.testing.assert_allclose(low.reconstruct(win), ref.reconstruct(win), atol=0.05)

@@ -1,0 +1,204 @@
+"""The node graph (stir_ros.ros.graph), the launch files built on it, and the runner's commands."""
+
+from __future__ import annotations
+
+import ast
+import dataclasses
+import py_compile
+from pathlib import Path
+
+import pytest
+import yaml
+
+from stir_ros.core.errors import ConfigError
+from stir_ros.ros.graph import (
+    DRIVER_NAME,
+    DRIVER_PARAMETERS,
+    LAUNCH_ARGUMENTS,
+    RECONSTRUCTOR_NAME,
+    RECONSTRUCTOR_PARAMETERS,
+    build_graph,
+    find_config,
+    load_params_file,
+    parse_value,
+)
+from stir_ros.ros.graph_runner import node_command, parse_items
+
+ROOT = Path(__file__).resolve().parents[1]
+LAUNCH_FILES = sorted((ROOT / "launch").glob("*.launch.py"))
+
+
+def test_pipeline_from_default_config():
+    graph = build_graph("pipeline")
+    assert [n.name for n in graph.nodes] == [DRIVER_NAME, RECONSTRUCTOR_NAME]
+    assert [n.executable for n in graph.nodes] == ["spike_camera_driver", "spike_reconstructor"]
+    assert all(n.package == "stir_ros" and n.namespace == "" and n.remappings == () for n in graph.nodes)
+    yaml_params = load_params_file(find_config("pipeline.yaml"))
+    assert dict(graph.node(RECONSTRUCTOR_NAME).parameters) == yaml_params[RECONSTRUCTOR_NAME]
+    assert dict(graph.node(DRIVER_NAME).parameters) == yaml_params[DRIVER_NAME]
+    assert graph.processes == ()
+
+
+def test_launch_arguments_override_with_types():
+    graph = build_graph(
+        "pipeline", None,
+        {"method": "tfp", "window_length": "41", "stride_frames": 20, "realtime": "false", "frame_rate_hz": "40000",
+         "use_sim_time": "true", "weights": ""},
+    )  # fmt: skip
+    rec, drv = graph.node(RECONSTRUCTOR_NAME).parameters, graph.node(DRIVER_NAME).parameters
+    assert (rec["method"], rec["window_length"], rec["stride_frames"]) == ("tfp", 41, 20)
+    assert drv["realtime"] is False and drv["frame_rate_hz"] == 40000.0 and isinstance(drv["frame_rate_hz"], float)
+    assert rec["use_sim_time"] is True and drv["use_sim_time"] is True
+    assert rec["weights"] == ""  # an empty launch argument keeps the file's value
+
+
+def test_topics_are_remappings_and_namespace_applies():
+    graph = build_graph(
+        "pipeline", None,
+        {"spikes_topic": "/cam/spikes", "image_topic": "/cam/image_recon", "camera_info_topic": "/cam/info",
+         "namespace": "robot1"},
+    )  # fmt: skip
+    drv, rec = graph.node(DRIVER_NAME), graph.node(RECONSTRUCTOR_NAME)
+    assert drv.namespace == rec.namespace == "robot1"
+    assert drv.remappings == (("spikes", "/cam/spikes"), ("spikes/camera_info", "/cam/spikes/camera_info"))
+    assert rec.remappings == drv.remappings + (("image", "/cam/image_recon"), ("camera_info", "/cam/info"))
+
+
+def test_reconstruct_and_replay_modes():
+    rec_only = build_graph("reconstruct", None, {"method": "tfi"})
+    assert [n.name for n in rec_only.nodes] == [RECONSTRUCTOR_NAME]
+    assert rec_only.nodes[0].parameters["method"] == "tfi"
+    replay = build_graph("replay", None, {"bag": "/data/run1", "method": "tfp"})
+    assert [n.name for n in replay.nodes] == [RECONSTRUCTOR_NAME]
+    assert replay.nodes[0].parameters["use_sim_time"] is True
+    assert replay.processes[0].cmd == ("stir-ros", "bag", "play", "/data/run1", "--clock")
+    with pytest.raises(ConfigError, match="bag"):
+        build_graph("replay")
+
+
+def test_params_file_wildcard_and_qualified_names(tmp_path):
+    path = tmp_path / "p.yaml"
+    path.write_text(yaml.safe_dump({
+        "/**": {"ros__parameters": {"use_sim_time": True}},
+        "/robot1/spike_reconstructor": {"ros__parameters": {"method": "tfi"}},
+        "spike_reconstructor": {"ros__parameters": {"method": "tfp", "max_batch": 2}},
+    }))  # fmt: skip
+    graph = build_graph("reconstruct", path, {"namespace": "robot1"})
+    assert dict(graph.nodes[0].parameters) == {"use_sim_time": True, "method": "tfi", "max_batch": 2}
+
+
+@pytest.mark.parametrize(
+    ("mode", "args", "needle"),
+    [
+        ("nope", {}, "mode"),
+        ("pipeline", {"colour": "red"}, "unknown launch argument"),
+        ("pipeline", {"window_length": "forty"}, "integer"),
+        ("pipeline", {"realtime": "maybe"}, "true or false"),
+        ("pipeline", {"alpha": "x"}, "number"),
+    ],
+)
+def test_graph_errors(mode, args, needle):
+    with pytest.raises(ConfigError, match=needle):
+        build_graph(mode, None, args)
+
+
+def test_bad_params_files(tmp_path):
+    (tmp_path / "a.yaml").write_text("spike_reconstructor: [1, 2]\n")
+    with pytest.raises(ConfigError, match="ros__parameters"):
+        load_params_file(tmp_path / "a.yaml")
+    with pytest.raises(ConfigError, match="cannot read"):
+        load_params_file(tmp_path / "missing.yaml")
+
+
+def test_parse_value():
+    assert parse_value("7", 0) == 7 and parse_value("7", 0.0) == 7.0 and parse_value(3, 0.5) == 3.0
+    assert parse_value("True", False) is True and parse_value("x", "") == "x"
+
+
+@pytest.mark.parametrize("name", ["driver.yaml", "reconstructor.yaml", "pipeline.yaml"])
+def test_config_files_use_declared_parameters_with_their_types(name):
+    specs = {DRIVER_NAME: DRIVER_PARAMETERS, RECONSTRUCTOR_NAME: RECONSTRUCTOR_PARAMETERS}
+    for node, params in load_params_file(find_config(name)).items():
+        declared = {s.name: s.default for s in specs[node]}
+        for key, value in params.items():
+            assert key in declared, f"{name}: {node}.{key} is not a parameter"
+            assert type(value) is type(declared[key]), f"{name}: {node}.{key} has type {type(value).__name__}"
+
+
+def test_node_settings_match_the_parameter_tables():
+    pytest.importorskip("rclpy")
+    from stir_ros.ros.driver_node import DriverSettings
+    from stir_ros.ros.reconstructor_node import ReconstructorSettings
+
+    for cls, specs in ((DriverSettings, DRIVER_PARAMETERS), (ReconstructorSettings, RECONSTRUCTOR_PARAMETERS)):
+        fields = {f.name: f.default for f in dataclasses.fields(cls)}
+        assert fields == {s.name: s.default for s in specs}
+
+
+def test_params_yaml_round_trip(tmp_path):
+    spec = build_graph("pipeline", None, {"namespace": "ns", "method": "tfp"}).node(RECONSTRUCTOR_NAME)
+    path = tmp_path / "p.yaml"
+    path.write_text(spec.params_yaml())
+    assert load_params_file(path) == {"spike_reconstructor": dict(spec.parameters)}
+    assert path.read_text().startswith("/**/spike_reconstructor:")
+
+
+# --------------------------------------------------------------------------- launch files
+
+
+def _launch_constants(path: Path) -> dict[str, object]:
+    out = {}
+    for node in ast.parse(path.read_text()).body:
+        if isinstance(node, ast.Assign) and isinstance(node.targets[0], ast.Name) and node.targets[0].id in ("MODE", "ARGUMENTS"):
+            out[node.targets[0].id] = ast.literal_eval(node.value)
+    return out
+
+
+def test_launch_files_exist_and_compile():
+    assert [p.name for p in LAUNCH_FILES] == ["reconstruct.launch.py", "replay.launch.py", "spike_pipeline.launch.py"]
+    for path in LAUNCH_FILES:
+        py_compile.compile(str(path), doraise=True)
+        source = path.read_text()
+        assert "def generate_launch_description" in source and "build_graph(MODE" in source
+
+
+@pytest.mark.parametrize("path", LAUNCH_FILES, ids=lambda p: p.name)
+def test_launch_files_get_what_they_need_from_the_graph(path):
+    consts = _launch_constants(path)
+    mode, arguments = consts["MODE"], consts["ARGUMENTS"]
+    assert set(arguments) <= set(LAUNCH_ARGUMENTS)
+    for required in ("method", "weights", "device", "precision", "window_length", "stride_frames", "spikes_topic",
+                     "image_topic", "use_sim_time"):  # fmt: skip
+        assert required in arguments
+    # As launch passes them: every declared argument as a string, empty when not given.
+    given = {name: "" for name in arguments}
+    if mode == "replay":
+        given["bag"] = "/tmp/some_bag"
+    given.update(method="tfp", window_length="41")
+    graph = build_graph(mode, None, given)
+    for spec in graph.nodes:  # the fields of launch_ros.actions.Node(...)
+        assert isinstance(spec.package, str) and isinstance(spec.executable, str) and isinstance(spec.name, str)
+        assert isinstance(spec.namespace, str)
+        assert all(isinstance(k, str) for k in spec.parameters)
+        assert all(isinstance(a, str) and isinstance(b, str) for a, b in spec.remappings)
+    assert graph.node(RECONSTRUCTOR_NAME).parameters["window_length"] == 41
+    assert [p.cmd[:3] for p in graph.processes] == ([("stir-ros", "bag", "play")] if mode == "replay" else [])
+
+
+# --------------------------------------------------------------------------- runner commands
+
+
+def test_node_command_line():
+    spec = build_graph("pipeline", None, {"namespace": "r1", "spikes_topic": "/s"}).node(RECONSTRUCTOR_NAME)
+    cmd = node_command(spec, "/tmp/p.yaml", ["--ros-args", "--log-level", "debug"])
+    i = cmd.index("--ros-args")
+    assert Path(cmd[0]).name == "spike_reconstructor" or cmd[1:3] == ["-m", "stir_ros.ros.reconstructor_node"]
+    assert cmd[i:] == ["--ros-args", "-r", "__node:=spike_reconstructor", "-r", "__ns:=/r1", "--params-file",
+                       "/tmp/p.yaml", "-r", "spikes:=/s", "-r", "spikes/camera_info:=/s/camera_info",
+                       "--log-level", "debug"]  # fmt: skip
+
+
+def test_parse_items():
+    assert parse_items(["c.yaml", "method:=tfp", "bag:=a:=b"]) == ("c.yaml", {"method": "tfp", "bag": "a:=b"})
+    with pytest.raises(ConfigError):
+        parse_items(["a.yaml", "b.yaml"])
