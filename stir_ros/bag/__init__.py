@@ -1,0 +1,17 @@
+"""rosbag2 tools without a ROS runtime: conversion, offline reconstruction, play and record.
+
+- :mod:`stir_ros.bag.types`: the rosbags type store with SpikePacket, type hashes, definitions.
+- :mod:`stir_ros.bag.io`: :class:`~stir_ros.bag.io.BagReader` / :class:`~stir_ros.bag.io.BagWriter`
+  (sqlite3 and mcap, damaged bags read as far as they are good).
+- :mod:`stir_ros.bag.convert`: ``.dat`` <-> bag of SpikePackets.
+- :mod:`stir_ros.bag.reconstruct`: offline reconstruction of a bag into images.
+- :mod:`stir_ros.bag.play`, :mod:`stir_ros.bag.record`: rclpy playback and recording (the only
+  modules here that use rclpy, imported when they run).
+- :mod:`stir_ros.bag.cli`: ``stir-ros bag ...``.
+
+Submodules are imported on use, so importing this package stays cheap.
+"""
+
+from __future__ import annotations
+
+__all__: list[str] = []

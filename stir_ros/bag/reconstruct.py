@@ -1,0 +1,600 @@
+"""Offline reconstruction of a bag of SpikePackets into images.
+
+The stream goes through the same pieces as the live ``spike_reconstructor`` node, in the same
+order, so that the same input gives the same images byte for byte:
+:class:`~stir_ros.core.stream.StreamMonitor` (accept / reset / drop each packet),
+:class:`~stir_ros.core.stream.WindowCutter` (windows on the sensor-clock grid, stamped with
+their centre frame), :class:`~stir_ros.core.engine.ReconstructionEngine` and
+:func:`~stir_ros.core.imaging.to_image_bytes`. Unlike the node nothing is ever dropped for lack
+of time: the queues between the stages block instead.
+
+Three threads, joined by bounded queues::
+
+    reader  : bag -> deserialize -> monitor -> decode -> cutter -> stacked batches ─┐  other topics ─┐
+    main    : engine.reconstruct(batch) -> images ──────────────────────────────────┴─> writer <──────┘
+    writer  : image bytes -> sensor_msgs/Image + CameraInfo -> bag | PNGs | video
+
+Images are stamped (header and bag time) with their window's centre-frame time. Their
+``camera_info`` is, as in the node, the camera's own (``<spike topic>/camera_info`` in the bag, as
+the driver publishes it) restamped, or an uncalibrated one of the image size.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import queue
+import shutil
+import sys
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from stir_ros.bag.io import (
+    DAMAGE_KINDS,
+    BagProblem,
+    BagReader,
+    BagWriter,
+    check_spike_topic,
+    copy_topics,
+    make_qos,
+    serialize,
+)
+from stir_ros.bag.types import CAMERA_INFO, IMAGE, get_typestore
+from stir_ros.core.errors import BagError, ConfigError, StirRosError
+from stir_ros.core.imaging import IMAGE_ENCODINGS, to_image_array
+from stir_ros.core.packing import decode_payload
+from stir_ros.core.stream import (
+    PacketHeader,
+    StreamMonitor,
+    Window,
+    WindowCutter,
+    stack_windows,
+    stride_for_rate,
+    validate_packet,
+)
+
+__all__ = ["ReconstructOptions", "ReconstructResult", "reconstruct_bag", "VIDEO_SUFFIXES"]
+
+VIDEO_SUFFIXES = (".gif", ".apng", ".mp4", ".mkv", ".avi", ".webm", ".mov")
+_END = object()
+
+
+@dataclass(frozen=True)
+class ReconstructOptions:
+    """Settings of an offline reconstruction (the node's parameter names).
+
+    Attributes:
+        method: ``stir``, ``tfp`` or ``tfi``.
+        window_length: Frames per window; 0 = the checkpoint's (stir) or 41 (tfp/tfi).
+        stride_frames: Frames between consecutive windows (one image per stride).
+        output_rate_hz: If > 0, overrides ``stride_frames``: ``round(frame_rate_hz / output_rate_hz)``.
+        alpha: Sensor alpha; images are divided by it.
+        device: ``auto``, ``cpu``, ``cuda`` or ``cuda:N``.
+        precision: ``fp32``, ``fp16`` or ``bf16`` (stir).
+        max_batch: Windows per forward pass.
+        weights: STIR checkpoint (``None``: the shipped default).
+        spike_topic: Topic to read; ``None``: ``/spikes`` or the bag's only SpikePacket topic.
+        image_topic: Output ``sensor_msgs/Image`` topic.
+        camera_info_topic: Output ``sensor_msgs/CameraInfo`` topic; empty for none.
+        output_encoding: ``mono8``, ``mono16`` or ``32FC1``.
+        frame_id: Image frame; empty: the ``header.frame_id`` of the packet completing each window.
+        storage: Output storage; ``None``: the input's.
+        keep_topics: Other topics to copy: ``None`` none, ``()`` all, or the names.
+    """
+
+    method: str = "stir"
+    window_length: int = 0
+    stride_frames: int = 20
+    output_rate_hz: float = 0.0
+    alpha: float = 0.6
+    device: str = "auto"
+    precision: str = "fp32"
+    max_batch: int = 4
+    weights: str | None = None
+    spike_topic: str | None = None
+    image_topic: str = "/image"
+    camera_info_topic: str = "/camera_info"
+    output_encoding: str = "mono8"
+    frame_id: str = ""
+    storage: str | None = None
+    keep_topics: Sequence[str] | None = None
+
+    def __post_init__(self) -> None:
+        if isinstance(self.stride_frames, bool) or not isinstance(self.stride_frames, int) or self.stride_frames < 1:
+            raise ConfigError(f"stride_frames must be a positive integer, got {self.stride_frames!r}")
+        if self.output_encoding not in IMAGE_ENCODINGS:
+            raise ConfigError(f"output encoding must be one of {', '.join(IMAGE_ENCODINGS)}, got {self.output_encoding!r}")
+        if not self.image_topic:
+            raise ConfigError("image_topic must not be empty")
+        if not self.output_rate_hz >= 0:
+            raise ConfigError(f"output_rate_hz must be >= 0 (0: use stride_frames), got {self.output_rate_hz}")
+
+
+@dataclass
+class ReconstructResult:
+    """What an offline reconstruction did."""
+
+    packets: int = 0
+    frames: int = 0
+    images: int = 0
+    kept_messages: int = 0
+    seconds: float = 0.0
+    spike_topic: str = ""
+    window_length: int = 0
+    device: str = ""
+    stamps_ns: list[int] = field(default_factory=list)
+    problems: list[BagProblem] = field(default_factory=list)
+    stream_events: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def frames_per_second(self) -> float:
+        """Spike frames processed per second of wall time."""
+        return self.frames / self.seconds if self.seconds > 0 else 0.0
+
+    @property
+    def damage(self) -> list[BagProblem]:
+        """Problems that are damage to the input file (not stream events)."""
+        return [p for p in self.problems if p.kind in DAMAGE_KINDS]
+
+
+class _Stop(Exception):
+    """Another stage failed: leave quietly, the failure is reported by the caller."""
+
+
+def _put(q: queue.Queue[Any], item: Any, stop: threading.Event) -> None:
+    while True:
+        if stop.is_set():
+            raise _Stop
+        try:
+            q.put(item, timeout=0.1)
+            return
+        except queue.Full:
+            continue
+
+
+def _get(q: queue.Queue[Any], stop: threading.Event) -> Any:
+    while True:
+        if stop.is_set():
+            raise _Stop
+        try:
+            return q.get(timeout=0.1)
+        except queue.Empty:
+            continue
+
+
+def reconstruct_bag(
+    in_path: str | os.PathLike[str],
+    out_path: str | os.PathLike[str] | None,
+    options: ReconstructOptions | None = None,
+    *,
+    to_folder: str | os.PathLike[str] | None = None,
+    video: str | os.PathLike[str] | None = None,
+    video_fps: float = 30.0,
+    on_problem: Callable[[BagProblem], None] | None = None,
+    progress: bool = False,
+    engine: Any = None,
+) -> ReconstructResult:
+    """Reconstruct every window of a bag's spike stream.
+
+    Args:
+        in_path: Input bag (sqlite3 or mcap; directory or single file).
+        out_path: Output bag to create, or ``None`` (then ``to_folder`` and/or ``video``).
+        options: Method, window and output settings.
+        to_folder: Folder to write one PNG per image into, named ``<index>_<stamp ns>.png``.
+        video: Video file to write (``.gif``/``.apng`` with Pillow; ``.mp4`` etc. need
+            imageio with ffmpeg).
+        video_fps: Frame rate of the video.
+        on_problem: Called with each problem met in the input (also collected in the result).
+        progress: Show a progress bar on stderr.
+        engine: A ready :class:`~stir_ros.core.engine.ReconstructionEngine` to use instead of
+            building one from ``options`` (benchmarks, tests).
+
+    Returns:
+        Counts, stamps of the images, problems and the time taken.
+
+    Raises:
+        BagError: Unreadable input, no spike topic, or outputs that cannot be created.
+        ConfigError / CheckpointError: Invalid settings or weights.
+    """
+    opts = options or ReconstructOptions()
+    if out_path is None and to_folder is None and video is None:
+        raise ConfigError("nothing to write: give an output bag, a folder or a video")
+    result = ReconstructResult()
+
+    def problem(p: BagProblem) -> None:
+        result.problems.append(p)
+        if on_problem is not None:
+            on_problem(p)
+
+    t_start = time.perf_counter()
+    with BagReader(in_path, on_problem=problem) as bag:
+        spike_topic = check_spike_topic(bag, opts.spike_topic)
+        result.spike_topic = spike_topic
+        keep = _topics_to_keep(bag, opts, spike_topic, problem)
+        # Check every output before the (slow) engine is built; create them after.
+        writer = None
+        if out_path is not None:
+            storage = opts.storage or (bag.storage_id if bag.storage_id in ("sqlite3", "mcap") else "sqlite3")
+            writer = BagWriter(out_path, storage)
+        folder = _check_folder(to_folder) if to_folder is not None else None
+        video_writer = _VideoWriter(Path(video), video_fps, opts.output_encoding) if video is not None else None
+        if engine is None:
+            from stir_ros.core.engine import EngineConfig, ReconstructionEngine  # torch on use only
+
+            engine = ReconstructionEngine(EngineConfig(
+                method=opts.method, window_length=opts.window_length, alpha=opts.alpha, device=opts.device,
+                precision=opts.precision, max_batch=opts.max_batch, weights=opts.weights))
+        for warning in engine.pop_warnings():
+            problem(BagProblem("engine", "engine", warning))
+        result.window_length = int(engine.window_length)
+        result.device = engine.device_name
+        if folder is not None:
+            _make_folder(folder)
+        if writer is not None:
+            writer.open()
+        try:
+            _Pipeline(bag, spike_topic, keep, opts, engine, writer, folder, video_writer, result, problem,
+                      progress).run()
+        finally:
+            # Close outputs even on failure or Ctrl-C: what was written is kept and readable.
+            try:
+                if writer is not None:
+                    if result.stream_events:
+                        writer.set_custom_data("stir_ros.stream_events", repr(result.stream_events))
+                    writer.close()
+            finally:
+                if video_writer is not None:
+                    video_writer.close()
+    result.seconds = time.perf_counter() - t_start
+    return result
+
+
+def _topics_to_keep(bag: BagReader, opts: ReconstructOptions, spike_topic: str,
+                    problem: Callable[[BagProblem], None]) -> list[str]:
+    if opts.keep_topics is None:
+        return []
+    outputs = {opts.image_topic, opts.camera_info_topic} - {""}
+    if len(opts.keep_topics) == 0:
+        names = [t for t in bag.topics if t != spike_topic]
+    else:
+        missing = [t for t in opts.keep_topics if t not in bag.topics]
+        if missing:
+            raise BagError(f"--keep-topics names topics that bag '{bag.path}' does not have: {', '.join(missing)}; "
+                           f"it has {', '.join(sorted(bag.topics))}")
+        names = list(dict.fromkeys(opts.keep_topics))
+    clash = [t for t in names if t in outputs]
+    for t in clash:
+        if opts.keep_topics:
+            raise BagError(f"topic {t} is both kept from the input and written with the new images; "
+                           "choose another --image-topic/--camera-info-topic")
+        problem(BagProblem("not_kept", t, "has the name of an output topic; not copied"))
+    return [t for t in names if t not in outputs]
+
+
+def _check_folder(path: str | os.PathLike[str]) -> Path:
+    folder = Path(path)
+    if folder.exists() and (not folder.is_dir() or any(folder.iterdir())):
+        raise BagError(f"output folder '{folder}' exists and is not empty; choose a new one")
+    return folder
+
+
+def _make_folder(folder: Path) -> None:
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise BagError(f"cannot create output folder '{folder}': {err}") from err
+
+
+class _Pipeline:
+    """The three stages of :func:`reconstruct_bag` and the queues between them."""
+
+    def __init__(self, bag: BagReader, spike_topic: str, keep: list[str], opts: ReconstructOptions, engine: Any,
+                 writer: BagWriter | None, folder: Path | None, video: _VideoWriter | None,
+                 result: ReconstructResult, problem: Callable[[BagProblem], None], progress: bool) -> None:
+        self.bag, self.spike_topic, self.keep, self.opts, self.engine = bag, spike_topic, keep, opts, engine
+        self.writer, self.folder, self.video, self.result, self.problem = writer, folder, video, result, problem
+        self.windows: queue.Queue[Any] = queue.Queue(maxsize=2)  # stacked batches
+        self.outputs: queue.Queue[Any] = queue.Queue(maxsize=4 * opts.max_batch + 64)
+        # halt: stop reading and inference (an error, Ctrl-C); the writer still writes what was
+        # already computed. stop_all: the writer must stop too (it failed, or a second Ctrl-C).
+        self.halt = threading.Event()
+        self.stop_all = threading.Event()
+        self.errors: list[BaseException] = []
+        self.info_topic = f"{spike_topic}/camera_info"
+        if bag.topics.get(self.info_topic) is None or bag.topics[self.info_topic].msgtype != CAMERA_INFO:
+            self.info_topic = ""
+        self.camera_info: Any = None
+        self.bar = None
+        if progress:
+            from tqdm import tqdm
+
+            info = bag.topics[spike_topic]
+            self.bar = tqdm(total=None, unit="frame", unit_scale=True, dynamic_ncols=True, file=sys.stderr,
+                            desc=f"{opts.method} {info.message_count} packets", smoothing=0.1)
+        self.store = get_typestore()
+
+    # -- stage 1: reader ------------------------------------------------------------------
+
+    def _read(self) -> None:
+        # Packet by packet exactly what the node's spikes callback does (validate, monitor,
+        # cut), except that nothing is dropped for lack of time.
+        monitor = StreamMonitor()
+        cutter: WindowCutter | None = None
+        pending: list[tuple[Window, str, Any]] = []
+        topics = [self.spike_topic, *self.keep]
+        if self.info_topic and self.info_topic not in topics:
+            topics.append(self.info_topic)
+        for msg in self.bag.messages(topics):
+            if msg.topic == self.info_topic:
+                try:
+                    self.camera_info = self.bag.deserialize(msg)
+                except BagError as err:
+                    self.problem(BagProblem("bad_message", f"{msg.topic} t={msg.timestamp}", f"{err}; skipped"))
+                if msg.topic not in self.keep:
+                    continue
+            if msg.topic != self.spike_topic:
+                _put(self.outputs, ("raw", msg), self.halt)
+                continue
+            where = f"{msg.topic} t={msg.timestamp}"
+            try:
+                packet = self.bag.deserialize(msg)
+                header = PacketHeader(
+                    seq=int(packet.seq), first_frame_index=int(packet.first_frame_index),
+                    num_frames=int(packet.num_frames), height=int(packet.height), width=int(packet.width),
+                    encoding=str(packet.encoding),
+                    stamp_ns=int(packet.header.stamp.sec) * 1_000_000_000 + int(packet.header.stamp.nanosec),
+                    frame_rate_hz=float(packet.frame_rate_hz))
+                validate_packet(packet.data, header.height, header.width, header.num_frames, header.encoding,
+                                header.frame_rate_hz)
+                frames = decode_payload(np.asarray(packet.data, np.uint8), header.height, header.width,
+                                        header.num_frames, header.encoding)
+            except StirRosError as err:
+                self.problem(BagProblem("bad_message", where, f"{err}; skipped"))
+                continue
+            check = monitor.check(header)
+            if check.event not in (None, "start"):
+                self.result.stream_events[check.event] = self.result.stream_events.get(check.event, 0) + 1
+                self.problem(BagProblem(check.event, where, check.message))
+            if check.action == "drop":
+                continue
+            stride = (stride_for_rate(header.frame_rate_hz, self.opts.output_rate_hz) if self.opts.output_rate_hz > 0
+                      else self.opts.stride_frames)
+            if cutter is None or (cutter.stride_frames, cutter.window_length) != (stride, self.engine.window_length):
+                cutter = WindowCutter(self.engine.window_length, stride)
+            elif check.action == "reset":
+                cutter.reset()
+            windows = cutter.push(frames, header.first_frame_index, header.stamp_ns, header.frame_rate_hz)
+            self.result.packets += 1
+            self.result.frames += header.num_frames
+            if self.bar is not None:
+                if self.bar.total is None:
+                    self.bar.total = self.bag.topics[self.spike_topic].message_count * header.num_frames or None
+                self.bar.update(header.num_frames)
+            frame_id = self.opts.frame_id or str(packet.header.frame_id)
+            for window in windows:
+                if pending and (pending[0][0].height, pending[0][0].width) != (window.height, window.width):
+                    self._send_batch(pending)  # a batch holds windows of one size
+                pending.append((window, frame_id, self.camera_info))
+                if len(pending) == self.opts.max_batch:
+                    self._send_batch(pending)
+        if pending:
+            self._send_batch(pending)
+
+    def _send_batch(self, pending: list[tuple[Window, str, Any]]) -> None:
+        """Stack a batch here, off the inference thread, and queue it (full batches, in order).
+
+        Only the stacked frames and each window's stamp travel on: the windows themselves (and
+        the frames they cache) are released here.
+        """
+        stacked = stack_windows([item[0] for item in pending])
+        labels = [(int(w.centre_stamp_ns), frame_id, info) for w, frame_id, info in pending]
+        pending.clear()
+        _put(self.windows, (labels, stacked), self.halt)
+
+    # -- stage 2: inference (caller's thread) ---------------------------------------------
+
+    def _infer(self) -> None:
+        # Batches arrive stacked and always full except at the end or a size change, so that a
+        # run's batches, and with them the arithmetic, do not depend on thread timing.
+        while True:
+            item = _get(self.windows, self.halt)
+            if item is _END:
+                return
+            labels, stacked = item
+            del item
+            images = self.engine.reconstruct(stacked)
+            del stacked
+            for (stamp, frame_id, info), image in zip(labels, images, strict=True):
+                _put(self.outputs, ("image", stamp, frame_id, info, image), self.stop_all)
+            for warning in self.engine.pop_warnings():
+                self.problem(BagProblem("engine", "engine", warning))
+
+    # -- stage 3: writer ------------------------------------------------------------------
+
+    def _write(self) -> None:
+        conns = copy_topics(self.bag, self.writer, self.keep) if self.writer is not None else {}
+        image_conn = info_conn = None
+        if self.writer is not None:
+            qos = [make_qos(reliable=True, depth=10)]
+            image_conn = self.writer.add_topic(self.opts.image_topic, IMAGE, qos)
+            if self.opts.camera_info_topic:
+                info_conn = self.writer.add_topic(self.opts.camera_info_topic, CAMERA_INFO, qos)
+        while True:
+            item = _get(self.outputs, self.stop_all)
+            if item is _END:
+                return
+            if item[0] == "raw":
+                if self.writer is not None:
+                    msg = item[1]
+                    self.writer.write(conns[msg.topic], msg.timestamp, msg.data)
+                self.result.kept_messages += 1
+                continue
+            _, stamp, frame_id, camera_info, image = item
+            pixels = to_image_array(image, self.opts.output_encoding)
+            index = self.result.images
+            if self.writer is not None:
+                self.writer.write(image_conn, stamp, self._image_cdr(pixels, stamp, frame_id))
+                if info_conn is not None:
+                    self.writer.write(info_conn, stamp, self._camera_info_cdr(camera_info, pixels.shape, stamp,
+                                                                              frame_id))
+            if self.folder is not None:
+                _save_png(self.folder / f"{index:06d}_{stamp}.png", pixels, self.opts.output_encoding)
+            if self.video is not None:
+                self.video.append(pixels)
+            self.result.images += 1
+            self.result.stamps_ns.append(stamp)
+            if self.bar is not None and index % 16 == 0:
+                self.bar.set_postfix(images=index + 1, refresh=False)
+
+    def _header(self, stamp: int, frame_id: str) -> Any:
+        t = self.store.types
+        sec, nanosec = divmod(stamp, 1_000_000_000)
+        return t["std_msgs/msg/Header"](stamp=t["builtin_interfaces/msg/Time"](sec=sec, nanosec=nanosec),
+                                        frame_id=frame_id)
+
+    def _image_cdr(self, pixels: np.ndarray, stamp: int, frame_id: str) -> bytes | memoryview:
+        h, w = pixels.shape
+        msg = self.store.types[IMAGE](
+            header=self._header(stamp, frame_id), height=h, width=w, encoding=self.opts.output_encoding, is_bigendian=0,
+            step=w * pixels.itemsize, data=np.ascontiguousarray(pixels).view(np.uint8).reshape(-1))
+        return serialize(msg, IMAGE)
+
+    def _camera_info_cdr(self, info: Any, shape: tuple[int, ...], stamp: int, frame_id: str) -> bytes | memoryview:
+        """The camera's CameraInfo (or an uncalibrated one of the image size), restamped as the node does."""
+        if info is not None:
+            return serialize(dataclasses.replace(info, header=self._header(stamp, frame_id)), CAMERA_INFO)
+        t = self.store.types
+        h, w = shape
+        msg = t[CAMERA_INFO](
+            header=self._header(stamp, frame_id), height=h, width=w, distortion_model="plumb_bob",
+            d=np.zeros(0, np.float64), k=np.zeros(9, np.float64), r=np.eye(3).reshape(-1), p=np.zeros(12, np.float64),
+            binning_x=0, binning_y=0,
+            roi=t["sensor_msgs/msg/RegionOfInterest"](x_offset=0, y_offset=0, height=0, width=0, do_rectify=False))
+        return serialize(msg, CAMERA_INFO)
+
+    # -- running --------------------------------------------------------------------------
+
+    def _read_stage(self) -> None:
+        try:
+            self._read()
+            _put(self.windows, _END, self.halt)
+        except _Stop:
+            pass
+        except BaseException as err:  # noqa: BLE001 - handed to the caller's thread
+            self.errors.append(err)
+            self.halt.set()
+
+    def _write_stage(self) -> None:
+        try:
+            self._write()
+        except _Stop:
+            pass
+        except BaseException as err:  # noqa: BLE001 - handed to the caller's thread
+            self.errors.append(err)
+            self.halt.set()
+            self.stop_all.set()
+
+    def run(self) -> None:
+        reader = threading.Thread(target=self._read_stage, name="bag-reader", daemon=True)
+        writer = threading.Thread(target=self._write_stage, name="bag-writer", daemon=True)
+        reader.start()
+        writer.start()
+        interrupted: BaseException | None = None
+        try:
+            try:
+                self._infer()
+            except _Stop:
+                pass  # the reader or the writer failed: reported below
+            except BaseException as err:  # noqa: BLE001 - Ctrl-C or an engine error
+                interrupted = err
+                self.halt.set()
+            # Let the writer finish what was computed, then stop it.
+            try:
+                _put(self.outputs, _END, self.stop_all)
+            except _Stop:
+                pass
+            while writer.is_alive():
+                writer.join(timeout=0.2)  # a timed join keeps Ctrl-C responsive
+        except BaseException:
+            self.halt.set()
+            self.stop_all.set()  # a second Ctrl-C: stop now
+            raise
+        finally:
+            writer.join()  # never close the outputs under a running writer
+            reader.join(timeout=30)
+            if self.bar is not None:
+                self.bar.close()
+        if interrupted is not None:
+            raise interrupted
+        if self.errors:
+            raise self.errors[0]
+
+
+def _save_png(path: Path, pixels: np.ndarray, encoding: str) -> None:
+    from PIL import Image
+
+    if encoding in ("mono8", "mono16"):
+        Image.fromarray(pixels).save(path, compress_level=1)  # mode L or I;16
+    else:
+        raise ConfigError(f"PNG files hold mono8 or mono16 images, not {encoding}; choose --encoding mono8|mono16")
+
+
+class _VideoWriter:
+    """Animated GIF/APNG through Pillow, or a real video through imageio + ffmpeg if installed."""
+
+    def __init__(self, path: Path, fps: float, encoding: str) -> None:
+        if path.suffix.lower() not in VIDEO_SUFFIXES:
+            raise ConfigError(f"video file must end in one of {', '.join(VIDEO_SUFFIXES)}, got '{path.name}'")
+        if not fps > 0:
+            raise ConfigError(f"video frame rate must be positive, got {fps}")
+        if path.exists():
+            raise BagError(f"video file '{path}' exists already; choose a new path")
+        self.path, self.fps = path, fps
+        self.kind = "pillow" if path.suffix.lower() in (".gif", ".apng") else "ffmpeg"
+        self._frames: list[Any] = []
+        self._ffmpeg: Any = None
+        if self.kind == "ffmpeg":
+            try:
+                import imageio.v2 as imageio
+                import imageio_ffmpeg  # noqa: F401 - the plugin imageio needs for these formats
+            except ImportError as err:
+                have_ffmpeg = shutil.which("ffmpeg")
+                raise ConfigError(
+                    f"writing '{path.name}' needs the Python packages imageio and imageio-ffmpeg "
+                    f"({err}; ffmpeg binary {'found' if have_ffmpeg else 'not found'}); install them "
+                    "or write an animated .gif or .apng instead"
+                ) from err
+            self._ffmpeg = imageio.get_writer(str(path), fps=fps, macro_block_size=1)
+
+    def append(self, pixels: np.ndarray) -> None:
+        if pixels.dtype == np.uint8:
+            frame = pixels
+        elif pixels.dtype == np.float32:
+            frame = to_image_array(pixels, "mono8")
+        else:  # mono16
+            frame = (pixels >> 8).astype(np.uint8)
+        if self._ffmpeg is not None:
+            self._ffmpeg.append_data(frame)
+        else:
+            from PIL import Image
+
+            self._frames.append(Image.fromarray(frame))
+
+    def close(self) -> None:
+        if self._ffmpeg is not None:
+            self._ffmpeg.close()
+            self._ffmpeg = None
+            return
+        if not self._frames:
+            return
+        first, rest = self._frames[0], self._frames[1:]
+        duration_ms = max(1, round(1000 / self.fps))
+        fmt = "GIF" if self.path.suffix.lower() == ".gif" else "PNG"
+        first.save(self.path, format=fmt, save_all=True, append_images=rest, duration=duration_ms, loop=0)
+        self._frames = []
