@@ -61,10 +61,12 @@ if [ "$FORCE" = 1 ] || [ "$(cat "$STAMPS/pip" 2>/dev/null)" != "$req_hash" ]; th
     # empty find-links makes pip take PyPI's default (CUDA) build of the same version.
     pip_env=(env PIP_FIND_LINKS=)
   fi
+  # pip warns once per package about configured local package folders that this machine lacks;
+  # those lines say nothing about the install, so they are filtered out.
   "${pip_env[@]}" "${PIP[@]}" install -q \
     -r requirements/ros-jazzy.txt -r requirements/base.txt -r "requirements/torch-$TORCH_FLAVOUR.txt" \
-    -r requirements/test.txt -c requirements/constraints.txt
-  "${PIP[@]}" install -q --no-deps -r requirements/test-nodeps.txt
+    -r requirements/test.txt -c requirements/constraints.txt 2> >(grep -v 'is ignored: it is neither' >&2)
+  "${PIP[@]}" install -q --no-deps -r requirements/test-nodeps.txt 2> >(grep -v 'is ignored: it is neither' >&2)
   "$VENV/bin/python" scripts/fix_ros_wheels.py "$VENV"
   echo "$req_hash" > "$STAMPS/pip"
 else

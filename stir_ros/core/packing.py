@@ -12,12 +12,14 @@ bit-identical results.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
 
 from stir_ros.core.errors import PacketError, SpikeFormatError
+
+if TYPE_CHECKING:  # torch is imported where it is used: the driver and the bag tools need only numpy
+    import torch
 
 __all__ = [
     "ENCODINGS",
@@ -190,6 +192,8 @@ def pack_frames_torch(frames: torch.Tensor) -> torch.Tensor:
     Returns:
         1-D uint8 tensor of ``N * ceil(H * W / 8)`` bytes.
     """
+    import torch
+
     _check_frames(frames)
     if frames.device.type == "cpu":
         # numpy's packbits is several times faster than any torch formulation on a CPU.
@@ -199,6 +203,8 @@ def pack_frames_torch(frames: torch.Tensor) -> torch.Tensor:
 
 def _pack_bits_torch(frames: torch.Tensor) -> torch.Tensor:
     """Device-agnostic packing with shifts and ors (the path taken on GPUs)."""
+    import torch
+
     n, h, w = frames.shape
     frame_bytes = (h * w + 7) // 8
     bits = (frames.reshape(n, h * w) != 0).to(torch.uint8)
@@ -218,7 +224,7 @@ def unpack_frames_torch(
     height: int,
     width: int,
     num_frames: int | None = None,
-    dtype: torch.dtype = torch.uint8,
+    dtype: torch.dtype | None = None,
 ) -> torch.Tensor:
     """Torch version of :func:`unpack_frames`, on the device of ``data``; bit-identical output.
 
@@ -227,7 +233,7 @@ def unpack_frames_torch(
         height: Frame height in pixels.
         width: Frame width in pixels.
         num_frames: Expected frame count; ``None`` infers it from the payload length.
-        dtype: dtype of the result (uint8, bool, float32, ...).
+        dtype: dtype of the result (uint8, bool, float32, ...); ``None`` means uint8.
 
     Returns:
         ``[N, H, W]`` tensor of 0/1 on ``data.device``.
@@ -235,6 +241,9 @@ def unpack_frames_torch(
     Raises:
         SpikeFormatError: If ``data`` is not uint8 or its length does not match.
     """
+    import torch
+
+    dtype = torch.uint8 if dtype is None else dtype
     height, width = _check_frame_size(height, width, SpikeFormatError)
     if data.dtype != torch.uint8:
         raise SpikeFormatError(f"payload tensor must be uint8, got {data.dtype}")
@@ -249,6 +258,8 @@ def unpack_frames_torch(
 
 def _unpack_bits_torch(data: torch.Tensor, height: int, width: int, num_frames: int) -> torch.Tensor:
     """Device-agnostic unpacking with shifts and masks (the path taken on GPUs); uint8 result."""
+    import torch
+
     frame_bytes = (height * width + 7) // 8
     shifts = torch.arange(8, dtype=torch.uint8, device=data.device)
     bits = (data.reshape(num_frames, frame_bytes, 1) >> shifts) & 1
