@@ -15,6 +15,7 @@ from stir_ros.ros.graph import (
     DRIVER_NAME,
     DRIVER_PARAMETERS,
     LAUNCH_ARGUMENTS,
+    MODE_ARGUMENTS,
     RECONSTRUCTOR_NAME,
     RECONSTRUCTOR_PARAMETERS,
     build_graph,
@@ -149,8 +150,9 @@ def test_params_yaml_round_trip(tmp_path):
 def _launch_constants(path: Path) -> dict[str, object]:
     out = {}
     for node in ast.parse(path.read_text()).body:
-        if isinstance(node, ast.Assign) and isinstance(node.targets[0], ast.Name) and node.targets[0].id in ("MODE", "ARGUMENTS"):
-            out[node.targets[0].id] = ast.literal_eval(node.value)
+        if isinstance(node, ast.Assign) and isinstance(node.targets[0], ast.Name) and node.targets[0].id == "MODE":
+            out["MODE"] = ast.literal_eval(node.value)
+    out["ARGUMENTS"] = MODE_ARGUMENTS[out["MODE"]]
     return out
 
 
@@ -159,7 +161,9 @@ def test_launch_files_exist_and_compile():
     for path in LAUNCH_FILES:
         py_compile.compile(str(path), doraise=True)
         source = path.read_text()
-        assert "def generate_launch_description" in source and "build_graph(MODE" in source
+        assert "def generate_launch_description" in source and "launch_description(MODE)" in source
+    # The shared launch code cannot run without launch_ros; it must at least compile.
+    py_compile.compile(str(ROOT / "stir_ros" / "ros" / "launch_support.py"), doraise=True)
 
 
 @pytest.mark.parametrize("path", LAUNCH_FILES, ids=lambda p: p.name)

@@ -31,6 +31,7 @@ __all__ = [
     "DRIVER_PARAMETERS",
     "RECONSTRUCTOR_PARAMETERS",
     "LAUNCH_ARGUMENTS",
+    "MODE_ARGUMENTS",
     "MODES",
     "ParamSpec",
     "NodeSpec",
@@ -144,6 +145,22 @@ LAUNCH_ARGUMENTS: dict[str, tuple[tuple[str, ...], str | None, str]] = {
     "bag": ((), None, "bag to play (replay)"),
 }
 
+
+_MODEL_ARGUMENTS = (
+    "method", "weights", "device", "precision", "window_length", "stride_frames", "output_rate_hz",
+    "max_batch", "alpha", "output_encoding", "use_sim_time", "spikes_topic", "image_topic",
+    "camera_info_topic", "namespace",
+)
+_DRIVER_ARGUMENTS = (
+    "source", "dat_path", "height", "width", "frame_rate_hz", "frames_per_packet", "realtime", "loop",
+)
+
+#: Mode -> the launch arguments its launch file declares.
+MODE_ARGUMENTS: dict[str, tuple[str, ...]] = {
+    "pipeline": _MODEL_ARGUMENTS + _DRIVER_ARGUMENTS,
+    "reconstruct": _MODEL_ARGUMENTS,
+    "replay": _MODEL_ARGUMENTS + ("bag",),
+}
 
 @dataclass(frozen=True)
 class NodeSpec:
