@@ -132,6 +132,7 @@ def test_cutting_is_independent_of_packetisation(sizes, window, stride):
         ((b"", 4, 4, 0, ENCODING_VIDAR_BITPACKED, RATE), "bad_num_frames"),
         ((b"\0" * 10, 4, 4, 5, ENCODING_VIDAR_BITPACKED, 0.0), "bad_frame_rate"),
         ((b"\0" * 10, 4, 4, 5, ENCODING_VIDAR_BITPACKED, float("nan")), "bad_frame_rate"),
+        ((b"\0" * 10, 4, 4, 5, ENCODING_VIDAR_BITPACKED, 5e-324), "bad_frame_rate"),  # 1e9 / rate overflows
         ((b"\0" * 10, 0, 4, 5, ENCODING_VIDAR_BITPACKED, RATE), "bad_size"),
         ((b"\0" * 11, 4, 4, 5, ENCODING_VIDAR_BITPACKED, RATE), "payload_length"),
         ((b"\0" * 79, 4, 4, 5, ENCODING_UNPACKED_U8, RATE), "payload_length"),
@@ -213,6 +214,18 @@ def test_monitor_restart():
     assert (c.action, c.event) == ("reset", "restart")
     assert m.check(_hdr(1, stamp=T0 + 10**10 + 500_000)).action == "accept"
     assert m.restarts == 1 and m.lost_packets == 0
+
+
+def test_monitor_restart_with_the_first_packets_missed():
+    # A driver restarted after a short run, whose seq 0..2 this reader missed (no
+    # wait_for_subscribers): seq 3 is behind the last one but newer, so a restart, not a late packet.
+    m = StreamMonitor()
+    for s in range(10):
+        m.check(_hdr(s))
+    c = m.check(_hdr(3, stamp=T0 + 10**10))
+    assert (c.action, c.event) == ("reset", "restart")
+    assert m.check(_hdr(4, stamp=T0 + 10**10 + 500_000)).action == "accept"
+    assert (m.restarts, m.reordered) == (1, 0)
 
 
 @pytest.mark.parametrize(

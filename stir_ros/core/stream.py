@@ -46,7 +46,12 @@ __all__ = [
     "validate_packet",
     "stride_for_rate",
     "stack_windows",
+    "MIN_FRAME_RATE_HZ",
 ]
+
+#: Slowest frame rate a packet may claim. Below it a frame's offset in ns overflows the stamp
+#: arithmetic (1e9 / 5e-324 is infinite); no spike camera runs at less than a frame per 1000 s.
+MIN_FRAME_RATE_HZ = 1e-3
 
 
 # --------------------------------------------------------------------------- chunks
@@ -308,8 +313,10 @@ def validate_packet(
         raise _packet_error("unknown_encoding", f"unknown encoding {encoding!r}; expected one of {ENCODINGS}")
     if isinstance(num_frames, bool) or not isinstance(num_frames, (int, np.integer)) or num_frames <= 0:
         raise _packet_error("bad_num_frames", f"num_frames must be a positive integer, got {num_frames!r}")
-    if not (isinstance(frame_rate_hz, (int, float)) and math.isfinite(frame_rate_hz) and frame_rate_hz > 0):
-        raise _packet_error("bad_frame_rate", f"frame_rate_hz must be a positive number, got {frame_rate_hz!r}")
+    if not (isinstance(frame_rate_hz, (int, float)) and math.isfinite(frame_rate_hz) and frame_rate_hz >= MIN_FRAME_RATE_HZ):
+        raise _packet_error(
+            "bad_frame_rate", f"frame_rate_hz must be a number >= {MIN_FRAME_RATE_HZ:g} Hz, got {frame_rate_hz!r}"
+        )
     try:
         expected = payload_size(height, width, int(num_frames), encoding)
     except SpikeFormatError as err:
@@ -364,8 +371,9 @@ class StreamMonitor:
 
     - first packet: accept (event ``start``);
     - ``seq`` equal to the last one, same first frame: duplicate, drop;
-    - ``seq`` 0, or more than ``reorder_window`` behind: the publisher restarted; reset;
-    - ``seq`` behind by at most ``reorder_window``: a late (reordered) packet, drop;
+    - ``seq`` 0, more than ``reorder_window`` behind, or behind with a stamp later than the last
+      packet's (a restarted publisher whose first packets were missed): restarted; reset;
+    - ``seq`` behind by at most ``reorder_window``, stamp not later: a late (reordered) packet, drop;
     - ``seq`` ahead of the expected one: ``seq - expected`` packets lost; reset;
     - size, encoding or frame rate changed: reset;
     - first frame not following the previous packet: frames lost; reset;
@@ -404,7 +412,8 @@ class StreamMonitor:
             return PacketCheck("drop", "duplicate", 0, f"duplicate packet seq {header.seq} dropped")
         if header.seq < expected:
             behind = expected - header.seq
-            if header.seq == 0 or behind > self.reorder_window:
+            # A late packet is older than the last one; a restarted driver stamps with a newer clock.
+            if header.seq == 0 or behind > self.reorder_window or header.stamp_ns > last.stamp_ns:
                 self.restarts += 1
                 msg = f"stream restarted: seq {header.seq} after {last.seq}; buffer reset"
                 return self._accept(header, "reset", "restart", 0, msg)

@@ -21,6 +21,7 @@ from typing import Any
 
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
+from rclpy.exceptions import ParameterException
 from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.qos import QoSDurabilityPolicy, QoSHistoryPolicy, QoSProfile, QoSReliabilityPolicy
@@ -255,8 +256,8 @@ def main(args: list[str] | None = None) -> int:
         return 1 if node.error else 0
     except (KeyboardInterrupt, ExternalShutdownException):
         return 0
-    except StirRosError as err:
-        rclpy.logging.get_logger(DRIVER_NAME).error(str(err))
+    except (StirRosError, ParameterException) as err:  # ParameterException: a value of the wrong type
+        rclpy.logging.get_logger(DRIVER_NAME).error(f"cannot start: {err}")
         return 1
     finally:
         if node is not None:

@@ -25,6 +25,7 @@ import numpy as np
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
 from rcl_interfaces.msg import ParameterDescriptor, SetParametersResult
+from rclpy.exceptions import ParameterException
 from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.parameter import Parameter
@@ -133,6 +134,7 @@ class SpikeReconstructor(Node):
         values = {spec.name: self.get_parameter(spec.name).value for spec in RECONSTRUCTOR_PARAMETERS}
         self.settings = ReconstructorSettings.from_mapping(values)
         self._log = RateLimitedLog()
+        self._last_warning = ""  # before the engine: its start-up warnings (no CUDA) must show
         self.engine = self._make_engine(self.settings)
         if self.settings.warmup_height and self.settings.warmup_width:
             self.engine.warmup(self.settings.warmup_height, self.settings.warmup_width)
@@ -146,13 +148,14 @@ class SpikeReconstructor(Node):
         self.windows_dropped = 0
         self.images_published = 0
         self.buffer_resets = 0
+        self._last_packet: float | None = None  # time.monotonic() of the last packet, good or bad
+        self._packet_span_s = 0.0  # sensor time one packet covers (num_frames / frame_rate_hz)
         self._latency_ms: deque[float] = deque(maxlen=2000)
         self._age_ms: deque[float] = deque(maxlen=2000)
         self._rates_prev = (time.monotonic(), 0, 0, 0)
         self._queue: deque[_Pending] = deque()
         self._cv = threading.Condition()
         self._running = True
-        self._last_warning = ""
 
         overrides = QoSOverridingOptions.with_default_policies()
         self.image_pub = self.create_publisher(Image, "image", OUTPUT_QOS, qos_overriding_options=overrides)
@@ -185,6 +188,7 @@ class SpikeReconstructor(Node):
 
     def _on_spikes(self, msg: SpikePacket) -> None:
         received = time.monotonic()
+        self._last_packet = received
         try:
             self._handle_packet(msg, received)
         except Exception as err:  # noqa: BLE001 - a bad packet must never stop the node
@@ -202,6 +206,7 @@ class SpikeReconstructor(Node):
             self.bad_packets[kind] += 1
             self._log(self.get_logger().warning, f"bad:{kind}", f"rejected packet seq {header.seq}: {err}")
             return
+        self._packet_span_s = header.num_frames / header.frame_rate_hz
         check = self.monitor.check(header)
         if check.action == "drop":
             self._log(self.get_logger().warning, check.event or "drop", check.message)
@@ -333,6 +338,7 @@ class SpikeReconstructor(Node):
             "latency_ms_p95": float(np.percentile(lat, 95)),
             "latency_ms_p99": float(np.percentile(lat, 99)),
             "stamp_age_ms_p50": float(np.percentile(age, 50)),
+            "input_idle_s": now - self._last_packet if self._last_packet is not None else 0.0,
             "queue_depth": len(self._queue),
             "windows_cut": self.windows_cut,
             "windows_dropped": self.windows_dropped,
@@ -350,9 +356,15 @@ class SpikeReconstructor(Node):
 
     def _publish_diagnostics(self) -> None:
         values = self.diagnostics_values()
-        problems = [k for k in ("input_lost_packets", "windows_dropped", "bad_packets", "inference_errors") if values[k]]
-        level = "error" if values["inference_errors"] and not self.images_published else ("warn" if problems else "ok")
+        problems = [k for k in ("input_lost_packets", "windows_dropped", "bad_packets", "inference_errors", "oom_fallbacks")
+                    if values[k]]  # fmt: skip
         message = "ok" if not problems else "counted: " + ", ".join(problems)
+        # A stream that stops (driver gone, link cut) is reported until packets come again.
+        idle_limit = max(2.0, 2 * self.settings.diagnostics_period_s, 3 * self._packet_span_s)
+        if values["input_idle_s"] > idle_limit:
+            problems.append("no_input")
+            message = f"no input for {values['input_idle_s']:.1f} s" + ("" if message == "ok" else f"; {message}")
+        level = "error" if values["inference_errors"] and not self.images_published else ("warn" if problems else "ok")
         msg = DiagnosticArray()
         msg.header.stamp = self.get_clock().now().to_msg()
         msg.status = [diagnostic_status(f"{self.get_fully_qualified_name()}: reconstruction", RECONSTRUCTOR_NAME, level, message, values)]
@@ -376,7 +388,7 @@ def main(args: list[str] | None = None) -> int:
         return 0
     except (KeyboardInterrupt, ExternalShutdownException):
         return 0
-    except StirRosError as err:
+    except (StirRosError, ParameterException) as err:  # ParameterException: a value of the wrong type
         rclpy.logging.get_logger(RECONSTRUCTOR_NAME).error(f"cannot start: {err}")
         return 1
     finally:
