@@ -142,7 +142,6 @@ def test_out_of_memory_halves_the_batch_then_moves_to_cpu(stir_weights, monkeypa
 
     engine.device = torch.device("cuda")  # as if it had started on a GPU
     monkeypatch.setattr(engine, "_run_torch", fake)
-    monkeypatch.setattr(engine.model, "to", lambda device: engine.model)
     out = engine.reconstruct(_windows(4, 41))
     assert out.shape == (4, H, W)
     assert calls[:3] == [4, 2, 1] and engine.device.type == "cpu"

@@ -6,6 +6,7 @@ See ``README.md`` in this folder for the architecture and the mapping from the a
 from __future__ import annotations
 
 from stir_ros.models.checkpoint import CheckpointMetadata, load_checkpoint, read_checkpoint, save_checkpoint
+from stir_ros.models.inference import InferenceModel, StreamingSTIR, prepare_for_inference
 from stir_ros.models.official import load_official
 from stir_ros.models.registry import build_model, count_parameters, list_models, register_model
 from stir_ros.models.stir import STIR
@@ -21,4 +22,7 @@ __all__ = [
     "load_checkpoint",
     "read_checkpoint",
     "CheckpointMetadata",
+    "prepare_for_inference",
+    "InferenceModel",
+    "StreamingSTIR",
 ]
