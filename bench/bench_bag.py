@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import os
-import platform
 import sys
 import tempfile
 import time
@@ -37,20 +36,11 @@ from stir_ros.bag.convert import dat_to_bag  # noqa: E402
 from stir_ros.bag.reconstruct import ReconstructOptions, reconstruct_bag  # noqa: E402
 from stir_ros.core.dat import write_dat  # noqa: E402
 from stir_ros.core.engine import EngineConfig, ReconstructionEngine  # noqa: E402
+from _common import cpu_model  # noqa: E402  (bench/ is on sys.path)
 
 H, W = 250, 400
 RATE = 20000.0
 STRIDE = 20
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def make_bag(tmp: Path, name: str, n_frames: int) -> Path:

@@ -33,18 +33,9 @@ from stir_ros.core.packing import (
     unpack_frames_torch,
 )
 from stir_ros.core.simulator import IntegrateAndFire, MovingScene
+from _common import cpu_model  # noqa: E402  (bench/ is on sys.path)
 
 H, W = 250, 400
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def best(fn: Callable[[], object], repeat: int) -> float:

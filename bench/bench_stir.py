@@ -37,6 +37,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from _common import cpu_model  # noqa: E402  (bench/ is on sys.path)
 
 # Run from a checkout without installing the package.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -56,12 +57,7 @@ ALPHA = 0.6  # the Spike-Zoo REDS-derived clips
 
 
 def hardware(device: torch.device) -> str:
-    cpu = platform.processor() or "unknown CPU"
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
+    cpu = cpu_model()
     flags = ""
     with contextlib.suppress(OSError):
         text = Path("/proc/cpuinfo").read_text()

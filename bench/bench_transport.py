@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import signal
 import subprocess
 import sys
@@ -29,6 +28,7 @@ import uuid
 from pathlib import Path
 
 import numpy as np
+from _common import cpu_model, cpu_seconds  # noqa: E402  (bench/ is on sys.path)
 
 REFERENCE_PUB = r"""
 import sys, time, array, rclpy
@@ -77,25 +77,6 @@ while time.monotonic() < deadline and len(seqs) < expected:
 print(len(seqs), flush=True)
 rclpy.try_shutdown()
 """
-
-
-def cpu_seconds(pid: int) -> float:
-    """user + system CPU seconds of a process (from /proc)."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    except (OSError, IndexError):
-        return float("nan")
-
-
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 def run_reference(h: int, w: int, fpp: int, rate: float, seconds: float, reliable: bool,
@@ -206,7 +187,7 @@ def main() -> int:
     os.environ.update(env)
     from stir_ros.core.dat import write_dat
 
-    print(f"hardware: {_cpu_model()}, {os.cpu_count()} cores; load average {os.getloadavg()[0]:.2f}")
+    print(f"hardware: {cpu_model()}, {os.cpu_count()} cores; load average {os.getloadavg()[0]:.2f}")
     print(f"stream: {h}x{w}, {args.frames_per_packet} frames/packet "
           f"({args.frames_per_packet * ((h * w + 7) // 8) / 1e6:.2f} MB), {args.seconds:g} s per run; "
           f"tfp window 41, stride {args.stride_frames}; subscription {'reliable' if not args.best_effort else 'best effort'}")

@@ -1,0 +1,32 @@
+"""Helpers shared by the benchmark scripts: what the hardware is, what a process costs.
+
+The scripts are run as ``python bench/NAME.py``, which puts this folder on ``sys.path``.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+from pathlib import Path
+
+__all__ = ["cpu_model", "cpu_seconds"]
+
+
+def cpu_model() -> str:
+    """The CPU's model name from /proc/cpuinfo (or what ``platform`` knows)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
+
+
+def cpu_seconds(pid: int) -> float:
+    """user + system CPU seconds of a process (from /proc), NaN if it is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError):
+        return float("nan")
