@@ -18,7 +18,6 @@ from __future__ import annotations
 import importlib
 import os
 import queue
-import signal
 import sys
 import threading
 import time
@@ -27,6 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from stir_ros.bag.io import BagMessage, BagProblem, BagReader
+from stir_ros.bag.signals import install_stop_handlers
 from stir_ros.bag.types import CLOCK
 from stir_ros.core.errors import BagError, ConfigError
 
@@ -132,7 +132,7 @@ def play(
     say = log or (lambda line: print(f"[play] {line}", file=sys.stderr, flush=True))
     stop = stop or threading.Event()
     result = PlayResult()
-    restore = _install_signal_handlers(stop, result)
+    restore = install_stop_handlers(stop, result)
 
     with BagReader(bag_path, on_problem=result.problems.append) as bag:
         for p in bag.problems:
@@ -184,23 +184,6 @@ def play(
             restore()
     return result
 
-
-def _install_signal_handlers(stop: threading.Event, result: PlayResult) -> Callable[[], None]:
-    if threading.current_thread() is not threading.main_thread():
-        return lambda: None
-
-    def handler(signum: int, frame: Any) -> None:
-        del signum, frame
-        result.interrupted = True
-        stop.set()
-
-    old = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
-
-    def restore() -> None:
-        for s, h in old.items():
-            signal.signal(s, h)
-
-    return restore
 
 
 def ros_init_args(ros_args: Sequence[str]) -> list[str] | None:

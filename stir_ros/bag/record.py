@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import os
 import queue
-import signal
 import sys
 import threading
 import time
@@ -24,6 +23,7 @@ from typing import Any
 
 from stir_ros.bag.io import BagWriter, make_qos
 from stir_ros.bag.play import ros_init_args, message_class
+from stir_ros.bag.signals import install_stop_handlers
 from stir_ros.core.errors import BagError, ConfigError
 
 __all__ = ["RecordResult", "record"]
@@ -128,7 +128,7 @@ def record(
     say = log or (lambda line: print(f"[record] {line}", file=sys.stderr, flush=True))
     stop = stop or threading.Event()
     result = RecordResult()
-    restore = _install_signal_handlers(stop, result)
+    restore = install_stop_handlers(stop, result)
     wanted = set(topics)
     inbox: queue.Queue[Any] = queue.Queue(maxsize=queue_size)
     writer_error: list[BaseException] = []
@@ -249,20 +249,3 @@ def record(
         + (f"; {result.dropped} dropped (writer too slow)" if result.dropped else ""))
     return result
 
-
-def _install_signal_handlers(stop: threading.Event, result: RecordResult) -> Callable[[], None]:
-    if threading.current_thread() is not threading.main_thread():
-        return lambda: None
-
-    def handler(signum: int, frame: Any) -> None:
-        del signum, frame
-        result.interrupted = True
-        stop.set()
-
-    old = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
-
-    def restore() -> None:
-        for s, h in old.items():
-            signal.signal(s, h)
-
-    return restore

@@ -1,0 +1,41 @@
+"""Stopping long-running bag commands (play, record) cleanly on SIGINT and SIGTERM."""
+
+from __future__ import annotations
+
+import signal
+import threading
+from collections.abc import Callable
+from typing import Any, Protocol
+
+__all__ = ["install_stop_handlers"]
+
+
+class _Interruptible(Protocol):
+    interrupted: bool
+
+
+def install_stop_handlers(stop: threading.Event, result: _Interruptible) -> Callable[[], None]:
+    """Make SIGINT/SIGTERM set ``stop`` and ``result.interrupted`` instead of raising.
+
+    The command then leaves its loop and closes the bag properly (a KeyboardInterrupt in the
+    middle of a write would leave it without metadata). Only the main thread can install signal
+    handlers; elsewhere (e.g. when called from a test's worker thread) nothing is installed.
+
+    Returns:
+        A function that restores the previous handlers.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+
+    def handler(signum: int, frame: Any) -> None:
+        del signum, frame
+        result.interrupted = True
+        stop.set()
+
+    old = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+
+    def restore() -> None:
+        for s, h in old.items():
+            signal.signal(s, h)
+
+    return restore
