@@ -32,7 +32,8 @@ from stir_ros.core.packing import (
     unpack_frames,
     unpack_frames_torch,
 )
-from stir_ros.core.simulator import IntegrateAndFire, MovingScene
+from stir_ros.core.scenes import MovingScene
+from stir_ros.core.simulator import IntegrateAndFire
 from _common import cpu_model  # noqa: E402  (bench/ is on sys.path)
 
 H, W = 250, 400

@@ -10,7 +10,7 @@ import torch
 
 from stir_ros.core.errors import SpikeFormatError
 from stir_ros.core.metrics import psnr, ssim
-from stir_ros.core.simulator import synthetic_image
+from stir_ros.core.scenes import synthetic_image
 
 
 def test_psnr_known_values() -> None:

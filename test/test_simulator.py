@@ -1,4 +1,4 @@
-"""Integrate-and-fire simulation and synthetic scenes (stir_ros.core.simulator)."""
+"""Integrate-and-fire simulation and synthetic scenes (stir_ros.core.simulator, stir_ros.core.scenes)."""
 
 from __future__ import annotations
 
@@ -11,19 +11,16 @@ import torch
 from stir_ros.core.classical import tfp
 from stir_ros.core.errors import ConfigError, SpikeFormatError
 from stir_ros.core.metrics import psnr
-from stir_ros.core.simulator import (
-    IntegrateAndFire,
+from stir_ros.core.scenes import (
     MovingScene,
     Trajectory,
-    _integrate_numpy,
-    _integrate_torch,
     load_images,
     make_training_batch,
     random_trajectory,
     render_moving_layers,
-    simulate_spikes,
     synthetic_image,
 )
+from stir_ros.core.simulator import IntegrateAndFire, _integrate_numpy, _integrate_torch, simulate_spikes
 
 
 @pytest.mark.parametrize("intensity", [0.0, 0.1, 0.37, 0.5, 0.8, 1.0])

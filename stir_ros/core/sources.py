@@ -144,7 +144,7 @@ class SimSource:
     """An endless simulated spike stream of a moving synthetic scene.
 
     Integrate-and-fire spikes (:class:`stir_ros.core.simulator.IntegrateAndFire`) of a
-    :class:`stir_ros.core.simulator.MovingScene`; the scene intensity of any frame is available
+    :class:`stir_ros.core.scenes.MovingScene`; the scene intensity of any frame is available
     through :meth:`ground_truth`, so tests can compare reconstructions against it.
     """
 
@@ -169,7 +169,8 @@ class SimSource:
         noise_std: Noise of the integrate-and-fire increments.
         max_frames: End the stream after this many frames (0: never).
         """
-        from stir_ros.core.simulator import IntegrateAndFire, MovingScene  # torch only when simulating
+        from stir_ros.core.scenes import MovingScene  # torch only when simulating
+        from stir_ros.core.simulator import IntegrateAndFire
 
         if height <= 0 or width <= 0:
             raise ConfigError(f"sim size must be positive, got {height}x{width}")
