@@ -1,0 +1,190 @@
+"""``stir-ros eval``: PSNR/SSIM of tfp, tfi and stir on paired spike streams and ground truth.
+
+Data layout (Spike-Zoo's): ``DATA_DIR/spike/NAME.dat`` and ``DATA_DIR/gt/NAME.png``, paired by
+file name. The ground truth belongs to the centre frame ``N // 2`` of an ``N``-frame stream
+(Spike-Zoo crops ``[N//2 - T//2, N//2 + T//2]``); each method sees the ``T``-frame window
+centred on it. The frame size is the ground truth's.
+
+Every method runs through :class:`stir_ros.core.engine.ReconstructionEngine`, the same code the
+reconstruction node uses, so the numbers here are the node's.
+
+Metrics follow Spike-Zoo's evaluation (``spikezoo.metrics``): the reconstruction clipped to
+[0, 1], PSNR on float images with peak 1, SSIM as ``skimage.metrics.structural_similarity``
+with its defaults (7x7 uniform window, sample covariance). ``ssim_gaussian`` is the
+Gaussian-window SSIM of :func:`stir_ros.core.metrics.ssim` (Wang et al.'s definition).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from stir_ros.core.dat import DatReader
+from stir_ros.core.errors import ConfigError
+from stir_ros.core.metrics import psnr, ssim
+
+__all__ = ["add_arguments", "run", "find_pairs", "load_gt", "evaluate", "spikezoo_ssim"]
+
+METHOD_NAMES = ("tfp", "tfi", "stir")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Arguments of ``stir-ros eval``."""
+    parser.add_argument("data_dir", metavar="DATA_DIR", help="folder with spike/*.dat and gt/*.png")
+    parser.add_argument("--method", nargs="+", action="extend", choices=METHOD_NAMES, default=None,
+                        help="one or more of tfp, tfi, stir (repeatable; default: stir)")  # fmt: skip
+    parser.add_argument("--weights", help="STIR checkpoint (default: the shipped weights)")
+    parser.add_argument("--alpha", type=float, default=0.6, help="sensor alpha of the data")
+    parser.add_argument("--window-length", type=int, default=0,
+                        help="frames per window; 0: the checkpoint's for stir, 41 for tfp/tfi")  # fmt: skip
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N")
+    parser.add_argument("--precision", default="fp32", choices=("fp32", "fp16", "bf16"))
+    parser.add_argument("--json", metavar="OUT.json", help="write the results here")
+    parser.add_argument("--save-images", metavar="DIR", help="write each reconstruction as a PNG")
+
+
+def find_pairs(data_dir: str | Path) -> list[tuple[str, Path, Path]]:
+    """``(name, dat, png)`` for every ``spike/NAME.dat`` with a ``gt/NAME.png``, sorted by name.
+
+    Raises:
+        ConfigError: The layout is missing or no pair exists.
+    """
+    root = Path(data_dir)
+    spike_dir, gt_dir = root / "spike", root / "gt"
+    if not spike_dir.is_dir() or not gt_dir.is_dir():
+        raise ConfigError(f"'{root}' must contain spike/ and gt/ folders (Spike-Zoo layout)")
+    gts = {p.stem: p for p in gt_dir.iterdir() if p.suffix.lower() in (".png", ".jpg", ".jpeg")}
+    pairs = [(p.stem, p, gts[p.stem]) for p in sorted(spike_dir.glob("*.dat")) if p.stem in gts]
+    if not pairs:
+        raise ConfigError(f"no spike/NAME.dat with a matching gt/NAME.png in '{root}'")
+    return pairs
+
+
+def load_gt(path: Path) -> np.ndarray:
+    """Ground truth as float32 [H, W] in [0, 1] (RGB converted with BT.601 luma, as OpenCV)."""
+    from PIL import Image
+
+    with Image.open(path) as im:
+        if im.mode in ("L", "I;16", "I"):
+            arr = np.asarray(im).astype(np.float32)
+            return arr / (65535.0 if arr.max() > 255 else 255.0)
+        rgb = np.asarray(im.convert("RGB")).astype(np.float32)
+    gray = np.rint(rgb @ np.array([0.299, 0.587, 0.114], np.float32))  # OpenCV rounds to uint8
+    return gray / 255.0
+
+
+def spikezoo_ssim(pred: np.ndarray, gt: np.ndarray) -> float:
+    """SSIM as Spike-Zoo computes it: skimage defaults (7x7 uniform window), peak 1."""
+    from skimage.metrics import structural_similarity
+
+    return float(structural_similarity(gt.astype(np.float64), pred.astype(np.float64), data_range=1.0))
+
+
+def centre_window(path: Path, height: int, width: int, window_length: int) -> np.ndarray:
+    """The ``window_length`` frames centred on frame ``N // 2`` of a ``.dat`` stream."""
+    with DatReader(path, height, width) as reader:
+        total = len(reader) if hasattr(reader, "__len__") else reader.num_frames
+        first = total // 2 - window_length // 2
+        if first < 0 or first + window_length > total:
+            raise ConfigError(f"{path} has {total} frames, fewer than the {window_length}-frame window needs")
+        return reader.read(first, window_length)
+
+
+def evaluate(
+    data_dir: str | Path,
+    methods: Sequence[str],
+    weights: str | None = None,
+    alpha: float = 0.6,
+    window_length: int = 0,
+    device: str = "auto",
+    precision: str = "fp32",
+    save_images: str | None = None,
+) -> dict[str, Any]:
+    """Evaluate ``methods`` on every clip of ``data_dir``.
+
+    Returns:
+        ``{"data_dir", "alpha", "methods": {name: {"psnr", "ssim", "ssim_gaussian",
+        "window_length", "seconds_per_frame", "weights", "clips": [{"name", "psnr", "ssim",
+        "ssim_gaussian"}]}}}``.
+    """
+    from stir_ros.core.engine import EngineConfig, ReconstructionEngine
+
+    pairs = find_pairs(data_dir)
+    gts = {name: load_gt(png) for name, _, png in pairs}
+    results: dict[str, Any] = {"data_dir": str(data_dir), "alpha": alpha, "methods": {}}
+    for method in methods:
+        cfg = EngineConfig(
+            method=method, window_length=window_length, alpha=alpha, device=device, precision=precision,
+            max_batch=1, weights=weights if method == "stir" else None,
+        )  # fmt: skip
+        engine = ReconstructionEngine(cfg)
+        clips, seconds = [], 0.0
+        for name, dat, _ in pairs:
+            gt = gts[name]
+            window = centre_window(dat, gt.shape[0], gt.shape[1], engine.window_length)
+            start = time.perf_counter()
+            image = engine.reconstruct(window[None])[0]
+            seconds += time.perf_counter() - start
+            clips.append({
+                "name": name,
+                "psnr": psnr(image, gt),
+                "ssim": spikezoo_ssim(image, gt),
+                "ssim_gaussian": ssim(image, gt),
+            })  # fmt: skip
+            if save_images:
+                from PIL import Image
+
+                out = Path(save_images) / method
+                out.mkdir(parents=True, exist_ok=True)
+                Image.fromarray(np.rint(image * 255).astype(np.uint8)).save(out / f"{name}.png")
+        entry: dict[str, Any] = {
+            "psnr": float(np.mean([c["psnr"] for c in clips])),
+            "ssim": float(np.mean([c["ssim"] for c in clips])),
+            "ssim_gaussian": float(np.mean([c["ssim_gaussian"] for c in clips])),
+            "window_length": engine.window_length,
+            "seconds_per_frame": seconds / len(clips),
+            "clips": clips,
+        }
+        if method == "stir":
+            entry["weights"] = str(engine.weights_path)
+            entry["steps"] = int(getattr(engine.metadata, "steps", 0))
+        results["methods"][method] = entry
+    return results
+
+
+def format_table(results: dict[str, Any]) -> str:
+    """Markdown table: one row per method, mean PSNR/SSIM and the per-clip PSNR."""
+    methods = results["methods"]
+    clip_names = [c["name"] for c in next(iter(methods.values()))["clips"]]
+    head = "| method | T | PSNR (dB) | SSIM | SSIM (gauss) | " + " | ".join(clip_names) + " |"
+    rule = "|---|---|---|---|---|" + "---|" * len(clip_names)
+    rows = [head, rule]
+    for name, r in methods.items():
+        per_clip = " | ".join(f"{c['psnr']:.2f} / {c['ssim']:.3f}" for c in r["clips"])
+        rows.append(
+            f"| {name} | {r['window_length']} | {r['psnr']:.2f} | {r['ssim']:.4f} | {r['ssim_gaussian']:.4f} | {per_clip} |"
+        )
+    return "\n".join(rows)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Entry point of ``stir-ros eval``."""
+    methods = list(dict.fromkeys(args.method or ["stir"]))
+    results = evaluate(
+        args.data_dir, methods, weights=args.weights, alpha=args.alpha, window_length=args.window_length,
+        device=args.device, precision=args.precision, save_images=args.save_images,
+    )  # fmt: skip
+    print(format_table(results))
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        with open(args.json, "w") as f:
+            json.dump(results, f, indent=2, default=lambda x: None if isinstance(x, float) and math.isnan(x) else x)
+            f.write("\n")
+    return 0

@@ -1,0 +1,1 @@
+"""Training STIR on synthetic spikes (``stir-ros train``)."""

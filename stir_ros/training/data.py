@@ -1,0 +1,133 @@
+"""Synthetic training data for STIR, made on the fly by the spike simulator.
+
+Every sample is a crop of natural images (a background and moving foreground layers, each on
+its own random trajectory) turned into spikes by the integrate-and-fire simulator with a
+per-sample alpha drawn around the REDS-derived sets' 0.6.
+
+Target convention (see ``stir_ros/weights/MODEL_CARD.md``): the network predicts the **spike
+rate** of the centre frame, ``alpha * intensity``, exactly as the Spike-Zoo retrained STIR
+(its wrapper divides the network output by the rate); the reconstruction engine returns
+``clamp(raw / alpha, 0, 1)``. The target returned here is therefore ``alpha * gt``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+import numpy as np
+import torch
+
+from stir_ros.core.errors import ConfigError
+from stir_ros.core.scenes import load_images, make_training_batch
+
+__all__ = ["DataConfig", "SyntheticSpikeData", "describe", "load_training_images", "validation_set"]
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """How synthetic windows are drawn.
+
+    Attributes:
+        window_length: Frames per window (61 or 41); the target is at frame ``T // 2``.
+        crop: Square crop size in pixels.
+        alpha_range: Per-sample alpha drawn uniformly from this range.
+        max_layers: Layers per sample drawn uniformly from 1..max_layers (background + objects).
+        max_displacement: Largest first-to-last-frame shift of a layer, pixels.
+        max_rotation: Largest rotation over the window, radians.
+        max_zoom: Largest relative zoom over the window.
+        static_prob: Probability that a layer stands still.
+        max_noise_std: Per-sample integrate-and-fire noise drawn from ``U(0, max_noise_std)``.
+    """
+
+    window_length: int = 61
+    crop: int = 96
+    alpha_range: tuple[float, float] = (0.5, 0.7)
+    max_layers: int = 3
+    max_displacement: float = 8.0
+    max_rotation: float = 0.05
+    max_zoom: float = 0.05
+    static_prob: float = 0.1
+    max_noise_std: float = 0.02
+
+
+def load_training_images(folders: Sequence[str] | None = None, max_size: int = 512) -> list[np.ndarray]:
+    """scikit-image's bundled photographs plus the images in ``folders`` (grayscale, [0, 1])."""
+    images = load_images("skimage", max_size=max_size)
+    for folder in folders or ():
+        images.extend(load_images(folder, max_size=max_size))
+    if not images:
+        raise ConfigError("no training images")
+    return images
+
+
+class SyntheticSpikeData:
+    """Endless stream of ``(spikes [B, T, H, W], target [B, 1, H, W], alpha [B])`` batches.
+
+    Deterministic for a given ``generator`` state: the training loop saves and restores the
+    generator with its checkpoints, so resuming continues the same stream.
+
+    Args:
+        images: Grayscale source images in [0, 1].
+        config: Sampling parameters.
+        generator: CPU ``torch.Generator`` driving every random choice.
+        device: Device of the returned batches (simulation runs there).
+    """
+
+    def __init__(
+        self,
+        images: Sequence[np.ndarray],
+        config: DataConfig,
+        generator: torch.Generator,
+        device: str | torch.device = "cpu",
+    ) -> None:
+        if not images:
+            raise ConfigError("SyntheticSpikeData needs at least one image")
+        self.images = [torch.as_tensor(im, dtype=torch.float32) for im in images]
+        self.config = config
+        self.generator = generator
+        self.device = torch.device(device)
+
+    def _uniform(self, lo: float, hi: float) -> float:
+        return lo + (hi - lo) * float(torch.rand((), generator=self.generator))
+
+    def sample(self, batch: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Draw one batch; each sample has its own alpha, layer count and noise level."""
+        cfg = self.config
+        spikes, targets, alphas = [], [], []
+        for _ in range(batch):
+            alpha = self._uniform(*cfg.alpha_range)
+            layers = int(torch.randint(1, cfg.max_layers + 1, (), generator=self.generator))
+            noise = self._uniform(0.0, cfg.max_noise_std)
+            s, gt = make_training_batch(
+                self.images, 1, cfg.window_length, cfg.crop, cfg.crop, alpha=alpha,
+                generator=self.generator, device=self.device, num_layers=layers,
+                max_displacement=cfg.max_displacement, max_rotation=cfg.max_rotation,
+                max_zoom=cfg.max_zoom, static_prob=cfg.static_prob, noise_std=noise,
+            )  # fmt: skip
+            spikes.append(s)
+            targets.append(gt * alpha)
+            alphas.append(alpha)
+        return torch.cat(spikes), torch.cat(targets), torch.tensor(alphas, device=self.device)
+
+
+def validation_set(
+    images: Sequence[np.ndarray], config: DataConfig, count: int = 8, seed: int = 12345
+) -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+    """A fixed held-out synthetic set (its own seed, independent of the training stream).
+
+    Returns ``count`` single-sample batches ``(spikes, target, alpha)`` on the CPU.
+    """
+    gen = torch.Generator().manual_seed(seed)
+    data = SyntheticSpikeData(images, config, gen, "cpu")
+    return [data.sample(1) for _ in range(count)]
+
+
+def describe(config: DataConfig, folders: Sequence[str] | None) -> str:
+    """One-line description of the training data for checkpoint metadata."""
+    src = "skimage.data photographs" + (f" + {', '.join(folders)}" if folders else "")
+    return (
+        f"synthetic on-the-fly: {src}; {config.crop}x{config.crop} crops, 1-{config.max_layers} moving "
+        f"layers, shift<={config.max_displacement}px, alpha~U{config.alpha_range}, "
+        f"noise_std<={config.max_noise_std}; target alpha*gt"
+    )
+
