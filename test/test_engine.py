@@ -87,12 +87,21 @@ def test_wrong_window_length_is_refused():
         engine.reconstruct(np.zeros((2, 2), np.uint8))
 
 
-def test_missing_weights_fail_clearly(tmp_path):
+def test_missing_weights_fail_clearly(tmp_path, monkeypatch):
+    import stir_ros.core.engine as engine_module
+
     with pytest.raises(CheckpointError, match="does not exist"):
         ReconstructionEngine(EngineConfig(method="stir", weights=str(tmp_path / "nope.pt")))
-    if not default_weights_path().is_file():
-        with pytest.raises(CheckpointError, match="default STIR weights"):
-            ReconstructionEngine(EngineConfig(method="stir"))
+    # An installation without the shipped file (e.g. a trimmed package) says what to do.
+    monkeypatch.setattr(engine_module, "default_weights_path", lambda: tmp_path / "absent.pt")
+    with pytest.raises(CheckpointError, match="default STIR weights"):
+        ReconstructionEngine(EngineConfig(method="stir"))
+
+
+def test_default_engine_loads_the_shipped_weights():
+    engine = ReconstructionEngine(EngineConfig(method="stir", device="cpu"))
+    assert engine.weights_path == default_weights_path() and engine.window_length == 61
+    assert engine.metadata.alpha == pytest.approx(0.6)
 
 
 def test_stir_output_is_raw_over_alpha_clamped(stir_weights):
