@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import os
 import platform
+import signal
+import subprocess
 from pathlib import Path
 
-__all__ = ["cpu_model", "cpu_seconds"]
+__all__ = ["cpu_model", "cpu_seconds", "stop_processes"]
 
 
 def cpu_model() -> str:
@@ -30,3 +32,17 @@ def cpu_seconds(pid: int) -> float:
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
     except (OSError, IndexError):
         return float("nan")
+
+
+def stop_processes(procs: list[subprocess.Popen | None]) -> None:
+    """SIGINT every child still running, wait for each, kill those that hang."""
+    for p in procs:
+        if p is not None and p.poll() is None:
+            p.send_signal(signal.SIGINT)
+    for p in procs:
+        if p is not None:
+            try:
+                p.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait(timeout=5)

@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import signal
 import subprocess
 import sys
 import tempfile
@@ -28,7 +27,7 @@ import uuid
 from pathlib import Path
 
 import numpy as np
-from _common import cpu_model, cpu_seconds  # noqa: E402  (bench/ is on sys.path)
+from _common import cpu_model, cpu_seconds, stop_processes  # noqa: E402  (bench/ is on sys.path)
 
 
 def rss_mb(pid: int) -> float:
@@ -154,16 +153,7 @@ def main() -> int:
             while time.monotonic() < end:
                 rclpy.spin_once(node, timeout_sec=0.1)
         finally:
-            for p in (drv, rec):
-                if p is not None and p.poll() is None:
-                    p.send_signal(signal.SIGINT)
-            for p in (drv, rec):
-                if p is not None:
-                    try:
-                        p.wait(timeout=10)
-                    except subprocess.TimeoutExpired:
-                        p.kill()
-                        p.wait(timeout=5)
+            stop_processes([drv, rec])
             node.destroy_node()
             rclpy.try_shutdown()
 

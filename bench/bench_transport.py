@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import signal
 import subprocess
 import sys
 import tempfile
@@ -28,7 +27,7 @@ import uuid
 from pathlib import Path
 
 import numpy as np
-from _common import cpu_model, cpu_seconds  # noqa: E402  (bench/ is on sys.path)
+from _common import cpu_model, cpu_seconds, stop_processes  # noqa: E402  (bench/ is on sys.path)
 
 REFERENCE_PUB = r"""
 import sys, time, array, rclpy
@@ -155,15 +154,7 @@ def run_pipeline(dat: Path, h: int, w: int, fpp: int, rate: float, seconds: floa
             "p99": float(diag.get("latency_ms_p99", "nan")),
         }
     finally:
-        for p in (drv, rec):
-            if p is not None and p.poll() is None:
-                p.send_signal(signal.SIGINT)
-        for p in (drv, rec):
-            if p is not None:
-                try:
-                    p.wait(timeout=10)
-                except subprocess.TimeoutExpired:
-                    p.kill()
+        stop_processes([drv, rec])
         node.destroy_node()
         rclpy.try_shutdown()
 
