@@ -7,7 +7,11 @@ For every sensor rate it runs, in the same session and on the same machine:
 - reference: a bare rclpy publisher and subscriber process (no stir_ros code) sending packets of
   the same size at the same rate with the same QoS, counting received packets by ``seq``;
 - stir_ros: ``spike_camera_driver`` (a looped .dat file, real-time pacing) -> ``spike_reconstructor``
-  (tfp), each its own process, as a user starts them.
+  (tfp), each its own process, as a user starts them. The nodes load stir_ros's Fast DDS profile
+  (``config/fastdds_spike_stream.xml``) unless the environment says otherwise
+  (``STIR_ROS_FASTDDS_PROFILE=off`` runs them with Fast DDS's defaults, as before the profile);
+- with ``--reference-with-profile`` also the bare reference with that profile, which shows how much
+  of the difference is the Fast DDS configuration rather than the nodes.
 
 It prints, per rate: packets sent and received, packets lost, frames/s received, the CPU use of
 each process (user+system time / wall time, 100% = one core), and for stir_ros the images/s,
@@ -168,6 +172,8 @@ def main() -> int:
     parser.add_argument("--stride-frames", type=int, default=200)
     parser.add_argument("--skip-reference", action="store_true")
     parser.add_argument("--depth", type=int, default=0, help="history depth of the spikes topic (qos_overrides; 0: the nodes' default)")
+    parser.add_argument("--reference-with-profile", action="store_true",
+                        help="also run the bare rclpy reference with stir_ros's Fast DDS profile")
     parser.add_argument("--best-effort", action="store_true",
                         help="best-effort spikes subscription (qos_overrides), as REP-2003 suggests, instead of reliable")
     args = parser.parse_args()
@@ -177,11 +183,17 @@ def main() -> int:
     env.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
     os.environ.update(env)
     from stir_ros.core.dat import write_dat
+    from stir_ros.ros.dds_profile import apply_fastdds_profile
+
+    profile_env = dict(env)
+    nodes_profile = apply_fastdds_profile(profile_env)
 
     print(f"hardware: {cpu_model()}, {os.cpu_count()} cores; load average {os.getloadavg()[0]:.2f}")
     print(f"stream: {h}x{w}, {args.frames_per_packet} frames/packet "
           f"({args.frames_per_packet * ((h * w + 7) // 8) / 1e6:.2f} MB), {args.seconds:g} s per run; "
           f"tfp window 41, stride {args.stride_frames}; subscription {'reliable' if not args.best_effort else 'best effort'}")
+    print(f"DDS: stir_ros nodes: {nodes_profile.message}; reference: "
+          f"{env.get('FASTRTPS_DEFAULT_PROFILES_FILE') or 'Fast DDS defaults'}")
     with tempfile.TemporaryDirectory() as tmp:
         dat = Path(tmp) / "bench.dat"
         write_dat(dat, (np.random.default_rng(0).random((2000, h, w)) < 0.3).astype(np.uint8))
@@ -191,6 +203,10 @@ def main() -> int:
             if not args.skip_reference:
                 ref = run_reference(h, w, args.frames_per_packet, rate, args.seconds, not args.best_effort, env)
                 print(f"  reference bare rclpy pub/sub: {ref['received']}/{ref['sent']} packets, "
+                      f"lost {ref['lost']} ({100 * ref['lost'] / max(ref['sent'], 1):.2f}%)")
+            if args.reference_with_profile and nodes_profile.path:
+                ref = run_reference(h, w, args.frames_per_packet, rate, args.seconds, not args.best_effort, profile_env)
+                print(f"  reference with stir_ros's Fast DDS profile: {ref['received']}/{ref['sent']} packets, "
                       f"lost {ref['lost']} ({100 * ref['lost'] / max(ref['sent'], 1):.2f}%)")
             res = run_pipeline(dat, h, w, args.frames_per_packet, rate, args.seconds, args.stride_frames, not args.best_effort, env, args.depth)
             print(f"  stir_ros driver -> reconstructor: {res['received']}/{res['sent']} packets, "

@@ -205,7 +205,9 @@ def _run_to_dat(args: argparse.Namespace) -> int:
 
 def _run_play(args: argparse.Namespace) -> int:
     from stir_ros.bag.play import play
+    from stir_ros.ros.dds_profile import apply_fastdds_profile
 
+    print(apply_fastdds_profile().message, file=sys.stderr)  # before rclpy.init: large spike packets
     result = play(
         args.input, rate=args.rate, loop=args.loop, start_offset=args.start_offset, clock_hz=args.clock,
         topics=args.topics, wait_for_subscribers=args.wait_for_subscribers, delay=args.delay,

@@ -41,6 +41,7 @@ from stir_ros.ros.conversions import (
     make_packet,
     restamp_camera_info,
 )
+from stir_ros.ros.dds_profile import apply_fastdds_profile
 from stir_ros.ros.graph import DRIVER_NAME, DRIVER_PARAMETERS
 
 __all__ = ["DriverSettings", "SpikeCameraDriver", "make_source", "main"]
@@ -247,9 +248,11 @@ class SpikeCameraDriver(Node):
 
 def main(args: list[str] | None = None) -> int:
     """Entry point of ``spike_camera_driver``; returns the exit status."""
-    rclpy.init(args=args)
     node = None
     try:
+        profile = apply_fastdds_profile()  # before rclpy.init creates the participant
+        rclpy.init(args=args)
+        rclpy.logging.get_logger(DRIVER_NAME).info(profile.message)
         node = SpikeCameraDriver()
         while rclpy.ok() and not node.finished.is_set():
             rclpy.spin_once(node, timeout_sec=0.1)

@@ -47,6 +47,7 @@ from stir_ros.ros.conversions import (
     packet_payload,
     restamp_camera_info,
 )
+from stir_ros.ros.dds_profile import apply_fastdds_profile
 from stir_ros.ros.graph import RECONSTRUCTOR_NAME, RECONSTRUCTOR_PARAMETERS
 
 __all__ = ["ReconstructorSettings", "SpikeReconstructor", "main"]
@@ -380,9 +381,11 @@ class SpikeReconstructor(Node):
 
 def main(args: list[str] | None = None) -> int:
     """Entry point of ``spike_reconstructor``; returns the exit status."""
-    rclpy.init(args=args)
     node = None
     try:
+        profile = apply_fastdds_profile()  # before rclpy.init creates the participant
+        rclpy.init(args=args)
+        rclpy.logging.get_logger(RECONSTRUCTOR_NAME).info(profile.message)
         node = SpikeReconstructor()
         rclpy.spin(node)
         return 0

@@ -1,0 +1,127 @@
+"""The Fast DDS profile the nodes load by default (config/fastdds_spike_stream.xml).
+
+The rules of :func:`apply_fastdds_profile` are checked on plain dicts; then a real driver process
+shows that Fast DDS loaded the profile (its shared-memory segment in /dev/shm has the profile's
+size, not the default 512 KB) and that a subscriber without the profile receives its packets.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+import uuid
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+
+from stir_ros.core.errors import ConfigError
+from stir_ros.ros.dds_profile import PROFILE_FILE, PROFILE_VARIABLES, SWITCH_VARIABLE, apply_fastdds_profile
+from stir_ros.ros.driver_node import DriverSettings
+from stir_ros.ros.graph import find_config
+
+NS = "{http://www.eprosima.com/XMLSchemas/fastRTPS_Profiles}"
+
+
+def test_default_points_both_fast_dds_variables_at_the_shipped_profile():
+    env = {"RMW_IMPLEMENTATION": "rmw_fastrtps_cpp"}
+    choice = apply_fastdds_profile(env)
+    assert choice.path is not None and Path(choice.path).name == PROFILE_FILE and Path(choice.path).is_file()
+    assert [env[v] for v in PROFILE_VARIABLES] == [choice.path, choice.path]
+    assert apply_fastdds_profile({}).path is not None  # no RMW_IMPLEMENTATION: Fast DDS is ROS 2's default
+
+
+@pytest.mark.parametrize("env", [
+    {SWITCH_VARIABLE: "off"},
+    {SWITCH_VARIABLE: "0"},
+    {"RMW_IMPLEMENTATION": "rmw_cyclonedds_cpp"},
+    {"FASTRTPS_DEFAULT_PROFILES_FILE": "/etc/my_profile.xml"},
+    {"FASTDDS_DEFAULT_PROFILES_FILE": "/etc/my_profile.xml"},
+])  # fmt: skip
+def test_the_users_choice_is_left_alone(env):
+    before = dict(env)
+    choice = apply_fastdds_profile(env)
+    assert choice.path is None and env == before
+    assert choice.message
+
+
+def test_a_profile_path_in_the_switch_is_used_and_a_missing_one_refused(tmp_path):
+    mine = tmp_path / "mine.xml"
+    mine.write_text("<dds/>")
+    env = {SWITCH_VARIABLE: str(mine)}
+    assert apply_fastdds_profile(env).path == str(mine) and env["FASTRTPS_DEFAULT_PROFILES_FILE"] == str(mine)
+    with pytest.raises(ConfigError, match="no such Fast DDS profile"):
+        apply_fastdds_profile({SWITCH_VARIABLE: str(tmp_path / "missing.xml")})
+
+
+def test_profile_segment_holds_many_default_packets_and_keeps_udp():
+    root = ET.parse(find_config(PROFILE_FILE)).getroot()
+    descriptors = {d.findtext(f"{NS}transport_id"): d for d in root.iter(f"{NS}transport_descriptor")}
+    types = {d.findtext(f"{NS}type") for d in descriptors.values()}
+    assert types == {"SHM", "UDPv4"}  # same transports as Fast DDS's default: other hosts still reachable
+    (shm,) = [d for d in descriptors.values() if d.findtext(f"{NS}type") == "SHM"]
+    s = DriverSettings()
+    packet_bytes = s.frames_per_packet * s.height * s.width // 8
+    assert int(shm.findtext(f"{NS}segment_size")) >= 32 * packet_bytes
+    (participant,) = root.iter(f"{NS}participant")
+    assert participant.get("is_default_profile") == "true"
+    used = [t.text for t in participant.iter(f"{NS}transport_id")]
+    assert sorted(used) == sorted(descriptors)
+
+
+def _segments() -> dict[str, int]:
+    shm = Path("/dev/shm")
+    out = {}
+    for p in shm.glob("fastrtps_*") if shm.is_dir() else []:
+        try:
+            out[p.name] = p.stat().st_size
+        except OSError:
+            pass
+    return out
+
+
+@pytest.mark.ros
+@pytest.mark.slow
+@pytest.mark.skipif(not Path("/dev/shm").is_dir(), reason="no /dev/shm: Fast DDS shared memory unavailable")
+@pytest.mark.parametrize("switch", ["", "off"])
+def test_driver_process_loads_the_profile_and_plain_subscribers_receive(switch, ros_env, tmp_path):
+    rclpy = pytest.importorskip("rclpy")
+    from rclpy.qos import QoSProfile, QoSReliabilityPolicy
+
+    from stir_ros.msg import SpikePacket
+
+    env = {k: v for k, v in ros_env.items() if k not in PROFILE_VARIABLES}
+    env[SWITCH_VARIABLE] = switch
+    ns = f"dds_{uuid.uuid4().hex[:8]}"
+    before = set(_segments())
+    rclpy.init()  # this process: Fast DDS defaults (no profile variables set here)
+    node = rclpy.create_node(f"dds_probe_{uuid.uuid4().hex[:8]}")
+    received: list[int] = []
+    node.create_subscription(SpikePacket, f"/{ns}/spikes", lambda m: received.append(m.seq),
+                             QoSProfile(depth=50, reliability=QoSReliabilityPolicy.RELIABLE))
+    log = tmp_path / "driver.log"
+    with open(log, "wb") as out:
+        drv = subprocess.Popen(["spike_camera_driver", "--ros-args", "-r", f"__ns:=/{ns}", "-p", "source:=sim",
+                                "-p", "max_frames:=2000", "-p", "wait_for_subscribers:=1"],
+                               env=env, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and len(received) < 20:
+            rclpy.spin_once(node, timeout_sec=0.1)
+        new = {n: size for n, size in _segments().items() if n not in before and not n.endswith("_el")}
+        drv.wait(timeout=30)
+    finally:
+        if drv.poll() is None:
+            drv.kill()
+        node.destroy_node()
+        rclpy.try_shutdown()
+    text = log.read_text()
+    assert received[:20] == list(range(20)), text
+    big = [n for n, size in new.items() if size >= 64 * 2**20]
+    if switch == "off":
+        assert "Fast DDS default transports" in text
+        assert not big, new
+    else:
+        assert f"Fast DDS profile {find_config(PROFILE_FILE)}" in text or PROFILE_FILE in text, text
+        assert len(big) == 1, new  # the driver's participant; this process keeps the default segment
