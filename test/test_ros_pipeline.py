@@ -291,6 +291,8 @@ def test_bad_input_is_counted_and_the_stream_recovers(nodes, ros_node):
 
     truncated = _packet(4, 80)
     truncated.data = truncated.data[:-1]
+    bad_values = _packet(4, 80, encoding="unpacked_u8")
+    bad_values.data = bytes([0, 1, 2]) * (20 * 16 * 24 // 3)  # right length, a 2 among the 0/1 values
     sequence = [
         *[_packet(s, 20 * s) for s in range(4)],                        # frames 0-79: windows 0, 20, 40
         truncated,                                                      # payload length
@@ -298,6 +300,7 @@ def test_bad_input_is_counted_and_the_stream_recovers(nodes, ros_node):
         _packet(4, 80, num_frames=0),                                   # num_frames 0
         _packet(4, 80, height=4_000_000_000, width=4_000_000_000),      # absurd size, 60-byte payload
         _packet(4, 80, frame_rate_hz=0.0),                              # frame rate 0
+        bad_values,                                                     # unpacked_u8 value 2
         _packet(3, 60),                                                 # duplicate
         *[_packet(s, 20 * s) for s in range(6, 10)],                    # seq 4, 5 lost: windows 120, 140, 160
         _packet(8, 160),                                                # late (reordered)
@@ -319,7 +322,7 @@ def test_bad_input_is_counted_and_the_stream_recovers(nodes, ros_node):
     assert stamps[6] == back + 10 * 50_000  # centre frame 210, 10 frames into the packet stamped `back`
     expected = {
         "input_lost_packets": "2", "input_duplicates": "1", "input_reordered": "1", "input_stamps_backwards": "1",
-        "input_size_changes": "1", "bad_packets": "5", "bad_packets_payload_length": "1",
+        "input_size_changes": "1", "bad_packets": "6", "bad_packets_bad_values": "1", "bad_packets_payload_length": "1",
         "bad_packets_unknown_encoding": "1", "bad_packets_bad_num_frames": "1", "bad_packets_bad_size": "1",
         "bad_packets_bad_frame_rate": "1", "images_published": "12", "inference_errors": "0",
         "packet_handling_errors": "0",
@@ -329,7 +332,7 @@ def test_bad_input_is_counted_and_the_stream_recovers(nodes, ros_node):
     assert nodes.procs[0][1].poll() is None  # still running
     log = nodes.logs()
     for needle in ("2 packet(s) lost", "unknown encoding", "duplicate packet", "late packet", "stamp went backwards",
-                   "frame size changed", "payload has 959 bytes, expected 960"):  # fmt: skip
+                   "frame size changed", "payload has 959 bytes, expected 960", "values other than 0 and 1"):  # fmt: skip
         assert needle in log
 
 

@@ -305,9 +305,11 @@ def validate_packet(
 
     Raises:
         PacketError: Unknown encoding, zero/absurd size, ``num_frames`` 0, a non-positive frame
-            rate, or a payload length that disagrees with the header. The exception's ``kind``
-            attribute names the problem for counters: ``unknown_encoding``, ``bad_num_frames``,
-            ``bad_frame_rate``, ``bad_size`` or ``payload_length``.
+            rate, a payload length that disagrees with the header, or an ``unpacked_u8`` payload
+            with values other than 0 and 1 (one pass over the bytes; ``vidar_bitpacked`` payloads
+            cannot hold a bad value). The exception's ``kind`` attribute names the problem for
+            counters: ``unknown_encoding``, ``bad_num_frames``, ``bad_frame_rate``, ``bad_size``,
+            ``payload_length`` or ``bad_values``.
     """
     if encoding not in ENCODINGS:
         raise _packet_error("unknown_encoding", f"unknown encoding {encoding!r}; expected one of {ENCODINGS}")
@@ -328,6 +330,10 @@ def validate_packet(
             f"payload has {raw.size} bytes, expected {expected} for {num_frames} frames of "
             f"{height}x{width} in {encoding}",
         )
+    # Checked here rather than when the window is decoded: there a bad packet would fail the whole
+    # batch, good windows included.
+    if encoding == ENCODING_UNPACKED_U8 and raw.size and int(raw.max()) > 1:
+        raise _packet_error("bad_values", f"unpacked_u8 payload has values other than 0 and 1 (max {int(raw.max())})")
     return raw
 
 
