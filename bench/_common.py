@@ -5,13 +5,14 @@ The scripts are run as ``python bench/NAME.py``, which puts this folder on ``sys
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import platform
 import signal
 import subprocess
 from pathlib import Path
 
-__all__ = ["cpu_model", "cpu_seconds", "stop_processes"]
+__all__ = ["authors_stir_class", "cpu_model", "cpu_seconds", "spikezoo_dir", "stop_processes"]
 
 
 def cpu_model() -> str:
@@ -46,3 +47,34 @@ def stop_processes(procs: list[subprocess.Popen | None]) -> None:
             except subprocess.TimeoutExpired:
                 p.kill()
                 p.wait(timeout=5)
+
+
+def spikezoo_dir() -> Path | None:
+    """Folder of the installed ``spikezoo`` package (the authors' STIR), found without importing it.
+
+    Its ``__init__`` needs dependencies the benchmarks do not; ``archs/`` and ``data/`` are read
+    from the folder. Works wherever spikezoo is on ``sys.path`` (a venv, ``pip --target``).
+    """
+    spec = importlib.util.find_spec("spikezoo")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return Path(list(spec.submodule_search_locations)[0])
+
+
+def authors_stir_class() -> type:
+    """The authors' ``STIR`` class from spikezoo's ``archs/stir`` (imported, never copied).
+
+    Raises:
+        ImportError: spikezoo is not installed.
+    """
+    import sys
+
+    root = spikezoo_dir()
+    if root is None:
+        raise ImportError("spikezoo (the authors' STIR) is not installed: pip install --no-deps spikezoo==0.2.3.7")
+    archs = str(root / "archs")
+    if archs not in sys.path:
+        sys.path.insert(0, archs)
+    from stir.models.networks_STIR import STIR  # type: ignore[import-not-found]
+
+    return STIR

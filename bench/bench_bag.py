@@ -20,7 +20,6 @@ STIR weights are random (a fresh stir_<T> checkpoint): the cost does not depend 
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import os
 import sys
 import tempfile
@@ -36,7 +35,7 @@ from stir_ros.bag.convert import dat_to_bag  # noqa: E402
 from stir_ros.bag.reconstruct import ReconstructOptions, reconstruct_bag  # noqa: E402
 from stir_ros.core.dat import write_dat  # noqa: E402
 from stir_ros.core.engine import EngineConfig, ReconstructionEngine  # noqa: E402
-from _common import cpu_model  # noqa: E402  (bench/ is on sys.path)
+from _common import authors_stir_class, cpu_model  # noqa: E402  (bench/ is on sys.path)
 
 H, W = 250, 400
 RATE = 20000.0
@@ -87,13 +86,10 @@ def bare_model(engine: ReconstructionEngine, n_images: int, batch: int) -> float
 
 def authors_stir(window_length: int, n_images: int, batch: int, device: torch.device) -> float | None:
     """Images/s of the authors' eager STIR (spikezoo), or None when it is not installed."""
-    spec = importlib.util.find_spec("spikezoo")
-    if spec is None or not spec.submodule_search_locations:
+    try:
+        STIR = authors_stir_class()
+    except ImportError:
         return None
-    archs = os.path.join(list(spec.submodule_search_locations)[0], "archs")
-    if archs not in sys.path:
-        sys.path.insert(0, archs)
-    from stir.models.networks_STIR import STIR  # type: ignore[import-not-found]
 
     model = STIR(spike_dim=window_length).eval().to(device)
     x = (torch.rand(batch, window_length, 256, W) < 0.3).float().to(device)

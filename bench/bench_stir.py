@@ -29,7 +29,6 @@ import os
 import platform
 import statistics
 import sys
-import sysconfig
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -37,7 +36,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from _common import cpu_model  # noqa: E402  (bench/ is on sys.path)
+from _common import authors_stir_class, cpu_model, spikezoo_dir  # noqa: E402  (bench/ is on sys.path)
 
 # Run from a checkout without installing the package.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -76,12 +75,7 @@ def hardware(device: torch.device) -> str:
 
 def authors_class() -> type[torch.nn.Module]:
     """The authors' STIR from the installed spikezoo (imported, never copied)."""
-    archs = os.path.join(sysconfig.get_paths()["purelib"], "spikezoo", "archs")
-    if archs not in sys.path:
-        sys.path.insert(0, archs)
-    from stir.models.networks_STIR import STIR as AuthorsSTIR  # type: ignore[import-not-found]
-
-    return AuthorsSTIR
+    return authors_stir_class()
 
 
 def to_authors_state(ours: STIR, authors: torch.nn.Module) -> dict[str, torch.Tensor]:
@@ -355,7 +349,7 @@ def accuracy_rows(args: argparse.Namespace, ours: STIR, device: torch.device, re
     """PSNR of reduced precision against fp32 and against the ground truth, Spike-Zoo clips."""
     from stir_ros.evaluation import find_pairs, load_gt
 
-    root = Path(sysconfig.get_paths()["purelib"]) / "spikezoo" / "data" / "base" / "train"
+    root = (spikezoo_dir() or Path("spikezoo-not-installed")) / "data" / "base" / "train"
     pairs = find_pairs(root)
     t = ours.window_length
     windows, gts = [], []

@@ -100,7 +100,7 @@ def run_reference(h: int, w: int, fpp: int, rate: float, seconds: float, reliabl
 
 
 def run_pipeline(dat: Path, h: int, w: int, fpp: int, rate: float, seconds: float, stride: int, reliable: bool,
-                 env: dict[str, str], depth: int = 0) -> dict[str, float]:
+                 env: dict[str, str], depth: int = 0, executor: str = "") -> dict[str, float]:
     import rclpy
     from diagnostic_msgs.msg import DiagnosticArray
 
@@ -122,6 +122,7 @@ def run_pipeline(dat: Path, h: int, w: int, fpp: int, rate: float, seconds: floa
     node.create_subscription(DiagnosticArray, "/diagnostics", on_diag, 10)
     rec = subprocess.Popen(["spike_reconstructor", "--ros-args", "-r", f"__ns:=/{ns}", "-p", "method:=tfp",
                             "-p", f"stride_frames:={stride}", "-p", "diagnostics_period_s:=0.5",
+                            *(["-p", f"executor:={executor}"] if executor else []),
                             *([] if reliable else ["-p", f"qos_overrides./{ns}/spikes.subscription.reliability:=best_effort"]),
                             *(["-p", f"qos_overrides./{ns}/spikes.subscription.depth:={depth}"] if depth else [])],
                            env=env)
@@ -172,6 +173,7 @@ def main() -> int:
     parser.add_argument("--stride-frames", type=int, default=200)
     parser.add_argument("--skip-reference", action="store_true")
     parser.add_argument("--depth", type=int, default=0, help="history depth of the spikes topic (qos_overrides; 0: the nodes' default)")
+    parser.add_argument("--executor", default="", help="the reconstructor's executor parameter (empty: its default)")
     parser.add_argument("--reference-with-profile", action="store_true",
                         help="also run the bare rclpy reference with stir_ros's Fast DDS profile")
     parser.add_argument("--best-effort", action="store_true",
@@ -208,7 +210,7 @@ def main() -> int:
                 ref = run_reference(h, w, args.frames_per_packet, rate, args.seconds, not args.best_effort, profile_env)
                 print(f"  reference with stir_ros's Fast DDS profile: {ref['received']}/{ref['sent']} packets, "
                       f"lost {ref['lost']} ({100 * ref['lost'] / max(ref['sent'], 1):.2f}%)")
-            res = run_pipeline(dat, h, w, args.frames_per_packet, rate, args.seconds, args.stride_frames, not args.best_effort, env, args.depth)
+            res = run_pipeline(dat, h, w, args.frames_per_packet, rate, args.seconds, args.stride_frames, not args.best_effort, env, args.depth, args.executor)
             print(f"  stir_ros driver -> reconstructor: {res['received']}/{res['sent']} packets, "
                   f"lost {res['lost']} ({100 * res['lost'] / max(res['sent'], 1):.2f}%; seq gaps {res['lost_seq']}), "
                   f"{res['fps']:.0f} frames/s received (median)")

@@ -7,7 +7,6 @@ size, not the default 512 KB) and that a subscriber without the profile receives
 
 from __future__ import annotations
 
-import os
 import subprocess
 import time
 import uuid
@@ -18,8 +17,7 @@ import pytest
 
 from stir_ros.core.errors import ConfigError
 from stir_ros.ros.dds_profile import PROFILE_FILE, PROFILE_VARIABLES, SWITCH_VARIABLE, apply_fastdds_profile
-from stir_ros.ros.driver_node import DriverSettings
-from stir_ros.ros.graph import find_config
+from stir_ros.ros.graph import DRIVER_PARAMETERS, find_config
 
 NS = "{http://www.eprosima.com/XMLSchemas/fastRTPS_Profiles}"
 
@@ -61,8 +59,8 @@ def test_profile_segment_holds_many_default_packets_and_keeps_udp():
     types = {d.findtext(f"{NS}type") for d in descriptors.values()}
     assert types == {"SHM", "UDPv4"}  # same transports as Fast DDS's default: other hosts still reachable
     (shm,) = [d for d in descriptors.values() if d.findtext(f"{NS}type") == "SHM"]
-    s = DriverSettings()
-    packet_bytes = s.frames_per_packet * s.height * s.width // 8
+    d = {p.name: p.default for p in DRIVER_PARAMETERS}
+    packet_bytes = d["frames_per_packet"] * d["height"] * d["width"] // 8
     assert int(shm.findtext(f"{NS}segment_size")) >= 32 * packet_bytes
     (participant,) = root.iter(f"{NS}participant")
     assert participant.get("is_default_profile") == "true"

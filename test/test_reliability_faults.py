@@ -262,6 +262,7 @@ def test_invalid_parameters_at_start_exit_with_the_reason(ros_env):
         (ReconstructorSettings, "stride_frames", 0, "stride_frames must be >= 1, got 0"),
         (ReconstructorSettings, "output_rate_hz", -5.0, "output_rate_hz must be >= 0"),
         (ReconstructorSettings, "diagnostics_period_s", 0.0, "diagnostics_period_s must be positive"),
+        (ReconstructorSettings, "executor", "multi", "executor must be one of events, single_threaded, got 'multi'"),
         (ReconstructorSettings, "window_length", 50, "STIR supports window_length 41 or 61"),
         (DriverSettings, "encoding", "h264", "encoding must be one of"),
         (DriverSettings, "height", 0, "height and width must be positive, got 0x400"),

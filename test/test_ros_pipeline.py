@@ -174,7 +174,8 @@ def _check_images(collector: Collector, n: int, h: int, w: int, encoding: str, s
 # --------------------------------------------------------------------------- tests
 
 
-def test_dat_driver_to_tfp_images(nodes, ros_node, tmp_path):
+@pytest.mark.parametrize("executor", ["events", "single_threaded"])
+def test_dat_driver_to_tfp_images(executor, nodes, ros_node, tmp_path):
     h, w, n_frames, stride = 64, 96, 600, 50
     rng = np.random.default_rng(0)
     rate_map = np.linspace(0.05, 0.6, w)[None, :] * np.linspace(0.5, 1.0, h)[:, None]
@@ -182,7 +183,7 @@ def test_dat_driver_to_tfp_images(nodes, ros_node, tmp_path):
     write_dat(tmp_path / "clip.dat", frames)
     ns = f"dat_{uuid.uuid4().hex[:8]}"
     col = Collector(ros_node, ns)
-    nodes.start("spike_reconstructor", ns, {"method": "tfp", "stride_frames": stride, "queue_size": 64})
+    nodes.start("spike_reconstructor", ns, {"method": "tfp", "stride_frames": stride, "queue_size": 64, "executor": executor})
     col.wait_for_reconstructor(nodes)
     nodes.start("spike_camera_driver", ns, {
         "source": "dat", "dat_path": str(tmp_path / "clip.dat"), "height": h, "width": w, "frame_rate_hz": RATE,
