@@ -183,6 +183,7 @@ class SpikeCameraDriver(Node):
         if s.wait_for_subscribers > 0:
             self._wait_for_subscribers()
         rate = float(self.source.frame_rate_hz)
+        info = restamp_camera_info(self.camera_info, 0)  # this thread's own copy, restamped per packet
         t0_wall = time.monotonic()
         t0_stamp = self.get_clock().now().nanoseconds
         index = 0
@@ -215,7 +216,8 @@ class SpikeCameraDriver(Node):
                 frame_id=s.frame_id, encoding=s.encoding,
             )  # fmt: skip
             self.spikes_pub.publish(msg)
-            self.info_pub.publish(restamp_camera_info(self.camera_info, stamp_ns))
+            info.header.stamp = msg.header.stamp  # publish() serializes at once: the object can be reused
+            self.info_pub.publish(info)
             index += block.num_frames
             seq += 1
             self.packets, self.frames = seq, index
