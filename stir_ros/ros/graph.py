@@ -106,8 +106,8 @@ RECONSTRUCTOR_PARAMETERS: tuple[ParamSpec, ...] = (
     ParamSpec("diagnostics_period_s", 1.0, "Period of /diagnostics messages, seconds."),
     ParamSpec("warmup_height", 0, "If > 0 with warmup_width, warm the model up at this size at start."),
     ParamSpec("warmup_width", 0, "See warmup_height."),
-    ParamSpec("executor", "events", "rclpy executor: 'events' (rclpy's C++ EventsExecutor, about half the CPU per "
-              "packet) or 'single_threaded' (rclpy's default Python executor)."),
+    ParamSpec("executor", "events", "rclpy executor: 'events' (rclpy's C++ EventsExecutor: less CPU per packet, "
+              "lower latency) or 'single_threaded' (rclpy's default Python executor)."),
 )
 
 _NODE_PARAMETERS = {DRIVER_NAME: DRIVER_PARAMETERS, RECONSTRUCTOR_NAME: RECONSTRUCTOR_PARAMETERS}

@@ -59,8 +59,9 @@ __all__ = ["EXECUTORS", "ReconstructorSettings", "SpikeReconstructor", "main", "
 SPIKES_QOS = QoSProfile(depth=50, reliability=QoSReliabilityPolicy.RELIABLE)
 #: Outputs: reliable, keep last 10 (what image consumers and rosbag2 expect by default).
 OUTPUT_QOS = QoSProfile(depth=10, reliability=QoSReliabilityPolicy.RELIABLE)
-#: ``events``: rclpy's C++ EventsExecutor (rclpy.experimental); it took 400 packets/s of 1.25 MB
-#: for 27 % of a core where the default Python executor needed 55 % (bench/bench_transport.py).
+#: ``events``: rclpy's C++ EventsExecutor (rclpy.experimental). A bare subscriber took 400
+#: packets/s of 1.25 MB for 27 % of a core with it, 55 % with the default Python executor; the
+#: whole node at 40 kHz 72 % instead of 82 %, p95 latency 5 ms instead of 23 ms (BENCHMARKS.md).
 EXECUTORS = ("events", "single_threaded")
 _ENGINE_FIELDS = ("method", "weights", "device", "precision", "window_length", "alpha", "max_batch")
 
