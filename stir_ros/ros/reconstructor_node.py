@@ -401,6 +401,7 @@ def make_executor(kind: str, logger: Any) -> Any:
 def main(args: list[str] | None = None) -> int:
     """Entry point of ``spike_reconstructor``; returns the exit status."""
     node = None
+    executor = None
     try:
         profile = apply_fastdds_profile()  # before rclpy.init creates the participant
         rclpy.init(args=args)
@@ -419,6 +420,8 @@ def main(args: list[str] | None = None) -> int:
         rclpy.logging.get_logger(RECONSTRUCTOR_NAME).error(f"cannot start: {err}")
         return 1
     finally:
+        if executor is not None:
+            executor.shutdown()
         if node is not None:
             node.stop()
             node.destroy_node()
