@@ -12,7 +12,9 @@ import pytest
 import yaml
 
 from stir_ros.bag.convert import bag_to_dat, dat_to_bag, frame_time_ns
-from stir_ros.bag.io import BagReader, BagWriter, make_qos
+from stir_ros.bag.model import make_qos
+from stir_ros.bag.reader import BagReader
+from stir_ros.bag.writer import BagWriter
 from stir_ros.bag.types import SPIKE_PACKET, get_typestore, type_hash
 from stir_ros.cli import main as cli_main
 from stir_ros.core.dat import read_dat, write_dat
@@ -182,7 +184,7 @@ def test_bag_of_a_crashed_writer_is_readable(tmp_path: Path) -> None:
 
     code = f"""
 import os, time
-from stir_ros.bag.io import BagWriter
+from stir_ros.bag.writer import BagWriter
 from stir_ros.bag.types import get_typestore
 store = get_typestore()
 String = store.types["std_msgs/msg/String"]

@@ -22,7 +22,7 @@ pytest.importorskip("rclpy")
 pytest.importorskip("stir_ros.ros.reconstructor_node")
 
 from stir_ros.bag.convert import dat_to_bag  # noqa: E402
-from stir_ros.bag.io import BagReader  # noqa: E402
+from stir_ros.bag.reader import BagReader  # noqa: E402
 from stir_ros.bag.reconstruct import ReconstructOptions, reconstruct_bag  # noqa: E402
 from stir_ros.core.dat import write_dat  # noqa: E402
 

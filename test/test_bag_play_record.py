@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from stir_ros.bag.convert import dat_to_bag
-from stir_ros.bag.io import BagReader
+from stir_ros.bag.reader import BagReader
 from stir_ros.bag.types import CLOCK, SPIKE_PACKET, type_hash
 from stir_ros.core.dat import write_dat
 

@@ -10,7 +10,9 @@ import pytest
 import yaml
 
 from stir_ros.bag.convert import dat_to_bag
-from stir_ros.bag.io import BagReader, BagWriter, make_qos
+from stir_ros.bag.model import make_qos
+from stir_ros.bag.reader import BagReader
+from stir_ros.bag.writer import BagWriter
 from stir_ros.bag.reconstruct import ReconstructOptions, reconstruct_bag
 from stir_ros.bag.types import CAMERA_INFO, IMAGE, SPIKE_PACKET, get_typestore
 from stir_ros.cli import main as cli_main

@@ -1,8 +1,9 @@
 """rosbag2 tools without a ROS runtime: conversion, offline reconstruction, play and record.
 
 - :mod:`stir_ros.bag.types`: the rosbags type store with SpikePacket, type hashes, definitions.
-- :mod:`stir_ros.bag.io`: :class:`~stir_ros.bag.io.BagReader` / :class:`~stir_ros.bag.io.BagWriter`
-  (sqlite3 and mcap, damaged bags read as far as they are good).
+- :mod:`stir_ros.bag.reader`: :class:`~stir_ros.bag.reader.BagReader` (sqlite3 and mcap, damaged
+  bags read as far as they are good); :mod:`stir_ros.bag.writer`: :class:`~stir_ros.bag.writer.BagWriter`
+  (bags as ROS 2 Jazzy's rosbag2 writes them); :mod:`stir_ros.bag.model`: what both share.
 - :mod:`stir_ros.bag.convert`: ``.dat`` <-> bag of SpikePackets.
 - :mod:`stir_ros.bag.reconstruct`: offline reconstruction of a bag into images.
 - :mod:`stir_ros.bag.play`, :mod:`stir_ros.bag.record`: rclpy playback and recording (the only

@@ -125,7 +125,7 @@ def _warn(line: Any) -> None:
 
 
 def _report_damage(problems: list[Any]) -> int:
-    from stir_ros.bag.io import DAMAGE_KINDS
+    from stir_ros.bag.model import DAMAGE_KINDS
 
     damage = [p for p in problems if p.kind in DAMAGE_KINDS]
     if damage:
@@ -136,7 +136,7 @@ def _report_damage(problems: list[Any]) -> int:
 
 
 def _run_info(args: argparse.Namespace) -> int:
-    from stir_ros.bag.io import BagReader
+    from stir_ros.bag.reader import BagReader
 
     with BagReader(args.bag, on_problem=_warn) as bag:
         span = (bag.end_time - bag.start_time) / 1e9 if bag.message_count else 0.0

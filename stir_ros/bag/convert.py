@@ -23,8 +23,10 @@ from pathlib import Path
 
 import numpy as np
 
-from stir_ros.bag.io import BagProblem, BagReader, BagWriter, check_spike_topic, make_qos
+from stir_ros.bag.model import BagProblem, make_qos
+from stir_ros.bag.reader import BagReader, check_spike_topic
 from stir_ros.bag.types import SPIKE_PACKET, get_typestore
+from stir_ros.bag.writer import BagWriter
 from stir_ros.core.dat import DatReader, DatWriter
 from stir_ros.core.errors import BagError, ConfigError, PacketError, SpikeFormatError
 from stir_ros.core.packing import (

@@ -25,7 +25,8 @@ from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from stir_ros.bag.io import BagMessage, BagProblem, BagReader
+from stir_ros.bag.model import BagMessage, BagProblem
+from stir_ros.bag.reader import BagReader
 from stir_ros.bag.signals import install_stop_handlers
 from stir_ros.bag.types import CLOCK
 from stir_ros.core.errors import BagError, ConfigError

@@ -35,17 +35,10 @@ from typing import Any
 
 import numpy as np
 
-from stir_ros.bag.io import (
-    DAMAGE_KINDS,
-    BagProblem,
-    BagReader,
-    BagWriter,
-    check_spike_topic,
-    copy_topics,
-    make_qos,
-    serialize,
-)
+from stir_ros.bag.model import DAMAGE_KINDS, BagProblem, make_qos
+from stir_ros.bag.reader import BagReader, check_spike_topic
 from stir_ros.bag.types import CAMERA_INFO, IMAGE, get_typestore
+from stir_ros.bag.writer import BagWriter, copy_topics, serialize
 from stir_ros.core.errors import BagError, ConfigError, StirRosError
 from stir_ros.core.imaging import IMAGE_ENCODINGS, to_image_array
 from stir_ros.core.packing import decode_payload

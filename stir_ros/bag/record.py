@@ -21,9 +21,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from stir_ros.bag.io import BagWriter, make_qos
+from stir_ros.bag.model import make_qos
 from stir_ros.bag.play import ros_init_args, message_class
 from stir_ros.bag.signals import install_stop_handlers
+from stir_ros.bag.writer import BagWriter
 from stir_ros.core.errors import BagError, ConfigError
 
 __all__ = ["RecordResult", "record"]
