@@ -16,7 +16,13 @@ from pathlib import Path
 import pytest
 
 from stir_ros.core.errors import ConfigError
-from stir_ros.ros.dds_profile import PROFILE_FILE, PROFILE_VARIABLES, SWITCH_VARIABLE, apply_fastdds_profile
+from stir_ros.ros.dds_profile import (
+    PROFILE_FILE,
+    PROFILE_VARIABLES,
+    SWITCH_VARIABLE,
+    apply_fastdds_profile,
+    shm_segment_size,
+)
 from stir_ros.ros.graph import DRIVER_PARAMETERS, find_config
 
 NS = "{http://www.eprosima.com/XMLSchemas/fastRTPS_Profiles}"
@@ -48,7 +54,10 @@ def test_a_profile_path_in_the_switch_is_used_and_a_missing_one_refused(tmp_path
     mine = tmp_path / "mine.xml"
     mine.write_text("<dds/>")
     env = {SWITCH_VARIABLE: str(mine)}
-    assert apply_fastdds_profile(env).path == str(mine) and env["FASTRTPS_DEFAULT_PROFILES_FILE"] == str(mine)
+    choice = apply_fastdds_profile(env)
+    assert choice.path == str(mine) and env["FASTRTPS_DEFAULT_PROFILES_FILE"] == str(mine)
+    assert choice.message == f"Fast DDS profile {mine}"  # no segment size claimed for a file without one
+    assert "16 MB shared-memory segment" in apply_fastdds_profile({}).message
     with pytest.raises(ConfigError, match="no such Fast DDS profile"):
         apply_fastdds_profile({SWITCH_VARIABLE: str(tmp_path / "missing.xml")})
 
@@ -61,7 +70,8 @@ def test_profile_segment_holds_many_default_packets_and_keeps_udp():
     (shm,) = [d for d in descriptors.values() if d.findtext(f"{NS}type") == "SHM"]
     d = {p.name: p.default for p in DRIVER_PARAMETERS}
     packet_bytes = d["frames_per_packet"] * d["height"] * d["width"] // 8
-    assert int(shm.findtext(f"{NS}segment_size")) >= 32 * packet_bytes
+    assert int(shm.findtext(f"{NS}segment_size")) >= 8 * packet_bytes
+    assert shm_segment_size(find_config(PROFILE_FILE)) == int(shm.findtext(f"{NS}segment_size"))
     (participant,) = root.iter(f"{NS}participant")
     assert participant.get("is_default_profile") == "true"
     used = [t.text for t in participant.iter(f"{NS}transport_id")]
@@ -116,7 +126,8 @@ def test_driver_process_loads_the_profile_and_plain_subscribers_receive(switch, 
         rclpy.try_shutdown()
     text = log.read_text()
     assert received[:20] == list(range(20)), text
-    big = [n for n, size in new.items() if size >= 64 * 2**20]
+    segment = shm_segment_size(find_config(PROFILE_FILE))
+    big = [n for n, size in new.items() if size >= segment]
     if switch == "off":
         assert "Fast DDS default transports" in text
         assert not big, new

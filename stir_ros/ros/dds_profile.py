@@ -4,7 +4,7 @@ Fast DDS gives every participant a 512 KB shared-memory segment by default, smal
 SpikePacket (100 frames of 250x400 are 1.25 MB). A publisher then cannot keep a packet in flight
 in shared memory, readers depend on reliable repairs, and at 40 kHz packets leave the writer's
 history before they are repaired. ``config/fastdds_spike_stream.xml`` keeps the usual transports
-(shared memory + UDPv4) with a 64 MB segment; measured in ``bench/bench_transport.py`` and
+(shared memory + UDPv4) with a 16 MB segment; measured in ``bench/bench_transport.py`` and
 BENCHMARKS.md ("Transport").
 
 :func:`apply_fastdds_profile` runs in ``main()`` of the processes that publish large messages
@@ -15,6 +15,7 @@ variables, and never overrides a profile the user chose. Pure Python: no rclpy.
 from __future__ import annotations
 
 import os
+import xml.etree.ElementTree as ET
 from collections.abc import MutableMapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,7 +23,7 @@ from pathlib import Path
 from stir_ros.core.errors import ConfigError
 from stir_ros.ros.graph import find_config
 
-__all__ = ["PROFILE_FILE", "SWITCH_VARIABLE", "PROFILE_VARIABLES", "ProfileChoice", "apply_fastdds_profile"]
+__all__ = ["PROFILE_FILE", "SWITCH_VARIABLE", "PROFILE_VARIABLES", "ProfileChoice", "apply_fastdds_profile", "shm_segment_size"]
 
 PROFILE_FILE = "fastdds_spike_stream.xml"
 #: ``off`` (or 0/false/no/none) leaves Fast DDS alone; a path uses that file instead of ours.
@@ -70,4 +71,21 @@ def apply_fastdds_profile(environ: MutableMapping[str, str] | None = None) -> Pr
             return ProfileChoice(None, f"Fast DDS default transports: {err}")
     for var in PROFILE_VARIABLES:
         env[var] = str(path)
-    return ProfileChoice(str(path), f"Fast DDS profile {path} (64 MB shared-memory segment for large packets)")
+    size = shm_segment_size(path)
+    detail = f" ({size / 2**20:g} MB shared-memory segment for large packets)" if size else ""
+    return ProfileChoice(str(path), f"Fast DDS profile {path}{detail}")
+
+
+def shm_segment_size(path: str | os.PathLike[str]) -> int | None:
+    """The ``segment_size`` (bytes) of the first SHM transport in a Fast DDS profile, if it sets one."""
+    try:
+        root = ET.parse(path).getroot()
+    except (OSError, ET.ParseError):
+        return None
+    for desc in root.iter():
+        if desc.tag.rsplit("}", 1)[-1] != "transport_descriptor":
+            continue
+        fields = {child.tag.rsplit("}", 1)[-1]: (child.text or "").strip() for child in desc}
+        if fields.get("type") == "SHM" and fields.get("segment_size", "").isdigit():
+            return int(fields["segment_size"])
+    return None
