@@ -9,12 +9,19 @@ can register SpikePacket with rosbags without a ROS installation.
 from __future__ import annotations
 
 import pathlib
+import re
 import shutil
 
 from setuptools import find_packages, setup
 from setuptools.command.build_py import build_py
 
 ROOT = pathlib.Path(__file__).resolve().parent
+
+
+def _version() -> str:
+    """The one version number, ``__version__`` in stir_ros/__init__.py (package.xml repeats it)."""
+    text = (ROOT / "stir_ros" / "__init__.py").read_text(encoding="utf-8")
+    return re.search(r'^__version__ = "([^"]+)"', text, re.M).group(1)
 
 
 def _requirements(name: str) -> list[str]:
@@ -35,7 +42,7 @@ class BuildPyWithMessages(build_py):
 
 setup(
     name="stir_ros",
-    version="0.1.0",
+    version=_version(),
     description="Spiking-camera tools and STIR reconstruction (ROS-free core of the stir_ros package)",
     long_description=(ROOT / "README.md").read_text(encoding="utf-8"),
     long_description_content_type="text/markdown",

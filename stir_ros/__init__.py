@@ -13,6 +13,7 @@ from pkgutil import extend_path
 # ``stir_ros`` directory on sys.path lets both halves of the package import either way.
 __path__ = extend_path(__path__, __name__)
 
+#: The one version number: setup.py reads it, package.xml repeats it (test/test_repository.py checks).
 __version__ = "0.1.0"
 
 __all__ = ["__version__"]

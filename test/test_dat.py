@@ -15,7 +15,20 @@ from stir_ros.core.errors import DatFileError, SpikeFormatError
 from stir_ros.core.packing import pack_frames
 
 DATA = Path(__file__).parent / "data"
-SPIKEZOO = Path(__file__).parents[1] / ".venv/lib/python3.11/site-packages/spikezoo/data/base/train"
+
+
+def _spikezoo_train() -> Path:
+    """spikezoo's bundled REDS-derived clips, wherever pip installed the package (maybe absent)."""
+    import importlib.util
+
+    # find_spec locates the package without importing it (spikezoo's __init__ needs extra deps).
+    spec = importlib.util.find_spec("spikezoo")
+    if spec is None or not spec.submodule_search_locations:
+        return DATA / "no_spikezoo"
+    return Path(list(spec.submodule_search_locations)[0]) / "data" / "base" / "train"
+
+
+SPIKEZOO = _spikezoo_train()
 
 # test/data/golden_4x8_3frames.dat, written by hand from DESIGN.md §4 (not by our writer): every
 # 8-pixel row is one byte, LSB = leftmost pixel, and the file stores the BOTTOM image row first.

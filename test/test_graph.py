@@ -177,7 +177,7 @@ def test_launch_files_get_what_they_need_from_the_graph(path):
     # As launch passes them: every declared argument as a string, empty when not given.
     given = {name: "" for name in arguments}
     if mode == "replay":
-        given["bag"] = "/tmp/some_bag"
+        given["bag"] = "bags/some_bag"
     given.update(method="tfp", window_length="41")
     graph = build_graph(mode, None, given)
     for spec in graph.nodes:  # the fields of launch_ros.actions.Node(...)
@@ -194,11 +194,11 @@ def test_launch_files_get_what_they_need_from_the_graph(path):
 
 def test_node_command_line():
     spec = build_graph("pipeline", None, {"namespace": "r1", "spikes_topic": "/s"}).node(RECONSTRUCTOR_NAME)
-    cmd = node_command(spec, "/tmp/p.yaml", ["--ros-args", "--log-level", "debug"])
+    cmd = node_command(spec, "run/p.yaml", ["--ros-args", "--log-level", "debug"])
     i = cmd.index("--ros-args")
     assert Path(cmd[0]).name == "spike_reconstructor" or cmd[1:3] == ["-m", "stir_ros.ros.reconstructor_node"]
     assert cmd[i:] == ["--ros-args", "-r", "__node:=spike_reconstructor", "-r", "__ns:=/r1", "--params-file",
-                       "/tmp/p.yaml", "-r", "spikes:=/s", "-r", "spikes/camera_info:=/s/camera_info",
+                       "run/p.yaml", "-r", "spikes:=/s", "-r", "spikes/camera_info:=/s/camera_info",
                        "--log-level", "debug"]  # fmt: skip
 
 

@@ -1,0 +1,141 @@
+"""What a user gets with a clone of the repository: no paths of one machine, the documents the files
+cite, one version number, the licence the metadata declares."""
+
+from __future__ import annotations
+
+import ast
+import re
+import subprocess
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+THIS = Path(__file__).resolve().relative_to(ROOT).as_posix()
+
+# Paths that exist on one machine only. An absolute path is one not preceded by a word character,
+# a dot or a variable (so ``https://host/work/x``, ``$TMPDIR/tmp/`` or ``./tmp/`` do not count).
+_ABS = r"(?<![\w.$~-])"
+MACHINE_PATHS = {
+    "file:// URL of a real file": re.compile(r"file:///(?!\.\.\.|path/|abs\b)\S"),
+    "/tmp path": re.compile(_ABS + r"/tmp/"),
+    "/work path": re.compile(_ABS + r"/work/"),
+    "/root path": re.compile(_ABS + r"/root/"),
+    "home directory": re.compile(_ABS + r"/(?:home|Users)/[A-Za-z_][\w.-]*"),
+    "virtual-environment site-packages": re.compile(r"\.venv/lib/python3\.\d+"),
+}
+
+
+def machine_paths(text: str) -> list[tuple[int, str, str]]:
+    """``(line number, kind, line)`` for every path of one machine in ``text``."""
+    hits = []
+    for number, line in enumerate(text.splitlines(), 1):
+        for kind, pattern in MACHINE_PATHS.items():
+            if pattern.search(line):
+                hits.append((number, kind, line.strip()))
+    return hits
+
+
+def tracked_text_files() -> list[Path]:
+    listing = subprocess.run(["git", "ls-files", "-z"], cwd=ROOT, capture_output=True)
+    if listing.returncode != 0 or not (ROOT / ".git").exists():
+        pytest.skip("not a git checkout (e.g. a copy in a colcon workspace): no list of tracked files")
+    names = listing.stdout
+    files = []
+    for name in filter(None, names.decode().split("\0")):
+        path = ROOT / name
+        if name == THIS or not path.is_file():
+            continue
+        data = path.read_bytes()
+        if b"\0" in data[:8192]:
+            continue  # binary (weights, bags)
+        files.append(path)
+    return files
+
+
+def test_the_detector_finds_planted_paths() -> None:
+    planted = [
+        "cv-bridge @ file:///tmp/wheels/cv_bridge-1.13.0-py3-none-any.whl",
+        "cd /work/main && ./scripts/setup.sh",
+        "export PYTHONPATH=/tmp/site",
+        "cp x /root/.cache/y",
+        "see /home/alice/data",
+        'SPIKEZOO = ROOT / ".venv/lib/python3.11/site-packages/spikezoo"',
+    ]
+    for line in planted:
+        assert machine_paths(line), line
+    for fine in ("camera_info_url: file:///path/calib.yaml", "``file:///abs``", "https://example.org/work/x",
+                 'SITE=$(mktemp -d)', "$TMPDIR/tmp/x", "lib/python3.11/site-packages"):  # fmt: skip
+        assert not machine_paths(fine), fine
+
+
+def test_no_tracked_file_names_a_path_of_one_machine() -> None:
+    files = tracked_text_files()
+    assert len(files) > 50  # the listing worked
+    found = []
+    for path in files:
+        text = path.read_text(encoding="utf-8", errors="replace")
+        found += [f"{path.relative_to(ROOT)}:{n}: {kind}: {line}" for n, kind, line in machine_paths(text)]
+    assert not found, "paths of one machine in tracked files:\n" + "\n".join(found)
+
+
+# --------------------------------------------------------------------------- DESIGN.md
+
+
+def design_sections() -> dict[str, str]:
+    """``{"4": "Spike data", ...}`` from the ``## 4. Spike data`` headings of DESIGN.md."""
+    text = (ROOT / "DESIGN.md").read_text(encoding="utf-8")
+    return {m.group(1): m.group(2).strip() for m in re.finditer(r"^## (\d+)\. (.+)$", text, re.M)}
+
+
+def test_every_design_citation_names_a_section_that_exists() -> None:
+    sections = design_sections()
+    assert len(sections) >= 6
+    cited = 0
+    bad = []
+    for path in tracked_text_files():
+        text = path.read_text(encoding="utf-8", errors="replace")
+        for m in re.finditer(r"DESIGN\.md(?:\s*§\s*(\d+))?", text):
+            cited += 1
+            if m.group(1) is not None and m.group(1) not in sections:
+                bad.append(f"{path.relative_to(ROOT)}: {m.group(0)}")
+    assert cited >= 5  # the files that cite it were found
+    assert not bad, f"citations of missing DESIGN.md sections (have {sections}): {bad}"
+
+
+# --------------------------------------------------------------------------- version, licence
+
+
+def _init_version() -> str:
+    tree = ast.parse((ROOT / "stir_ros" / "__init__.py").read_text())
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and any(getattr(t, "id", "") == "__version__" for t in node.targets):
+            return ast.literal_eval(node.value)
+    raise AssertionError("stir_ros/__init__.py has no __version__")
+
+
+def test_one_version_number() -> None:
+    version = _init_version()
+    assert re.fullmatch(r"\d+\.\d+\.\d+", version)
+    assert ET.parse(ROOT / "package.xml").getroot().findtext("version") == version
+    # setup.py reads it from stir_ros/__init__.py instead of holding a second copy.
+    setup_py = (ROOT / "setup.py").read_text()
+    assert version not in setup_py
+    out = subprocess.run(["python", "setup.py", "--version"], cwd=ROOT, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip().splitlines()[-1] == version
+
+
+def test_licence_file_matches_the_declared_licence() -> None:
+    declared = ET.parse(ROOT / "package.xml").getroot().findtext("license")
+    assert declared == "Apache-2.0"
+    assert 'license="Apache-2.0"' in (ROOT / "setup.py").read_text()
+    text = (ROOT / "LICENSE").read_text()
+    assert "Apache License" in text and "Version 2.0, January 2004" in text
+    assert "END OF TERMS AND CONDITIONS" in text
+
+
+def test_cli_reports_the_version() -> None:
+    out = subprocess.run(["python", "-m", "stir_ros.cli", "--version"], cwd=ROOT, capture_output=True, text=True)
+    assert out.stdout.strip() == f"stir_ros {_init_version()}"
