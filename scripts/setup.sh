@@ -8,7 +8,11 @@
 # when the message, the build files or the set of installed files changed.
 #
 # Environment:
-#   STIR_ROS_TORCH=cpu|cuda   which torch build to install (default cpu; cuda = PyPI's CUDA build)
+#   STIR_ROS_TORCH=cpu|cuda   which torch build to install (default cpu: PyTorch's CPU wheel from
+#                             STIR_ROS_TORCH_CPU_INDEX when reachable, about 200 MB; cuda: PyPI's
+#                             default Linux build with NVIDIA's CUDA libraries, several GB)
+#   STIR_ROS_TORCH_CPU_INDEX  PyTorch's CPU wheel index (default https://download.pytorch.org/whl/cpu;
+#                             empty: take torch from the configured package sources)
 #   PYTHON=python3.11         interpreter for the virtual environment
 #   STIR_ROS_FORCE=1          re-install and rebuild everything
 set -euo pipefail
@@ -18,6 +22,7 @@ VENV="$ROOT/.venv"
 WS="$ROOT/.ros_ws"
 STAMPS="$ROOT/.stamps"
 TORCH_FLAVOUR="${STIR_ROS_TORCH:-cpu}"
+TORCH_CPU_INDEX="${STIR_ROS_TORCH_CPU_INDEX-https://download.pytorch.org/whl/cpu}"
 FORCE="${STIR_ROS_FORCE:-0}"
 cd "$ROOT"
 
@@ -56,6 +61,25 @@ req_hash=$(cat "${req_files[@]}" scripts/fix_ros_wheels.py | sha256sum | cut -c1
 if [ "$FORCE" = 1 ] || [ "$(cat "$STAMPS/pip" 2>/dev/null)" != "$req_hash" ]; then
   log "installing pinned packages (torch: $TORCH_FLAVOUR)"
   pip_env=()
+  if [ "$TORCH_FLAVOUR" = cpu ]; then
+    # PyPI's Linux torch is the CUDA build (several GB). PyTorch's own CPU index has the CPU build
+    # of the same version (2.13.0+cpu, which satisfies torch==2.13.0); take torch alone from there
+    # when it answers within a few seconds, and everything else, torch's dependencies included, from
+    # the configured sources below (which then find torch installed). Unreachable (offline mirrors,
+    # no network): the configured sources provide torch too.
+    torch_pin=$(grep -E '^torch==' "requirements/torch-$TORCH_FLAVOUR.txt")
+    if [ -n "$TORCH_CPU_INDEX" ] && "$VENV/bin/python" - "$TORCH_CPU_INDEX" <<'PY' 2>/dev/null
+import sys, urllib.request
+urllib.request.urlopen(sys.argv[1].rstrip("/") + "/torch/", timeout=5).close()
+PY
+    then
+      log "torch: CPU build from $TORCH_CPU_INDEX"
+      "${PIP[@]}" install -q --no-deps --index-url "$TORCH_CPU_INDEX" "$torch_pin" \
+        2> >(grep -v 'is ignored: it is neither' >&2)
+    else
+      log "torch: $TORCH_CPU_INDEX not reachable; torch from the configured package sources"
+    fi
+  fi
   if [ "$TORCH_FLAVOUR" = cuda ]; then
     # The machine's pip configuration may point at a local folder holding the CPU build; an
     # empty find-links makes pip take PyPI's default (CUDA) build of the same version.
