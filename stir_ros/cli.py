@@ -23,6 +23,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "run": ("stir_ros.ros.graph_runner", "start the node graph from a YAML config (rclpy)"),
     "bag": ("stir_ros.bag.cli", "rosbag2 tools: reconstruct, from-dat, to-dat, play, record"),
     "train": ("stir_ros.training.train", "train STIR on synthetic spikes"),
+    "data": ("stir_ros.training.photos", "fetch and convert the real photographs that training draws scenes from"),
     "eval": ("stir_ros.evaluation", "PSNR/SSIM of tfp, tfi or stir on .dat + ground truth"),
     "simulate": ("stir_ros.core.simulate_cli", "write a simulated .dat file"),
 }

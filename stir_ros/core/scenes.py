@@ -178,6 +178,7 @@ def random_trajectory(
     max_rotation: float = 0.0,
     max_zoom: float = 0.0,
     static_prob: float = 0.1,
+    motion: str = "uniform",
     batch_shape: Sequence[int] = (),
     centre: int | None = None,
     generator: torch.Generator | None = None,
@@ -197,6 +198,10 @@ def random_trajectory(
         max_rotation: Largest first-to-last frame rotation in radians.
         max_zoom: Largest first-to-last relative zoom (0.1 = 10 %).
         static_prob: Probability of a trajectory without any motion.
+        motion: ``"uniform"``: the displacement is uniform in a disc of ``max_displacement``.
+            ``"heavy-tail"``: like real video at spike-camera rates, most layers move little (disc
+            radius uniform in [0, 3] px for three layers in four) and the rest up to
+            ``max_displacement``.
         batch_shape: Leading dimensions, e.g. ``(B, L)`` for B samples of L layers.
         centre: Identity frame (default ``num_frames // 2``).
         generator: Random source (a seeded one is made from ``seed`` otherwise).
@@ -212,13 +217,21 @@ def random_trajectory(
     s = (torch.arange(num_frames, dtype=torch.float32, device=device) - centre) / max(num_frames - 1, 1)
     moving = (_rand(shape, gen, device) >= static_prob).float()
 
-    def planar(radius: float) -> torch.Tensor:  # uniform in a disc of this radius: [..., 2]
+    def planar(radius: float | torch.Tensor) -> torch.Tensor:  # uniform in a disc of this radius: [..., 2]
         r = radius * _rand(shape, gen, device).sqrt()
         phi = 2 * math.pi * _rand(shape, gen, device)
         return torch.stack([r * phi.cos(), r * phi.sin()], -1)
 
-    v = planar(max_displacement) * moving[..., None]
-    a = planar(max_displacement) * moving[..., None]
+    radius: float | torch.Tensor = max_displacement
+    if motion == "heavy-tail":
+        small = min(3.0, max_displacement)
+        tail = _rand(shape, gen, device) < 0.25
+        u = _rand(shape, gen, device)
+        radius = torch.where(tail, small + u * (max_displacement - small), u * small)
+    elif motion != "uniform":
+        raise ConfigError(f"motion must be 'uniform' or 'heavy-tail', got {motion!r}")
+    v = planar(radius) * moving[..., None]
+    a = planar(radius) * moving[..., None]
     shift = v[..., None, :] * s[:, None] + a[..., None, :] * (s * s)[:, None]
     omega = (2 * _rand(shape, gen, device) - 1) * max_rotation * moving
     zoom = (2 * _rand(shape, gen, device) - 1) * math.log1p(max_zoom) * moving
@@ -316,6 +329,8 @@ def make_training_batch(
     static_prob: float = 0.1,
     noise_std: float = 0.0,
     threshold: float = 1.0,
+    motion: str = "uniform",
+    texture_candidates: int = 1,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Synthetic training windows: random crops of natural images moved along random trajectories.
 
@@ -339,6 +354,10 @@ def make_training_batch(
         static_prob: Probability that a layer does not move.
         noise_std: Noise of the integrate-and-fire increments.
         threshold: Firing threshold.
+        motion: Displacement distribution of :func:`random_trajectory`.
+        texture_candidates: Crop positions drawn per layer; the one with the largest mean
+            absolute gradient is used (1: a plain random crop). Natural photographs have large
+            flat areas (sky, walls) that real robot scenes at spike-camera resolution rarely fill.
 
     Returns:
         ``(spikes [B, T, H, W] float32 0/1, gt [B, 1, H, W] float32)`` on ``device``.
@@ -368,6 +387,8 @@ def make_training_batch(
             top = int(corners[i][j][0] * (img.shape[0] - hs + 1))
             left = int(corners[i][j][1] * (img.shape[1] - ws + 1))
             patch = img[top : top + hs, left : left + ws]
+            if texture_candidates > 1:
+                patch = _most_textured(img, patch, hs, ws, texture_candidates - 1, gen)
             dims = [d for d, flip in zip((0, 1), flips[i][j], strict=True) if flip]
             patches.append(patch.flip(dims) if dims else patch)
     layers = torch.stack(patches).reshape(batch, num_layers, hs, ws).to(device)
@@ -376,12 +397,32 @@ def make_training_batch(
         masks = _soft_ellipses((batch, num_layers), hs, ws, gen, "cpu").to(device)
     traj = random_trajectory(
         window_length, max_displacement=max_displacement, max_rotation=max_rotation, max_zoom=max_zoom,
-        static_prob=static_prob, batch_shape=(batch, num_layers), generator=gen, device=device,
+        static_prob=static_prob, motion=motion, batch_shape=(batch, num_layers), generator=gen, device=device,
     )  # fmt: skip
     intensity = render_moving_layers(layers, traj, height, width, masks).clamp_(0.0, 1.0)
     spikes = simulate_spikes(intensity, alpha=alpha, threshold=threshold, noise_std=noise_std, generator=gen)
     centre = window_length // 2
     return spikes.float(), intensity[:, centre : centre + 1].contiguous()
+
+
+def _texture(patch: torch.Tensor) -> float:
+    """Mean absolute gradient of a patch (the detail density measure of the crop sampler)."""
+    return float((patch[1:] - patch[:-1]).abs().mean() + (patch[:, 1:] - patch[:, :-1]).abs().mean())
+
+
+def _most_textured(
+    img: torch.Tensor, first: torch.Tensor, hs: int, ws: int, extra: int, gen: torch.Generator
+) -> torch.Tensor:
+    """The most textured of ``first`` and ``extra`` more random ``hs`` x ``ws`` crops of ``img``."""
+    best, best_score = first, _texture(first)
+    for top_f, left_f in _rand((extra, 2), gen, "cpu").tolist():
+        top = int(top_f * (img.shape[0] - hs + 1))
+        left = int(left_f * (img.shape[1] - ws + 1))
+        cand = img[top : top + hs, left : left + ws]
+        score = _texture(cand)
+        if score > best_score:
+            best, best_score = cand, score
+    return best
 
 
 def _cover(img: torch.Tensor, hs: int, ws: int) -> torch.Tensor:

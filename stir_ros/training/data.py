@@ -14,13 +14,17 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
+
 import numpy as np
 import torch
 
 from stir_ros.core.errors import ConfigError
 from stir_ros.core.scenes import load_images, make_training_batch
 
-__all__ = ["DataConfig", "SyntheticSpikeData", "describe", "load_training_images", "validation_set"]
+__all__ = ["MOTION_MODELS", "DataConfig", "SyntheticSpikeData", "describe", "load_training_images", "validation_set"]
+
+MOTION_MODELS = ("uniform", "heavy-tail")
 
 
 @dataclass(frozen=True)
@@ -37,6 +41,9 @@ class DataConfig:
         max_zoom: Largest relative zoom over the window.
         static_prob: Probability that a layer stands still.
         max_noise_std: Per-sample integrate-and-fire noise drawn from ``U(0, max_noise_std)``.
+        motion: ``"uniform"`` (displacement uniform in a disc of ``max_displacement``) or
+            ``"heavy-tail"`` (mostly small, a quarter of the layers up to ``max_displacement``).
+        texture_candidates: Crop positions drawn per layer; the most textured one is kept.
     """
 
     window_length: int = 61
@@ -48,11 +55,22 @@ class DataConfig:
     max_zoom: float = 0.05
     static_prob: float = 0.1
     max_noise_std: float = 0.02
+    motion: str = "uniform"
+    texture_candidates: int = 1
+
+    def __post_init__(self) -> None:
+        if self.motion not in MOTION_MODELS:
+            raise ConfigError(f"motion must be one of {', '.join(MOTION_MODELS)}, got {self.motion!r}")
+        if self.texture_candidates < 1:
+            raise ConfigError(f"texture_candidates must be >= 1, got {self.texture_candidates}")
 
 
-def load_training_images(folders: Sequence[str] | None = None, max_size: int = 512) -> list[np.ndarray]:
-    """scikit-image's bundled photographs plus the images in ``folders`` (grayscale, [0, 1])."""
-    images = load_images("skimage", max_size=max_size)
+def load_training_images(
+    folders: Sequence[str] | None = None, max_size: int = 512, skimage: bool = True
+) -> list[np.ndarray]:
+    """scikit-image's bundled photographs (unless ``skimage`` is false) plus the images in
+    ``folders`` (grayscale, [0, 1], longer side at most ``max_size``)."""
+    images = load_images("skimage", max_size=max_size) if skimage else []
     for folder in folders or ():
         images.extend(load_images(folder, max_size=max_size))
     if not images:
@@ -103,6 +121,7 @@ class SyntheticSpikeData:
                 generator=self.generator, device=self.device, num_layers=layers,
                 max_displacement=cfg.max_displacement, max_rotation=cfg.max_rotation,
                 max_zoom=cfg.max_zoom, static_prob=cfg.static_prob, noise_std=noise,
+                motion=cfg.motion, texture_candidates=cfg.texture_candidates,
             )  # fmt: skip
             spikes.append(s)
             targets.append(gt * alpha)
@@ -122,12 +141,14 @@ def validation_set(
     return [data.sample(1) for _ in range(count)]
 
 
-def describe(config: DataConfig, folders: Sequence[str] | None) -> str:
+def describe(config: DataConfig, folders: Sequence[str] | None, skimage: bool = True) -> str:
     """One-line description of the training data for checkpoint metadata."""
-    src = "skimage.data photographs" + (f" + {', '.join(folders)}" if folders else "")
+    parts = (["skimage.data photographs"] if skimage else []) + [Path(f).name or str(f) for f in folders or ()]
+    src = " + ".join(parts)
     return (
         f"synthetic on-the-fly: {src}; {config.crop}x{config.crop} crops, 1-{config.max_layers} moving "
-        f"layers, shift<={config.max_displacement}px, alpha~U{config.alpha_range}, "
+        f"layers, {config.motion} shift<={config.max_displacement}px, texture candidates "
+        f"{config.texture_candidates}, alpha~U{config.alpha_range}, "
         f"noise_std<={config.max_noise_std}; target alpha*gt"
     )
 

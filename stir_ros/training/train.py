@@ -18,6 +18,7 @@ run stopped: a resumed run gives the same weights as an uninterrupted one.
 from __future__ import annotations
 
 import argparse
+import copy
 import math
 import os
 import random
@@ -35,9 +36,16 @@ from torch import Tensor, nn
 from stir_ros.core.errors import ConfigError
 from stir_ros.core.metrics import psnr
 from stir_ros.models import build_model, read_checkpoint, save_checkpoint
-from stir_ros.training.data import DataConfig, SyntheticSpikeData, describe, load_training_images, validation_set
+from stir_ros.training.data import (
+    MOTION_MODELS,
+    DataConfig,
+    SyntheticSpikeData,
+    describe,
+    load_training_images,
+    validation_set,
+)
 
-__all__ = ["add_arguments", "run", "train", "learning_rate", "stir_loss", "resolve_device"]
+__all__ = ["WeightAverage", "add_arguments", "run", "train", "learning_rate", "stir_loss", "resolve_device"]
 
 PYRAMID_WEIGHTS = (0.5, 0.25, 0.25, 0.25)  # the authors' weights of levels 1/2 .. 1/16
 LR_MILESTONES = (0.25, 0.5, 0.75)
@@ -77,6 +85,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-layers", type=int, default=3)
     parser.add_argument("--max-displacement", type=float, default=8.0)
     parser.add_argument("--max-noise-std", type=float, default=0.02)
+    parser.add_argument("--motion", choices=MOTION_MODELS, default="uniform",
+                        help="layer displacement distribution: uniform in a disc of --max-displacement, or "
+                             "heavy-tail (mostly under 3 px, a quarter up to --max-displacement; REDS-like)")
+    parser.add_argument("--texture-candidates", type=int, default=1, metavar="K",
+                        help="draw K crop positions per layer and keep the most textured (1: plain random crops)")
+    parser.add_argument("--no-skimage", action="store_true",
+                        help="train on --images only, without scikit-image's bundled photographs")
+    parser.add_argument("--image-max-size", type=int, default=512,
+                        help="downscale training images to this longer side (detail density)")
+    parser.add_argument("--val-images", nargs="*", default=[], metavar="DIR",
+                        help="folders of held-out images for the synthetic validation set (default: the training "
+                             "images with another seed)")
+    parser.add_argument("--ema", type=float, default=0.0, metavar="DECAY",
+                        help="keep an exponential moving average of the weights (e.g. 0.999); validation, "
+                             "best.pt and snapshots then use the averaged weights (0: off)")
     parser.add_argument("--no-progress", action="store_true", help="plain log lines instead of a tqdm bar")
 
 
@@ -103,6 +126,45 @@ def stir_loss(pred: Tensor, pyramid: list[Tensor], target: Tensor) -> tuple[Tens
         t = F.avg_pool2d(t, 2, ceil_mode=True)
         multi = multi + weight * F.l1_loss(level, t[..., : level.shape[-2], : level.shape[-1]]) / len(pyramid)
     return rec + multi, rec
+
+
+class WeightAverage:
+    """Exponential moving average of a model's parameters and buffers (kept in fp32).
+
+    The decay ramps up as ``min(decay, (1 + n) / (10 + n))`` over the first updates so that an
+    average started from fresh weights is not dominated by them. BatchNorm statistics and other
+    buffers are averaged the same way (integer buffers are copied).
+    """
+
+    def __init__(self, model: nn.Module, decay: float) -> None:
+        if not 0.0 < decay < 1.0:
+            raise ConfigError(f"--ema must be in (0, 1), got {decay}")
+        self.decay = float(decay)
+        self.updates = 0
+        self.state = {k: v.detach().float().clone() for k, v in model.state_dict().items()}
+
+    @torch.no_grad()
+    def update(self, model: nn.Module) -> None:
+        """Blend the model's current weights into the average."""
+        d = min(self.decay, (1 + self.updates) / (10 + self.updates))
+        for k, v in model.state_dict().items():
+            avg = self.state[k]
+            if v.is_floating_point():
+                avg.mul_(d).add_(v.detach().float(), alpha=1 - d)
+            else:
+                avg.copy_(v)
+        self.updates += 1
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"decay": self.decay, "updates": self.updates, "weights": self.state}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.updates = int(state["updates"])
+        self.state = {k: v.float().clone() for k, v in state["weights"].items()}
+
+    def copy_to(self, model: nn.Module) -> None:
+        """Load the averaged weights into ``model`` (e.g. a copy used for validation)."""
+        model.load_state_dict({k: v.to(model.state_dict()[k].dtype) for k, v in self.state.items()})
 
 
 # --------------------------------------------------------------------------- RNG state
@@ -167,7 +229,7 @@ def _save(path: Path, model: nn.Module, step: int, args: argparse.Namespace, dat
     meta = {
         "window_length": args.window_length,
         "alpha": 0.6,
-        "training_data": describe(data_cfg, args.images),
+        "training_data": describe(data_cfg, args.images, skimage=not getattr(args, "no_skimage", False)),
         "steps": step,
         "notes": (
             f"stir-ros train: batch {args.batch_size}, crop {args.crop}, lr {args.lr}, warmup {args.warmup}, "
@@ -176,6 +238,14 @@ def _save(path: Path, model: nn.Module, step: int, args: argparse.Namespace, dat
         ),
     }
     save_checkpoint(path, model, meta, extra=extra)
+
+
+def _data_config(args: argparse.Namespace, crop: int) -> DataConfig:
+    return DataConfig(
+        window_length=args.window_length, crop=crop, max_layers=args.max_layers,
+        max_displacement=args.max_displacement, max_noise_std=args.max_noise_std,
+        motion=args.motion, texture_candidates=args.texture_candidates,
+    )  # fmt: skip
 
 
 def _plain_args(args: argparse.Namespace) -> dict[str, Any]:
@@ -197,6 +267,10 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
     """
     if args.crop % 16:
         raise ConfigError(f"--crop must be a multiple of 16, got {args.crop}")
+    if args.texture_candidates < 1:
+        raise ConfigError(f"--texture-candidates must be >= 1, got {args.texture_candidates}")
+    if args.no_skimage and not args.images:
+        raise ConfigError("--no-skimage needs --images DIR (there would be nothing to train on)")
     if args.threads:
         torch.set_num_threads(args.threads)
     device = resolve_device(args.device)
@@ -237,15 +311,34 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
         wall_before = float(extra.get("wall_time_s", 0.0))
         _set_rng_state(extra["rng"], data_gen)
 
-    data_cfg = DataConfig(
-        window_length=args.window_length, crop=args.crop, max_layers=args.max_layers,
-        max_displacement=args.max_displacement, max_noise_std=args.max_noise_std,
-    )  # fmt: skip
-    images = load_training_images(args.images)
+    ema_decay = float(getattr(args, "ema", 0.0) or 0.0)
+    ema = WeightAverage(model, ema_decay) if ema_decay else None
+    if ema is not None and args.resume:
+        saved = (read_checkpoint(args.resume).get("extra") or {}).get("ema")
+        if saved is None:
+            raise ConfigError(f"{args.resume} was trained without --ema; resume it without --ema")
+        ema.load_state_dict(saved)
+    # Validation, best.pt and snapshots use the averaged weights when there are any.
+    averaged = copy.deepcopy(model) if ema is not None else None
+
+    def weights_to_judge() -> nn.Module:
+        if ema is None or averaged is None:
+            return model
+        ema.copy_to(averaged)
+        return averaged
+
+    data_cfg = _data_config(args, args.crop)
+    images = load_training_images(args.images, max_size=args.image_max_size, skimage=not args.no_skimage)
     data = SyntheticSpikeData(images, data_cfg, data_gen, device)
+    # The validation windows use the default scene model whatever the training recipe, so that
+    # runs with different recipes are scored on the same kind of windows.
     val_cfg = DataConfig(window_length=args.window_length, crop=args.val_crop, max_layers=args.max_layers,
                          max_displacement=args.max_displacement, max_noise_std=args.max_noise_std)  # fmt: skip
-    val_samples = validation_set(images, val_cfg, count=args.val_samples) if args.val_every > 0 else []
+    val_images = (
+        load_training_images(args.val_images, max_size=args.image_max_size, skimage=False)
+        if args.val_images else images
+    )  # fmt: skip
+    val_samples = validation_set(val_images, val_cfg, count=args.val_samples) if args.val_every > 0 else []
 
     def training_state(wall: float) -> dict[str, Any]:
         state = {
@@ -258,6 +351,8 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
         }
         if scaler.is_enabled():
             state["scaler"] = scaler.state_dict()
+        if ema is not None:
+            state["ema"] = ema.state_dict()
         return state
 
     # SIGTERM (e.g. `kill PID`) saves last.pt before exiting, like Ctrl-C.
@@ -294,6 +389,8 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
             scaler.scale(loss).backward()
             scaler.step(optimizer)
             scaler.update()
+            if ema is not None:
+                ema.update(model)
             step += 1
             value = float(loss.detach())
             smooth = value if smooth is None else 0.95 * smooth + 0.05 * value
@@ -305,17 +402,19 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
                 print(f"step {step} loss {value:.5f} (avg {smooth:.5f}) l1 {float(rec.detach()):.5f} lr {lr:.2e} "
                       f"wall {wall_before + elapsed:.0f}s", flush=True)  # fmt: skip
             if val_samples and (step % args.val_every == 0 or step == stop):
-                last_val = validate(model, val_samples, device)
+                judged = weights_to_judge()
+                last_val = validate(judged, val_samples, device)
                 improved = last_val > best
                 best = max(best, last_val)
-                print(f"step {step} val_psnr {last_val:.3f} dB (best {best:.3f})", flush=True)
+                label = "ema val_psnr" if ema is not None else "val_psnr"
+                print(f"step {step} {label} {last_val:.3f} dB (best {best:.3f})", flush=True)
                 if improved:
-                    _save(out / "best.pt", model, step, args, data_cfg, None)
+                    _save(out / "best.pt", judged, step, args, data_cfg, None)
             if step % args.checkpoint_every == 0 or step == stop:
                 _save(out / "last.pt", model, step, args, data_cfg, training_state(wall_before + elapsed))
                 saved_step = step
             if args.snapshot_every and step % args.snapshot_every == 0:
-                _save(out / f"step_{step:06d}.pt", model, step, args, data_cfg, None)
+                _save(out / f"step_{step:06d}.pt", weights_to_judge(), step, args, data_cfg, None)
         if saved_step != step:  # stopped by --time-limit
             _save(out / "last.pt", model, step, args, data_cfg, training_state(wall_before + time.time() - start))
     except KeyboardInterrupt:

@@ -1,0 +1,244 @@
+"""``stir-ros data``: build the cache of real photographs that training draws its scenes from.
+
+The photographs come from Debian packages (wallpapers of photographers who chose free licences,
+and OpenCV's sample scenes), fetched with ``apt-get download`` and unpacked with ``dpkg-deb -x``
+into a cache folder; nothing is installed on the system and nothing is committed to the
+repository except the list below. Each selected file is converted to an 8-bit grayscale PNG
+(longer side at most ``--max-size``) and its package, version and licence are written to
+``ATTRIBUTION.md`` and ``sources.json`` beside the images.
+
+The images are split once, by a hash of their name, into ``train/`` and ``val/``: the
+validation folder is never trained on, so ``stir-ros train --images CACHE/train --val-images
+CACHE/val`` validates on scenes the network has not seen.
+
+Layout of the cache (default ``~/.cache/stir_ros/photos``)::
+
+    debs/       the downloaded .deb files
+    pkgs/NAME/  their unpacked contents
+    train/      grayscale PNGs for training
+    val/        grayscale PNGs held out for validation
+    ATTRIBUTION.md, sources.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import fnmatch
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from stir_ros.core.errors import ConfigError
+
+__all__ = ["PhotoSource", "SOURCES", "add_arguments", "build", "run"]
+
+VAL_FRACTION = 0.15
+
+
+@dataclass(frozen=True)
+class PhotoSource:
+    """Photographs of one Debian package.
+
+    Attributes:
+        package: Debian package name.
+        folder: Folder inside the package that holds the files.
+        files: Glob patterns (relative to ``folder``) of the photographs to use: real scenes only,
+            chosen by looking at each file (abstract art, logos and renders are left out).
+    """
+
+    package: str
+    folder: str
+    files: tuple[str, ...]
+
+
+SOURCES: tuple[PhotoSource, ...] = (
+    PhotoSource("lomiri-wallpapers-16.04", "usr/share/backgrounds", (
+        "Bridge_by_Sander_Klootwijk.jpg", "Dragonfly_by_Bolly.jpg", "Picture_0B_by_freespace.jpg",
+        "Picture_1A_by_freespace.jpg", "Wine_by_Jakkub_Mede.jpg", "aitzgorri_by_Aitzol_Berasategi.jpg",
+        "free_by_Peter_Nerlich.jpg", "friends_by_Aitzol_Berasategi.jpg", "life_by_Aitzol_Berasategi.jpg",
+        "picosdeeuropa_by_Aitzol_Berasategi.jpg", "seeding_by_Clements_Engelhardt.jpg",
+        "sunset_by_Aitzol_Berasategi.jpg",
+    )),
+    PhotoSource("mate-backgrounds", "usr/share/backgrounds/mate", (
+        "abstract/Elephants_3840x2160.jpg", "nature/Garden.jpg", "nature/Dune.jpg", "nature/Wood.jpg",
+        "nature/Aqua.jpg", "nature/TwoWings.jpg", "nature/Storm.jpg", "nature/GreenMeadow.jpg",
+        "nature/RainDrops.jpg", "nature/Blinds.jpg", "nature/LadyBird.jpg",
+    )),
+    PhotoSource("plasma-workspace-wallpapers", "usr/share/wallpapers", (
+        "BytheWater/contents/images/2560x1440.jpg", "ColdRipple/contents/images/2560x1440.jpg",
+        "ColorfulCups/contents/images/2560x1600.jpg", "EveningGlow/contents/images/2560x1440.jpg",
+        "FallenLeaf/contents/images/2560x1440.jpg", "Grey/contents/images/2560x1440.jpg",
+        "Kite/contents/images/2560x1440.jpg", "OneStandsOut/contents/images/2560x1440.jpg",
+        "Path/contents/images/2560x1440.jpg", "summer_1am/contents/images/2560x1440.jpg",
+    )),
+    PhotoSource("lxqt-themes", "usr/share/lxqt/wallpapers", (
+        "Butterfly-Kenneth-Wimer.jpg", "Valendas.png", "after-the-rain.jpg", "appleflower.png", "beam.png",
+        "butterfly.png", "cloud.png", "drop.png", "flowers.png", "fog.jpg", "this-is-not-windows.jpg",
+    )),
+    PhotoSource("opencv-doc", "usr/share/doc/opencv-doc/examples/data", (
+        "aero1.jpg", "aloeL.jpg", "baboon.jpg", "basketball1.png", "building.jpg", "butterfly.jpg",
+        "fruits.jpg", "graf1.png", "home.jpg", "leuvenA.jpg", "messi5.jpg", "orange.jpg",
+        "rubberwhale1.png", "smarties.png", "squirrel_cls.jpg", "stuff.jpg",
+    )),
+)  # fmt: skip
+
+
+def default_cache() -> Path:
+    """``$XDG_CACHE_HOME/stir_ros/photos`` (``~/.cache/stir_ros/photos``)."""
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "stir_ros" / "photos"
+
+
+def is_validation(name: str) -> bool:
+    """Whether an image belongs to the held-out split (a fixed hash of its output name)."""
+    return int(hashlib.sha256(name.encode()).hexdigest()[:8], 16) / 0xFFFFFFFF < VAL_FRACTION
+
+
+def _licence_of(copyright_text: str, relative_path: str) -> str:
+    """The ``License:`` of the machine-readable (DEP-5) copyright stanza that covers a file.
+
+    DEP-5 paths are those of the source tree, not of the installed package, so a stanza matches
+    when one of its patterns matches the file's name or its path's tail; otherwise the ``*``
+    stanza (the package's default) applies.
+    """
+    default, best = "", ""
+    for stanza in copyright_text.split("\n\n"):
+        fields: dict[str, str] = {}
+        key = ""
+        for line in stanza.splitlines():
+            if line[:1] in (" ", "\t") and key:
+                fields[key] += " " + line.strip()
+            elif ":" in line:
+                key, value = line.split(":", 1)
+                key = key.strip().lower()
+                fields[key] = value.strip()
+        if "files" not in fields or "license" not in fields:
+            continue
+        licence = fields["license"].split(" ")[0]
+        for pattern in fields["files"].split():
+            if pattern == "*":
+                default = default or licence
+            elif fnmatch.fnmatch(os.path.basename(relative_path), os.path.basename(pattern)) or relative_path.endswith(
+                pattern
+            ):
+                best = best or licence
+    return best or default or "see the package's copyright file"
+
+
+def _run(cmd: Sequence[str], cwd: Path) -> None:
+    try:
+        subprocess.run(list(cmd), cwd=cwd, check=True, capture_output=True, text=True)
+    except FileNotFoundError as err:
+        raise ConfigError(f"'{cmd[0]}' not found: stir-ros data needs Debian's apt-get and dpkg-deb") from err
+    except subprocess.CalledProcessError as err:
+        detail = (err.stderr or err.stdout or "").strip().splitlines()
+        raise ConfigError(f"{' '.join(cmd)} failed: {detail[-1] if detail else err}") from err
+
+
+def _fetch(source: PhotoSource, cache: Path, log: Callable[[str], None]) -> tuple[Path, str]:
+    """Download and unpack one package (once); returns its unpacked root and version."""
+    debs = cache / "debs"
+    debs.mkdir(parents=True, exist_ok=True)
+    found = sorted(debs.glob(f"{source.package}_*.deb"))
+    if not found:
+        log(f"downloading {source.package}")
+        _run(["apt-get", "download", "-qq", source.package], debs)
+        found = sorted(debs.glob(f"{source.package}_*.deb"))
+        if not found:
+            raise ConfigError(f"apt-get download {source.package} left no .deb in {debs}")
+    deb = found[-1]
+    version = deb.name.split("_")[1].replace("%3a", ":")
+    root = cache / "pkgs" / source.package
+    if not (root / source.folder).is_dir():
+        shutil.rmtree(root, ignore_errors=True)
+        root.mkdir(parents=True)
+        _run(["dpkg-deb", "-x", os.fspath(deb), os.fspath(root)], cache)
+    return root, version
+
+
+def build(cache: Path, max_size: int = 1024, log: Callable[[str], None] = print) -> dict[str, list[dict[str, str]]]:
+    """Fetch every source package, convert the selected photographs and write the attribution.
+
+    Returns:
+        ``{"train": [...], "val": [...]}``, one record per image (name, package, version, file,
+        licence).
+    """
+    import numpy as np
+    from PIL import Image
+
+    from stir_ros.core.scenes import _to_gray
+
+    records: dict[str, list[dict[str, str]]] = {"train": [], "val": []}
+    for split in records:
+        (cache / split).mkdir(parents=True, exist_ok=True)
+    for source in SOURCES:
+        root, version = _fetch(source, cache, log)
+        copyright_file = root / "usr/share/doc" / source.package / "copyright"
+        copyright_text = copyright_file.read_text(errors="replace") if copyright_file.is_file() else ""
+        for pattern in source.files:
+            matches = sorted((root / source.folder).glob(pattern))
+            if not matches:
+                raise ConfigError(f"{source.package} {version} has no {source.folder}/{pattern}")
+            for path in matches:
+                rel = os.fspath(path.relative_to(root / source.folder))
+                name = f"{source.package}__{rel.replace('/', '_').rsplit('.', 1)[0]}.png"
+                split = "val" if is_validation(name) else "train"
+                out = cache / split / name
+                if not out.is_file():
+                    with Image.open(path) as im:
+                        im.draft("RGB", (max_size, max_size))  # JPEG: decode at a reduced scale
+                        gray = _to_gray(np.asarray(im.convert("RGB")))
+                    img = Image.fromarray(np.round(gray * 255).astype(np.uint8))
+                    img.thumbnail((max_size, max_size), Image.Resampling.LANCZOS)
+                    img.save(out)
+                records[split].append({
+                    "name": name, "package": source.package, "version": version,
+                    "file": f"/{source.folder}/{rel}", "licence": _licence_of(copyright_text, rel),
+                })  # fmt: skip
+        log(f"{source.package} {version}: {len(source.files)} photograph(s)")
+    (cache / "sources.json").write_text(json.dumps(records, indent=1) + "\n")
+    lines = [
+        "# Training photographs",
+        "",
+        "Made by `stir-ros data`. Grayscale, downscaled copies of photographs from Debian packages;",
+        "each keeps the licence of its original (the package's `usr/share/doc/PACKAGE/copyright`).",
+        "",
+        "| split | image | package | version | original file | licence |",
+        "|---|---|---|---|---|---|",
+    ]
+    for split, items in records.items():
+        lines += [
+            f"| {split} | {r['name']} | {r['package']} | {r['version']} | {r['file']} | {r['licence']} |" for r in items
+        ]
+    (cache / "ATTRIBUTION.md").write_text("\n".join(lines) + "\n")
+    return records
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Arguments of ``stir-ros data``."""
+    parser.add_argument("--cache", type=Path, default=None,
+                        help="cache folder (default: ~/.cache/stir_ros/photos)")  # fmt: skip
+    parser.add_argument("--max-size", type=int, default=1024, help="longer side of the stored grayscale images")
+    parser.add_argument("--list", action="store_true", help="print the source list and exit (no download)")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Entry point of ``stir-ros data``."""
+    if args.list:
+        for source in SOURCES:
+            print(f"{source.package}: {len(source.files)} file(s) under /{source.folder}")
+        return 0
+    if not 64 <= args.max_size <= 8192:
+        raise ConfigError(f"--max-size must be in [64, 8192], got {args.max_size}")
+    cache = args.cache or default_cache()
+    records = build(cache, max_size=args.max_size, log=lambda m: print(f"[data] {m}", flush=True))
+    print(
+        f"[data] {len(records['train'])} training and {len(records['val'])} validation image(s) in {cache}; "
+        f"train with: stir-ros train --images {cache / 'train'} --val-images {cache / 'val'} ..."
+    )
+    return 0

@@ -1,0 +1,176 @@
+"""Tests of the training-data recipe: heavy-tailed motion, texture-weighted crops, the photo cache
+builder (on a real .deb made here), and the weight average (EMA) with exact resume."""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from stir_ros.core.errors import ConfigError
+from stir_ros.core.scenes import _texture, make_training_batch, random_trajectory
+from stir_ros.models import read_checkpoint
+from stir_ros.training import photos
+from stir_ros.training import train as train_mod
+from stir_ros.training.data import DataConfig
+
+
+def _end_to_end(motion: str, seed: int = 0) -> torch.Tensor:
+    traj = random_trajectory(
+        61, max_displacement=16.0, static_prob=0.0, motion=motion, batch_shape=(4000,), seed=seed
+    )
+    return (traj.shift[:, -1] - traj.shift[:, 0]).norm(dim=-1)
+
+
+def test_heavy_tail_motion_is_mostly_small_with_a_tail() -> None:
+    uniform, heavy = _end_to_end("uniform"), _end_to_end("heavy-tail")
+    assert heavy.max() <= 16.0 + 1e-4
+    # Three quarters of the layers move within 3 px; the tail still reaches far.
+    assert 0.70 <= (heavy <= 3.0 + 1e-4).float().mean() <= 0.85
+    assert (heavy > 6).float().mean() > 0.05
+    assert heavy.median() < 3.0 < uniform.median()
+    with pytest.raises(ConfigError, match="motion"):
+        random_trajectory(5, motion="teleport", seed=0)
+
+
+def test_texture_candidates_pick_textured_crops() -> None:
+    # Half flat, half textured: plain crops land on the flat half half the time.
+    img = np.full((256, 512), 0.5, np.float32)
+    img[:, 256:] = np.random.default_rng(0).uniform(0, 1, (256, 256))
+
+    def flat_fraction(k: int) -> float:
+        gen = torch.Generator().manual_seed(1)
+        _, gt = make_training_batch([img], 64, 5, 32, 32, generator=gen, static_prob=1.0, texture_candidates=k)
+        return float(np.mean([_texture(g[0]) < 0.05 for g in gt]))
+
+    plain, picky = flat_fraction(1), flat_fraction(4)
+    assert plain > 0.25 and picky < plain / 4
+    with pytest.raises(ConfigError, match="texture_candidates"):
+        DataConfig(texture_candidates=0)
+
+
+def test_default_recipe_stream_unchanged_by_new_options() -> None:
+    """motion='uniform' and one candidate draw exactly what the recipe drew before the options."""
+    img = np.random.default_rng(3).uniform(0, 1, (128, 128)).astype(np.float32)
+    a = make_training_batch([img], 2, 9, 32, 32, generator=torch.Generator().manual_seed(5), num_layers=2)
+    b = make_training_batch(
+        [img], 2, 9, 32, 32, generator=torch.Generator().manual_seed(5), num_layers=2,
+        motion="uniform", texture_candidates=1,
+    )  # fmt: skip
+    assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])
+
+
+# --------------------------------------------------------------------------- photo cache
+
+
+def _fake_package(tmp_path: Path, cache: Path) -> photos.PhotoSource:
+    """A real Debian package holding two photographs and a DEP-5 copyright file."""
+    root = tmp_path / "pkgroot"
+    pics = root / "usr/share/backgrounds"
+    pics.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for name in ("forest_by_A.jpg", "river_by_B.png"):
+        Image.fromarray(rng.integers(0, 255, (300, 600, 3), dtype=np.uint8)).save(pics / name)
+    doc = root / "usr/share/doc/stir-test-photos"
+    doc.mkdir(parents=True)
+    (doc / "copyright").write_text(
+        "Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/\n\n"
+        "Files: *\nCopyright: someone\nLicense: GPL-2+\n\n"
+        "Files: backgrounds/forest_by_A.jpg\nCopyright: A\nLicense: CC-BY-4.0\n"
+    )
+    (root / "DEBIAN").mkdir()
+    (root / "DEBIAN/control").write_text(
+        "Package: stir-test-photos\nVersion: 1.0-1\nArchitecture: all\nMaintainer: t <t@example.org>\n"
+        "Description: test photos\n"
+    )
+    (cache / "debs").mkdir(parents=True)
+    deb = cache / "debs" / "stir-test-photos_1.0-1_all.deb"
+    subprocess.run(["dpkg-deb", "--build", "--root-owner-group", str(root), str(deb)], check=True, capture_output=True)
+    return photos.PhotoSource("stir-test-photos", "usr/share/backgrounds", ("*_by_*",))
+
+
+@pytest.mark.skipif(shutil.which("dpkg-deb") is None, reason="needs Debian's dpkg-deb")
+def test_photo_cache_from_a_real_deb(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    cache = tmp_path / "cache"
+    source = _fake_package(tmp_path, cache)
+    monkeypatch.setattr(photos, "SOURCES", (source,))
+    records = photos.build(cache, max_size=200, log=lambda m: None)
+    items = records["train"] + records["val"]
+    assert sorted(r["name"] for r in items) == [
+        "stir-test-photos__forest_by_A.png", "stir-test-photos__river_by_B.png",
+    ]  # fmt: skip
+    by_name = {r["name"]: r for r in items}
+    assert by_name["stir-test-photos__forest_by_A.png"]["licence"] == "CC-BY-4.0"
+    assert by_name["stir-test-photos__river_by_B.png"]["licence"] == "GPL-2+"
+    assert all(r["version"] == "1.0-1" for r in items)
+    for r in items:
+        split = "val" if photos.is_validation(r["name"]) else "train"
+        with Image.open(cache / split / r["name"]) as im:
+            assert im.mode == "L" and max(im.size) == 200
+    assert "CC-BY-4.0" in (cache / "ATTRIBUTION.md").read_text()
+    # A pattern that matches nothing is an error naming the package, not an empty data set.
+    monkeypatch.setattr(photos, "SOURCES", (photos.PhotoSource(source.package, source.folder, ("nope.jpg",)),))
+    with pytest.raises(ConfigError, match="stir-test-photos 1.0-1 has no"):
+        photos.build(cache, max_size=200, log=lambda m: None)
+
+
+def test_validation_split_is_stable_and_about_the_configured_fraction() -> None:
+    names = [f"pkg__image_{i}.png" for i in range(2000)]
+    held = [n for n in names if photos.is_validation(n)]
+    assert abs(len(held) / len(names) - photos.VAL_FRACTION) < 0.03
+    assert held == [n for n in names if photos.is_validation(n)]
+
+
+# --------------------------------------------------------------------------- weight average
+
+
+def _args(out, *extra: str) -> argparse.Namespace:
+    parser = argparse.ArgumentParser()
+    train_mod.add_arguments(parser)
+    return parser.parse_args([
+        "--out", str(out), "--steps", "3", "--crop", "32", "--batch-size", "1", "--threads", "1",
+        "--device", "cpu", "--val-every", "0", "--log-every", "0", "--no-progress", "--seed", "7",
+        "--max-layers", "2", "--ema", "0.9", "--motion", "heavy-tail", "--texture-candidates", "2", *extra,
+    ])  # fmt: skip
+
+
+def test_weight_average_math() -> None:
+    model = torch.nn.Linear(2, 1)
+    with torch.no_grad():
+        model.weight.fill_(0.0)
+    avg = train_mod.WeightAverage(model, 0.5)
+    with torch.no_grad():
+        model.weight.fill_(1.0)
+    avg.update(model)  # first update: decay min(0.5, 1/10) = 0.1
+    assert torch.allclose(avg.state["weight"], torch.full((1, 2), 0.9))
+    with pytest.raises(ConfigError, match="--ema"):
+        train_mod.WeightAverage(model, 1.0)
+
+
+def test_ema_snapshots_and_exact_resume(tmp_path: Path) -> None:
+    full = tmp_path / "full"
+    train_mod.train(_args(full, "--snapshot-every", "3"))
+    split = tmp_path / "split"
+    train_mod.train(_args(split, "--stop-at", "2"))
+    train_mod.train(_args(split, "--resume", str(split / "last.pt")))
+    a, b = read_checkpoint(full / "last.pt"), read_checkpoint(split / "last.pt")
+    for k, v in a["extra"]["ema"]["weights"].items():
+        assert torch.equal(v, b["extra"]["ema"]["weights"][k]), k
+    # The snapshot holds the averaged weights, not the raw ones.
+    snap = read_checkpoint(full / "step_000003.pt")["state_dict"]
+    raw = a["state_dict"]
+    ema = a["extra"]["ema"]["weights"]
+    key = next(k for k in raw if raw[k].is_floating_point() and "running" not in k)
+    assert torch.allclose(snap[key].float(), ema[key], atol=1e-3)
+    assert not torch.equal(snap[key].float(), raw[key].float())
+    # Resuming a run without an average with --ema is refused, not silently restarted.
+    plain = tmp_path / "plain"
+    train_mod.train(_args(plain, "--ema", "0"))
+    with pytest.raises(ConfigError, match="without --ema"):
+        train_mod.train(_args(plain, "--resume", str(plain / "last.pt")))
