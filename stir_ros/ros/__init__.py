@@ -6,10 +6,11 @@ Only :mod:`stir_ros.ros.conversions` and the node modules import rclpy and messa
 
 from __future__ import annotations
 
+import sys
 import time
 from collections.abc import Callable
 
-__all__ = ["RateLimitedLog"]
+__all__ = ["RateLimitedLog", "emit"]
 
 
 class RateLimitedLog:
@@ -38,5 +39,35 @@ class RateLimitedLog:
             return False
         skipped = self._suppressed.pop(kind, 0)
         self._last[kind] = now
-        log(f"{message} ({skipped} similar message(s) suppressed)" if skipped else message)
+        emit(log, f"{message} ({skipped} similar message(s) suppressed)" if skipped else message)
         return True
+
+
+def emit(log: Callable[[str], object], message: str) -> None:
+    """Call ``log(message)`` so that it can never raise.
+
+    rclpy remembers one severity per call site (file, function, line) and raises ``ValueError:
+    Logger severity cannot be changed between calls`` when one line logs a warning and later an
+    error. ``log`` is usually a bound method of an rclpy logger (``logger.warning``): each severity
+    is then called from a line of its own here. Anything that still goes wrong (a logger whose
+    context is gone at shutdown) falls back to stderr rather than raising into a callback.
+    """
+    try:
+        logger, name = getattr(log, "__self__", None), getattr(log, "__name__", "")
+        if logger is None or not hasattr(logger, "get_child"):  # not an rclpy logger
+            log(message)
+        elif name == "debug":
+            logger.debug(message)
+        elif name == "info":
+            logger.info(message)
+        elif name in ("warning", "warn"):
+            logger.warning(message)
+        elif name == "error":
+            logger.error(message)
+        else:
+            logger.fatal(message)
+    except Exception:  # noqa: BLE001 - logging must never take a callback or thread down
+        try:
+            print(message, file=sys.stderr, flush=True)
+        except Exception:  # noqa: BLE001, S110 - stderr closed: nothing left to tell
+            pass
