@@ -17,7 +17,8 @@ from stir_ros.core.errors import StirRosError
 
 __all__ = ["COMMANDS", "build_parser", "main"]
 
-# command -> (module, one-line help)
+# command -> (module, one-line help); "module:name" takes add_name_arguments / run_name from a
+# module that implements several commands.
 COMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("stir_ros.demo", "run the driver -> reconstructor pipeline on a built-in stream"),
     "run": ("stir_ros.ros.graph_runner", "start the node graph from a YAML config (rclpy)"),
@@ -25,6 +26,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "train": ("stir_ros.training.train", "train STIR on synthetic spikes"),
     "data": ("stir_ros.training.photos", "fetch and convert the real photographs that training draws scenes from"),
     "eval": ("stir_ros.evaluation", "PSNR/SSIM of tfp, tfi or stir on .dat + ground truth"),
+    "perf": ("stir_ros.ros.stream_tools:perf", "live health of a spike topic: rates, loss, delay, clock drift"),
+    "echo": ("stir_ros.ros.stream_tools:echo", "one line per spike packet of a topic (never the payload)"),
     "simulate": ("stir_ros.core.simulate_cli", "write a simulated .dat file"),
 }
 
@@ -39,9 +42,14 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     for name, (module_name, help_text) in COMMANDS.items():
         cmd = sub.add_parser(name, help=help_text, description=help_text)
         if only == name:
-            module = importlib.import_module(module_name)
-            module.add_arguments(cmd)
-            cmd.set_defaults(_run=module.run)
+            module_path, _, suffix = module_name.partition(":")
+            module = importlib.import_module(module_path)
+            if suffix:
+                getattr(module, f"add_{suffix}_arguments")(cmd)
+                cmd.set_defaults(_run=getattr(module, f"run_{suffix}"))
+            else:
+                module.add_arguments(cmd)
+                cmd.set_defaults(_run=module.run)
     return parser
 
 

@@ -1,0 +1,142 @@
+"""Health of a live spike stream, as ``stir-ros perf`` reports it (ROS-free).
+
+Fed with the header fields of every packet and the time it was received, :class:`StreamHealth`
+measures over each reporting period:
+
+- rates: packets/s, frames/s and payload MB/s (per second of receive time);
+- loss: packets missing from ``seq`` (a gap of ``k`` is ``k`` lost packets), packets that arrive
+  out of order or twice, and stream restarts (``seq`` back to 0);
+- delay: how far the header stamp of each packet's *last* frame lies behind the receiving clock
+  (transport plus driver latency when both clocks are the same);
+- drift: the header clock against the sensor clock since the first packet,
+  ``(stamp - stamp0) - (first_frame_index - index0) / frame_rate_hz``, in ms and in ppm of the
+  elapsed time; a driver stamping nominal capture times has zero drift, a camera whose frame
+  clock runs fast or slow against the host shows a steady slope.
+
+All times are integer nanoseconds; nothing here reads a clock.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+__all__ = ["PacketInfo", "StreamHealth", "HealthReport"]
+
+
+@dataclass(frozen=True)
+class PacketInfo:
+    """The header fields of one packet that the health report needs."""
+
+    seq: int
+    stamp_ns: int
+    first_frame_index: int
+    num_frames: int
+    frame_rate_hz: float
+    payload_bytes: int
+    height: int = 0
+    width: int = 0
+
+
+@dataclass
+class HealthReport:
+    """One reporting period (``totals`` count since the start)."""
+
+    period_s: float
+    packets_per_s: float
+    frames_per_s: float
+    megabytes_per_s: float
+    lost: int
+    reordered: int
+    restarts: int
+    delay_ms_mean: float
+    delay_ms_max: float
+    drift_ms: float
+    drift_ppm: float
+    totals: dict[str, int] = field(default_factory=dict)
+
+    def line(self) -> str:
+        """The one-line form ``stir-ros perf`` prints."""
+        t = self.totals
+        return (
+            f"{self.packets_per_s:8.1f} pkt/s {self.frames_per_s:10.0f} frames/s {self.megabytes_per_s:8.2f} MB/s | "
+            f"lost {self.lost} (total {t.get('lost', 0)}) reordered {self.reordered} restarts {self.restarts} | "
+            f"delay {self.delay_ms_mean:.1f} ms (max {self.delay_ms_max:.1f}) | "
+            f"drift {self.drift_ms:+.3f} ms ({self.drift_ppm:+.1f} ppm)"
+        )
+
+
+class StreamHealth:
+    """Accumulates packets and produces one :class:`HealthReport` per call to :meth:`report`."""
+
+    def __init__(self) -> None:
+        self.totals = {"packets": 0, "frames": 0, "bytes": 0, "lost": 0, "reordered": 0, "restarts": 0}
+        self._expected_seq: int | None = None
+        self._origin: tuple[int, int, int] | None = None  # (stamp_ns, first_frame_index, receive_ns)
+        self._last_drift_ms = 0.0
+        self._last_drift_ppm = 0.0
+        self._reset_period(None)
+
+    def _reset_period(self, start_ns: int | None) -> None:
+        self._period_start = start_ns
+        self._period = {"packets": 0, "frames": 0, "bytes": 0, "lost": 0, "reordered": 0, "restarts": 0}
+        self._delays: list[float] = []
+
+    def add(self, packet: PacketInfo, receive_ns: int) -> None:
+        """Account for one received packet."""
+        if self._period_start is None:
+            self._period_start = receive_ns
+        p = self._period
+        if self._expected_seq is not None and packet.seq != self._expected_seq:
+            if packet.seq == 0 or packet.seq + 1000 < self._expected_seq:
+                p["restarts"] += 1
+                self._origin = None
+            elif packet.seq > self._expected_seq:
+                p["lost"] += packet.seq - self._expected_seq
+            else:  # late or duplicate: does not move the expectation back
+                p["reordered"] += 1
+                self._count(packet, receive_ns)
+                return
+        self._expected_seq = packet.seq + 1
+        self._count(packet, receive_ns)
+        rate = packet.frame_rate_hz
+        if rate > 0:
+            if self._origin is None:
+                self._origin = (packet.stamp_ns, packet.first_frame_index, receive_ns)
+            stamp0, index0, _ = self._origin
+            sensor_ns = (packet.first_frame_index - index0) / rate * 1e9
+            header_ns = packet.stamp_ns - stamp0
+            self._last_drift_ms = (header_ns - sensor_ns) / 1e6
+            self._last_drift_ppm = (header_ns - sensor_ns) / sensor_ns * 1e6 if sensor_ns > 0 else 0.0
+
+    def _count(self, packet: PacketInfo, receive_ns: int) -> None:
+        p = self._period
+        p["packets"] += 1
+        p["frames"] += packet.num_frames
+        p["bytes"] += packet.payload_bytes
+        if packet.frame_rate_hz > 0:
+            last_frame_ns = packet.stamp_ns + (packet.num_frames - 1) / packet.frame_rate_hz * 1e9
+            self._delays.append((receive_ns - last_frame_ns) / 1e6)
+
+    def report(self, now_ns: int) -> HealthReport:
+        """Close the current period at ``now_ns`` and start the next one."""
+        start = self._period_start if self._period_start is not None else now_ns
+        seconds = max((now_ns - start) / 1e9, 1e-9)
+        p = self._period
+        for key, value in p.items():
+            self.totals[key] += value
+        report = HealthReport(
+            period_s=seconds,
+            packets_per_s=p["packets"] / seconds,
+            frames_per_s=p["frames"] / seconds,
+            megabytes_per_s=p["bytes"] / seconds / 1e6,
+            lost=p["lost"],
+            reordered=p["reordered"],
+            restarts=p["restarts"],
+            delay_ms_mean=sum(self._delays) / len(self._delays) if self._delays else 0.0,
+            delay_ms_max=max(self._delays) if self._delays else 0.0,
+            drift_ms=self._last_drift_ms,
+            drift_ppm=self._last_drift_ppm,
+            totals=dict(self.totals),
+        )
+        self._reset_period(now_ns)
+        return report
