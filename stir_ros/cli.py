@@ -26,6 +26,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "train": ("stir_ros.training.train", "train STIR on synthetic spikes"),
     "data": ("stir_ros.training.photos", "fetch and convert the real photographs that training draws scenes from"),
     "eval": ("stir_ros.evaluation", "PSNR/SSIM of tfp, tfi or stir on .dat + ground truth"),
+    "export": ("stir_ros.models.export", "export STIR to ONNX (for TensorRT, OpenVINO, ONNX Runtime), checked"),
     "perf": ("stir_ros.ros.stream_tools:perf", "live health of a spike topic: rates, loss, delay, clock drift"),
     "echo": ("stir_ros.ros.stream_tools:echo", "one line per spike packet of a topic (never the payload)"),
     "simulate": ("stir_ros.core.simulate_cli", "write a simulated .dat file"),

@@ -46,6 +46,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="frames per window; 0: the checkpoint's for stir, 41 for tfp/tfi")  # fmt: skip
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N")
     parser.add_argument("--precision", default="fp32", choices=("fp32", "fp16", "bf16"))
+    parser.add_argument("--backend", default="torch", choices=("torch", "openvino"),
+                        help="stir inference: torch (CPU/CUDA) or openvino (CPU)")  # fmt: skip
     parser.add_argument("--json", metavar="OUT.json", help="write the results here")
     parser.add_argument("--save-images", metavar="DIR", help="write each reconstruction as a PNG")
 
@@ -106,6 +108,7 @@ def evaluate(
     device: str = "auto",
     precision: str = "fp32",
     save_images: str | None = None,
+    backend: str = "torch",
 ) -> dict[str, Any]:
     """Evaluate ``methods`` on every clip of ``data_dir``.
 
@@ -122,7 +125,7 @@ def evaluate(
     for method in methods:
         cfg = EngineConfig(
             method=method, window_length=window_length, alpha=alpha, device=device, precision=precision,
-            max_batch=1, weights=weights if method == "stir" else None,
+            max_batch=1, weights=weights if method == "stir" else None, backend=backend,
         )  # fmt: skip
         engine = ReconstructionEngine(cfg)
         clips, seconds = [], 0.0
@@ -155,6 +158,7 @@ def evaluate(
         if method == "stir":
             entry["weights"] = str(engine.weights_path)
             entry["steps"] = int(getattr(engine.metadata, "steps", 0))
+            entry["backend"], entry["precision"] = engine.backend, engine.precision
         results["methods"][method] = entry
     return results
 
@@ -179,7 +183,7 @@ def run(args: argparse.Namespace) -> int:
     methods = list(dict.fromkeys(args.method or ["stir"]))
     results = evaluate(
         args.data_dir, methods, weights=args.weights, alpha=args.alpha, window_length=args.window_length,
-        device=args.device, precision=args.precision, save_images=args.save_images,
+        device=args.device, precision=args.precision, save_images=args.save_images, backend=args.backend,
     )  # fmt: skip
     print(format_table(results))
     if args.json:

@@ -52,6 +52,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--alpha", type=float, default=0.6, help="sensor alpha (default 0.6)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     p.add_argument("--precision", choices=("fp32", "fp16", "bf16"), default="fp32")
+    p.add_argument("--backend", choices=("torch", "openvino"), default="torch",
+                   help="stir inference: torch (CPU/CUDA) or openvino (CPU, faster; see BENCHMARKS.md)")
     p.add_argument("--max-batch", type=int, default=4, help="windows per forward pass (default 4)")
     p.add_argument("--spike-topic", default=None, help="default: /spikes or the only SpikePacket topic")
     p.add_argument("--image-topic", default="/image")
@@ -163,7 +165,7 @@ def _run_reconstruct(args: argparse.Namespace) -> int:
         device=args.device, precision=args.precision, max_batch=args.max_batch, weights=args.weights,
         spike_topic=args.spike_topic, image_topic=args.image_topic, camera_info_topic=args.camera_info_topic,
         output_encoding=args.output_encoding, frame_id=args.frame_id, storage=args.storage,
-        keep_topics=args.keep_topics,
+        keep_topics=args.keep_topics, backend=args.backend,
     )  # fmt: skip
     result = reconstruct_bag(
         args.input, None if args.to_folder else args.output, opts,

@@ -79,6 +79,7 @@ class ReconstructOptions:
         frame_id: Image frame; empty: the ``header.frame_id`` of the packet completing each window.
         storage: Output storage; ``None``: the input's.
         keep_topics: Other topics to copy: ``None`` none, ``()`` all, or the names.
+        backend: ``torch`` or ``openvino`` (stir on the CPU; see ``EngineConfig``).
     """
 
     method: str = "stir"
@@ -97,6 +98,7 @@ class ReconstructOptions:
     frame_id: str = ""
     storage: str | None = None
     keep_topics: Sequence[str] | None = None
+    backend: str = "torch"
 
     def __post_init__(self) -> None:
         if isinstance(self.stride_frames, bool) or not isinstance(self.stride_frames, int) or self.stride_frames < 1:
@@ -222,7 +224,7 @@ def reconstruct_bag(
 
             engine = ReconstructionEngine(EngineConfig(
                 method=opts.method, window_length=opts.window_length, alpha=opts.alpha, device=opts.device,
-                precision=opts.precision, max_batch=opts.max_batch, weights=opts.weights))
+                precision=opts.precision, max_batch=opts.max_batch, weights=opts.weights, backend=opts.backend))
         for warning in engine.pop_warnings():
             problem(BagProblem("engine", "engine", warning))
         result.window_length = int(engine.window_length)

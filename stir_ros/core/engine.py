@@ -33,6 +33,7 @@ from stir_ros.core.errors import CheckpointError, ConfigError, SpikeFormatError
 __all__ = [
     "METHODS",
     "PRECISIONS",
+    "BACKENDS",
     "DEFAULT_WINDOW_LENGTH",
     "EngineConfig",
     "ReconstructionEngine",
@@ -42,6 +43,8 @@ __all__ = [
 
 METHODS = ("stir", "tfp", "tfi")
 PRECISIONS = ("fp32", "fp16", "bf16")
+#: STIR inference backends: eager PyTorch (CPU or CUDA) or OpenVINO (CPU; stir_ros.models.runtime).
+BACKENDS = ("torch", "openvino")
 #: Window length of tfp/tfi when ``window_length`` is 0 (the REDS-derived 41-frame setting).
 DEFAULT_WINDOW_LENGTH = 41
 
@@ -94,6 +97,8 @@ class EngineConfig:
         precision: ``fp32``, ``fp16`` or ``bf16`` (``stir`` only; the classical methods are exact).
         max_batch: Most windows per forward pass.
         weights: STIR checkpoint; ``None`` (or empty) is the shipped default.
+        backend: ``torch`` or ``openvino`` (``stir`` on the CPU; fp32 or bf16). An OpenVINO
+            that is not installed raises :class:`BackendUnavailableError` at construction.
     """
 
     method: str = "stir"
@@ -103,6 +108,7 @@ class EngineConfig:
     precision: str = "fp32"
     max_batch: int = 4
     weights: str | None = None
+    backend: str = "torch"
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
@@ -121,6 +127,8 @@ class EngineConfig:
             raise ConfigError(f"max_batch must be a positive integer, got {self.max_batch!r}")
         if self.weights is not None and not isinstance(self.weights, (str, os.PathLike)):
             raise ConfigError(f"weights must be a file path, got {self.weights!r}")
+        if self.backend not in BACKENDS:
+            raise ConfigError(f"backend must be one of {', '.join(BACKENDS)}, got {self.backend!r}")
 
 
 def _valid_device(device: Any) -> bool:
@@ -144,6 +152,7 @@ class ReconstructionEngine:
 
         Raises:
             CheckpointError: The weights are missing, corrupt or for another window length.
+            BackendUnavailableError: ``backend`` names a runtime that is not installed.
         """
         self.config = config
         self.method = config.method
@@ -166,11 +175,20 @@ class ReconstructionEngine:
         if warning:
             self._warn(warning)
         self.precision = config.precision
+        self.backend = config.backend if self.method == "stir" else "torch"
+        if self.backend == "openvino" and self.device.type != "cpu":
+            self._warn(f"backend openvino runs on the CPU; device {config.device!r} ignored")
+            self.device = torch.device("cpu")
         if self.method == "stir":
             if self.precision == "fp16" and self.device.type == "cpu":
                 self._warn("fp16 is not supported on the CPU; using fp32")
                 self.precision = "fp32"
             self._load_model()
+            if self.backend == "openvino":
+                from stir_ros.models.runtime import OpenVinoSTIR  # raises BackendUnavailableError
+
+                assert self.model is not None
+                self._predictor = OpenVinoSTIR(self.model, precision=self.precision)
         else:
             self.window_length = config.window_length or DEFAULT_WINDOW_LENGTH
 

@@ -14,6 +14,7 @@ __all__ = [
     "CheckpointError",
     "ConfigError",
     "BagError",
+    "BackendUnavailableError",
 ]
 
 
@@ -43,3 +44,7 @@ class ConfigError(StirRosError, ValueError):
 
 class BagError(StirRosError):
     """A rosbag2 file cannot be read or written as requested."""
+
+
+class BackendUnavailableError(ConfigError):
+    """An inference backend (OpenVINO, ...) or a package it needs is not installed on this machine."""

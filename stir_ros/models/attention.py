@@ -23,9 +23,10 @@ class ChannelLayerNorm(nn.Module):
         self.weight = nn.Parameter(torch.ones(channels))
         self.bias = nn.Parameter(torch.zeros(channels))
         self.eps = eps
+        self.channels = channels  # a Python int: stays a constant when traced for ONNX export
 
     def forward(self, x: Tensor) -> Tensor:
-        y = F.layer_norm(x.permute(0, 2, 3, 1), x.shape[1:2], self.weight, self.bias, self.eps)
+        y = F.layer_norm(x.permute(0, 2, 3, 1), (self.channels,), self.weight, self.bias, self.eps)
         return y.permute(0, 3, 1, 2)
 
 

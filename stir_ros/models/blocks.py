@@ -139,7 +139,9 @@ class BackwardWarp(nn.Module):
 
     def _identity_grid(self, h: int, w: int, ref: Tensor) -> Tensor:
         key = (h, w, ref.device, ref.dtype)
-        compiling = torch.compiler.is_compiling()
+        # Compiling or exporting to ONNX: build the grid in the graph (a cached one would become a
+        # constant of one size).
+        compiling = torch.compiler.is_compiling() or torch.onnx.is_in_onnx_export()
         grid = None if compiling else self._grids.get(key)
         if grid is None:
             xs = torch.linspace(-1.0, 1.0, w, device=ref.device, dtype=ref.dtype)

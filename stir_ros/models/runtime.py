@@ -1,0 +1,144 @@
+"""STIR on the CPU through OpenVINO: the engine's ``backend: openvino``.
+
+The network is exported to ONNX in memory (:func:`stir_ros.models.export.export_onnx`, dynamic
+height and width), read by OpenVINO and compiled for the CPU once per input shape (static shapes:
+OpenVINO's CPU plugin fuses more with them). ``precision`` ``fp32`` runs OpenVINO in f32 (within
+a few 1e-6 of PyTorch fp32); ``bf16`` sets OpenVINO's bf16 inference-precision hint, which casts
+the whole graph, the warp included (our torch bf16 keeps the warp in fp32); its accuracy on the
+validation clips is in BENCHMARKS.md ("CPU deployment").
+
+OpenVINO was chosen by measurement (BENCHMARKS.md): ONNX Runtime 1.31.1 on the same CPU ran the
+same file 1.6x slower in fp32 and has no bf16 CPU path.
+
+The predictor has :class:`stir_ros.models.inference.InferenceModel`'s calling convention:
+``raw = predictor(spikes)``, spikes ``[B, T, H, W]`` (uint8, bool or float; numpy or torch), any
+H and W (padded to multiples of 16 by repeating the last rows/columns, cropped back), float32
+torch ``[B, 1, H, W]`` raw output on the CPU.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections import OrderedDict
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from stir_ros.core.errors import BackendUnavailableError, ConfigError, SpikeFormatError
+from stir_ros.models.blocks import pad_tail
+
+__all__ = ["BACKENDS", "OPENVINO_PRECISIONS", "OpenVinoSTIR", "require_openvino"]
+
+#: Inference backends of the engine: ``torch`` (eager PyTorch, CPU or CUDA) and ``openvino`` (CPU).
+BACKENDS = ("torch", "openvino")
+#: Engine precision -> OpenVINO ``INFERENCE_PRECISION_HINT``.
+OPENVINO_PRECISIONS = {"fp32": "f32", "bf16": "bf16"}
+_MAX_SHAPES = 4
+
+
+def require_openvino() -> Any:
+    """Import OpenVINO, or say clearly that it is missing.
+
+    Raises:
+        BackendUnavailableError: The ``openvino`` package is not installed (or fails to load).
+    """
+    try:
+        import openvino
+    except ImportError as err:
+        raise BackendUnavailableError(
+            f"backend 'openvino' needs the Python package openvino, which is not installed ({err}); "
+            "install it with ./scripts/setup.sh (requirements/deploy.txt pins it) or use backend 'torch'"
+        ) from err
+    return openvino
+
+
+class OpenVinoSTIR:
+    """A STIR network compiled by OpenVINO for the CPU.
+
+    Args:
+        model: The STIR network (fp32; exported, not changed).
+        precision: ``fp32`` or ``bf16``.
+        threads: CPU threads per inference; ``None``: ``torch.get_num_threads()`` (one setting
+            for both backends).
+    """
+
+    def __init__(self, model: nn.Module, precision: str = "fp32", threads: int | None = None) -> None:
+        ov = require_openvino()
+        if precision not in OPENVINO_PRECISIONS:
+            raise ConfigError(
+                f"backend openvino supports precision {', '.join(OPENVINO_PRECISIONS)}, got {precision!r}"
+            )
+        from stir_ros.models.export import export_onnx
+
+        self.device = torch.device("cpu")
+        self.precision = precision
+        self.window_length = int(model.window_length)
+        self.channels_last = False
+        self.warnings: list[str] = []
+        self.threads = int(threads or torch.get_num_threads())
+        self._size_multiple = int(getattr(model, "size_multiple", 16))
+        data = export_onnx(model, None, height=64, width=64, dynamic=True)
+        self._core = ov.Core()
+        self._model = self._read(data)
+        self._compiled: OrderedDict[tuple[int, ...], Any] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def _read(self, data: bytes) -> Any:
+        import tempfile
+
+        # read_model takes a file for ONNX; the file is gone once the model is in memory.
+        fd, name = tempfile.mkstemp(suffix=".onnx", prefix="stir_ros_openvino_")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+            return self._core.read_model(name)
+        finally:
+            os.remove(name)
+
+    @property
+    def config(self) -> dict[str, Any]:
+        """The OpenVINO CPU plugin settings used to compile."""
+        return {
+            "INFERENCE_PRECISION_HINT": OPENVINO_PRECISIONS[self.precision],
+            "INFERENCE_NUM_THREADS": self.threads,
+            "NUM_STREAMS": 1,
+            "PERFORMANCE_HINT": "LATENCY",
+        }
+
+    def _request_for(self, shape: tuple[int, ...]) -> Any:
+        with self._lock:
+            if shape in self._compiled:
+                self._compiled.move_to_end(shape)
+                return self._compiled[shape]
+            model = self._model.clone()
+            model.reshape({0: list(shape)})
+            compiled = self._core.compile_model(model, "CPU", self.config)
+            request = compiled.create_infer_request()
+            self._compiled[shape] = request
+            while len(self._compiled) > _MAX_SHAPES:
+                self._compiled.popitem(last=False)
+            return request
+
+    def __call__(self, spikes: Tensor | np.ndarray) -> Tensor:
+        """Raw output float32 ``[B, 1, H, W]`` (torch, CPU) of spikes ``[B, T, H, W]``."""
+        x = torch.as_tensor(spikes)
+        if x.dim() != 4 or x.shape[1] != self.window_length:
+            raise SpikeFormatError(
+                f"the OpenVINO STIR expects spikes [B, {self.window_length}, H, W], got {tuple(x.shape)}"
+            )
+        if x.dtype == torch.bool:
+            x = x.view(torch.uint8)
+        h, w = x.shape[-2], x.shape[-1]
+        x, _, _ = pad_tail(x.cpu(), self._size_multiple)  # pad while still bytes
+        arr = np.ascontiguousarray(x.numpy(), dtype=np.float32)
+        request = self._request_for(tuple(arr.shape))
+        request.infer({0: arr})
+        out = request.get_output_tensor(0).data
+        return torch.from_numpy(np.array(out[..., :h, :w], dtype=np.float32))
+
+    def warmup(self, batch: int, height: int, width: int, dtype: torch.dtype = torch.uint8) -> None:
+        """Compile for this input size now (seconds) rather than at the first real call."""
+        self(torch.zeros(batch, self.window_length, height, width, dtype=dtype))

@@ -1,0 +1,137 @@
+"""ONNX export of STIR and the engine's OpenVINO backend, with the real shipped weights.
+
+Export round trip (shapes, metadata, equivalence to PyTorch fp32 on random and simulated
+windows), the ``stir-ros export`` command, the engine's ``backend: openvino`` against
+``backend: torch`` and the clear error when OpenVINO is not installed.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from stir_ros.core.engine import EngineConfig, ReconstructionEngine, default_weights_path
+from stir_ros.core.errors import BackendUnavailableError, ConfigError
+from stir_ros.models import load_checkpoint
+from stir_ros.models.export import (
+    ONNX_FORMAT,
+    check_windows,
+    export_onnx,
+    read_onnx_metadata,
+    run_onnx,
+    verify_onnx,
+)
+
+pytest.importorskip("openvino")
+pytest.importorskip("onnx")
+
+WEIGHTS = default_weights_path()
+pytestmark = pytest.mark.skipif(not WEIGHTS.is_file(), reason="shipped weights not installed")
+
+
+@pytest.fixture(scope="module")
+def model() -> torch.nn.Module:
+    net, _ = load_checkpoint(WEIGHTS)
+    return net.eval()
+
+
+@pytest.fixture(scope="module")
+def fixed_onnx(model, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("onnx") / "stir_36x52.onnx"
+    export_onnx(model, out, height=36, width=52, source="test")
+    return out
+
+
+def test_fixed_size_export_round_trip(model, fixed_onnx) -> None:
+    import onnx
+
+    proto = onnx.load(str(fixed_onnx))
+    onnx.checker.check_model(proto)
+    assert any(node.op_type == "GridSample" for node in proto.graph.node), "the warp must be in the graph"
+    assert max(op.version for op in proto.opset_import if op.domain in ("", "ai.onnx")) >= 16
+    meta = read_onnx_metadata(fixed_onnx)
+    assert meta["stir_ros.format"] == ONNX_FORMAT
+    assert meta["window_length"] == str(model.window_length) == "61"
+    assert float(meta["alpha"]) == pytest.approx(0.6)
+    assert "raw / alpha" in meta["alpha_convention"]
+    assert (meta["height"], meta["width"], meta["dynamic"]) == ("36", "52", "0")
+    assert "[B, T, H, W]" in meta["input_layout"]
+    # 36x52 is not a multiple of 16: the padding and the crop are inside the graph.
+    windows = check_windows(61, 36, 52)
+    out = run_onnx(fixed_onnx, windows[1])
+    assert out.shape == (1, 1, 36, 52)
+    assert verify_onnx(model, fixed_onnx, windows) <= 1e-4
+    # Batch is dynamic in a fixed-size file.
+    batch = np.concatenate(windows)
+    assert run_onnx(fixed_onnx, batch).shape == (2, 1, 36, 52)
+
+
+def test_dynamic_export_takes_any_multiple_of_16(model, tmp_path) -> None:
+    out = tmp_path / "dyn.onnx"
+    data = export_onnx(model, out, height=40, width=40, dynamic=True)
+    assert out.read_bytes() == data
+    meta = read_onnx_metadata(out)
+    assert (meta["dynamic"], meta["size_multiple"], meta["height"]) == ("1", "16", "dynamic")
+    for h, w in ((32, 48), (48, 32)):
+        assert verify_onnx(model, out, check_windows(61, h, w, seed=h)) <= 1e-4
+
+
+def test_export_refuses_opset_without_gridsample(model) -> None:
+    with pytest.raises(ConfigError, match="opset must be >= 16"):
+        export_onnx(model, None, height=16, width=16, opset=15)
+
+
+def test_a_file_that_is_not_ours_is_refused(tmp_path) -> None:
+    import onnx
+    from onnx import helper
+
+    graph = helper.make_graph([helper.make_node("Identity", ["x"], ["y"])], "g",
+                              [helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [1])],
+                              [helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [1])])  # fmt: skip
+    path = tmp_path / "other.onnx"
+    onnx.save(helper.make_model(graph), str(path))
+    with pytest.raises(ConfigError, match="not a stir_ros STIR export"):
+        read_onnx_metadata(path)
+
+
+def test_export_command_writes_and_checks(tmp_path, capsys) -> None:
+    from stir_ros.cli import main
+
+    out = tmp_path / "cli.onnx"
+    assert main(["export", "default", str(out), "--height", "20", "--width", "30", "--window-length", "61"]) == 0
+    text = capsys.readouterr().out
+    assert "max abs difference" in text and ": ok" in text
+    assert read_onnx_metadata(out)["height"] == "20"
+    # A checkpoint of the other window length is refused with the reason.
+    assert main(["export", "default", str(tmp_path / "x.onnx"), "--window-length", "41"]) == 1
+    assert "window_length 61, expected 41" in capsys.readouterr().err
+
+
+def test_openvino_engine_matches_torch_engine() -> None:
+    windows = np.concatenate(check_windows(61, 40, 56, seed=3)).astype(np.uint8)  # 40x56: padded inside
+    torch_engine = ReconstructionEngine(EngineConfig(method="stir", device="cpu", backend="torch"))
+    ov_engine = ReconstructionEngine(EngineConfig(method="stir", device="cpu", backend="openvino"))
+    assert ov_engine.backend == "openvino"
+    ref = torch_engine.reconstruct(windows)
+    got = ov_engine.reconstruct(windows)
+    assert got.shape == ref.shape == (2, 40, 56)
+    assert float(np.abs(got - ref).max()) <= 1e-4
+    bf16 = ReconstructionEngine(EngineConfig(method="stir", device="cpu", backend="openvino", precision="bf16"))
+    assert float(np.abs(bf16.reconstruct(windows) - ref).mean()) <= 0.01
+
+
+def test_backend_is_validated() -> None:
+    with pytest.raises(ConfigError, match="backend must be one of torch, openvino"):
+        EngineConfig(method="stir", backend="tensorrt")
+
+
+def test_missing_openvino_is_a_clear_error(monkeypatch) -> None:
+    monkeypatch.setitem(sys.modules, "openvino", None)  # import openvino -> ImportError
+    with pytest.raises(BackendUnavailableError, match="backend 'openvino' needs the Python package openvino"):
+        ReconstructionEngine(EngineConfig(method="stir", device="cpu", backend="openvino"))
+    # The classical methods do not use a backend.
+    assert ReconstructionEngine(EngineConfig(method="tfp", backend="openvino")).backend == "torch"
