@@ -95,6 +95,8 @@ RECONSTRUCTOR_PARAMETERS: tuple[ParamSpec, ...] = (
     ParamSpec("weights", "", "STIR checkpoint file; empty: the shipped default weights.", True),
     ParamSpec("device", "auto", "'auto', 'cpu', 'cuda' or 'cuda:N' (auto: CUDA for stir when available, CPU for tfp/tfi).", True),
     ParamSpec("precision", "fp32", "'fp32', 'fp16' or 'bf16' (stir; fp16 on the CPU falls back to fp32).", True),
+    ParamSpec("backend", "torch", "STIR inference: 'torch' (CPU or CUDA) or 'openvino' (CPU; falls back to torch "
+              "with a warning when OpenVINO is not installed).", True),
     ParamSpec("window_length", 0, "Frames per window; 0: the checkpoint's for stir (41/61), 41 for tfp/tfi.", True),
     ParamSpec("stride_frames", 200, "Frames between consecutive windows (one image per stride).", True),
     ParamSpec("output_rate_hz", 0.0, "If > 0, overrides stride_frames: stride = round(frame_rate_hz / output_rate_hz).", True),
@@ -125,6 +127,7 @@ LAUNCH_ARGUMENTS: dict[str, tuple[tuple[str, ...], str | None, str]] = {
     "weights": ((RECONSTRUCTOR_NAME,), "weights", "STIR checkpoint (empty: shipped default)"),
     "device": ((RECONSTRUCTOR_NAME,), "device", "auto | cpu | cuda | cuda:N"),
     "precision": ((RECONSTRUCTOR_NAME,), "precision", "fp32 | fp16 | bf16"),
+    "backend": ((RECONSTRUCTOR_NAME,), "backend", "torch | openvino"),
     "window_length": ((RECONSTRUCTOR_NAME,), "window_length", "frames per window (0: automatic)"),
     "stride_frames": ((RECONSTRUCTOR_NAME,), "stride_frames", "frames between images"),
     "output_rate_hz": ((RECONSTRUCTOR_NAME,), "output_rate_hz", "images per second (overrides stride_frames)"),
@@ -149,7 +152,7 @@ LAUNCH_ARGUMENTS: dict[str, tuple[tuple[str, ...], str | None, str]] = {
 
 
 _MODEL_ARGUMENTS = (
-    "method", "weights", "device", "precision", "window_length", "stride_frames", "output_rate_hz",
+    "method", "weights", "device", "precision", "backend", "window_length", "stride_frames", "output_rate_hz",
     "max_batch", "alpha", "output_encoding", "use_sim_time", "spikes_topic", "image_topic",
     "camera_info_topic", "namespace",
 )

@@ -34,7 +34,7 @@ from rclpy.qos_overriding_options import QoSOverridingOptions
 from sensor_msgs.msg import CameraInfo, Image
 
 from stir_ros.core.engine import EngineConfig, ReconstructionEngine
-from stir_ros.core.errors import ConfigError, PacketError, StirRosError
+from stir_ros.core.errors import BackendUnavailableError, ConfigError, PacketError, StirRosError
 from stir_ros.core.imaging import IMAGE_ENCODINGS
 from stir_ros.core.stream import StreamMonitor, Window, WindowCutter, stack_windows, stride_for_rate, validate_packet
 from stir_ros.msg import SpikePacket
@@ -63,7 +63,7 @@ OUTPUT_QOS = QoSProfile(depth=10, reliability=QoSReliabilityPolicy.RELIABLE)
 #: packets/s of 1.25 MB for 27 % of a core with it, 55 % with the default Python executor; the
 #: whole node at 40 kHz 72 % instead of 82 %, p95 latency 5 ms instead of 23 ms (BENCHMARKS.md).
 EXECUTORS = ("events", "single_threaded")
-_ENGINE_FIELDS = ("method", "weights", "device", "precision", "window_length", "alpha", "max_batch")
+_ENGINE_FIELDS = ("method", "weights", "device", "precision", "backend", "window_length", "alpha", "max_batch")
 
 
 @dataclass(frozen=True)
@@ -74,6 +74,7 @@ class ReconstructorSettings:
     weights: str = ""
     device: str = "auto"
     precision: str = "fp32"
+    backend: str = "torch"
     window_length: int = 0
     stride_frames: int = 200
     output_rate_hz: float = 0.0
@@ -114,7 +115,7 @@ class ReconstructorSettings:
         """The :class:`EngineConfig` part."""
         return EngineConfig(
             method=self.method, window_length=self.window_length, alpha=self.alpha, device=self.device,
-            precision=self.precision, max_batch=self.max_batch, weights=self.weights or None,
+            precision=self.precision, max_batch=self.max_batch, weights=self.weights or None, backend=self.backend,
         )  # fmt: skip
 
     def stride_for(self, frame_rate_hz: float) -> int:
@@ -177,13 +178,18 @@ class SpikeReconstructor(Node):
         self._worker.start()
         self.get_logger().info(
             f"ready: method {self.engine.method}, window {self.engine.window_length}, "
-            f"device {self.engine.device_name}, precision {self.engine.precision}"
+            f"device {self.engine.device_name}, precision {self.engine.precision}, backend {self.engine.backend}"
         )
 
     # ------------------------------------------------------------------ engine
 
     def _make_engine(self, settings: ReconstructorSettings) -> ReconstructionEngine:
-        engine = ReconstructionEngine(settings.engine_config())
+        try:
+            engine = ReconstructionEngine(settings.engine_config())
+        except BackendUnavailableError as err:  # a robot without OpenVINO still gets images
+            self.get_logger().warning(f"{err}; falling back to backend torch")
+            self._last_warning = f"backend {settings.backend} unavailable; using torch"
+            engine = ReconstructionEngine(replace(settings.engine_config(), backend="torch"))
         for warning in engine.pop_warnings():
             self.get_logger().warning(warning)
             self._last_warning = warning
