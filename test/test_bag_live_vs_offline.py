@@ -94,7 +94,8 @@ def _live_vs_offline(tmp_path: Path, env: dict[str, str], params: list[str], opt
         node.wait_for(["ready"], 60)
         rec.wait_for([f"subscribed to /{ns}/image", f"subscribed to /{ns}/camera_info"], 30)
         # The node subscribes best effort: play slowly so that no packet is lost on the way.
-        play = _Proc([*cli, "play", str(tmp_path / "in"), "--rate", "0.02", "--wait-for-subscribers", "30",
+        play = _Proc([*cli, "play", str(tmp_path / "in"), "--rate", "0.02", "--wait-for-subscribers", "1",
+                      "--wait-for-subscribers-timeout-s", "30",
                       "--delay", "1"], env)
         assert play.proc.wait(timeout=60) == 0
         assert rec.proc.wait(timeout=60) == 0, "".join(rec.log)

@@ -94,7 +94,8 @@ def test_recording_of_a_played_bag_holds_every_message(tmp_path: Path, ros_env: 
     play = None
     try:
         rec.wait_for("recording to", 20)
-        play = _Proc(["bag", "play", str(src), "--clock", "200", "--wait-for-subscribers", "20"], ros_env)
+        play = _Proc(["bag", "play", str(src), "--clock", "200", "--wait-for-subscribers", "1",
+                      "--wait-for-subscribers-timeout-s", "20"], ros_env)
         assert play.finish(timeout=25) == 0, "".join(play.log)
         assert "published 100 on /spikes" in "".join(play.log)
         assert rec.finish(timeout=15, sig=stop_signal) == 0, "".join(rec.log)
@@ -125,7 +126,8 @@ def test_record_stops_by_itself_and_play_loops_until_interrupted(tmp_path: Path,
     play = None
     try:
         rec.wait_for("recording to", 20)
-        play = _Proc(["bag", "play", str(src), "--loop", "--rate", "0.5", "--wait-for-subscribers", "20"], ros_env)
+        play = _Proc(["bag", "play", str(src), "--loop", "--rate", "0.5", "--wait-for-subscribers", "1",
+                      "--wait-for-subscribers-timeout-s", "20"], ros_env)
         assert rec.finish(timeout=25) == 0, "".join(rec.log)
         assert play.finish(timeout=15, sig=signal.SIGINT) == 0, "".join(play.log)
     finally:
@@ -153,7 +155,8 @@ def test_record_keeps_up_with_the_full_rate_stream(tmp_path: Path, ros_env: dict
     play = None
     try:
         rec.wait_for("recording to", 20)
-        play = _Proc(["bag", "play", str(tmp_path / "in"), "--wait-for-subscribers", "20"], ros_env)
+        play = _Proc(["bag", "play", str(tmp_path / "in"), "--wait-for-subscribers", "1",
+                      "--wait-for-subscribers-timeout-s", "20"], ros_env)
         assert play.finish(timeout=60) == 0, "".join(play.log)
         assert rec.finish(timeout=30, sig=signal.SIGINT) == 0, "".join(rec.log)
     finally:

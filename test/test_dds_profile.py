@@ -7,6 +7,7 @@ size, not the default 512 KB) and that a subscriber without the profile receives
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import time
 import uuid
@@ -78,14 +79,18 @@ def test_profile_segment_holds_many_default_packets_and_keeps_udp():
     assert sorted(used) == sorted(descriptors)
 
 
-def _segments() -> dict[str, int]:
-    shm = Path("/dev/shm")
+def _segments_mapped_by(pid: int) -> dict[str, int]:
+    """Fast DDS shared-memory segments (name -> size) that process ``pid`` has mapped: its own and
+    those of the peers it writes to. Other ROS 2 processes on the machine do not count."""
     out = {}
-    for p in shm.glob("fastrtps_*") if shm.is_dir() else []:
-        try:
-            out[p.name] = p.stat().st_size
-        except OSError:
-            pass
+    for line in Path(f"/proc/{pid}/maps").read_text().splitlines():
+        path = line.split(maxsplit=5)[-1] if len(line.split()) >= 6 else ""
+        name = Path(path).name
+        if path.startswith("/dev/shm/") and name.startswith("fastrtps_") and not name.endswith("_el"):
+            try:
+                out[name] = Path(path).stat().st_size
+            except OSError:
+                pass
     return out
 
 
@@ -102,7 +107,6 @@ def test_driver_process_loads_the_profile_and_plain_subscribers_receive(switch, 
     env = {k: v for k, v in ros_env.items() if k not in PROFILE_VARIABLES}
     env[SWITCH_VARIABLE] = switch
     ns = f"dds_{uuid.uuid4().hex[:8]}"
-    before = set(_segments())
     rclpy.init()  # this process: Fast DDS defaults (no profile variables set here)
     node = rclpy.create_node(f"dds_probe_{uuid.uuid4().hex[:8]}")
     received: list[int] = []
@@ -111,14 +115,15 @@ def test_driver_process_loads_the_profile_and_plain_subscribers_receive(switch, 
     log = tmp_path / "driver.log"
     with open(log, "wb") as out:
         drv = subprocess.Popen(["spike_camera_driver", "--ros-args", "-r", f"__ns:=/{ns}", "-p", "source:=sim",
-                                "-p", "max_frames:=2000", "-p", "wait_for_subscribers:=1"],
+                                "-p", "wait_for_subscribers:=1"],
                                env=env, stdout=out, stderr=subprocess.STDOUT)
     try:
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline and len(received) < 20:
             rclpy.spin_once(node, timeout_sec=0.1)
-        new = {n: size for n, size in _segments().items() if n not in before and not n.endswith("_el")}
-        drv.wait(timeout=30)
+        mapped = _segments_mapped_by(drv.pid)  # while it runs (the simulated stream never ends)
+        drv.send_signal(signal.SIGINT)
+        assert drv.wait(timeout=30) == 0
     finally:
         if drv.poll() is None:
             drv.kill()
@@ -127,10 +132,12 @@ def test_driver_process_loads_the_profile_and_plain_subscribers_receive(switch, 
     text = log.read_text()
     assert received[:20] == list(range(20)), text
     segment = shm_segment_size(find_config(PROFILE_FILE))
-    big = [n for n, size in new.items() if size >= segment]
+    assert mapped, f"the driver maps no Fast DDS segment: {text}"
+    big = [n for n, size in mapped.items() if size >= segment]
+    # The line names the node as it runs: in its namespace (two cameras must not look like one).
     if switch == "off":
-        assert "Fast DDS default transports" in text
-        assert not big, new
+        assert f"[{ns}.spike_camera_driver]: {SWITCH_VARIABLE}=off: Fast DDS default transports" in text, text
+        assert not big, mapped
     else:
-        assert f"Fast DDS profile {find_config(PROFILE_FILE)}" in text or PROFILE_FILE in text, text
-        assert len(big) == 1, new  # the driver's participant; this process keeps the default segment
+        assert f"[{ns}.spike_camera_driver]: Fast DDS profile {find_config(PROFILE_FILE)}" in text, text
+        assert len(big) == 1, mapped  # the driver's own; this process's is Fast DDS's default size

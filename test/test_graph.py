@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from stir_ros.core.defaults import FRAME_ID, GRAPH_WAIT_FOR_SUBSCRIBERS_TIMEOUT_S
 from stir_ros.core.errors import ConfigError
 from stir_ros.ros.graph import (
     DRIVER_NAME,
@@ -36,8 +37,29 @@ def test_pipeline_from_default_config():
     assert all(n.package == "stir_ros" and n.namespace == "" and n.remappings == () for n in graph.nodes)
     yaml_params = load_params_file(find_config("pipeline.yaml"))
     assert dict(graph.node(RECONSTRUCTOR_NAME).parameters) == yaml_params[RECONSTRUCTOR_NAME]
-    assert dict(graph.node(DRIVER_NAME).parameters) == yaml_params[DRIVER_NAME]
+    # The driver waits for the reconstructor started with it (a short file would otherwise be gone
+    # before the reconstructor subscribes).
+    assert dict(graph.node(DRIVER_NAME).parameters) == {
+        **yaml_params[DRIVER_NAME], "wait_for_subscribers": 1,
+        "wait_for_subscribers_timeout_s": GRAPH_WAIT_FOR_SUBSCRIBERS_TIMEOUT_S,
+    }
     assert graph.processes == ()
+
+
+def test_a_params_file_can_turn_the_wait_off(tmp_path):
+    params = tmp_path / "p.yaml"
+    params.write_text("spike_camera_driver:\n  ros__parameters: {wait_for_subscribers: 0}\n")
+    assert build_graph("pipeline", params).node(DRIVER_NAME).parameters["wait_for_subscribers"] == 0
+
+
+def test_frame_id_is_a_launch_argument_for_every_node_of_the_camera():
+    for mode, extra in (("pipeline", {}), ("reconstruct", {}), ("replay", {"bag": "b"})):
+        assert "frame_id" in MODE_ARGUMENTS[mode]
+        graph = build_graph(mode, None, {"frame_id": "cam_left_optical_frame", "namespace": "left", **extra})
+        assert {n.name: n.parameters["frame_id"] for n in graph.nodes} == {
+            n.name: "cam_left_optical_frame" for n in graph.nodes
+        }
+    assert dict((s.name, s.default) for s in DRIVER_PARAMETERS)["frame_id"] == FRAME_ID
 
 
 def test_launch_arguments_override_with_types():
@@ -72,7 +94,10 @@ def test_reconstruct_and_replay_modes():
     replay = build_graph("replay", None, {"bag": "/data/run1", "method": "tfp"})
     assert [n.name for n in replay.nodes] == [RECONSTRUCTOR_NAME]
     assert replay.nodes[0].parameters["use_sim_time"] is True
-    assert replay.processes[0].cmd == ("stir-ros", "bag", "play", "/data/run1", "--clock")
+    play = replay.processes[0]
+    assert play.cmd == ("stir-ros", "bag", "play", "/data/run1", "--clock", "--wait-for-subscribers", "1",
+                        "--wait-for-subscribers-timeout-s", f"{GRAPH_WAIT_FOR_SUBSCRIBERS_TIMEOUT_S:g}")
+    assert play.package == "stir_ros"  # an executable of lib/stir_ros, resolved like `ros2 run` does
     with pytest.raises(ConfigError, match="bag"):
         build_graph("replay")
 

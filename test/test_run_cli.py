@@ -145,3 +145,102 @@ def test_demo_writes_png_images(tmp_path, ros_env):
     assert "4 images written" in proc.stdout and "latency" in proc.stdout
     assert list((tmp_path / "cache").glob("*.dat"))
     assert _processes_mentioning(ns) == []
+
+
+def _watch(ros_node, ns: str) -> tuple[list[Image], dict[str, str]]:
+    """Images on /<ns>/image and the latest reconstruction diagnostics of /<ns>/spike_reconstructor."""
+    images: list[Image] = []
+    diag: dict[str, str] = {}
+
+    def on_diag(msg):
+        for s in msg.status:
+            if s.name == f"/{ns}/spike_reconstructor: reconstruction":
+                diag.update({kv.key: kv.value for kv in s.values})
+
+    ros_node.create_subscription(Image, f"/{ns}/image", images.append,
+                                 QoSProfile(depth=100, reliability=QoSReliabilityPolicy.RELIABLE))
+    ros_node.create_subscription(DiagnosticArray, "/diagnostics", on_diag, 10)
+    return images, diag
+
+
+# A recording of 10,000 frames in 100 packets, played at 2 kHz: 5 s, about as long as the
+# reconstructor's start-up (importing torch) on a busy machine, so without waiting the player would
+# be done, or half done, before the reconstructor subscribes. (The images' own subscriber, this
+# test, needs a moment to discover the new reconstructor too; 5 s leaves it that.)
+SHORT_FRAMES, SHORT_H, SHORT_W, SHORT_RATE_HZ = 10_000, 16, 24, 2000.0
+
+
+def _short_dat(path: Path) -> Path:
+    frames = (np.random.default_rng(1).random((SHORT_FRAMES, SHORT_H, SHORT_W)) < 0.3).astype(np.uint8)
+    write_dat(path, frames)
+    return path
+
+
+def _every_window_and_images(images, diag) -> bool:
+    # Windows of 41 frames every 100 frames: 100 windows. Every one cut means every packet, the
+    # first included, reached the reconstructor; and images reach a subscriber.
+    return diag.get("windows_cut") == str(SHORT_FRAMES // 100) and len(images) >= 1
+
+
+def test_run_with_a_short_dat_file_gives_images(tmp_path, ros_env, ros_node):
+    """The README's example with a file shorter than the reconstructor's start-up: the driver waits
+    for the reconstructor instead of finishing the file before anyone listens."""
+    dat = _short_dat(tmp_path / "short.dat")
+    ns = f"short_{uuid.uuid4().hex[:8]}"
+    images, diag = _watch(ros_node, ns)
+    log = tmp_path / "run.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(
+            ["stir-ros", "run", "method:=tfp", "source:=dat", f"dat_path:={dat}", f"height:={SHORT_H}",
+             f"width:={SHORT_W}", f"frame_rate_hz:={SHORT_RATE_HZ}", "stride_frames:=100", f"namespace:={ns}"],
+            env=ros_env, stdout=out, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+    try:
+        ok = _spin_until(ros_node, lambda: _every_window_and_images(images, diag), 90)
+        assert ok, f"{len(images)} images, diagnostics {diag}\n{log.read_text()}"
+    finally:
+        _stop(proc)
+    assert (images[0].height, images[0].width) == (SHORT_H, SHORT_W)
+    assert f"end of stream after {SHORT_FRAMES} frames" in log.read_text()
+
+
+def test_replay_of_a_short_bag_gives_images(tmp_path, ros_env, ros_node):
+    """`stir-ros run --mode replay` (what replay.launch.py starts): the player waits for the
+    reconstructor it starts with."""
+    from stir_ros.bag.convert import dat_to_bag
+
+    ns = f"replay_{uuid.uuid4().hex[:8]}"
+    dat_to_bag(_short_dat(tmp_path / "short.dat"), tmp_path / "bag", SHORT_H, SHORT_W, SHORT_RATE_HZ,
+               topic=f"/{ns}/spikes")
+    images, diag = _watch(ros_node, ns)
+    log = tmp_path / "run.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(
+            ["stir-ros", "run", "--mode", "replay", f"bag:={tmp_path / 'bag'}", "method:=tfp", "stride_frames:=100",
+             f"namespace:={ns}"],
+            env=ros_env, stdout=out, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+    try:
+        # With use_sim_time the reconstructor's diagnostics follow the bag's /clock: the last comes at
+        # 4 s of the 5 s bag, with the 80 windows due by then if none was missed at the start
+        # (missing the reconstructor's start-up would leave 60 or fewer).
+        ok = _spin_until(ros_node, lambda: int(diag.get("windows_cut", 0)) >= 80 and len(images) >= 1
+                         and "[play] published" in log.read_text(), 90)
+        assert ok, f"{len(images)} images, diagnostics {diag}\n{log.read_text()}"
+    finally:
+        _stop(proc)
+    assert f"published {SHORT_FRAMES // 100} on /{ns}/spikes" in log.read_text()
+
+
+def test_the_replay_player_is_found_in_lib_stir_ros_without_path(ros_env):
+    """On a ROS 2 install lib/stir_ros is not on PATH; the graph still finds `stir-ros` there."""
+    lib = [p for p in ros_env["PATH"].split(os.pathsep) if p.endswith(os.path.join("lib", "stir_ros"))]
+    assert lib, "env.sh puts the install's lib/stir_ros on PATH; this test takes it away"
+    env = dict(ros_env, PATH=os.pathsep.join(p for p in ros_env["PATH"].split(os.pathsep) if p not in lib))
+    out = subprocess.run(
+        [str(Path(lib[0]) / "stir-ros"), "run", "--print", "--mode", "replay", "bag:=some_bag"],
+        env=env, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    player = out.stdout.strip().splitlines()[-1].split()
+    assert player[0] == str(Path(lib[0]) / "stir-ros") and player[1:4] == ["bag", "play", "some_bag"]

@@ -20,9 +20,18 @@ import argparse
 import sys
 from typing import Any
 
+from stir_ros.core import defaults
 from stir_ros.core.errors import ConfigError
 
 __all__ = ["add_arguments", "run"]
+
+SPIKES_TOPIC = "/" + defaults.SPIKES_TOPIC
+
+
+def _spikes_topic_arg(p: argparse.ArgumentParser, default: str | None, help_text: str) -> None:
+    """``--spikes-topic`` (the launch argument spikes_topic); ``--spike-topic`` is kept, hidden."""
+    p.add_argument("--spikes-topic", dest="spikes_topic", default=default, help=help_text)
+    p.add_argument("--spike-topic", dest="spikes_topic", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
 
 
 def _storage_arg(p: argparse.ArgumentParser, default: str | None) -> None:
@@ -49,16 +58,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--stride-frames", type=int, default=20, help="frames between images (default 20)")
     p.add_argument("--output-rate-hz", type=float, default=0.0,
                    help="if > 0, overrides --stride-frames: stride = round(frame rate / this)")
-    p.add_argument("--alpha", type=float, default=0.6, help="sensor alpha (default 0.6)")
+    p.add_argument("--alpha", type=float, default=defaults.ALPHA, help=f"sensor alpha (default {defaults.ALPHA:g})")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     p.add_argument("--precision", choices=("fp32", "fp16", "bf16"), default="fp32")
     p.add_argument("--backend", choices=("torch", "openvino"), default="torch",
                    help="stir inference: torch (CPU/CUDA) or openvino (CPU, faster; see BENCHMARKS.md)")
     p.add_argument("--max-batch", type=int, default=4, help="windows per forward pass (default 4)")
-    p.add_argument("--spike-topic", default=None, help="default: /spikes or the only SpikePacket topic")
+    _spikes_topic_arg(p, None, f"SpikePacket topic (default: {SPIKES_TOPIC} or the only SpikePacket topic)")
     p.add_argument("--image-topic", default="/image")
     p.add_argument("--camera-info-topic", default="/camera_info", help="empty for none")
-    p.add_argument("--encoding", dest="output_encoding", choices=("mono8", "mono16", "32FC1"), default="mono8")
+    p.add_argument("--output-encoding", choices=("mono8", "mono16", "32FC1"), default="mono8",
+                   help="image encoding (the node's output_encoding; default mono8)")
     p.add_argument("--frame-id", default="", help="image frame (default: the packets')")
     _storage_arg(p, None)
     p.add_argument("--keep-topics", nargs="*", default=None, metavar="TOPIC",
@@ -75,19 +85,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--height", type=int, required=True)
     p.add_argument("--width", type=int, required=True)
     p.add_argument("--frame-rate-hz", type=float, required=True)
-    p.add_argument("--frames-per-packet", type=int, default=100)
-    p.add_argument("--topic", default="/spikes")
-    p.add_argument("--frame-id", default="spike_camera")
+    p.add_argument("--frames-per-packet", type=int, default=defaults.FRAMES_PER_PACKET)
+    _spikes_topic_arg(p, SPIKES_TOPIC, f"SpikePacket topic (default {SPIKES_TOPIC})")
+    p.add_argument("--topic", dest="spikes_topic", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+    p.add_argument("--frame-id", default=defaults.FRAME_ID,
+                   help=f"header.frame_id of the packets (default {defaults.FRAME_ID}, as the driver)")
     p.add_argument("--start-time", default=None,
                    help="header/bag time of frame 0 in seconds since the epoch (default: file time - duration)")
-    p.add_argument("--encoding", choices=("vidar_bitpacked", "unpacked_u8"), default="vidar_bitpacked")
+    p.add_argument("--encoding", choices=("vidar_bitpacked", "unpacked_u8"), default=defaults.PAYLOAD_ENCODING,
+                   help=f"payload encoding of the packets (the driver's encoding; default {defaults.PAYLOAD_ENCODING})")
     _storage_arg(p, "sqlite3")
     p.set_defaults(_bag_run=_run_from_dat)
 
     p = sub.add_parser("to-dat", help="write the SpikePackets of a bag as a Vidar .dat file")
     p.add_argument("input")
     p.add_argument("dat")
-    p.add_argument("--spike-topic", default=None)
+    _spikes_topic_arg(p, None, f"SpikePacket topic (default: {SPIKES_TOPIC} or the only SpikePacket topic)")
     p.add_argument("--no-fill-gaps", action="store_true", help="do not write empty frames for lost packets")
     p.set_defaults(_bag_run=_run_to_dat)
 
@@ -99,8 +112,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--clock", nargs="?", type=float, const=40.0, default=0.0, metavar="HZ",
                    help="publish /clock (default 40 Hz) for use_sim_time")
     p.add_argument("--topics", nargs="+", default=None, help="only these topics")
-    p.add_argument("--wait-for-subscribers", type=float, default=0.0, metavar="SECONDS",
-                   help="wait up to SECONDS until every topic has a subscriber")
+    p.add_argument("--wait-for-subscribers", type=int, default=0, metavar="N",
+                   help="before playing, wait until N subscribers match each SpikePacket topic and /clock "
+                        "(every topic if there is no SpikePacket topic), as the driver's wait_for_subscribers")
+    p.add_argument("--wait-for-subscribers-timeout-s", type=float, default=defaults.WAIT_FOR_SUBSCRIBERS_TIMEOUT_S,
+                   metavar="SECONDS", help="give up waiting after SECONDS and play "
+                   f"(default {defaults.WAIT_FOR_SUBSCRIBERS_TIMEOUT_S:g})")
     p.add_argument("--delay", type=float, default=0.0, metavar="SECONDS", help="wait before playing")
     p.add_argument("--qos-depth", type=int, default=None,
                    help="publisher history depth (default: the recorded one, at least 1000)")
@@ -158,12 +175,12 @@ def _run_reconstruct(args: argparse.Namespace) -> int:
     from stir_ros.bag.reconstruct import ReconstructOptions, reconstruct_bag
 
     if args.to_folder and args.output_encoding == "32FC1":
-        raise ConfigError("PNG files hold mono8 or mono16 images; choose --encoding mono8 or mono16")
+        raise ConfigError("PNG files hold mono8 or mono16 images; choose --output-encoding mono8 or mono16")
     opts = ReconstructOptions(
         method=args.method, window_length=args.window_length, stride_frames=args.stride_frames,
         output_rate_hz=args.output_rate_hz, alpha=args.alpha,
         device=args.device, precision=args.precision, max_batch=args.max_batch, weights=args.weights,
-        spike_topic=args.spike_topic, image_topic=args.image_topic, camera_info_topic=args.camera_info_topic,
+        spike_topic=args.spikes_topic, image_topic=args.image_topic, camera_info_topic=args.camera_info_topic,
         output_encoding=args.output_encoding, frame_id=args.frame_id, storage=args.storage,
         keep_topics=args.keep_topics, backend=args.backend,
     )  # fmt: skip
@@ -186,10 +203,10 @@ def _run_from_dat(args: argparse.Namespace) -> int:
     start = parse_time_ns(args.start_time) if args.start_time is not None else None
     result = dat_to_bag(
         args.dat, args.output, args.height, args.width, args.frame_rate_hz,
-        frames_per_packet=args.frames_per_packet, topic=args.topic, frame_id=args.frame_id, start_ns=start,
+        frames_per_packet=args.frames_per_packet, topic=args.spikes_topic, frame_id=args.frame_id, start_ns=start,
         storage=args.storage, encoding=args.encoding,
     )  # fmt: skip
-    print(f"wrote {result.num_frames} frames in {result.num_packets} packets on {args.topic} to '{args.output}' "
+    print(f"wrote {result.num_frames} frames in {result.num_packets} packets on {args.spikes_topic} to '{args.output}' "
           f"({args.storage}), starting at {result.start_ns} ns", file=sys.stderr)
     return 0
 
@@ -197,7 +214,7 @@ def _run_from_dat(args: argparse.Namespace) -> int:
 def _run_to_dat(args: argparse.Namespace) -> int:
     from stir_ros.bag.convert import bag_to_dat
 
-    result = bag_to_dat(args.input, args.dat, topic=args.spike_topic, fill_gaps=not args.no_fill_gaps,
+    result = bag_to_dat(args.input, args.dat, topic=args.spikes_topic, fill_gaps=not args.no_fill_gaps,
                         on_problem=_warn)
     print(f"wrote {result.num_frames} frames of {result.height}x{result.width} at {result.frame_rate_hz:g} Hz "
           f"to '{args.dat}'" + (f" ({result.filled_frames} empty frames filled in for lost packets)"
@@ -212,7 +229,8 @@ def _run_play(args: argparse.Namespace) -> int:
     print(apply_fastdds_profile().message, file=sys.stderr)  # before rclpy.init: large spike packets
     result = play(
         args.input, rate=args.rate, loop=args.loop, start_offset=args.start_offset, clock_hz=args.clock,
-        topics=args.topics, wait_for_subscribers=args.wait_for_subscribers, delay=args.delay,
+        topics=args.topics, wait_for_subscribers=args.wait_for_subscribers,
+        wait_for_subscribers_timeout_s=args.wait_for_subscribers_timeout_s, delay=args.delay,
         qos_depth=args.qos_depth, ros_args=args.ros_args,
     )  # fmt: skip
     return 130 if result.interrupted and not args.loop else _report_damage(result.problems)

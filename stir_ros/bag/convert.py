@@ -27,6 +27,7 @@ from stir_ros.bag.model import BagProblem, make_qos
 from stir_ros.bag.reader import BagReader, check_spike_topic
 from stir_ros.bag.types import SPIKE_PACKET, get_typestore
 from stir_ros.bag.writer import BagWriter
+from stir_ros.core import defaults
 from stir_ros.core.dat import DatReader, DatWriter
 from stir_ros.core.errors import BagError, ConfigError, PacketError, SpikeFormatError
 from stir_ros.core.packing import (
@@ -84,9 +85,9 @@ def dat_to_bag(
     width: int,
     frame_rate_hz: float,
     *,
-    frames_per_packet: int = 100,
-    topic: str = "/spikes",
-    frame_id: str = "spike_camera",
+    frames_per_packet: int = defaults.FRAMES_PER_PACKET,
+    topic: str = "/" + defaults.SPIKES_TOPIC,
+    frame_id: str = defaults.FRAME_ID,
     start_ns: int | None = None,
     storage: str = "sqlite3",
     encoding: str = ENCODING_VIDAR_BITPACKED,

@@ -28,7 +28,8 @@ from typing import Any
 from stir_ros.bag.model import BagMessage, BagProblem
 from stir_ros.bag.reader import BagReader
 from stir_ros.bag.signals import install_stop_handlers
-from stir_ros.bag.types import CLOCK
+from stir_ros.bag.types import CLOCK, SPIKE_PACKET
+from stir_ros.core.defaults import WAIT_FOR_SUBSCRIBERS_TIMEOUT_S
 from stir_ros.core.errors import BagError, ConfigError
 
 __all__ = ["PlayResult", "play", "message_class", "ros_init_args"]
@@ -91,7 +92,8 @@ def play(
     start_offset: float = 0.0,
     clock_hz: float = 0.0,
     topics: Collection[str] | None = None,
-    wait_for_subscribers: float = 0.0,
+    wait_for_subscribers: int = 0,
+    wait_for_subscribers_timeout_s: float = WAIT_FOR_SUBSCRIBERS_TIMEOUT_S,
     delay: float = 0.0,
     qos_depth: int | None = None,
     read_ahead: int = 256,
@@ -108,7 +110,10 @@ def play(
         start_offset: Seconds of the bag to skip at the start.
         clock_hz: Publish ``/clock`` at this rate (0: no clock).
         topics: Topics to play (``None``: all).
-        wait_for_subscribers: Wait up to this many seconds until every topic has a subscriber.
+        wait_for_subscribers: Before playing, wait until this many subscribers match each SpikePacket
+            topic played and ``/clock`` (every topic if the bag has no SpikePacket topic), as the
+            driver's parameter of the same name does.
+        wait_for_subscribers_timeout_s: Give up waiting after this many seconds and play.
         delay: Seconds to wait (after the above) before the first message.
         qos_depth: Publisher history depth (default: the recorded one, at least 1000).
         read_ahead: Messages read ahead of their time.
@@ -125,6 +130,8 @@ def play(
         raise ConfigError(f"start offset must be >= 0 seconds, got {start_offset}")
     if clock_hz < 0:
         raise ConfigError(f"clock rate must be >= 0 Hz, got {clock_hz}")
+    if wait_for_subscribers < 0:
+        raise ConfigError(f"wait_for_subscribers is a number of subscribers, >= 0; got {wait_for_subscribers}")
     import rclpy
     from rclpy.duration import Duration
     from rclpy.qos import QoSProfile, ReliabilityPolicy
@@ -165,8 +172,9 @@ def play(
                 clock_pub = node.create_publisher(clock_cls, "/clock",
                                                   QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE))
             result.published = dict.fromkeys(pubs, 0)
-            _wait_for_subscribers({**pubs, **({"/clock": clock_pub} if clock_pub else {})},
-                                  wait_for_subscribers, stop, say)
+            spike_pubs = {t: p for t, p in pubs.items() if bag.topics[t].msgtype == SPIKE_PACKET} or pubs
+            _wait_for_subscribers({**spike_pubs, **({"/clock": clock_pub} if clock_pub else {})},
+                                  wait_for_subscribers, wait_for_subscribers_timeout_s, stop, say)
             _sleep_until(time.monotonic() + delay, stop)
             say(f"playing {', '.join(pubs)} from '{bag_path}' at rate {rate}" + (" (loop)" if loop else ""))
             while not stop.is_set():
@@ -195,17 +203,21 @@ def ros_init_args(ros_args: Sequence[str]) -> list[str] | None:
     return ["stir-ros", *(args if args[0] == "--ros-args" else ["--ros-args", *args])]
 
 
-def _wait_for_subscribers(pubs: dict[str, Any], timeout: float, stop: threading.Event,
+def _wait_for_subscribers(pubs: dict[str, Any], count: int, timeout: float, stop: threading.Event,
                           say: Callable[[str], None]) -> None:
-    if timeout <= 0:
+    if count <= 0:
         return
     deadline = time.monotonic() + timeout
     while not stop.is_set():
-        waiting = [t for t, p in pubs.items() if p.get_subscription_count() == 0]
+        waiting = [t for t, p in pubs.items() if p.get_subscription_count() < count]
         if not waiting:
+            # Our publishers matched the readers; give the readers a moment to match us too (as
+            # the driver does), or the first messages can go before they listen.
+            _sleep_until(time.monotonic() + 0.5, stop)
             return
         if time.monotonic() > deadline:
-            say(f"warning: no subscriber on {', '.join(waiting)} after {timeout:g} s; playing anyway")
+            say(f"warning: fewer than {count} subscriber(s) on {', '.join(waiting)} after {timeout:g} s; "
+                "playing anyway")
             return
         time.sleep(0.05)
 

@@ -403,7 +403,7 @@ def check_spike_topic(bag: BagReader, topic: str | None) -> str:
             topic = "/spikes" if "/spikes" in bag.topics else spike_topics[0]
         else:
             raise BagError(f"bag '{bag.path}' has {len(spike_topics)} {SPIKE_PACKET} topics; choose one "
-                           f"with --spike-topic. Topics: {listing}")
+                           f"with --spikes-topic. Topics: {listing}")
     info = bag.topics.get(topic)
     if info is None:
         raise BagError(f"bag '{bag.path}' has no topic {topic}. Topics: {listing}")

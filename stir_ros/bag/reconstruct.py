@@ -537,7 +537,7 @@ def _save_png(path: Path, pixels: np.ndarray, encoding: str) -> None:
     if encoding in ("mono8", "mono16"):
         Image.fromarray(pixels).save(path, compress_level=1)  # mode L or I;16
     else:
-        raise ConfigError(f"PNG files hold mono8 or mono16 images, not {encoding}; choose --encoding mono8|mono16")
+        raise ConfigError(f"PNG files hold mono8 or mono16 images, not {encoding}; choose --output-encoding mono8|mono16")
 
 
 class _VideoWriter:

@@ -29,6 +29,7 @@ from rclpy.qos_overriding_options import QoSOverridingOptions
 from rcl_interfaces.msg import ParameterDescriptor
 from sensor_msgs.msg import CameraInfo
 
+from stir_ros.core import defaults
 from stir_ros.core.errors import ConfigError, StirRosError
 from stir_ros.core.packing import ENCODING_VIDAR_BITPACKED, ENCODINGS, decode_payload, encode_frames
 from stir_ros.core.sources import DatSource, SimSource, SpikeSource
@@ -68,7 +69,7 @@ class DriverSettings:
     loop: bool = False
     max_frames: int = 0
     encoding: str = ENCODING_VIDAR_BITPACKED
-    frame_id: str = "spike_camera_optical_frame"
+    frame_id: str = defaults.FRAME_ID
     camera_info_url: str = ""
     wait_for_subscribers: int = 0
     wait_for_subscribers_timeout_s: float = 10.0
@@ -254,8 +255,8 @@ def main(args: list[str] | None = None) -> int:
     try:
         profile = apply_fastdds_profile()  # before rclpy.init creates the participant
         rclpy.init(args=args)
-        rclpy.logging.get_logger(DRIVER_NAME).info(profile.message)
         node = SpikeCameraDriver()
+        node.get_logger().info(profile.message)  # under the node's own (namespaced) name
         while rclpy.ok() and not node.finished.is_set():
             rclpy.spin_once(node, timeout_sec=0.1)
         return 1 if node.error else 0

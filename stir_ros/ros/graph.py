@@ -22,6 +22,7 @@ from typing import Any
 
 import yaml
 
+from stir_ros.core import defaults
 from stir_ros.core.errors import ConfigError
 
 __all__ = [
@@ -53,6 +54,7 @@ MODES = ("pipeline", "reconstruct", "replay")
 EXECUTABLE_MODULES = {
     "spike_camera_driver": "stir_ros.ros.driver_node",
     "spike_reconstructor": "stir_ros.ros.reconstructor_node",
+    "stir-ros": "stir_ros.cli",
 }
 
 
@@ -74,18 +76,19 @@ DRIVER_PARAMETERS: tuple[ParamSpec, ...] = (
     ParamSpec("dat_path", "", "Path of the .dat file (source 'dat')."),
     ParamSpec("height", 250, "Frame height in pixels (the .dat file's, or the simulated size)."),
     ParamSpec("width", 400, "Frame width in pixels."),
-    ParamSpec("frame_rate_hz", 20000.0, "Sensor frame rate (frames per second); paces playback and sets the sensor clock."),
-    ParamSpec("frames_per_packet", 100, "Frames per SpikePacket (100 frames of 250x400 = 1.25 MB)."),
+    ParamSpec("frame_rate_hz", defaults.FRAME_RATE_HZ, "Sensor frame rate (frames per second); paces playback and sets the sensor clock."),
+    ParamSpec("frames_per_packet", defaults.FRAMES_PER_PACKET, "Frames per SpikePacket (100 frames of 250x400 = 1.25 MB)."),
     ParamSpec("realtime", True, "Pace packets at frame_rate_hz in real time; false publishes as fast as possible."),
     ParamSpec("loop", False, "Restart the .dat file at its end (frame indices keep counting)."),
     ParamSpec("max_frames", 0, "Stop after this many frames (0: at the end of the file, or never for 'sim')."),
-    ParamSpec("encoding", "vidar_bitpacked", "Payload encoding: 'vidar_bitpacked' or 'unpacked_u8'."),
-    ParamSpec("frame_id", "spike_camera_optical_frame", "header.frame_id of packets and camera_info."),
+    ParamSpec("encoding", defaults.PAYLOAD_ENCODING, "Payload encoding: 'vidar_bitpacked' or 'unpacked_u8'."),
+    ParamSpec("frame_id", defaults.FRAME_ID, "header.frame_id of packets and camera_info."),
     ParamSpec("camera_info_url", "", "Calibration file (file:// or package:// URL, camera_calibration YAML); empty: uncalibrated."),
-    ParamSpec("wait_for_subscribers", 0, "Before publishing, wait until this many subscribers match the spikes topic."),
-    ParamSpec("wait_for_subscribers_timeout_s", 10.0, "Give up waiting for subscribers after this many seconds and start."),
+    ParamSpec("wait_for_subscribers", 0, "Before publishing, wait until this many subscribers match the spikes topic "
+              "(the launch files and stir-ros run set 1: the reconstructor they start)."),
+    ParamSpec("wait_for_subscribers_timeout_s", defaults.WAIT_FOR_SUBSCRIBERS_TIMEOUT_S, "Give up waiting for subscribers after this many seconds and start."),
     ParamSpec("sim_seed", 0, "Seed of the simulated scene and sensor."),
-    ParamSpec("sim_alpha", 0.6, "Simulated sensor alpha (firing rate at intensity 1)."),
+    ParamSpec("sim_alpha", defaults.ALPHA, "Simulated sensor alpha (firing rate at intensity 1)."),
     ParamSpec("sim_max_speed", 0.02, "Peak speed of the simulated scene, pixels per frame."),
     ParamSpec("sim_noise_std", 0.0, "Noise of the simulated integrate-and-fire increments."),
 )
@@ -116,7 +119,7 @@ _NODE_PARAMETERS = {DRIVER_NAME: DRIVER_PARAMETERS, RECONSTRUCTOR_NAME: RECONSTR
 
 #: Default ROS names the nodes use; launch arguments remap them.
 DEFAULT_TOPICS = {
-    "spikes_topic": "spikes",
+    "spikes_topic": defaults.SPIKES_TOPIC,
     "image_topic": "image",
     "camera_info_topic": "camera_info",
 }
@@ -142,6 +145,8 @@ LAUNCH_ARGUMENTS: dict[str, tuple[tuple[str, ...], str | None, str]] = {
     "frames_per_packet": ((DRIVER_NAME,), "frames_per_packet", "frames per SpikePacket"),
     "realtime": ((DRIVER_NAME,), "realtime", "pace in real time"),
     "loop": ((DRIVER_NAME,), "loop", "loop the .dat file"),
+    "frame_id": ((DRIVER_NAME, RECONSTRUCTOR_NAME), "frame_id",
+                 "the camera's optical frame: header.frame_id of packets, camera_info and images (one per camera)"),
     "use_sim_time": ((DRIVER_NAME, RECONSTRUCTOR_NAME), "use_sim_time", "use /clock (true for replay)"),
     "spikes_topic": ((DRIVER_NAME, RECONSTRUCTOR_NAME), None, "SpikePacket topic (camera info: <spikes_topic>/camera_info)"),
     "image_topic": ((RECONSTRUCTOR_NAME,), None, "output image topic"),
@@ -153,7 +158,7 @@ LAUNCH_ARGUMENTS: dict[str, tuple[tuple[str, ...], str | None, str]] = {
 
 _MODEL_ARGUMENTS = (
     "method", "weights", "device", "precision", "backend", "window_length", "stride_frames", "output_rate_hz",
-    "max_batch", "alpha", "output_encoding", "use_sim_time", "spikes_topic", "image_topic",
+    "max_batch", "alpha", "output_encoding", "frame_id", "use_sim_time", "spikes_topic", "image_topic",
     "camera_info_topic", "namespace",
 )
 _DRIVER_ARGUMENTS = (
@@ -189,10 +194,16 @@ class NodeSpec:
 
 @dataclass(frozen=True)
 class ProcessSpec:
-    """A plain process (``launch.actions.ExecuteProcess``), e.g. bag playback."""
+    """A plain process (``launch.actions.ExecuteProcess``), e.g. bag playback.
+
+    With ``package`` set, ``cmd[0]`` is an executable that package installs in ``lib/<package>``
+    (where ``ros2 run`` looks; not on ``PATH`` on a ROS 2 installation): launch resolves it with
+    ``ExecutableInPackage``, ``stir-ros run`` through ``AMENT_PREFIX_PATH``.
+    """
 
     name: str
     cmd: tuple[str, ...]
+    package: str | None = None
 
 
 @dataclass(frozen=True)
@@ -347,6 +358,11 @@ def build_graph(
     node_params = {n: _node_params(params, n, namespace) for n in names}
     if mode == "replay":
         node_params[RECONSTRUCTOR_NAME].setdefault("use_sim_time", True)
+    if mode == "pipeline":
+        # The driver and its reconstructor start together: without waiting, a short file is
+        # published before the reconstructor (importing torch, loading its model) subscribes.
+        node_params[DRIVER_NAME].setdefault("wait_for_subscribers", 1)
+        node_params[DRIVER_NAME].setdefault("wait_for_subscribers_timeout_s", defaults.GRAPH_WAIT_FOR_SUBSCRIBERS_TIMEOUT_S)
 
     for arg, value in args.items():
         targets, param, _ = LAUNCH_ARGUMENTS[arg]
@@ -384,5 +400,9 @@ def build_graph(
         bag = str(args.get("bag", ""))
         if not bag:
             raise ConfigError("replay needs the launch argument bag:=PATH")
-        processes = (ProcessSpec("bag_play", ("stir-ros", "bag", "play", bag, "--clock")),)
+        # The player waits for the reconstructor it starts with, as the driver does in a pipeline.
+        processes = (ProcessSpec("bag_play", (
+            "stir-ros", "bag", "play", bag, "--clock", "--wait-for-subscribers", "1",
+            "--wait-for-subscribers-timeout-s", f"{defaults.GRAPH_WAIT_FOR_SUBSCRIBERS_TIMEOUT_S:g}",
+        ), package=PACKAGE),)  # fmt: skip
     return Graph(mode=mode, nodes=nodes, processes=processes)

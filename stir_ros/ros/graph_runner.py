@@ -42,17 +42,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _executable(name: str) -> list[str]:
-    """The command that runs executable ``name``: the installed wrapper, else ``python -m``."""
-    path = shutil.which(name)
-    if path:
-        return [path]
+    """The command that runs executable ``name`` of this package.
+
+    First ``lib/stir_ros/<name>`` of the install spaces on ``AMENT_PREFIX_PATH`` (where ``ros2 run``
+    looks; a sourced ROS 2 workspace does not put it on ``PATH``), then ``PATH``, then
+    ``python -m`` of its module.
+    """
     for prefix in filter(None, os.environ.get("AMENT_PREFIX_PATH", "").split(os.pathsep)):
         candidate = Path(prefix) / "lib" / "stir_ros" / name
         if candidate.is_file() and os.access(candidate, os.X_OK):
             return [str(candidate)]
+    path = shutil.which(name)
+    if path:
+        return [path]
     if name in EXECUTABLE_MODULES:
         return [sys.executable, "-m", EXECUTABLE_MODULES[name]]
-    raise ConfigError(f"executable {name!r} not found on PATH or in lib/stir_ros")
+    raise ConfigError(f"executable {name!r} not found in lib/stir_ros of AMENT_PREFIX_PATH or on PATH")
 
 
 def node_command(spec: NodeSpec, params_file: str, ros_args: Sequence[str] = ()) -> list[str]:

@@ -15,6 +15,7 @@ from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument, ExecuteProcess, OpaqueFunction
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
+from launch_ros.substitutions import ExecutableInPackage
 
 from stir_ros.ros.graph import LAUNCH_ARGUMENTS, MODE_ARGUMENTS, build_graph, default_config
 
@@ -32,7 +33,11 @@ def _actions(context: Any, mode: str) -> list[Any]:
         )
         for spec in graph.nodes
     ]
-    actions += [ExecuteProcess(cmd=list(p.cmd), name=p.name, output="screen") for p in graph.processes]
+    for p in graph.processes:
+        # An executable of this package lives in lib/stir_ros, which is not on PATH on a ROS 2
+        # installation: resolve it the way `ros2 run` does.
+        head = ExecutableInPackage(executable=p.cmd[0], package=p.package) if p.package else p.cmd[0]
+        actions.append(ExecuteProcess(cmd=[head, *p.cmd[1:]], name=p.name, output="screen"))
     return actions
 
 

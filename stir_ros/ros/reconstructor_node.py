@@ -411,8 +411,8 @@ def main(args: list[str] | None = None) -> int:
     try:
         profile = apply_fastdds_profile()  # before rclpy.init creates the participant
         rclpy.init(args=args)
-        rclpy.logging.get_logger(RECONSTRUCTOR_NAME).info(profile.message)
         node = SpikeReconstructor()
+        node.get_logger().info(profile.message)  # under the node's own (namespaced) name
         executor = make_executor(node.settings.executor, node.get_logger())
         executor.add_node(node)
         # spin_once in a loop: EventsExecutor.spin() of rclpy 7.1.6 busy-waits at 100 % CPU without

@@ -1,0 +1,38 @@
+"""Defaults shared by the nodes, the launch arguments and the command-line tools, defined once.
+
+One name means one thing everywhere (DESIGN.md §2): ``frame_id`` is the camera's optical frame,
+``encoding`` the SpikePacket payload encoding, ``output_encoding`` the image encoding,
+``spikes_topic`` (``--spikes-topic``) the SpikePacket topic, ``wait_for_subscribers`` a number of
+subscribers and ``wait_for_subscribers_timeout_s`` how long to wait for them. Pure Python.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "ALPHA",
+    "FRAME_ID",
+    "FRAME_RATE_HZ",
+    "FRAMES_PER_PACKET",
+    "PAYLOAD_ENCODING",
+    "SPIKES_TOPIC",
+    "WAIT_FOR_SUBSCRIBERS_TIMEOUT_S",
+    "GRAPH_WAIT_FOR_SUBSCRIBERS_TIMEOUT_S",
+]
+
+#: header.frame_id of spike packets and camera_info: the camera's optical frame (REP-103 naming).
+FRAME_ID = "spike_camera_optical_frame"
+#: SpikePacket topic, relative (nodes) or, for bags, with a leading slash.
+SPIKES_TOPIC = "spikes"
+#: Sensor frame rate, Hz.
+FRAME_RATE_HZ = 20000.0
+#: Frames per SpikePacket (100 frames of 250x400 = 1.25 MB bit-packed).
+FRAMES_PER_PACKET = 100
+#: SpikePacket payload encoding.
+PAYLOAD_ENCODING = "vidar_bitpacked"
+#: Sensor alpha: spike rate at intensity 1 (DESIGN.md §4).
+ALPHA = 0.6
+#: How long a player (driver, bag play) waits for subscribers before it publishes anyway.
+WAIT_FOR_SUBSCRIBERS_TIMEOUT_S = 10.0
+#: The same, in the graphs that start the player together with its reconstructor: long enough for
+#: the reconstructor to import torch and load its model on a slow machine.
+GRAPH_WAIT_FOR_SUBSCRIBERS_TIMEOUT_S = 60.0
