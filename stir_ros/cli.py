@@ -22,7 +22,7 @@ __all__ = ["COMMANDS", "build_parser", "main"]
 COMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("stir_ros.demo", "run the driver -> reconstructor pipeline on a built-in stream"),
     "run": ("stir_ros.ros.graph_runner", "start the node graph from a YAML config (rclpy)"),
-    "bag": ("stir_ros.bag.cli", "rosbag2 tools: reconstruct, from-dat, to-dat, play, record"),
+    "bag": ("stir_ros.bag.cli", "rosbag2 tools: info, reconstruct, from-dat, to-dat, play, record"),
     "train": ("stir_ros.training.train", "train STIR on synthetic spikes"),
     "data": ("stir_ros.training.photos", "fetch and convert the real photographs that training draws scenes from"),
     "eval": ("stir_ros.evaluation", "PSNR/SSIM of tfp, tfi or stir on .dat + ground truth"),
