@@ -2,6 +2,7 @@
 
 Usage: python bench/bench_bag.py [--tfp-frames 3000] [--stir-images 10] [--window-length 61]
                                  [--max-batch 4] [--device auto] [--precision fp32] [--threads N]
+                                 [--backend torch|openvino]
 
 For tfp and stir it generates a bag of SpikePackets (250x400, 20 kHz, 100 frames per packet),
 runs ``stir-ros bag reconstruct`` on it through the library (:func:`reconstruct_bag`: read,
@@ -115,6 +116,7 @@ def main() -> int:
     ap.add_argument("--max-batch", type=int, default=4)
     ap.add_argument("--device", default="auto")
     ap.add_argument("--precision", default="fp32", choices=("fp32", "fp16", "bf16"))
+    ap.add_argument("--backend", default="torch", choices=("torch", "openvino"), help="stir backend")
     ap.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     args = ap.parse_args()
     if args.threads:
@@ -136,7 +138,8 @@ def main() -> int:
             else:
                 weights = stir_checkpoint(tmp, args.window_length)
                 cfg = EngineConfig(method="stir", window_length=args.window_length, device=args.device,
-                                   precision=args.precision, max_batch=args.max_batch, weights=str(weights))
+                                   precision=args.precision, max_batch=args.max_batch, weights=str(weights),
+                                   backend=args.backend)
                 n_frames = args.window_length + STRIDE * (args.stir_images - 1)
             engine = ReconstructionEngine(cfg)
             engine.warmup(H, W)

@@ -134,11 +134,16 @@ class OpenVinoSTIR:
         h, w = x.shape[-2], x.shape[-1]
         x, _, _ = pad_tail(x.cpu(), self._size_multiple)  # pad while still bytes
         arr = np.ascontiguousarray(x.numpy(), dtype=np.float32)
-        request = self._request_for(tuple(arr.shape))
-        request.infer({0: arr})
-        out = request.get_output_tensor(0).data
-        return torch.from_numpy(np.array(out[..., :h, :w], dtype=np.float32))
+        # One window per inference: one compiled model per frame size whatever the batch (a batch
+        # size seen first would otherwise compile for seconds mid-stream), and on a CPU a batch
+        # computes no faster per window than single windows do.
+        request = self._request_for((1, *arr.shape[1:]))
+        out = np.empty((arr.shape[0], 1, h, w), np.float32)
+        for i in range(arr.shape[0]):
+            request.infer({0: arr[i : i + 1]})
+            out[i] = request.get_output_tensor(0).data[0, :, :h, :w]
+        return torch.from_numpy(out)
 
     def warmup(self, batch: int, height: int, width: int, dtype: torch.dtype = torch.uint8) -> None:
-        """Compile for this input size now (seconds) rather than at the first real call."""
-        self(torch.zeros(batch, self.window_length, height, width, dtype=dtype))
+        """Compile for this frame size now (seconds) rather than at the first real call (any batch)."""
+        self(torch.zeros(1, self.window_length, height, width, dtype=dtype))
