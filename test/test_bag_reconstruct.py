@@ -110,6 +110,27 @@ def test_folder_mode_writes_stamped_pngs_and_a_gif(tmp_path: Path) -> None:
         assert gif.n_frames == len(expected) and gif.size == (48, 32)
 
 
+def test_mp4_video_is_written_and_the_summary_and_progress_are_in_images(tmp_path: Path, capsys) -> None:
+    """The set-up installs imageio-ffmpeg: --video x.mp4 works. The progress bar ends at 100 % and
+    the summary reports images per second."""
+    import imageio.v2 as imageio
+
+    frames = _frames(150, 32, 48)
+    bag = _make_bag(tmp_path, "in", frames, 100, "sqlite3")  # packets of 100 and 50 frames
+    assert cli_main(["bag", "reconstruct", str(bag), str(tmp_path / "out"), "--method", "tfp",
+                     "--video", str(tmp_path / "v.mp4")]) == 0
+    err = capsys.readouterr().err
+    bar = [line for line in err.replace("\r", "\n").splitlines() if "%|" in line]
+    # (2 packets x the first packet's 100 frames made it stop at 150/200 = 75 %.)
+    assert bar and "100%|" in bar[-1] and "150/150" in bar[-1], err
+    n = len(_expected(frames, 20))
+    assert f"{n} images from 150 frames" in err and "images/s" in err
+    with imageio.get_reader(str(tmp_path / "v.mp4")) as video:
+        count = sum(1 for _ in video)
+        assert video.get_meta_data()["size"] == (48, 32)
+    assert count == n
+
+
 def test_video_formats_without_ffmpeg_are_refused_clearly(tmp_path: Path) -> None:
     try:
         import imageio_ffmpeg  # noqa: F401

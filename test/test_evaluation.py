@@ -38,7 +38,7 @@ def data_dir(tmp_path_factory) -> Path:
         spikes = simulate_spikes(np.repeat(img[None].astype(np.float32), 81, 0), alpha=0.6, seed=i)
         write_dat(root / "spike" / f"clip{i}.dat", spikes)
         Image.fromarray((img * 255).round().astype(np.uint8)).save(root / "gt" / f"clip{i}.png")
-    Image.fromarray(np.zeros((48, 64), np.uint8)).save(root / "gt" / "unpaired.png")  # ignored
+    Image.fromarray(np.zeros((48, 64), np.uint8)).save(root / "gt" / "unpaired.png")  # skipped, with a warning
     return root
 
 
@@ -64,9 +64,13 @@ def test_pairs_and_gt(data_dir: Path) -> None:
 def test_tfp_high_on_static_scene_and_json(data_dir: Path, tmp_path: Path, capsys) -> None:
     out = tmp_path / "r.json"
     assert main(["eval", str(data_dir), "--method", "tfp", "tfi", "--json", str(out)]) == 0
-    table = capsys.readouterr().out
+    captured = capsys.readouterr()
+    table = captured.out
     assert "| tfp |" in table and "| tfi |" in table
+    # A ground truth without its .dat is not silently dropped.
+    assert "warning: gt/unpaired.png: no spike/unpaired.dat; skipped" in captured.err
     results = json.loads(out.read_text())
+    assert results["skipped"] == ["gt/unpaired.png: no spike/unpaired.dat; skipped"]
     tfp = results["methods"]["tfp"]
     assert {"psnr", "ssim", "ssim_gaussian", "clips", "window_length"} <= set(tfp)
     assert tfp["window_length"] == 41 and len(tfp["clips"]) == 2

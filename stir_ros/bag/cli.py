@@ -190,7 +190,8 @@ def _run_reconstruct(args: argparse.Namespace) -> int:
         on_problem=_warn, progress=not args.no_progress,
     )  # fmt: skip
     print(f"{result.images} images from {result.frames} frames ({result.packets} packets of {result.spike_topic}) "
-          f"in {result.seconds:.2f} s: {result.frames_per_second:.0f} frames/s, {opts.method} on {result.device}, "
+          f"in {result.seconds:.2f} s: {result.images_per_second:.1f} images/s "
+          f"({result.frames_per_second:.0f} input frames/s), {opts.method} on {result.device}, "
           f"window {result.window_length}, stride {opts.stride_frames}"
           + (f"; {result.kept_messages} messages of other topics kept" if result.kept_messages else ""),
           file=sys.stderr)

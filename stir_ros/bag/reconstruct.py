@@ -129,8 +129,13 @@ class ReconstructResult:
 
     @property
     def frames_per_second(self) -> float:
-        """Spike frames processed per second of wall time."""
+        """Input spike frames processed per second of wall time."""
         return self.frames / self.seconds if self.seconds > 0 else 0.0
+
+    @property
+    def images_per_second(self) -> float:
+        """Images reconstructed per second of wall time (model loading included)."""
+        return self.images / self.seconds if self.seconds > 0 else 0.0
 
     @property
     def damage(self) -> list[BagProblem]:
@@ -367,10 +372,8 @@ class _Pipeline:
             windows = cutter.push(frames, header.first_frame_index, header.stamp_ns, header.frame_rate_hz)
             self.result.packets += 1
             self.result.frames += header.num_frames
-            if self.bar is not None:
-                if self.bar.total is None:
-                    self.bar.total = self.bag.topics[self.spike_topic].message_count * header.num_frames or None
-                self.bar.update(header.num_frames)
+            if self.bar is not None and self.bar.total is None:
+                self.bar.total = self.bag.topics[self.spike_topic].message_count * header.num_frames or None
             frame_id = self.opts.frame_id or str(packet.header.frame_id)
             for window in windows:
                 if pending and (pending[0][0].height, pending[0][0].width) != (window.height, window.width):
@@ -390,7 +393,9 @@ class _Pipeline:
         stacked = stack_windows([item[0] for item in pending])
         labels = [(int(w.centre_stamp_ns), frame_id, info) for w, frame_id, info in pending]
         pending.clear()
-        _put(self.windows, (labels, stacked), self.halt)
+        # The progress bar advances when a batch is reconstructed, to the input frames read when it
+        # was cut: reading runs ahead of inference, which is where the time goes.
+        _put(self.windows, (labels, stacked, self.result.frames), self.halt)
 
     # -- stage 2: inference (caller's thread) ---------------------------------------------
 
@@ -401,7 +406,7 @@ class _Pipeline:
             item = _get(self.windows, self.halt)
             if item is _END:
                 return
-            labels, stacked = item
+            labels, stacked, frames_done = item
             del item
             images = self.engine.reconstruct(stacked)
             del stacked
@@ -409,6 +414,8 @@ class _Pipeline:
                 _put(self.outputs, ("image", stamp, frame_id, info, image), self.stop_all)
             for warning in self.engine.pop_warnings():
                 self.problem(BagProblem("engine", "engine", warning))
+            if self.bar is not None and frames_done > self.bar.n:
+                self.bar.update(frames_done - self.bar.n)
 
     # -- stage 3: writer ------------------------------------------------------------------
 
@@ -524,6 +531,11 @@ class _Pipeline:
             writer.join()  # never close the outputs under a running writer
             reader.join(timeout=30)
             if self.bar is not None:
+                if interrupted is None and not self.errors:
+                    # Every frame was read and every window reconstructed (the frames after the
+                    # last window are read but make no image): the bar ends at 100 %.
+                    self.bar.total = self.result.frames
+                    self.bar.update(self.result.frames - self.bar.n)
                 self.bar.close()
         if interrupted is not None:
             raise interrupted
