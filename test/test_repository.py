@@ -139,3 +139,44 @@ def test_licence_file_matches_the_declared_licence() -> None:
 def test_cli_reports_the_version() -> None:
     out = subprocess.run(["python", "-m", "stir_ros.cli", "--version"], cwd=ROOT, capture_output=True, text=True)
     assert out.stdout.strip() == f"stir_ros {_init_version()}"
+
+
+# --------------------------------------------------------------------------- package.xml
+
+
+#: Top-level Python module -> the rosdep key (or ROS package) that provides it.
+ROSDEP_KEYS = {
+    "rclpy": "rclpy", "std_msgs": "std_msgs", "sensor_msgs": "sensor_msgs", "diagnostic_msgs": "diagnostic_msgs",
+    "builtin_interfaces": "builtin_interfaces", "rcl_interfaces": "rcl_interfaces",
+    "rosgraph_msgs": "rosgraph_msgs", "ament_index_python": "ament_index_python", "launch": "launch",
+    "launch_ros": "launch_ros", "numpy": "python3-numpy", "yaml": "python3-yaml", "torch": "python3-torch",
+    "tqdm": "python3-tqdm", "PIL": "python3-pil", "skimage": "python3-skimage", "imageio": "python3-imageio",
+    "rosbags": "python3-rosbags-pip", "ruamel": "python3-ruamel.yaml",
+    # Brought by rosbags (pip), whose reader stir_ros/bag/reader.py mirrors.
+    "apsw": "python3-rosbags-pip", "lz4": "python3-rosbags-pip", "backports": "python3-rosbags-pip",
+    "zstandard": "python3-rosbags-pip",
+}
+#: Imported only where present, with a fallback or a clear message (not needed to run).
+OPTIONAL = {"imageio_ffmpeg", "openvino", "onnx", "onnxruntime", "compression", "spikezoo", "cv2"}
+
+
+def _imported_modules() -> set[str]:
+    import sys
+
+    names: set[str] = set()
+    for path in [*(ROOT / "stir_ros").rglob("*.py"), *(ROOT / "launch").glob("*.py"), *(ROOT / "scripts" / "bin").iterdir()]:
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                names.update(a.name.split(".")[0] for a in node.names)
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                names.add(node.module.split(".")[0])
+    return {n for n in names if n not in sys.stdlib_module_names and n != "stir_ros"}
+
+
+def test_package_xml_declares_every_package_the_code_imports() -> None:
+    root = ET.parse(ROOT / "package.xml").getroot()
+    declared = {e.text for e in root if e.tag in ("depend", "exec_depend")}
+    missing = sorted(f"{m} -> {ROSDEP_KEYS.get(m, '?')}" for m in _imported_modules() - OPTIONAL
+                     if ROSDEP_KEYS.get(m) not in declared)  # fmt: skip
+    assert not missing, f"imports without a <depend>/<exec_depend> in package.xml: {missing}"
