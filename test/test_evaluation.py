@@ -100,3 +100,29 @@ def test_tfp_on_spikezoo_train_split() -> None:
     assert len(tfp["clips"]) == 2
     # Our measurement: 23.6 dB / 0.68 at 41 frames (Spike-Zoo's REDS test split: 28.17 / 0.770).
     assert 21.0 < tfp["psnr"] < 27.0 and 0.55 < tfp["ssim"] < 0.85
+
+
+def test_seconds_per_frame_leave_the_warm_up_out(data_dir: Path, monkeypatch) -> None:
+    """The timed reconstructions come after a warm-up at the clips' size (the real engine, observed)."""
+    from stir_ros.core.engine import ReconstructionEngine
+
+    calls: list[str] = []
+    warmup, reconstruct = ReconstructionEngine.warmup, ReconstructionEngine.reconstruct
+
+    def observed_warmup(self, height, width):
+        calls.append(f"warmup {height}x{width}")
+        calls.append("(inside)")
+        warmup(self, height, width)
+        calls.append("(end)")
+
+    def observed_reconstruct(self, windows):
+        if calls and calls[-1] != "(inside)":
+            calls.append(f"timed {windows.shape[-2]}x{windows.shape[-1]}")
+        return reconstruct(self, windows)
+
+    monkeypatch.setattr(ReconstructionEngine, "warmup", observed_warmup)
+    monkeypatch.setattr(ReconstructionEngine, "reconstruct", observed_reconstruct)
+    results = evaluation.evaluate(data_dir, ["tfp"])
+    timed = [c for c in calls if c.startswith(("warmup", "timed"))]
+    assert timed[0] == "warmup 48x64" and timed.count("timed 48x64") == 2, calls
+    assert results["methods"]["tfp"]["seconds_per_frame"] > 0
