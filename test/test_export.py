@@ -135,3 +135,18 @@ def test_missing_openvino_is_a_clear_error(monkeypatch) -> None:
         ReconstructionEngine(EngineConfig(method="stir", device="cpu", backend="openvino"))
     # The classical methods do not use a backend.
     assert ReconstructionEngine(EngineConfig(method="tfp", backend="openvino")).backend == "torch"
+
+
+def test_openvino_predictor_takes_bytes_bools_and_floats_alike(model) -> None:
+    from stir_ros.models.runtime import OpenVinoSTIR
+
+    predictor = OpenVinoSTIR(model, "fp32", threads=1)
+    window = check_windows(61, 20, 36, seed=7)[1]
+    as_u8 = predictor(window.astype(np.uint8))
+    as_float = predictor(window)
+    as_bool = predictor(torch.as_tensor(window.astype(bool)))
+    assert as_u8.shape == (1, 1, 20, 36) and as_u8.dtype == torch.float32
+    assert float((as_u8 - as_float).abs().max()) <= 1e-5 and torch.equal(as_u8, as_bool)
+    with torch.inference_mode():
+        ref = model(torch.as_tensor(window))
+    assert float((as_u8 - ref).abs().max()) <= 1e-4
