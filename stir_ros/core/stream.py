@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from stir_ros.core.errors import ConfigError, PacketError, SpikeFormatError
+from stir_ros.core.limits import MAX_FRAME_RATE_HZ, MAX_FRAME_SIDE, MAX_PACKET_BYTES, MIN_FRAME_RATE_HZ
 from stir_ros.core.packing import (
     ENCODING_UNPACKED_U8,
     ENCODING_VIDAR_BITPACKED,
@@ -47,11 +48,9 @@ __all__ = [
     "stride_for_rate",
     "stack_windows",
     "MIN_FRAME_RATE_HZ",
+    "MAX_FRAME_RATE_HZ",
 ]
 
-#: Slowest frame rate a packet may claim. Below it a frame's offset in ns overflows the stamp
-#: arithmetic (1e9 / 5e-324 is infinite); no spike camera runs at less than a frame per 1000 s.
-MIN_FRAME_RATE_HZ = 1e-3
 
 
 # --------------------------------------------------------------------------- chunks
@@ -304,8 +303,10 @@ def validate_packet(
     """Check a packet header against its payload without allocating; return the payload view.
 
     Raises:
-        PacketError: Unknown encoding, zero/absurd size, ``num_frames`` 0, a non-positive frame
-            rate, a payload length that disagrees with the header, or an ``unpacked_u8`` payload
+        PacketError: Unknown encoding, zero/absurd size (a side over ``MAX_FRAME_SIDE``, a payload
+            over ``MAX_PACKET_BYTES``), ``num_frames`` 0, a frame rate outside
+            ``MIN_FRAME_RATE_HZ..MAX_FRAME_RATE_HZ``, a payload length that disagrees with the
+            header, or an ``unpacked_u8`` payload
             with values other than 0 and 1 (one pass over the bytes; ``vidar_bitpacked`` payloads
             cannot hold a bad value). The exception's ``kind`` attribute names the problem for
             counters: ``unknown_encoding``, ``bad_num_frames``, ``bad_frame_rate``, ``bad_size``,
@@ -315,14 +316,28 @@ def validate_packet(
         raise _packet_error("unknown_encoding", f"unknown encoding {encoding!r}; expected one of {ENCODINGS}")
     if isinstance(num_frames, bool) or not isinstance(num_frames, (int, np.integer)) or num_frames <= 0:
         raise _packet_error("bad_num_frames", f"num_frames must be a positive integer, got {num_frames!r}")
-    if not (isinstance(frame_rate_hz, (int, float)) and math.isfinite(frame_rate_hz) and frame_rate_hz >= MIN_FRAME_RATE_HZ):
+    if not (
+        isinstance(frame_rate_hz, (int, float))
+        and math.isfinite(frame_rate_hz)
+        and MIN_FRAME_RATE_HZ <= frame_rate_hz <= MAX_FRAME_RATE_HZ
+    ):
         raise _packet_error(
-            "bad_frame_rate", f"frame_rate_hz must be a number >= {MIN_FRAME_RATE_HZ:g} Hz, got {frame_rate_hz!r}"
+            "bad_frame_rate",
+            f"frame_rate_hz must be a number in {MIN_FRAME_RATE_HZ:g}..{MAX_FRAME_RATE_HZ:g} Hz, got {frame_rate_hz!r}",
         )
     try:
         expected = payload_size(height, width, int(num_frames), encoding)
     except SpikeFormatError as err:
         raise _packet_error("bad_size", str(err)) from err
+    if height > MAX_FRAME_SIDE or width > MAX_FRAME_SIDE:
+        raise _packet_error(
+            "bad_size", f"frame size {height}x{width} exceeds {MAX_FRAME_SIDE} pixels per side (no spike sensor is larger)"
+        )
+    if expected > MAX_PACKET_BYTES:
+        raise _packet_error(
+            "bad_size", f"packet of {num_frames} frames of {height}x{width} would be {expected} bytes; "
+            f"the limit is {MAX_PACKET_BYTES} bytes per packet"
+        )
     raw = _as_byte_array(data, PacketError)
     if raw.size != expected:
         raise _packet_error(

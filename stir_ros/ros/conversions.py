@@ -20,10 +20,12 @@ import numpy as np
 import yaml
 from builtin_interfaces.msg import Time
 from diagnostic_msgs.msg import DiagnosticStatus, KeyValue
+from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
 from sensor_msgs.msg import CameraInfo, Image
 
 from stir_ros.core.errors import ConfigError
 from stir_ros.core.imaging import from_image_bytes, to_image_array
+from stir_ros.core.limits import bound_for
 from stir_ros.core.packing import ENCODING_VIDAR_BITPACKED, decode_payload, encode_frames
 from stir_ros.core.stream import PacketHeader
 from stir_ros.msg import SpikePacket
@@ -42,6 +44,7 @@ __all__ = [
     "default_camera_info",
     "restamp_camera_info",
     "diagnostic_status",
+    "parameter_descriptor",
 ]
 
 
@@ -271,3 +274,25 @@ def _fmt(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:.6g}"
     return str(value)
+
+
+# --------------------------------------------------------------------------- parameters
+
+
+def parameter_descriptor(node: str, spec: Any) -> ParameterDescriptor:
+    """The descriptor of a parameter, with its range from :data:`stir_ros.core.limits.PARAMETER_BOUNDS`.
+
+    One table drives both what ``ros2 param describe`` / rqt_reconfigure show and what the
+    settings classes accept.
+    """
+    desc = ParameterDescriptor(description=spec.description, read_only=not spec.dynamic)
+    bound = bound_for(node, spec.name)
+    if bound is not None:
+        desc.additional_constraints = f"range {bound.describe()} ({bound.why})"
+        if isinstance(spec.default, int) and not isinstance(spec.default, bool):
+            desc.integer_range = [IntegerRange(from_value=int(bound.low) if not bound.zero_ok else 0,
+                                               to_value=int(bound.high), step=0)]  # fmt: skip
+        elif isinstance(spec.default, float):
+            low = 0.0 if bound.zero_ok else float(bound.low)
+            desc.floating_point_range = [FloatingPointRange(from_value=low, to_value=float(bound.high), step=0.0)]
+    return desc

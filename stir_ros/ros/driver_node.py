@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import threading
 import time
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from typing import Any
 
 import rclpy
@@ -26,7 +26,6 @@ from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.qos import QoSDurabilityPolicy, QoSHistoryPolicy, QoSProfile, QoSReliabilityPolicy
 from rclpy.qos_overriding_options import QoSOverridingOptions
-from rcl_interfaces.msg import ParameterDescriptor
 from sensor_msgs.msg import CameraInfo
 
 from stir_ros.core import defaults
@@ -40,6 +39,7 @@ from stir_ros.ros.conversions import (
     default_camera_info,
     diagnostic_status,
     make_packet,
+    parameter_descriptor,
     restamp_camera_info,
 )
 from stir_ros.ros.dds_profile import apply_fastdds_profile
@@ -117,7 +117,7 @@ class SpikeCameraDriver(Node):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(DRIVER_NAME, **kwargs)
         for spec in DRIVER_PARAMETERS:
-            self.declare_parameter(spec.name, spec.default, ParameterDescriptor(description=spec.description, read_only=True))
+            self.declare_parameter(spec.name, spec.default, parameter_descriptor(DRIVER_NAME, replace(spec, dynamic=False)))
         values = {spec.name: self.get_parameter(spec.name).value for spec in DRIVER_PARAMETERS}
         self.settings = DriverSettings.from_mapping(values)
         self.source = make_source(self.settings)

@@ -113,6 +113,10 @@ RECONSTRUCTOR_PARAMETERS: tuple[ParamSpec, ...] = (
     ParamSpec("warmup_width", 0, "See warmup_height."),
     ParamSpec("executor", "events", "rclpy executor: 'events' (rclpy's C++ EventsExecutor: less CPU per packet, "
               "lower latency) or 'single_threaded' (rclpy's default Python executor)."),
+    ParamSpec("stall_timeout_s", 30.0, "Diagnostics go to ERROR when windows have waited this long without an image.", True),
+    ParamSpec("compressed_format", "", "Also publish image/compressed (sensor_msgs/CompressedImage): 'png' (lossless) "
+              "or 'jpeg'; empty: off."),
+    ParamSpec("jpeg_quality", 90, "JPEG quality (1-100) of image/compressed when compressed_format is 'jpeg'.", True),
 )
 
 _NODE_PARAMETERS = {DRIVER_NAME: DRIVER_PARAMETERS, RECONSTRUCTOR_NAME: RECONSTRUCTOR_PARAMETERS}

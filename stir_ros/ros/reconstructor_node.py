@@ -2,9 +2,11 @@
 
 Topics (relative names, remappable):
     spikes               (in)  stir_ros/msg/SpikePacket
-    spikes/camera_info   (in)  sensor_msgs/CameraInfo of the camera, optional
+    spikes/camera_info   (in)  sensor_msgs/CameraInfo of the camera, optional (under the resolved spikes topic)
     image                (out) sensor_msgs/Image, one per window, stamped at the centre frame
-    camera_info          (out) the camera's CameraInfo with the image's stamp
+    camera_info          (out) the camera's CameraInfo with the image's stamp (beside the resolved image
+                               topic, the image_transport convention, unless remapped itself)
+    image/compressed     (out) sensor_msgs/CompressedImage, png or jpeg, when compressed_format is set
     /diagnostics         (out) diagnostic_msgs/DiagnosticArray
 
 The spikes callback only checks headers and cuts windows (:mod:`stir_ros.core.stream`); a worker
@@ -15,6 +17,7 @@ that receives spikes never waits for inference.
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections import Counter, deque
@@ -24,24 +27,26 @@ from typing import Any
 import numpy as np
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
-from rcl_interfaces.msg import ParameterDescriptor, SetParametersResult
+from rcl_interfaces.msg import SetParametersResult
 from rclpy.exceptions import ParameterException
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.qos import QoSProfile, QoSReliabilityPolicy, qos_profile_sensor_data
 from rclpy.qos_overriding_options import QoSOverridingOptions
-from sensor_msgs.msg import CameraInfo, Image
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 
 from stir_ros.core.engine import EngineConfig, ReconstructionEngine
-from stir_ros.core.errors import BackendUnavailableError, ConfigError, PacketError, StirRosError
+from stir_ros.core.errors import BackendUnavailableError, CheckpointError, ConfigError, PacketError, StirRosError
 from stir_ros.core.imaging import IMAGE_ENCODINGS
+from stir_ros.core.limits import MAX_WINDOW_BYTES, batch_limit, check_parameter
 from stir_ros.core.stream import StreamMonitor, Window, WindowCutter, stack_windows, stride_for_rate, validate_packet
 from stir_ros.msg import SpikePacket
-from stir_ros.ros import RateLimitedLog
+from stir_ros.ros import RateLimitedLog, emit
 from stir_ros.ros.conversions import (
     default_camera_info,
     diagnostic_status,
+    parameter_descriptor,
     image_to_msg,
     packet_header,
     packet_payload,
@@ -50,7 +55,7 @@ from stir_ros.ros.conversions import (
 from stir_ros.ros.dds_profile import apply_fastdds_profile
 from stir_ros.ros.graph import RECONSTRUCTOR_NAME, RECONSTRUCTOR_PARAMETERS
 
-__all__ = ["EXECUTORS", "ReconstructorSettings", "SpikeReconstructor", "main", "make_executor"]
+__all__ = ["EXECUTORS", "COMPRESSED_FORMATS", "ReconstructorSettings", "SpikeReconstructor", "main", "make_executor"]
 
 #: Spikes are subscribed RELIABLE, keep last 50, unlike REP-2003's best-effort SensorDataQoS for
 #: processing nodes: with best effort, Fast DDS lost 75-80 % of 1.25 MB packets even at 50
@@ -64,6 +69,8 @@ OUTPUT_QOS = QoSProfile(depth=10, reliability=QoSReliabilityPolicy.RELIABLE)
 #: whole node at 40 kHz 72 % instead of 82 %, p95 latency 5 ms instead of 23 ms (BENCHMARKS.md).
 EXECUTORS = ("events", "single_threaded")
 _ENGINE_FIELDS = ("method", "weights", "device", "precision", "backend", "window_length", "alpha", "max_batch")
+#: ``compressed_format`` values: "" (off), lossless png or lossy jpeg (``jpeg_quality``).
+COMPRESSED_FORMATS = ("", "png", "jpeg")
 
 
 @dataclass(frozen=True)
@@ -87,9 +94,17 @@ class ReconstructorSettings:
     warmup_height: int = 0
     warmup_width: int = 0
     executor: str = "events"
+    stall_timeout_s: float = 30.0
+    compressed_format: str = ""
+    jpeg_quality: int = 90
 
     def __post_init__(self) -> None:
+        # Every number against its bound (finite, within what the machine and sensor allow).
+        for f in fields(self):
+            check_parameter(RECONSTRUCTOR_NAME, f.name, getattr(self, f.name))
         self.engine_config()  # validates the engine fields
+        if self.compressed_format not in COMPRESSED_FORMATS:
+            raise ConfigError(f"compressed_format must be '', 'png' or 'jpeg', got {self.compressed_format!r}")
         if self.stride_frames < 1:
             raise ConfigError(f"stride_frames must be >= 1, got {self.stride_frames}")
         if self.output_rate_hz < 0:
@@ -125,6 +140,30 @@ class ReconstructorSettings:
         return self.stride_frames
 
 
+def _compress(img: np.ndarray, encoding: str, fmt: str, quality: int, stamp_ns: int, frame_id: str) -> CompressedImage:
+    """``image/compressed`` in the compressed_image_transport format (``"<enc>; <fmt> compressed <enc>"``).
+
+    png keeps mono8/mono16 exactly (32FC1 is sent as mono16); jpeg is 8-bit (mono8).
+    """
+    import cv2  # opencv: only when compressed output is on
+
+    from stir_ros.core.imaging import to_image_array
+    from stir_ros.ros.conversions import ns_to_stamp
+
+    enc = encoding if fmt == "png" and encoding in ("mono8", "mono16") else ("mono16" if fmt == "png" else "mono8")
+    pixels = np.ascontiguousarray(to_image_array(img, enc))
+    params = [cv2.IMWRITE_JPEG_QUALITY, int(quality)] if fmt == "jpeg" else [cv2.IMWRITE_PNG_COMPRESSION, 1]
+    ok, buf = cv2.imencode(".jpg" if fmt == "jpeg" else ".png", pixels, params)
+    if not ok:
+        raise ConfigError(f"OpenCV could not encode a {pixels.shape} {enc} image as {fmt}")
+    msg = CompressedImage()
+    msg.header.stamp = ns_to_stamp(stamp_ns)
+    msg.header.frame_id = frame_id
+    msg.format = f"{enc}; {fmt} compressed {enc}"
+    msg.data = buf.tobytes()
+    return msg
+
+
 @dataclass
 class _Pending:
     window: Window
@@ -138,15 +177,15 @@ class SpikeReconstructor(Node):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(RECONSTRUCTOR_NAME, **kwargs)
         for spec in RECONSTRUCTOR_PARAMETERS:
-            desc = ParameterDescriptor(description=spec.description, read_only=not spec.dynamic)
-            self.declare_parameter(spec.name, spec.default, desc)
+            self.declare_parameter(spec.name, spec.default, parameter_descriptor(RECONSTRUCTOR_NAME, spec))
         values = {spec.name: self.get_parameter(spec.name).value for spec in RECONSTRUCTOR_PARAMETERS}
         self.settings = ReconstructorSettings.from_mapping(values)
         self._log = RateLimitedLog()
         self._last_warning = ""  # before the engine: its start-up warnings (no CUDA) must show
         self.engine = self._make_engine(self.settings)
+        self._throughput_noted: set[tuple[Any, ...]] = set()
         if self.settings.warmup_height and self.settings.warmup_width:
-            self.engine.warmup(self.settings.warmup_height, self.settings.warmup_width)
+            self._warmup(self.engine, self.settings.warmup_height, self.settings.warmup_width)
 
         self.monitor = StreamMonitor()
         self.cutter: WindowCutter | None = None
@@ -157,6 +196,10 @@ class SpikeReconstructor(Node):
         self.windows_dropped = 0
         self.images_published = 0
         self.buffer_resets = 0
+        self.worker_restarts = 0
+        # monotonic time of the oldest window cut since the last published image (None: none waits);
+        # diagnostics go to ERROR when it is older than stall_timeout_s.
+        self._unserved_since: float | None = None
         self._last_packet: float | None = None  # time.monotonic() of the last packet, good or bad
         self._packet_span_s = 0.0  # sensor time one packet covers (num_frames / frame_rate_hz)
         self._latency_ms: deque[float] = deque(maxlen=2000)
@@ -165,35 +208,99 @@ class SpikeReconstructor(Node):
         self._queue: deque[_Pending] = deque()
         self._cv = threading.Condition()
         self._running = True
+        self.busy = False  # the worker holds a batch (read by tests and diagnostics)
 
         overrides = QoSOverridingOptions.with_default_policies()
         self.image_pub = self.create_publisher(Image, "image", OUTPUT_QOS, qos_overriding_options=overrides)
-        self.info_pub = self.create_publisher(CameraInfo, "camera_info", OUTPUT_QOS, qos_overriding_options=overrides)
+        image_topic = self.image_pub.topic_name
+        self.info_pub = self.create_publisher(
+            CameraInfo, self._beside(image_topic, "camera_info"), OUTPUT_QOS, qos_overriding_options=overrides
+        )
+        self.compressed_pub = None
+        if self.settings.compressed_format:
+            self.compressed_pub = self.create_publisher(
+                CompressedImage, f"{image_topic}/compressed", OUTPUT_QOS, qos_overriding_options=overrides
+            )
         self.diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
-        self.create_subscription(SpikePacket, "spikes", self._on_spikes, SPIKES_QOS, qos_overriding_options=overrides)
-        self.create_subscription(CameraInfo, "spikes/camera_info", self._on_camera_info, qos_profile_sensor_data)
+        sub = self.create_subscription(SpikePacket, "spikes", self._on_spikes, SPIKES_QOS, qos_overriding_options=overrides)
+        info_in = "spikes/camera_info"
+        if self.resolve_topic_name(info_in) == self.resolve_topic_name(info_in, only_expand=True):
+            info_in = f"{sub.topic_name}/camera_info"  # follows a remap of spikes
+        self.create_subscription(CameraInfo, info_in, self._on_camera_info, qos_profile_sensor_data)
         self.add_on_set_parameters_callback(self._on_set_parameters)
         self.create_timer(self.settings.diagnostics_period_s, self._publish_diagnostics)
-        self._worker = threading.Thread(target=self._work, name="reconstruction", daemon=True)
-        self._worker.start()
+        self._worker = self._start_worker()
         self.get_logger().info(
             f"ready: method {self.engine.method}, window {self.engine.window_length}, "
             f"device {self.engine.device_name}, precision {self.engine.precision}, backend {self.engine.backend}"
         )
 
+    def _beside(self, topic: str, name: str) -> str:
+        """``name`` in the namespace of the resolved ``topic`` (image_transport), unless ``name`` is remapped."""
+        if self.resolve_topic_name(name) != self.resolve_topic_name(name, only_expand=True):
+            return name  # remapped explicitly: the remap wins
+        parent = topic.rsplit("/", 1)[0]
+        return f"{parent}/{name}"
+
+    def _start_worker(self) -> threading.Thread:
+        worker = threading.Thread(target=self._work, name="reconstruction", daemon=True)
+        worker.start()
+        return worker
+
+    def _warn(self, kind: str, message: str) -> None:
+        self._log(self.get_logger().warning, kind, message)
+
+    def _error(self, kind: str, message: str) -> None:
+        self._log(self.get_logger().error, kind, message)
+
     # ------------------------------------------------------------------ engine
 
     def _make_engine(self, settings: ReconstructorSettings) -> ReconstructionEngine:
+        if settings.method == "stir" or settings.weights:
+            self._check_weights(settings)
         try:
-            engine = ReconstructionEngine(settings.engine_config())
-        except BackendUnavailableError as err:  # a robot without OpenVINO still gets images
-            self.get_logger().warning(f"{err}; falling back to backend torch")
-            self._last_warning = f"backend {settings.backend} unavailable; using torch"
-            engine = ReconstructionEngine(replace(settings.engine_config(), backend="torch"))
+            try:
+                engine = ReconstructionEngine(settings.engine_config())
+            except BackendUnavailableError as err:  # a robot without OpenVINO still gets images
+                emit(self.get_logger().warning, f"{err}; falling back to backend torch")
+                self._last_warning = f"backend {settings.backend} unavailable; using torch"
+                engine = ReconstructionEngine(replace(settings.engine_config(), backend="torch"))
+        except StirRosError:
+            raise
+        except Exception as err:  # noqa: BLE001 - whatever torch raises is a refusal, not a crash
+            raise CheckpointError(f"cannot build the {settings.method} engine: {type(err).__name__}: {err}") from err
         for warning in engine.pop_warnings():
-            self.get_logger().warning(warning)
+            emit(self.get_logger().warning, warning)
             self._last_warning = warning
         return engine
+
+    @staticmethod
+    def _check_weights(settings: ReconstructorSettings) -> None:
+        """Validate ``weights`` (whatever the method) before an engine needs them."""
+        if not settings.weights:
+            return
+        from stir_ros.models.checkpoint import check_weights_file  # torch model code only when used
+
+        check_weights_file(os.path.expanduser(settings.weights), settings.window_length or None)
+
+    def _warmup(self, engine: ReconstructionEngine, height: int, width: int) -> None:
+        """Warm up at this size; on a CPU, measure STIR's throughput and say what to expect."""
+        engine.warmup(height, width)
+        key = (id(engine), height, width)
+        if engine.method != "stir" or engine.device.type != "cpu" or key in self._throughput_noted:
+            return
+        self._throughput_noted.add(key)
+        batch = batch_limit(engine.batch_size, engine.window_length, height, width)
+        start = time.perf_counter()
+        engine.reconstruct(np.zeros((batch, engine.window_length, height, width), np.uint8))
+        per_s = batch / max(time.perf_counter() - start, 1e-9)
+        hint = "" if engine.precision == "bf16" else "precision: bf16 (about 2x where the CPU supports it) or "
+        emit(
+            self.get_logger().info,
+            f"STIR on the CPU: about {per_s:.2g} images/s at {height}x{width} (measured in warm-up, batch {batch}); "
+            f"windows cut faster than that are dropped (oldest first). For a steady stream set {hint}"
+            f"output_rate_hz (e.g. {max(per_s * 0.8, 0.1):.2g}), or use a GPU.",
+        )
 
     # ------------------------------------------------------------------ input (executor thread)
 
@@ -207,7 +314,7 @@ class SpikeReconstructor(Node):
             self._handle_packet(msg, received)
         except Exception as err:  # noqa: BLE001 - a bad packet must never stop the node
             self.errors["packet_handling"] += 1
-            self._log(self.get_logger().error, "packet_handling", f"unexpected error handling a packet: {err!r}")
+            self._error("packet_handling", f"unexpected error handling a packet: {err!r}")
 
     def _handle_packet(self, msg: SpikePacket, received: float) -> None:
         header = packet_header(msg)
@@ -218,22 +325,31 @@ class SpikeReconstructor(Node):
         except PacketError as err:
             kind = getattr(err, "kind", "invalid")
             self.bad_packets[kind] += 1
-            self._log(self.get_logger().warning, f"bad:{kind}", f"rejected packet seq {header.seq}: {err}")
+            self._warn(f"bad:{kind}", f"rejected packet seq {header.seq}: {err}")
+            return
+        window_length = self.engine.window_length
+        if window_length * header.height * header.width > MAX_WINDOW_BYTES:
+            self.bad_packets["window_too_large"] += 1
+            self._warn(
+                "bad:window_too_large",
+                f"rejected packet seq {header.seq}: a window of {window_length} frames of {header.height}x"
+                f"{header.width} would take {window_length * header.height * header.width} bytes, more than "
+                f"the limit of {MAX_WINDOW_BYTES}",
+            )
             return
         self._packet_span_s = header.num_frames / header.frame_rate_hz
         check = self.monitor.check(header)
         if check.action == "drop":
-            self._log(self.get_logger().warning, check.event or "drop", check.message)
+            self._warn(check.event or "drop", check.message)
             return
         stride = self.settings.stride_for(header.frame_rate_hz)
-        window_length = self.engine.window_length
         if self.cutter is None or (self.cutter.stride_frames, self.cutter.window_length) != (stride, window_length):
             self.cutter = WindowCutter(window_length, stride)
         elif check.action == "reset":
             self.buffer_resets += 1
             self.cutter.reset()
         if check.event not in (None, "start"):
-            self._log(self.get_logger().warning, check.event or "reset", check.message)
+            self._warn(check.event or "reset", check.message)
         windows = self.cutter.push_payload(
             payload, header.height, header.width, header.num_frames, header.encoding,
             header.first_frame_index, header.stamp_ns, header.frame_rate_hz,
@@ -241,14 +357,24 @@ class SpikeReconstructor(Node):
         if not windows:
             return
         frame_id = self.settings.frame_id or msg.header.frame_id
+        dropped = 0
         with self._cv:
             for window in windows:
-                if len(self._queue) >= self.settings.queue_size:
+                while len(self._queue) >= self.settings.queue_size:  # queue_size may have shrunk
                     self._queue.popleft()
-                    self.windows_dropped += 1
+                    dropped += 1
                 self._queue.append(_Pending(window, received, frame_id))
             self.windows_cut += len(windows)
+            self.windows_dropped += dropped
+            if self._unserved_since is None:
+                self._unserved_since = received
             self._cv.notify()
+        if dropped:
+            self._warn(
+                "windows_dropped",
+                f"inference is slower than the stream: {self.windows_dropped} window(s) dropped so far (queue of "
+                f"{self.settings.queue_size}); raise stride_frames or lower output_rate_hz",
+            )
 
     # ------------------------------------------------------------------ worker thread
 
@@ -261,52 +387,82 @@ class SpikeReconstructor(Node):
             engine = self.engine
             first = self._queue[0].window
             batch = []
+            limit = batch_limit(engine.batch_size, first.length, first.height, first.width)
             # One batch holds windows of one size (a size change resets the stream anyway).
-            while self._queue and len(batch) < engine.batch_size:
+            while self._queue and len(batch) < limit:
                 w = self._queue[0].window
                 if (w.height, w.width, w.length) != (first.height, first.width, first.length):
                     break
                 batch.append(self._queue.popleft())
+            self.busy = True
             return engine, batch
 
     def _work(self) -> None:
+        """The worker loop: nothing that goes wrong in one batch, or in reporting it, ends it."""
         while True:
-            taken = self._take_batch()
-            if taken is None:
-                return
-            engine, batch = taken
             try:
-                self._reconstruct(engine, batch)
-            except StirRosError as err:
-                self.errors["inference"] += 1
-                self._log(self.get_logger().error, "inference", f"reconstruction failed: {err}")
-            except Exception as err:  # noqa: BLE001 - keep the node alive; reported in diagnostics
-                self.errors["inference"] += 1
-                self._log(self.get_logger().error, "inference", f"reconstruction failed: {err!r}")
+                taken = self._take_batch()
+                if taken is None:
+                    return
+                engine, batch = taken
+                try:
+                    self._reconstruct(engine, batch)
+                    self.busy = False
+                except Exception as err:  # noqa: BLE001 - keep the node alive; reported in diagnostics
+                    if not self._running or not self.context.ok():
+                        return  # shutting down: a publish into a closed context is not an error
+                    self.busy = False
+                    self.errors["inference"] += 1
+                    text = str(err) if isinstance(err, StirRosError) else repr(err)
+                    self._error("inference", f"reconstruction failed: {text}")
+            except Exception:  # noqa: BLE001, S112 - even the error handling failed: go on with the next batch
+                self.errors["worker"] += 1
+                self.busy = False
+                time.sleep(0.01)  # never spin hot on a persistent failure
 
     def _reconstruct(self, engine: ReconstructionEngine, batch: list[_Pending]) -> None:
         first = batch[0].window
-        if first.length != engine.window_length:
-            return  # cut before a window_length change; the engine cannot take it
-        engine.warmup(first.height, first.width)
+        if first.length != engine.window_length:  # cut before a window_length change; the engine cannot take it
+            with self._cv:
+                if not self._queue:
+                    self._unserved_since = None
+            return
+        self._warmup(engine, first.height, first.width)
         images = engine.reconstruct(stack_windows([p.window for p in batch]))
         for warning in engine.pop_warnings():
             self._last_warning = warning
-            self.get_logger().warning(warning)
-        encoding = self.settings.output_encoding
+            emit(self.get_logger().warning, warning)
+        settings = self.settings
+        encoding = settings.output_encoding
         now_ros = self.get_clock().now().nanoseconds
         for pending, img in zip(batch, images):
+            if not self._running or not self.context.ok():
+                return  # stopping: publishers are about to go
             w = pending.window
             self.image_pub.publish(image_to_msg(img, encoding, w.centre_stamp_ns, pending.frame_id))
             info = self.camera_info or default_camera_info(w.height, w.width)
             self.info_pub.publish(restamp_camera_info(info, w.centre_stamp_ns, pending.frame_id))
+            if self.compressed_pub is not None:
+                self.compressed_pub.publish(
+                    _compress(img, encoding, settings.compressed_format, settings.jpeg_quality, w.centre_stamp_ns,
+                              pending.frame_id)
+                )  # fmt: skip
             self._latency_ms.append((time.monotonic() - pending.received) * 1e3)
             self._age_ms.append((now_ros - w.centre_stamp_ns) / 1e6)
             self.images_published += 1
+        with self._cv:
+            self._unserved_since = time.monotonic() if self._queue else None
 
     # ------------------------------------------------------------------ parameters
 
     def _on_set_parameters(self, params: list[Parameter]) -> SetParametersResult:
+        try:
+            return self._apply_parameters(params)
+        except Exception as err:  # noqa: BLE001 - a parameter call must get an answer, and the node live on
+            self.errors["parameters"] += 1
+            return SetParametersResult(successful=False, reason=f"refused: {type(err).__name__}: {err}")
+
+    def _apply_parameters(self, params: list[Parameter]) -> SetParametersResult:
         changes = {p.name: p.value for p in params if p.name in {f.name for f in fields(ReconstructorSettings)}}
         if not changes:
             return SetParametersResult(successful=True)
@@ -315,20 +471,35 @@ class SpikeReconstructor(Node):
         except (ConfigError, TypeError) as err:
             return SetParametersResult(successful=False, reason=str(err))
         engine = self.engine
-        if any(getattr(new, f) != getattr(self.settings, f) for f in _ENGINE_FIELDS):
-            try:
-                engine = self._make_engine(new)
-            except StirRosError as err:
-                return SetParametersResult(successful=False, reason=str(err))
+        try:
+            if any(getattr(new, f) != getattr(self.settings, f) for f in _ENGINE_FIELDS):
+                engine = self._make_engine(new)  # checks the weights whatever the method
+        except StirRosError as err:
+            return SetParametersResult(successful=False, reason=str(err))
         with self._cv:
             if engine is not self.engine:
                 self._queue.clear()
+                self._unserved_since = None
                 self.engine = engine
             self.settings = new
-        self.get_logger().info(f"parameters changed: {changes}")
+        emit(self.get_logger().info, f"parameters changed: {changes}")
         return SetParametersResult(successful=True)
 
     # ------------------------------------------------------------------ diagnostics
+
+    def held_spike_bytes(self) -> int:
+        """Bytes of spike data the node holds now: packet payloads referred to by the window buffer
+        and by queued windows, each counted once (compare with
+        :func:`stir_ros.core.limits.reconstructor_memory_bound`)."""
+        with self._cv:
+            chunks = {id(c): c for p in self._queue for c, _, _ in p.window._parts}
+            if self.cutter is not None:
+                chunks.update((id(c), c) for c in self.cutter._chunks)
+        total = 0
+        for c in chunks.values():
+            data = c._payload if c._payload is not None else c._frames
+            total += int(data.nbytes) if data is not None else 0
+        return total
 
     def diagnostics_values(self) -> dict[str, Any]:
         """Current counters and rates (also published on /diagnostics)."""
@@ -354,6 +525,9 @@ class SpikeReconstructor(Node):
             "stamp_age_ms_p50": float(np.percentile(age, 50)),
             "input_idle_s": now - self._last_packet if self._last_packet is not None else 0.0,
             "queue_depth": len(self._queue),
+            "unserved_s": now - self._unserved_since if self._unserved_since is not None else 0.0,
+            "worker_alive": self._worker.is_alive(),
+            "worker_restarts": self.worker_restarts,
             "windows_cut": self.windows_cut,
             "windows_dropped": self.windows_dropped,
             "images_published": self.images_published,
@@ -361,6 +535,8 @@ class SpikeReconstructor(Node):
             "bad_packets": sum(self.bad_packets.values()),
             "inference_errors": self.errors["inference"],
             "packet_handling_errors": self.errors["packet_handling"],
+            "parameter_errors": self.errors["parameters"],
+            "worker_errors": self.errors["worker"],
             "oom_fallbacks": self.engine.oom_fallbacks,
             "last_warning": self._last_warning,
         }
@@ -369,9 +545,25 @@ class SpikeReconstructor(Node):
         return values
 
     def _publish_diagnostics(self) -> None:
+        try:
+            self._check_worker()
+            self._diagnostics()
+        except Exception as err:  # noqa: BLE001 - a timer callback that raises would end the node
+            self._error("diagnostics", f"diagnostics failed: {err!r}")
+
+    def _check_worker(self) -> None:
+        """Restart a worker thread that died (it should not: see ``_work``); say so loudly."""
+        if self._running and not self._worker.is_alive():
+            self.worker_restarts += 1
+            self._error("worker", f"the reconstruction thread had stopped; restarted it ({self.worker_restarts} time(s))")
+            self._worker = self._start_worker()
+
+    def health(self) -> tuple[str, str, dict[str, Any]]:
+        """``(level, message, values)`` of the diagnostics status: level ok, warn or error."""
         values = self.diagnostics_values()
-        problems = [k for k in ("input_lost_packets", "windows_dropped", "bad_packets", "inference_errors", "oom_fallbacks")
-                    if values[k]]  # fmt: skip
+        counted = ("input_lost_packets", "windows_dropped", "bad_packets", "inference_errors", "oom_fallbacks",
+                   "packet_handling_errors", "parameter_errors", "worker_restarts")  # fmt: skip
+        problems = [k for k in counted if values[k]]
         message = "ok" if not problems else "counted: " + ", ".join(problems)
         # A stream that stops (driver gone, link cut) is reported until packets come again.
         idle_limit = max(2.0, 2 * self.settings.diagnostics_period_s, 3 * self._packet_span_s)
@@ -379,6 +571,15 @@ class SpikeReconstructor(Node):
             problems.append("no_input")
             message = f"no input for {values['input_idle_s']:.1f} s" + ("" if message == "ok" else f"; {message}")
         level = "error" if values["inference_errors"] and not self.images_published else ("warn" if problems else "ok")
+        # Windows wait and no image came for stall_timeout_s: inference is stuck or failing.
+        if values["unserved_s"] > self.settings.stall_timeout_s:
+            level = "error"
+            message = (f"no image for {values['unserved_s']:.1f} s while windows wait (stall_timeout_s "
+                       f"{self.settings.stall_timeout_s:g})") + ("" if message == "ok" else f"; {message}")  # fmt: skip
+        return level, message, values
+
+    def _diagnostics(self) -> None:
+        level, message, values = self.health()
         msg = DiagnosticArray()
         msg.header.stamp = self.get_clock().now().to_msg()
         msg.status = [diagnostic_status(f"{self.get_fully_qualified_name()}: reconstruction", RECONSTRUCTOR_NAME, level, message, values)]
@@ -425,11 +626,15 @@ def main(args: list[str] | None = None) -> int:
     except (StirRosError, ParameterException) as err:  # ParameterException: a value of the wrong type
         rclpy.logging.get_logger(RECONSTRUCTOR_NAME).error(f"cannot start: {err}")
         return 1
+    except Exception as err:  # noqa: BLE001 - anything else at start: one line and a non-zero exit, never silent
+        rclpy.logging.get_logger(RECONSTRUCTOR_NAME).fatal(f"cannot start: {type(err).__name__}: {err}")
+        return 1
     finally:
+        if node is not None:
+            node.stop()  # the worker first: nothing publishes while the node goes
         if executor is not None:
             executor.shutdown()
         if node is not None:
-            node.stop()
             node.destroy_node()
         rclpy.try_shutdown()
 
