@@ -199,6 +199,10 @@ def format_table(results: dict[str, Any]) -> str:
 def run(args: argparse.Namespace) -> int:
     """Entry point of ``stir-ros eval``."""
     methods = list(dict.fromkeys(args.method or ["stir"]))
+    if args.weights:  # before any data is read: a bad file is one line, at once
+        from stir_ros.models.checkpoint import check_weights_file
+
+        check_weights_file(args.weights, args.window_length or None)
     results = evaluate(
         args.data_dir, methods, weights=args.weights, alpha=args.alpha, window_length=args.window_length,
         device=args.device, precision=args.precision, save_images=args.save_images, backend=args.backend,

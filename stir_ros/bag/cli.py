@@ -176,6 +176,10 @@ def _run_reconstruct(args: argparse.Namespace) -> int:
 
     if args.to_folder and args.output_encoding == "32FC1":
         raise ConfigError("PNG files hold mono8 or mono16 images; choose --output-encoding mono8 or mono16")
+    if args.weights:  # before the bag is opened: a bad file is one line, at once
+        from stir_ros.models.checkpoint import check_weights_file
+
+        check_weights_file(args.weights, args.window_length or None)
     opts = ReconstructOptions(
         method=args.method, window_length=args.window_length, stride_frames=args.stride_frames,
         output_rate_hz=args.output_rate_hz, alpha=args.alpha,

@@ -36,6 +36,7 @@ from torch import Tensor, nn
 from stir_ros.core.errors import ConfigError
 from stir_ros.core.metrics import psnr
 from stir_ros.models import build_model, read_checkpoint, save_checkpoint
+from stir_ros.models.checkpoint import check_weights_file
 from stir_ros.training.data import (
     MOTION_MODELS,
     DataConfig,
@@ -288,6 +289,7 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
     if args.resume and getattr(args, "init_weights", None):
         raise ConfigError("--resume and --init-weights exclude each other: resume restores the weights too")
     if getattr(args, "init_weights", None):
+        check_weights_file(args.init_weights)  # the same one-line refusals as the node and bag reconstruct
         init = read_checkpoint(args.init_weights)
         if init["model_config"].get("window_length") != args.window_length:
             raise ConfigError(
