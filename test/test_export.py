@@ -106,6 +106,14 @@ def test_export_command_writes_and_checks(tmp_path, capsys) -> None:
     text = capsys.readouterr().out
     assert "max abs difference" in text and ": ok" in text
     assert read_onnx_metadata(out)["height"] == "20"
+    # A recorded window as well (here a .dat written from simulated spikes), dynamic file.
+    from stir_ros.core.dat import write_dat
+
+    dat = tmp_path / "rec.dat"
+    write_dat(dat, check_windows(61, 20, 30, seed=4)[1][0].astype(np.uint8))
+    assert main(["export", "default", str(tmp_path / "d.onnx"), "--dynamic", "--height", "20", "--width", "30",
+                 "--check-dat", str(dat)]) == 0  # fmt: skip
+    assert "1 recorded windows, 32x32" in capsys.readouterr().out
     # A checkpoint of the other window length is refused with the reason.
     assert main(["export", "default", str(tmp_path / "x.onnx"), "--window-length", "41"]) == 1
     assert "window_length 61, expected 41" in capsys.readouterr().err

@@ -288,6 +288,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="dynamic batch, height and width (multiples of 16; the caller pads)")  # fmt: skip
     parser.add_argument("--opset", type=int, default=DEFAULT_OPSET, help=f"ONNX opset >= 16 (default {DEFAULT_OPSET})")
     parser.add_argument("--no-check", action="store_true", help="skip the check against PyTorch after export")
+    parser.add_argument("--check-dat", metavar="DAT", action="append", default=[],
+                        help="also check on the centre window of this recorded .dat file, whose frames are "
+                             "--height x --width (repeatable)")  # fmt: skip
     parser.add_argument("--tolerance", type=float, default=1e-4,
                         help="largest max-abs difference to PyTorch fp32 accepted by the check (default 1e-4)")  # fmt: skip
 
@@ -313,8 +316,16 @@ def run(args: argparse.Namespace) -> int:
     h, w = args.height, args.width
     if args.dynamic:
         h, w = -(-h // 16) * 16, -(-w // 16) * 16
-    diff = verify_onnx(model, args.out, check_windows(model.window_length, h, w, alpha=float(meta.alpha)))
+    windows = check_windows(model.window_length, h, w, alpha=float(meta.alpha))
+    for dat in args.check_dat:
+        from stir_ros.evaluation import centre_window
+        from stir_ros.models.blocks import pad_tail
+
+        real = torch.as_tensor(centre_window(Path(dat), args.height, args.width, model.window_length)[None])
+        windows.append(pad_tail(real, 16)[0].float().numpy() if args.dynamic else real.float().numpy())
+    diff = verify_onnx(model, args.out, windows)
     verdict = "ok" if diff <= args.tolerance else "FAILED"
-    print(f"check against PyTorch fp32 (random and simulated windows, {h}x{w}): max abs difference "
+    kinds = "random, simulated" + (f" and {len(args.check_dat)} recorded" if args.check_dat else "")
+    print(f"check against PyTorch fp32 ({kinds} windows, {h}x{w}): max abs difference "
           f"{diff:.2e} (tolerance {args.tolerance:g}): {verdict}")  # fmt: skip
     return 0 if diff <= args.tolerance else 1
