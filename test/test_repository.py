@@ -127,6 +127,16 @@ def test_one_version_number() -> None:
     assert out.stdout.strip().splitlines()[-1] == version
 
 
+def test_changelog_is_in_the_ros_format_and_names_the_version() -> None:
+    """CHANGELOG.rst as catkin_generate_changelog / bloom read it: its newest release is the
+    package version (unreleased entries sit under "Forthcoming")."""
+    changelog = pytest.importorskip("catkin_pkg.changelog")
+    parsed = changelog.get_changelog_from_path(str(ROOT / "CHANGELOG.rst"), "stir_ros")
+    assert parsed is not None, "CHANGELOG.rst is missing or not in the ROS changelog format"
+    versions = [version for version, _, _ in parsed.foreach_version()]
+    assert versions and versions[0] == _init_version()
+
+
 def test_licence_file_matches_the_declared_licence() -> None:
     declared = ET.parse(ROOT / "package.xml").getroot().findtext("license")
     assert declared == "Apache-2.0"
