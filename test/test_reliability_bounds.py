@@ -377,3 +377,23 @@ def test_any_sequence_of_packets_and_parameters_leaves_a_working_bounded_node(pr
     assert node.images_published > images, node.diagnostics_values()
     assert dict(node.errors) == errors and node._worker.is_alive()
     assert node.errors["packet_handling"] == 0 and node.errors["inference"] == 0 and node.errors["worker"] == 0
+
+
+def test_dropped_windows_are_logged_not_only_counted(node, monkeypatch, capfd):
+    import threading
+
+    release = threading.Event()
+    real = node.engine.reconstruct
+
+    def blocks(windows):
+        release.wait(20)
+        return real(windows)
+
+    monkeypatch.setattr(node.engine, "reconstruct", blocks)
+    s = Stream()
+    for _ in range(6):  # 60 frames: 19 windows for a queue of 8 while the worker is held
+        node._on_spikes(s.packet())
+    release.set()
+    _drain(node)
+    assert node.windows_dropped > 0
+    assert "inference is slower than the stream" in capfd.readouterr().err
