@@ -397,3 +397,63 @@ def test_dropped_windows_are_logged_not_only_counted(node, monkeypatch, capfd):
     _drain(node)
     assert node.windows_dropped > 0
     assert "inference is slower than the stream" in capfd.readouterr().err
+
+
+# --------------------------------------------------------------------------- beyond the reported cases
+
+
+@pytest.mark.parametrize(
+    ("text", "needle"),
+    [
+        ("image_width: -5\nimage_height: 10\n", "image_width must be an integer in 1..4096"),
+        ("image_width: 10\nimage_height: 1000000000\n", "image_height must be an integer in 1..4096"),
+        ("image_width: abc\nimage_height: 10\n", "image_width must be an integer"),
+        ("image_width: 10\nimage_height: 10\ncamera_matrix: {data: [.nan, 0, 0, 0, 1, 0, 0, 0, 1]}\n", "finite numbers"),
+        ("image_width: 10\nimage_height: 10\ncamera_matrix: {data: [a, 0, 0, 0, 1, 0, 0, 0, 1]}\n", "must hold numbers"),
+        ("image_width: 10\nimage_height: 10\ndistortion_coefficients: {data: [" + ", ".join(["0"] * 65) + "]}\n", "at most 64"),
+    ],
+)  # fmt: skip
+def test_calibration_files_with_impossible_values_are_config_errors(tmp_path, text, needle):
+    from stir_ros.ros.conversions import camera_info_from_file
+
+    path = tmp_path / "calib.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=needle):
+        camera_info_from_file(str(path))
+
+
+def test_camera_info_that_disagrees_with_the_images_is_not_republished(node):
+    from sensor_msgs.msg import CameraInfo
+
+    node._on_camera_info(CameraInfo(height=4, width=6, k=[math.nan] * 9))  # non-finite: ignored
+    assert node.camera_info is None and node.bad_packets["camera_info"] == 1
+    published = []
+    node.info_pub.publish = published.append  # what goes out on camera_info
+    node._on_camera_info(CameraInfo(height=480, width=640, k=[500.0, 0, 320, 0, 500, 240, 0, 0, 1]))
+    s = Stream()
+    for _ in range(3):
+        node._on_spikes(s.packet())
+    _drain(node)
+    assert published and all((i.height, i.width) == (4, 6) and not any(i.k) for i in published)
+    assert node.bad_packets["camera_info_size"] == len(published)
+    node._on_camera_info(CameraInfo(height=4, width=6, k=[5.0, 0, 3, 0, 5, 2, 0, 0, 1]))
+    node._on_spikes(s.packet())
+    _drain(node)
+    assert list(published[-1].k) == [5.0, 0, 3, 0, 5, 2, 0, 0, 1]
+
+
+def test_jpeg_compressed_output_is_close_to_the_image():
+    import cv2
+
+    from stir_ros.core.imaging import to_image_array
+    from stir_ros.ros.reconstructor_node import _compress
+
+    img = np.clip(np.add.outer(np.linspace(0, 1, 48), np.linspace(0, 0.5, 64)), 0, 1).astype(np.float32)
+    msg = _compress(img, "32FC1", "jpeg", 95, 123, "cam")
+    assert msg.format == "mono8; jpeg compressed mono8" and msg.header.frame_id == "cam"
+    decoded = cv2.imdecode(np.frombuffer(bytes(msg.data), np.uint8), cv2.IMREAD_UNCHANGED)
+    assert np.abs(decoded.astype(int) - to_image_array(img, "mono8").astype(int)).max() <= 3
+    png = _compress(img, "mono16", "png", 90, 123, "cam")
+    assert png.format == "mono16; png compressed mono16"
+    np.testing.assert_array_equal(cv2.imdecode(np.frombuffer(bytes(png.data), np.uint8), cv2.IMREAD_UNCHANGED),
+                                  to_image_array(img, "mono16"))  # fmt: skip

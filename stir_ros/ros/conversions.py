@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import array
 import copy
+import math
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -25,7 +26,7 @@ from sensor_msgs.msg import CameraInfo, Image
 
 from stir_ros.core.errors import ConfigError
 from stir_ros.core.imaging import from_image_bytes, to_image_array
-from stir_ros.core.limits import bound_for
+from stir_ros.core.limits import MAX_FRAME_SIDE, bound_for
 from stir_ros.core.packing import ENCODING_VIDAR_BITPACKED, decode_payload, encode_frames
 from stir_ros.core.stream import PacketHeader
 from stir_ros.msg import SpikePacket
@@ -191,9 +192,15 @@ def _matrix(data: Mapping[str, Any], key: str, size: int | None, path: os.PathLi
     if entry is None:
         return []
     values = entry.get("data") if isinstance(entry, Mapping) else entry
-    if not isinstance(values, list) or (size is not None and len(values) != size):
-        raise ConfigError(f"{path}: {key} must hold {size or 'a list of'} numbers, got {values!r}")
-    return [float(v) for v in values]
+    if not isinstance(values, list) or (size is not None and len(values) != size) or len(values) > 64:
+        raise ConfigError(f"{path}: {key} must hold {size or 'a list of (at most 64)'} numbers, got {values!r}")
+    try:
+        numbers = [float(v) for v in values]
+    except (TypeError, ValueError) as err:
+        raise ConfigError(f"{path}: {key} must hold numbers, got {values!r}") from err
+    if not all(math.isfinite(v) for v in numbers):
+        raise ConfigError(f"{path}: {key} must hold finite numbers, got {values!r}")
+    return numbers
 
 
 def camera_info_from_file(url: str, frame_id: str = "") -> CameraInfo:
@@ -215,9 +222,15 @@ def camera_info_from_file(url: str, frame_id: str = "") -> CameraInfo:
         raise ConfigError(f"camera calibration '{path}' is not valid YAML: {err}") from err
     if not isinstance(data, Mapping) or "image_width" not in data or "image_height" not in data:
         raise ConfigError(f"camera calibration '{path}' needs image_width and image_height")
+    size = []
+    for key in ("image_width", "image_height"):
+        value = data[key]
+        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_FRAME_SIDE:
+            raise ConfigError(f"camera calibration '{path}': {key} must be an integer in 1..{MAX_FRAME_SIDE}, got {value!r}")
+        size.append(value)
     info = CameraInfo()
     info.header.frame_id = frame_id
-    info.width, info.height = int(data["image_width"]), int(data["image_height"])
+    info.width, info.height = size
     info.distortion_model = str(data.get("distortion_model", "plumb_bob"))
     k = _matrix(data, "camera_matrix", 9, path)
     r = _matrix(data, "rectification_matrix", 9, path)

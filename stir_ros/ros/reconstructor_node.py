@@ -17,6 +17,7 @@ that receives spikes never waits for inference.
 
 from __future__ import annotations
 
+import math
 import os
 import threading
 import time
@@ -305,6 +306,15 @@ class SpikeReconstructor(Node):
     # ------------------------------------------------------------------ input (executor thread)
 
     def _on_camera_info(self, msg: CameraInfo) -> None:
+        """Keep the camera's calibration if it is usable: finite numbers, K/R/P of their sizes."""
+        try:
+            numbers = [*msg.d, *msg.k, *msg.r, *msg.p]
+            if not all(math.isfinite(float(v)) for v in numbers) or len(msg.d) > 64:
+                raise ValueError("non-finite numbers or more than 64 distortion coefficients")
+        except (TypeError, ValueError) as err:
+            self.bad_packets["camera_info"] += 1
+            self._warn("bad:camera_info", f"ignored a camera_info: {err}")
+            return
         self.camera_info = msg
 
     def _on_spikes(self, msg: SpikePacket) -> None:
@@ -440,7 +450,13 @@ class SpikeReconstructor(Node):
                 return  # stopping: publishers are about to go
             w = pending.window
             self.image_pub.publish(image_to_msg(img, encoding, w.centre_stamp_ns, pending.frame_id))
-            info = self.camera_info or default_camera_info(w.height, w.width)
+            info = self.camera_info
+            if info is None or (info.height, info.width) != (w.height, w.width):
+                if info is not None:  # a calibration of another size does not describe these images
+                    self.bad_packets["camera_info_size"] += 1
+                    self._warn("bad:camera_info_size", f"camera_info is {info.height}x{info.width}, images are "
+                               f"{w.height}x{w.width}: publishing an uncalibrated camera_info")  # fmt: skip
+                info = default_camera_info(w.height, w.width)
             self.info_pub.publish(restamp_camera_info(info, w.centre_stamp_ns, pending.frame_id))
             if self.compressed_pub is not None:
                 self.compressed_pub.publish(
