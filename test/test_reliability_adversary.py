@@ -138,8 +138,12 @@ def test_unbounded_parameters_are_refused_at_run_time_and_at_start(nodes, ros_no
     for name, value in (("window_length", 1_000_000), ("queue_size", 10**12), ("output_rate_hz", math.inf)):
         bad = nodes.start("spike_reconstructor", f"{ns}_start_{name}", {**TFP, name: value})
         assert bad.wait(timeout=60) == 1
+    # The driver's parameters have ranges too (its descriptors): a 1e308 Hz sensor does not start.
+    for name, value in (("frame_rate_hz", 1e308), ("height", 100_000), ("frames_per_packet", 0)):
+        bad = nodes.start("spike_camera_driver", f"{ns}_drv_{name}", {"source": "sim", name: value})
+        assert bad.wait(timeout=60) == 1
     log = nodes.logs()
-    assert log.count("cannot start") >= 3 and "Traceback" not in log
+    assert log.count("cannot start") >= 6 and "Traceback" not in log
 
 
 def test_parameter_descriptors_carry_ranges(nodes, ros_node, tmp_path):
