@@ -230,3 +230,60 @@ def test_authors_state_dict_file_is_accepted(tmp_path):
         assert (model(x) - official(x)).abs().max().item() <= 1e-4
     with pytest.raises(CheckpointError, match="expected 61"):
         load_checkpoint(path, expected_window_length=61)
+
+
+@pytest.mark.parametrize(
+    ("kind", "needle"),
+    [
+        ("empty", "is not a torch file: it is an empty file"),
+        ("lfs", "is not a torch file: it is a Git LFS pointer"),
+        ("html", "is not a torch file: it is an HTML/XML page"),
+        ("random", "is not a torch file: it is unknown binary data"),
+        ("gzip", "is not a torch file: it is a compressed archive"),
+        ("directory", "is not a regular file"),
+        ("deflated", "inflates"),  # 50 MB of zeros deflated to 50 kB: under the size limit, over the ratio
+        ("zip_without_pickle", "is a zip archive but not a torch file"),
+        ("truncated_zip", "is truncated or corrupt"),
+    ],
+)
+def test_weights_files_are_judged_before_torch_load(tmp_path, saved, monkeypatch, kind, needle):
+    import gzip
+    import zipfile
+
+    path = tmp_path / "w.pt"
+    if kind == "empty":
+        path.write_bytes(b"")
+    elif kind == "lfs":
+        path.write_text("version https://git-lfs.github.com/spec/v1\noid sha256:abc\nsize 10261641\n")
+    elif kind == "html":
+        path.write_text("<html><body>Sign in to continue</body></html>")
+    elif kind == "random":
+        path.write_bytes(bytes(random.Random(0).randrange(128, 256) for _ in range(4096)))
+    elif kind == "gzip":
+        path.write_bytes(gzip.compress(saved.read_bytes()[:1000]))
+    elif kind == "directory":
+        path.mkdir()
+    elif kind == "deflated":
+        with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as z:
+            z.writestr("archive/data.pkl", bytes(50_000_000))
+    elif kind == "zip_without_pickle":
+        with zipfile.ZipFile(path, "w") as z:
+            z.writestr("readme.txt", "hello")
+    else:
+        path.write_bytes(saved.read_bytes()[:-100])
+
+    def never(*args, **kwargs):
+        raise AssertionError("torch.load must not see this file")
+
+    monkeypatch.setattr(torch, "load", never)
+    with pytest.raises(CheckpointError) as info:
+        load_checkpoint(path)
+    message = str(info.value)
+    assert str(path) in message and needle in message and "\n" not in message
+
+
+def test_the_legacy_torch_format_is_still_read(tmp_path, model41):
+    path = tmp_path / "legacy.pt"
+    torch.save({"state_dict": model41.state_dict()}, path, _use_new_zipfile_serialization=False)
+    with pytest.raises(CheckpointError, match="not a stir_ros checkpoint"):  # read, then judged by its content
+        load_checkpoint(path)
