@@ -245,7 +245,7 @@ def check_weights_archive(path: str | os.PathLike[str]) -> None:
     """
     path = os.fspath(path)
     if not os.path.exists(path):
-        raise CheckpointError(f"checkpoint file not found: {path}")
+        raise CheckpointError(f"checkpoint file not found: {path} does not exist")
     if not os.path.isfile(path):
         raise CheckpointError(f"{path} is not a regular file (a directory or device?); expected a torch checkpoint")
     size = os.path.getsize(path)
