@@ -291,7 +291,7 @@ class SpikeReconstructor(Node):
         if engine.method != "stir" or engine.device.type != "cpu" or key in self._throughput_noted:
             return
         self._throughput_noted.add(key)
-        batch = batch_limit(engine.batch_size, engine.window_length, height, width)
+        batch = 1  # one extra window: a batch of max_batch would delay the first image by seconds on a CPU
         start = time.perf_counter()
         engine.reconstruct(np.zeros((batch, engine.window_length, height, width), np.uint8))
         per_s = batch / max(time.perf_counter() - start, 1e-9)
