@@ -52,7 +52,7 @@ setup(
     package_data={"stir_ros": ["weights/*.pt", "weights/*.md", "models/*.md"]},
     include_package_data=False,
     install_requires=_requirements("base.txt") + ["torch>=2.4,<2.15"],
-    extras_require={"test": _requirements("test.txt")},
+    extras_require={"test": _requirements("test.txt"), "deploy": _requirements("deploy.txt")},
     entry_points={
         "console_scripts": [
             "stir-ros = stir_ros.cli:main",

@@ -88,7 +88,7 @@ def _live_vs_offline(tmp_path: Path, env: dict[str, str], params: list[str], opt
     rec = _Proc([*cli, "record", str(tmp_path / "live"), f"/{ns}/image", f"/{ns}/camera_info",
                  "--max-messages", str(2 * expected_images), "--duration", "60"], env)
     node = _Proc([sys.executable, "-m", "stir_ros.ros.reconstructor_node", "--ros-args", "-r", f"__ns:=/{ns}",
-                  "-p", "stride_frames:=20", "-p", "queue_size:=1000", "-p", "max_batch:=4", *params], env)
+                  "-p", "stride_frames:=20", "-p", "queue_size:=256", "-p", "max_batch:=4", *params], env)
     play = None
     try:
         node.wait_for(["ready"], 60)
