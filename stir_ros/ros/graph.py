@@ -76,17 +76,20 @@ DRIVER_PARAMETERS: tuple[ParamSpec, ...] = (
     ParamSpec("dat_path", "", "Path of the .dat file (source 'dat')."),
     ParamSpec("height", 250, "Frame height in pixels (the .dat file's, or the simulated size)."),
     ParamSpec("width", 400, "Frame width in pixels."),
-    ParamSpec("frame_rate_hz", defaults.FRAME_RATE_HZ, "Sensor frame rate (frames per second); paces playback and sets the sensor clock."),
+    ParamSpec("frame_rate_hz", defaults.FRAME_RATE_HZ,
+              "Sensor frame rate (frames per second); paces playback and sets the sensor clock."),
     ParamSpec("frames_per_packet", defaults.FRAMES_PER_PACKET, "Frames per SpikePacket (100 frames of 250x400 = 1.25 MB)."),
     ParamSpec("realtime", True, "Pace packets at frame_rate_hz in real time; false publishes as fast as possible."),
     ParamSpec("loop", False, "Restart the .dat file at its end (frame indices keep counting)."),
     ParamSpec("max_frames", 0, "Stop after this many frames (0: at the end of the file, or never for 'sim')."),
     ParamSpec("encoding", defaults.PAYLOAD_ENCODING, "Payload encoding: 'vidar_bitpacked' or 'unpacked_u8'."),
     ParamSpec("frame_id", defaults.FRAME_ID, "header.frame_id of packets and camera_info."),
-    ParamSpec("camera_info_url", "", "Calibration file (file:// or package:// URL, camera_calibration YAML); empty: uncalibrated."),
+    ParamSpec("camera_info_url", "",
+              "Calibration file (file:// or package:// URL, camera_calibration YAML); empty: uncalibrated."),
     ParamSpec("wait_for_subscribers", 0, "Before publishing, wait until this many subscribers match the spikes topic "
               "(the launch files and stir-ros run set 1: the reconstructor they start)."),
-    ParamSpec("wait_for_subscribers_timeout_s", defaults.WAIT_FOR_SUBSCRIBERS_TIMEOUT_S, "Give up waiting for subscribers after this many seconds and start."),
+    ParamSpec("wait_for_subscribers_timeout_s", defaults.WAIT_FOR_SUBSCRIBERS_TIMEOUT_S,
+              "Give up waiting for subscribers after this many seconds and start."),
     ParamSpec("sim_seed", 0, "Seed of the simulated scene and sensor."),
     ParamSpec("sim_alpha", defaults.ALPHA, "Simulated sensor alpha (firing rate at intensity 1)."),
     ParamSpec("sim_max_speed", 0.02, "Peak speed of the simulated scene, pixels per frame."),
@@ -117,6 +120,8 @@ RECONSTRUCTOR_PARAMETERS: tuple[ParamSpec, ...] = (
     ParamSpec("compressed_format", "", "Also publish image/compressed (sensor_msgs/CompressedImage): 'png' (lossless) "
               "or 'jpeg'; empty: off."),
     ParamSpec("jpeg_quality", 90, "JPEG quality (1-100) of image/compressed when compressed_format is 'jpeg'.", True),
+    ParamSpec("lazy", False, "Reconstruct only while image, camera_info or image/compressed has a subscriber; "
+              "packets are still received and counted.", True),
 )
 
 _NODE_PARAMETERS = {DRIVER_NAME: DRIVER_PARAMETERS, RECONSTRUCTOR_NAME: RECONSTRUCTOR_PARAMETERS}
@@ -141,6 +146,7 @@ LAUNCH_ARGUMENTS: dict[str, tuple[tuple[str, ...], str | None, str]] = {
     "max_batch": ((RECONSTRUCTOR_NAME,), "max_batch", "most windows per forward pass"),
     "alpha": ((RECONSTRUCTOR_NAME,), "alpha", "sensor alpha"),
     "output_encoding": ((RECONSTRUCTOR_NAME,), "output_encoding", "mono8 | mono16 | 32FC1"),
+    "lazy": ((RECONSTRUCTOR_NAME,), "lazy", "reconstruct only while the images have subscribers"),
     "source": ((DRIVER_NAME,), "source", "dat | sim"),
     "dat_path": ((DRIVER_NAME,), "dat_path", ".dat file for source dat"),
     "height": ((DRIVER_NAME,), "height", "frame height"),
@@ -162,7 +168,7 @@ LAUNCH_ARGUMENTS: dict[str, tuple[tuple[str, ...], str | None, str]] = {
 
 _MODEL_ARGUMENTS = (
     "method", "weights", "device", "precision", "backend", "window_length", "stride_frames", "output_rate_hz",
-    "max_batch", "alpha", "output_encoding", "frame_id", "use_sim_time", "spikes_topic", "image_topic",
+    "max_batch", "alpha", "output_encoding", "lazy", "frame_id", "use_sim_time", "spikes_topic", "image_topic",
     "camera_info_topic", "namespace",
 )
 _DRIVER_ARGUMENTS = (

@@ -98,6 +98,7 @@ class ReconstructorSettings:
     stall_timeout_s: float = 30.0
     compressed_format: str = ""
     jpeg_quality: int = 90
+    lazy: bool = False
 
     def __post_init__(self) -> None:
         # Every number against its bound (finite, within what the machine and sensor allow).
@@ -118,6 +119,8 @@ class ReconstructorSettings:
             raise ConfigError(f"diagnostics_period_s must be positive, got {self.diagnostics_period_s}")
         if self.warmup_height < 0 or self.warmup_width < 0:
             raise ConfigError("warmup_height and warmup_width must be >= 0")
+        if not isinstance(self.lazy, bool):
+            raise ConfigError(f"lazy must be true or false, got {self.lazy!r}")
         if self.executor not in EXECUTORS:
             raise ConfigError(f"executor must be one of {', '.join(EXECUTORS)}, got {self.executor!r}")
 
@@ -210,6 +213,7 @@ class SpikeReconstructor(Node):
         self._cv = threading.Condition()
         self._running = True
         self.busy = False  # the worker holds a batch (read by tests and diagnostics)
+        self.idle = False  # lazy and nobody subscribes to the images: packets counted, not reconstructed
 
         overrides = QoSOverridingOptions.with_default_policies()
         self.image_pub = self.create_publisher(Image, "image", OUTPUT_QOS, qos_overriding_options=overrides)
@@ -242,6 +246,29 @@ class SpikeReconstructor(Node):
             return name  # remapped explicitly: the remap wins
         parent = topic.rsplit("/", 1)[0]
         return f"{parent}/{name}"
+
+    def has_subscribers(self) -> bool:
+        """Whether anything subscribes to an image output (image, camera_info, image/compressed)."""
+        pubs = [self.image_pub, self.info_pub, self.compressed_pub]
+        return any(p is not None and p.get_subscription_count() > 0 for p in pubs)
+
+    def _idle_now(self) -> bool:
+        """With ``lazy``: whether to skip reconstruction for lack of subscribers.
+
+        Going idle empties the window buffer and the queue (nothing is decoded or reconstructed for
+        nobody); when a subscriber appears, cutting starts afresh at the next window of the frame grid.
+        """
+        idle = self.settings.lazy and not self.has_subscribers()
+        if idle != self.idle:
+            self.idle = idle
+            if idle:
+                with self._cv:
+                    self._queue.clear()
+                    self._unserved_since = None
+                self.cutter = None
+            emit(self.get_logger().info, "no subscribers to the images: idle (lazy), counting packets only" if idle
+                 else "an image output has a subscriber: reconstructing")  # fmt: skip
+        return idle
 
     def _start_worker(self) -> threading.Thread:
         worker = threading.Thread(target=self._work, name="reconstruction", daemon=True)
@@ -352,6 +379,8 @@ class SpikeReconstructor(Node):
         if check.action == "drop":
             self._warn(check.event or "drop", check.message)
             return
+        if self._idle_now():
+            return  # counted by the monitor; no window is cut, decoded or queued
         stride = self.settings.stride_for(header.frame_rate_hz)
         if self.cutter is None or (self.cutter.stride_frames, self.cutter.window_length) != (stride, window_length):
             self.cutter = WindowCutter(window_length, stride)
@@ -504,9 +533,11 @@ class SpikeReconstructor(Node):
     # ------------------------------------------------------------------ diagnostics
 
     def held_spike_bytes(self) -> int:
-        """Bytes of spike data the node holds now: packet payloads referred to by the window buffer
-        and by queued windows, each counted once (compare with
-        :func:`stir_ros.core.limits.reconstructor_memory_bound`)."""
+        """Bytes of spike data the node holds now.
+
+        Packet payloads referred to by the window buffer and by queued windows, each counted once
+        (compare with :func:`stir_ros.core.limits.reconstructor_memory_bound`).
+        """
         with self._cv:
             chunks = {id(c): c for p in self._queue for c, _, _ in p.window._parts}
             if self.cutter is not None:
@@ -555,6 +586,8 @@ class SpikeReconstructor(Node):
             "worker_errors": self.errors["worker"],
             "oom_fallbacks": self.engine.oom_fallbacks,
             "last_warning": self._last_warning,
+            "lazy": self.settings.lazy,
+            "idle_no_subscribers": self.settings.lazy and not self.has_subscribers(),
         }
         values.update({f"input_{k}": v for k, v in m.counters().items()})
         values.update({f"bad_packets_{k}": v for k, v in sorted(self.bad_packets.items())})
@@ -581,6 +614,9 @@ class SpikeReconstructor(Node):
                    "packet_handling_errors", "parameter_errors", "worker_restarts")  # fmt: skip
         problems = [k for k in counted if values[k]]
         message = "ok" if not problems else "counted: " + ", ".join(problems)
+        if values["idle_no_subscribers"]:  # lazy and nobody listens: a normal state, level OK
+            idle = "idle: no subscribers to the images (lazy)"
+            message = idle if message == "ok" else f"{idle}; {message}"
         # A stream that stops (driver gone, link cut) is reported until packets come again.
         idle_limit = max(2.0, 2 * self.settings.diagnostics_period_s, 3 * self._packet_span_s)
         if values["input_idle_s"] > idle_limit:
@@ -598,7 +634,8 @@ class SpikeReconstructor(Node):
         level, message, values = self.health()
         msg = DiagnosticArray()
         msg.header.stamp = self.get_clock().now().to_msg()
-        msg.status = [diagnostic_status(f"{self.get_fully_qualified_name()}: reconstruction", RECONSTRUCTOR_NAME, level, message, values)]
+        name = f"{self.get_fully_qualified_name()}: reconstruction"
+        msg.status = [diagnostic_status(name, RECONSTRUCTOR_NAME, level, message, values)]
         self.diag_pub.publish(msg)
 
     def stop(self) -> None:
