@@ -27,7 +27,7 @@ def cpu_model() -> str:
 
 
 def cpu_seconds(pid: int) -> float:
-    """user + system CPU seconds of a process (from /proc), NaN if it is gone."""
+    """User + system CPU seconds of a process (from /proc), NaN if it is gone."""
     try:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")

@@ -17,13 +17,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -96,14 +94,14 @@ def main() -> None:
         ov16 = OpenVinoSTIR(ours, "bf16", threads=threads)
         fns = {
             "authors fp32": lambda: Authors(authors, device)(x),
-            "ours torch bf16": lambda: torch_bf16(x),
-            "ours openvino f32": lambda: ov32(x),
-            "ours openvino bf16": lambda: ov16(x),
+            "ours torch bf16": lambda m=torch_bf16: m(x),
+            "ours openvino f32": lambda m=ov32: m(x),
+            "ours openvino bf16": lambda m=ov16: m(x),
         }
         session = ort_session(data, threads)
         if session is not None:
             xf = x.float().numpy()
-            fns["onnxruntime f32"] = lambda: session.run(None, {"spikes": xf})
+            fns["onnxruntime f32"] = lambda s=session, xf=xf: s.run(None, {"spikes": xf})
         times = interleaved(fns, device, args.repeat, 1, per_call=True)
         for name in list(fns)[1:]:
             report.speed(f"latency p50, 1x61x250x400, {threads} thread(s), {name}", "authors fp32",

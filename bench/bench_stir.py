@@ -303,7 +303,7 @@ def speed_rows(args: argparse.Namespace, authors: torch.nn.Module, ours: STIR, d
         for w in windows:
             m(w)
 
-    def streamed() -> None:
+    def streamed(stream: StreamingSTIR = stream) -> None:
         stream.reset()
         for i, w in enumerate(windows):
             stream.reconstruct_stream(w, [i * stride])

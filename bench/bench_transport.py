@@ -172,7 +172,8 @@ def main() -> int:
     parser.add_argument("--frames-per-packet", type=int, default=100)
     parser.add_argument("--stride-frames", type=int, default=200)
     parser.add_argument("--skip-reference", action="store_true")
-    parser.add_argument("--depth", type=int, default=0, help="history depth of the spikes topic (qos_overrides; 0: the nodes' default)")
+    parser.add_argument("--depth", type=int, default=0,
+                        help="history depth of the spikes topic (qos_overrides; 0: the nodes' default)")
     parser.add_argument("--executor", default="", help="the reconstructor's executor parameter (empty: its default)")
     parser.add_argument("--reference-with-profile", action="store_true",
                         help="also run the bare rclpy reference with stir_ros's Fast DDS profile")
@@ -210,7 +211,8 @@ def main() -> int:
                 ref = run_reference(h, w, args.frames_per_packet, rate, args.seconds, not args.best_effort, profile_env)
                 print(f"  reference with stir_ros's Fast DDS profile: {ref['received']}/{ref['sent']} packets, "
                       f"lost {ref['lost']} ({100 * ref['lost'] / max(ref['sent'], 1):.2f}%)")
-            res = run_pipeline(dat, h, w, args.frames_per_packet, rate, args.seconds, args.stride_frames, not args.best_effort, env, args.depth, args.executor)
+            res = run_pipeline(dat, h, w, args.frames_per_packet, rate, args.seconds, args.stride_frames,
+                               not args.best_effort, env, args.depth, args.executor)
             print(f"  stir_ros driver -> reconstructor: {res['received']}/{res['sent']} packets, "
                   f"lost {res['lost']} ({100 * res['lost'] / max(res['sent'], 1):.2f}%; seq gaps {res['lost_seq']}), "
                   f"{res['fps']:.0f} frames/s received (median)")

@@ -1,4 +1,5 @@
-"""Reconstructor only, for a real camera driver or a bag played elsewhere:
+"""Reconstructor only, for a real camera driver or a bag played elsewhere.
+
 ``ros2 launch stir_ros reconstruct.launch.py method:=stir spikes_topic:=/camera/spikes``.
 
 The node graph (executables, names, parameters, remappings) comes from

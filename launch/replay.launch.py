@@ -1,4 +1,5 @@
-"""Bag replay + reconstructor on the bag's clock:
+"""Bag replay + reconstructor on the bag's clock.
+
 ``ros2 launch stir_ros replay.launch.py bag:=recording method:=stir``.
 
 Plays the bag with ``stir-ros bag play BAG --clock`` (publishes /clock) and runs the

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import random
+import uuid
 
 import pytest
 
@@ -42,3 +43,29 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 def ros_env() -> dict[str, str]:
     """Environment for child processes that run ROS nodes (same domain as this session)."""
     return dict(os.environ)
+
+
+@pytest.fixture()
+def nodes(tmp_path, ros_env):
+    """Node processes started by a test (``ros_support.Nodes``), stopped when it ends."""
+    pytest.importorskip("rclpy")
+    from ros_support import Nodes
+
+    n = Nodes(tmp_path, ros_env)
+    try:
+        yield n
+    finally:
+        n.stop()
+
+
+@pytest.fixture()
+def ros_node():
+    """An rclpy node in this test process (subscriptions, publishers, service calls)."""
+    rclpy = pytest.importorskip("rclpy")
+    rclpy.init()
+    node = rclpy.create_node(f"test_{uuid.uuid4().hex[:8]}")
+    try:
+        yield node
+    finally:
+        node.destroy_node()
+        rclpy.try_shutdown()

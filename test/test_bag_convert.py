@@ -108,7 +108,7 @@ def test_mcap_has_type_hash_and_chunk_crcs(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("storage", ["sqlite3", "mcap"])
 def test_third_party_reader_decodes_with_the_stored_definitions(tmp_path: Path, storage: str) -> None:
-    """rosbags' AnyReader, knowing nothing of SpikePacket, reads it from the definition in the bag."""
+    """Rosbags' AnyReader, knowing nothing of SpikePacket, reads it from the definition in the bag."""
     from rosbags.highlevel import AnyReader
     from rosbags.typesys import Stores, get_typestore as rosbags_store
 

@@ -111,8 +111,10 @@ def test_folder_mode_writes_stamped_pngs_and_a_gif(tmp_path: Path) -> None:
 
 
 def test_mp4_video_is_written_and_the_summary_and_progress_are_in_images(tmp_path: Path, capsys) -> None:
-    """The set-up installs imageio-ffmpeg: --video x.mp4 works. The progress bar ends at 100 % and
-    the summary reports images per second."""
+    """The set-up installs imageio-ffmpeg: --video x.mp4 works.
+
+    The progress bar ends at 100 % and the summary reports images per second.
+    """
     import imageio.v2 as imageio
 
     frames = _frames(150, 32, 48)

@@ -1,5 +1,7 @@
-"""Bags written by the package carry their message definitions: a viewer that knows no
-stir_ros type (Foxglove, rosbags with an empty type store) decodes every message."""
+"""Bags written by the package carry their message definitions.
+
+A viewer that knows no stir_ros type (Foxglove, rosbags with an empty type store) decodes every message.
+"""
 
 from __future__ import annotations
 

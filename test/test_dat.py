@@ -18,7 +18,7 @@ DATA = Path(__file__).parent / "data"
 
 
 def _spikezoo_train() -> Path:
-    """spikezoo's bundled REDS-derived clips, wherever pip installed the package (maybe absent)."""
+    """Spikezoo's bundled REDS-derived clips, wherever pip installed the package (maybe absent)."""
     import importlib.util
 
     # find_spec locates the package without importing it (spikezoo's __init__ needs extra deps).
@@ -188,7 +188,7 @@ def test_empty_file_has_zero_frames(tmp_path: Path) -> None:
 
 
 def _authors_spike_utils():
-    """spikezoo's spike_utils.py, loaded by path: the package __init__ pulls in heavy extras."""
+    """Spikezoo's spike_utils.py, loaded by path: the package __init__ pulls in heavy extras."""
     import importlib.util
 
     path = SPIKEZOO.parents[2] / "utils" / "spike_utils.py"

@@ -80,8 +80,10 @@ def test_profile_segment_holds_many_default_packets_and_keeps_udp():
 
 
 def _segments_mapped_by(pid: int) -> dict[str, int]:
-    """Fast DDS shared-memory segments (name -> size) that process ``pid`` has mapped: its own and
-    those of the peers it writes to. Other ROS 2 processes on the machine do not count."""
+    """Fast DDS shared-memory segments (name -> size) that process ``pid`` has mapped.
+
+    Its own and those of the peers it writes to. Other ROS 2 processes on the machine do not count.
+    """
     out = {}
     for line in Path(f"/proc/{pid}/maps").read_text().splitlines():
         path = line.split(maxsplit=5)[-1] if len(line.split()) >= 6 else ""

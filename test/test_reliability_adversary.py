@@ -27,7 +27,7 @@ from rcl_interfaces.msg import ParameterType  # noqa: E402
 from rcl_interfaces.srv import DescribeParameters  # noqa: E402
 from rclpy.qos import qos_profile_sensor_data  # noqa: E402
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image  # noqa: E402
-from test_ros_pipeline import RELIABLE, Collector, _packet, _set_parameters, nodes, ros_node, spin_until  # noqa: E402, F401
+from ros_support import RELIABLE, Collector, set_parameters, spike_packet, spin_until  # noqa: E402
 
 from stir_ros.core.engine import default_weights_path  # noqa: E402
 from stir_ros.msg import SpikePacket  # noqa: E402
@@ -96,11 +96,11 @@ def test_warnings_and_errors_in_any_order_never_stop_the_node(nodes, ros_node):
     col.wait_for_reconstructor(nodes)
     pub = _publisher(ros_node, f"/{ns}/spikes")
     _send(ros_node, pub, [
-        *[_packet(s, 20 * s) for s in range(4)],                      # windows 0, 20, 40
-        _packet(6, 120),                                              # seq gap: a warning
-        _packet(7, 140, frame_rate_hz=1e308),                         # then what used to raise
-        _packet(8, 160, frame_rate_hz=math.inf),
-        *[_packet(s, 20 * s) for s in range(9, 13)],                  # windows 180, 200, 220
+        *[spike_packet(s, 20 * s) for s in range(4)],                      # windows 0, 20, 40
+        spike_packet(6, 120),                                              # seq gap: a warning
+        spike_packet(7, 140, frame_rate_hz=1e308),                         # then what used to raise
+        spike_packet(8, 160, frame_rate_hz=math.inf),
+        *[spike_packet(s, 20 * s) for s in range(9, 13)],                  # windows 180, 200, 220
     ])  # fmt: skip
     assert spin_until(ros_node, lambda: len(col.images) >= 6, 30), nodes.logs()
     assert proc.poll() is None
@@ -126,12 +126,12 @@ def test_unbounded_parameters_are_refused_at_run_time_and_at_start(nodes, ros_no
         ("stride_frames", 10**12), ("jpeg_quality", 1000), ("stall_timeout_s", math.inf),
     ]  # fmt: skip
     for name, value in refused:
-        (result,) = _set_parameters(ros_node, ns, **{name: value})
+        (result,) = set_parameters(ros_node, ns, **{name: value})
         assert not result.successful, (name, value)
         assert name in result.reason or "out of range" in result.reason, (name, result.reason)
     # Still the old settings, still reconstructing.
     pub = _publisher(ros_node, f"/{ns}/spikes")
-    _send(ros_node, pub, [_packet(s, 20 * s) for s in range(4)])
+    _send(ros_node, pub, [spike_packet(s, 20 * s) for s in range(4)])
     assert spin_until(ros_node, lambda: len(col.images) >= 3, 30), nodes.logs()
     assert proc.poll() is None
 
@@ -191,13 +191,13 @@ def test_bad_weights_are_one_line_at_start_and_refused_at_run_time(nodes, ros_no
     for kind, path in bad_weights.items():
         # Checked while the method is tfp, and when switching to stir with it.
         for extra in ({}, {"method": "stir"}):
-            (result, *_) = _set_parameters(ros_node, ns, weights=str(path), **extra)
+            (result, *_) = set_parameters(ros_node, ns, weights=str(path), **extra)
             assert not result.successful, (kind, extra)
             assert str(path) in result.reason and EXPECTED[kind] in result.reason, (kind, result.reason)
-    (result,) = _set_parameters(ros_node, ns, weights="/nonexistent/weights.pt")
+    (result,) = set_parameters(ros_node, ns, weights="/nonexistent/weights.pt")
     assert not result.successful and "not found" in result.reason
     pub = _publisher(ros_node, f"/{ns}/spikes")
-    _send(ros_node, pub, [_packet(s, 20 * s) for s in range(4)])
+    _send(ros_node, pub, [spike_packet(s, 20 * s) for s in range(4)])
     assert spin_until(ros_node, lambda: len(col.images) >= 3, 30), nodes.logs()
     assert proc.poll() is None and col.wait_for_diag(lambda d: d["method"] == "tfp")
     assert "FATAL" not in nodes.logs() and "Traceback" not in nodes.logs()
@@ -246,7 +246,7 @@ def test_compressed_png_and_camera_info_beside_a_remapped_image_topic(nodes, ros
         info_pub.publish(calib)
         spin_until(ros_node, lambda: False, 0.05)
     pub = _publisher(ros_node, f"{cam}/spikes")
-    _send(ros_node, pub, [_packet(s, 20 * s) for s in range(5)])
+    _send(ros_node, pub, [spike_packet(s, 20 * s) for s in range(5)])
     ok = spin_until(ros_node, lambda: len(images) >= 4 and len(compressed) >= 4 and len(infos) >= 4, 30)
     assert ok, f"{len(images)} {len(compressed)} {len(infos)}\n{nodes.logs()}"
     for raw, comp in zip(images, compressed):
@@ -272,7 +272,7 @@ def test_stop_while_reconstructing_logs_nothing_alarming(nodes, ros_node):
     # 64x96 frames: 15 windows of 41 frames wait in each; SIGINT comes after the first images, mid-queue.
     for s in range(16):
         for ns in cams:
-            pubs[ns].publish(_packet(s, 41 * s, n=41, h=64, w=96))
+            pubs[ns].publish(spike_packet(s, 41 * s, n=41, h=64, w=96))
         spin_until(ros_node, lambda: False, 0.02)
     assert spin_until(ros_node, lambda: all(len(c.images) >= 1 for c in cols.values()), 180), nodes.logs()
     for proc in procs.values():

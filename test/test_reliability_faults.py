@@ -25,7 +25,7 @@ torch = pytest.importorskip("torch")
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus  # noqa: E402
 from rclpy.parameter import Parameter  # noqa: E402
 from std_msgs.msg import String  # noqa: E402
-from test_ros_pipeline import Collector, _packet, _ros_value, nodes, ros_node, spin_until  # noqa: E402, F401
+from ros_support import Collector, ros_value, spike_packet, spin_until  # noqa: E402
 
 from stir_ros.core.dat import write_dat  # noqa: E402
 from stir_ros.core.errors import ConfigError  # noqa: E402
@@ -149,7 +149,7 @@ def test_reconstructor_killed_and_restarted_driver_unaffected(nodes, ros_node, l
 
 
 @pytest.fixture()
-def reconstructor(ros_node, request):  # noqa: F811 - ros_node is the imported fixture
+def reconstructor(ros_node, request):
     """A SpikeReconstructor in this process; parameters through indirect parametrization."""
     params = request.param
     node = SpikeReconstructor(
@@ -165,7 +165,7 @@ def reconstructor(ros_node, request):  # noqa: F811 - ros_node is the imported f
 
 def _feed(node: SpikeReconstructor, packets: int, images: int) -> None:
     for s in range(packets):
-        node._on_spikes(_packet(s, 20 * s))  # the subscription callback, as the executor calls it
+        node._on_spikes(spike_packet(s, 20 * s))  # the subscription callback, as the executor calls it
     deadline = time.monotonic() + 20
     while node.images_published < images and time.monotonic() < deadline:
         time.sleep(0.02)
@@ -222,15 +222,17 @@ def test_cuda_requested_without_cuda_runs_on_cpu_with_a_warning(capfd, reconstru
 BAD_START = [
     ("spike_reconstructor", "method", "foo", "method must be one of stir, tfp, tfi, got 'foo'"),
     ("spike_reconstructor", "precision", "fp8", "precision must be one of fp32, fp16, bf16, got 'fp8'"),
-    ("spike_reconstructor", "window_length", "abc", "parameter 'window_length' to 'abc' of type 'STRING', expecting type 'INTEGER'"),
-    ("spike_camera_driver", "frame_rate_hz", "fast", "parameter 'frame_rate_hz' to 'fast' of type 'STRING', expecting type 'DOUBLE'"),
+    ("spike_reconstructor", "window_length", "abc",
+     "parameter 'window_length' to 'abc' of type 'STRING', expecting type 'INTEGER'"),
+    ("spike_camera_driver", "frame_rate_hz", "fast",
+     "parameter 'frame_rate_hz' to 'fast' of type 'STRING', expecting type 'DOUBLE'"),
 ]  # fmt: skip
 
 
 def test_invalid_parameters_at_start_exit_with_the_reason(ros_env):
     # All at once: each process mostly waits for imports.
     procs = [
-        subprocess.Popen([exe, "--ros-args", "-r", f"__ns:=/badparam_{i}", "-p", f"{name}:={_ros_value(value)}"],
+        subprocess.Popen([exe, "--ros-args", "-r", f"__ns:=/badparam_{i}", "-p", f"{name}:={ros_value(value)}"],
                          env=ros_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         for i, (exe, name, value, _) in enumerate(BAD_START)
     ]  # fmt: skip
@@ -251,7 +253,8 @@ def test_invalid_parameters_at_start_exit_with_the_reason(ros_env):
 @pytest.mark.parametrize(
     ("cls", "name", "value", "needle"),
     [
-        (ReconstructorSettings, "window_length", -3, "window_length must be in 0..1024 (frames per window (0: automatic)), got -3"),
+        (ReconstructorSettings, "window_length", -3,
+         "window_length must be in 0..1024 (frames per window (0: automatic)), got -3"),
         (DriverSettings, "source", "usb", "source must be 'dat' or 'sim', got 'usb'"),
         (DriverSettings, "frames_per_packet", 0, "frames_per_packet must be >= 1, got 0"),
         (ReconstructorSettings, "device", "tpu", "device must be auto, cpu, cuda or cuda:N, got 'tpu'"),

@@ -127,7 +127,8 @@ def test_monitor_counters_are_consistent(draws, consecutive):
             prev = [hd for hd, k in zip(headers[:i], checks[:i]) if k.action != "drop"][-1]
             hd = headers[i]
             assert hd.seq == prev.seq + 1 and hd.first_frame_index == prev.first_frame_index + prev.num_frames
-            assert (hd.height, hd.width, hd.encoding, hd.frame_rate_hz) == (prev.height, prev.width, prev.encoding, prev.frame_rate_hz)
+            assert (hd.height, hd.width, hd.encoding, hd.frame_rate_hz) == (
+                prev.height, prev.width, prev.encoding, prev.frame_rate_hz)
             assert hd.stamp_ns >= prev.stamp_ns
 
 
@@ -194,7 +195,8 @@ from stir_ros.ros.conversions import frames_to_packet, packet_header, packet_to_
 @given(
     n=st.integers(1, 5), h=st.integers(1, 33), w=st.integers(1, 33), encoding=st.sampled_from(ENCODINGS),
     seq=st.integers(0, 2**64 - 1), first=st.integers(0, 2**64 - 1), rate=st.floats(1e-3, 1e6),
-    stamp=st.integers(0, (2**31 - 1) * 10**9), frame_id=st.text(st.characters(codec="utf-8", exclude_characters="\0"), max_size=12), seed=st.integers(0, 2**32 - 1),
+    stamp=st.integers(0, (2**31 - 1) * 10**9),
+    frame_id=st.text(st.characters(codec="utf-8", exclude_characters="\0"), max_size=12), seed=st.integers(0, 2**32 - 1),
     density=st.sampled_from([0.0, 0.3, 1.0]),
 )  # fmt: skip
 def test_spike_packet_round_trip_through_serialization(n, h, w, encoding, seq, first, rate, stamp, frame_id, seed, density):
@@ -239,7 +241,8 @@ CORRUPTIONS = st.sampled_from(["none", "none", "none", "truncate", "extend", "en
             st.sampled_from([ENCODING_VIDAR_BITPACKED, ENCODING_VIDAR_BITPACKED, ENCODING_UNPACKED_U8]),
             st.integers(-(10**8), 10**9),  # stamp step
             CORRUPTIONS,
-            st.one_of(U32, FRAME_RATE, st.text(st.characters(codec="utf-8"), max_size=8)),  # the corrupt value (DDS strings are UTF-8)
+            # the corrupt value (DDS strings are UTF-8)
+            st.one_of(U32, FRAME_RATE, st.text(st.characters(codec="utf-8"), max_size=8)),
         ),
         min_size=1, max_size=25,
     )

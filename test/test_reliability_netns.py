@@ -193,7 +193,8 @@ def test_driver_and_reconstructor_on_two_hosts_survive_a_cut_link(tmp_path, ros_
         mon = Lines(start("monitor", hosts.b, [sys.executable, "-c", MONITOR, ns], "10.200.0.1", log=False))
         drv = start("driver", hosts.a, ["spike_camera_driver", *_ros_args(ns, {
             "source": "dat", "dat_path": dat, "height": H, "width": W, "frame_rate_hz": RATE, "loop": True,
-            "frames_per_packet": 100, "wait_for_subscribers": 1, "wait_for_subscribers_timeout_s": 30.0})], "10.200.0.2")  # fmt: skip
+            "frames_per_packet": 100, "wait_for_subscribers": 1, "wait_for_subscribers_timeout_s": 30.0,
+        })], "10.200.0.2")  # fmt: skip
         assert mon.wait(lambda: len(mon.images) >= 10, 60), f"no images across the veth pair\n{logs()}"
         assert mon.wait(lambda: mon.diag.get("level") == 0 and float(mon.diag["values"]["input_packets_per_s"]) > 50, 10)
 
@@ -205,7 +206,9 @@ def test_driver_and_reconstructor_on_two_hosts_survive_a_cut_link(tmp_path, ros_
 
         hosts.link_up()
         assert mon.wait(lambda: len(mon.images) >= cut + 10, 40), f"images did not resume\n{logs()}"
-        assert mon.wait(lambda: "no input" not in mon.diag.get("message", "x") and int(mon.diag["values"]["input_lost_packets"]) > 0, 10), mon.diag
+        assert mon.wait(
+            lambda: "no input" not in mon.diag.get("message", "x") and int(mon.diag["values"]["input_lost_packets"]) > 0, 10
+        ), mon.diag
         values = mon.diag["values"]
         assert mon.diag["level"] == 1 and "input_lost_packets" in mon.diag["message"]  # the loss stays reported
         assert values["bad_packets"] == "0" and values["packet_handling_errors"] == "0"

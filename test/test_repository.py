@@ -1,5 +1,7 @@
-"""What a user gets with a clone of the repository: no paths of one machine, the documents the files
-cite, one version number, the licence the metadata declares."""
+"""What a user gets with a clone of the repository.
+
+No paths of one machine, the documents the files cite, one version number, the licence the metadata declares.
+"""
 
 from __future__ import annotations
 
@@ -128,8 +130,10 @@ def test_one_version_number() -> None:
 
 
 def test_changelog_is_in_the_ros_format_and_names_the_version() -> None:
-    """CHANGELOG.rst as catkin_generate_changelog / bloom read it: its newest release is the
-    package version (unreleased entries sit under "Forthcoming")."""
+    """CHANGELOG.rst is in the format catkin_generate_changelog and bloom read.
+
+    Its newest release is the package version (unreleased entries sit under "Forthcoming").
+    """
     changelog = pytest.importorskip("catkin_pkg.changelog")
     parsed = changelog.get_changelog_from_path(str(ROOT / "CHANGELOG.rst"), "stir_ros")
     assert parsed is not None, "CHANGELOG.rst is missing or not in the ROS changelog format"

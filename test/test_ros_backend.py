@@ -15,13 +15,7 @@ import pytest
 pytest.importorskip("rclpy")
 pytest.importorskip("openvino")
 
-from test_ros_pipeline import (  # noqa: E402  (test/ is on sys.path under pytest)
-    Collector,
-    _offline_images,
-    nodes,  # noqa: F401  (fixture)
-    ros_node,  # noqa: F401  (fixture)
-    spin_until,
-)
+from ros_support import Collector, offline_images, spin_until  # noqa: E402  (test/ is on sys.path under pytest)
 
 from stir_ros.core.engine import EngineConfig, default_weights_path  # noqa: E402
 from stir_ros.ros.conversions import image_msg_to_array, packet_to_frames  # noqa: E402
@@ -35,7 +29,7 @@ pytestmark = [
 H, W, STRIDE, MAX_FRAMES = 32, 48, 100, 261  # windows 0, 100, 200 of 61 frames
 
 
-def _run_pipeline(nodes, ros_node, backend: str) -> tuple[Collector, np.ndarray]:  # noqa: F811
+def _run_pipeline(nodes, ros_node, backend: str) -> tuple[Collector, np.ndarray]:
     ns = f"backend_{uuid.uuid4().hex[:8]}"
     col = Collector(ros_node, ns)
     nodes.start("spike_reconstructor", ns, {
@@ -54,20 +48,20 @@ def _run_pipeline(nodes, ros_node, backend: str) -> tuple[Collector, np.ndarray]
 
 def _assert_same_as_offline_torch(col: Collector, frames: np.ndarray) -> None:
     config = EngineConfig(method="stir", device="cpu", backend="torch")
-    _, offline = _offline_images(frames, 0, config, STRIDE, "32FC1")
+    _, offline = offline_images(frames, 0, config, STRIDE, "32FC1")
     assert len(col.images) == len(offline) == 3
     for msg, ref in zip(col.images, offline):
         np.testing.assert_allclose(image_msg_to_array(msg), ref, atol=1e-4)
 
 
-def test_openvino_backend_in_the_node(nodes, ros_node):  # noqa: F811
+def test_openvino_backend_in_the_node(nodes, ros_node):
     col, frames = _run_pipeline(nodes, ros_node, "openvino")
     _assert_same_as_offline_torch(col, frames)
     log = nodes.logs()
     assert "backend openvino" in log and "falling back" not in log, log
 
 
-def test_node_falls_back_to_torch_without_openvino(nodes, ros_node, tmp_path):  # noqa: F811
+def test_node_falls_back_to_torch_without_openvino(nodes, ros_node, tmp_path):
     # A machine without OpenVINO: an ``openvino`` package that cannot be imported shadows the real one.
     fake = tmp_path / "no_openvino" / "openvino"
     fake.mkdir(parents=True)

@@ -7,13 +7,8 @@ starts them, and are always stopped in ``finally`` blocks.
 
 from __future__ import annotations
 
-import signal
-import subprocess
-import time
 import uuid
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pytest
@@ -21,135 +16,18 @@ import pytest
 rclpy = pytest.importorskip("rclpy")
 
 from cv_bridge import CvBridge  # noqa: E402
-from diagnostic_msgs.msg import DiagnosticArray  # noqa: E402
-from rcl_interfaces.srv import SetParameters  # noqa: E402
-from rclpy.parameter import Parameter  # noqa: E402
-from rclpy.qos import QoSProfile, QoSReliabilityPolicy  # noqa: E402
-from sensor_msgs.msg import CameraInfo, Image  # noqa: E402
+from ros_support import RATE, RELIABLE, Collector, offline_images, set_parameters, spike_packet, spin_until  # noqa: E402
 
 from stir_ros.core.dat import write_dat  # noqa: E402
-from stir_ros.core.engine import EngineConfig, ReconstructionEngine  # noqa: E402
-from stir_ros.core.imaging import to_image_array  # noqa: E402
+from stir_ros.core.engine import EngineConfig  # noqa: E402
 from stir_ros.core.sources import SimSource  # noqa: E402
-from stir_ros.core.stream import WindowCutter, stack_windows  # noqa: E402
 from stir_ros.msg import SpikePacket  # noqa: E402
-from stir_ros.ros.conversions import frames_to_packet, image_msg_to_array, packet_to_frames, stamp_to_ns  # noqa: E402
+from stir_ros.ros.conversions import image_msg_to_array, packet_to_frames, stamp_to_ns  # noqa: E402
 
 pytestmark = [pytest.mark.ros, pytest.mark.slow]
 
-RATE = 20000.0
-RELIABLE = QoSProfile(depth=200, reliability=QoSReliabilityPolicy.RELIABLE)
-
 
 # --------------------------------------------------------------------------- helpers
-
-
-def _ros_value(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, float):
-        return repr(value)
-    if value == "":
-        return "''"
-    return str(value)
-
-
-class Nodes:
-    """Child processes of the stir_ros executables, logs in files, stopped together."""
-
-    def __init__(self, tmp_path: Path, env: dict[str, str]) -> None:
-        self.tmp_path, self.env = tmp_path, env
-        self.procs: list[tuple[str, subprocess.Popen[bytes], Path]] = []
-
-    def start(self, exe: str, ns: str, params: dict[str, Any], extra: tuple[str, ...] = ()) -> subprocess.Popen[bytes]:
-        log = self.tmp_path / f"{exe}_{len(self.procs)}.log"
-        cmd = [exe, "--ros-args", "-r", f"__ns:=/{ns}"]
-        for key, value in params.items():
-            cmd += ["-p", f"{key}:={_ros_value(value)}"]
-        with open(log, "wb") as out:
-            proc = subprocess.Popen([*cmd, *extra], env=self.env, stdout=out, stderr=subprocess.STDOUT)
-        self.procs.append((exe, proc, log))
-        return proc
-
-    def logs(self) -> str:
-        return "\n".join(f"--- {exe} (exit {p.poll()}):\n{log.read_text()[-4000:]}" for exe, p, log in self.procs)
-
-    def stop(self) -> None:
-        for _, p, _ in self.procs:
-            if p.poll() is None:
-                p.send_signal(signal.SIGINT)
-        for _, p, _ in self.procs:
-            try:
-                p.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait(timeout=5)
-
-
-@pytest.fixture()
-def nodes(tmp_path, ros_env):
-    n = Nodes(tmp_path, ros_env)
-    try:
-        yield n
-    finally:
-        n.stop()
-
-
-@pytest.fixture()
-def ros_node():
-    rclpy.init()
-    node = rclpy.create_node(f"test_pipeline_{uuid.uuid4().hex[:8]}")
-    try:
-        yield node
-    finally:
-        node.destroy_node()
-        rclpy.try_shutdown()
-
-
-def spin_until(node, predicate: Callable[[], bool], timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        rclpy.spin_once(node, timeout_sec=0.05)
-    return predicate()
-
-
-class Collector:
-    """Subscribes to a namespace's outputs (and optionally its spikes)."""
-
-    def __init__(self, node, ns: str, spikes: bool = True) -> None:
-        self.node, self.ns = node, ns
-        self.images: list[Image] = []
-        self.infos: list[CameraInfo] = []
-        self.packets: list[SpikePacket] = []
-        self.diag: dict[str, str] = {}
-        self.image_sub = node.create_subscription(Image, f"/{ns}/image", self.images.append, RELIABLE)
-        node.create_subscription(CameraInfo, f"/{ns}/camera_info", self.infos.append, RELIABLE)
-        if spikes:
-            node.create_subscription(SpikePacket, f"/{ns}/spikes", self.packets.append, RELIABLE)
-        node.create_subscription(DiagnosticArray, "/diagnostics", self._on_diag, 50)
-
-    def _on_diag(self, msg: DiagnosticArray) -> None:
-        for status in msg.status:
-            if status.name == f"/{self.ns}/spike_reconstructor: reconstruction":
-                self.diag = {kv.key: kv.value for kv in status.values}
-
-    def wait_for_reconstructor(self, nodes: Nodes, timeout: float = 40.0) -> None:
-        ok = spin_until(self.node, lambda: self.image_sub.get_publisher_count() >= 1, timeout)
-        assert ok, f"reconstructor did not come up\n{nodes.logs()}"
-
-    def wait_for_diag(self, predicate: Callable[[dict[str, str]], bool], timeout: float = 10.0) -> bool:
-        return spin_until(self.node, lambda: bool(self.diag) and predicate(self.diag), timeout)
-
-
-def _offline_images(frames: np.ndarray, stamps0: int, config: EngineConfig, stride: int, encoding: str):
-    """What the node should publish, computed here with the same core pieces."""
-    engine = ReconstructionEngine(config)
-    cutter = WindowCutter(engine.window_length, stride)
-    windows = cutter.push(frames, 0, stamps0, RATE)
-    images = engine.reconstruct(stack_windows(windows))
-    return windows, [to_image_array(img, encoding) for img in images]
 
 
 def _check_images(collector: Collector, n: int, h: int, w: int, encoding: str, stride: int, window: int):
@@ -160,7 +38,8 @@ def _check_images(collector: Collector, n: int, h: int, w: int, encoding: str, s
     fpp = packets[0].num_frames
     stamps = [stamp_to_ns(m.header.stamp) for m in images]
     for k, msg in enumerate(images):
-        assert (msg.height, msg.width, msg.encoding, msg.step) == (h, w, encoding, w * {"mono8": 1, "mono16": 2, "32FC1": 4}[encoding])
+        bytes_per_pixel = {"mono8": 1, "mono16": 2, "32FC1": 4}[encoding]
+        assert (msg.height, msg.width, msg.encoding, msg.step) == (h, w, encoding, w * bytes_per_pixel)
         assert msg.header.frame_id == "spike_camera_optical_frame"
         centre = k * stride + window // 2
         first = centre // fpp * fpp
@@ -197,7 +76,7 @@ def test_dat_driver_to_tfp_images(executor, nodes, ros_node, tmp_path):
     _check_images(col, expected, h, w, "mono8", stride, 41)
     # The node's images are exactly what the core computes offline from the same file.
     stamp0 = stamp_to_ns(col.packets[0].header.stamp)
-    _, offline = _offline_images(frames, stamp0, EngineConfig(method="tfp"), stride, "mono8")
+    _, offline = offline_images(frames, stamp0, EngineConfig(method="tfp"), stride, "mono8")
     for msg, ref in zip(col.images, offline):
         np.testing.assert_array_equal(CvBridge().imgmsg_to_cv2(msg), ref)
     assert col.wait_for_diag(lambda d: d["images_published"] == str(expected)), nodes.logs()
@@ -258,22 +137,13 @@ def test_sim_driver_to_stir_images(nodes, ros_node, random_stir_weights):
     _check_images(col, expected, h, w, "32FC1", stride, 41)
     frames = np.concatenate([packet_to_frames(p) for p in col.packets])
     config = EngineConfig(method="stir", weights=str(random_stir_weights), device="cpu")
-    _, offline = _offline_images(frames, 0, config, stride, "32FC1")
+    _, offline = offline_images(frames, 0, config, stride, "32FC1")
     for msg, ref in zip(col.images, offline):
         img = image_msg_to_array(msg)
         assert 0.0 <= img.min() and img.max() <= 1.0
         np.testing.assert_allclose(img, ref, atol=1e-4)
     assert col.wait_for_diag(lambda d: d["images_published"] == "5"), nodes.logs()
     assert col.diag["method"] == "stir" and col.diag["device"] == "cpu" and col.diag["window_length"] == "41"
-
-
-def _packet(seq, first, n=20, h=16, w=24, stamp=None, seed=None, **fields):
-    frames = (np.random.default_rng(seq if seed is None else seed).random((n, h, w)) < 0.3).astype(np.uint8)
-    stamp = 10**12 + round(first * 1e9 / RATE) if stamp is None else stamp
-    msg = frames_to_packet(frames, seq=seq, first_frame_index=first, frame_rate_hz=RATE, stamp_ns=stamp, frame_id="cam")
-    for key, value in fields.items():
-        setattr(msg, key, value)
-    return msg
 
 
 def test_bad_input_is_counted_and_the_stream_recovers(nodes, ros_node):
@@ -290,23 +160,23 @@ def test_bad_input_is_counted_and_the_stream_recovers(nodes, ros_node):
     spin_until(ros_node, lambda: False, 0.5)
     back = 10**12 - 10**9  # a stamp one second before the stream's start
 
-    truncated = _packet(4, 80)
+    truncated = spike_packet(4, 80)
     truncated.data = truncated.data[:-1]
-    bad_values = _packet(4, 80, encoding="unpacked_u8")
+    bad_values = spike_packet(4, 80, encoding="unpacked_u8")
     bad_values.data = bytes([0, 1, 2]) * (20 * 16 * 24 // 3)  # right length, a 2 among the 0/1 values
     sequence = [
-        *[_packet(s, 20 * s) for s in range(4)],                        # frames 0-79: windows 0, 20, 40
+        *[spike_packet(s, 20 * s) for s in range(4)],                        # frames 0-79: windows 0, 20, 40
         truncated,                                                      # payload length
-        _packet(4, 80, encoding="h264"),                                # unknown encoding
-        _packet(4, 80, num_frames=0),                                   # num_frames 0
-        _packet(4, 80, height=4_000_000_000, width=4_000_000_000),      # absurd size, 60-byte payload
-        _packet(4, 80, frame_rate_hz=0.0),                              # frame rate 0
+        spike_packet(4, 80, encoding="h264"),                                # unknown encoding
+        spike_packet(4, 80, num_frames=0),                                   # num_frames 0
+        spike_packet(4, 80, height=4_000_000_000, width=4_000_000_000),      # absurd size, 60-byte payload
+        spike_packet(4, 80, frame_rate_hz=0.0),                              # frame rate 0
         bad_values,                                                     # unpacked_u8 value 2
-        _packet(3, 60),                                                 # duplicate
-        *[_packet(s, 20 * s) for s in range(6, 10)],                    # seq 4, 5 lost: windows 120, 140, 160
-        _packet(8, 160),                                                # late (reordered)
-        *[_packet(s, 20 * s, stamp=back + (s - 10) * 10**6) for s in range(10, 14)],  # stamps back: 200, 220, 240
-        *[_packet(s, 20 * s, h=8, w=8) for s in range(14, 18)],         # size change: 280, 300, 320
+        spike_packet(3, 60),                                                 # duplicate
+        *[spike_packet(s, 20 * s) for s in range(6, 10)],                    # seq 4, 5 lost: windows 120, 140, 160
+        spike_packet(8, 160),                                                # late (reordered)
+        *[spike_packet(s, 20 * s, stamp=back + (s - 10) * 10**6) for s in range(10, 14)],  # stamps back: 200, 220, 240
+        *[spike_packet(s, 20 * s, h=8, w=8) for s in range(14, 18)],         # size change: 280, 300, 320
     ]  # fmt: skip
     for msg in sequence:
         pub.publish(msg)
@@ -337,19 +207,6 @@ def test_bad_input_is_counted_and_the_stream_recovers(nodes, ros_node):
         assert needle in log
 
 
-def _set_parameters(node, ns: str, **values: Any) -> list[Any]:
-    client = node.create_client(SetParameters, f"/{ns}/spike_reconstructor/set_parameters")
-    try:
-        assert client.wait_for_service(timeout_sec=20)
-        request = SetParameters.Request()
-        request.parameters = [Parameter(k, value=v).to_parameter_msg() for k, v in values.items()]
-        future = client.call_async(request)
-        assert spin_until(node, future.done, 30)
-        return future.result().results
-    finally:
-        node.destroy_client(client)
-
-
 def test_parameters_change_at_run_time_or_are_refused(nodes, ros_node):
     ns = f"param_{uuid.uuid4().hex[:8]}"
     col = Collector(ros_node, ns, spikes=False)
@@ -362,19 +219,19 @@ def test_parameters_change_at_run_time_or_are_refused(nodes, ros_node):
     }  # fmt: skip
     for name, value in refused.items():
         extra = {"method": "stir"} if name == "weights" else {}
-        results = _set_parameters(ros_node, ns, **extra, **{name: value})
+        results = set_parameters(ros_node, ns, **extra, **{name: value})
         assert not results[0].successful, name
         assert results[0].reason, name
-    reasons = {n: _set_parameters(ros_node, ns, **{n: v})[0].reason for n, v in (("method", "bogus"), ("stride_frames", 0))}
+    reasons = {n: set_parameters(ros_node, ns, **{n: v})[0].reason for n, v in (("method", "bogus"), ("stride_frames", 0))}
     assert "method" in reasons["method"] and "stride_frames" in reasons["stride_frames"]
 
-    results = _set_parameters(ros_node, ns, method="tfi", output_encoding="mono16", stride_frames=20)
+    results = set_parameters(ros_node, ns, method="tfi", output_encoding="mono16", stride_frames=20)
     assert all(r.successful for r in results)
     pub = ros_node.create_publisher(SpikePacket, f"/{ns}/spikes", RELIABLE)
     assert spin_until(ros_node, lambda: pub.get_subscription_count() >= 1, 20)
     spin_until(ros_node, lambda: False, 0.5)
     for s in range(5):  # frames 0-99: windows 0, 20, 40, 60 with stride 20
-        pub.publish(_packet(s, 20 * s))
+        pub.publish(spike_packet(s, 20 * s))
         spin_until(ros_node, lambda: False, 0.02)
     assert spin_until(ros_node, lambda: len(col.images) >= 4, 20), nodes.logs()
     assert [m.encoding for m in col.images] == ["mono16"] * 4

@@ -23,7 +23,9 @@ from stir_ros.ros.conversions import packet_payload, packet_to_frames, stamp_to_
 pytestmark = pytest.mark.ros
 
 # (height, width, num_frames, encoding): a full-size packet, odd sizes, both encodings.
-CASES = [(250, 400, 100, "vidar_bitpacked"), (13, 3, 9, "vidar_bitpacked"), (5, 7, 4, "unpacked_u8"), (1, 1, 1, "vidar_bitpacked")]
+CASES = [
+    (250, 400, 100, "vidar_bitpacked"), (13, 3, 9, "vidar_bitpacked"), (5, 7, 4, "unpacked_u8"), (1, 1, 1, "vidar_bitpacked"),
+]
 
 PUBLISHER = r"""
 import json, sys, time

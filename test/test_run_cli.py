@@ -99,7 +99,8 @@ def test_run_starts_the_graph_from_yaml_and_stops_cleanly(tmp_path, ros_env, ros
             if s.name == f"/{ns}/spike_reconstructor: reconstruction":
                 diag.update({kv.key: kv.value for kv in s.values})
 
-    ros_node.create_subscription(Image, f"/{ns}/recon", images.append, QoSProfile(depth=50, reliability=QoSReliabilityPolicy.RELIABLE))
+    qos = QoSProfile(depth=50, reliability=QoSReliabilityPolicy.RELIABLE)
+    ros_node.create_subscription(Image, f"/{ns}/recon", images.append, qos)
     ros_node.create_subscription(DiagnosticArray, "/diagnostics", on_diag, 10)
     log = tmp_path / "run.log"
     with open(log, "wb") as out:
@@ -183,8 +184,10 @@ def _every_window_and_images(images, diag) -> bool:
 
 
 def test_run_with_a_short_dat_file_gives_images(tmp_path, ros_env, ros_node):
-    """The README's example with a file shorter than the reconstructor's start-up: the driver waits
-    for the reconstructor instead of finishing the file before anyone listens."""
+    """The README's example with a file shorter than the reconstructor's start-up gives images.
+
+    The driver waits for the reconstructor instead of finishing the file before anyone listens.
+    """
     dat = _short_dat(tmp_path / "short.dat")
     ns = f"short_{uuid.uuid4().hex[:8]}"
     images, diag = _watch(ros_node, ns)
@@ -205,8 +208,10 @@ def test_run_with_a_short_dat_file_gives_images(tmp_path, ros_env, ros_node):
 
 
 def test_replay_of_a_short_bag_gives_images(tmp_path, ros_env, ros_node):
-    """`stir-ros run --mode replay` (what replay.launch.py starts): the player waits for the
-    reconstructor it starts with."""
+    """`stir-ros run --mode replay` (what replay.launch.py starts) gives images.
+
+    The player waits for the reconstructor it starts with.
+    """
     from stir_ros.bag.convert import dat_to_bag
 
     ns = f"replay_{uuid.uuid4().hex[:8]}"

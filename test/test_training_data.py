@@ -1,5 +1,8 @@
-"""Tests of the training-data recipe: heavy-tailed motion, texture-weighted crops, the photo cache
-builder (on a real .deb made here), and the weight average (EMA) with exact resume."""
+"""Tests of the training-data recipe.
+
+Heavy-tailed motion, texture-weighted crops, the photo cache builder (on a real .deb made here),
+and the weight average (EMA) with exact resume.
+"""
 
 from __future__ import annotations
 

@@ -55,7 +55,7 @@ def _type_hash_text(info: Any) -> str:
 
 
 def _offered_qos(info: Any) -> Any:
-    """rclpy QoSProfile of an endpoint -> the rosbags Qos the bag stores."""
+    """Rclpy QoSProfile of an endpoint -> the rosbags Qos the bag stores."""
     from rosbags.interfaces import Qos, QosDurability, QosHistory, QosLiveliness, QosReliability, QosTime
 
     p = info.qos_profile

@@ -101,7 +101,7 @@ def spike_packet_msg_text() -> str:
 
 @cache
 def get_typestore() -> Typestore:
-    """rosbags type store of ROS 2 Jazzy with ``stir_ros/msg/SpikePacket`` registered (cached)."""
+    """Rosbags type store of ROS 2 Jazzy with ``stir_ros/msg/SpikePacket`` registered (cached)."""
     store = _rosbags_typestore(Stores.ROS2_JAZZY)
     store.register(get_types_from_msg(spike_packet_msg_text(), SPIKE_PACKET))
     return store

@@ -79,7 +79,8 @@ PARAMETER_BOUNDS: dict[tuple[str, str], Bound] = {
     for node, b in [
         ("spike_reconstructor", Bound("window_length", 0, MAX_WINDOW_LENGTH, "frames per window (0: automatic)")),
         ("spike_reconstructor", Bound("stride_frames", 1, 10_000_000, "10 s at 1 MHz")),
-        ("spike_reconstructor", Bound("output_rate_hz", 1e-3, 10_000.0, "images per second (0: use stride_frames)", zero_ok=True)),
+        ("spike_reconstructor",
+         Bound("output_rate_hz", 1e-3, 10_000.0, "images per second (0: use stride_frames)", zero_ok=True)),
         ("spike_reconstructor", Bound("max_batch", 1, 64, "windows per forward pass")),
         ("spike_reconstructor", Bound("alpha", 1e-3, 1e3, "sensor alpha")),
         ("spike_reconstructor", Bound("queue_size", 1, 256, "windows waiting for inference")),

@@ -157,8 +157,9 @@ def _shrink(img: np.ndarray, max_size: int) -> np.ndarray:
 
 @dataclass(frozen=True)
 class Trajectory:
-    """Per-frame similarity transforms of a layer: the output pixel at ``p`` (relative to the
-    output centre) shows the source pixel at ``centre + shift + scale * R(angle) p``.
+    """Per-frame similarity transforms of a layer.
+
+    The output pixel at ``p`` (relative to the output centre) shows the source pixel at ``centre + shift + scale * R(angle) p``.
 
     Attributes:
         shift: ``[..., T, 2]`` (x, y) offset in source pixels.

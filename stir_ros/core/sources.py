@@ -159,15 +159,17 @@ class SimSource:
         noise_std: float = 0.0,
         max_frames: int = 0,
     ) -> None:
-        """Args:
-        height: Frame height.
-        width: Frame width.
-        frame_rate_hz: Nominal sensor rate (the scene moves ``max_speed`` pixels per frame).
-        alpha: Sensor alpha.
-        seed: Seed of the scene and of the sensor's random start.
-        max_speed: Peak scene speed in pixels per frame.
-        noise_std: Noise of the integrate-and-fire increments.
-        max_frames: End the stream after this many frames (0: never).
+        """Create the source.
+
+        Args:
+            height: Frame height.
+            width: Frame width.
+            frame_rate_hz: Nominal sensor rate (the scene moves ``max_speed`` pixels per frame).
+            alpha: Sensor alpha.
+            seed: Seed of the scene and of the sensor's random start.
+            max_speed: Peak scene speed in pixels per frame.
+            noise_std: Noise of the integrate-and-fire increments.
+            max_frames: End the stream after this many frames (0: never).
         """
         from stir_ros.core.scenes import MovingScene  # torch only when simulating
         from stir_ros.core.simulator import IntegrateAndFire

@@ -173,7 +173,7 @@ def save_checkpoint(
             raise ConfigError(f"invalid checkpoint metadata: {err}") from err
     if model_window is not None and meta.window_length != model_window:
         raise ConfigError(f"metadata window_length {meta.window_length} but the model takes {model_window} frames")
-    now = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+    now = _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
     meta = replace(meta, code_version=stir_ros.__version__, created=meta.created or now)
 
     state = {k: v.detach().to("cpu").clone() for k, v in model.state_dict().items()}

@@ -99,8 +99,9 @@ def export_onnx(
     Args:
         model: The STIR network (not changed; a CPU fp32 copy is exported).
         out: File to write (its folder is created); ``None`` only returns the bytes.
-        height, width: Input size of a fixed-size file (any size; padding is in the graph).
-            With ``dynamic``, the size used for tracing (rounded up to a multiple of 16).
+        height: Input height of a fixed-size file (any size; padding is in the graph). With
+            ``dynamic``, the height used for tracing (rounded up to a multiple of 16).
+        width: Input width, as ``height``.
         dynamic: Dynamic batch, height and width (multiples of 16, padded by the caller).
         opset: ONNX opset, >= 16 (GridSample).
         alpha: The alpha the weights were trained for (metadata only: the graph never divides).
@@ -187,7 +188,12 @@ def run_onnx(onnx_model: str | os.PathLike[str] | bytes, spikes: np.ndarray, run
     """Run an exported file once on the CPU in fp32 with OpenVINO or ONNX Runtime (a check, not fast).
 
     Args:
+        onnx_model: The exported file, or its bytes.
+        spikes: Windows ``[B, T, H, W]`` of the size the file takes.
         runtime: ``openvino``, ``onnxruntime`` or ``auto`` (the first installed of the two).
+
+    Returns:
+        The raw output ``[B, 1, H, W]`` float32.
     """
     x = np.ascontiguousarray(spikes, dtype=np.float32)
     if runtime in ("auto", "openvino"):
@@ -226,8 +232,11 @@ def verify_onnx(model: nn.Module, onnx_model: str | os.PathLike[str] | bytes, wi
 
 
 def check_windows(window_length: int, height: int, width: int, alpha: float = 0.6, seed: int = 0) -> list[np.ndarray]:
-    """Two windows to check an export with: uniformly random spikes, and spikes simulated from a
-    textured image moving across the frame (what a camera sees), ``[1, T, H, W]`` float32 each."""
+    """Two windows to check an export with.
+
+    Uniformly random spikes, and spikes simulated from a textured image moving across the frame
+    (what a camera sees), ``[1, T, H, W]`` float32 each.
+    """
     from stir_ros.core.scenes import synthetic_image
     from stir_ros.core.simulator import simulate_spikes
 

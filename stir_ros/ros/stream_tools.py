@@ -54,8 +54,7 @@ def _check(args: argparse.Namespace) -> None:
 
 
 def _spin(args: argparse.Namespace, name: str, on_packet: Any, on_tick: Any = None, tick_s: float = 1.0) -> None:
-    """Subscribe to ``args.topic`` and spin until the duration ends, ``on_packet`` returns
-    False, or Ctrl-C."""
+    """Subscribe to ``args.topic`` and spin until the duration ends, ``on_packet`` is False, or Ctrl-C."""
     import rclpy
     from rclpy.qos import QoSProfile, QoSReliabilityPolicy
 

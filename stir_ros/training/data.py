@@ -68,8 +68,10 @@ class DataConfig:
 def load_training_images(
     folders: Sequence[str] | None = None, max_size: int = 512, skimage: bool = True
 ) -> list[np.ndarray]:
-    """scikit-image's bundled photographs (unless ``skimage`` is false) plus the images in
-    ``folders`` (grayscale, [0, 1], longer side at most ``max_size``)."""
+    """Load scikit-image's bundled photographs (unless ``skimage`` is false) and the images in ``folders``.
+
+    Grayscale, in [0, 1], longer side at most ``max_size``.
+    """
     images = load_images("skimage", max_size=max_size) if skimage else []
     for folder in folders or ():
         images.extend(load_images(folder, max_size=max_size))

@@ -1,0 +1,142 @@
+"""Helpers shared by the multi-process ROS tests.
+
+Node processes, a collector of their outputs, test packets and parameter calls. Fixtures built
+on them (``nodes``, ``ros_node``) are in conftest.py; test modules import these helpers instead
+of importing each other.
+"""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import rclpy
+from diagnostic_msgs.msg import DiagnosticArray
+from rcl_interfaces.srv import SetParameters
+from rclpy.parameter import Parameter
+from rclpy.qos import QoSProfile, QoSReliabilityPolicy
+from sensor_msgs.msg import CameraInfo, Image
+
+from stir_ros.core.engine import EngineConfig, ReconstructionEngine
+from stir_ros.core.imaging import to_image_array
+from stir_ros.core.stream import WindowCutter, stack_windows
+from stir_ros.msg import SpikePacket
+from stir_ros.ros.conversions import frames_to_packet
+
+RATE = 20000.0
+RELIABLE = QoSProfile(depth=200, reliability=QoSReliabilityPolicy.RELIABLE)
+
+
+def ros_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return repr(value)
+    if value == "":
+        return "''"
+    return str(value)
+
+
+class Nodes:
+    """Child processes of the stir_ros executables, logs in files, stopped together."""
+
+    def __init__(self, tmp_path: Path, env: dict[str, str]) -> None:
+        self.tmp_path, self.env = tmp_path, env
+        self.procs: list[tuple[str, subprocess.Popen[bytes], Path]] = []
+
+    def start(self, exe: str, ns: str, params: dict[str, Any], extra: tuple[str, ...] = ()) -> subprocess.Popen[bytes]:
+        log = self.tmp_path / f"{exe}_{len(self.procs)}.log"
+        cmd = [exe, "--ros-args", "-r", f"__ns:=/{ns}"]
+        for key, value in params.items():
+            cmd += ["-p", f"{key}:={ros_value(value)}"]
+        with open(log, "wb") as out:
+            proc = subprocess.Popen([*cmd, *extra], env=self.env, stdout=out, stderr=subprocess.STDOUT)
+        self.procs.append((exe, proc, log))
+        return proc
+
+    def logs(self) -> str:
+        return "\n".join(f"--- {exe} (exit {p.poll()}):\n{log.read_text()[-4000:]}" for exe, p, log in self.procs)
+
+    def stop(self) -> None:
+        for _, p, _ in self.procs:
+            if p.poll() is None:
+                p.send_signal(signal.SIGINT)
+        for _, p, _ in self.procs:
+            try:
+                p.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait(timeout=5)
+
+
+def spin_until(node, predicate: Callable[[], bool], timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        rclpy.spin_once(node, timeout_sec=0.05)
+    return predicate()
+
+
+class Collector:
+    """Subscribes to a namespace's outputs (and optionally its spikes)."""
+
+    def __init__(self, node, ns: str, spikes: bool = True) -> None:
+        self.node, self.ns = node, ns
+        self.images: list[Image] = []
+        self.infos: list[CameraInfo] = []
+        self.packets: list[SpikePacket] = []
+        self.diag: dict[str, str] = {}
+        self.image_sub = node.create_subscription(Image, f"/{ns}/image", self.images.append, RELIABLE)
+        node.create_subscription(CameraInfo, f"/{ns}/camera_info", self.infos.append, RELIABLE)
+        if spikes:
+            node.create_subscription(SpikePacket, f"/{ns}/spikes", self.packets.append, RELIABLE)
+        node.create_subscription(DiagnosticArray, "/diagnostics", self._on_diag, 50)
+
+    def _on_diag(self, msg: DiagnosticArray) -> None:
+        for status in msg.status:
+            if status.name == f"/{self.ns}/spike_reconstructor: reconstruction":
+                self.diag = {kv.key: kv.value for kv in status.values}
+
+    def wait_for_reconstructor(self, nodes: Nodes, timeout: float = 40.0) -> None:
+        ok = spin_until(self.node, lambda: self.image_sub.get_publisher_count() >= 1, timeout)
+        assert ok, f"reconstructor did not come up\n{nodes.logs()}"
+
+    def wait_for_diag(self, predicate: Callable[[dict[str, str]], bool], timeout: float = 10.0) -> bool:
+        return spin_until(self.node, lambda: bool(self.diag) and predicate(self.diag), timeout)
+
+
+def offline_images(frames: np.ndarray, stamps0: int, config: EngineConfig, stride: int, encoding: str):
+    """What the node should publish, computed here with the same core pieces."""
+    engine = ReconstructionEngine(config)
+    cutter = WindowCutter(engine.window_length, stride)
+    windows = cutter.push(frames, 0, stamps0, RATE)
+    images = engine.reconstruct(stack_windows(windows))
+    return windows, [to_image_array(img, encoding) for img in images]
+
+
+def spike_packet(seq, first, n=20, h=16, w=24, stamp=None, seed=None, **fields):
+    frames = (np.random.default_rng(seq if seed is None else seed).random((n, h, w)) < 0.3).astype(np.uint8)
+    stamp = 10**12 + round(first * 1e9 / RATE) if stamp is None else stamp
+    msg = frames_to_packet(frames, seq=seq, first_frame_index=first, frame_rate_hz=RATE, stamp_ns=stamp, frame_id="cam")
+    for key, value in fields.items():
+        setattr(msg, key, value)
+    return msg
+
+
+def set_parameters(node, ns: str, **values: Any) -> list[Any]:
+    client = node.create_client(SetParameters, f"/{ns}/spike_reconstructor/set_parameters")
+    try:
+        assert client.wait_for_service(timeout_sec=20)
+        request = SetParameters.Request()
+        request.parameters = [Parameter(k, value=v).to_parameter_msg() for k, v in values.items()]
+        future = client.call_async(request)
+        assert spin_until(node, future.done, 30)
+        return future.result().results
+    finally:
+        node.destroy_client(client)
