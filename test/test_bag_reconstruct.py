@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import shutil
 from pathlib import Path
 
@@ -374,3 +377,22 @@ def test_interrupted_run_leaves_a_readable_bag(tmp_path: Path, storage: str) -> 
     assert len(got) == 4  # two full batches written before the interrupt
     assert all(np.array_equal(got[s], expected[s]) for s in got)
     assert (tmp_path / "out" / "metadata.yaml").exists()
+
+
+@pytest.mark.parametrize(("flag", "value", "expected"), [
+    ("--output-rate-hz", "inf", "output_rate_hz must be a finite number"),
+    ("--output-rate-hz", "nan", "output_rate_hz must be >= 0"),
+    ("--max-batch", "1000000000", "max_batch must be in 1..64"),
+    ("--window-length", "1000000", "window_length must be in 0..1024"),
+    ("--alpha", "1e308", "alpha must be in"),
+])  # fmt: skip
+def test_numeric_flags_have_the_node_parameters_bounds(tmp_path: Path, flag: str, value: str, expected: str) -> None:
+    """Offline flags are bounded like the node's parameters: refused in one line, before any work."""
+    out = subprocess.run(
+        [sys.executable, "-m", "stir_ros.cli", "bag", "reconstruct", str(tmp_path / "missing_in"),
+         str(tmp_path / "out"), "--method", "tfp", flag, value],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert out.returncode == 1, out.stderr
+    assert expected in out.stderr and "Traceback" not in out.stderr, out.stderr
+    assert not (tmp_path / "out").exists()

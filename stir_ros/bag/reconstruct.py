@@ -41,6 +41,7 @@ from stir_ros.bag.types import CAMERA_INFO, IMAGE, get_typestore
 from stir_ros.bag.writer import BagWriter, copy_topics, serialize
 from stir_ros.core.errors import BagError, ConfigError, StirRosError
 from stir_ros.core.imaging import IMAGE_ENCODINGS, to_image_array
+from stir_ros.core.limits import check_parameter
 from stir_ros.core.packing import decode_payload
 from stir_ros.core.stream import (
     PacketHeader,
@@ -109,6 +110,9 @@ class ReconstructOptions:
             raise ConfigError("image_topic must not be empty")
         if not self.output_rate_hz >= 0:
             raise ConfigError(f"output_rate_hz must be >= 0 (0: use stride_frames), got {self.output_rate_hz}")
+        # The same bounds as the live node's parameters (one table): finite, and what a machine holds.
+        for name in ("window_length", "stride_frames", "output_rate_hz", "alpha", "max_batch"):
+            check_parameter("spike_reconstructor", name, getattr(self, name))
 
 
 @dataclass
