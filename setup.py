@@ -58,6 +58,8 @@ setup(
             "stir-ros = stir_ros.cli:main",
             "spike_camera_driver = stir_ros.ros.driver_node:main",
             "spike_reconstructor = stir_ros.ros.reconstructor_node:main",
+            "spike_camera_driver_lifecycle = stir_ros.ros.driver_node:main_lifecycle",
+            "spike_reconstructor_lifecycle = stir_ros.ros.reconstructor_node:main_lifecycle",
         ]
     },
     cmdclass={"build_py": BuildPyWithMessages},

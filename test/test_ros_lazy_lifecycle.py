@@ -19,6 +19,9 @@ import pytest
 rclpy = pytest.importorskip("rclpy")
 
 from diagnostic_msgs.msg import DiagnosticArray  # noqa: E402
+from lifecycle_msgs.msg import State, Transition  # noqa: E402
+from lifecycle_msgs.srv import ChangeState, GetState  # noqa: E402
+from rcl_interfaces.srv import GetParameters  # noqa: E402
 from rclpy.qos import QoSProfile, QoSReliabilityPolicy  # noqa: E402
 from sensor_msgs.msg import Image  # noqa: E402
 
@@ -170,3 +173,155 @@ def test_lazy_is_a_validated_dynamic_parameter(procs, node):
     assert not wrong.successful
     assert set_lazy(ParameterValue(type=ParameterType.PARAMETER_BOOL, bool_value=True)).successful
     assert diag.wait(lambda v: v["lazy"] == "True" and v["idle_no_subscribers"] == "True")
+
+
+# --------------------------------------------------------------------------- lifecycle
+
+
+class Managed:
+    """A managed node's lifecycle services, called from the test process."""
+
+    def __init__(self, node, fqn: str) -> None:
+        self.node, self.fqn = node, fqn
+        self.change = node.create_client(ChangeState, f"{fqn}/change_state")
+        self.get = node.create_client(GetState, f"{fqn}/get_state")
+        self.params = node.create_client(GetParameters, f"{fqn}/get_parameters")
+
+    def _call(self, client, request):
+        assert client.wait_for_service(timeout_sec=60), f"{client.srv_name} not offered"
+        future = client.call_async(request)
+        assert spin_until(self.node, future.done, 60), f"{client.srv_name}: no answer"
+        return future.result()
+
+    def state(self) -> int:
+        return self._call(self.get, GetState.Request()).current_state.id
+
+    def transition(self, transition_id: int) -> bool:
+        return self._call(self.change, ChangeState.Request(transition=Transition(id=transition_id))).success
+
+    def parameter(self, name: str) -> Any:
+        value = self._call(self.params, GetParameters.Request(names=[name])).values[0]
+        return value.integer_value or value.string_value or value.double_value
+
+
+def _driver_packets(node, ns: str) -> Callable[[], int]:
+    """packets_published in the latest diagnostics of the driver in ``ns``."""
+    latest = {"packets": -1, "count": 0}
+
+    def on(msg: DiagnosticArray) -> None:
+        for status in msg.status:
+            if status.name == f"/{ns}/spike_camera_driver: spikes":
+                latest["packets"] = int({kv.key: kv.value for kv in status.values}["packets_published"])
+                latest["count"] += 1
+
+    node.create_subscription(DiagnosticArray, "/diagnostics", on, 50)
+    return lambda: (latest["packets"], latest["count"])
+
+
+def test_lifecycle_transitions_over_services(procs, node):
+    ns = f"lc_{uuid.uuid4().hex[:8]}"
+    driver_proc = procs.start("spike_camera_driver_lifecycle", ns, DRIVER)
+    recon_proc = procs.start("spike_reconstructor_lifecycle", ns, RECON)
+    driver, recon = Managed(node, f"/{ns}/spike_camera_driver"), Managed(node, f"/{ns}/spike_reconstructor")
+    images: list[Image] = []
+    packets: list[SpikePacket] = []
+    image_sub = node.create_subscription(Image, f"/{ns}/image", images.append, RELIABLE)
+    spikes_sub = node.create_subscription(SpikePacket, f"/{ns}/spikes", packets.append, RELIABLE)
+    diag = Diagnostics(node, ns)
+    driver_diag = _driver_packets(node, ns)
+
+    # Unconfigured: no publishers yet.
+    assert driver.state() == State.PRIMARY_STATE_UNCONFIGURED, procs.logs()
+    assert recon.state() == State.PRIMARY_STATE_UNCONFIGURED
+    assert spikes_sub.get_publisher_count() == 0 and image_sub.get_publisher_count() == 0
+
+    # configure: parameters read, model loaded, publishers made; nothing flows yet.
+    assert recon.transition(Transition.TRANSITION_CONFIGURE), procs.logs()
+    assert driver.transition(Transition.TRANSITION_CONFIGURE), procs.logs()
+    assert recon.state() == driver.state() == State.PRIMARY_STATE_INACTIVE
+    assert spin_until(node, lambda: image_sub.get_publisher_count() == 1 == spikes_sub.get_publisher_count(), 30)
+    assert diag.wait(lambda v: v["method"] == "tfp") and diag.message.startswith("inactive"), diag.message
+
+    # activate: packets and images flow.
+    assert recon.transition(Transition.TRANSITION_ACTIVATE) and driver.transition(Transition.TRANSITION_ACTIVATE)
+    assert recon.state() == driver.state() == State.PRIMARY_STATE_ACTIVE
+    assert spin_until(node, lambda: len(images) >= 3 and len(packets) >= 10, 60), procs.logs()
+
+    # deactivate the reconstructor: no more images although packets keep coming (10 packets are two
+    # strides), counters stay; then the driver: no more packets. Parameters and model are kept.
+    assert recon.transition(Transition.TRANSITION_DEACTIVATE)
+    assert recon.state() == State.PRIMARY_STATE_INACTIVE
+    first = diag.count
+    assert spin_until(node, lambda: diag.count >= first + 1, 30)
+    n_images, published = len(images), diag.values["images_published"]
+    n_packets = len(packets)
+    assert spin_until(node, lambda: len(packets) >= n_packets + 10 and diag.count >= first + 4, 30), procs.logs()
+    assert (len(images), diag.values["images_published"]) == (n_images, published)
+    assert diag.level == b"\x00" and diag.message.startswith("inactive"), diag.message
+    assert driver.transition(Transition.TRANSITION_DEACTIVATE)
+    assert driver.state() == State.PRIMARY_STATE_INACTIVE
+    seen = driver_diag()[1]
+    assert spin_until(node, lambda: driver_diag()[1] >= seen + 1, 30)
+    n_packets, (sent, seen) = len(packets), driver_diag()
+    assert spin_until(node, lambda: driver_diag()[1] >= seen + 3, 30)
+    assert (len(packets), driver_diag()[0]) == (n_packets, sent)
+    assert recon.parameter("stride_frames") == RECON["stride_frames"] and recon.parameter("method") == "tfp"
+    assert driver.parameter("height") == DRIVER["height"]
+
+    # activate again: flows again, the stream going on where it stopped.
+    assert recon.transition(Transition.TRANSITION_ACTIVATE) and driver.transition(Transition.TRANSITION_ACTIVATE)
+    assert spin_until(node, lambda: len(images) >= n_images + 3 and len(packets) >= n_packets + 10, 60), procs.logs()
+    seqs = [p.seq for p in packets]
+    assert seqs == list(range(seqs[0], seqs[0] + len(seqs))), "the stream resumes without a seq gap"
+
+    # deactivate, cleanup: back to unconfigured, publishers (and the model) gone.
+    assert recon.transition(Transition.TRANSITION_DEACTIVATE) and driver.transition(Transition.TRANSITION_DEACTIVATE)
+    assert recon.transition(Transition.TRANSITION_CLEANUP) and driver.transition(Transition.TRANSITION_CLEANUP)
+    assert recon.state() == driver.state() == State.PRIMARY_STATE_UNCONFIGURED
+    assert spin_until(node, lambda: image_sub.get_publisher_count() == 0 == spikes_sub.get_publisher_count(), 30)
+
+    # shutdown: finalized, and the processes exit cleanly.
+    assert recon.transition(Transition.TRANSITION_UNCONFIGURED_SHUTDOWN)
+    assert driver.transition(Transition.TRANSITION_UNCONFIGURED_SHUTDOWN)
+    assert recon_proc.wait(timeout=30) == 0 and driver_proc.wait(timeout=30) == 0, procs.logs()
+    assert "model released" in procs.logs()
+
+
+@pytest.mark.parametrize("configured", [False, True])
+def test_lifecycle_shutdown_from_unconfigured_or_active(configured, procs, node):
+    ns = f"lcs_{uuid.uuid4().hex[:8]}"
+    proc = procs.start("spike_reconstructor_lifecycle", ns, RECON)
+    recon = Managed(node, f"/{ns}/spike_reconstructor")
+    assert recon.state() == State.PRIMARY_STATE_UNCONFIGURED, procs.logs()
+    shutdown = Transition.TRANSITION_UNCONFIGURED_SHUTDOWN
+    if configured:
+        assert recon.transition(Transition.TRANSITION_CONFIGURE) and recon.transition(Transition.TRANSITION_ACTIVATE)
+        shutdown = Transition.TRANSITION_ACTIVE_SHUTDOWN
+    assert recon.transition(shutdown), procs.logs()
+    assert proc.wait(timeout=30) == 0, procs.logs()
+
+
+def test_lifecycle_configure_refuses_bad_weights(procs, node, tmp_path):
+    ns = f"lcw_{uuid.uuid4().hex[:8]}"
+    procs.start("spike_reconstructor_lifecycle", ns, {**RECON, "method": "stir", "weights": str(tmp_path / "none.pt")})
+    recon = Managed(node, f"/{ns}/spike_reconstructor")
+    assert not recon.transition(Transition.TRANSITION_CONFIGURE)
+    assert recon.state() == State.PRIMARY_STATE_UNCONFIGURED
+    assert spin_until(node, lambda: "does not exist" in procs.logs(), 30), procs.logs()
+
+
+def test_graph_lifecycle_argument_picks_the_managed_executables():
+    from stir_ros.core.errors import ConfigError
+    from stir_ros.ros.graph import EXECUTABLE_MODULES, LAUNCH_ARGUMENTS, MODE_ARGUMENTS, build_graph
+
+    for mode, extra in (("pipeline", {}), ("reconstruct", {}), ("replay", {"bag": "b"})):
+        assert "lifecycle" in MODE_ARGUMENTS[mode] and "lazy" in MODE_ARGUMENTS[mode]
+        plain = build_graph(mode, None, extra)
+        managed = build_graph(mode, None, {**extra, "lifecycle": "true", "lazy": "true"})
+        assert [n.executable for n in managed.nodes] == [f"{n.executable}_lifecycle" for n in plain.nodes]
+        assert [n.name for n in managed.nodes] == [n.name for n in plain.nodes]  # same names: same params
+        assert managed.node("spike_reconstructor").parameters["lazy"] is True
+        assert all(n.executable in EXECUTABLE_MODULES for n in managed.nodes)
+    assert "lifecycle" in LAUNCH_ARGUMENTS
+    with pytest.raises(ConfigError, match="lifecycle"):
+        build_graph("pipeline", None, {"lifecycle": "maybe"})

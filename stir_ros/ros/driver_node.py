@@ -23,9 +23,11 @@ import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.exceptions import ParameterException
 from rclpy.executors import ExternalShutdownException
+from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.node import Node
 from rclpy.qos import QoSDurabilityPolicy, QoSHistoryPolicy, QoSProfile, QoSReliabilityPolicy
 from rclpy.qos_overriding_options import QoSOverridingOptions
+from rclpy.timer import Timer
 from sensor_msgs.msg import CameraInfo
 
 from stir_ros.core import defaults
@@ -45,7 +47,10 @@ from stir_ros.ros.conversions import (
 from stir_ros.ros.dds_profile import apply_fastdds_profile
 from stir_ros.ros.graph import DRIVER_NAME, DRIVER_PARAMETERS
 
-__all__ = ["DriverSettings", "SpikeCameraDriver", "make_source", "main"]
+__all__ = [
+    "DriverSettings", "DriverWork", "SpikeCameraDriver", "ManagedSpikeCameraDriver", "make_source", "main",
+    "main_lifecycle",
+]  # fmt: skip
 
 #: REP-2003: sensor drivers publish reliable (compatible with best-effort and reliable readers).
 #: Depth 50 packets (250 ms at 20 kHz with 100 frames per packet) rides out a slow reader.
@@ -111,42 +116,84 @@ def make_source(s: DriverSettings) -> SpikeSource:
     )  # fmt: skip
 
 
-class SpikeCameraDriver(Node):
-    """Reads a :class:`SpikeSource` in a publishing thread and publishes SpikePackets."""
+class DriverWork:
+    """The driver's work, shared by the plain node and the managed (lifecycle) one.
 
-    def __init__(self, **kwargs: Any) -> None:
-        super().__init__(DRIVER_NAME, **kwargs)
+    A mixin for an rclpy ``Node`` or ``LifecycleNode``: :meth:`_declare` (constructor),
+    :meth:`_configure` (parameters, source, calibration, publishers), :meth:`_activate` (start the
+    publishing thread), :meth:`_deactivate` (stop it; the stream resumes where it stopped) and
+    :meth:`_cleanup` (close the source, destroy the publishers).
+    """
+
+    def _declare(self) -> None:
         for spec in DRIVER_PARAMETERS:
             self.declare_parameter(spec.name, spec.default, parameter_descriptor(DRIVER_NAME, replace(spec, dynamic=False)))
+        self.settings: DriverSettings | None = None  # None: not configured
+        self.source: SpikeSource | None = None
+        self._log = RateLimitedLog()
+        self._stop = threading.Event()
+        self.finished = threading.Event()
+        self.error: BaseException | None = None
+        self._thread: threading.Thread | None = None
+        self._entities: list[Any] = []
+
+    def _configure(self) -> None:
+        """Read and validate the parameters, open the source, create the publishers."""
         values = {spec.name: self.get_parameter(spec.name).value for spec in DRIVER_PARAMETERS}
-        self.settings = DriverSettings.from_mapping(values)
-        self.source = make_source(self.settings)
-        s = self.settings
-        if s.camera_info_url:
-            self.camera_info = camera_info_from_file(s.camera_info_url, s.frame_id)
-        else:
-            self.camera_info = default_camera_info(self.source.height, self.source.width, s.frame_id)
+        s = DriverSettings.from_mapping(values)
+        source = make_source(s)
+        try:
+            if s.camera_info_url:
+                self.camera_info = camera_info_from_file(s.camera_info_url, s.frame_id)
+            else:
+                self.camera_info = default_camera_info(source.height, source.width, s.frame_id)
+        except BaseException:
+            source.close()
+            raise
+        self.settings, self.source = s, source
         overrides = QoSOverridingOptions.with_default_policies()
         self.spikes_pub = self.create_publisher(SpikePacket, "spikes", DRIVER_QOS, qos_overriding_options=overrides)
         self.info_pub = self.create_publisher(
             CameraInfo, "spikes/camera_info", DRIVER_QOS, qos_overriding_options=overrides
         )
         self.diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
-        self._log = RateLimitedLog()
         self.packets = 0
         self.frames = 0
         self.lag_s = 0.0
         self._started = time.monotonic()
-        self._stop = threading.Event()
-        self.finished = threading.Event()
-        self.error: BaseException | None = None
-        self.create_timer(1.0, self._publish_diagnostics)
+        self.finished.clear()
+        self.error = None
+        timer = self.create_timer(1.0, self._publish_diagnostics)
+        self._entities = [self.spikes_pub, self.info_pub, self.diag_pub, timer]
+
+    def _activate(self) -> None:
+        """Start (or resume) publishing in a thread of its own."""
+        s = self.settings
+        self._stop.clear()
         self._thread = threading.Thread(target=self._run, name="spike_publisher", daemon=True)
         self._thread.start()
         self.get_logger().info(
             f"publishing {s.source} {self.source.height}x{self.source.width} at {s.frame_rate_hz:g} Hz, "
             f"{s.frames_per_packet} frames per packet on {self.spikes_pub.topic_name}"
         )
+
+    def _deactivate(self) -> None:
+        """Stop the publishing thread; source and position are kept."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5.0)
+        self._thread = None
+
+    def _cleanup(self) -> None:
+        """Undo :meth:`_configure`."""
+        self.stop()
+        for entity in self._entities:
+            if isinstance(entity, Timer):
+                self.destroy_timer(entity)
+            else:
+                self.destroy_publisher(entity)
+        self._entities = []
+        self.settings = self.source = None
 
     # ------------------------------------------------------------------ publishing thread
 
@@ -185,10 +232,10 @@ class SpikeCameraDriver(Node):
             self._wait_for_subscribers()
         rate = float(self.source.frame_rate_hz)
         info = restamp_camera_info(self.camera_info, 0)  # this thread's own copy, restamped per packet
-        t0_wall = time.monotonic()
-        t0_stamp = self.get_clock().now().nanoseconds
-        index = 0
-        seq = 0
+        # Resumed after a deactivation: the stream goes on from its frame and seq, on today's clock.
+        index, seq = self.frames, self.packets
+        t0_wall = time.monotonic() - index / rate
+        t0_stamp = self.get_clock().now().nanoseconds - round(index * 1e9 / rate)
         while not self._stop.is_set():
             want = s.frames_per_packet
             if s.max_frames:
@@ -209,7 +256,8 @@ class SpikeCameraDriver(Node):
                     self._log(self.get_logger().warning, "lag", f"{self.lag_s:.2f} s behind real time: the source is too slow")
             payload, encoding = block.data, block.encoding
             if encoding != s.encoding:
-                payload = encode_frames(decode_payload(payload, self.source.height, self.source.width, block.num_frames, encoding), s.encoding)
+                frames = decode_payload(payload, self.source.height, self.source.width, block.num_frames, encoding)
+                payload = encode_frames(frames, s.encoding)
             stamp_ns = t0_stamp + round(index * 1e9 / rate)
             msg = make_packet(
                 payload, height=self.source.height, width=self.source.width, num_frames=block.num_frames,
@@ -222,7 +270,8 @@ class SpikeCameraDriver(Node):
             index += block.num_frames
             seq += 1
             self.packets, self.frames = seq, index
-        self.get_logger().info(f"end of stream after {self.frames} frames in {self.packets} packets")
+        what = "stopped" if self._stop.is_set() else "end of stream"  # stopped: deactivated or shutting down
+        self.get_logger().info(f"{what} after {self.frames} frames in {self.packets} packets")
         # Reliable delivery of the last packets before the process exits.
         self.spikes_pub.wait_for_all_acked(rclpy.duration.Duration(seconds=2.0))
 
@@ -236,29 +285,90 @@ class SpikeCameraDriver(Node):
             "lag_s": self.lag_s,
         }
         level = "warn" if self.lag_s > 0.5 else "ok"
+        state = "publishing" if self._thread is not None else "inactive (lifecycle): not publishing"
         msg = DiagnosticArray()
         msg.header.stamp = self.get_clock().now().to_msg()
         msg.status = [diagnostic_status(f"{self.get_fully_qualified_name()}: spikes", self.settings.frame_id, level,
-                                        "behind real time" if level == "warn" else "publishing", values)]
+                                        "behind real time" if level == "warn" else state, values)]
         self.diag_pub.publish(msg)
 
     def stop(self) -> None:
         """Stop the publishing thread and close the source."""
-        self._stop.set()
-        self._thread.join(timeout=5.0)
-        self.source.close()
+        self._deactivate()
+        if self.source is not None:
+            self.source.close()
 
 
-def main(args: list[str] | None = None) -> int:
-    """Entry point of ``spike_camera_driver``; returns the exit status."""
+class SpikeCameraDriver(DriverWork, Node):
+    """Reads a :class:`SpikeSource` in a publishing thread and publishes SpikePackets."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        Node.__init__(self, DRIVER_NAME, **kwargs)
+        self._declare()
+        self._configure()
+        self._activate()
+
+
+class ManagedSpikeCameraDriver(DriverWork, LifecycleNode):
+    """The driver as a managed (lifecycle) node: ``spike_camera_driver_lifecycle``.
+
+    Starts unconfigured. configure: parameters validated, source opened, publishers created;
+    activate: publishing starts (or resumes where it stopped); deactivate: publishing stops;
+    cleanup: source closed, publishers destroyed; shutdown from any state.
+    """
+
+    def __init__(self, **kwargs: Any) -> None:
+        LifecycleNode.__init__(self, DRIVER_NAME, **kwargs)
+        self._declare()
+        self.finalized_at: float | None = None  # time.monotonic() of shutdown
+
+    def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
+        try:
+            self._configure()
+        except Exception as err:  # noqa: BLE001 - a transition always answers; the node stays unconfigured
+            text = str(err) if isinstance(err, (StirRosError, ParameterException)) else f"{type(err).__name__}: {err}"
+            self.get_logger().error(f"cannot configure: {text}")
+            self._cleanup()
+            return TransitionCallbackReturn.FAILURE
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._activate()
+        return super().on_activate(state)
+
+    def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._deactivate()
+        return super().on_deactivate(state)
+
+    def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._cleanup()
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
+        if self.settings is not None:
+            self._cleanup()
+        self.finalized_at = time.monotonic()
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_error(self, state: LifecycleState) -> TransitionCallbackReturn:
+        if self.settings is not None:
+            self._cleanup()
+        return TransitionCallbackReturn.SUCCESS
+
+
+def _run(managed: bool, args: list[str] | None) -> int:
     node = None
     try:
         profile = apply_fastdds_profile()  # before rclpy.init creates the participant
         rclpy.init(args=args)
-        node = SpikeCameraDriver()
+        node = ManagedSpikeCameraDriver() if managed else SpikeCameraDriver()
         node.get_logger().info(profile.message)  # under the node's own (namespaced) name
-        while rclpy.ok() and not node.finished.is_set():
+        # The plain node exits at the end of the stream; the managed one when it has been shut down.
+        while rclpy.ok() and (managed or not node.finished.is_set()):
             rclpy.spin_once(node, timeout_sec=0.1)
+            done = getattr(node, "finalized_at", None)
+            if done is not None and time.monotonic() - done > 1.0:  # shut down: answered, now exit
+                break
         return 1 if node.error else 0
     except (KeyboardInterrupt, ExternalShutdownException):
         return 0
@@ -270,6 +380,16 @@ def main(args: list[str] | None = None) -> int:
             node.stop()
             node.destroy_node()
         rclpy.try_shutdown()
+
+
+def main(args: list[str] | None = None) -> int:
+    """Entry point of ``spike_camera_driver``; returns the exit status."""
+    return _run(False, args)
+
+
+def main_lifecycle(args: list[str] | None = None) -> int:
+    """Entry point of ``spike_camera_driver_lifecycle`` (managed node); returns the exit status."""
+    return _run(True, args)
 
 
 if __name__ == "__main__":

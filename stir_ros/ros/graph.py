@@ -54,6 +54,8 @@ MODES = ("pipeline", "reconstruct", "replay")
 EXECUTABLE_MODULES = {
     "spike_camera_driver": "stir_ros.ros.driver_node",
     "spike_reconstructor": "stir_ros.ros.reconstructor_node",
+    "spike_camera_driver_lifecycle": "stir_ros.ros.driver_lifecycle",
+    "spike_reconstructor_lifecycle": "stir_ros.ros.reconstructor_lifecycle",
     "stir-ros": "stir_ros.cli",
 }
 
@@ -162,6 +164,8 @@ LAUNCH_ARGUMENTS: dict[str, tuple[tuple[str, ...], str | None, str]] = {
     "image_topic": ((RECONSTRUCTOR_NAME,), None, "output image topic"),
     "camera_info_topic": ((RECONSTRUCTOR_NAME,), None, "output camera_info topic"),
     "namespace": ((DRIVER_NAME, RECONSTRUCTOR_NAME), None, "namespace of every node"),
+    "lifecycle": ((DRIVER_NAME, RECONSTRUCTOR_NAME), None,
+                  "true: managed (lifecycle) nodes, started unconfigured (<executable>_lifecycle)"),
     "bag": ((), None, "bag to play (replay)"),
 }
 
@@ -169,7 +173,7 @@ LAUNCH_ARGUMENTS: dict[str, tuple[tuple[str, ...], str | None, str]] = {
 _MODEL_ARGUMENTS = (
     "method", "weights", "device", "precision", "backend", "window_length", "stride_frames", "output_rate_hz",
     "max_batch", "alpha", "output_encoding", "lazy", "frame_id", "use_sim_time", "spikes_topic", "image_topic",
-    "camera_info_topic", "namespace",
+    "camera_info_topic", "namespace", "lifecycle",
 )
 _DRIVER_ARGUMENTS = (
     "source", "dat_path", "height", "width", "frame_rate_hz", "frames_per_packet", "realtime", "loop",
@@ -398,9 +402,13 @@ def build_graph(
         if value != DEFAULT_TOPICS[arg]:
             remaps[RECONSTRUCTOR_NAME].append((DEFAULT_TOPICS[arg], value))
 
+    try:
+        managed = parse_value(args.get("lifecycle", False), False)
+    except ConfigError as err:
+        raise ConfigError(f"launch argument lifecycle: {err}") from None
     nodes = tuple(
         NodeSpec(
-            executable=n, name=n, namespace=namespace, parameters=node_params[n],
+            executable=f"{n}_lifecycle" if managed else n, name=n, namespace=namespace, parameters=node_params[n],
             remappings=tuple(remaps[n]),
         )  # fmt: skip
         for n in names

@@ -17,6 +17,7 @@ that receives spikes never waits for inference.
 
 from __future__ import annotations
 
+import gc
 import math
 import os
 import threading
@@ -31,10 +32,12 @@ from diagnostic_msgs.msg import DiagnosticArray
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.exceptions import ParameterException
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.qos import QoSProfile, QoSReliabilityPolicy, qos_profile_sensor_data
 from rclpy.qos_overriding_options import QoSOverridingOptions
+from rclpy.timer import Timer
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 
 from stir_ros.core.engine import EngineConfig, ReconstructionEngine
@@ -56,7 +59,10 @@ from stir_ros.ros.conversions import (
 from stir_ros.ros.dds_profile import apply_fastdds_profile
 from stir_ros.ros.graph import RECONSTRUCTOR_NAME, RECONSTRUCTOR_PARAMETERS
 
-__all__ = ["EXECUTORS", "COMPRESSED_FORMATS", "ReconstructorSettings", "SpikeReconstructor", "main", "make_executor"]
+__all__ = [
+    "EXECUTORS", "COMPRESSED_FORMATS", "ReconstructorSettings", "ReconstructorWork", "SpikeReconstructor",
+    "ManagedSpikeReconstructor", "main", "main_lifecycle", "make_executor",
+]  # fmt: skip
 
 #: Spikes are subscribed RELIABLE, keep last 50, unlike REP-2003's best-effort SensorDataQoS for
 #: processing nodes: with best effort, Fast DDS lost 75-80 % of 1.25 MB packets even at 50
@@ -175,21 +181,43 @@ class _Pending:
     frame_id: str
 
 
-class SpikeReconstructor(Node):
-    """Subscribes to SpikePackets and publishes reconstructed images (see module docstring)."""
+class ReconstructorWork:
+    """The reconstructor's work, shared by the plain node and the managed (lifecycle) one.
 
-    def __init__(self, **kwargs: Any) -> None:
-        super().__init__(RECONSTRUCTOR_NAME, **kwargs)
+    A mixin for an rclpy ``Node`` or ``LifecycleNode``: :meth:`_declare` (in the constructor),
+    :meth:`_configure` (parameters, engine and weights, publishers, worker thread),
+    :meth:`_activate` (subscribe: packets are processed), :meth:`_deactivate` (unsubscribe; the
+    configuration stays) and :meth:`_cleanup` (everything :meth:`_configure` made, the model
+    included). The plain :class:`SpikeReconstructor` configures and activates at once.
+    """
+
+    def _declare(self) -> None:
         for spec in RECONSTRUCTOR_PARAMETERS:
             self.declare_parameter(spec.name, spec.default, parameter_descriptor(RECONSTRUCTOR_NAME, spec))
-        values = {spec.name: self.get_parameter(spec.name).value for spec in RECONSTRUCTOR_PARAMETERS}
-        self.settings = ReconstructorSettings.from_mapping(values)
+        self.settings: ReconstructorSettings | None = None  # None: not configured
+        self.engine: ReconstructionEngine | None = None
         self._log = RateLimitedLog()
-        self._last_warning = ""  # before the engine: its start-up warnings (no CUDA) must show
-        self.engine = self._make_engine(self.settings)
+        self._last_warning = ""
         self._throughput_noted: set[tuple[Any, ...]] = set()
-        if self.settings.warmup_height and self.settings.warmup_width:
-            self._warmup(self.engine, self.settings.warmup_height, self.settings.warmup_width)
+        self._queue: deque[_Pending] = deque()
+        self._cv = threading.Condition()
+        self._running = False
+        self.active = False  # subscribed to spikes; images are published
+        self._subs: list[Any] = []
+        self._entities: list[Any] = []  # publishers and timer made by _configure
+        self.add_on_set_parameters_callback(self._on_set_parameters)
+
+    def _parameter_values(self) -> dict[str, Any]:
+        return {spec.name: self.get_parameter(spec.name).value for spec in RECONSTRUCTOR_PARAMETERS}
+
+    def _configure(self) -> None:
+        """Read and validate the parameters, load the model, create the publishers and the worker."""
+        settings = ReconstructorSettings.from_mapping(self._parameter_values())
+        self._last_warning = ""  # before the engine: its start-up warnings (no CUDA) must show
+        engine = self._make_engine(settings)
+        if settings.warmup_height and settings.warmup_width:
+            self._warmup(engine, settings.warmup_height, settings.warmup_width)
+        self.settings, self.engine = settings, engine
 
         self.monitor = StreamMonitor()
         self.cutter: WindowCutter | None = None
@@ -209,8 +237,7 @@ class SpikeReconstructor(Node):
         self._latency_ms: deque[float] = deque(maxlen=2000)
         self._age_ms: deque[float] = deque(maxlen=2000)
         self._rates_prev = (time.monotonic(), 0, 0, 0)
-        self._queue: deque[_Pending] = deque()
-        self._cv = threading.Condition()
+        self._queue.clear()
         self._running = True
         self.busy = False  # the worker holds a batch (read by tests and diagnostics)
         self.idle = False  # lazy and nobody subscribes to the images: packets counted, not reconstructed
@@ -222,23 +249,63 @@ class SpikeReconstructor(Node):
             CameraInfo, self._beside(image_topic, "camera_info"), OUTPUT_QOS, qos_overriding_options=overrides
         )
         self.compressed_pub = None
-        if self.settings.compressed_format:
+        if settings.compressed_format:
             self.compressed_pub = self.create_publisher(
                 CompressedImage, f"{image_topic}/compressed", OUTPUT_QOS, qos_overriding_options=overrides
             )
         self.diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
+        timer = self.create_timer(settings.diagnostics_period_s, self._publish_diagnostics)
+        self._entities = [p for p in (self.image_pub, self.info_pub, self.compressed_pub, self.diag_pub, timer) if p]
+        self._worker = self._start_worker()
+        self.get_logger().info(
+            f"ready: method {engine.method}, window {engine.window_length}, "
+            f"device {engine.device_name}, precision {engine.precision}, backend {engine.backend}"
+        )
+
+    def _activate(self) -> None:
+        """Subscribe to the spikes and their camera_info: windows are cut and images published."""
+        overrides = QoSOverridingOptions.with_default_policies()
         sub = self.create_subscription(SpikePacket, "spikes", self._on_spikes, SPIKES_QOS, qos_overriding_options=overrides)
         info_in = "spikes/camera_info"
         if self.resolve_topic_name(info_in) == self.resolve_topic_name(info_in, only_expand=True):
             info_in = f"{sub.topic_name}/camera_info"  # follows a remap of spikes
-        self.create_subscription(CameraInfo, info_in, self._on_camera_info, qos_profile_sensor_data)
-        self.add_on_set_parameters_callback(self._on_set_parameters)
-        self.create_timer(self.settings.diagnostics_period_s, self._publish_diagnostics)
-        self._worker = self._start_worker()
-        self.get_logger().info(
-            f"ready: method {self.engine.method}, window {self.engine.window_length}, "
-            f"device {self.engine.device_name}, precision {self.engine.precision}, backend {self.engine.backend}"
-        )
+        self._subs = [sub, self.create_subscription(CameraInfo, info_in, self._on_camera_info, qos_profile_sensor_data)]
+        self.active = True
+
+    def _deactivate(self) -> None:
+        """Unsubscribe and drop what waits; parameters, model and counters stay."""
+        self.active = False
+        for sub in self._subs:
+            self.destroy_subscription(sub)
+        self._subs = []
+        with self._cv:
+            self._queue.clear()
+            self._unserved_since = None
+        self.cutter = None
+        self.monitor.reset()  # packets missed while inactive are not lost ones
+
+    def _cleanup(self) -> None:
+        """Undo :meth:`_configure`: stop the worker, destroy the publishers, free the model."""
+        if self.active:
+            self._deactivate()
+        self.stop()
+        for entity in self._entities:
+            if isinstance(entity, Timer):
+                self.destroy_timer(entity)
+            else:
+                self.destroy_publisher(entity)
+        self._entities = []
+        released = self.engine is not None
+        cuda = released and self.engine.device.type == "cuda"
+        self.settings = self.engine = None
+        self._throughput_noted.clear()
+        gc.collect()  # the model's tensors, before the CUDA cache is emptied
+        if cuda:
+            import torch  # loaded already: the engine used it
+
+            torch.cuda.empty_cache()
+        if released:
+            self.get_logger().info("cleaned up: model released")
 
     def _beside(self, topic: str, name: str) -> str:
         """``name`` in the namespace of the resolved ``topic`` (image_transport), unless ``name`` is remapped."""
@@ -475,8 +542,8 @@ class SpikeReconstructor(Node):
         encoding = settings.output_encoding
         now_ros = self.get_clock().now().nanoseconds
         for pending, img in zip(batch, images):
-            if not self._running or not self.context.ok():
-                return  # stopping: publishers are about to go
+            if not self._running or not self.active or not self.context.ok():
+                return  # stopping or deactivated: publishers are about to go or must be quiet
             w = pending.window
             self.image_pub.publish(image_to_msg(img, encoding, w.centre_stamp_ns, pending.frame_id))
             info = self.camera_info
@@ -511,10 +578,13 @@ class SpikeReconstructor(Node):
         changes = {p.name: p.value for p in params if p.name in {f.name for f in fields(ReconstructorSettings)}}
         if not changes:
             return SetParametersResult(successful=True)
+        current = self.settings
         try:
-            new = replace(self.settings, **changes)
+            new = replace(current or ReconstructorSettings.from_mapping(self._parameter_values()), **changes)
         except (ConfigError, TypeError) as err:
             return SetParametersResult(successful=False, reason=str(err))
+        if current is None:  # not configured (managed node): configure loads the model
+            return SetParametersResult(successful=True)
         engine = self.engine
         try:
             if any(getattr(new, f) != getattr(self.settings, f) for f in _ENGINE_FIELDS):
@@ -614,6 +684,8 @@ class SpikeReconstructor(Node):
                    "packet_handling_errors", "parameter_errors", "worker_restarts")  # fmt: skip
         problems = [k for k in counted if values[k]]
         message = "ok" if not problems else "counted: " + ", ".join(problems)
+        if not self.active:  # a managed node, configured and not active: a normal state, level OK
+            return "ok", "inactive (lifecycle): not subscribed to spikes", values
         if values["idle_no_subscribers"]:  # lazy and nobody listens: a normal state, level OK
             idle = "idle: no subscribers to the images (lazy)"
             message = idle if message == "ok" else f"{idle}; {message}"
@@ -643,7 +715,19 @@ class SpikeReconstructor(Node):
         with self._cv:
             self._running = False
             self._cv.notify_all()
-        self._worker.join(timeout=10.0)
+        worker = getattr(self, "_worker", None)
+        if worker is not None:
+            worker.join(timeout=10.0)
+
+
+class SpikeReconstructor(ReconstructorWork, Node):
+    """Subscribes to SpikePackets and publishes reconstructed images (see module docstring)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        Node.__init__(self, RECONSTRUCTOR_NAME, **kwargs)
+        self._declare()
+        self._configure()
+        self._activate()
 
 
 def make_executor(kind: str, logger: Any) -> Any:
@@ -658,21 +742,73 @@ def make_executor(kind: str, logger: Any) -> Any:
     return SingleThreadedExecutor()
 
 
-def main(args: list[str] | None = None) -> int:
-    """Entry point of ``spike_reconstructor``; returns the exit status."""
+class ManagedSpikeReconstructor(ReconstructorWork, LifecycleNode):
+    """The reconstructor as a managed (lifecycle) node: ``spike_reconstructor_lifecycle``.
+
+    Starts unconfigured. configure: parameters validated, model and weights loaded, publishers
+    and worker created (a refused parameter or missing weights fails the transition with the
+    reason logged); activate: subscribes to the spikes, images are published; deactivate:
+    unsubscribes, drops waiting windows, keeps parameters and model; cleanup: releases the model
+    (and CUDA's cached memory); shutdown from any state.
+    """
+
+    def __init__(self, **kwargs: Any) -> None:
+        LifecycleNode.__init__(self, RECONSTRUCTOR_NAME, **kwargs)
+        self._declare()
+        self.finalized_at: float | None = None  # time.monotonic() of shutdown
+
+    def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
+        try:
+            self._configure()
+        except Exception as err:  # noqa: BLE001 - a transition always answers; the node stays unconfigured
+            text = str(err) if isinstance(err, (StirRosError, ParameterException)) else f"{type(err).__name__}: {err}"
+            self.get_logger().error(f"cannot configure: {text}")
+            self._cleanup()
+            return TransitionCallbackReturn.FAILURE
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._activate()
+        return super().on_activate(state)
+
+    def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._deactivate()
+        return super().on_deactivate(state)
+
+    def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._cleanup()
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
+        if self.settings is not None:
+            self._cleanup()
+        self.finalized_at = time.monotonic()
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_error(self, state: LifecycleState) -> TransitionCallbackReturn:
+        if self.settings is not None:
+            self._cleanup()
+        return TransitionCallbackReturn.SUCCESS  # back to unconfigured
+
+
+def _run(managed: bool, args: list[str] | None) -> int:
     node = None
     executor = None
     try:
         profile = apply_fastdds_profile()  # before rclpy.init creates the participant
         rclpy.init(args=args)
-        node = SpikeReconstructor()
+        node = ManagedSpikeReconstructor() if managed else SpikeReconstructor()
         node.get_logger().info(profile.message)  # under the node's own (namespaced) name
-        executor = make_executor(node.settings.executor, node.get_logger())
+        kind = node.get_parameter("executor").value
+        executor = make_executor(kind if kind in EXECUTORS else "single_threaded", node.get_logger())
         executor.add_node(node)
         # spin_once in a loop: EventsExecutor.spin() of rclpy 7.1.6 busy-waits at 100 % CPU without
         # running callbacks, and does not return on SIGINT/SIGTERM.
         while rclpy.ok():
             executor.spin_once(timeout_sec=0.5)
+            done = getattr(node, "finalized_at", None)
+            if done is not None and time.monotonic() - done > 1.0:  # shut down: answered, now exit
+                break
         return 0
     except (KeyboardInterrupt, ExternalShutdownException):
         return 0
@@ -690,6 +826,16 @@ def main(args: list[str] | None = None) -> int:
         if node is not None:
             node.destroy_node()
         rclpy.try_shutdown()
+
+
+def main(args: list[str] | None = None) -> int:
+    """Entry point of ``spike_reconstructor``; returns the exit status."""
+    return _run(False, args)
+
+
+def main_lifecycle(args: list[str] | None = None) -> int:
+    """Entry point of ``spike_reconstructor_lifecycle`` (managed node); returns the exit status."""
+    return _run(True, args)
 
 
 if __name__ == "__main__":

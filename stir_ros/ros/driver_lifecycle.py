@@ -1,0 +1,10 @@
+"""``python -m stir_ros.ros.driver_lifecycle``: the managed driver (``spike_camera_driver_lifecycle``)."""
+
+import sys
+
+from stir_ros.ros.driver_node import main_lifecycle as main
+
+__all__ = ["main"]
+
+if __name__ == "__main__":
+    sys.exit(main())

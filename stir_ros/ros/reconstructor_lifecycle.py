@@ -1,0 +1,10 @@
+"""``python -m stir_ros.ros.reconstructor_lifecycle``: the managed reconstructor (``spike_reconstructor_lifecycle``)."""
+
+import sys
+
+from stir_ros.ros.reconstructor_node import main_lifecycle as main
+
+__all__ = ["main"]
+
+if __name__ == "__main__":
+    sys.exit(main())
