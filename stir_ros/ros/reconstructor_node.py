@@ -333,8 +333,9 @@ class ReconstructorWork:
                     self._queue.clear()
                     self._unserved_since = None
                 self.cutter = None
+            why = "an image output has a subscriber" if self.settings.lazy else "lazy is off"
             emit(self.get_logger().info, "no subscribers to the images: idle (lazy), counting packets only" if idle
-                 else "an image output has a subscriber: reconstructing")  # fmt: skip
+                 else f"{why}: reconstructing")  # fmt: skip
         return idle
 
     def _start_worker(self) -> threading.Thread:
