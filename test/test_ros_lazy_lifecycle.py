@@ -1,17 +1,13 @@
 """Lazy reconstruction and managed (lifecycle) nodes, in node processes over DDS (real rclpy).
 
 Each test runs its nodes in a namespace of its own and stops them in ``finally`` blocks. The
-test process is the only subscriber to the images, so it decides whether the lazy node has one.
+test process is the only subscriber to the images, so it decides whether the lazy ros_node has one.
 """
 
 from __future__ import annotations
 
-import signal
-import subprocess
-import time
 import uuid
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -25,6 +21,8 @@ from rcl_interfaces.srv import GetParameters  # noqa: E402
 from rclpy.qos import QoSProfile, QoSReliabilityPolicy  # noqa: E402
 from sensor_msgs.msg import Image  # noqa: E402
 
+from ros_support import spin_until  # noqa: E402
+
 from stir_ros.msg import SpikePacket  # noqa: E402
 
 pytestmark = [pytest.mark.ros, pytest.mark.slow]
@@ -35,82 +33,15 @@ DRIVER = {"source": "sim", "height": 32, "width": 48, "frame_rate_hz": 400.0, "f
 RECON = {"method": "tfp", "stride_frames": 100, "diagnostics_period_s": 0.2}
 
 
-def _ros_value(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return repr(value) if isinstance(value, float) else str(value)
-
-
-class Procs:
-    """Node processes started as a user starts them (executables on PATH), logs in files."""
-
-    def __init__(self, tmp_path: Path, env: dict[str, str]) -> None:
-        self.tmp_path, self.env = tmp_path, env
-        self.procs: list[tuple[str, subprocess.Popen[bytes], Path]] = []
-
-    def start(self, exe: str, ns: str, params: dict[str, Any]) -> subprocess.Popen[bytes]:
-        log = self.tmp_path / f"{exe}_{len(self.procs)}.log"
-        cmd = [exe, "--ros-args", "-r", f"__ns:=/{ns}"]
-        for key, value in params.items():
-            cmd += ["-p", f"{key}:={_ros_value(value)}"]
-        with open(log, "wb") as out:
-            proc = subprocess.Popen(cmd, env=self.env, stdout=out, stderr=subprocess.STDOUT)
-        self.procs.append((exe, proc, log))
-        return proc
-
-    def logs(self) -> str:
-        return "\n".join(f"--- {exe} (exit {p.poll()}):\n{log.read_text()[-3000:]}" for exe, p, log in self.procs)
-
-    def stop(self) -> None:
-        for _, p, _ in self.procs:
-            if p.poll() is None:
-                p.send_signal(signal.SIGINT)
-        for _, p, _ in self.procs:
-            try:
-                p.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait(timeout=5)
-
-
-@pytest.fixture()
-def procs(tmp_path, ros_env):
-    p = Procs(tmp_path, ros_env)
-    try:
-        yield p
-    finally:
-        p.stop()
-
-
-@pytest.fixture()
-def node():
-    rclpy.init()
-    n = rclpy.create_node(f"test_lazy_lifecycle_{uuid.uuid4().hex[:8]}")
-    try:
-        yield n
-    finally:
-        n.destroy_node()
-        rclpy.try_shutdown()
-
-
-def spin_until(node, predicate: Callable[[], bool], timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        rclpy.spin_once(node, timeout_sec=0.05)
-    return predicate()
-
-
 class Diagnostics:
     """The latest reconstructor diagnostics of namespace ``ns`` (values and message)."""
 
-    def __init__(self, node, ns: str) -> None:
-        self.node, self.ns = node, ns
+    def __init__(self, ros_node, ns: str) -> None:
+        self.node, self.ns = ros_node, ns
         self.values: dict[str, str] = {}
         self.message, self.level = "", b""
         self.count = 0
-        node.create_subscription(DiagnosticArray, "/diagnostics", self._on, 50)
+        ros_node.create_subscription(DiagnosticArray, "/diagnostics", self._on, 50)
 
     def _on(self, msg: DiagnosticArray) -> None:
         for status in msg.status:
@@ -127,15 +58,15 @@ class Diagnostics:
 
 
 @pytest.mark.parametrize("lazy", [True, False])
-def test_lazy_reconstructs_only_for_subscribers(lazy, procs, node):
+def test_lazy_reconstructs_only_for_subscribers(lazy, nodes, ros_node):
     ns = f"lazy_{uuid.uuid4().hex[:8]}"
-    diag = Diagnostics(node, ns)
-    spikes = node.create_subscription(SpikePacket, f"/{ns}/spikes", lambda _: None, RELIABLE)
-    procs.start("spike_reconstructor", ns, {**RECON, "lazy": lazy})
-    procs.start("spike_camera_driver", ns, DRIVER)
+    diag = Diagnostics(ros_node, ns)
+    spikes = ros_node.create_subscription(SpikePacket, f"/{ns}/spikes", lambda _: None, RELIABLE)
+    nodes.start("spike_reconstructor", ns, {**RECON, "lazy": lazy})
+    nodes.start("spike_camera_driver", ns, DRIVER)
     # Packets arrive and are counted (at least 40: two seconds of stream, 8 windows' worth)...
-    assert spin_until(node, lambda: spikes.get_publisher_count() >= 1, 40), procs.logs()
-    assert diag.wait(lambda v: int(v["input_packets"]) >= 40, 60), f"{diag.values}\n{procs.logs()}"
+    assert spin_until(ros_node, lambda: spikes.get_publisher_count() >= 1, 40), nodes.logs()
+    assert diag.wait(lambda v: int(v["input_packets"]) >= 40, 60), f"{diag.values}\n{nodes.logs()}"
     values = diag.values
     if lazy:
         # ...but with nobody subscribed to the images, no window is cut and nothing reconstructed.
@@ -146,27 +77,27 @@ def test_lazy_reconstructs_only_for_subscribers(lazy, procs, node):
         assert int(values["windows_cut"]) > 0 and values["idle_no_subscribers"] == "False", values
     # A subscriber appears: images come.
     images: list[Image] = []
-    node.create_subscription(Image, f"/{ns}/image", images.append, RELIABLE)
-    assert spin_until(node, lambda: len(images) >= 3, 30), f"{diag.values}\n{procs.logs()}"
+    ros_node.create_subscription(Image, f"/{ns}/image", images.append, RELIABLE)
+    assert spin_until(ros_node, lambda: len(images) >= 3, 30), f"{diag.values}\n{nodes.logs()}"
     assert diag.wait(lambda v: v["idle_no_subscribers"] == "False" and int(v["images_published"]) > 0)
     assert diag.values["input_lost_packets"] == "0"
 
 
-def test_lazy_is_a_validated_dynamic_parameter(procs, node):
+def test_lazy_is_a_validated_dynamic_parameter(nodes, ros_node):
     from rcl_interfaces.msg import Parameter as ParameterMsg
     from rcl_interfaces.msg import ParameterType, ParameterValue
     from rcl_interfaces.srv import SetParameters
 
     ns = f"lazyp_{uuid.uuid4().hex[:8]}"
-    diag = Diagnostics(node, ns)
-    procs.start("spike_reconstructor", ns, RECON)
-    assert diag.wait(lambda v: v["lazy"] == "False", 60), procs.logs()
-    client = node.create_client(SetParameters, f"/{ns}/spike_reconstructor/set_parameters")
+    diag = Diagnostics(ros_node, ns)
+    nodes.start("spike_reconstructor", ns, RECON)
+    assert diag.wait(lambda v: v["lazy"] == "False", 60), nodes.logs()
+    client = ros_node.create_client(SetParameters, f"/{ns}/spike_reconstructor/set_parameters")
     assert client.wait_for_service(timeout_sec=30)
 
     def set_lazy(value: ParameterValue) -> Any:
         future = client.call_async(SetParameters.Request(parameters=[ParameterMsg(name="lazy", value=value)]))
-        assert spin_until(node, future.done, 30)
+        assert spin_until(ros_node, future.done, 30)
         return future.result().results[0]
 
     wrong = set_lazy(ParameterValue(type=ParameterType.PARAMETER_STRING, string_value="yes"))
@@ -181,11 +112,11 @@ def test_lazy_is_a_validated_dynamic_parameter(procs, node):
 class Managed:
     """A managed node's lifecycle services, called from the test process."""
 
-    def __init__(self, node, fqn: str) -> None:
-        self.node, self.fqn = node, fqn
-        self.change = node.create_client(ChangeState, f"{fqn}/change_state")
-        self.get = node.create_client(GetState, f"{fqn}/get_state")
-        self.params = node.create_client(GetParameters, f"{fqn}/get_parameters")
+    def __init__(self, ros_node, fqn: str) -> None:
+        self.node, self.fqn = ros_node, fqn
+        self.change = ros_node.create_client(ChangeState, f"{fqn}/change_state")
+        self.get = ros_node.create_client(GetState, f"{fqn}/get_state")
+        self.params = ros_node.create_client(GetParameters, f"{fqn}/get_parameters")
 
     def _call(self, client, request):
         assert client.wait_for_service(timeout_sec=60), f"{client.srv_name} not offered"
@@ -204,7 +135,7 @@ class Managed:
         return value.integer_value or value.string_value or value.double_value
 
 
-def _driver_packets(node, ns: str) -> Callable[[], int]:
+def _driver_packets(ros_node, ns: str) -> Callable[[], int]:
     """packets_published in the latest diagnostics of the driver in ``ns``."""
     latest = {"packets": -1, "count": 0}
 
@@ -214,63 +145,63 @@ def _driver_packets(node, ns: str) -> Callable[[], int]:
                 latest["packets"] = int({kv.key: kv.value for kv in status.values}["packets_published"])
                 latest["count"] += 1
 
-    node.create_subscription(DiagnosticArray, "/diagnostics", on, 50)
+    ros_node.create_subscription(DiagnosticArray, "/diagnostics", on, 50)
     return lambda: (latest["packets"], latest["count"])
 
 
-def test_lifecycle_transitions_over_services(procs, node):
+def test_lifecycle_transitions_over_services(nodes, ros_node):
     ns = f"lc_{uuid.uuid4().hex[:8]}"
-    driver_proc = procs.start("spike_camera_driver_lifecycle", ns, DRIVER)
-    recon_proc = procs.start("spike_reconstructor_lifecycle", ns, RECON)
-    driver, recon = Managed(node, f"/{ns}/spike_camera_driver"), Managed(node, f"/{ns}/spike_reconstructor")
+    driver_proc = nodes.start("spike_camera_driver_lifecycle", ns, DRIVER)
+    recon_proc = nodes.start("spike_reconstructor_lifecycle", ns, RECON)
+    driver, recon = Managed(ros_node, f"/{ns}/spike_camera_driver"), Managed(ros_node, f"/{ns}/spike_reconstructor")
     images: list[Image] = []
     packets: list[SpikePacket] = []
-    image_sub = node.create_subscription(Image, f"/{ns}/image", images.append, RELIABLE)
-    spikes_sub = node.create_subscription(SpikePacket, f"/{ns}/spikes", packets.append, RELIABLE)
-    diag = Diagnostics(node, ns)
-    driver_diag = _driver_packets(node, ns)
+    image_sub = ros_node.create_subscription(Image, f"/{ns}/image", images.append, RELIABLE)
+    spikes_sub = ros_node.create_subscription(SpikePacket, f"/{ns}/spikes", packets.append, RELIABLE)
+    diag = Diagnostics(ros_node, ns)
+    driver_diag = _driver_packets(ros_node, ns)
 
     # Unconfigured: no publishers yet.
-    assert driver.state() == State.PRIMARY_STATE_UNCONFIGURED, procs.logs()
+    assert driver.state() == State.PRIMARY_STATE_UNCONFIGURED, nodes.logs()
     assert recon.state() == State.PRIMARY_STATE_UNCONFIGURED
     assert spikes_sub.get_publisher_count() == 0 and image_sub.get_publisher_count() == 0
 
     # configure: parameters read, model loaded, publishers made; nothing flows yet.
-    assert recon.transition(Transition.TRANSITION_CONFIGURE), procs.logs()
-    assert driver.transition(Transition.TRANSITION_CONFIGURE), procs.logs()
+    assert recon.transition(Transition.TRANSITION_CONFIGURE), nodes.logs()
+    assert driver.transition(Transition.TRANSITION_CONFIGURE), nodes.logs()
     assert recon.state() == driver.state() == State.PRIMARY_STATE_INACTIVE
-    assert spin_until(node, lambda: image_sub.get_publisher_count() == 1 == spikes_sub.get_publisher_count(), 30)
+    assert spin_until(ros_node, lambda: image_sub.get_publisher_count() == 1 == spikes_sub.get_publisher_count(), 30)
     assert diag.wait(lambda v: v["method"] == "tfp") and diag.message.startswith("inactive"), diag.message
 
     # activate: packets and images flow.
     assert recon.transition(Transition.TRANSITION_ACTIVATE) and driver.transition(Transition.TRANSITION_ACTIVATE)
     assert recon.state() == driver.state() == State.PRIMARY_STATE_ACTIVE
-    assert spin_until(node, lambda: len(images) >= 3 and len(packets) >= 10, 60), procs.logs()
+    assert spin_until(ros_node, lambda: len(images) >= 3 and len(packets) >= 10, 60), nodes.logs()
 
     # deactivate the reconstructor: no more images although packets keep coming (10 packets are two
     # strides), counters stay; then the driver: no more packets. Parameters and model are kept.
     assert recon.transition(Transition.TRANSITION_DEACTIVATE)
     assert recon.state() == State.PRIMARY_STATE_INACTIVE
     first = diag.count
-    assert spin_until(node, lambda: diag.count >= first + 1, 30)
+    assert spin_until(ros_node, lambda: diag.count >= first + 1, 30)
     n_images, published = len(images), diag.values["images_published"]
     n_packets = len(packets)
-    assert spin_until(node, lambda: len(packets) >= n_packets + 10 and diag.count >= first + 4, 30), procs.logs()
+    assert spin_until(ros_node, lambda: len(packets) >= n_packets + 10 and diag.count >= first + 4, 30), nodes.logs()
     assert (len(images), diag.values["images_published"]) == (n_images, published)
     assert diag.level == b"\x00" and diag.message.startswith("inactive"), diag.message
     assert driver.transition(Transition.TRANSITION_DEACTIVATE)
     assert driver.state() == State.PRIMARY_STATE_INACTIVE
     seen = driver_diag()[1]
-    assert spin_until(node, lambda: driver_diag()[1] >= seen + 1, 30)
+    assert spin_until(ros_node, lambda: driver_diag()[1] >= seen + 1, 30)
     n_packets, (sent, seen) = len(packets), driver_diag()
-    assert spin_until(node, lambda: driver_diag()[1] >= seen + 3, 30)
+    assert spin_until(ros_node, lambda: driver_diag()[1] >= seen + 3, 30)
     assert (len(packets), driver_diag()[0]) == (n_packets, sent)
     assert recon.parameter("stride_frames") == RECON["stride_frames"] and recon.parameter("method") == "tfp"
     assert driver.parameter("height") == DRIVER["height"]
 
     # activate again: flows again, the stream going on where it stopped.
     assert recon.transition(Transition.TRANSITION_ACTIVATE) and driver.transition(Transition.TRANSITION_ACTIVATE)
-    assert spin_until(node, lambda: len(images) >= n_images + 3 and len(packets) >= n_packets + 10, 60), procs.logs()
+    assert spin_until(ros_node, lambda: len(images) >= n_images + 3 and len(packets) >= n_packets + 10, 60), nodes.logs()
     seqs = [p.seq for p in packets]
     assert seqs == list(range(seqs[0], seqs[0] + len(seqs))), "the stream resumes without a seq gap"
 
@@ -278,36 +209,36 @@ def test_lifecycle_transitions_over_services(procs, node):
     assert recon.transition(Transition.TRANSITION_DEACTIVATE) and driver.transition(Transition.TRANSITION_DEACTIVATE)
     assert recon.transition(Transition.TRANSITION_CLEANUP) and driver.transition(Transition.TRANSITION_CLEANUP)
     assert recon.state() == driver.state() == State.PRIMARY_STATE_UNCONFIGURED
-    assert spin_until(node, lambda: image_sub.get_publisher_count() == 0 == spikes_sub.get_publisher_count(), 30)
+    assert spin_until(ros_node, lambda: image_sub.get_publisher_count() == 0 == spikes_sub.get_publisher_count(), 30)
 
     # shutdown: finalized, and the processes exit cleanly.
     assert recon.transition(Transition.TRANSITION_UNCONFIGURED_SHUTDOWN)
     assert driver.transition(Transition.TRANSITION_UNCONFIGURED_SHUTDOWN)
-    assert recon_proc.wait(timeout=30) == 0 and driver_proc.wait(timeout=30) == 0, procs.logs()
-    assert "model released" in procs.logs()
+    assert recon_proc.wait(timeout=30) == 0 and driver_proc.wait(timeout=30) == 0, nodes.logs()
+    assert "model released" in nodes.logs()
 
 
 @pytest.mark.parametrize("configured", [False, True])
-def test_lifecycle_shutdown_from_unconfigured_or_active(configured, procs, node):
+def test_lifecycle_shutdown_from_unconfigured_or_active(configured, nodes, ros_node):
     ns = f"lcs_{uuid.uuid4().hex[:8]}"
-    proc = procs.start("spike_reconstructor_lifecycle", ns, RECON)
-    recon = Managed(node, f"/{ns}/spike_reconstructor")
-    assert recon.state() == State.PRIMARY_STATE_UNCONFIGURED, procs.logs()
+    proc = nodes.start("spike_reconstructor_lifecycle", ns, RECON)
+    recon = Managed(ros_node, f"/{ns}/spike_reconstructor")
+    assert recon.state() == State.PRIMARY_STATE_UNCONFIGURED, nodes.logs()
     shutdown = Transition.TRANSITION_UNCONFIGURED_SHUTDOWN
     if configured:
         assert recon.transition(Transition.TRANSITION_CONFIGURE) and recon.transition(Transition.TRANSITION_ACTIVATE)
         shutdown = Transition.TRANSITION_ACTIVE_SHUTDOWN
-    assert recon.transition(shutdown), procs.logs()
-    assert proc.wait(timeout=30) == 0, procs.logs()
+    assert recon.transition(shutdown), nodes.logs()
+    assert proc.wait(timeout=30) == 0, nodes.logs()
 
 
-def test_lifecycle_configure_refuses_bad_weights(procs, node, tmp_path):
+def test_lifecycle_configure_refuses_bad_weights(nodes, ros_node, tmp_path):
     ns = f"lcw_{uuid.uuid4().hex[:8]}"
-    procs.start("spike_reconstructor_lifecycle", ns, {**RECON, "method": "stir", "weights": str(tmp_path / "none.pt")})
-    recon = Managed(node, f"/{ns}/spike_reconstructor")
+    nodes.start("spike_reconstructor_lifecycle", ns, {**RECON, "method": "stir", "weights": str(tmp_path / "none.pt")})
+    recon = Managed(ros_node, f"/{ns}/spike_reconstructor")
     assert not recon.transition(Transition.TRANSITION_CONFIGURE)
     assert recon.state() == State.PRIMARY_STATE_UNCONFIGURED
-    assert spin_until(node, lambda: "does not exist" in procs.logs(), 30), procs.logs()
+    assert spin_until(ros_node, lambda: "does not exist" in nodes.logs(), 30), nodes.logs()
 
 
 def test_graph_lifecycle_argument_picks_the_managed_executables():
