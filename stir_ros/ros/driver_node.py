@@ -23,7 +23,7 @@ import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.exceptions import ParameterException
 from rclpy.executors import ExternalShutdownException
-from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
+from rclpy.lifecycle import LifecycleNode
 from rclpy.node import Node
 from rclpy.qos import QoSDurabilityPolicy, QoSHistoryPolicy, QoSProfile, QoSReliabilityPolicy
 from rclpy.qos_overriding_options import QoSOverridingOptions
@@ -45,6 +45,7 @@ from stir_ros.ros.conversions import (
     restamp_camera_info,
 )
 from stir_ros.ros.dds_profile import apply_fastdds_profile
+from stir_ros.ros.lifecycle import ManagedTransitions
 from stir_ros.ros.graph import DRIVER_NAME, DRIVER_PARAMETERS
 
 __all__ = [
@@ -309,7 +310,7 @@ class SpikeCameraDriver(DriverWork, Node):
         self._activate()
 
 
-class ManagedSpikeCameraDriver(DriverWork, LifecycleNode):
+class ManagedSpikeCameraDriver(DriverWork, ManagedTransitions, LifecycleNode):
     """The driver as a managed (lifecycle) node: ``spike_camera_driver_lifecycle``.
 
     Starts unconfigured. configure: parameters validated, source opened, publishers created;
@@ -320,40 +321,6 @@ class ManagedSpikeCameraDriver(DriverWork, LifecycleNode):
     def __init__(self, **kwargs: Any) -> None:
         LifecycleNode.__init__(self, DRIVER_NAME, **kwargs)
         self._declare()
-        self.finalized_at: float | None = None  # time.monotonic() of shutdown
-
-    def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
-        try:
-            self._configure()
-        except Exception as err:  # noqa: BLE001 - a transition always answers; the node stays unconfigured
-            text = str(err) if isinstance(err, (StirRosError, ParameterException)) else f"{type(err).__name__}: {err}"
-            self.get_logger().error(f"cannot configure: {text}")
-            self._cleanup()
-            return TransitionCallbackReturn.FAILURE
-        return TransitionCallbackReturn.SUCCESS
-
-    def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
-        self._activate()
-        return super().on_activate(state)
-
-    def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
-        self._deactivate()
-        return super().on_deactivate(state)
-
-    def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
-        self._cleanup()
-        return TransitionCallbackReturn.SUCCESS
-
-    def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
-        if self.settings is not None:
-            self._cleanup()
-        self.finalized_at = time.monotonic()
-        return TransitionCallbackReturn.SUCCESS
-
-    def on_error(self, state: LifecycleState) -> TransitionCallbackReturn:
-        if self.settings is not None:
-            self._cleanup()
-        return TransitionCallbackReturn.SUCCESS
 
 
 def _run(managed: bool, args: list[str] | None) -> int:

@@ -32,7 +32,7 @@ from diagnostic_msgs.msg import DiagnosticArray
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.exceptions import ParameterException
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
-from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
+from rclpy.lifecycle import LifecycleNode
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.qos import QoSProfile, QoSReliabilityPolicy, qos_profile_sensor_data
@@ -57,6 +57,7 @@ from stir_ros.ros.conversions import (
     restamp_camera_info,
 )
 from stir_ros.ros.dds_profile import apply_fastdds_profile
+from stir_ros.ros.lifecycle import ManagedTransitions
 from stir_ros.ros.graph import RECONSTRUCTOR_NAME, RECONSTRUCTOR_PARAMETERS
 
 __all__ = [
@@ -743,7 +744,7 @@ def make_executor(kind: str, logger: Any) -> Any:
     return SingleThreadedExecutor()
 
 
-class ManagedSpikeReconstructor(ReconstructorWork, LifecycleNode):
+class ManagedSpikeReconstructor(ReconstructorWork, ManagedTransitions, LifecycleNode):
     """The reconstructor as a managed (lifecycle) node: ``spike_reconstructor_lifecycle``.
 
     Starts unconfigured. configure: parameters validated, model and weights loaded, publishers
@@ -756,40 +757,6 @@ class ManagedSpikeReconstructor(ReconstructorWork, LifecycleNode):
     def __init__(self, **kwargs: Any) -> None:
         LifecycleNode.__init__(self, RECONSTRUCTOR_NAME, **kwargs)
         self._declare()
-        self.finalized_at: float | None = None  # time.monotonic() of shutdown
-
-    def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
-        try:
-            self._configure()
-        except Exception as err:  # noqa: BLE001 - a transition always answers; the node stays unconfigured
-            text = str(err) if isinstance(err, (StirRosError, ParameterException)) else f"{type(err).__name__}: {err}"
-            self.get_logger().error(f"cannot configure: {text}")
-            self._cleanup()
-            return TransitionCallbackReturn.FAILURE
-        return TransitionCallbackReturn.SUCCESS
-
-    def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
-        self._activate()
-        return super().on_activate(state)
-
-    def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
-        self._deactivate()
-        return super().on_deactivate(state)
-
-    def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
-        self._cleanup()
-        return TransitionCallbackReturn.SUCCESS
-
-    def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
-        if self.settings is not None:
-            self._cleanup()
-        self.finalized_at = time.monotonic()
-        return TransitionCallbackReturn.SUCCESS
-
-    def on_error(self, state: LifecycleState) -> TransitionCallbackReturn:
-        if self.settings is not None:
-            self._cleanup()
-        return TransitionCallbackReturn.SUCCESS  # back to unconfigured
 
 
 def _run(managed: bool, args: list[str] | None) -> int:
