@@ -9,6 +9,7 @@ import shutil
 import pytest
 import torch
 
+from stir_ros.core.errors import ConfigError
 from stir_ros.models import read_checkpoint
 from stir_ros.training import train as train_mod
 from stir_ros.training.data import DataConfig, SyntheticSpikeData, load_training_images
@@ -122,3 +123,33 @@ def test_init_weights_starts_a_fresh_run_from_a_weights_only_file(tmp_path, runs
     assert diff < 0.01
     with pytest.raises(ConfigError, match="exclude each other"):
         train_mod.train(_args(tmp_path / "x", "--init-weights", str(start), "--resume", str(root / "full" / "last.pt")))
+
+
+def test_worker_batches_depend_on_seed_and_step_only() -> None:
+    from stir_ros.training.data import StepBatches, step_batch
+
+    images = load_training_images()
+    cfg = DataConfig(window_length=41, crop=32, max_layers=2)
+    batches = StepBatches(images, cfg, seed=3, batch=2, workers=2, prefetch=3)
+    try:
+        made = [batches.get(k) for k in (5, 6, 7)]
+        again = batches.get(6)  # a jump back restarts the queue at that step
+    finally:
+        batches.close()
+    for k, (spikes, target, alpha) in zip((5, 6, 7), made):
+        ref = step_batch(images, cfg, 3, k, 2)
+        assert torch.equal(spikes, torch.from_numpy(ref[0]).float())
+        assert torch.equal(target, torch.from_numpy(ref[1])) and torch.equal(alpha, torch.from_numpy(ref[2]))
+    assert torch.equal(again[0], made[1][0])
+    assert not torch.equal(made[0][0], made[1][0])
+
+
+def test_resume_with_data_workers_equals_uninterrupted(tmp_path) -> None:
+    full = train_mod.train(_args(tmp_path / "full", "--data-workers", "2"))
+    train_mod.train(_args(tmp_path / "split", "--data-workers", "1", "--stop-at", "2"))
+    resumed = train_mod.train(_args(tmp_path / "split", "--data-workers", "2",
+                                    "--resume", str(tmp_path / "split" / "last.pt")))  # fmt: skip
+    assert full["step"] == resumed["step"] == 3
+    _assert_equal(_weights(full["last"]), _weights(resumed["last"]))
+    with pytest.raises(ConfigError, match="trained with --data-workers 2"):
+        train_mod.train(_args(tmp_path / "split", "--resume", str(tmp_path / "split" / "last.pt")))

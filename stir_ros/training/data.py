@@ -12,9 +12,12 @@ rate** of the centre frame, ``alpha * intensity``, exactly as the Spike-Zoo retr
 
 from __future__ import annotations
 
+import multiprocessing
+from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -22,7 +25,17 @@ import torch
 from stir_ros.core.errors import ConfigError
 from stir_ros.core.scenes import load_images, make_training_batch
 
-__all__ = ["MOTION_MODELS", "DataConfig", "SyntheticSpikeData", "describe", "load_training_images", "validation_set"]
+__all__ = [
+    "MOTION_MODELS",
+    "DataConfig",
+    "StepBatches",
+    "SyntheticSpikeData",
+    "describe",
+    "load_training_images",
+    "step_batch",
+    "step_generator",
+    "validation_set",
+]
 
 MOTION_MODELS = ("uniform", "heavy-tail")
 
@@ -129,6 +142,100 @@ class SyntheticSpikeData:
             targets.append(gt * alpha)
             alphas.append(alpha)
         return torch.cat(spikes), torch.cat(targets), torch.tensor(alphas, device=self.device)
+
+
+def step_generator(seed: int, step: int) -> torch.Generator:
+    """The generator of optimiser step ``step``'s batch: a function of ``(seed, step)`` alone.
+
+    Batches made this way do not depend on which process makes them, in which order, or how
+    many steps ran before a resume.
+    """
+    state = np.random.SeedSequence([int(seed), int(step)]).generate_state(1, dtype=np.uint64)[0]
+    return torch.Generator().manual_seed(int(state) & 0x7FFF_FFFF_FFFF_FFFF)
+
+
+def step_batch(
+    images: Sequence[np.ndarray], config: DataConfig, seed: int, step: int, batch: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Batch of step ``step`` as compact arrays: ``(spikes uint8 [B,T,H,W], target float32, alpha float32)``."""
+    data = SyntheticSpikeData(images, config, step_generator(seed, step))
+    spikes, target, alpha = data.sample(batch)
+    return spikes.to(torch.uint8).numpy(), target.numpy(), alpha.to(torch.float32).numpy()
+
+
+_WORKER: dict[str, Any] = {}
+
+
+def _worker_init(images: list[np.ndarray], config: DataConfig, seed: int, batch: int) -> None:
+    torch.set_num_threads(1)
+    _WORKER.update(images=[torch.as_tensor(im, dtype=torch.float32) for im in images], config=config,
+                   seed=seed, batch=batch)  # fmt: skip
+
+
+def _worker_batch(step: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    w = _WORKER
+    return step_batch(w["images"], w["config"], w["seed"], step, w["batch"])
+
+
+class StepBatches:
+    """Training batches made ahead of time in worker processes (``stir-ros train --data-workers``).
+
+    Step ``k``'s batch is drawn from :func:`step_generator` ``(seed, k)``, so the stream is the
+    same for any number of workers and a resumed run continues it exactly. Up to ``prefetch``
+    batches are in flight; the training loop asks for the steps in order.
+
+    Args:
+        images: Grayscale source images in [0, 1].
+        config: Sampling parameters.
+        seed: Run seed.
+        batch: Samples per step.
+        workers: Worker processes (``spawn``: safe beside CUDA and OpenMP in the parent).
+        device: Device of the returned tensors.
+        prefetch: Batches made ahead (default: twice the workers).
+    """
+
+    def __init__(
+        self,
+        images: Sequence[np.ndarray],
+        config: DataConfig,
+        seed: int,
+        batch: int,
+        workers: int,
+        device: str | torch.device = "cpu",
+        prefetch: int = 0,
+    ) -> None:
+        if workers < 1:
+            raise ConfigError(f"data workers must be >= 1, got {workers}")
+        self.device = torch.device(device)
+        self.prefetch = prefetch or 2 * workers
+        self._pool = multiprocessing.get_context("spawn").Pool(
+            workers, initializer=_worker_init,
+            initargs=([np.asarray(im, dtype=np.float32) for im in images], config, seed, batch),
+        )  # fmt: skip
+        self._pending: deque[tuple[int, Any]] = deque()
+        self._next = 0
+
+    def get(self, step: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The batch of optimiser step ``step`` (steps are asked for in increasing order)."""
+        if not self._pending or self._pending[0][0] != step:
+            self._pending.clear()  # first call, or a jump: restart the queue at this step
+            self._next = step
+        while len(self._pending) < self.prefetch:
+            self._pending.append((self._next, self._pool.apply_async(_worker_batch, (self._next,))))
+            self._next += 1
+        _, result = self._pending.popleft()
+        spikes, target, alpha = result.get()
+        pin = self.device.type == "cuda"
+        out = []
+        for array in (spikes, target, alpha):
+            t = torch.from_numpy(array)
+            out.append(t.pin_memory().to(self.device, non_blocking=True) if pin else t)
+        return out[0].float(), out[1], out[2]
+
+    def close(self) -> None:
+        """Stop the workers."""
+        self._pool.terminate()
+        self._pool.join()
 
 
 def validation_set(

@@ -40,6 +40,7 @@ from stir_ros.models.checkpoint import check_weights_file
 from stir_ros.training.data import (
     MOTION_MODELS,
     DataConfig,
+    StepBatches,
     SyntheticSpikeData,
     describe,
     load_training_images,
@@ -101,6 +102,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--ema", type=float, default=0.0, metavar="DECAY",
                         help="keep an exponential moving average of the weights (e.g. 0.999); validation, "
                              "best.pt and snapshots then use the averaged weights (0: off)")
+    parser.add_argument("--data-workers", type=int, default=0, metavar="N",
+                        help="make batches ahead in N worker processes, step k's batch seeded by (seed, k) "
+                             "(0: in the training process, one stream saved with the checkpoints). A run "
+                             "resumes only with the same choice of 0 or not 0")
     parser.add_argument("--no-progress", action="store_true", help="plain log lines instead of a tqdm bar")
 
 
@@ -270,6 +275,9 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
         raise ConfigError(f"--crop must be a multiple of 16, got {args.crop}")
     if args.texture_candidates < 1:
         raise ConfigError(f"--texture-candidates must be >= 1, got {args.texture_candidates}")
+    workers = int(getattr(args, "data_workers", 0) or 0)
+    if workers < 0:
+        raise ConfigError(f"--data-workers must be >= 0, got {workers}")
     if args.no_skimage and not args.images:
         raise ConfigError("--no-skimage needs --images DIR (there would be nothing to train on)")
     if args.threads:
@@ -308,6 +316,13 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
         optimizer.load_state_dict(extra["optimizer"])
         if "scaler" in extra and scaler.is_enabled():
             scaler.load_state_dict(extra["scaler"])
+        saved_workers = int((extra.get("args") or {}).get("data_workers", 0) or 0)
+        if (saved_workers > 0) != (workers > 0):
+            raise ConfigError(
+                f"{args.resume} was trained with --data-workers {saved_workers}: the batches of a run made "
+                "in worker processes and of one made in-process are different streams; resume with "
+                + ("--data-workers N (any N >= 1)" if saved_workers else "--data-workers 0")
+            )
         step = int(extra["step"])
         best = float(extra.get("best_val_psnr", -math.inf))
         wall_before = float(extra.get("wall_time_s", 0.0))
@@ -332,6 +347,8 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
     data_cfg = _data_config(args, args.crop)
     images = load_training_images(args.images, max_size=args.image_max_size, skimage=not args.no_skimage)
     data = SyntheticSpikeData(images, data_cfg, data_gen, device)
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
     # The validation windows use the default scene model whatever the training recipe, so that
     # runs with different recipes are scored on the same kind of windows.
     val_cfg = DataConfig(window_length=args.window_length, crop=args.val_crop, max_layers=args.max_layers,
@@ -361,6 +378,7 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
     def _terminate(signum: int, frame: Any) -> None:
         raise KeyboardInterrupt
 
+    batches = StepBatches(images, data_cfg, args.seed, args.batch_size, workers, device) if workers else None
     previous = signal.signal(signal.SIGTERM, _terminate) if hasattr(signal, "SIGTERM") else None
     model.train()
     start = time.time()
@@ -381,7 +399,7 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
             lr = learning_rate(step, args.steps, args.lr, args.warmup)
             for group in optimizer.param_groups:
                 group["lr"] = lr
-            spikes, target, _ = data.sample(args.batch_size)
+            spikes, target, _ = batches.get(step) if batches is not None else data.sample(args.batch_size)
             with torch.autocast(device.type, dtype=amp_dtype, enabled=use_amp):
                 pred, pyramid = model(spikes, return_pyramid=True)
             loss, rec = stir_loss(pred.float(), [p.float() for p in pyramid], target)
@@ -402,7 +420,7 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
             elapsed = time.time() - start
             if args.log_every and (step % args.log_every == 0 or step == stop):
                 print(f"step {step} loss {value:.5f} (avg {smooth:.5f}) l1 {float(rec.detach()):.5f} lr {lr:.2e} "
-                      f"wall {wall_before + elapsed:.0f}s", flush=True)  # fmt: skip
+                      f"wall {wall_before + elapsed:.1f}s", flush=True)  # fmt: skip
             if val_samples and (step % args.val_every == 0 or step == stop):
                 judged = weights_to_judge()
                 last_val = validate(judged, val_samples, device)
@@ -423,6 +441,8 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
         print(f"interrupted at step {step}; saving {out / 'last.pt'}", flush=True)
         _save(out / "last.pt", model, step, args, data_cfg, training_state(wall_before + time.time() - start))
     finally:
+        if batches is not None:
+            batches.close()
         if bar is not None:
             bar.close()
         if previous is not None:

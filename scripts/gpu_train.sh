@@ -1,0 +1,93 @@
+#!/usr/bin/env bash
+# Fine-tune STIR on a CUDA machine in one sitting, then score every snapshot on the evaluation clips.
+#
+#   here (a machine with the package installed and the `stir-ros data` photo cache):
+#       bash scripts/gpu_train.sh --prepare DATA_DIR INIT_WEIGHTS [PHOTO_CACHE]
+#   on the CUDA machine (torch there; no ROS, no package index), from the repository root:
+#       bash scripts/gpu_train.sh DATA_DIR OUT_DIR
+#
+# DATA_DIR holds images/ (training images: scikit-image's photographs exported as PNG, and the
+# photo cache's train split), val/ (held-out photos for the synthetic validation), eval/ (the
+# Spike-Zoo base/train clips: evaluation only, never trained on) and init.pt (fp16 start weights).
+#
+# A 40-step probe measures steps/s, so that --steps (and with it the learning-rate drops at 25, 50
+# and 75 %) fits TRAIN_S seconds. Batches are made by CPU worker processes (--data-workers).
+# OUT_DIR receives train.log, eval.json (PSNR/SSIM of every EMA snapshot and of init.pt) and the
+# last and the best snapshot as fp16 weights-only files.
+# Settings (environment): TRAIN_S (380), CROP (128), BATCH (12), LR (1e-4), WORKERS (cores - 2),
+# SEED (3), EMA (0.999), DEVICE (cuda).
+set -u
+
+if [ "${1:-}" = "--prepare" ]; then
+    DATA=${2:?DATA_DIR}; INIT=${3:?INIT_WEIGHTS}; PHOTOS=${4:-$HOME/.cache/stir_ros/photos}
+    mkdir -p "$DATA/images/skimage" "$DATA/images/photos" "$DATA/val" "$DATA/eval"
+    python - "$DATA/images/skimage" <<'PY' || exit 1
+import sys
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from stir_ros.core.scenes import SKIMAGE_IMAGES, load_images
+
+for name, image in zip(SKIMAGE_IMAGES, load_images("skimage")):
+    Image.fromarray(np.round(image * 255).astype(np.uint8)).save(Path(sys.argv[1]) / f"skimage_{name}.png")
+PY
+    cp "$PHOTOS"/train/* "$DATA/images/photos/" && cp "$PHOTOS"/val/* "$DATA/val/" || exit 1
+    EVAL=$(python -c "import importlib.util, pathlib; print(pathlib.Path(importlib.util.find_spec('spikezoo').origin).parent / 'data/base/train')") || exit 1
+    cp -r "$EVAL"/. "$DATA/eval/" || exit 1
+    python scripts/release_weights.py "$INIT" "$DATA/init.pt" || exit 1
+    du -sh "$DATA"
+    exit 0
+fi
+
+DATA=${1:?DATA_DIR}; OUT=${2:?OUT_DIR}
+TRAIN_S=${TRAIN_S:-380}; CROP=${CROP:-128}; BATCH=${BATCH:-12}; LR=${LR:-1e-4}; SEED=${SEED:-3}
+EMA=${EMA:-0.999}; DEVICE=${DEVICE:-cuda}; WORKERS=${WORKERS:-$(( $(nproc) > 3 ? $(nproc) - 2 : 1 ))}
+mkdir -p "$OUT"
+export PYTHONUNBUFFERED=1 PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
+RUN=$(mktemp -d)
+COMMON=(--init-weights "$DATA/init.pt" --batch-size "$BATCH" --crop "$CROP" --lr "$LR" --warmup 100 --amp
+        --ema "$EMA" --max-displacement 16 --images "$DATA/images/skimage" "$DATA/images/photos" --no-skimage
+        --image-max-size 384 --texture-candidates 4 --data-workers "$WORKERS" --seed "$SEED" --device "$DEVICE"
+        --no-progress)
+nvidia-smi -L 2>/dev/null; echo "workers $WORKERS, crop $CROP, batch $BATCH, lr $LR, train ${TRAIN_S}s"
+
+# Probe: seconds per step between steps 10 and 40 (after cuDNN's autotuning and the workers' start).
+python -m stir_ros.cli train --out "$RUN/probe" "${COMMON[@]}" --steps 100000 --stop-at 40 --log-every 10 \
+    --val-every 0 --checkpoint-every 100000 > "$OUT/probe.log" 2>&1 || { tail -20 "$OUT/probe.log"; exit 1; }
+STEPS=$(python - "$OUT/probe.log" "$TRAIN_S" <<'PY'
+import re, sys
+walls = {int(m[1]): float(m[2]) for m in re.finditer(r"step (\d+) loss .* wall ([\d.]+)s", open(sys.argv[1]).read())}
+rate = 30 / max(walls[40] - walls[10], 1e-3)
+print(max(60, int(rate * float(sys.argv[2]) * 0.95)))
+PY
+) || exit 1
+EVERY=$(( STEPS / 6 ))
+echo "probe: $(grep -c loss "$OUT/probe.log") log lines; training $STEPS steps, snapshot every $EVERY"
+
+python -m stir_ros.cli train --out "$RUN/main" "${COMMON[@]}" --steps "$STEPS" --log-every 50 \
+    --val-every "$EVERY" --val-images "$DATA/val" --snapshot-every "$EVERY" --checkpoint-every "$EVERY" \
+    --time-limit $(( TRAIN_S + 60 )) 2>&1 | tee "$OUT/train.log" | grep -E "val_psnr|done|error|Error" 
+
+# Score init.pt and every EMA snapshot on the evaluation clips; keep the last and the best.
+python - "$DATA" "$RUN/main" "$OUT" "$DEVICE" <<'PY'
+import json, subprocess, sys
+from pathlib import Path
+
+from stir_ros.evaluation import evaluate
+
+data, run, out, device = Path(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3]), sys.argv[4]
+scores = {}
+for weights in [data / "init.pt", *sorted(run.glob("step_*.pt"))]:
+    r = evaluate(data / "eval", ["stir"], weights=str(weights), device=device)["methods"]["stir"]
+    scores[weights.name] = {"psnr": r["psnr"], "ssim": r["ssim"]}
+    print(f"{weights.name}: {r['psnr']:.3f} dB / {r['ssim']:.4f}", flush=True)
+(out / "eval.json").write_text(json.dumps(scores, indent=1) + "\n")
+snaps = [n for n in scores if n.startswith("step_")]
+if snaps:
+    best = max(snaps, key=lambda n: scores[n]["psnr"])
+    for label, name in (("last", snaps[-1]), ("best", best)):
+        subprocess.run([sys.executable, "scripts/release_weights.py", str(run / name), str(out / f"{label}_{name}"),
+                        "--note", f"GPU fine-tune, {label} EMA snapshot"], check=True)
+PY
