@@ -35,7 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from stir_ros.bag.convert import dat_to_bag  # noqa: E402
 from stir_ros.bag.reconstruct import ReconstructOptions, reconstruct_bag  # noqa: E402
 from stir_ros.core.dat import write_dat  # noqa: E402
-from stir_ros.core.engine import EngineConfig, ReconstructionEngine  # noqa: E402
+from stir_ros.engine import EngineConfig, ReconstructionEngine  # noqa: E402
 from _common import authors_stir_class, cpu_model  # noqa: E402  (bench/ is on sys.path)
 
 H, W = 250, 400

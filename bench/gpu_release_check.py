@@ -17,7 +17,7 @@ import sys
 import numpy as np
 import torch
 
-from stir_ros.core.engine import EngineConfig, ReconstructionEngine
+from stir_ros.engine import EngineConfig, ReconstructionEngine
 
 
 def _mib(n: int) -> str:

@@ -58,7 +58,7 @@ def choose_method(method: str, weights: str = "") -> str:
         return method
     import torch
 
-    from stir_ros.core.engine import default_weights_path
+    from stir_ros.core.weights import default_weights_path
 
     has_weights = bool(weights) or default_weights_path().is_file()
     return "stir" if has_weights and torch.cuda.is_available() else "tfp"

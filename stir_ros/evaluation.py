@@ -5,7 +5,7 @@ file name. The ground truth belongs to the centre frame ``N // 2`` of an ``N``-f
 (Spike-Zoo crops ``[N//2 - T//2, N//2 + T//2]``); each method sees the ``T``-frame window
 centred on it. The frame size is the ground truth's.
 
-Every method runs through :class:`stir_ros.core.engine.ReconstructionEngine`, the same code the
+Every method runs through :class:`stir_ros.engine.ReconstructionEngine`, the same code the
 reconstruction node uses, so the numbers here are the node's.
 
 Metrics follow Spike-Zoo's evaluation (``spikezoo.metrics``): the reconstruction clipped to
@@ -133,7 +133,7 @@ def evaluate(
         ``seconds_per_frame`` is the mean time of one reconstruction after a warm-up at each
         frame size (model loading, lazy initialisation and autotuning excluded).
     """
-    from stir_ros.core.engine import EngineConfig, ReconstructionEngine
+    from stir_ros.engine import EngineConfig, ReconstructionEngine
 
     pairs = find_pairs(data_dir)
     gts = {name: load_gt(png) for name, _, png in pairs}

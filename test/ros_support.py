@@ -22,7 +22,7 @@ from rclpy.parameter import Parameter
 from rclpy.qos import QoSProfile, QoSReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, Image
 
-from stir_ros.core.engine import EngineConfig, ReconstructionEngine
+from stir_ros.engine import EngineConfig, ReconstructionEngine
 from stir_ros.core.imaging import to_image_array
 from stir_ros.core.stream import WindowCutter, stack_windows
 from stir_ros.msg import SpikePacket

@@ -20,7 +20,7 @@ from stir_ros.bag.reconstruct import ReconstructOptions, reconstruct_bag
 from stir_ros.bag.types import CAMERA_INFO, IMAGE, SPIKE_PACKET, get_typestore
 from stir_ros.cli import main as cli_main
 from stir_ros.core.dat import write_dat
-from stir_ros.core.engine import EngineConfig, ReconstructionEngine
+from stir_ros.engine import EngineConfig, ReconstructionEngine
 from stir_ros.core.errors import BagError
 from stir_ros.core.imaging import to_image_array
 

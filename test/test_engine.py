@@ -1,4 +1,4 @@
-"""The reconstruction engine (stir_ros.core.engine)."""
+"""The reconstruction engine (stir_ros.engine)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from stir_ros.core import classical
-from stir_ros.core.engine import EngineConfig, ReconstructionEngine, default_weights_path
+from stir_ros.engine import EngineConfig, ReconstructionEngine, default_weights_path
 from stir_ros.core.errors import CheckpointError, ConfigError, SpikeFormatError
 
 H, W = 32, 48
@@ -88,7 +88,7 @@ def test_wrong_window_length_is_refused():
 
 
 def test_missing_weights_fail_clearly(tmp_path, monkeypatch):
-    import stir_ros.core.engine as engine_module
+    import stir_ros.engine as engine_module
 
     with pytest.raises(CheckpointError, match="does not exist"):
         ReconstructionEngine(EngineConfig(method="stir", weights=str(tmp_path / "nope.pt")))

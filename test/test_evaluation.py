@@ -104,7 +104,7 @@ def test_tfp_on_spikezoo_train_split() -> None:
 
 def test_seconds_per_frame_leave_the_warm_up_out(data_dir: Path, monkeypatch) -> None:
     """The timed reconstructions come after a warm-up at the clips' size (the real engine, observed)."""
-    from stir_ros.core.engine import ReconstructionEngine
+    from stir_ros.engine import ReconstructionEngine
 
     calls: list[str] = []
     warmup, reconstruct = ReconstructionEngine.warmup, ReconstructionEngine.reconstruct

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import torch
 
-from stir_ros.core.engine import EngineConfig, ReconstructionEngine, default_weights_path
+from stir_ros.engine import EngineConfig, ReconstructionEngine, default_weights_path
 from stir_ros.core.errors import BackendUnavailableError, ConfigError
 from stir_ros.models import load_checkpoint
 from stir_ros.models.export import (

@@ -29,7 +29,7 @@ from rclpy.qos import qos_profile_sensor_data  # noqa: E402
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image  # noqa: E402
 from ros_support import RELIABLE, Collector, set_parameters, spike_packet, spin_until  # noqa: E402
 
-from stir_ros.core.engine import default_weights_path  # noqa: E402
+from stir_ros.engine import default_weights_path  # noqa: E402
 from stir_ros.msg import SpikePacket  # noqa: E402
 
 pytestmark = [pytest.mark.ros, pytest.mark.slow]

@@ -17,7 +17,7 @@ pytest.importorskip("openvino")
 
 from ros_support import Collector, offline_images, spin_until  # noqa: E402  (test/ is on sys.path under pytest)
 
-from stir_ros.core.engine import EngineConfig, default_weights_path  # noqa: E402
+from stir_ros.engine import EngineConfig, default_weights_path  # noqa: E402
 from stir_ros.ros.conversions import image_msg_to_array, packet_to_frames  # noqa: E402
 
 pytestmark = [

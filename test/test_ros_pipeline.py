@@ -19,7 +19,7 @@ from cv_bridge import CvBridge  # noqa: E402
 from ros_support import RATE, RELIABLE, Collector, offline_images, set_parameters, spike_packet, spin_until  # noqa: E402
 
 from stir_ros.core.dat import write_dat  # noqa: E402
-from stir_ros.core.engine import EngineConfig  # noqa: E402
+from stir_ros.engine import EngineConfig  # noqa: E402
 from stir_ros.core.sources import SimSource  # noqa: E402
 from stir_ros.msg import SpikePacket  # noqa: E402
 from stir_ros.ros.conversions import image_msg_to_array, packet_to_frames, stamp_to_ns  # noqa: E402

@@ -4,7 +4,7 @@ The stream goes through the same pieces as the live ``spike_reconstructor`` node
 order, so that the same input gives the same images byte for byte:
 :class:`~stir_ros.core.stream.StreamMonitor` (accept / reset / drop each packet),
 :class:`~stir_ros.core.stream.WindowCutter` (windows on the sensor-clock grid, stamped with
-their centre frame), :class:`~stir_ros.core.engine.ReconstructionEngine` and
+their centre frame), :class:`~stir_ros.engine.ReconstructionEngine` and
 :func:`~stir_ros.core.imaging.to_image_bytes`. Unlike the node nothing is ever dropped for lack
 of time: the queues between the stages block instead.
 
@@ -196,7 +196,7 @@ def reconstruct_bag(
         video_fps: Frame rate of the video.
         on_problem: Called with each problem met in the input (also collected in the result).
         progress: Show a progress bar on stderr.
-        engine: A ready :class:`~stir_ros.core.engine.ReconstructionEngine` to use instead of
+        engine: A ready :class:`~stir_ros.engine.ReconstructionEngine` to use instead of
             building one from ``options`` (benchmarks, tests).
 
     Returns:
@@ -229,7 +229,7 @@ def reconstruct_bag(
         folder = _check_folder(to_folder) if to_folder is not None else None
         video_writer = _VideoWriter(Path(video), video_fps, opts.output_encoding) if video is not None else None
         if engine is None:
-            from stir_ros.core.engine import EngineConfig, ReconstructionEngine  # torch on use only
+            from stir_ros.engine import EngineConfig, ReconstructionEngine  # torch on use only
 
             engine = ReconstructionEngine(EngineConfig(
                 method=opts.method, window_length=opts.window_length, alpha=opts.alpha, device=opts.device,

@@ -306,7 +306,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Entry point of ``stir-ros export``."""
-    from stir_ros.core.engine import default_weights_path
+    from stir_ros.core.weights import default_weights_path
     from stir_ros.models.checkpoint import load_checkpoint
 
     path = default_weights_path() if args.weights == "default" else Path(args.weights).expanduser()

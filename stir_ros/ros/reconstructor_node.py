@@ -10,7 +10,7 @@ Topics (relative names, remappable):
     /diagnostics         (out) diagnostic_msgs/DiagnosticArray
 
 The spikes callback only checks headers and cuts windows (:mod:`stir_ros.core.stream`); a worker
-thread decodes, batches and reconstructs them (:mod:`stir_ros.core.engine`) and publishes. The
+thread decodes, batches and reconstructs them (:mod:`stir_ros.engine`) and publishes. The
 queue between them is bounded and drops the oldest window when full, so the executor thread
 that receives spikes never waits for inference.
 """
@@ -40,7 +40,7 @@ from rclpy.qos_overriding_options import QoSOverridingOptions
 from rclpy.timer import Timer
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 
-from stir_ros.core.engine import EngineConfig, ReconstructionEngine
+from stir_ros.engine import EngineConfig, ReconstructionEngine
 from stir_ros.core.errors import BackendUnavailableError, CheckpointError, ConfigError, PacketError, StirRosError
 from stir_ros.core.imaging import IMAGE_ENCODINGS
 from stir_ros.core.limits import MAX_WINDOW_BYTES, batch_limit, check_parameter

@@ -29,6 +29,7 @@ import torch
 
 from stir_ros.core import classical
 from stir_ros.core.errors import CheckpointError, ConfigError, SpikeFormatError
+from stir_ros.core.weights import default_weights_path
 
 __all__ = [
     "METHODS",
@@ -47,21 +48,6 @@ PRECISIONS = ("fp32", "fp16", "bf16")
 BACKENDS = ("torch", "openvino")
 #: Window length of tfp/tfi when ``window_length`` is 0 (the REDS-derived 41-frame setting).
 DEFAULT_WINDOW_LENGTH = 41
-
-
-def default_weights_path() -> Path:
-    """Where the shipped STIR checkpoint lives (``stir_ros/weights/stir_default.pt``).
-
-    The package may span a source checkout and a colcon install space; the first directory that
-    holds the file wins, else the path in the first package directory is returned.
-    """
-    import stir_ros
-
-    candidates = [Path(p) / "weights" / "stir_default.pt" for p in stir_ros.__path__]
-    for path in candidates:
-        if path.is_file():
-            return path
-    return candidates[0]
 
 
 def resolve_device(device: str) -> tuple[torch.device, str | None]:

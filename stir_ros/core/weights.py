@@ -1,0 +1,22 @@
+"""Where the shipped STIR weights live (a path only: no torch, usable by every layer)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+__all__ = ["default_weights_path"]
+
+
+def default_weights_path() -> Path:
+    """Where the shipped STIR checkpoint lives (``stir_ros/weights/stir_default.pt``).
+
+    The package may span a source checkout and a colcon install space; the first directory that
+    holds the file wins, else the path in the first package directory is returned.
+    """
+    import stir_ros
+
+    candidates = [Path(p) / "weights" / "stir_default.pt" for p in stir_ros.__path__]
+    for path in candidates:
+        if path.is_file():
+            return path
+    return candidates[0]
