@@ -11,16 +11,9 @@ import torch
 from stir_ros.core.classical import tfp
 from stir_ros.core.errors import ConfigError, SpikeFormatError
 from stir_ros.core.metrics import psnr
-from stir_ros.core.scenes import (
-    MovingScene,
-    Trajectory,
-    load_images,
-    make_training_batch,
-    random_trajectory,
-    render_moving_layers,
-    synthetic_image,
-)
+from stir_ros.core.scenes import MovingScene, Trajectory, render_moving_layers, synthetic_image
 from stir_ros.core.simulator import IntegrateAndFire, _integrate_numpy, _integrate_torch, simulate_spikes
+from stir_ros.training.scenes import load_images, make_training_batch, random_trajectory
 
 
 @pytest.mark.parametrize("intensity", [0.0, 0.1, 0.37, 0.5, 0.8, 1.0])

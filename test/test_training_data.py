@@ -17,7 +17,7 @@ import torch
 from PIL import Image
 
 from stir_ros.core.errors import ConfigError
-from stir_ros.core.scenes import _texture, make_training_batch, random_trajectory
+from stir_ros.training.scenes import _texture, make_training_batch, random_trajectory
 from stir_ros.models import read_checkpoint
 from stir_ros.training import photos
 from stir_ros.training import train as train_mod

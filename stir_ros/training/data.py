@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from stir_ros.core.errors import ConfigError
-from stir_ros.core.scenes import load_images, make_training_batch
+from stir_ros.training.scenes import load_images, make_training_batch
 
 __all__ = [
     "MOTION_MODELS",

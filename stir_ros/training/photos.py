@@ -171,7 +171,7 @@ def build(cache: Path, max_size: int = 1024, log: Callable[[str], None] = print)
     import numpy as np
     from PIL import Image
 
-    from stir_ros.core.scenes import _to_gray
+    from stir_ros.training.scenes import to_gray
 
     records: dict[str, list[dict[str, str]]] = {"train": [], "val": []}
     for split in records:
@@ -192,7 +192,7 @@ def build(cache: Path, max_size: int = 1024, log: Callable[[str], None] = print)
                 if not out.is_file():
                     with Image.open(path) as im:
                         im.draft("RGB", (max_size, max_size))  # JPEG: decode at a reduced scale
-                        gray = _to_gray(np.asarray(im.convert("RGB")))
+                        gray = to_gray(np.asarray(im.convert("RGB")))
                     img = Image.fromarray(np.round(gray * 255).astype(np.uint8))
                     img.thumbnail((max_size, max_size), Image.Resampling.LANCZOS)
                     img.save(out)

@@ -1,0 +1,294 @@
+"""Training scenes: random crops of photographs moved along random trajectories, as spikes.
+
+:func:`make_training_batch` picks crops (optionally the most textured of a few) of natural images
+(:func:`load_images`: scikit-image's bundled photographs or a folder of the user's), moves each
+layer along a :func:`random_trajectory` that is the identity at its centre frame, renders them with
+the scene code of the core (:mod:`stir_ros.core.scenes`) and simulates the spikes. The ground truth
+of a window is therefore the unwarped image crop itself, without interpolation blur.
+
+Everything is seeded through ``torch.Generator`` and deterministic for a given device.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from stir_ros.core.errors import ConfigError, SpikeFormatError
+from stir_ros.core.rng import make_generator, rand
+from stir_ros.core.scenes import Trajectory, render_moving_layers, soft_ellipses
+from stir_ros.core.simulator import simulate_spikes
+
+__all__ = [
+    "SKIMAGE_IMAGES",
+    "load_images",
+    "make_training_batch",
+    "random_trajectory",
+    "to_gray",
+]
+
+# Photographs bundled with scikit-image (no download needed).
+SKIMAGE_IMAGES = (
+    "astronaut", "camera", "coffee", "chelsea", "rocket", "brick", "grass", "gravel", "moon",
+    "coins", "clock", "cell", "page", "text", "hubble_deep_field", "immunohistochemistry",
+)  # fmt: skip
+
+_IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".pgm", ".ppm"}
+
+
+# --------------------------------------------------------------------------- images
+
+
+def to_gray(arr: np.ndarray) -> np.ndarray:
+    arr = np.asarray(arr)
+    scale = 255.0 if arr.dtype == np.uint8 else (65535.0 if arr.dtype == np.uint16 else 1.0)
+    arr = arr.astype(np.float32) / scale
+    if arr.ndim == 3 and arr.shape[-1] in (1, 2):  # gray, or gray + alpha
+        arr = arr[..., 0]
+    elif arr.ndim == 3:
+        # ITU-R BT.601 luma, as OpenCV's and PIL's gray conversion.
+        arr = arr[..., :3] @ np.array([0.299, 0.587, 0.114], np.float32)
+    if arr.ndim != 2:
+        raise SpikeFormatError(f"expected a grayscale or RGB(A) image, got shape {arr.shape}")
+    return np.clip(arr, 0.0, 1.0)
+
+
+def load_images(
+    source: str | Path | Sequence[str | Path] = "skimage", max_size: int | None = None
+) -> list[np.ndarray]:
+    """Load natural images as grayscale float32 arrays in [0, 1].
+
+    Args:
+        source: ``"skimage"`` for scikit-image's bundled photographs (:data:`SKIMAGE_IMAGES`),
+            a folder (its image files, sorted, not recursive), one image file, or a list of files.
+        max_size: Downscale so that the longer side is at most this many pixels.
+
+    Returns:
+        List of ``[H, W]`` float32 arrays.
+
+    Raises:
+        ConfigError: If the folder or a file does not exist or holds no images.
+    """
+    if isinstance(source, str) and source == "skimage":
+        import skimage.data
+
+        images = [to_gray(getattr(skimage.data, name)()) for name in SKIMAGE_IMAGES]
+    else:
+        from PIL import Image
+
+        if isinstance(source, (str, Path)):
+            path = Path(source)
+            if path.is_dir():
+                paths = sorted(p for p in path.iterdir() if p.suffix.lower() in _IMAGE_SUFFIXES)
+            else:
+                paths = [path]
+        else:
+            paths = [Path(p) for p in source]
+        if not paths:
+            raise ConfigError(f"no image files ({', '.join(sorted(_IMAGE_SUFFIXES))}) in '{source}'")
+        images = []
+        for p in paths:
+            try:
+                with Image.open(p) as im:
+                    images.append(to_gray(np.asarray(im.convert("RGB"))))
+            except OSError as err:
+                raise ConfigError(f"cannot read image '{p}': {err}") from err
+    if max_size is not None:
+        images = [_shrink(im, max_size) for im in images]
+    return images
+
+
+def _shrink(img: np.ndarray, max_size: int) -> np.ndarray:
+    factor = max_size / max(img.shape)
+    if factor >= 1:
+        return img
+    size = (max(1, round(img.shape[0] * factor)), max(1, round(img.shape[1] * factor)))
+    out = F.interpolate(torch.from_numpy(img)[None, None], size=size, mode="area")
+    return out[0, 0].numpy()
+
+
+# --------------------------------------------------------------------------- motion and crops
+
+
+def random_trajectory(
+    num_frames: int,
+    *,
+    max_displacement: float = 4.0,
+    max_rotation: float = 0.0,
+    max_zoom: float = 0.0,
+    static_prob: float = 0.1,
+    motion: str = "uniform",
+    batch_shape: Sequence[int] = (),
+    centre: int | None = None,
+    generator: torch.Generator | None = None,
+    seed: int | None = None,
+    device: str | torch.device = "cpu",
+) -> Trajectory:
+    """Smooth random motion that is the identity at the ``centre`` frame.
+
+    The shift is ``v s + a s^2`` in normalised time ``s = (t - centre) / (num_frames - 1)``: the
+    first-to-last frame displacement is ``|v| <= max_displacement`` pixels, with a curved path.
+    Defaults resemble the REDS-derived spike sets: a few pixels over a 61-frame window at most,
+    and a fraction ``static_prob`` of static windows.
+
+    Args:
+        num_frames: Frames T.
+        max_displacement: Largest first-to-last frame shift in pixels.
+        max_rotation: Largest first-to-last frame rotation in radians.
+        max_zoom: Largest first-to-last relative zoom (0.1 = 10 %).
+        static_prob: Probability of a trajectory without any motion.
+        motion: ``"uniform"``: the displacement is uniform in a disc of ``max_displacement``.
+            ``"heavy-tail"``: like real video at spike-camera rates, most layers move little (disc
+            radius uniform in [0, 3] px for three layers in four) and the rest up to
+            ``max_displacement``.
+        batch_shape: Leading dimensions, e.g. ``(B, L)`` for B samples of L layers.
+        centre: Identity frame (default ``num_frames // 2``).
+        generator: Random source (a seeded one is made from ``seed`` otherwise).
+        seed: Seed when no generator is given.
+        device: Device of the result.
+
+    Returns:
+        A :class:`Trajectory` with leading dimensions ``batch_shape``.
+    """
+    gen = make_generator(seed, generator, "cpu")
+    shape = tuple(batch_shape)
+    centre = num_frames // 2 if centre is None else centre
+    s = (torch.arange(num_frames, dtype=torch.float32, device=device) - centre) / max(num_frames - 1, 1)
+    moving = (rand(shape, gen, device) >= static_prob).float()
+
+    def planar(radius: float | torch.Tensor) -> torch.Tensor:  # uniform in a disc of this radius: [..., 2]
+        r = radius * rand(shape, gen, device).sqrt()
+        phi = 2 * math.pi * rand(shape, gen, device)
+        return torch.stack([r * phi.cos(), r * phi.sin()], -1)
+
+    radius: float | torch.Tensor = max_displacement
+    if motion == "heavy-tail":
+        small = min(3.0, max_displacement)
+        tail = rand(shape, gen, device) < 0.25
+        u = rand(shape, gen, device)
+        radius = torch.where(tail, small + u * (max_displacement - small), u * small)
+    elif motion != "uniform":
+        raise ConfigError(f"motion must be 'uniform' or 'heavy-tail', got {motion!r}")
+    v = planar(radius) * moving[..., None]
+    a = planar(radius) * moving[..., None]
+    shift = v[..., None, :] * s[:, None] + a[..., None, :] * (s * s)[:, None]
+    omega = (2 * rand(shape, gen, device) - 1) * max_rotation * moving
+    zoom = (2 * rand(shape, gen, device) - 1) * math.log1p(max_zoom) * moving
+    return Trajectory(shift=shift, angle=omega[..., None] * s, scale=torch.exp(zoom[..., None] * s))
+
+
+def make_training_batch(
+    images: Sequence[np.ndarray | torch.Tensor],
+    batch: int,
+    window_length: int,
+    height: int,
+    width: int,
+    alpha: float = 0.6,
+    generator: torch.Generator | None = None,
+    device: str | torch.device = "cpu",
+    num_layers: int = 1,
+    max_displacement: float = 4.0,
+    max_rotation: float = 0.0,
+    max_zoom: float = 0.0,
+    static_prob: float = 0.1,
+    noise_std: float = 0.0,
+    threshold: float = 1.0,
+    motion: str = "uniform",
+    texture_candidates: int = 1,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Synthetic training windows: random crops of natural images moved along random trajectories.
+
+    Each sample picks ``num_layers`` random crops (randomly flipped) from ``images``; layer 0 is
+    the background, the others are foreground objects cut out by soft ellipse masks, each layer
+    with its own trajectory (identity at the centre frame).
+
+    Args:
+        images: Grayscale ``[H, W]`` images in [0, 1], e.g. from :func:`load_images`.
+        batch: Samples B.
+        window_length: Frames T per window (e.g. 61); the ground truth is at frame ``T // 2``.
+        height: Crop height.
+        width: Crop width.
+        alpha: Sensor alpha.
+        generator: Random source (CPU generators also drive CUDA batches).
+        device: Device of the results.
+        num_layers: Background plus foreground layers.
+        max_displacement: Largest first-to-last frame shift per layer, pixels.
+        max_rotation: Largest rotation per window, radians.
+        max_zoom: Largest relative zoom per window.
+        static_prob: Probability that a layer does not move.
+        noise_std: Noise of the integrate-and-fire increments.
+        threshold: Firing threshold.
+        motion: Displacement distribution of :func:`random_trajectory`.
+        texture_candidates: Crop positions drawn per layer; the one with the largest mean
+            absolute gradient is used (1: a plain random crop). Natural photographs have large
+            flat areas (sky, walls) that real robot scenes at spike-camera resolution rarely fill.
+
+    Returns:
+        ``(spikes [B, T, H, W] float32 0/1, gt [B, 1, H, W] float32)`` on ``device``.
+    """
+    if not images:
+        raise ConfigError("make_training_batch needs at least one image")
+    if min(batch, window_length, height, width, num_layers) < 1:
+        raise ConfigError(
+            "batch, window_length, height, width and num_layers must be >= 1, got "
+            f"{batch}, {window_length}, {height}, {width}, {num_layers}"
+        )
+    gen = make_generator(None, generator, "cpu")
+    diag = math.hypot(height, width)
+    margin = math.ceil(0.75 * max_displacement + 0.5 * diag * (max_rotation + max_zoom)) + 2
+    hs, ws = height + 2 * margin, width + 2 * margin
+    picks = torch.randint(len(images), (batch, num_layers), generator=gen, device=gen.device).tolist()
+    corners = rand((batch, num_layers, 2), gen, "cpu").tolist()
+    flips = (rand((batch, num_layers, 2), gen, "cpu") < 0.5).tolist()
+    patches = []
+    for i in range(batch):
+        for j in range(num_layers):
+            img = torch.as_tensor(images[picks[i][j]], dtype=torch.float32)
+            if img.shape[0] < hs or img.shape[1] < ws:  # too small for the crop: enlarge it
+                f = max(hs / img.shape[0], ws / img.shape[1])
+                size = (math.ceil(img.shape[0] * f), math.ceil(img.shape[1] * f))
+                img = F.interpolate(img[None, None], size=size, mode="bilinear", align_corners=False)[0, 0]
+            top = int(corners[i][j][0] * (img.shape[0] - hs + 1))
+            left = int(corners[i][j][1] * (img.shape[1] - ws + 1))
+            patch = img[top : top + hs, left : left + ws]
+            if texture_candidates > 1:
+                patch = _most_textured(img, patch, hs, ws, texture_candidates - 1, gen)
+            dims = [d for d, flip in zip((0, 1), flips[i][j], strict=True) if flip]
+            patches.append(patch.flip(dims) if dims else patch)
+    layers = torch.stack(patches).reshape(batch, num_layers, hs, ws).to(device)
+    masks = None
+    if num_layers > 1:
+        masks = soft_ellipses((batch, num_layers), hs, ws, gen, "cpu").to(device)
+    traj = random_trajectory(
+        window_length, max_displacement=max_displacement, max_rotation=max_rotation, max_zoom=max_zoom,
+        static_prob=static_prob, motion=motion, batch_shape=(batch, num_layers), generator=gen, device=device,
+    )  # fmt: skip
+    intensity = render_moving_layers(layers, traj, height, width, masks).clamp_(0.0, 1.0)
+    spikes = simulate_spikes(intensity, alpha=alpha, threshold=threshold, noise_std=noise_std, generator=gen)
+    centre = window_length // 2
+    return spikes.float(), intensity[:, centre : centre + 1].contiguous()
+
+
+def _texture(patch: torch.Tensor) -> float:
+    """Mean absolute gradient of a patch (the detail density measure of the crop sampler)."""
+    return float((patch[1:] - patch[:-1]).abs().mean() + (patch[:, 1:] - patch[:, :-1]).abs().mean())
+
+
+def _most_textured(
+    img: torch.Tensor, first: torch.Tensor, hs: int, ws: int, extra: int, gen: torch.Generator
+) -> torch.Tensor:
+    """The most textured of ``first`` and ``extra`` more random ``hs`` x ``ws`` crops of ``img``."""
+    best, best_score = first, _texture(first)
+    for top_f, left_f in rand((extra, 2), gen, "cpu").tolist():
+        top = int(top_f * (img.shape[0] - hs + 1))
+        left = int(left_f * (img.shape[1] - ws + 1))
+        cand = img[top : top + hs, left : left + ws]
+        score = _texture(cand)
+        if score > best_score:
+            best, best_score = cand, score
+    return best
