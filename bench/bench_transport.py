@@ -186,7 +186,7 @@ def main() -> int:
     env.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
     os.environ.update(env)
     from stir_ros.core.dat import write_dat
-    from stir_ros.ros.dds_profile import apply_fastdds_profile
+    from stir_ros.core.dds_profile import apply_fastdds_profile
 
     profile_env = dict(env)
     nodes_profile = apply_fastdds_profile(profile_env)

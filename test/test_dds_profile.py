@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from stir_ros.core.errors import ConfigError
-from stir_ros.ros.dds_profile import (
+from stir_ros.core.dds_profile import (
     PROFILE_FILE,
     PROFILE_VARIABLES,
     SWITCH_VARIABLE,

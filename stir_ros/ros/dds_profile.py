@@ -1,91 +1,18 @@
-"""The Fast DDS profile the stir_ros processes load unless told otherwise.
+"""The Fast DDS profile: moved to :mod:`stir_ros.core.dds_profile` (it needs no ROS).
 
-Fast DDS gives every participant a 512 KB shared-memory segment by default, smaller than one
-SpikePacket (100 frames of 250x400 are 1.25 MB). A publisher then cannot keep a packet in flight
-in shared memory, readers depend on reliable repairs, and at 40 kHz packets leave the writer's
-history before they are repaired. ``config/fastdds_spike_stream.xml`` keeps the usual transports
-(shared memory + UDPv4) with a 16 MB segment; measured in ``bench/bench_transport.py`` and
-BENCHMARKS.md ("Transport").
-
-:func:`apply_fastdds_profile` runs in ``main()`` of the processes that publish large messages
-(driver, reconstructor, ``stir-ros bag play``) before ``rclpy.init``. It only sets environment
-variables, and never overrides a profile the user chose. Pure Python: no rclpy.
+Kept so that ``from stir_ros.ros.dds_profile import apply_fastdds_profile`` goes on working
+while the nodes switch to the core module; new code imports from the core.
 """
 
 from __future__ import annotations
 
-import os
-import xml.etree.ElementTree as ET
-from collections.abc import MutableMapping
-from dataclasses import dataclass
-from pathlib import Path
-
-from stir_ros.core.errors import ConfigError
-from stir_ros.ros.graph import find_config
+from stir_ros.core.dds_profile import (
+    PROFILE_FILE,
+    PROFILE_VARIABLES,
+    SWITCH_VARIABLE,
+    ProfileChoice,
+    apply_fastdds_profile,
+    shm_segment_size,
+)
 
 __all__ = ["PROFILE_FILE", "SWITCH_VARIABLE", "PROFILE_VARIABLES", "ProfileChoice", "apply_fastdds_profile", "shm_segment_size"]
-
-PROFILE_FILE = "fastdds_spike_stream.xml"
-#: ``off`` (or 0/false/no/none) leaves Fast DDS alone; a path uses that file instead of ours.
-SWITCH_VARIABLE = "STIR_ROS_FASTDDS_PROFILE"
-#: Fast DDS 2.x (Jazzy) reads the first, Fast DDS 3.x the second.
-PROFILE_VARIABLES = ("FASTRTPS_DEFAULT_PROFILES_FILE", "FASTDDS_DEFAULT_PROFILES_FILE")
-_OFF = {"off", "0", "false", "no", "none"}
-
-
-@dataclass(frozen=True)
-class ProfileChoice:
-    """What :func:`apply_fastdds_profile` did."""
-
-    path: str | None  #: the profile file this call put into the environment, None if it left it alone
-    message: str  #: one line for the node's log
-
-
-def apply_fastdds_profile(environ: MutableMapping[str, str] | None = None) -> ProfileChoice:
-    """Point Fast DDS at the spike-stream profile in ``environ`` (default ``os.environ``).
-
-    Left alone: ``STIR_ROS_FASTDDS_PROFILE=off``; an RMW other than Fast DDS; a profile file the
-    user already named in ``FASTRTPS_DEFAULT_PROFILES_FILE`` / ``FASTDDS_DEFAULT_PROFILES_FILE``.
-
-    Raises:
-        ConfigError: ``STIR_ROS_FASTDDS_PROFILE`` names a file that does not exist.
-    """
-    env = os.environ if environ is None else environ
-    switch = env.get(SWITCH_VARIABLE, "").strip()
-    if switch.lower() in _OFF:
-        return ProfileChoice(None, f"{SWITCH_VARIABLE}={switch}: Fast DDS default transports")
-    rmw = env.get("RMW_IMPLEMENTATION", "")
-    if rmw and not rmw.startswith("rmw_fastrtps"):
-        return ProfileChoice(None, f"RMW_IMPLEMENTATION={rmw}: no Fast DDS profile applied")
-    for var in PROFILE_VARIABLES:
-        if env.get(var):
-            return ProfileChoice(None, f"Fast DDS profile from {var}={env[var]} (yours; stir_ros's not applied)")
-    if switch:
-        path = Path(switch).expanduser()
-        if not path.is_file():
-            raise ConfigError(f"{SWITCH_VARIABLE}={switch}: no such Fast DDS profile file")
-    else:
-        try:
-            path = find_config(PROFILE_FILE)
-        except ConfigError as err:
-            return ProfileChoice(None, f"Fast DDS default transports: {err}")
-    for var in PROFILE_VARIABLES:
-        env[var] = str(path)
-    size = shm_segment_size(path)
-    detail = f" ({size / 2**20:g} MB shared-memory segment for large packets)" if size else ""
-    return ProfileChoice(str(path), f"Fast DDS profile {path}{detail}")
-
-
-def shm_segment_size(path: str | os.PathLike[str]) -> int | None:
-    """The ``segment_size`` (bytes) of the first SHM transport in a Fast DDS profile, if it sets one."""
-    try:
-        root = ET.parse(path).getroot()
-    except (OSError, ET.ParseError):
-        return None
-    for desc in root.iter():
-        if desc.tag.rsplit("}", 1)[-1] != "transport_descriptor":
-            continue
-        fields = {child.tag.rsplit("}", 1)[-1]: (child.text or "").strip() for child in desc}
-        if fields.get("type") == "SHM" and fields.get("segment_size", "").isdigit():
-            return int(fields["segment_size"])
-    return None

@@ -44,7 +44,7 @@ from stir_ros.ros.conversions import (
     parameter_descriptor,
     restamp_camera_info,
 )
-from stir_ros.ros.dds_profile import apply_fastdds_profile
+from stir_ros.core.dds_profile import apply_fastdds_profile
 from stir_ros.ros.lifecycle import ManagedTransitions
 from stir_ros.ros.graph import DRIVER_NAME, DRIVER_PARAMETERS
 

@@ -23,6 +23,7 @@ from typing import Any
 import yaml
 
 from stir_ros.core import defaults
+from stir_ros.core.config_files import PACKAGE, find_config
 from stir_ros.core.errors import ConfigError
 
 __all__ = [
@@ -45,7 +46,6 @@ __all__ = [
     "parse_value",
 ]
 
-PACKAGE = "stir_ros"
 DRIVER_NAME = "spike_camera_driver"
 RECONSTRUCTOR_NAME = "spike_reconstructor"
 MODES = ("pipeline", "reconstruct", "replay")
@@ -237,18 +237,6 @@ class Graph:
 
 
 # --------------------------------------------------------------------------- config files
-
-
-def find_config(name: str) -> Path:
-    """Locate ``config/<name>`` in an install space (``share/stir_ros/config``) or the checkout."""
-    candidates = []
-    for prefix in filter(None, os.environ.get("AMENT_PREFIX_PATH", "").split(os.pathsep)):
-        candidates.append(Path(prefix) / "share" / PACKAGE / "config" / name)
-    candidates.append(Path(__file__).resolve().parents[2] / "config" / name)
-    for path in candidates:
-        if path.is_file():
-            return path
-    raise ConfigError(f"config file {name!r} not found in {', '.join(str(c.parent) for c in candidates)}")
 
 
 def default_config(mode: str) -> Path:
