@@ -17,6 +17,7 @@ from torch import Tensor
 
 from stir_ros.core.errors import CheckpointError
 from stir_ros.models.stir import STIR
+from stir_ros.models.torch_file import read_torch_file
 
 __all__ = ["load_official", "convert_official_state_dict", "official_prefix_map", "looks_official", "unwrap_state_dict"]
 
@@ -225,8 +226,6 @@ def load_official(
         CheckpointError: Unreadable file, unsafe pickle, or weights that do not match.
     """
     if isinstance(source, (str, os.PathLike)):
-        from stir_ros.models.checkpoint import read_torch_file
-
         obj = read_torch_file(source)
         where = f" in {os.fspath(source)}"
     else:
