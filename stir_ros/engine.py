@@ -12,6 +12,9 @@ images for the same windows.
   CPU they run in numpy, on CUDA in torch.
 - CUDA out of memory: the batch is halved and retried; at batch 1 the engine moves to the CPU.
   Each fallback is recorded in :attr:`ReconstructionEngine.warnings` for diagnostics.
+- Without PyTorch (a robot without the ``stir`` extra, :mod:`stir_ros.core.optional`) ``tfp`` and
+  ``tfi`` run on the CPU in numpy, and ``stir`` is refused with a :class:`ConfigError` that says
+  how to install the extra. The module itself imports torch only where it is used.
 """
 
 from __future__ import annotations
@@ -22,14 +25,17 @@ import threading
 from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
 
 from stir_ros.core import classical
 from stir_ros.core.errors import CheckpointError, ConfigError, SpikeFormatError
+from stir_ros.core.optional import import_torch, is_tensor, torch_required
 from stir_ros.core.weights import default_weights_path
+
+if TYPE_CHECKING:
+    import torch
 
 __all__ = [
     "METHODS",
@@ -37,6 +43,7 @@ __all__ = [
     "BACKENDS",
     "DEFAULT_WINDOW_LENGTH",
     "EngineConfig",
+    "NumpyCPU",
     "ReconstructionEngine",
     "default_weights_path",
     "resolve_device",
@@ -50,12 +57,29 @@ BACKENDS = ("torch", "openvino")
 DEFAULT_WINDOW_LENGTH = 41
 
 
-def resolve_device(device: str) -> tuple[torch.device, str | None]:
+@dataclass(frozen=True)
+class NumpyCPU:
+    """The device where PyTorch is not installed: the CPU, with what the engine reads of a ``torch.device``."""
+
+    type: str = "cpu"
+    index: int | None = None
+
+    def __str__(self) -> str:
+        return "cpu"
+
+
+def resolve_device(device: str) -> tuple[torch.device | NumpyCPU, str | None]:
     """Turn ``auto|cpu|cuda|cuda:N`` into a torch device; returns ``(device, warning or None)``.
 
     A CUDA device that does not exist falls back to the CPU with a warning rather than failing,
-    so that a robot whose GPU is missing still gets (slower) images.
+    so that a robot whose GPU is missing still gets (slower) images. Without PyTorch the device is
+    always :class:`NumpyCPU` (a CUDA request gets the warning).
     """
+    torch = import_torch()
+    if torch is None:
+        if device in ("auto", "cpu"):
+            return NumpyCPU(), None
+        return NumpyCPU(), f"device {device!r} requested but PyTorch is not installed; using the CPU (numpy)"
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu"), None
     if device == "cpu":
@@ -139,7 +163,10 @@ class ReconstructionEngine:
         Raises:
             CheckpointError: The weights are missing, corrupt or for another window length.
             BackendUnavailableError: ``backend`` names a runtime that is not installed.
+            ConfigError: ``stir`` on a machine without PyTorch (the message says how to install it).
         """
+        if config.method == "stir" and import_torch() is None:
+            raise torch_required("method 'stir'", "methods tfp and tfi run without it")
         self.config = config
         self.method = config.method
         self.alpha = float(config.alpha)
@@ -162,7 +189,11 @@ class ReconstructionEngine:
             self._warn(warning)
         self.precision = config.precision
         self.backend = config.backend if self.method == "stir" else "torch"
+        if isinstance(self.device, NumpyCPU):
+            self.backend = "numpy"  # tfp/tfi without PyTorch
         if self.backend == "openvino" and self.device.type != "cpu":
+            import torch
+
             self._warn(f"backend openvino runs on the CPU; device {config.device!r} ignored")
             self.device = torch.device("cpu")
         if self.method == "stir":
@@ -217,6 +248,8 @@ class ReconstructionEngine:
     def device_name(self) -> str:
         """The device in use, e.g. ``cpu`` or ``cuda:0 (NVIDIA H100)``."""
         if self.device.type == "cuda":
+            import torch
+
             index = self.device.index if self.device.index is not None else torch.cuda.current_device()
             return f"cuda:{index} ({torch.cuda.get_device_name(index)})"
         return "cpu"
@@ -263,6 +296,8 @@ class ReconstructionEngine:
             return np.zeros((0, *windows.shape[2:]), np.float32)
         if self.method != "stir" and self.device.type == "cpu":
             return self._classical_numpy(windows)
+        import torch  # stir, or tfp/tfi on CUDA: torch is there (the device came from it)
+
         out: list[np.ndarray] = []
         start = 0
         while start < n:
@@ -275,7 +310,7 @@ class ReconstructionEngine:
         return np.concatenate(out, axis=0)
 
     def _classical_numpy(self, windows: np.ndarray | torch.Tensor) -> np.ndarray:
-        if isinstance(windows, torch.Tensor):
+        if is_tensor(windows):
             windows = windows.detach().cpu().numpy()
         fn = classical.tfp if self.method == "tfp" else classical.tfi
         out = np.empty((windows.shape[0], *windows.shape[2:]), np.float32)
@@ -286,6 +321,8 @@ class ReconstructionEngine:
         return out
 
     def _run_torch(self, chunk: np.ndarray | torch.Tensor) -> np.ndarray:
+        import torch
+
         x = torch.as_tensor(chunk)
         x = x.to(self.device, non_blocking=True)
         with torch.inference_mode():
@@ -315,6 +352,8 @@ class ReconstructionEngine:
         return self._predictor
 
     def _on_oom(self) -> None:
+        import torch
+
         self.oom_fallbacks += 1
         if self.device.type == "cuda":
             torch.cuda.empty_cache()

@@ -4,16 +4,22 @@ Both take spikes ``[..., T, H, W]`` (numpy or torch, any dtype with 0/1 values, 
 and return the raw float32 intensity estimate ``[..., H, W]`` of the centre frame ``T // 2``,
 already divided by ``alpha``. They do NOT clip: values can exceed 1 (bright pixels, noise), and
 the caller clamps to its output range.
+
+numpy input runs in numpy and needs no torch (a robot without the ``stir`` extra,
+:mod:`stir_ros.core.optional`); torch is imported only for tensor input.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
 
 from stir_ros.core.errors import ConfigError, SpikeFormatError
+from stir_ros.core.optional import is_tensor
+
+if TYPE_CHECKING:
+    import torch
 
 __all__ = ["tfi", "tfp"]
 
@@ -50,7 +56,7 @@ def tfp(spikes: np.ndarray | torch.Tensor, alpha: float = 0.6, window: int | Non
         raise ConfigError(f"window must be in [1, {t_len}] for {t_len} frames, got {window}")
     first = t_len // 2 - window // 2
     block = spikes[..., first : first + window, :, :]
-    if isinstance(spikes, torch.Tensor):
+    if is_tensor(spikes):
         return block.float().mean(dim=-3) / alpha
     # Sum in a wide integer type first: a float32 mean over uint8 would be slower and no better.
     return (block.sum(axis=-3, dtype=np.int32) / np.float32(window * alpha)).astype(np.float32)
@@ -75,7 +81,9 @@ def tfi(spikes: np.ndarray | torch.Tensor, alpha: float = 0.6) -> Any:
     """
     t_len = _check(spikes, alpha)
     c = t_len // 2
-    if isinstance(spikes, torch.Tensor):
+    if is_tensor(spikes):
+        import torch
+
         idx = torch.arange(t_len, device=spikes.device)[:, None, None]
         fired = spikes != 0
         left = torch.where(fired[..., : c + 1, :, :], idx[: c + 1], -1).amax(dim=-3)
@@ -96,6 +104,8 @@ def tfi(spikes: np.ndarray | torch.Tensor, alpha: float = 0.6) -> Any:
 
 def _amin_or(mask: torch.Tensor, idx: torch.Tensor, empty: int) -> torch.Tensor:
     """Smallest index where ``mask`` holds along dim -3, ``empty`` where none (or no frames)."""
+    import torch
+
     if mask.shape[-3] == 0:
         return torch.full(mask.shape[:-3] + mask.shape[-2:], empty, device=mask.device)
     return torch.where(mask, idx, empty).amin(dim=-3)

@@ -5,18 +5,23 @@ Every pixel accumulates ``alpha * intensity`` per frame from a random start in
 is subtracted. The mean firing rate is therefore ``alpha * intensity / threshold``. Moving scenes
 to simulate from live in :mod:`stir_ros.core.scenes`.
 
-Everything is seeded through ``torch.Generator`` and deterministic for a given device.
+Everything is seeded through ``torch.Generator`` and deterministic for a given device. The
+module imports without torch (it is on the driver's import path, and a robot may lack the
+``stir`` extra: :mod:`stir_ros.core.optional`); simulating needs it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
 
 from stir_ros.core.errors import ConfigError, SpikeFormatError
+from stir_ros.core.optional import import_torch, torch_required
+
+if TYPE_CHECKING:
+    import torch
 
 __all__ = ["IntegrateAndFire", "simulate_spikes"]
 
@@ -25,9 +30,19 @@ __all__ = ["IntegrateAndFire", "simulate_spikes"]
 # --------------------------------------------------------------------------- random numbers
 
 
+def _torch() -> Any:
+    """torch, or the error that says how to install it (the public entry points call this first)."""
+    torch = import_torch()
+    if torch is None:
+        raise torch_required("the spike simulator", ".dat files and the methods tfp/tfi run without it")
+    return torch
+
+
 def _make_generator(seed: int | None, generator: torch.Generator | None, device: Any) -> torch.Generator:
     if generator is not None:
         return generator
+    import torch
+
     gen = torch.Generator(device=device)
     if seed is None:
         gen.seed()
@@ -38,6 +53,8 @@ def _make_generator(seed: int | None, generator: torch.Generator | None, device:
 
 def _rand(shape: Sequence[int], gen: torch.Generator, device: Any, normal: bool = False) -> torch.Tensor:
     # Draw on the generator's device so that a CPU generator also drives CUDA simulations.
+    import torch
+
     draw = torch.randn if normal else torch.rand
     return draw(tuple(shape), generator=gen, device=gen.device).to(device)
 
@@ -59,6 +76,8 @@ def _integrate(
 ) -> torch.Tensor:
     """Run frames ``x [..., T, H, W]`` through the accumulator ``acc [..., H, W]`` (in place)."""
     if x.device.type == "cpu":
+        import torch
+
         # numpy runs this per-frame loop 2-3x faster than torch on a CPU (less overhead per op);
         # acc.numpy() shares memory, so the state is updated in place all the same.
         return torch.from_numpy(
@@ -75,6 +94,8 @@ def _integrate_torch(
     Same float32 operations in the same order as :func:`_integrate_numpy` (separate multiply and
     add, no fused ``add_(alpha=...)``), so that both give the same spikes from the same draws.
     """
+    import torch
+
     out = torch.empty(x.shape, dtype=torch.bool, device=x.device)
     inc = torch.empty_like(acc)
     for t in range(x.shape[-3]):
@@ -143,6 +164,7 @@ def simulate_spikes(
     Raises:
         SpikeFormatError: For a wrong shape. ConfigError: For invalid model parameters.
     """
+    torch = _torch()
     _check_model(alpha, threshold, noise_std)
     is_numpy = not isinstance(intensity, torch.Tensor)
     x = torch.as_tensor(np.asarray(intensity) if is_numpy else intensity).float()
@@ -181,6 +203,7 @@ class IntegrateAndFire:
         seed: int | None = None,
         device: str | torch.device = "cpu",
     ) -> None:
+        torch = _torch()
         _check_model(alpha, threshold, noise_std)
         self.height, self.width = int(height), int(width)
         self.alpha, self.threshold, self.noise_std = float(alpha), float(threshold), float(noise_std)
@@ -201,6 +224,8 @@ class IntegrateAndFire:
 
     def step(self, intensity_frames: np.ndarray | torch.Tensor) -> Any:
         """Simulate the next frames ``[T, H, W]``; returns uint8 spikes, numpy for numpy input."""
+        import torch
+
         is_numpy = not isinstance(intensity_frames, torch.Tensor)
         x = torch.as_tensor(np.asarray(intensity_frames) if is_numpy else intensity_frames)
         if x.ndim != 3 or tuple(x.shape[1:]) != (self.height, self.width):

@@ -34,6 +34,7 @@ import numpy as np
 
 from stir_ros.core.dat import DatReader
 from stir_ros.core.errors import ConfigError, DatFileError
+from stir_ros.core.optional import torch_missing, torch_required
 from stir_ros.core.packing import ENCODING_VIDAR_BITPACKED, decode_payload, encode_frames
 
 __all__ = ["SpikeBlock", "SpikeSource", "DatSource", "SimSource"]
@@ -171,8 +172,13 @@ class SimSource:
             noise_std: Noise of the integrate-and-fire increments.
             max_frames: End the stream after this many frames (0: never).
         """
-        from stir_ros.core.scenes import MovingScene  # torch only when simulating
-        from stir_ros.core.simulator import IntegrateAndFire
+        try:  # torch only when simulating: a robot without the stir extra still replays files
+            from stir_ros.core.scenes import MovingScene
+            from stir_ros.core.simulator import IntegrateAndFire
+        except ImportError as err:
+            if not torch_missing(err):
+                raise
+            raise torch_required("source 'sim' (the simulated scene)", "source 'dat' runs without it") from err
 
         if height <= 0 or width <= 0:
             raise ConfigError(f"sim size must be positive, got {height}x{width}")
