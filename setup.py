@@ -4,6 +4,10 @@ The ROS 2 package (messages, nodes, launch files) is built by `colcon build` fro
 this file serves the other users: offline reconstruction, bag conversion, training, evaluation.
 The message definitions are shipped as package data (``stir_ros/msg_defs``) so that the bag tools
 can register SpikePacket with rosbags without a ROS installation.
+
+Extras: ``stir`` is PyTorch (the STIR network, the simulator, training: requirements/stir.txt),
+which no ROS distribution packages, so package.xml leaves it out and a robot adds it with
+``pip install '.[stir]'``; ``deploy`` (OpenVINO, ONNX) and ``test`` include it.
 """
 
 from __future__ import annotations
@@ -51,8 +55,12 @@ setup(
     packages=find_packages(include=["stir_ros", "stir_ros.*"]),
     package_data={"stir_ros": ["weights/*.pt", "weights/*.md", "models/*.md"]},
     include_package_data=False,
-    install_requires=_requirements("base.txt") + ["torch>=2.4,<2.15"],
-    extras_require={"test": _requirements("test.txt"), "deploy": _requirements("deploy.txt")},
+    install_requires=_requirements("base.txt"),
+    extras_require={
+        "stir": _requirements("stir.txt"),
+        "deploy": _requirements("deploy.txt") + _requirements("stir.txt"),
+        "test": _requirements("test.txt") + _requirements("stir.txt"),
+    },
     entry_points={
         "console_scripts": [
             "stir-ros = stir_ros.cli:main",

@@ -163,7 +163,7 @@ ROSDEP_KEYS = {
     "rclpy": "rclpy", "std_msgs": "std_msgs", "sensor_msgs": "sensor_msgs", "diagnostic_msgs": "diagnostic_msgs",
     "builtin_interfaces": "builtin_interfaces", "rcl_interfaces": "rcl_interfaces",
     "rosgraph_msgs": "rosgraph_msgs", "ament_index_python": "ament_index_python", "launch": "launch",
-    "launch_ros": "launch_ros", "numpy": "python3-numpy", "yaml": "python3-yaml", "torch": "python3-torch",
+    "launch_ros": "launch_ros", "numpy": "python3-numpy", "yaml": "python3-yaml",
     "tqdm": "python3-tqdm", "PIL": "python3-pil", "skimage": "python3-skimage", "imageio": "python3-imageio",
     "rosbags": "python3-rosbags-pip", "ruamel": "python3-ruamel.yaml",
     # Brought by rosbags (pip), whose reader stir_ros/bag/reader.py mirrors.
@@ -172,6 +172,9 @@ ROSDEP_KEYS = {
 }
 #: Imported only where present, with a fallback or a clear message (not needed to run).
 OPTIONAL = {"imageio_ffmpeg", "openvino", "onnx", "onnxruntime", "compression", "spikezoo", "cv2"}
+#: Pip-only packages no ROS distribution has: a setup.py extra (requirements/<extra>.txt), never in
+#: package.xml. The nodes run without them (test/test_torch_optional.py) and say how to install them.
+EXTRAS = {"torch": "stir"}
 
 
 def _imported_modules() -> set[str]:
@@ -191,6 +194,21 @@ def _imported_modules() -> set[str]:
 def test_package_xml_declares_every_package_the_code_imports() -> None:
     root = ET.parse(ROOT / "package.xml").getroot()
     declared = {e.text for e in root if e.tag in ("depend", "exec_depend")}
-    missing = sorted(f"{m} -> {ROSDEP_KEYS.get(m, '?')}" for m in _imported_modules() - OPTIONAL
+    missing = sorted(f"{m} -> {ROSDEP_KEYS.get(m, '?')}" for m in _imported_modules() - OPTIONAL - set(EXTRAS)
                      if ROSDEP_KEYS.get(m) not in declared)  # fmt: skip
     assert not missing, f"imports without a <depend>/<exec_depend> in package.xml: {missing}"
+
+
+def test_pip_only_packages_are_an_extra_not_in_package_xml() -> None:
+    """PyTorch is imported, named by no rosdep key in package.xml, and installed by its setup.py extra."""
+    root = ET.parse(ROOT / "package.xml").getroot()
+    declared = " ".join(e.text or "" for e in root if e.tag.endswith("depend"))
+    imported = _imported_modules()
+    for module, extra in EXTRAS.items():
+        assert module in imported
+        assert module not in declared, f"package.xml lists {module}, which rosdep cannot install from a ROS distribution"
+        lines = (ROOT / "requirements" / f"{extra}.txt").read_text().splitlines()
+        assert any(re.match(rf"{module}\b", ln.strip()) for ln in lines), f"requirements/{extra}.txt lacks {module}"
+    setup_py = (ROOT / "setup.py").read_text()
+    for extra in set(EXTRAS.values()):
+        assert f'"{extra}": _requirements("{extra}.txt")' in setup_py
