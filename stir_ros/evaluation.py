@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from stir_ros.core.dat import DatReader
+from stir_ros.core.dat import centre_window
 from stir_ros.core.errors import ConfigError
 from stir_ros.core.metrics import psnr, ssim
 
@@ -101,16 +101,6 @@ def spikezoo_ssim(pred: np.ndarray, gt: np.ndarray) -> float:
     from skimage.metrics import structural_similarity
 
     return float(structural_similarity(gt.astype(np.float64), pred.astype(np.float64), data_range=1.0))
-
-
-def centre_window(path: Path, height: int, width: int, window_length: int) -> np.ndarray:
-    """The ``window_length`` frames centred on frame ``N // 2`` of a ``.dat`` stream."""
-    with DatReader(path, height, width) as reader:
-        total = len(reader) if hasattr(reader, "__len__") else reader.num_frames
-        first = total // 2 - window_length // 2
-        if first < 0 or first + window_length > total:
-            raise ConfigError(f"{path} has {total} frames, fewer than the {window_length}-frame window needs")
-        return reader.read(first, window_length)
 
 
 def evaluate(

@@ -21,15 +21,15 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
-from stir_ros.core.errors import DatFileError, SpikeFormatError
-from stir_ros.core.packing import _as_byte_array, _check_frame_size, pack_frames, unpack_frames
+from stir_ros.core.errors import ConfigError, DatFileError, SpikeFormatError
+from stir_ros.core.packing import as_byte_array, check_frame_size, pack_frames, unpack_frames
 
-__all__ = ["DatReader", "DatWriter", "dat_num_frames", "read_dat", "write_dat"]
+__all__ = ["DatReader", "DatWriter", "centre_window", "dat_num_frames", "read_dat", "write_dat"]
 
 
 def _check_dat_size(height: Any, width: Any) -> tuple[int, int]:
     try:
-        height, width = _check_frame_size(height, width, SpikeFormatError)
+        height, width = check_frame_size(height, width, SpikeFormatError)
     except SpikeFormatError as err:
         raise DatFileError(str(err)) from err
     if height * width < 8:
@@ -211,6 +211,16 @@ def read_dat(
         return reader.read(start, count)
 
 
+def centre_window(path: str | os.PathLike[str], height: int, width: int, window_length: int) -> np.ndarray:
+    """The ``window_length`` frames centred on frame ``N // 2`` of a ``.dat`` stream."""
+    with DatReader(path, height, width) as reader:
+        total = len(reader)
+        first = total // 2 - window_length // 2
+        if first < 0 or first + window_length > total:
+            raise ConfigError(f"{path} has {total} frames, fewer than the {window_length}-frame window needs")
+        return reader.read(first, window_length)
+
+
 class DatWriter:
     """Streaming writer of a ``.dat`` file; frames are given in image orientation.
 
@@ -275,7 +285,7 @@ class DatWriter:
     def write_packed(self, payload: Any) -> None:
         """Append frames given as a payload in the SpikePacket layout (top row first)."""
         if self.width % 8 == 0:
-            raw = _as_byte_array(payload, SpikeFormatError)
+            raw = as_byte_array(payload, SpikeFormatError)
             row_bytes = self.width // 8
             frame_bytes = self.height * row_bytes
             if raw.size % frame_bytes:

@@ -26,6 +26,8 @@ __all__ = [
     "ENCODING_UNPACKED_U8",
     "ENCODING_VIDAR_BITPACKED",
     "MAX_FRAME_PIXELS",
+    "as_byte_array",
+    "check_frame_size",
     "decode_payload",
     "encode_frames",
     "pack_frames",
@@ -45,7 +47,7 @@ ENCODINGS = (ENCODING_VIDAR_BITPACKED, ENCODING_UNPACKED_U8)
 MAX_FRAME_PIXELS = 1 << 26
 
 
-def _check_frame_size(height: Any, width: Any, error: type[SpikeFormatError]) -> tuple[int, int]:
+def check_frame_size(height: Any, width: Any, error: type[SpikeFormatError]) -> tuple[int, int]:
     """Return ``(height, width)`` as ints, or raise ``error`` if they are not a usable frame size."""
     for name, value in (("height", height), ("width", width)):
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
@@ -71,7 +73,7 @@ def packed_frame_bytes(height: int, width: int) -> int:
     Returns:
         The number of bytes, padding included.
     """
-    height, width = _check_frame_size(height, width, SpikeFormatError)
+    height, width = check_frame_size(height, width, SpikeFormatError)
     return (height * width + 7) // 8
 
 
@@ -90,7 +92,7 @@ def payload_size(height: int, width: int, num_frames: int, encoding: str) -> int
     Raises:
         SpikeFormatError: For an unknown encoding, a bad frame size or a negative frame count.
     """
-    height, width = _check_frame_size(height, width, SpikeFormatError)
+    height, width = check_frame_size(height, width, SpikeFormatError)
     if num_frames < 0:
         raise SpikeFormatError(f"num_frames must be >= 0, got {num_frames}")
     if encoding == ENCODING_VIDAR_BITPACKED:
@@ -130,7 +132,7 @@ def pack_frames(frames: np.ndarray) -> np.ndarray:
     return np.packbits(frames.reshape(n, h * w), axis=1, bitorder="little").reshape(-1)
 
 
-def _as_byte_array(data: Any, error: type[SpikeFormatError]) -> np.ndarray:
+def as_byte_array(data: Any, error: type[SpikeFormatError]) -> np.ndarray:
     """View a payload (bytes-like, array.array('B') or uint8 ndarray) as a 1-D uint8 array."""
     if isinstance(data, np.ndarray):
         if data.dtype != np.uint8:
@@ -175,8 +177,8 @@ def unpack_frames(data: Any, height: int, width: int, num_frames: int | None = N
     Raises:
         SpikeFormatError: If the payload length does not match the frame size and count.
     """
-    height, width = _check_frame_size(height, width, SpikeFormatError)
-    raw = _as_byte_array(data, SpikeFormatError)
+    height, width = check_frame_size(height, width, SpikeFormatError)
+    raw = as_byte_array(data, SpikeFormatError)
     frame_bytes = (height * width + 7) // 8
     n = _frame_count(raw.size, frame_bytes, num_frames, SpikeFormatError)
     bits = np.unpackbits(raw.reshape(n, frame_bytes), axis=1, count=height * width, bitorder="little")
@@ -244,7 +246,7 @@ def unpack_frames_torch(
     import torch
 
     dtype = torch.uint8 if dtype is None else dtype
-    height, width = _check_frame_size(height, width, SpikeFormatError)
+    height, width = check_frame_size(height, width, SpikeFormatError)
     if data.dtype != torch.uint8:
         raise SpikeFormatError(f"payload tensor must be uint8, got {data.dtype}")
     frame_bytes = (height * width + 7) // 8
@@ -285,7 +287,7 @@ def encode_frames(frames: np.ndarray, encoding: str) -> np.ndarray:
     frames = np.asarray(frames)
     if frames.ndim != 3 or frames.shape[0] == 0:
         raise PacketError(f"frames must have shape [N, H, W] with N >= 1, got {frames.shape}")
-    _check_frame_size(frames.shape[1], frames.shape[2], PacketError)
+    check_frame_size(frames.shape[1], frames.shape[2], PacketError)
     if encoding == ENCODING_VIDAR_BITPACKED:
         return pack_frames(frames)
     if frames.dtype == np.bool_:
@@ -315,10 +317,10 @@ def decode_payload(data: Any, height: int, width: int, num_frames: int, encoding
     """
     if encoding not in ENCODINGS:
         raise PacketError(f"unknown encoding {encoding!r}; expected one of {ENCODINGS}")
-    height, width = _check_frame_size(height, width, PacketError)
+    height, width = check_frame_size(height, width, PacketError)
     if isinstance(num_frames, bool) or not isinstance(num_frames, (int, np.integer)) or num_frames <= 0:
         raise PacketError(f"num_frames must be a positive integer, got {num_frames!r}")
-    raw = _as_byte_array(data, PacketError)
+    raw = as_byte_array(data, PacketError)
     if encoding == ENCODING_VIDAR_BITPACKED:
         frame_bytes = (height * width + 7) // 8
         _frame_count(raw.size, frame_bytes, num_frames, PacketError)

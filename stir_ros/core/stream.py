@@ -33,7 +33,7 @@ from stir_ros.core.packing import (
     ENCODING_UNPACKED_U8,
     ENCODING_VIDAR_BITPACKED,
     ENCODINGS,
-    _as_byte_array,
+    as_byte_array,
     payload_size,
     unpack_frames,
 )
@@ -338,7 +338,7 @@ def validate_packet(
             "bad_size", f"packet of {num_frames} frames of {height}x{width} would be {expected} bytes; "
             f"the limit is {MAX_PACKET_BYTES} bytes per packet"
         )
-    raw = _as_byte_array(data, PacketError)
+    raw = as_byte_array(data, PacketError)
     if raw.size != expected:
         raise _packet_error(
             "payload_length",

@@ -327,7 +327,7 @@ def run(args: argparse.Namespace) -> int:
         h, w = -(-h // 16) * 16, -(-w // 16) * 16
     windows = check_windows(model.window_length, h, w, alpha=float(meta.alpha))
     for dat in args.check_dat:
-        from stir_ros.evaluation import centre_window
+        from stir_ros.core.dat import centre_window
         from stir_ros.models.blocks import pad_tail
 
         real = torch.as_tensor(centre_window(Path(dat), args.height, args.width, model.window_length)[None])
