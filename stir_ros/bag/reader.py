@@ -5,23 +5,18 @@ Built on ``rosbags``, with an addition that recordings from a robot need:
 - **Damaged bags are read as far as they are good.** A file of a split bag that is missing, an
   mcap chunk whose checksum or framing is wrong, an mcap file cut short (the recorder was
   killed: no index, no footer), a sqlite3 file whose pages are unreadable: each is reported once
-  as a :class:`BagProblem` and reading goes on with the next good chunk, file or row.
-
-Layout of an mcap record: opcode (1 byte), length (uint64), body; the bodies used here are from
-the MCAP specification (https://mcap.dev/spec).
+  as a :class:`BagProblem` and reading goes on with the next good chunk, file or row. The parsers
+  that do this are in :mod:`stir_ros.bag.recovery` (and :mod:`stir_ros.bag.mcap_records`).
 """
 
 from __future__ import annotations
 
-import heapq
 import os
-import struct
 import tempfile
-from collections.abc import Callable, Collection, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from io import BytesIO
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 import apsw
 
@@ -30,7 +25,6 @@ try:
 except ImportError:
     from backports import zstd  # what rosbags uses before 3.14
 from rosbags.interfaces import (
-    Connection,
     ConnectionExtRosbag2,
     MessageDefinition,
     MessageDefinitionFormat,
@@ -38,20 +32,54 @@ from rosbags.interfaces import (
 )
 from rosbags.rosbag2 import ReaderError
 from rosbags.rosbag2.metadata import parse_qos
-from rosbags.rosbag2.storage_mcap import McapReader, decompress
+from rosbags.rosbag2.storage_mcap import McapReader
 from rosbags.rosbag2.storage_sqlite3 import Sqlite3Reader
 from ruamel.yaml import YAML
 from ruamel.yaml.error import YAMLError
 
+from stir_ros.bag.mcap_records import channel_metadata
 from stir_ros.bag.model import BagMessage, BagProblem, TopicInfo
+from stir_ros.bag.recovery import McapScan, SqliteSalvage, mcap_chunk_messages, sqlite_messages
 from stir_ros.bag.types import SPIKE_PACKET, get_typestore, type_hash
 from stir_ros.core.errors import BagError
 
+if TYPE_CHECKING:
+    from rosbags.rosbag2.storage_mcap import ChunkInfo
+
 __all__ = ["BagReader", "check_spike_topic"]
 
-_MCAP_MAGIC = b"\x89MCAP0\r\n"
-_REC = struct.Struct("<BQ")  # opcode, body length
-_MSG_HEAD = struct.Struct("<HIQQ")  # channel id, sequence, log time, publish time
+
+@dataclass(frozen=True)
+class _Handles:
+    """What reading a storage file needs beyond the reader protocol of rosbags' plugins."""
+
+    dbconn: Any = None  # sqlite3: the open apsw connection
+    bio: BinaryIO | None = None  # mcap: the open file
+    chunks: Sequence[ChunkInfo] = ()  # mcap: the chunk index
+    channel_metadata: Mapping[int, bytes] = field(default_factory=dict)  # mcap: channel id -> raw metadata map
+
+
+def _rosbags_handles(plugin: Sqlite3Reader | McapReader) -> _Handles:
+    """The attributes of an open rosbags storage plugin that are not part of its reader protocol.
+
+    rosbags (0.11.9, pinned in requirements/) has a public reader API: the storage plugins'
+    ``connections``, ``metadata``, ``messages()`` and ``close()``, which its ``Reader`` wraps. It
+    has none for what reading a damaged bag needs:
+
+    - sqlite3: the database connection, to read row by row so that a damaged page costs only its
+      rows (rosbags' ``messages()`` stops at the first error);
+    - mcap: the open file and the chunk index, to read chunk by chunk and skip a chunk that fails
+      its checksum (rosbags' ``messages()`` stops there too); and the channels' metadata maps,
+      which hold rosbag2's ``topic_type_hash`` (rosbags leaves ``Connection.digest`` empty).
+
+    These are undocumented attributes that a rosbags release may rename; this function is the
+    only place that reads them (test/test_bag_reader_recovery.py and test/test_bag_reconstruct.py
+    fail if they change).
+    """
+    if isinstance(plugin, Sqlite3Reader):
+        return _Handles(dbconn=plugin.dbconn)
+    return _Handles(bio=plugin.bio, chunks=plugin.chunks,
+                    channel_metadata={cid: ch.metadata for cid, ch in plugin.channels.items()})
 
 
 @dataclass
@@ -60,46 +88,10 @@ class _Storage:
 
     path: Path
     kind: str  # sqlite3 | mcap | mcap-scan
-    plugin: Any = None
+    plugin: Any = None  # rosbags' Sqlite3Reader or McapReader, SqliteSalvage or McapScan
+    handles: _Handles = field(default_factory=_Handles)
     # storage connection id -> (topic, msgtype)
     channels: dict[int, tuple[str, str]] = field(default_factory=dict)
-
-
-class _SqliteSalvage:
-    """Minimal stand-in for rosbags' Sqlite3Reader on a damaged file: topics, definitions, no counts."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.dbconn = apsw.Connection(f"file:{path}?immutable=1", flags=apsw.SQLITE_OPEN_READONLY | apsw.SQLITE_OPEN_URI)
-        # A file cut short is smaller than its header says; SQLite refuses it unless told to
-        # trust the file size (the connection stays read-only).
-        self.dbconn.execute("PRAGMA writable_schema=ON")
-        defs: dict[str, MessageDefinition] = {}
-        try:
-            for name, enc, text in self.dbconn.execute(
-                    "SELECT topic_type, encoding, encoded_message_definition FROM message_definitions"):
-                fmt = MessageDefinitionFormat.IDL if enc == "ros2idl" else MessageDefinitionFormat.MSG
-                defs[name] = MessageDefinition(fmt, text)
-        except apsw.Error:
-            pass
-        try:
-            rows = self.dbconn.execute("SELECT id, name, type, serialization_format, offered_qos_profiles, "
-                                       "type_description_hash FROM topics").fetchall()
-        except apsw.Error:
-            rows = [(*r, "") for r in self.dbconn.execute(
-                "SELECT id, name, type, serialization_format, offered_qos_profiles FROM topics").fetchall()]
-        self.connections = []
-        for cid, name, msgtype, fmt, qos_text, digest in rows:
-            try:
-                qos = parse_qos(qos_text)
-            except ReaderError:
-                qos = []
-            self.connections.append(Connection(cid, name, msgtype, defs.get(msgtype, MessageDefinition(
-                MessageDefinitionFormat.NONE, "")), digest or "", 0, ConnectionExtRosbag2(fmt, qos), self))
-        self.metadata = type("Times", (), {"start_time": 0, "end_time": 0})()
-
-    def close(self) -> None:
-        self.dbconn.close()
 
 
 class BagReader:
@@ -201,9 +193,10 @@ class BagReader:
                 self._problem("missing_file", path, "listed in metadata.yaml but missing; skipped")
                 continue
             if mode == "file":
-                path = self._decompress_file(path)
-                if path is None:
+                unpacked = self._decompress_file(path)
+                if unpacked is None:
                     continue
+                path = unpacked
             files.append(path)
         return files, meta
 
@@ -222,28 +215,32 @@ class BagReader:
 
     def _open_storage(self, path: Path) -> None:
         if path.suffix == ".db3":
-            plugin = Sqlite3Reader(path)
+            db = Sqlite3Reader(path)
+            plugin: Sqlite3Reader | SqliteSalvage = db
             try:
-                plugin.open()
+                db.open()
             except (ReaderError, apsw.Error) as err:
                 # rosbags counts every row on opening; a damaged file may still have readable
-                # tables and rows, which the row-by-row read below can salvage.
+                # tables and rows, which the row-by-row read of recovery.sqlite_messages can salvage.
                 try:
-                    plugin = _SqliteSalvage(path)
+                    salvage = SqliteSalvage(path)
                 except (apsw.Error, KeyError, ValueError) as err2:
                     self._problem("bad_file", path, f"cannot open as sqlite3: {err}; {err2}; skipped")
                     return
+                plugin, handles = salvage, _Handles(dbconn=salvage.dbconn)
                 self._problem("bad_file", path, f"damaged sqlite3 file ({err}); reading the rows that can be read")
-            storage = _Storage(path, "sqlite3", plugin)
+            else:
+                handles = _rosbags_handles(db)
+            storage = _Storage(path, "sqlite3", plugin, handles)
             storage.channels = {c.id: (c.topic, c.msgtype) for c in plugin.connections}
             self._storages.append(storage)
             return
-        plugin = McapReader(path)
+        mcap = McapReader(path)
         try:
-            plugin.open()
+            mcap.open()
         except Exception as err:  # noqa: BLE001 - any failure of the indexed read: try a scan
             # No valid footer/summary: recover what a linear scan finds.
-            scan = _McapScan(path)
+            scan = McapScan(path)
             try:
                 scan.scan()
             except BagError as scan_err:
@@ -257,8 +254,8 @@ class BagReader:
             storage.channels = {cid: (topic, typ) for cid, (topic, typ, _h, _q, _d) in scan.channels.items()}
             self._storages.append(storage)
             return
-        storage = _Storage(path, "mcap", plugin)
-        storage.channels = {c.id: (c.topic, c.msgtype) for c in plugin.connections}
+        storage = _Storage(path, "mcap", mcap, _rosbags_handles(mcap))
+        storage.channels = {c.id: (c.topic, c.msgtype) for c in mcap.connections}
         self._storages.append(storage)
 
     def _collect_topics(self, meta: dict[str, Any] | None) -> None:
@@ -291,9 +288,8 @@ class BagReader:
                 merge(tm["name"], tm["type"], int(item["message_count"]) if from_meta else 0,
                       tm.get("type_description_hash", ""), qos, None, tm.get("serialization_format", "cdr"))
         for storage in self._storages:
-            for cid, topic, msgtype, count, digest, qos, msgdef in self._storage_connections(storage):
-                del cid
-                merge(topic, msgtype, 0 if from_meta else count, digest, qos, msgdef)
+            for _cid, topic, msgtype, count, digest, offered, msgdef in self._storage_connections(storage):
+                merge(topic, msgtype, 0 if from_meta else count, digest, offered, msgdef)
         self.topics = {
             name: TopicInfo(name, i["msgtype"], i["count"], i["digest"], tuple(i["qos"]), i["msgdef"], i["fmt"])
             for name, i in infos.items()
@@ -314,11 +310,9 @@ class BagReader:
             for cid, (topic, typ, digest, qos, msgdef) in storage.plugin.channels.items():
                 yield cid, topic, typ, storage.plugin.counts.get(cid, 0), digest, qos, msgdef
             return
-        plugin = storage.plugin
-        hashes = {}
-        if storage.kind == "mcap":
-            hashes = {cid: _channel_meta(ch.metadata).get("topic_type_hash", "") for cid, ch in plugin.channels.items()}
-        for c in plugin.connections:
+        hashes = {cid: channel_metadata(raw).get("topic_type_hash", "")
+                  for cid, raw in storage.handles.channel_metadata.items()}
+        for c in storage.plugin.connections:
             ext = c.ext
             qos = ext.offered_qos_profiles if isinstance(ext, ConnectionExtRosbag2) else []
             yield c.id, c.topic, c.msgtype, c.msgcount, c.digest or hashes.get(c.id, ""), qos, c.msgdef
@@ -361,9 +355,9 @@ class BagReader:
             if not selected:
                 continue
             if storage.kind == "sqlite3":
-                source = _sqlite_messages(storage, selected, self._problem)
+                source = sqlite_messages(storage.handles.dbconn, storage.path, selected, self._problem)
             elif storage.kind == "mcap":
-                source = _mcap_indexed_messages(storage, selected, self._problem)
+                source = self._mcap_messages(storage, selected)
             else:
                 source = storage.plugin.messages(selected)
             for cid, timestamp, data in source:
@@ -375,6 +369,21 @@ class BagReader:
                         continue
                 topic, msgtype = selected[cid]
                 yield BagMessage(topic, msgtype, timestamp, data)
+
+    def _mcap_messages(self, storage: _Storage, selected: dict[int, tuple[str, str]]) -> Iterator[tuple[int, int, bytes]]:
+        """(channel id, log time, data) of an indexed mcap file in time order; a chunk that cannot be read is skipped."""
+        if storage.handles.chunks:
+            assert storage.handles.bio is not None
+            yield from mcap_chunk_messages(storage.handles.bio, storage.handles.chunks, storage.path, selected,
+                                           self._problem)
+            return
+        # An unchunked file: rosbags' own read.
+        conns = [c for c in storage.plugin.connections if c.id in selected]
+        try:
+            for conn, ts, data in storage.plugin.messages(conns):
+                yield conn.id, ts, data
+        except ReaderError as err:
+            self._problem("bad_file", storage.path, f"{err}; the rest of the file is skipped")
 
     def deserialize(self, message: BagMessage) -> Any:
         """Deserialize a message of a type the bag tools know.
@@ -416,297 +425,3 @@ def check_spike_topic(bag: BagReader, topic: str | None) -> str:
                        f"{SPIKE_PACKET} (type hash {info.type_hash}, this package's is {ours}); "
                        "convert it with the stir_ros version that recorded it")
     return topic
-
-
-def _sqlite_messages(storage: _Storage, selected: dict[int, tuple[str, str]],
-                     problem: Callable[[str, Path | str, str], None]) -> Iterator[tuple[int, int, bytes]]:
-    """Messages of a sqlite3 file in time order, skipping rows that cannot be read.
-
-    The (id, time, size) list comes through the timestamp index; if that fails the table is
-    walked in blocks of row ids. Payloads are fetched in batches of a few megabytes, and a batch
-    that fails is fetched row by row, so a damaged page costs only the rows stored on it.
-    """
-    db = storage.plugin.dbconn
-    ids = tuple(selected)
-    marks = ",".join("?" * len(ids))
-    try:
-        rows = db.execute(f"SELECT id, timestamp, length(data) FROM messages WHERE topic_id IN ({marks}) "
-                          "ORDER BY timestamp, id", ids).fetchall()
-    except apsw.Error as err:
-        try:
-            # The timestamp index holds (time, row id) by itself: it may outlive the table's pages.
-            rows = [(rid, ts, None) for rid, ts in db.execute(
-                "SELECT id, timestamp FROM messages INDEXED BY timestamp_idx ORDER BY timestamp, id")]
-            problem("bad_rows", storage.path, f"message table damaged ({err}); listed the messages "
-                    "through the timestamp index")
-        except apsw.Error:
-            rows = _sqlite_scan_ids(db, ids, marks, storage.path, problem, err)
-    bad = 0
-    i = 0
-    while i < len(rows):
-        j, size = i, 0
-        while j < len(rows) and (j == i or (size < (8 << 20) and j - i < 256)):
-            size += rows[j][2] if rows[j][2] is not None else 1 << 20  # unknown: assume 1 MB
-            j += 1
-        batch = [r[0] for r in rows[i:j]]
-        i = j
-        try:
-            got = {r[0]: r[1:] for r in db.execute(
-                "SELECT id, topic_id, timestamp, data FROM messages WHERE id IN "
-                f"({','.join('?' * len(batch))})", batch)}
-        except apsw.Error:
-            got = {}
-            for rid in batch:
-                try:
-                    for row in db.execute("SELECT id, topic_id, timestamp, data FROM messages WHERE id = ?", (rid,)):
-                        got[row[0]] = row[1:]
-                except apsw.Error:
-                    bad += 1
-        for rid in batch:
-            row = got.get(rid)
-            if row is not None and row[0] in selected:
-                yield row
-    if bad:
-        problem("bad_rows", storage.path, f"{bad} messages unreadable (damaged database pages); skipped")
-
-
-def _sqlite_scan_ids(db: Any, ids: tuple[int, ...], marks: str, path: Path,
-                     problem: Callable[[str, Path | str, str], None], err: Exception) -> list[tuple[int, int, int]]:
-    try:
-        (max_id,) = next(iter(db.execute("SELECT max(id) FROM messages")))
-    except (apsw.Error, StopIteration) as err2:
-        problem("bad_file", path, f"cannot list messages ({err}; {err2}); skipped")
-        return []
-    rows: list[tuple[int, int, int]] = []
-    lost_blocks = 0
-    block = 1024
-    for lo in range(0, (max_id or 0) + 1, block):
-        try:
-            rows += db.execute(f"SELECT id, timestamp, length(data) FROM messages WHERE id >= ? AND id < ? "
-                               f"AND topic_id IN ({marks})", (lo, lo + block, *ids)).fetchall()
-        except apsw.Error:
-            lost_blocks += 1
-    problem("bad_rows", path, f"timestamp index unreadable ({err}); walked the table"
-            + (f", {lost_blocks} blocks of {block} rows unreadable" if lost_blocks else ""))
-    rows.sort(key=lambda r: (r[1], r[0]))
-    return rows
-
-
-def _channel_meta(raw: bytes) -> dict[str, str]:
-    out: dict[str, str] = {}
-    bio = BytesIO(raw)
-    try:
-        while bio.tell() < len(raw):
-            key = _read_str(bio)
-            out[key] = _read_str(bio)
-    except (struct.error, UnicodeDecodeError, BagError):
-        pass
-    return out
-
-
-def _read_str(bio: BinaryIO) -> str:
-    head = bio.read(4)
-    if len(head) != 4:
-        raise BagError("truncated string")
-    (n,) = struct.unpack("<I", head)
-    data = bio.read(n)
-    if len(data) != n:
-        raise BagError("truncated string")
-    return data.decode()
-
-
-def _chunk_records(body: bytes | memoryview) -> tuple[int, int, bytes]:
-    """Decode a chunk record body; returns (start time, end time, uncompressed records)."""
-    start, end, size, crc = struct.unpack_from("<QQQI", body, 0)
-    (clen,) = struct.unpack_from("<I", body, 28)
-    compression = bytes(body[32:32 + clen]).decode()
-    (dlen,) = struct.unpack_from("<Q", body, 32 + clen)
-    data = bytes(body[40 + clen:40 + clen + dlen])
-    if len(data) != dlen:
-        raise BagError(f"chunk data truncated: {len(data)} of {dlen} bytes")
-    try:
-        return start, end, decompress(data, compression, size, crc)
-    except ReaderError as err:
-        raise BagError(str(err)) from err
-    except Exception as err:  # noqa: BLE001 - zstd/lz4 raise their own types on garbage
-        raise BagError(f"cannot decompress chunk ({compression}): {err}") from err
-
-
-def _iter_records(data: bytes | memoryview) -> Iterator[tuple[int, memoryview]]:
-    """(opcode, body) of the records in ``data``; raises BagError on bad framing."""
-    view = memoryview(data)
-    pos = 0
-    while pos < len(view):
-        if pos + 9 > len(view):
-            raise BagError(f"record header cut at offset {pos}")
-        op, length = _REC.unpack_from(view, pos)
-        if pos + 9 + length > len(view):
-            raise BagError(f"record at offset {pos} runs past the end ({length} bytes)")
-        yield op, view[pos + 9:pos + 9 + length]
-        pos += 9 + length
-
-
-def _chunk_messages(records: bytes, selected: Collection[int]) -> list[tuple[int, int, int, bytes]]:
-    """Messages (log time, record index, channel, data) of selected channels in a chunk, sorted."""
-    out = []
-    for index, (op, body) in enumerate(_iter_records(records)):
-        if op == 0x05:
-            if len(body) < _MSG_HEAD.size:
-                raise BagError(f"message record of {len(body)} bytes is too short")
-            cid, _seq, log_time, _pub = _MSG_HEAD.unpack_from(body, 0)
-            if cid in selected:
-                out.append((log_time, index, cid, bytes(body[_MSG_HEAD.size:])))
-    out.sort(key=lambda m: (m[0], m[1]))
-    return out
-
-
-def _mcap_indexed_messages(storage: _Storage, selected: dict[int, tuple[str, str]],
-                           problem: Callable[[str, Path | str, str], None]) -> Iterator[tuple[int, int, bytes]]:
-    """Messages of an indexed mcap file in time order; a chunk that cannot be read is skipped."""
-    plugin: McapReader = storage.plugin
-    if not plugin.chunks:  # unchunked file: fall back to rosbags' scan
-        conns = [c for c in plugin.connections if c.id in selected]
-        try:
-            for conn, ts, data in plugin.messages(conns):
-                yield conn.id, ts, data
-        except ReaderError as err:
-            problem("bad_file", storage.path, f"{err}; the rest of the file is skipped")
-        return
-    bio = plugin.bio
-    assert bio is not None
-
-    def chunk_source(order: int, chunk: Any) -> Iterator[tuple[int, int, int, int, bytes]]:
-        # First a sentinel at the chunk's start time, so that heapq.merge reads a chunk only
-        # when its messages are due.
-        yield chunk.message_start_time, -1, -1, -1, b""
-        try:
-            bio.seek(chunk.chunk_start_offset)
-            head = bio.read(9)
-            op, length = _REC.unpack(head)
-            if op != 0x06:
-                raise BagError(f"expected a chunk record, found opcode {op:#x}")
-            body = bio.read(length)
-            if len(body) != length:
-                raise BagError(f"chunk record cut short: {len(body)} of {length} bytes")
-            _s, _e, records = _chunk_records(body)
-            msgs = _chunk_messages(records, selected)
-        except (BagError, struct.error, OSError, ValueError) as err:
-            problem("bad_chunk", storage.path,
-                    f"chunk at byte {chunk.chunk_start_offset} (messages "
-                    f"{chunk.message_start_time}..{chunk.message_end_time} ns) unreadable: {err}; skipped")
-            return
-        for log_time, index, cid, data in msgs:
-            yield log_time, order, index, cid, data
-
-    chunks = sorted(
-        (c for c in plugin.chunks if not c.channel_count or any(c.channel_count.get(cid) for cid in selected)),
-        key=lambda c: (c.message_start_time, c.chunk_start_offset),
-    )
-    sources = [chunk_source(i, c) for i, c in enumerate(chunks)]
-    for log_time, _order, _index, cid, data in heapq.merge(*sources):
-        if cid >= 0:
-            yield cid, log_time, data
-
-
-class _McapScan:
-    """Linear scan of an mcap file without a usable index (cut short, or summary damaged)."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        # id -> (topic, msgtype, type hash, qos, msgdef)
-        self.channels: dict[int, tuple[str, str, str, list[Qos], MessageDefinition]] = {}
-        self.schemas: dict[int, tuple[str, str, str]] = {}
-        self.counts: dict[int, int] = {}
-        self.problems: list[str] = []
-        self.bad_chunks = 0
-        self.message_count = 0
-        self.start_time = 2**63 - 1
-        self.end_time = -1
-        self._chunks: list[int] = []  # offsets of readable chunks, in file order
-        self._data_start = 0
-
-    def _records(self, bio: BinaryIO) -> Iterator[tuple[int, int, bytes]]:
-        """(offset, opcode, body) of top-level records until the data section ends or is cut."""
-        bio.seek(self._data_start)
-        while True:
-            offset = bio.tell()
-            head = bio.read(9)
-            if len(head) < 9:
-                return
-            op, length = _REC.unpack(head)
-            if op in (0x0F, 0x02):  # DataEnd, Footer
-                return
-            body = bio.read(length)
-            if len(body) != length:
-                return  # the file ends inside this record
-            yield offset, op, body
-
-    def _register(self, op: int, body: bytes | memoryview) -> None:
-        bio = BytesIO(bytes(body))
-        if op == 0x03:
-            (sid,) = struct.unpack("<H", bio.read(2))
-            name, enc = _read_str(bio), _read_str(bio)
-            self.schemas[sid] = (name, enc, _read_str(bio))
-        elif op == 0x04:
-            cid, sid = struct.unpack("<HH", bio.read(4))
-            topic, _menc = _read_str(bio), _read_str(bio)
-            (mlen,) = struct.unpack("<I", bio.read(4))
-            meta = _channel_meta(bio.read(mlen))
-            name, enc, text = self.schemas.get(sid, ("", "", ""))
-            fmt = {"ros2msg": MessageDefinitionFormat.MSG, "ros2idl": MessageDefinitionFormat.IDL}.get(
-                enc, MessageDefinitionFormat.NONE)
-            try:
-                qos = parse_qos(meta.get("offered_qos_profiles", ""))
-            except ReaderError:
-                qos = []
-            self.channels[cid] = (topic, name, meta.get("topic_type_hash", ""), qos, MessageDefinition(fmt, text))
-
-    def _count(self, cid: int, log_time: int) -> None:
-        self.counts[cid] = self.counts.get(cid, 0) + 1
-        self.message_count += 1
-        self.start_time = min(self.start_time, log_time)
-        self.end_time = max(self.end_time, log_time)
-
-    def scan(self) -> None:
-        """First pass: schemas, channels, counts and the readable chunks."""
-        with self.path.open("rb") as bio:
-            if bio.read(8) != _MCAP_MAGIC:
-                raise BagError("not an mcap file (bad magic)")
-            self._data_start = 8
-            for offset, op, body in self._records(bio):
-                try:
-                    if op == 0x06:
-                        _s, _e, records = _chunk_records(body)
-                        for inner_op, inner in _iter_records(records):
-                            if inner_op in (0x03, 0x04):
-                                self._register(inner_op, inner)
-                            elif inner_op == 0x05:
-                                cid, _seq, log_time, _pub = _MSG_HEAD.unpack_from(inner, 0)
-                                self._count(cid, log_time)
-                        self._chunks.append(offset)
-                    elif op in (0x03, 0x04):
-                        self._register(op, body)
-                    elif op == 0x05:
-                        cid, _seq, log_time, _pub = _MSG_HEAD.unpack_from(body, 0)
-                        self._count(cid, log_time)
-                except (BagError, struct.error, UnicodeDecodeError) as err:
-                    self.bad_chunks += op == 0x06
-                    self.problems.append(f"record at byte {offset} (opcode {op:#x}) unreadable: {err}; skipped")
-
-    def messages(self, selected: Collection[int]) -> Iterator[tuple[int, int, bytes]]:
-        """Second pass: messages of the selected channels, in file order, chunks sorted inside."""
-        chunk_offsets = set(self._chunks)
-        with self.path.open("rb") as bio:
-            for offset, op, body in self._records(bio):
-                if op == 0x06 and offset in chunk_offsets:
-                    try:
-                        _s, _e, records = _chunk_records(body)
-                        msgs = _chunk_messages(records, selected)
-                    except (BagError, struct.error):  # reported by scan()
-                        continue
-                    for log_time, _i, cid, data in msgs:
-                        yield cid, log_time, data
-                elif op == 0x05 and len(body) >= _MSG_HEAD.size:
-                    cid, _seq, log_time, _pub = _MSG_HEAD.unpack_from(body, 0)
-                    if cid in selected:
-                        yield cid, log_time, bytes(body[_MSG_HEAD.size:])

@@ -1,0 +1,145 @@
+"""MCAP records as the bag reader's recovery parsers decode them.
+
+Layout of a record: opcode (1 byte), length (uint64), body. The opcodes and the bodies used here
+are those of the MCAP specification (https://mcap.dev/spec); integers are little-endian, a string
+is a uint32 length and UTF-8 bytes.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Collection, Iterator
+from enum import IntEnum
+from io import BytesIO
+from typing import BinaryIO
+
+from rosbags.rosbag2 import ReaderError
+from rosbags.rosbag2.storage_mcap import decompress
+
+from stir_ros.core.errors import BagError
+
+__all__ = [
+    "MAGIC", "MESSAGE_HEAD", "RECORD_HEAD", "Opcode", "channel_metadata", "chunk_messages", "iter_records",
+    "read_chunk", "read_string",
+]
+
+#: The first (and last) 8 bytes of an MCAP file, major version 0.
+MAGIC = b"\x89MCAP0\r\n"
+#: Opcode and body length, at the start of every record.
+RECORD_HEAD = struct.Struct("<BQ")
+#: Channel id, sequence, log time, publish time: the start of a Message body, before the data.
+MESSAGE_HEAD = struct.Struct("<HIQQ")
+#: Start time, end time, uncompressed size, uncompressed CRC-32: the start of a Chunk body.
+_CHUNK_HEAD = struct.Struct("<QQQI")
+
+
+class Opcode(IntEnum):
+    """MCAP record types (the spec's "Records" section)."""
+
+    HEADER = 0x01
+    FOOTER = 0x02
+    SCHEMA = 0x03
+    CHANNEL = 0x04
+    MESSAGE = 0x05
+    CHUNK = 0x06
+    MESSAGE_INDEX = 0x07
+    CHUNK_INDEX = 0x08
+    ATTACHMENT = 0x09
+    ATTACHMENT_INDEX = 0x0A
+    STATISTICS = 0x0B
+    METADATA = 0x0C
+    METADATA_INDEX = 0x0D
+    SUMMARY_OFFSET = 0x0E
+    DATA_END = 0x0F
+
+
+def read_string(bio: BinaryIO) -> str:
+    """Read an MCAP string (uint32 length, UTF-8 bytes).
+
+    Raises:
+        BagError: If the string runs past the end of ``bio``.
+    """
+    head = bio.read(4)
+    if len(head) != 4:
+        raise BagError("truncated string")
+    (n,) = struct.unpack("<I", head)
+    data = bio.read(n)
+    if len(data) != n:
+        raise BagError("truncated string")
+    return data.decode()
+
+
+def channel_metadata(raw: bytes) -> dict[str, str]:
+    """The key/value pairs of a Channel's metadata map; a damaged map gives the pairs before the damage."""
+    out: dict[str, str] = {}
+    bio = BytesIO(raw)
+    try:
+        while bio.tell() < len(raw):
+            key = read_string(bio)
+            out[key] = read_string(bio)
+    except (struct.error, UnicodeDecodeError, BagError):
+        pass
+    return out
+
+
+def read_chunk(body: bytes | memoryview) -> tuple[int, int, bytes]:
+    """Decode a Chunk record body; returns (start time, end time, uncompressed records).
+
+    Raises:
+        BagError: If the body is cut short, its compression is unknown, or its size or CRC is wrong.
+        struct.error: If the body is too short for its fixed fields.
+    """
+    start, end, size, crc = _CHUNK_HEAD.unpack_from(body, 0)
+    pos = _CHUNK_HEAD.size
+    (clen,) = struct.unpack_from("<I", body, pos)  # compression: a string
+    compression = bytes(body[pos + 4:pos + 4 + clen]).decode()
+    pos += 4 + clen
+    (dlen,) = struct.unpack_from("<Q", body, pos)  # records: uint64 length, bytes
+    data = bytes(body[pos + 8:pos + 8 + dlen])
+    if len(data) != dlen:
+        raise BagError(f"chunk data truncated: {len(data)} of {dlen} bytes")
+    try:
+        return start, end, decompress(data, compression, size, crc)
+    except ReaderError as err:
+        raise BagError(str(err)) from err
+    except Exception as err:  # noqa: BLE001 - zstd/lz4 raise their own types on garbage
+        raise BagError(f"cannot decompress chunk ({compression}): {err}") from err
+
+
+def iter_records(data: bytes | memoryview) -> Iterator[tuple[int, memoryview]]:
+    """(opcode, body) of the records in ``data``.
+
+    The opcode is an int (an unknown one is passed on, to be skipped by the caller).
+
+    Raises:
+        BagError: On bad framing (a record header or body that runs past the end).
+    """
+    view = memoryview(data)
+    pos = 0
+    head = RECORD_HEAD.size
+    while pos < len(view):
+        if pos + head > len(view):
+            raise BagError(f"record header cut at offset {pos}")
+        op, length = RECORD_HEAD.unpack_from(view, pos)
+        if pos + head + length > len(view):
+            raise BagError(f"record at offset {pos} runs past the end ({length} bytes)")
+        yield op, view[pos + head:pos + head + length]
+        pos += head + length
+
+
+def chunk_messages(records: bytes, selected: Collection[int]) -> list[tuple[int, int, int, bytes]]:
+    """Messages (log time, record index, channel, data) of selected channels in a chunk, sorted.
+
+    Raises:
+        BagError: On bad framing, or a Message record too short for its header.
+    """
+    out = []
+    for index, (op, body) in enumerate(iter_records(records)):
+        if op == Opcode.MESSAGE:
+            if len(body) < MESSAGE_HEAD.size:
+                raise BagError(f"message record of {len(body)} bytes is too short")
+            cid, _seq, log_time, _pub = MESSAGE_HEAD.unpack_from(body, 0)
+            if cid in selected:
+                out.append((log_time, index, cid, bytes(body[MESSAGE_HEAD.size:])))
+    out.sort(key=lambda m: (m[0], m[1]))
+    return out
