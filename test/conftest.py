@@ -7,9 +7,14 @@ the network) never see each other's topics.
 
 from __future__ import annotations
 
+import argparse
+import importlib.util
 import os
 import random
+import sys
 import uuid
+from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
@@ -69,3 +74,67 @@ def ros_node():
     finally:
         node.destroy_node()
         rclpy.try_shutdown()
+
+
+# --------------------------------------------------------------------------- models and training
+
+
+@pytest.fixture(scope="session")
+def authors_stir() -> type:
+    """The authors' STIR class (the oracle), from the installed spikezoo package.
+
+    Loaded without importing spikezoo (its ``__init__`` needs extras): spikezoo's ``archs``
+    folder holds the authors' code as the top-level package ``stir``. Skips where spikezoo or its
+    ``archs/stir`` is not installed.
+    """
+    spec = importlib.util.find_spec("spikezoo")
+    if spec is None or not spec.submodule_search_locations:
+        pytest.skip("spikezoo (the authors' STIR oracle) is not installed")
+    archs = os.path.join(list(spec.submodule_search_locations)[0], "archs")
+    if not os.path.isdir(os.path.join(archs, "stir")):
+        pytest.skip(f"spikezoo has no archs/stir at {archs}")
+    if archs not in sys.path:
+        sys.path.insert(0, archs)
+    from stir.models.networks_STIR import STIR  # type: ignore[import-not-found]
+
+    return STIR
+
+
+@pytest.fixture(scope="session")
+def random_stir41_weights(tmp_path_factory) -> Path:
+    """A real STIR-41 network with random weights, saved as a checkpoint (test-only).
+
+    Random batch-norm statistics too, so that the output is not trivially flat.
+    """
+    import torch
+
+    from stir_ros.models import build_model, save_checkpoint
+
+    torch.manual_seed(0)
+    model = build_model({"type": "stir_41"})
+    with torch.no_grad():
+        for mod in model.modules():
+            if isinstance(mod, torch.nn.BatchNorm2d):
+                mod.running_mean.uniform_(-0.1, 0.1)
+                mod.running_var.uniform_(0.5, 1.5)
+    path = tmp_path_factory.mktemp("weights") / "random_stir41.pt"
+    save_checkpoint(path, model, {"window_length": 41, "alpha": 0.6, "notes": "random weights for tests"},
+                    model_config={"type": "stir_41"})  # fmt: skip
+    return path
+
+
+@pytest.fixture(scope="session")
+def train_args() -> Callable[..., argparse.Namespace]:
+    """``train_args(out, *flags)``: the arguments of a tiny CPU training run (3 steps, 32x32 crops)."""
+    from stir_ros.training import train as train_mod
+
+    def make(out, *extra: str) -> argparse.Namespace:
+        parser = argparse.ArgumentParser()
+        train_mod.add_arguments(parser)
+        return parser.parse_args([
+            "--out", str(out), "--steps", "3", "--crop", "32", "--batch-size", "1", "--threads", "1",
+            "--device", "cpu", "--val-every", "0", "--log-every", "0", "--no-progress", "--seed", "7",
+            "--max-layers", "2", *extra,
+        ])  # fmt: skip
+
+    return make

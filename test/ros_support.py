@@ -1,14 +1,16 @@
 """Helpers shared by the multi-process ROS tests.
 
-Node processes, a collector of their outputs, test packets and parameter calls. Fixtures built
-on them (``nodes``, ``ros_node``) are in conftest.py; test modules import these helpers instead
-of importing each other.
+Node processes, a child process whose output can be waited for, a collector of the nodes'
+outputs, test packets and parameter calls. Fixtures built on them (``nodes``, ``ros_node``) are in
+conftest.py; test modules import these helpers instead of importing each other.
 """
 
 from __future__ import annotations
 
+import queue
 import signal
 import subprocess
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -72,6 +74,82 @@ class Nodes:
             except subprocess.TimeoutExpired:
                 p.kill()
                 p.wait(timeout=5)
+
+
+def stop_process(proc: subprocess.Popen[Any], sig: int = signal.SIGINT, timeout: float = 20.0) -> int:
+    """Send ``sig`` (if still running) and wait; killed, and TimeoutExpired raised, if it does not exit."""
+    if proc.poll() is None:
+        proc.send_signal(sig)
+    try:
+        return proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=5)
+        raise
+
+
+class OutputProcess:
+    """A child process whose output lines (stdout and stderr together) can be waited for.
+
+    ``log`` holds the lines read so far; every method that waits adds to it.
+    """
+
+    def __init__(self, cmd: list[str], env: dict[str, str]) -> None:
+        self.proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        self.lines: queue.Queue[str] = queue.Queue()
+        self.log: list[str] = []
+        threading.Thread(target=self._pump, daemon=True).start()
+
+    def _pump(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.lines.put(line)
+
+    def output(self) -> str:
+        return "".join(self.log)
+
+    def wait_for(self, *texts: str, timeout: float) -> None:
+        """Wait until every one of ``texts`` has appeared in some line; AssertionError if not in time."""
+        pending = list(texts)
+        deadline = time.monotonic() + timeout
+        while pending and time.monotonic() < deadline:
+            try:
+                line = self.lines.get(timeout=0.1)
+            except queue.Empty:
+                if self.proc.poll() is not None and self.lines.empty():
+                    break
+                continue
+            self.log.append(line)
+            pending = [t for t in pending if t not in line]
+        assert not pending, f"no {pending} within {timeout} s; output so far:\n{self.output()}"
+
+    def finish(self, timeout: float, sig: int | None = None) -> int:
+        """Exit status, after sending ``sig`` if given; the rest of the output goes to ``log``."""
+        if sig is not None and self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        try:
+            rc = self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            raise
+        time.sleep(0.1)
+        while not self.lines.empty():
+            self.log.append(self.lines.get())
+        return rc
+
+    def stop(self) -> None:
+        """Terminate (SIGTERM), killed if it does not exit within 10 s."""
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
 
 
 def spin_until(node, predicate: Callable[[], bool], timeout: float) -> bool:

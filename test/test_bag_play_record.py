@@ -3,12 +3,8 @@
 from __future__ import annotations
 
 import hashlib
-import queue
 import signal
-import subprocess
 import sys
-import threading
-import time
 from pathlib import Path
 
 import numpy as np
@@ -22,56 +18,13 @@ from stir_ros.core.dat import write_dat
 pytestmark = pytest.mark.ros
 pytest.importorskip("rclpy")
 
+from ros_support import OutputProcess  # noqa: E402
+
 START = 1_700_000_000_000_000_000
 
 
-class _Proc:
-    """A ``stir-ros`` child process whose stderr lines can be waited for."""
-
-    def __init__(self, args: list[str], env: dict[str, str]) -> None:
-        self.proc = subprocess.Popen([sys.executable, "-m", "stir_ros.cli", *args], env=env,
-                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        self.lines: queue.Queue[str] = queue.Queue()
-        self.log: list[str] = []
-        threading.Thread(target=self._pump, daemon=True).start()
-
-    def _pump(self) -> None:
-        assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            self.lines.put(line)
-
-    def wait_for(self, text: str, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            try:
-                line = self.lines.get(timeout=0.1)
-            except queue.Empty:
-                if self.proc.poll() is not None and self.lines.empty():
-                    break
-                continue
-            self.log.append(line)
-            if text in line:
-                return
-        raise AssertionError(f"no {text!r} within {timeout} s; output so far:\n{''.join(self.log)}")
-
-    def finish(self, timeout: float, sig: int | None = None) -> int:
-        if sig is not None and self.proc.poll() is None:
-            self.proc.send_signal(sig)
-        try:
-            rc = self.proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-            raise
-        time.sleep(0.1)
-        while not self.lines.empty():
-            self.log.append(self.lines.get())
-        return rc
-
-    def kill(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
+#: ``stir-ros`` run from this environment's Python.
+CLI = [sys.executable, "-m", "stir_ros.cli"]
 
 
 def _make_bag(tmp: Path, storage: str, n_frames: int = 2000) -> Path:
@@ -90,20 +43,20 @@ def _digests(bag_path: Path, topic: str) -> list[str]:
 def test_recording_of_a_played_bag_holds_every_message(tmp_path: Path, ros_env: dict[str, str],
                                                        storage: str, stop_signal: int) -> None:
     src = _make_bag(tmp_path, storage)
-    rec = _Proc(["bag", "record", str(tmp_path / "rec"), "/spikes", "/clock", "--storage", storage], ros_env)
+    rec = OutputProcess([*CLI, "bag", "record", str(tmp_path / "rec"), "/spikes", "/clock", "--storage", storage], ros_env)
     play = None
     try:
-        rec.wait_for("recording to", 20)
-        play = _Proc(["bag", "play", str(src), "--clock", "200", "--wait-for-subscribers", "1",
+        rec.wait_for("recording to", timeout=20)
+        play = OutputProcess([*CLI, "bag", "play", str(src), "--clock", "200", "--wait-for-subscribers", "1",
                       "--wait-for-subscribers-timeout-s", "20"], ros_env)
-        assert play.finish(timeout=25) == 0, "".join(play.log)
-        assert "published 100 on /spikes" in "".join(play.log)
-        assert rec.finish(timeout=15, sig=stop_signal) == 0, "".join(rec.log)
+        assert play.finish(timeout=25) == 0, play.output()
+        assert "published 100 on /spikes" in play.output()
+        assert rec.finish(timeout=15, sig=stop_signal) == 0, rec.output()
     finally:
         rec.kill()
         if play is not None:
             play.kill()
-    assert "wrote " in "".join(rec.log)
+    assert "wrote " in rec.output()
     # Every packet, in order, byte for byte.
     assert _digests(tmp_path / "rec", "/spikes") == _digests(src, "/spikes")
     with BagReader(tmp_path / "rec") as bag:
@@ -121,15 +74,15 @@ def test_recording_of_a_played_bag_holds_every_message(tmp_path: Path, ros_env: 
 
 def test_record_stops_by_itself_and_play_loops_until_interrupted(tmp_path: Path, ros_env: dict[str, str]) -> None:
     src = _make_bag(tmp_path, "sqlite3", n_frames=400)  # 20 packets
-    rec = _Proc(["bag", "record", str(tmp_path / "rec"), "/spikes", "--max-messages", "50", "--duration", "20"],
+    rec = OutputProcess([*CLI, "bag", "record", str(tmp_path / "rec"), "/spikes", "--max-messages", "50", "--duration", "20"],
                 ros_env)
     play = None
     try:
-        rec.wait_for("recording to", 20)
-        play = _Proc(["bag", "play", str(src), "--loop", "--rate", "0.5", "--wait-for-subscribers", "1",
+        rec.wait_for("recording to", timeout=20)
+        play = OutputProcess([*CLI, "bag", "play", str(src), "--loop", "--rate", "0.5", "--wait-for-subscribers", "1",
                       "--wait-for-subscribers-timeout-s", "20"], ros_env)
-        assert rec.finish(timeout=25) == 0, "".join(rec.log)
-        assert play.finish(timeout=15, sig=signal.SIGINT) == 0, "".join(play.log)
+        assert rec.finish(timeout=25) == 0, rec.output()
+        assert play.finish(timeout=15, sig=signal.SIGINT) == 0, play.output()
     finally:
         rec.kill()
         if play is not None:
@@ -151,14 +104,14 @@ def test_record_keeps_up_with_the_full_rate_stream(tmp_path: Path, ros_env: dict
             dat.write(np.roll(pool, k, axis=2))
     dat_to_bag(tmp_path / "a.dat", tmp_path / "in", 250, 400, 20000.0, frames_per_packet=100, start_ns=START)
     (tmp_path / "a.dat").unlink()
-    rec = _Proc(["bag", "record", str(tmp_path / "rec"), "/spikes"], ros_env)
+    rec = OutputProcess([*CLI, "bag", "record", str(tmp_path / "rec"), "/spikes"], ros_env)
     play = None
     try:
-        rec.wait_for("recording to", 20)
-        play = _Proc(["bag", "play", str(tmp_path / "in"), "--wait-for-subscribers", "1",
+        rec.wait_for("recording to", timeout=20)
+        play = OutputProcess([*CLI, "bag", "play", str(tmp_path / "in"), "--wait-for-subscribers", "1",
                       "--wait-for-subscribers-timeout-s", "20"], ros_env)
-        assert play.finish(timeout=60) == 0, "".join(play.log)
-        assert rec.finish(timeout=30, sig=signal.SIGINT) == 0, "".join(rec.log)
+        assert play.finish(timeout=60) == 0, play.output()
+        assert rec.finish(timeout=30, sig=signal.SIGINT) == 0, rec.output()
     finally:
         rec.kill()
         if play is not None:

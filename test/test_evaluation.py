@@ -42,18 +42,6 @@ def data_dir(tmp_path_factory) -> Path:
     return root
 
 
-@pytest.fixture(scope="module")
-def random_weights(tmp_path_factory) -> Path:
-    import torch
-
-    from stir_ros.models import build_model, save_checkpoint
-
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("w") / "random.pt"
-    save_checkpoint(path, build_model({"type": "stir", "window_length": 41}), {"steps": 0})
-    return path
-
-
 def test_pairs_and_gt(data_dir: Path) -> None:
     pairs = evaluation.find_pairs(data_dir)
     assert [p[0] for p in pairs] == ["clip0", "clip1"]
@@ -79,10 +67,10 @@ def test_tfp_high_on_static_scene_and_json(data_dir: Path, tmp_path: Path, capsy
     assert tfp["psnr"] > 25.0 and tfp["ssim"] > 0.7  # static scene: TFP is only quantisation-limited
 
 
-def test_stir_through_engine(data_dir: Path, random_weights: Path) -> None:
-    results = evaluation.evaluate(data_dir, ["stir"], weights=str(random_weights), device="cpu")
+def test_stir_through_engine(data_dir: Path, random_stir41_weights: Path) -> None:
+    results = evaluation.evaluate(data_dir, ["stir"], weights=str(random_stir41_weights), device="cpu")
     stir = results["methods"]["stir"]
-    assert stir["window_length"] == 41 and stir["weights"] == str(random_weights)
+    assert stir["window_length"] == 41 and stir["weights"] == str(random_stir41_weights)
     assert all(np.isfinite(c["psnr"]) for c in stir["clips"])
 
 

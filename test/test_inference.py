@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import copy
-import importlib.util
 import os
-import sys
 
 import numpy as np
 import pytest
@@ -131,17 +129,9 @@ def test_warmup_and_repr(model: STIR) -> None:
     assert f"window_length={model.window_length}" in repr(fast)
 
 
-def test_fp32_matches_the_authors() -> None:
-    spec = importlib.util.find_spec("spikezoo")
-    if spec is None or not spec.submodule_search_locations:
-        pytest.skip("spikezoo (the authors' STIR oracle) is not installed")
-    archs = os.path.join(list(spec.submodule_search_locations)[0], "archs")
-    if archs not in sys.path:
-        sys.path.insert(0, archs)
-    from stir.models.networks_STIR import STIR as AuthorsSTIR  # type: ignore[import-not-found]
-
+def test_fp32_matches_the_authors(authors_stir) -> None:
     torch.manual_seed(3)
-    authors = AuthorsSTIR(spike_dim=61)
+    authors = authors_stir(spike_dim=61)
     _randomise(authors, seed=5)
     authors.eval()
     fast = prepare_for_inference(load_official(authors.state_dict()), device="cpu")

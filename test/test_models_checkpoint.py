@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import importlib.util
-import os
 import pickle
 import random
-import sys
 
 import pytest
 import torch
@@ -206,21 +203,9 @@ def test_malicious_pickle_is_not_executed(tmp_path, writer):
     assert not marker.exists()
 
 
-def _oracle_class():
-    spec = importlib.util.find_spec("spikezoo")
-    if spec is None or not spec.submodule_search_locations:
-        pytest.skip("spikezoo (the authors' STIR oracle) is not installed")
-    archs = os.path.join(list(spec.submodule_search_locations)[0], "archs")
-    if archs not in sys.path:
-        sys.path.insert(0, archs)
-    from stir.models.networks_STIR import STIR as OfficialSTIR  # type: ignore[import-not-found]
-
-    return OfficialSTIR
-
-
-def test_authors_state_dict_file_is_accepted(tmp_path):
+def test_authors_state_dict_file_is_accepted(tmp_path, authors_stir):
     torch.manual_seed(0)
-    official = _oracle_class()(spike_dim=41).eval()
+    official = authors_stir(spike_dim=41).eval()
     path = tmp_path / "authors.pth"
     torch.save({"module." + k: v for k, v in official.state_dict().items()}, path)
     model, meta = load_checkpoint(path, expected_window_length=41)

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
-import os
-import sys
 
 import pytest
 import torch
@@ -17,21 +14,6 @@ from stir_ros.models.official import official_prefix_map
 torch.set_num_threads(2)
 
 PARAMS = {61: 5_107_960, 41: 5_078_698}
-
-
-def _oracle_class():
-    """The authors' STIR class from the installed spikezoo package, without importing spikezoo."""
-    spec = importlib.util.find_spec("spikezoo")
-    if spec is None or not spec.submodule_search_locations:
-        pytest.skip("spikezoo (the authors' STIR oracle) is not installed")
-    archs = os.path.join(list(spec.submodule_search_locations)[0], "archs")
-    if not os.path.isdir(os.path.join(archs, "stir")):
-        pytest.skip(f"spikezoo has no archs/stir at {archs}")
-    if archs not in sys.path:
-        sys.path.insert(0, archs)
-    from stir.models.networks_STIR import STIR as OfficialSTIR  # type: ignore[import-not-found]
-
-    return OfficialSTIR
 
 
 def _randomise(model: torch.nn.Module, seed: int) -> None:
@@ -71,9 +53,9 @@ def _spikes(b: int, t: int, h: int, w: int, seed: int = 0) -> torch.Tensor:
 
 
 @pytest.fixture(scope="module", params=[61, 41])
-def pair(request):
+def pair(request, authors_stir):
     """(window_length, authors' model, our model converted from the authors' weights)."""
-    official_cls = _oracle_class()
+    official_cls = authors_stir
     t = request.param
     torch.manual_seed(1)
     official = official_cls(spike_dim=t)
@@ -132,8 +114,8 @@ def test_equivalence_train_pyramid(pair):
         assert (got - out[1 + level][0]).abs().max().item() <= 1e-4
 
 
-def test_key_map_covers_everything():
-    official_cls = _oracle_class()
+def test_key_map_covers_everything(authors_stir):
+    official_cls = authors_stir
     for t in (61, 41):
         official_keys = official_cls(spike_dim=t).state_dict().keys()
         sources = [src for src, _ in official_prefix_map()]

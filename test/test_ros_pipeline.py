@@ -8,7 +8,6 @@ starts them, and are always stopped in ``finally`` blocks.
 from __future__ import annotations
 
 import uuid
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -105,26 +104,12 @@ def test_sim_driver_to_tfp_follows_ground_truth(nodes, ros_node):
         assert np.corrcoef(img.ravel(), gt.ravel())[0, 1] > 0.8
 
 
-@pytest.fixture(scope="module")
-def random_stir_weights(tmp_path_factory) -> Path:
-    """A real STIR-41 network with random weights (test-only checkpoint)."""
-    import torch
-
-    from stir_ros.models import build_model, save_checkpoint
-
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("weights") / "random_stir41.pt"
-    save_checkpoint(path, build_model({"type": "stir_41"}), {"window_length": 41, "alpha": 0.6},
-                    model_config={"type": "stir_41"})  # fmt: skip
-    return path
-
-
-def test_sim_driver_to_stir_images(nodes, ros_node, random_stir_weights):
+def test_sim_driver_to_stir_images(nodes, ros_node, random_stir41_weights):
     h, w, stride, max_frames = 32, 48, 100, 441  # windows 0, 100, 200, 300, 400
     ns = f"stir_{uuid.uuid4().hex[:8]}"
     col = Collector(ros_node, ns)
     nodes.start("spike_reconstructor", ns, {
-        "method": "stir", "weights": str(random_stir_weights), "device": "cpu", "stride_frames": stride,
+        "method": "stir", "weights": str(random_stir41_weights), "device": "cpu", "stride_frames": stride,
         "output_encoding": "32FC1", "max_batch": 2, "queue_size": 16, "warmup_height": h, "warmup_width": w,
     })  # fmt: skip
     col.wait_for_reconstructor(nodes, timeout=60)
@@ -136,7 +121,7 @@ def test_sim_driver_to_stir_images(nodes, ros_node, random_stir_weights):
     assert spin_until(ros_node, lambda: len(col.images) >= expected and len(col.infos) >= expected, 90), nodes.logs()
     _check_images(col, expected, h, w, "32FC1", stride, 41)
     frames = np.concatenate([packet_to_frames(p) for p in col.packets])
-    config = EngineConfig(method="stir", weights=str(random_stir_weights), device="cpu")
+    config = EngineConfig(method="stir", weights=str(random_stir41_weights), device="cpu")
     _, offline = offline_images(frames, 0, config, stride, "32FC1")
     for msg, ref in zip(col.images, offline):
         img = image_msg_to_array(msg)

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
-import time
 import uuid
 from pathlib import Path
 
@@ -13,11 +11,12 @@ import numpy as np
 import pytest
 import yaml
 
-rclpy = pytest.importorskip("rclpy")
+pytest.importorskip("rclpy")
 
 from diagnostic_msgs.msg import DiagnosticArray  # noqa: E402
 from PIL import Image as PilImage  # noqa: E402
 from rclpy.qos import QoSProfile, QoSReliabilityPolicy  # noqa: E402
+from ros_support import spin_until, stop_process  # noqa: E402
 from sensor_msgs.msg import Image  # noqa: E402
 
 from stir_ros.core.dat import write_dat  # noqa: E402
@@ -36,35 +35,6 @@ def _processes_mentioning(text: str) -> list[int]:
             except OSError:
                 pass
     return pids
-
-
-@pytest.fixture()
-def ros_node():
-    rclpy.init()
-    node = rclpy.create_node(f"test_run_{uuid.uuid4().hex[:8]}")
-    try:
-        yield node
-    finally:
-        node.destroy_node()
-        rclpy.try_shutdown()
-
-
-def _spin_until(node, predicate, timeout):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and not predicate():
-        rclpy.spin_once(node, timeout_sec=0.05)
-    return predicate()
-
-
-def _stop(proc: subprocess.Popen, sig=signal.SIGINT, timeout=20.0) -> int:
-    if proc.poll() is None:
-        proc.send_signal(sig)
-    try:
-        return proc.wait(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait(timeout=5)
-        raise
 
 
 def test_print_shows_the_commands(ros_env):
@@ -109,12 +79,12 @@ def test_run_starts_the_graph_from_yaml_and_stops_cleanly(tmp_path, ros_env, ros
             env=ros_env, stdout=out, stderr=subprocess.STDOUT,
         )  # fmt: skip
     try:
-        ok = _spin_until(ros_node, lambda: len(images) >= 5 and diag.get("method") == "tfi", 60)
+        ok = spin_until(ros_node, lambda: len(images) >= 5 and diag.get("method") == "tfi", 60)
         assert ok, f"{len(images)} images, diag {diag}\n{log.read_text()}"
         assert (images[0].height, images[0].width, images[0].encoding) == (h, w, "mono8")
         assert len(_processes_mentioning(ns)) == 3  # the runner and its two nodes
     finally:
-        status = _stop(proc)
+        status = stop_process(proc)
     assert status == 0, log.read_text()
     assert _processes_mentioning(ns) == [], "nodes left running after stir-ros run exited"
 
@@ -199,10 +169,10 @@ def test_run_with_a_short_dat_file_gives_images(tmp_path, ros_env, ros_node):
             env=ros_env, stdout=out, stderr=subprocess.STDOUT,
         )  # fmt: skip
     try:
-        ok = _spin_until(ros_node, lambda: _every_window_and_images(images, diag), 90)
+        ok = spin_until(ros_node, lambda: _every_window_and_images(images, diag), 90)
         assert ok, f"{len(images)} images, diagnostics {diag}\n{log.read_text()}"
     finally:
-        _stop(proc)
+        stop_process(proc)
     assert (images[0].height, images[0].width) == (SHORT_H, SHORT_W)
     assert f"end of stream after {SHORT_FRAMES} frames" in log.read_text()
 
@@ -229,11 +199,11 @@ def test_replay_of_a_short_bag_gives_images(tmp_path, ros_env, ros_node):
         # With use_sim_time the reconstructor's diagnostics follow the bag's /clock: the last comes at
         # 4 s of the 5 s bag, with the 80 windows due by then if none was missed at the start
         # (missing the reconstructor's start-up would leave 60 or fewer).
-        ok = _spin_until(ros_node, lambda: int(diag.get("windows_cut", 0)) >= 80 and len(images) >= 1
+        ok = spin_until(ros_node, lambda: int(diag.get("windows_cut", 0)) >= 80 and len(images) >= 1
                          and "[play] published" in log.read_text(), 90)
         assert ok, f"{len(images)} images, diagnostics {diag}\n{log.read_text()}"
     finally:
-        _stop(proc)
+        stop_process(proc)
     assert f"published {SHORT_FRAMES // 100} on /{ns}/spikes" in log.read_text()
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import math
 import shutil
 
@@ -13,16 +12,6 @@ from stir_ros.core.errors import ConfigError
 from stir_ros.models import read_checkpoint
 from stir_ros.training import train as train_mod
 from stir_ros.training.data import DataConfig, SyntheticSpikeData, load_training_images
-
-
-def _args(out, *extra: str) -> argparse.Namespace:
-    parser = argparse.ArgumentParser()
-    train_mod.add_arguments(parser)
-    return parser.parse_args([
-        "--out", str(out), "--steps", "3", "--crop", "32", "--batch-size", "1", "--threads", "1",
-        "--device", "cpu", "--val-every", "0", "--log-every", "0", "--no-progress", "--seed", "7",
-        "--max-layers", "2", *extra,
-    ])  # fmt: skip
 
 
 def _weights(path) -> dict[str, torch.Tensor]:
@@ -36,13 +25,13 @@ def _assert_equal(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> Non
 
 
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory):
+def runs(tmp_path_factory, train_args):
     """An uninterrupted 3-step run, and a run stopped at step 2 then resumed to step 3."""
     root = tmp_path_factory.mktemp("train")
-    full = train_mod.train(_args(root / "full", "--snapshot-every", "1"))
-    first = train_mod.train(_args(root / "split", "--stop-at", "2"))
+    full = train_mod.train(train_args(root / "full", "--snapshot-every", "1"))
+    first = train_mod.train(train_args(root / "split", "--stop-at", "2"))
     shutil.copy(root / "split" / "last.pt", root / "split_step2.pt")
-    resumed = train_mod.train(_args(root / "split", "--resume", str(root / "split" / "last.pt")))
+    resumed = train_mod.train(train_args(root / "split", "--resume", str(root / "split" / "last.pt")))
     return root, full, first, resumed
 
 
@@ -95,25 +84,25 @@ def test_resume_equals_uninterrupted(runs) -> None:
         assert torch.equal(full_opt[k]["exp_avg"], res_opt[k]["exp_avg"])
 
 
-def test_resume_refuses_weights_only_file(tmp_path, runs) -> None:
+def test_resume_refuses_weights_only_file(tmp_path, runs, train_args) -> None:
     root = runs[0]
     from stir_ros.core.errors import ConfigError
 
     with pytest.raises(ConfigError, match="cannot be resumed"):
-        train_mod.train(_args(tmp_path, "--resume", str(root / "full" / "step_000001.pt")))
+        train_mod.train(train_args(tmp_path, "--resume", str(root / "full" / "step_000001.pt")))
 
 
-def test_val_psnr_reported(tmp_path) -> None:
-    out = train_mod.train(_args(tmp_path, "--steps", "1", "--val-every", "1", "--val-samples", "1", "--val-crop", "32"))
+def test_val_psnr_reported(tmp_path, train_args) -> None:
+    out = train_mod.train(train_args(tmp_path, "--steps", "1", "--val-every", "1", "--val-samples", "1", "--val-crop", "32"))
     assert math.isfinite(out["best_val_psnr"]) and (tmp_path / "best.pt").is_file()
 
 
-def test_init_weights_starts_a_fresh_run_from_a_weights_only_file(tmp_path, runs) -> None:
+def test_init_weights_starts_a_fresh_run_from_a_weights_only_file(tmp_path, runs, train_args) -> None:
     root = runs[0]
     from stir_ros.core.errors import ConfigError
 
     start = root / "full" / "step_000001.pt"  # weights only, like the shipped stir_default.pt
-    out = train_mod.train(_args(tmp_path / "ft", "--steps", "1", "--init-weights", str(start)))
+    out = train_mod.train(train_args(tmp_path / "ft", "--steps", "1", "--init-weights", str(start)))
     assert out["step"] == 1  # a fresh schedule: step 0 -> 1
     tuned, initial = _weights(tmp_path / "ft" / "last.pt"), _weights(start)
     assert any(not torch.equal(tuned[k], initial[k]) for k in tuned)  # it trained from there
@@ -122,7 +111,7 @@ def test_init_weights_starts_a_fresh_run_from_a_weights_only_file(tmp_path, runs
     diff = max((tuned[k].float() - initial[k].float()).abs().max().item() for k in learned)
     assert diff < 0.01
     with pytest.raises(ConfigError, match="exclude each other"):
-        train_mod.train(_args(tmp_path / "x", "--init-weights", str(start), "--resume", str(root / "full" / "last.pt")))
+        train_mod.train(train_args(tmp_path / "x", "--init-weights", str(start), "--resume", str(root / "full" / "last.pt")))
 
 
 def test_worker_batches_depend_on_seed_and_step_only() -> None:
@@ -144,12 +133,12 @@ def test_worker_batches_depend_on_seed_and_step_only() -> None:
     assert not torch.equal(made[0][0], made[1][0])
 
 
-def test_resume_with_data_workers_equals_uninterrupted(tmp_path) -> None:
-    full = train_mod.train(_args(tmp_path / "full", "--data-workers", "2"))
-    train_mod.train(_args(tmp_path / "split", "--data-workers", "1", "--stop-at", "2"))
-    resumed = train_mod.train(_args(tmp_path / "split", "--data-workers", "2",
+def test_resume_with_data_workers_equals_uninterrupted(tmp_path, train_args) -> None:
+    full = train_mod.train(train_args(tmp_path / "full", "--data-workers", "2"))
+    train_mod.train(train_args(tmp_path / "split", "--data-workers", "1", "--stop-at", "2"))
+    resumed = train_mod.train(train_args(tmp_path / "split", "--data-workers", "2",
                                     "--resume", str(tmp_path / "split" / "last.pt")))  # fmt: skip
     assert full["step"] == resumed["step"] == 3
     _assert_equal(_weights(full["last"]), _weights(resumed["last"]))
     with pytest.raises(ConfigError, match="trained with --data-workers 2"):
-        train_mod.train(_args(tmp_path / "split", "--resume", str(tmp_path / "split" / "last.pt")))
+        train_mod.train(train_args(tmp_path / "split", "--resume", str(tmp_path / "split" / "last.pt")))

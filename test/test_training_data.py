@@ -6,7 +6,6 @@ and the weight average (EMA) with exact resume.
 
 from __future__ import annotations
 
-import argparse
 import shutil
 import subprocess
 from pathlib import Path
@@ -133,14 +132,9 @@ def test_validation_split_is_stable_and_about_the_configured_fraction() -> None:
 # --------------------------------------------------------------------------- weight average
 
 
-def _args(out, *extra: str) -> argparse.Namespace:
-    parser = argparse.ArgumentParser()
-    train_mod.add_arguments(parser)
-    return parser.parse_args([
-        "--out", str(out), "--steps", "3", "--crop", "32", "--batch-size", "1", "--threads", "1",
-        "--device", "cpu", "--val-every", "0", "--log-every", "0", "--no-progress", "--seed", "7",
-        "--max-layers", "2", "--ema", "0.9", "--motion", "heavy-tail", "--texture-candidates", "2", *extra,
-    ])  # fmt: skip
+#: On top of the shared tiny run (conftest ``train_args``): a weight average, heavy-tailed motion
+#: and two texture candidates.
+EMA_RUN = ("--ema", "0.9", "--motion", "heavy-tail", "--texture-candidates", "2")
 
 
 def test_weight_average_math() -> None:
@@ -156,12 +150,12 @@ def test_weight_average_math() -> None:
         train_mod.WeightAverage(model, 1.0)
 
 
-def test_ema_snapshots_and_exact_resume(tmp_path: Path) -> None:
+def test_ema_snapshots_and_exact_resume(tmp_path: Path, train_args) -> None:
     full = tmp_path / "full"
-    train_mod.train(_args(full, "--snapshot-every", "3"))
+    train_mod.train(train_args(full, *EMA_RUN, "--snapshot-every", "3"))
     split = tmp_path / "split"
-    train_mod.train(_args(split, "--stop-at", "2"))
-    train_mod.train(_args(split, "--resume", str(split / "last.pt")))
+    train_mod.train(train_args(split, *EMA_RUN, "--stop-at", "2"))
+    train_mod.train(train_args(split, *EMA_RUN, "--resume", str(split / "last.pt")))
     a, b = read_checkpoint(full / "last.pt"), read_checkpoint(split / "last.pt")
     for k, v in a["extra"]["ema"]["weights"].items():
         assert torch.equal(v, b["extra"]["ema"]["weights"][k]), k
@@ -174,6 +168,6 @@ def test_ema_snapshots_and_exact_resume(tmp_path: Path) -> None:
     assert not torch.equal(snap[key].float(), raw[key].float())
     # Resuming a run without an average with --ema is refused, not silently restarted.
     plain = tmp_path / "plain"
-    train_mod.train(_args(plain, "--ema", "0"))
+    train_mod.train(train_args(plain, *EMA_RUN, "--ema", "0"))
     with pytest.raises(ConfigError, match="without --ema"):
-        train_mod.train(_args(plain, "--resume", str(plain / "last.pt")))
+        train_mod.train(train_args(plain, *EMA_RUN, "--resume", str(plain / "last.pt")))
