@@ -20,21 +20,9 @@ def _windows(b: int, t: int, seed: int = 0) -> np.ndarray:
 
 
 @pytest.fixture(scope="module")
-def stir_weights(tmp_path_factory) -> str:
-    """A real STIR-41 network with random weights, saved as a checkpoint (test-only)."""
-    from stir_ros.models import build_model, save_checkpoint
-
-    torch.manual_seed(0)
-    model = build_model({"type": "stir_41"})
-    # Random batch-norm statistics too, so that the output is not trivially flat.
-    for mod in model.modules():
-        if isinstance(mod, torch.nn.BatchNorm2d):
-            mod.running_mean.uniform_(-0.1, 0.1)
-            mod.running_var.uniform_(0.5, 1.5)
-    path = tmp_path_factory.mktemp("weights") / "random_stir41.pt"
-    save_checkpoint(path, model, {"window_length": 41, "alpha": 0.6, "notes": "random weights for tests"},
-                    model_config={"type": "stir_41"})  # fmt: skip
-    return str(path)
+def stir_weights(random_stir41_weights) -> str:
+    """The shared random-weights STIR-41 checkpoint (conftest.py), as a string path."""
+    return str(random_stir41_weights)
 
 
 @pytest.mark.parametrize(
@@ -160,11 +148,25 @@ def test_out_of_memory_halves_the_batch_then_moves_to_cpu(stir_weights, monkeypa
     assert any("moving the model to the CPU" in w for w in warnings)
 
 
-def test_warmup_runs_once_per_size():
+def test_warmup_runs_once_per_size(monkeypatch):
+    """The model runs at the first warm-up of a size only: a second call for that size does nothing."""
     engine = ReconstructionEngine(EngineConfig(method="tfp"))
+    real = classical.tfp
+    runs: list[tuple[int, ...]] = []
+
+    def counting(windows, *args, **kwargs):  # every path of the tfp engine ends here
+        runs.append(tuple(windows.shape))
+        return real(windows, *args, **kwargs)
+
+    monkeypatch.setattr(classical, "tfp", counting)
+    engine.warmup(H, W)
+    assert runs == [(1, 41, H, W)]  # on the CPU: one window
     engine.warmup(H, W)
     engine.warmup(H, W)
-    assert engine._warmed == {(H, W)}
+    assert runs == [(1, 41, H, W)], "warm-up ran again for a size it had already warmed up"
+    engine.warmup(H + 2, W)  # a new size is warmed up once too
+    engine.warmup(H + 2, W)
+    assert runs == [(1, 41, H, W), (1, 41, H + 2, W)]
 
 
 @pytest.mark.cuda
