@@ -199,11 +199,16 @@ def test_monitor_duplicate_and_reordered_are_dropped():
     m = StreamMonitor()
     for s in range(4):
         m.check(_hdr(s))
-    assert m.check(_hdr(3)).event == "duplicate"
+    assert (m.packets, m.frames) == (4, 40)
+    dup = m.check(_hdr(3))
+    assert (dup.action, dup.event, dup.lost_packets) == ("drop", "duplicate", 0)
+    assert (m.packets, m.frames, m.duplicates) == (4, 40, 1)  # not counted as received
     late = m.check(_hdr(2))
     assert (late.action, late.event) == ("drop", "reordered")
-    assert m.check(_hdr(4)).action == "accept"  # the stream goes on undisturbed
-    assert (m.duplicates, m.reordered) == (1, 1)
+    assert (m.packets, m.frames) == (4, 40)
+    nxt = m.check(_hdr(4))
+    assert (nxt.action, nxt.event) == ("accept", None)  # the stream goes on undisturbed: nothing lost, no reset
+    assert (m.duplicates, m.reordered, m.lost_packets, m.packets) == (1, 1, 0, 5)
 
 
 def test_monitor_restart():
