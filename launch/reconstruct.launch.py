@@ -6,6 +6,8 @@ The node graph (executables, names, parameters, remappings) comes from
 ``stir_ros.ros.graph.build_graph``, the same function ``stir-ros run`` uses; this file only
 turns it into launch_ros actions (stir_ros.ros.launch_support). Parameters: ``config/reconstructor.yaml`` (or ``params_file:=``),
 overridden by the launch arguments (stir_ros.ros.graph.MODE_ARGUMENTS).
+``lifecycle:=true`` starts launch_ros ``LifecycleNode`` actions, configured and activated by launch
+unless ``autostart:=false`` (then a lifecycle manager brings them up).
 """
 
 from stir_ros.ros.launch_support import launch_description

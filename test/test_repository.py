@@ -163,7 +163,7 @@ ROSDEP_KEYS = {
     "rclpy": "rclpy", "std_msgs": "std_msgs", "sensor_msgs": "sensor_msgs", "diagnostic_msgs": "diagnostic_msgs",
     "builtin_interfaces": "builtin_interfaces", "rcl_interfaces": "rcl_interfaces",
     "rosgraph_msgs": "rosgraph_msgs", "ament_index_python": "ament_index_python", "launch": "launch",
-    "launch_ros": "launch_ros", "numpy": "python3-numpy", "yaml": "python3-yaml",
+    "launch_ros": "launch_ros", "lifecycle_msgs": "lifecycle_msgs", "numpy": "python3-numpy", "yaml": "python3-yaml",
     "tqdm": "python3-tqdm", "PIL": "python3-pil", "skimage": "python3-skimage", "imageio": "python3-imageio",
     "rosbags": "python3-rosbags-pip", "ruamel": "python3-ruamel.yaml",
     # Brought by rosbags (pip), whose reader stir_ros/bag/reader.py mirrors.
