@@ -1,11 +1,10 @@
 """PyTorch is optional: the ``stir`` extra.
 
 A ROS distribution has no PyTorch package, so on a robot whose dependencies came from rosdep
-(``package.xml``) torch is not installed. What needs no network runs without it: the driver with a
-``.dat`` file (or a camera SDK), the reconstructor and the offline tools with ``tfp``/``tfi``, the
-bag tools. What needs it (method ``stir``, the simulator, training) refuses with
-:data:`INSTALL_STIR`, the instruction to install the extra. The PyPI set-up
-(``scripts/setup.sh``) always installs torch.
+(``package.xml``) torch is not installed. The driver with a ``.dat`` file (or a camera SDK), the
+reconstructor and the offline tools with ``tfp``/``tfi`` and the bag tools run without it. What
+needs it (method ``stir``, the simulator, training) refuses with :data:`INSTALL_STIR`, the
+instruction to install the extra. The PyPI set-up (``scripts/setup.sh``) always installs torch.
 
 Modules on the nodes' import path therefore never import torch at module level; they import it
 where a tensor or the network is really used, or ask :func:`import_torch`.
