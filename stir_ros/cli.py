@@ -14,6 +14,7 @@ from collections.abc import Sequence
 
 from stir_ros import __version__
 from stir_ros.core.errors import StirRosError
+from stir_ros.core.optional import torch_missing, torch_required
 
 __all__ = ["COMMANDS", "build_parser", "main"]
 
@@ -63,7 +64,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         i = argv.index("--ros-args")
         argv, ros_args = argv[:i], argv[i:]
     command = next((a for a in argv if not a.startswith("-")), None)
-    parser = build_parser(only=command if command in COMMANDS else None)
+    try:
+        parser = build_parser(only=command if command in COMMANDS else None)
+    except ImportError as err:
+        if not torch_missing(err):
+            raise
+        print(f"stir-ros {command}: error: {torch_required(f'stir-ros {command}')}", file=sys.stderr)
+        return 1
     args = parser.parse_args(argv)
     if not getattr(args, "_run", None):
         parser.print_help()

@@ -203,3 +203,12 @@ def test_dat_driver_and_tfp_reconstructor_run_without_torch_and_stir_is_refused(
     sim_log = next(text for name, text in logs.items() if name.startswith("spike_camera_driver_") and "source 'sim'" in text)
     assert "cannot start" in sim_log and INSTALL_HINT in sim_log and "Traceback" not in sim_log, sim_log
     assert all("Traceback" not in text for text in logs.values()), logs
+
+
+def test_cli_commands_that_need_torch_say_what_to_install(no_torch_env, tmp_path) -> None:
+    for command in ("train", "export"):
+        out = _python(f"import sys; from stir_ros.cli import main; sys.exit(main(['{command}', '--help']))",
+                      no_torch_env, tmp_path)  # fmt: skip
+        assert out.returncode == 1, (command, out.stdout, out.stderr)
+        assert "Traceback" not in out.stderr
+        assert f"stir-ros {command} needs PyTorch" in out.stderr and "stir_ros[stir]" in out.stderr, out.stderr
