@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import ast
-import dataclasses
 import py_compile
 from pathlib import Path
 
@@ -18,7 +17,6 @@ from stir_ros.ros.graph import (
     LAUNCH_ARGUMENTS,
     MODE_ARGUMENTS,
     RECONSTRUCTOR_NAME,
-    RECONSTRUCTOR_PARAMETERS,
     build_graph,
     find_config,
     load_params_file,
@@ -139,26 +137,6 @@ def test_bad_params_files(tmp_path):
 def test_parse_value():
     assert parse_value("7", 0) == 7 and parse_value("7", 0.0) == 7.0 and parse_value(3, 0.5) == 3.0
     assert parse_value("True", False) is True and parse_value("x", "") == "x"
-
-
-@pytest.mark.parametrize("name", ["driver.yaml", "reconstructor.yaml", "pipeline.yaml"])
-def test_config_files_use_declared_parameters_with_their_types(name):
-    specs = {DRIVER_NAME: DRIVER_PARAMETERS, RECONSTRUCTOR_NAME: RECONSTRUCTOR_PARAMETERS}
-    for node, params in load_params_file(find_config(name)).items():
-        declared = {s.name: s.default for s in specs[node]}
-        for key, value in params.items():
-            assert key in declared, f"{name}: {node}.{key} is not a parameter"
-            assert type(value) is type(declared[key]), f"{name}: {node}.{key} has type {type(value).__name__}"
-
-
-def test_node_settings_match_the_parameter_tables():
-    pytest.importorskip("rclpy")
-    from stir_ros.ros.driver_node import DriverSettings
-    from stir_ros.ros.reconstructor_node import ReconstructorSettings
-
-    for cls, specs in ((DriverSettings, DRIVER_PARAMETERS), (ReconstructorSettings, RECONSTRUCTOR_PARAMETERS)):
-        fields = {f.name: f.default for f in dataclasses.fields(cls)}
-        assert fields == {s.name: s.default for s in specs}
 
 
 def test_params_yaml_round_trip(tmp_path):
