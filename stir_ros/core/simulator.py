@@ -12,13 +12,13 @@ module imports without torch (it is on the driver's import path, and a robot may
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from stir_ros.core.errors import ConfigError, SpikeFormatError
 from stir_ros.core.optional import import_torch, torch_required
+from stir_ros.core.rng import make_generator, rand
 
 if TYPE_CHECKING:
     import torch
@@ -36,27 +36,6 @@ def _torch() -> Any:
     if torch is None:
         raise torch_required("the spike simulator", ".dat files and the methods tfp/tfi run without it")
     return torch
-
-
-def _make_generator(seed: int | None, generator: torch.Generator | None, device: Any) -> torch.Generator:
-    if generator is not None:
-        return generator
-    import torch
-
-    gen = torch.Generator(device=device)
-    if seed is None:
-        gen.seed()
-    else:
-        gen.manual_seed(int(seed))
-    return gen
-
-
-def _rand(shape: Sequence[int], gen: torch.Generator, device: Any, normal: bool = False) -> torch.Tensor:
-    # Draw on the generator's device so that a CPU generator also drives CUDA simulations.
-    import torch
-
-    draw = torch.randn if normal else torch.rand
-    return draw(tuple(shape), generator=gen, device=gen.device).to(device)
 
 
 # --------------------------------------------------------------------------- integrate-and-fire
@@ -104,7 +83,7 @@ def _integrate_torch(
         torch.mul(x[..., t, :, :], alpha, out=inc)
         acc.add_(inc)
         if noise_std:
-            acc.add_(_rand(acc.shape, gen, acc.device, normal=True).mul_(noise_std))
+            acc.add_(rand(acc.shape, gen, acc.device, normal=True).mul_(noise_std))
         fired = out[..., t, :, :]
         torch.ge(acc, threshold, out=fired)
         torch.mul(fired, threshold, out=inc)
@@ -123,7 +102,7 @@ def _integrate_numpy(
         np.multiply(x[..., t, :, :], alpha32, out=inc)
         acc += inc
         if noise_std:
-            acc += noise32 * _rand(acc.shape, gen, "cpu", normal=True).numpy()
+            acc += noise32 * rand(acc.shape, gen, "cpu", normal=True).numpy()
         fired = out[..., t, :, :]
         np.greater_equal(acc, threshold32, out=fired)
         # A multiply into the spare buffer beats a masked subtract (where=) several times over.
@@ -171,9 +150,9 @@ def simulate_spikes(
     if x.ndim not in (3, 4):
         raise SpikeFormatError(f"intensity must be [T, H, W] or [B, T, H, W], got {tuple(x.shape)}")
     state_shape = x.shape[:-3] + x.shape[-2:]
-    gen = _make_generator(seed, generator, x.device)
+    gen = make_generator(seed, generator, x.device)
     if initial_accumulator is None:
-        acc = _rand(state_shape, gen, x.device) * threshold
+        acc = rand(state_shape, gen, x.device) * threshold
     else:
         acc = torch.as_tensor(initial_accumulator, dtype=torch.float32, device=x.device).clone()
         if acc.shape != state_shape:
@@ -219,7 +198,7 @@ class IntegrateAndFire:
             self.generator.seed()
         else:
             self.generator.manual_seed(int(self.seed))
-        self.accumulator = _rand((self.height, self.width), self.generator, self.device) * self.threshold
+        self.accumulator = rand((self.height, self.width), self.generator, self.device) * self.threshold
         self.frames_done = 0
 
     def step(self, intensity_frames: np.ndarray | torch.Tensor) -> Any:
