@@ -164,6 +164,19 @@ def run_pipeline(dat: Path, h: int, w: int, fpp: int, rate: float, seconds: floa
         rclpy.try_shutdown()
 
 
+def write_test_dat(path: Path, h: int, w: int, frames: int = 2000, chunk: int = 50) -> None:
+    """Write the looped .dat file: ``frames`` random frames, 30 % spikes, ``chunk`` at a time.
+
+    One 2000x1000 block of float64 would take 32 GB; the values are those of one draw.
+    """
+    from stir_ros.core.dat import DatWriter
+
+    rng = np.random.default_rng(0)
+    with DatWriter(path, h, w) as writer:
+        for first in range(0, frames, chunk):
+            writer.write(rng.random((min(chunk, frames - first), h, w)) < 0.3)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rates", type=float, nargs="+", default=[10000.0, 20000.0, 40000.0])
@@ -185,7 +198,6 @@ def main() -> int:
     env.setdefault("ROS_DOMAIN_ID", str(100 + os.getpid() % 100))
     env.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
     os.environ.update(env)
-    from stir_ros.core.dat import write_dat
     from stir_ros.core.dds_profile import apply_fastdds_profile
 
     profile_env = dict(env)
@@ -199,7 +211,7 @@ def main() -> int:
           f"{env.get('FASTRTPS_DEFAULT_PROFILES_FILE') or 'Fast DDS defaults'}")
     with tempfile.TemporaryDirectory() as tmp:
         dat = Path(tmp) / "bench.dat"
-        write_dat(dat, (np.random.default_rng(0).random((2000, h, w)) < 0.3).astype(np.uint8))
+        write_test_dat(dat, h, w)
         for rate in args.rates:
             mbps = rate * ((h * w + 7) // 8) / 1e6
             print(f"\n== {rate:g} Hz ({mbps:.0f} MB/s of packed spikes)")
