@@ -7,6 +7,7 @@ conftest.py; test modules import these helpers instead of importing each other.
 
 from __future__ import annotations
 
+import os
 import queue
 import signal
 import subprocess
@@ -76,6 +77,19 @@ class Nodes:
                 p.wait(timeout=5)
 
 
+def processes_mentioning(text: str) -> list[int]:
+    """Pids (not this one) whose command line contains ``text``: to check that nothing was left running."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and int(entry.name) != os.getpid():
+            try:
+                if text.encode() in (entry / "cmdline").read_bytes():
+                    pids.append(int(entry.name))
+            except OSError:
+                pass
+    return pids
+
+
 def stop_process(proc: subprocess.Popen[Any], sig: int = signal.SIGINT, timeout: float = 20.0) -> int:
     """Send ``sig`` (if still running) and wait; killed, and TimeoutExpired raised, if it does not exit."""
     if proc.poll() is None:
@@ -94,8 +108,8 @@ class OutputProcess:
     ``log`` holds the lines read so far; every method that waits adds to it.
     """
 
-    def __init__(self, cmd: list[str], env: dict[str, str]) -> None:
-        self.proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    def __init__(self, cmd: list[str], env: dict[str, str], cwd: Path | None = None) -> None:
+        self.proc = subprocess.Popen(cmd, env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         self.lines: queue.Queue[str] = queue.Queue()
         self.log: list[str] = []
         threading.Thread(target=self._pump, daemon=True).start()

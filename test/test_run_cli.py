@@ -16,25 +16,12 @@ pytest.importorskip("rclpy")
 from diagnostic_msgs.msg import DiagnosticArray  # noqa: E402
 from PIL import Image as PilImage  # noqa: E402
 from rclpy.qos import QoSProfile, QoSReliabilityPolicy  # noqa: E402
-from ros_support import spin_until, stop_process  # noqa: E402
+from ros_support import processes_mentioning, spin_until, stop_process  # noqa: E402
 from sensor_msgs.msg import Image  # noqa: E402
 
 from stir_ros.core.dat import write_dat  # noqa: E402
 
 pytestmark = [pytest.mark.ros, pytest.mark.slow]
-
-
-def _processes_mentioning(text: str) -> list[int]:
-    """Pids whose command line contains ``text`` (to check that nothing was left running)."""
-    pids = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit() and int(entry.name) != os.getpid():
-            try:
-                if text.encode() in (entry / "cmdline").read_bytes():
-                    pids.append(int(entry.name))
-            except OSError:
-                pass
-    return pids
 
 
 def test_print_shows_the_commands(ros_env):
@@ -82,11 +69,11 @@ def test_run_starts_the_graph_from_yaml_and_stops_cleanly(tmp_path, ros_env, ros
         ok = spin_until(ros_node, lambda: len(images) >= 5 and diag.get("method") == "tfi", 60)
         assert ok, f"{len(images)} images, diag {diag}\n{log.read_text()}"
         assert (images[0].height, images[0].width, images[0].encoding) == (h, w, "mono8")
-        assert len(_processes_mentioning(ns)) == 3  # the runner and its two nodes
+        assert len(processes_mentioning(ns)) == 3  # the runner and its two nodes
     finally:
         status = stop_process(proc)
     assert status == 0, log.read_text()
-    assert _processes_mentioning(ns) == [], "nodes left running after stir-ros run exited"
+    assert processes_mentioning(ns) == [], "nodes left running after stir-ros run exited"
 
 
 def test_run_exits_with_the_status_of_a_failing_node(tmp_path, ros_env):
@@ -97,7 +84,7 @@ def test_run_exits_with_the_status_of_a_failing_node(tmp_path, ros_env):
     )  # fmt: skip
     assert proc.returncode == 1
     assert "does not exist" in proc.stdout + proc.stderr
-    assert _processes_mentioning(ns) == []
+    assert processes_mentioning(ns) == []
 
 
 def test_demo_writes_png_images(tmp_path, ros_env):
@@ -115,7 +102,7 @@ def test_demo_writes_png_images(tmp_path, ros_env):
     assert img.shape == (32, 48) and img.dtype == np.uint8 and img.std() > 0
     assert "4 images written" in proc.stdout and "latency" in proc.stdout
     assert list((tmp_path / "cache").glob("*.dat"))
-    assert _processes_mentioning(ns) == []
+    assert processes_mentioning(ns) == []
 
 
 def _watch(ros_node, ns: str) -> tuple[list[Image], dict[str, str]]:
