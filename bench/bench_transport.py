@@ -46,14 +46,20 @@ while pub.get_subscription_count() < 1:
 time.sleep(0.5)
 payload = bytes(fpp * ((h * w + 7) // 8))
 t0 = time.monotonic()
+deadline = t0 + 1.5 * packets * fpp / rate + 10  # a publisher that cannot keep up stops here
+sent = 0
 for seq in range(packets):
     due = t0 + (seq + 1) * fpp / rate
     delay = due - time.monotonic()
     if delay > 0:
         time.sleep(delay)
+    elif time.monotonic() > deadline:
+        break
     msg = SpikePacket(height=h, width=w, num_frames=fpp, seq=seq, encoding="vidar_bitpacked")
     data = array.array("B"); data.frombytes(payload); msg.data = data
     pub.publish(msg)
+    sent += 1
+print(sent, time.monotonic() - t0, flush=True)
 pub.wait_for_all_acked(rclpy.duration.Duration(seconds=2))
 rclpy.try_shutdown()
 """
@@ -67,9 +73,12 @@ rclpy.init()
 node = rclpy.create_node("bench_ref_sub")
 seqs = set()
 last = [time.monotonic()]
+first = []
 def on_packet(msg):
     seqs.add(msg.seq)
     last[0] = time.monotonic()
+    if not first:
+        first.append(last[0])
 reliability = QoSReliabilityPolicy.RELIABLE if reliable else QoSReliabilityPolicy.BEST_EFFORT
 node.create_subscription(SpikePacket, topic, on_packet, QoSProfile(depth=50, reliability=reliability))
 deadline = time.monotonic() + timeout
@@ -77,7 +86,8 @@ while time.monotonic() < deadline and len(seqs) < expected:
     rclpy.spin_once(node, timeout_sec=0.1)
     if seqs and time.monotonic() - last[0] > 3:
         break
-print(len(seqs), flush=True)
+# packets received, and the seconds from the first to the last one
+print(len(seqs), last[0] - first[0] if first else 0.0, flush=True)
 rclpy.try_shutdown()
 """
 
@@ -90,13 +100,21 @@ def run_reference(h: int, w: int, fpp: int, rate: float, seconds: float, reliabl
                            env=env, stdout=subprocess.PIPE, text=True)
     time.sleep(1.0)
     pub = subprocess.Popen([sys.executable, "-c", REFERENCE_PUB, topic, str(h), str(w), str(fpp), str(rate), str(packets)],
-                           env=env)
+                           env=env, stdout=subprocess.PIPE, text=True)
     t0 = time.monotonic()
-    pub.wait(timeout=seconds + 60)
-    wall = time.monotonic() - t0
-    out, _ = sub.communicate(timeout=60)
-    received = int(out.strip().splitlines()[-1])
-    return {"sent": packets, "received": received, "lost": packets - received, "wall": wall}
+    try:
+        pub_out, _ = pub.communicate(timeout=2 * seconds + 60)
+        wall = time.monotonic() - t0
+        out, _ = sub.communicate(timeout=60)
+    finally:
+        stop_processes([pub, sub])
+    sent, pub_s = pub_out.split()[:2]
+    received, span = out.strip().splitlines()[-1].split()
+    sent, received = int(sent), int(received)
+    # frames/s delivered while streaming (first to last packet received), against the sensor rate
+    fps = (received - 1) * fpp / float(span) if received > 1 and float(span) > 0 else float("nan")
+    return {"sent": sent, "planned": packets, "received": received, "lost": sent - received, "wall": wall,
+            "fps": fps, "publish_s": float(pub_s)}
 
 
 def run_pipeline(dat: Path, h: int, w: int, fpp: int, rate: float, seconds: float, stride: int, reliable: bool,
@@ -112,8 +130,12 @@ def run_pipeline(dat: Path, h: int, w: int, fpp: int, rate: float, seconds: floa
     rates: list[float] = []
     names = {f"/{ns}/spike_reconstructor: reconstruction"}
 
+    driver_diag: dict[str, str] = {}
+
     def on_diag(msg):
         for s in msg.status:
+            if s.name == f"/{ns}/spike_camera_driver: spikes":
+                driver_diag.update({kv.key: kv.value for kv in s.values})
             if s.name in names:
                 diag.update({kv.key: kv.value for kv in s.values})
                 if float(diag["input_frames_per_s"]) > 0:
@@ -157,11 +179,19 @@ def run_pipeline(dat: Path, h: int, w: int, fpp: int, rate: float, seconds: floa
             "images": int(diag.get("images_published", 0)), "dropped": int(diag.get("windows_dropped", 0)),
             "p50": float(diag.get("latency_ms_p50", "nan")), "p95": float(diag.get("latency_ms_p95", "nan")),
             "p99": float(diag.get("latency_ms_p99", "nan")),
+            "sustainable": driver_diag.get("sustainable", ""),
         }
     finally:
         stop_processes([drv, rec])
         node.destroy_node()
         rclpy.try_shutdown()
+
+
+def _reference_line(ref: dict[str, float], rate: float) -> str:
+    behind = "" if ref["sent"] == ref["planned"] else f" (publisher stopped after {ref['publish_s']:.0f} s: too slow)"
+    return (f"{ref['received']}/{ref['sent']} packets of {ref['planned']}{behind}, lost {ref['lost']} "
+            f"({100 * ref['lost'] / max(ref['sent'], 1):.2f}%), {ref['fps']:.0f} frames/s received "
+            f"({100 * ref['fps'] / rate:.0f}% of real time)")
 
 
 def write_test_dat(path: Path, h: int, w: int, frames: int = 2000, chunk: int = 50) -> None:
@@ -217,17 +247,17 @@ def main() -> int:
             print(f"\n== {rate:g} Hz ({mbps:.0f} MB/s of packed spikes)")
             if not args.skip_reference:
                 ref = run_reference(h, w, args.frames_per_packet, rate, args.seconds, not args.best_effort, env)
-                print(f"  reference bare rclpy pub/sub: {ref['received']}/{ref['sent']} packets, "
-                      f"lost {ref['lost']} ({100 * ref['lost'] / max(ref['sent'], 1):.2f}%)")
+                print(f"  reference bare rclpy pub/sub: {_reference_line(ref, rate)}")
             if args.reference_with_profile and nodes_profile.path:
                 ref = run_reference(h, w, args.frames_per_packet, rate, args.seconds, not args.best_effort, profile_env)
-                print(f"  reference with stir_ros's Fast DDS profile: {ref['received']}/{ref['sent']} packets, "
-                      f"lost {ref['lost']} ({100 * ref['lost'] / max(ref['sent'], 1):.2f}%)")
+                print(f"  reference with stir_ros's Fast DDS profile: {_reference_line(ref, rate)}")
             res = run_pipeline(dat, h, w, args.frames_per_packet, rate, args.seconds, args.stride_frames,
                                not args.best_effort, env, args.depth, args.executor)
             print(f"  stir_ros driver -> reconstructor: {res['received']}/{res['sent']} packets, "
                   f"lost {res['lost']} ({100 * res['lost'] / max(res['sent'], 1):.2f}%; seq gaps {res['lost_seq']}), "
-                  f"{res['fps']:.0f} frames/s received (median)")
+                  f"{res['fps']:.0f} frames/s received (median; {100 * res['fps'] / rate:.0f}% of real time)")
+            if res.get("sustainable"):
+                print(f"    driver says: {res['sustainable']}")
             print(f"    CPU: driver {100 * res['cpu_driver']:.0f}%, reconstructor {100 * res['cpu_reconstructor']:.0f}% "
                   f"of one core; images {res['images']} ({res['dropped']} windows dropped); "
                   f"latency p50 {res['p50']:.1f} ms, p95 {res['p95']:.1f} ms, p99 {res['p99']:.1f} ms")
