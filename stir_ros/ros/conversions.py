@@ -28,7 +28,7 @@ from stir_ros.core.errors import ConfigError
 from stir_ros.core.imaging import from_image_bytes, to_image_array
 from stir_ros.core.limits import MAX_FRAME_SIDE, bound_for
 from stir_ros.core.packing import ENCODING_VIDAR_BITPACKED, decode_payload, encode_frames
-from stir_ros.core.stream import PacketHeader
+from stir_ros.core.stream_processor import packet_header, packet_payload  # shared with the bag tools
 from stir_ros.msg import SpikePacket
 
 __all__ = [
@@ -64,23 +64,9 @@ def ns_to_stamp(ns: int) -> Time:
 
 
 # --------------------------------------------------------------------------- spike packets
-
-
-def packet_header(msg: SpikePacket) -> PacketHeader:
-    """The header fields of a packet for :class:`stir_ros.core.stream.StreamMonitor`."""
-    return PacketHeader(
-        seq=int(msg.seq), first_frame_index=int(msg.first_frame_index), num_frames=int(msg.num_frames),
-        height=int(msg.height), width=int(msg.width), encoding=str(msg.encoding),
-        stamp_ns=stamp_to_ns(msg.header.stamp), frame_rate_hz=float(msg.frame_rate_hz),
-    )  # fmt: skip
-
-
-def packet_payload(msg: SpikePacket) -> np.ndarray:
-    """The payload as a 1-D uint8 array sharing memory with the message (no copy)."""
-    data = msg.data
-    if isinstance(data, array.array) or isinstance(data, (bytes, bytearray, memoryview)):
-        return np.frombuffer(data, np.uint8)
-    return np.asarray(data, np.uint8).reshape(-1)
+#
+# packet_header and packet_payload come from stir_ros.core.stream_processor: the bag tools read
+# deserialised messages with them too.
 
 
 def packet_to_frames(msg: SpikePacket) -> np.ndarray:
