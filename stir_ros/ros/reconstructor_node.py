@@ -9,7 +9,8 @@ Topics (relative names, remappable):
     image/compressed     (out) sensor_msgs/CompressedImage, png or jpeg, when compressed_format is set
     /diagnostics         (out) diagnostic_msgs/DiagnosticArray
 
-The spikes callback only checks headers and cuts windows (:mod:`stir_ros.core.stream`); a worker
+The spikes callback only checks headers and cuts windows (:mod:`stir_ros.core.stream_processor`,
+the path ``bag reconstruct`` takes too); a worker
 thread decodes, batches and reconstructs them (:mod:`stir_ros.engine`) and publishes. The
 queue between them is bounded and drops the oldest window when full, so the executor thread
 that receives spikes never waits for inference.
@@ -41,10 +42,11 @@ from rclpy.timer import Timer
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 
 from stir_ros.engine import EngineConfig, ReconstructionEngine
-from stir_ros.core.errors import BackendUnavailableError, CheckpointError, ConfigError, PacketError, StirRosError
+from stir_ros.core.errors import BackendUnavailableError, CheckpointError, ConfigError, StirRosError
 from stir_ros.core.imaging import IMAGE_ENCODINGS
-from stir_ros.core.limits import MAX_WINDOW_BYTES, batch_limit, check_parameter
-from stir_ros.core.stream import StreamMonitor, Window, WindowCutter, stack_windows, stride_for_rate, validate_packet
+from stir_ros.core.limits import batch_limit, check_parameter
+from stir_ros.core.stream import Window, WindowCutter, stack_windows
+from stir_ros.core.stream_processor import DROPPED, IDLE, REJECTED, StreamProcessor
 from stir_ros.msg import SpikePacket
 from stir_ros.ros import RateLimitedLog, emit
 from stir_ros.ros.conversions import (
@@ -144,12 +146,6 @@ class ReconstructorSettings:
             precision=self.precision, max_batch=self.max_batch, weights=self.weights or None, backend=self.backend,
         )  # fmt: skip
 
-    def stride_for(self, frame_rate_hz: float) -> int:
-        """Frames between windows for a stream at ``frame_rate_hz``."""
-        if self.output_rate_hz > 0:
-            return stride_for_rate(frame_rate_hz, self.output_rate_hz)
-        return self.stride_frames
-
 
 def _compress(img: np.ndarray, encoding: str, fmt: str, quality: int, stamp_ns: int, frame_id: str) -> CompressedImage:
     """``image/compressed`` in the compressed_image_transport format (``"<enc>; <fmt> compressed <enc>"``).
@@ -220,15 +216,13 @@ class ReconstructorWork:
             self._warmup(engine, settings.warmup_height, settings.warmup_width)
         self.settings, self.engine = settings, engine
 
-        self.monitor = StreamMonitor()
-        self.cutter: WindowCutter | None = None
+        # validate, monitor and cut: the packet path shared with `bag reconstruct`
+        self.stream = StreamProcessor(engine.window_length, settings.stride_frames, settings.output_rate_hz)
         self.camera_info: CameraInfo | None = None
         self.bad_packets: Counter[str] = Counter()
         self.errors: Counter[str] = Counter()
-        self.windows_cut = 0
         self.windows_dropped = 0
         self.images_published = 0
-        self.buffer_resets = 0
         self.worker_restarts = 0
         # monotonic time of the oldest window cut since the last published image (None: none waits);
         # diagnostics go to ERROR when it is older than stall_timeout_s.
@@ -282,8 +276,7 @@ class ReconstructorWork:
         with self._cv:
             self._queue.clear()
             self._unserved_since = None
-        self.cutter = None
-        self.monitor.reset()  # packets missed while inactive are not lost ones
+        self.stream.reset()  # packets missed while inactive are not lost ones
 
     def _cleanup(self) -> None:
         """Undo :meth:`_configure`: stop the worker, destroy the publishers, free the model."""
@@ -307,6 +300,16 @@ class ReconstructorWork:
             torch.cuda.empty_cache()
         if released:
             self.get_logger().info("cleaned up: model released")
+
+    @property
+    def cutter(self) -> WindowCutter | None:
+        """The window cutter of the stream (``None`` before the first window or after a reset)."""
+        return self.stream.cutter
+
+    @property
+    def windows_cut(self) -> int:
+        """Windows cut since configure."""
+        return self.stream.windows_cut
 
     def _beside(self, topic: str, name: str) -> str:
         """``name`` in the namespace of the resolved ``topic`` (image_transport), unless ``name`` is remapped."""
@@ -333,7 +336,7 @@ class ReconstructorWork:
                 with self._cv:
                     self._queue.clear()
                     self._unserved_since = None
-                self.cutter = None
+                self.stream.clear_buffer()
             why = "an image output has a subscriber" if self.settings.lazy else "lazy is off"
             emit(self.get_logger().info, "no subscribers to the images: idle (lazy), counting packets only" if idle
                  else f"{why}: reconstructing")  # fmt: skip
@@ -423,45 +426,24 @@ class ReconstructorWork:
             self._error("packet_handling", f"unexpected error handling a packet: {err!r}")
 
     def _handle_packet(self, msg: SpikePacket, received: float) -> None:
-        header = packet_header(msg)
-        try:
-            payload = validate_packet(
-                packet_payload(msg), header.height, header.width, header.num_frames, header.encoding, header.frame_rate_hz
-            )
-        except PacketError as err:
-            kind = getattr(err, "kind", "invalid")
+        settings, engine = self.settings, self.engine
+        self.stream.set_windows(engine.window_length, settings.stride_frames, settings.output_rate_hz)
+        out = self.stream.push(packet_header(msg), packet_payload(msg), idle=self._idle_now)
+        header = out.header
+        if out.status == REJECTED:
+            kind = getattr(out.error, "kind", "invalid")
             self.bad_packets[kind] += 1
-            self._warn(f"bad:{kind}", f"rejected packet seq {header.seq}: {err}")
-            return
-        window_length = self.engine.window_length
-        if window_length * header.height * header.width > MAX_WINDOW_BYTES:
-            self.bad_packets["window_too_large"] += 1
-            self._warn(
-                "bad:window_too_large",
-                f"rejected packet seq {header.seq}: a window of {window_length} frames of {header.height}x"
-                f"{header.width} would take {window_length * header.height * header.width} bytes, more than "
-                f"the limit of {MAX_WINDOW_BYTES}",
-            )
+            self._warn(f"bad:{kind}", f"rejected packet seq {header.seq}: {out.error}")
             return
         self._packet_span_s = header.num_frames / header.frame_rate_hz
-        check = self.monitor.check(header)
-        if check.action == "drop":
-            self._warn(check.event or "drop", check.message)
+        if out.status == DROPPED:
+            self._warn(out.event or "drop", out.message)
             return
-        if self._idle_now():
+        if out.status == IDLE:
             return  # counted by the monitor; no window is cut, decoded or queued
-        stride = self.settings.stride_for(header.frame_rate_hz)
-        if self.cutter is None or (self.cutter.stride_frames, self.cutter.window_length) != (stride, window_length):
-            self.cutter = WindowCutter(window_length, stride)
-        elif check.action == "reset":
-            self.buffer_resets += 1
-            self.cutter.reset()
-        if check.event not in (None, "start"):
-            self._warn(check.event or "reset", check.message)
-        windows = self.cutter.push_payload(
-            payload, header.height, header.width, header.num_frames, header.encoding,
-            header.first_frame_index, header.stamp_ns, header.frame_rate_hz,
-        )  # fmt: skip
+        if out.notable_event is not None:
+            self._warn(out.notable_event, out.message)
+        windows = out.windows
         if not windows:
             return
         frame_id = self.settings.frame_id or msg.header.frame_id
@@ -472,7 +454,6 @@ class ReconstructorWork:
                     self._queue.popleft()
                     dropped += 1
                 self._queue.append(_Pending(window, received, frame_id))
-            self.windows_cut += len(windows)
             self.windows_dropped += dropped
             if self._unserved_since is None:
                 self._unserved_since = received
@@ -612,8 +593,9 @@ class ReconstructorWork:
         """
         with self._cv:
             chunks = {id(c): c for p in self._queue for c, _, _ in p.window._parts}
-            if self.cutter is not None:
-                chunks.update((id(c), c) for c in self.cutter._chunks)
+            cutter = self.stream.cutter
+            if cutter is not None:
+                chunks.update((id(c), c) for c in cutter._chunks)
         total = 0
         for c in chunks.values():
             data = c._payload if c._payload is not None else c._frames
@@ -625,7 +607,8 @@ class ReconstructorWork:
         now = time.monotonic()
         t_prev, frames_prev, packets_prev, images_prev = self._rates_prev
         dt = max(now - t_prev, 1e-9)
-        m = self.monitor
+        m = self.stream.monitor
+        cutter = self.stream.cutter
         self._rates_prev = (now, m.frames, m.packets, self.images_published)
         lat = np.asarray(self._latency_ms) if self._latency_ms else np.zeros(1)
         age = np.asarray(self._age_ms) if self._age_ms else np.zeros(1)
@@ -634,7 +617,7 @@ class ReconstructorWork:
             "device": self.engine.device_name,
             "precision": self.engine.precision,
             "window_length": self.engine.window_length,
-            "stride_frames": self.cutter.stride_frames if self.cutter else self.settings.stride_frames,
+            "stride_frames": cutter.stride_frames if cutter else self.settings.stride_frames,
             "input_packets_per_s": (m.packets - packets_prev) / dt,
             "input_frames_per_s": (m.frames - frames_prev) / dt,
             "output_images_per_s": (self.images_published - images_prev) / dt,
@@ -647,10 +630,10 @@ class ReconstructorWork:
             "unserved_s": now - self._unserved_since if self._unserved_since is not None else 0.0,
             "worker_alive": self._worker.is_alive(),
             "worker_restarts": self.worker_restarts,
-            "windows_cut": self.windows_cut,
+            "windows_cut": self.stream.windows_cut,
             "windows_dropped": self.windows_dropped,
             "images_published": self.images_published,
-            "buffer_resets": self.buffer_resets,
+            "buffer_resets": self.stream.buffer_resets,
             "bad_packets": sum(self.bad_packets.values()),
             "inference_errors": self.errors["inference"],
             "packet_handling_errors": self.errors["packet_handling"],
