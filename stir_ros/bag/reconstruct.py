@@ -1,18 +1,17 @@
 """Offline reconstruction of a bag of SpikePackets into images.
 
 The stream goes through the same pieces as the live ``spike_reconstructor`` node, in the same
-order, so that the same input gives the same images byte for byte:
-:class:`~stir_ros.core.stream.StreamMonitor` (accept / reset / drop each packet),
-:class:`~stir_ros.core.stream.WindowCutter` (windows on the sensor-clock grid, stamped with
-their centre frame), :class:`~stir_ros.engine.ReconstructionEngine` and
-:func:`~stir_ros.core.imaging.to_image_bytes`. Unlike the node nothing is ever dropped for lack
-of time: the queues between the stages block instead.
+order, so that the same input gives the same images byte for byte: the node's
+:class:`~stir_ros.core.stream_processor.StreamProcessor` (validate, accept / reset / drop each
+packet, cut windows on the sensor-clock grid stamped with their centre frame),
+:class:`~stir_ros.engine.ReconstructionEngine` and :func:`~stir_ros.core.imaging.to_image_array`.
+Unlike the node nothing is ever dropped for lack of time: the queues between the stages block instead.
 
 Three threads, joined by bounded queues::
 
-    reader  : bag -> deserialize -> monitor -> decode -> cutter -> stacked batches ─┐  other topics ─┐
-    main    : engine.reconstruct(batch) -> images ──────────────────────────────────┴─> writer <──────┘
-    writer  : image bytes -> sensor_msgs/Image + CameraInfo -> bag | PNGs | video
+    reader  : bag -> deserialize -> StreamProcessor -> stacked batches ─┐  other topics ─┐
+    main    : engine.reconstruct(batch) -> images ──────────────────────┴─> writer <──────┘
+    writer  : images -> bag | PNGs | video (stir_ros.bag.outputs)
 
 Images are stamped (header and bag time) with their window's centre-frame time. Their
 ``camera_info`` is, as in the node, the camera's own (``<spike topic>/camera_info`` in the bag, as
@@ -21,41 +20,27 @@ the driver publishes it) restamped, or an uncalibrated one of the image size.
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import queue
-import shutil
 import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-from stir_ros.bag.model import DAMAGE_KINDS, BagProblem, make_qos
+from stir_ros.bag.model import DAMAGE_KINDS, BagProblem
+from stir_ros.bag.outputs import VIDEO_SUFFIXES, ImageOutputs
 from stir_ros.bag.reader import BagReader, check_spike_topic
-from stir_ros.bag.types import CAMERA_INFO, IMAGE, get_typestore
-from stir_ros.bag.writer import BagWriter, copy_topics, serialize
+from stir_ros.bag.types import CAMERA_INFO
 from stir_ros.core.errors import BagError, ConfigError, StirRosError
-from stir_ros.core.imaging import IMAGE_ENCODINGS, to_image_array
+from stir_ros.core.imaging import IMAGE_ENCODINGS
 from stir_ros.core.limits import check_parameter
-from stir_ros.core.packing import decode_payload
-from stir_ros.core.stream import (
-    PacketHeader,
-    StreamMonitor,
-    Window,
-    WindowCutter,
-    stack_windows,
-    stride_for_rate,
-    validate_packet,
-)
+from stir_ros.core.stream import Window, stack_windows
+from stir_ros.core.stream_processor import DROPPED, REJECTED, StreamProcessor, packet_header, packet_payload
 
 __all__ = ["ReconstructOptions", "ReconstructResult", "reconstruct_bag", "VIDEO_SUFFIXES"]
 
-VIDEO_SUFFIXES = (".gif", ".apng", ".mp4", ".mkv", ".avi", ".webm", ".mov")
 _END = object()
 
 
@@ -222,12 +207,9 @@ def reconstruct_bag(
         result.spike_topic = spike_topic
         keep = _topics_to_keep(bag, opts, spike_topic, problem)
         # Check every output before the (slow) engine is built; create them after.
-        writer = None
-        if out_path is not None:
-            storage = opts.storage or (bag.storage_id if bag.storage_id in ("sqlite3", "mcap") else "sqlite3")
-            writer = BagWriter(out_path, storage)
-        folder = _check_folder(to_folder) if to_folder is not None else None
-        video_writer = _VideoWriter(Path(video), video_fps, opts.output_encoding) if video is not None else None
+        storage = opts.storage or (bag.storage_id if bag.storage_id in ("sqlite3", "mcap") else "sqlite3")
+        outputs = ImageOutputs(out_path, storage, to_folder, video, video_fps, opts.output_encoding, opts.image_topic,
+                               opts.camera_info_topic)
         if engine is None:
             from stir_ros.engine import EngineConfig, ReconstructionEngine  # torch on use only
 
@@ -238,23 +220,11 @@ def reconstruct_bag(
             problem(BagProblem("engine", "engine", warning))
         result.window_length = int(engine.window_length)
         result.device = engine.device_name
-        if folder is not None:
-            _make_folder(folder)
-        if writer is not None:
-            writer.open()
+        outputs.create()
         try:
-            _Pipeline(bag, spike_topic, keep, opts, engine, writer, folder, video_writer, result, problem,
-                      progress).run()
+            _Pipeline(bag, spike_topic, keep, opts, engine, outputs, result, problem, progress).run()
         finally:
-            # Close outputs even on failure or Ctrl-C: what was written is kept and readable.
-            try:
-                if writer is not None:
-                    if result.stream_events:
-                        writer.set_custom_data("stir_ros.stream_events", repr(result.stream_events))
-                    writer.close()
-            finally:
-                if video_writer is not None:
-                    video_writer.close()
+            outputs.close(result.stream_events)  # even on failure or Ctrl-C: what was written is kept
     result.seconds = time.perf_counter() - t_start
     return result
 
@@ -281,30 +251,21 @@ def _topics_to_keep(bag: BagReader, opts: ReconstructOptions, spike_topic: str,
     return [t for t in names if t not in outputs]
 
 
-def _check_folder(path: str | os.PathLike[str]) -> Path:
-    folder = Path(path)
-    if folder.exists() and (not folder.is_dir() or any(folder.iterdir())):
-        raise BagError(f"output folder '{folder}' exists and is not empty; choose a new one")
-    return folder
-
-
-def _make_folder(folder: Path) -> None:
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise BagError(f"cannot create output folder '{folder}': {err}") from err
-
-
 class _Pipeline:
     """The three stages of :func:`reconstruct_bag` and the queues between them."""
 
     def __init__(self, bag: BagReader, spike_topic: str, keep: list[str], opts: ReconstructOptions, engine: Any,
-                 writer: BagWriter | None, folder: Path | None, video: _VideoWriter | None,
-                 result: ReconstructResult, problem: Callable[[BagProblem], None], progress: bool) -> None:
+                 outputs: ImageOutputs, result: ReconstructResult, problem: Callable[[BagProblem], None],
+                 progress: bool) -> None:  # fmt: skip
         self.bag, self.spike_topic, self.keep, self.opts, self.engine = bag, spike_topic, keep, opts, engine
-        self.writer, self.folder, self.video, self.result, self.problem = writer, folder, video, result, problem
+        self.outputs, self.result, self.problem = outputs, result, problem
+        # The node's packet path. Frames are decoded once on arrival (windows overlap when the
+        # stride is shorter than a window); no window-size limit (nothing is held for lack of time).
+        self.stream = StreamProcessor(engine.window_length, opts.stride_frames, opts.output_rate_hz, decode=True,
+                                      max_window_bytes=None)
+        result.stream_events = self.stream.events  # counted by the processor, written to the output bag
         self.windows: queue.Queue[Any] = queue.Queue(maxsize=2)  # stacked batches
-        self.outputs: queue.Queue[Any] = queue.Queue(maxsize=4 * opts.max_batch + 64)
+        self.to_write: queue.Queue[Any] = queue.Queue(maxsize=4 * opts.max_batch + 64)
         # halt: stop reading and inference (an error, Ctrl-C); the writer still writes what was
         # already computed. stop_all: the writer must stop too (it failed, or a second Ctrl-C).
         self.halt = threading.Event()
@@ -321,15 +282,12 @@ class _Pipeline:
             info = bag.topics[spike_topic]
             self.bar = tqdm(total=None, unit="frame", unit_scale=True, dynamic_ncols=True, file=sys.stderr,
                             desc=f"{opts.method} {info.message_count} packets", smoothing=0.1)
-        self.store = get_typestore()
 
     # -- stage 1: reader ------------------------------------------------------------------
 
     def _read(self) -> None:
-        # Packet by packet exactly what the node's spikes callback does (validate, monitor,
-        # cut), except that nothing is dropped for lack of time.
-        monitor = StreamMonitor()
-        cutter: WindowCutter | None = None
+        # Packet by packet what the node's spikes callback does (StreamProcessor), except that
+        # nothing is dropped for lack of time.
         pending: list[tuple[Window, str, Any]] = []
         topics = [self.spike_topic, *self.keep]
         if self.info_topic and self.info_topic not in topics:
@@ -343,43 +301,27 @@ class _Pipeline:
                 if msg.topic not in self.keep:
                     continue
             if msg.topic != self.spike_topic:
-                _put(self.outputs, ("raw", msg), self.halt)
+                _put(self.to_write, ("raw", msg), self.halt)
                 continue
             where = f"{msg.topic} t={msg.timestamp}"
             try:
                 packet = self.bag.deserialize(msg)
-                header = PacketHeader(
-                    seq=int(packet.seq), first_frame_index=int(packet.first_frame_index),
-                    num_frames=int(packet.num_frames), height=int(packet.height), width=int(packet.width),
-                    encoding=str(packet.encoding),
-                    stamp_ns=int(packet.header.stamp.sec) * 1_000_000_000 + int(packet.header.stamp.nanosec),
-                    frame_rate_hz=float(packet.frame_rate_hz))
-                validate_packet(packet.data, header.height, header.width, header.num_frames, header.encoding,
-                                header.frame_rate_hz)
-                frames = decode_payload(np.asarray(packet.data, np.uint8), header.height, header.width,
-                                        header.num_frames, header.encoding)
             except StirRosError as err:
                 self.problem(BagProblem("bad_message", where, f"{err}; skipped"))
                 continue
-            check = monitor.check(header)
-            if check.event not in (None, "start"):
-                self.result.stream_events[check.event] = self.result.stream_events.get(check.event, 0) + 1
-                self.problem(BagProblem(check.event, where, check.message))
-            if check.action == "drop":
+            out = self.stream.push(packet_header(packet), packet_payload(packet))
+            if out.status == REJECTED:
+                self.problem(BagProblem("bad_message", where, f"{out.error}; skipped"))
                 continue
-            stride = (stride_for_rate(header.frame_rate_hz, self.opts.output_rate_hz) if self.opts.output_rate_hz > 0
-                      else self.opts.stride_frames)
-            if cutter is None or (cutter.stride_frames, cutter.window_length) != (stride, self.engine.window_length):
-                cutter = WindowCutter(self.engine.window_length, stride)
-            elif check.action == "reset":
-                cutter.reset()
-            windows = cutter.push(frames, header.first_frame_index, header.stamp_ns, header.frame_rate_hz)
-            self.result.packets += 1
-            self.result.frames += header.num_frames
+            if out.notable_event is not None:
+                self.problem(BagProblem(out.notable_event, where, out.message))
+            if out.status == DROPPED:
+                continue
+            self.result.packets, self.result.frames = self.stream.packets, self.stream.frames
             if self.bar is not None and self.bar.total is None:
-                self.bar.total = self.bag.topics[self.spike_topic].message_count * header.num_frames or None
+                self.bar.total = self.bag.topics[self.spike_topic].message_count * out.header.num_frames or None
             frame_id = self.opts.frame_id or str(packet.header.frame_id)
-            for window in windows:
+            for window in out.windows:
                 if pending and (pending[0][0].height, pending[0][0].width) != (window.height, window.width):
                     self._send_batch(pending)  # a batch holds windows of one size
                 pending.append((window, frame_id, self.camera_info))
@@ -415,7 +357,7 @@ class _Pipeline:
             images = self.engine.reconstruct(stacked)
             del stacked
             for (stamp, frame_id, info), image in zip(labels, images, strict=True):
-                _put(self.outputs, ("image", stamp, frame_id, info, image), self.stop_all)
+                _put(self.to_write, ("image", stamp, frame_id, info, image), self.stop_all)
             for warning in self.engine.pop_warnings():
                 self.problem(BagProblem("engine", "engine", warning))
             if self.bar is not None and frames_done > self.bar.n:
@@ -424,65 +366,22 @@ class _Pipeline:
     # -- stage 3: writer ------------------------------------------------------------------
 
     def _write(self) -> None:
-        conns = copy_topics(self.bag, self.writer, self.keep) if self.writer is not None else {}
-        image_conn = info_conn = None
-        if self.writer is not None:
-            qos = [make_qos(reliable=True, depth=10)]
-            image_conn = self.writer.add_topic(self.opts.image_topic, IMAGE, qos)
-            if self.opts.camera_info_topic:
-                info_conn = self.writer.add_topic(self.opts.camera_info_topic, CAMERA_INFO, qos)
+        self.outputs.add_topics(self.bag, self.keep)
         while True:
-            item = _get(self.outputs, self.stop_all)
+            item = _get(self.to_write, self.stop_all)
             if item is _END:
                 return
             if item[0] == "raw":
-                if self.writer is not None:
-                    msg = item[1]
-                    self.writer.write(conns[msg.topic], msg.timestamp, msg.data)
+                self.outputs.write_raw(item[1])
                 self.result.kept_messages += 1
                 continue
             _, stamp, frame_id, camera_info, image = item
-            pixels = to_image_array(image, self.opts.output_encoding)
             index = self.result.images
-            if self.writer is not None:
-                self.writer.write(image_conn, stamp, self._image_cdr(pixels, stamp, frame_id))
-                if info_conn is not None:
-                    self.writer.write(info_conn, stamp, self._camera_info_cdr(camera_info, pixels.shape, stamp,
-                                                                              frame_id))
-            if self.folder is not None:
-                _save_png(self.folder / f"{index:06d}_{stamp}.png", pixels, self.opts.output_encoding)
-            if self.video is not None:
-                self.video.append(pixels)
+            self.outputs.write_image(index, image, stamp, frame_id, camera_info)
             self.result.images += 1
             self.result.stamps_ns.append(stamp)
             if self.bar is not None and index % 16 == 0:
                 self.bar.set_postfix(images=index + 1, refresh=False)
-
-    def _header(self, stamp: int, frame_id: str) -> Any:
-        t = self.store.types
-        sec, nanosec = divmod(stamp, 1_000_000_000)
-        return t["std_msgs/msg/Header"](stamp=t["builtin_interfaces/msg/Time"](sec=sec, nanosec=nanosec),
-                                        frame_id=frame_id)
-
-    def _image_cdr(self, pixels: np.ndarray, stamp: int, frame_id: str) -> bytes | memoryview:
-        h, w = pixels.shape
-        msg = self.store.types[IMAGE](
-            header=self._header(stamp, frame_id), height=h, width=w, encoding=self.opts.output_encoding, is_bigendian=0,
-            step=w * pixels.itemsize, data=np.ascontiguousarray(pixels).view(np.uint8).reshape(-1))
-        return serialize(msg, IMAGE)
-
-    def _camera_info_cdr(self, info: Any, shape: tuple[int, ...], stamp: int, frame_id: str) -> bytes | memoryview:
-        """The camera's CameraInfo (or an uncalibrated one of the image size), restamped as the node does."""
-        if info is not None:
-            return serialize(dataclasses.replace(info, header=self._header(stamp, frame_id)), CAMERA_INFO)
-        t = self.store.types
-        h, w = shape
-        msg = t[CAMERA_INFO](
-            header=self._header(stamp, frame_id), height=h, width=w, distortion_model="plumb_bob",
-            d=np.zeros(0, np.float64), k=np.zeros(9, np.float64), r=np.eye(3).reshape(-1), p=np.zeros(12, np.float64),
-            binning_x=0, binning_y=0,
-            roi=t["sensor_msgs/msg/RegionOfInterest"](x_offset=0, y_offset=0, height=0, width=0, do_rectify=False))
-        return serialize(msg, CAMERA_INFO)
 
     # -- running --------------------------------------------------------------------------
 
@@ -522,7 +421,7 @@ class _Pipeline:
                 self.halt.set()
             # Let the writer finish what was computed, then stop it.
             try:
-                _put(self.outputs, _END, self.stop_all)
+                _put(self.to_write, _END, self.stop_all)
             except _Stop:
                 pass
             while writer.is_alive():
@@ -545,67 +444,3 @@ class _Pipeline:
             raise interrupted
         if self.errors:
             raise self.errors[0]
-
-
-def _save_png(path: Path, pixels: np.ndarray, encoding: str) -> None:
-    from PIL import Image
-
-    if encoding in ("mono8", "mono16"):
-        Image.fromarray(pixels).save(path, compress_level=1)  # mode L or I;16
-    else:
-        raise ConfigError(f"PNG files hold mono8 or mono16 images, not {encoding}; choose --output-encoding mono8|mono16")
-
-
-class _VideoWriter:
-    """Animated GIF/APNG through Pillow, or a real video through imageio + ffmpeg if installed."""
-
-    def __init__(self, path: Path, fps: float, encoding: str) -> None:
-        if path.suffix.lower() not in VIDEO_SUFFIXES:
-            raise ConfigError(f"video file must end in one of {', '.join(VIDEO_SUFFIXES)}, got '{path.name}'")
-        if not fps > 0:
-            raise ConfigError(f"video frame rate must be positive, got {fps}")
-        if path.exists():
-            raise BagError(f"video file '{path}' exists already; choose a new path")
-        self.path, self.fps = path, fps
-        self.kind = "pillow" if path.suffix.lower() in (".gif", ".apng") else "ffmpeg"
-        self._frames: list[Any] = []
-        self._ffmpeg: Any = None
-        if self.kind == "ffmpeg":
-            try:
-                import imageio.v2 as imageio
-                import imageio_ffmpeg  # noqa: F401 - the plugin imageio needs for these formats
-            except ImportError as err:
-                have_ffmpeg = shutil.which("ffmpeg")
-                raise ConfigError(
-                    f"writing '{path.name}' needs the Python packages imageio and imageio-ffmpeg "
-                    f"({err}; ffmpeg binary {'found' if have_ffmpeg else 'not found'}); install them "
-                    "or write an animated .gif or .apng instead"
-                ) from err
-            self._ffmpeg = imageio.get_writer(str(path), fps=fps, macro_block_size=1)
-
-    def append(self, pixels: np.ndarray) -> None:
-        if pixels.dtype == np.uint8:
-            frame = pixels
-        elif pixels.dtype == np.float32:
-            frame = to_image_array(pixels, "mono8")
-        else:  # mono16
-            frame = (pixels >> 8).astype(np.uint8)
-        if self._ffmpeg is not None:
-            self._ffmpeg.append_data(frame)
-        else:
-            from PIL import Image
-
-            self._frames.append(Image.fromarray(frame))
-
-    def close(self) -> None:
-        if self._ffmpeg is not None:
-            self._ffmpeg.close()
-            self._ffmpeg = None
-            return
-        if not self._frames:
-            return
-        first, rest = self._frames[0], self._frames[1:]
-        duration_ms = max(1, round(1000 / self.fps))
-        fmt = "GIF" if self.path.suffix.lower() == ".gif" else "PNG"
-        first.save(self.path, format=fmt, save_all=True, append_images=rest, duration=duration_ms, loop=0)
-        self._frames = []
