@@ -234,3 +234,21 @@ def test_real_recording() -> None:
     assert np.corrcoef(est.ravel(), gt.ravel())[0, 1] > 0.85
     # Reading without undoing the flip would decorrelate the image: the orientation is right.
     assert np.corrcoef(est[::-1].ravel(), gt.ravel())[0, 1] < 0.6
+
+
+@pytest.mark.parametrize(("h", "w"), [(6, 16), (5, 7)])
+def test_read_packed_into_writes_what_read_packed_returns(tmp_path, h, w):
+    frames = (np.random.default_rng(5).random((9, h, w)) < 0.4).astype(np.uint8)
+    write_dat(tmp_path / "a.dat", frames)
+    fb = (h * w + 7) // 8
+    with DatReader(tmp_path / "a.dat", h, w) as reader:
+        out = np.full(4 * fb + 3, 0xAA, np.uint8)  # larger than needed: the tail is left alone
+        reader.read_packed_into(2, 4, out)
+        np.testing.assert_array_equal(out[: 4 * fb], reader.read_packed(2, 4))
+        assert (out[4 * fb :] == 0xAA).all()
+        with pytest.raises(SpikeFormatError, match="at least"):
+            reader.read_packed_into(0, 5, out)
+        with pytest.raises(SpikeFormatError, match="read-only"):
+            reader.read_packed_into(0, 1, np.frombuffer(bytes(fb), np.uint8))
+        with pytest.raises(DatFileError):
+            reader.read_packed_into(8, 2, out)

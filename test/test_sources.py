@@ -85,3 +85,30 @@ def test_spike_block_decodes():
     block = SpikeBlock(pack_frames(frames), 3)
     np.testing.assert_array_equal(block.frames(3, 5), frames)
     np.testing.assert_array_equal(unpack_frames(block.data, 3, 5), frames)
+
+
+@pytest.mark.parametrize(("h", "w"), [(4, 8), (5, 7)])
+def test_dat_source_read_into_matches_read_across_the_wrap(tmp_path, h, w):
+    frames = _frames(25, h, w)
+    write_dat(tmp_path / "a.dat", frames)
+    a = DatSource(tmp_path / "a.dat", h, w, loop=True)
+    b = DatSource(tmp_path / "a.dat", h, w, loop=True)
+    fb = (h * w + 7) // 8
+    buf = np.empty(10 * fb, np.uint8)
+    for _ in range(6):  # blocks 20-29 and 40-49 span the wrap
+        block = a.read(10)
+        assert b.read_into(buf, 10) == 10
+        np.testing.assert_array_equal(buf, block.data)
+    assert (a.frames_read, a.position) == (b.frames_read, b.position)
+
+
+def test_dat_source_read_into_ends_with_the_file(tmp_path):
+    write_dat(tmp_path / "a.dat", _frames(13, 4, 8))
+    src = DatSource(tmp_path / "a.dat", 4, 8)
+    buf = np.empty(10 * 4, np.uint8)
+    assert src.read_into(buf, 10) == 10
+    assert src.read_into(buf, 10) == 3  # the rest of the file
+    np.testing.assert_array_equal(unpack_frames(buf[:12], 4, 8), _frames(13, 4, 8)[10:])
+    assert src.read_into(buf, 10) is None
+    with pytest.raises(ConfigError):
+        src.read_into(buf, 0)

@@ -182,6 +182,35 @@ class DatReader:
             return raw.reshape(count, self.height, self.width // 8)[:, ::-1].reshape(-1)
         return pack_frames(self.read(start, count))
 
+    def read_packed_into(self, start: int, count: int, out: np.ndarray) -> None:
+        """Write ``count`` frames from ``start``, packed (SpikePacket layout), into ``out``.
+
+        ``out`` is a writable 1-D uint8 array of at least ``count * ceil(H * W / 8)`` bytes (a
+        message's payload buffer, reused from packet to packet). For widths that are a multiple
+        of 8 the file's bytes are copied once, byte rows reversed, with no intermediate array:
+        the driver's hot path at 2.5 GB/s (1000x1000 at 20 kHz) is one pass over memory.
+
+        Raises:
+            DatFileError: If the range is outside the file or the reader is closed.
+            SpikeFormatError: If ``out`` is too small, read-only or not uint8.
+        """
+        start, count = self._range(start, count)
+        fb = (self.frame_bits + 7) // 8
+        if out.dtype != np.uint8 or out.ndim != 1 or out.size < count * fb or not out.flags.writeable:
+            raise SpikeFormatError(
+                f"out must be a writable 1-D uint8 array of at least {count * fb} bytes, got "
+                f"{out.dtype} {out.shape}{'' if out.flags.writeable else ' (read-only)'}"
+            )
+        if count == 0:
+            return
+        dest = out[: count * fb]
+        if self.width % 8 == 0:
+            raw = self._bytes(start * fb, (start + count) * fb)
+            rows = (count, self.height, self.width // 8)
+            np.copyto(dest.reshape(rows), raw.reshape(rows)[:, ::-1])
+        else:
+            dest[:] = pack_frames(self.read(start, count))
+
     def iter_chunks(
         self, chunk_frames: int, start: int = 0, stop: int | None = None, packed: bool = False
     ) -> Iterator[np.ndarray]:

@@ -35,7 +35,7 @@ import numpy as np
 from stir_ros.core.dat import DatReader
 from stir_ros.core.errors import ConfigError, DatFileError
 from stir_ros.core.optional import torch_missing, torch_required
-from stir_ros.core.packing import ENCODING_VIDAR_BITPACKED, decode_payload, encode_frames
+from stir_ros.core.packing import ENCODING_VIDAR_BITPACKED, decode_payload, encode_frames, packed_frame_bytes
 
 __all__ = ["SpikeBlock", "SpikeSource", "DatSource", "SimSource"]
 
@@ -136,6 +136,34 @@ class DatSource:
         self.frames_read += n
         data = parts[0] if len(parts) == 1 else np.concatenate(parts)
         return SpikeBlock(np.ascontiguousarray(data), n)
+
+    def read_into(self, out: np.ndarray, max_frames: int) -> int | None:
+        """Like :meth:`read`, but write the payload into ``out``; return the frames written.
+
+        ``out`` (writable 1-D uint8, at least ``max_frames`` packed frames) is typically the
+        driver's reused message buffer: the file's bytes are copied once, straight into it, and
+        nothing is allocated per packet. ``None`` at the end of the stream.
+        """
+        total = self.reader.num_frames
+        if max_frames < 1:
+            raise ConfigError(f"max_frames must be positive, got {max_frames}")
+        if self.position >= total:
+            if not self.loop:
+                return None
+            self.position = 0
+        fb = packed_frame_bytes(self.height, self.width)
+        done = 0
+        while done < max_frames:
+            count = min(max_frames - done, total - self.position)
+            self.reader.read_packed_into(self.position, count, out[done * fb :])
+            self.position += count
+            done += count
+            if self.position >= total:
+                if not self.loop:
+                    break
+                self.position = 0
+        self.frames_read += done
+        return done
 
     def close(self) -> None:
         self.reader.close()
