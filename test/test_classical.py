@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from stir_ros.core.classical import tfi, tfp
+from stir_ros.core.classical import spike_counts_packed, tfi, tfp, tfp_packed
 from stir_ros.core.errors import ConfigError, SpikeFormatError
+from stir_ros.core.packing import pack_frames
 from stir_ros.core.simulator import simulate_spikes
 
 
@@ -75,3 +76,43 @@ def test_single_frame_and_errors() -> None:
         tfp(one, window=2)
     with pytest.raises(ConfigError, match="alpha"):
         tfi(one, alpha=0.0)
+
+
+def _tfp_int32(spikes: np.ndarray, alpha: float) -> np.ndarray:
+    """TFP over all frames as it was computed before the uint16 and packed paths (the reference)."""
+    return (spikes.sum(axis=-3, dtype=np.int32) / np.float32(spikes.shape[-3] * alpha)).astype(np.float32)
+
+
+@pytest.mark.parametrize(("t", "h", "w"), [(41, 25, 40), (61, 5, 7), (1, 3, 8), (300, 4, 9), (257, 2, 8)])
+def test_tfp_fast_paths_give_the_same_bits(t: int, h: int, w: int) -> None:
+    rng = np.random.default_rng(t)
+    spikes = (rng.random((t, h, w)) < 0.3).astype(np.uint8)
+    ref = _tfp_int32(spikes, 0.6)
+    np.testing.assert_array_equal(tfp(spikes, alpha=0.6), ref)  # uint16 sum + table for t <= 257
+    np.testing.assert_array_equal(tfp(spikes.astype(bool), alpha=0.6), ref)
+    np.testing.assert_array_equal(tfp(np.stack([spikes, spikes]), alpha=0.6), np.stack([ref, ref]))
+    packed = pack_frames(spikes).reshape(t, -1)
+    cut = max(1, t // 3)
+    parts = [packed[:cut], packed[cut:]] if t > 1 else [packed]
+    got = tfp_packed(parts, h, w, alpha=0.6)
+    assert got.dtype == np.float32 and got.shape == (h, w)
+    np.testing.assert_array_equal(got, ref)
+    counts = spike_counts_packed(parts, h, w)
+    assert counts.dtype == (np.uint8 if t <= 255 else np.uint32)
+    np.testing.assert_array_equal(counts, spikes.sum(axis=0))
+
+
+def test_tfp_uint8_values_above_one_are_summed_exactly() -> None:
+    spikes = np.full((41, 2, 3), 255, np.uint8)  # not spikes, but the sum must not wrap
+    np.testing.assert_array_equal(tfp(spikes, alpha=0.6), _tfp_int32(spikes, 0.6))
+
+
+def test_tfp_packed_over_several_cache_blocks_and_errors() -> None:
+    rng = np.random.default_rng(1)
+    spikes = (rng.random((7, 300, 250)) < 0.5).astype(np.uint8)  # 9375 bytes per frame: 3 blocks
+    parts = [pack_frames(spikes[:2]).reshape(2, -1), pack_frames(spikes[2:]).reshape(5, -1)]
+    np.testing.assert_array_equal(tfp_packed(parts, 300, 250, 0.5), _tfp_int32(spikes, 0.5))
+    with pytest.raises(SpikeFormatError):
+        spike_counts_packed([], 300, 250)
+    with pytest.raises(ConfigError):
+        tfp_packed(parts, 300, 250, alpha=0.0)
