@@ -21,6 +21,8 @@ from stir_ros.core.dds_profile import (
     PROFILE_FILE,
     PROFILE_VARIABLES,
     SWITCH_VARIABLE,
+    FASTDDS_DEFAULT_SEGMENT_BYTES,
+    active_shm_segment_size,
     apply_fastdds_profile,
     shm_segment_size,
 )
@@ -61,6 +63,17 @@ def test_a_profile_path_in_the_switch_is_used_and_a_missing_one_refused(tmp_path
     assert "16 MB shared-memory segment" in apply_fastdds_profile({}).message
     with pytest.raises(ConfigError, match="no such Fast DDS profile"):
         apply_fastdds_profile({SWITCH_VARIABLE: str(tmp_path / "missing.xml")})
+
+
+def test_active_segment_follows_the_environment(tmp_path):
+    env: dict[str, str] = {}
+    assert active_shm_segment_size(env) == FASTDDS_DEFAULT_SEGMENT_BYTES  # no profile: Fast DDS's default
+    apply_fastdds_profile(env)
+    assert active_shm_segment_size(env) == shm_segment_size(find_config(PROFILE_FILE))
+    assert active_shm_segment_size({"RMW_IMPLEMENTATION": "rmw_cyclonedds_cpp"}) is None
+    mine = tmp_path / "mine.xml"
+    mine.write_text("<dds/>")
+    assert active_shm_segment_size({PROFILE_VARIABLES[0]: str(mine)}) is None  # a profile that does not say
 
 
 def test_profile_segment_holds_many_default_packets_and_keeps_udp():

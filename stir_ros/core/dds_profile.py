@@ -17,14 +17,17 @@ from __future__ import annotations
 
 import os
 import xml.etree.ElementTree as ET
-from collections.abc import MutableMapping
+from collections.abc import Mapping, MutableMapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from stir_ros.core.config_files import find_config
 from stir_ros.core.errors import ConfigError
 
-__all__ = ["PROFILE_FILE", "SWITCH_VARIABLE", "PROFILE_VARIABLES", "ProfileChoice", "apply_fastdds_profile", "shm_segment_size"]
+__all__ = [
+    "PROFILE_FILE", "SWITCH_VARIABLE", "PROFILE_VARIABLES", "FASTDDS_DEFAULT_SEGMENT_BYTES", "ProfileChoice",
+    "active_shm_segment_size", "apply_fastdds_profile", "shm_segment_size",
+]  # fmt: skip
 
 PROFILE_FILE = "fastdds_spike_stream.xml"
 #: ``off`` (or 0/false/no/none) leaves Fast DDS alone; a path uses that file instead of ours.
@@ -32,6 +35,8 @@ SWITCH_VARIABLE = "STIR_ROS_FASTDDS_PROFILE"
 #: Fast DDS 2.x (Jazzy) reads the first, Fast DDS 3.x the second.
 PROFILE_VARIABLES = ("FASTRTPS_DEFAULT_PROFILES_FILE", "FASTDDS_DEFAULT_PROFILES_FILE")
 _OFF = {"off", "0", "false", "no", "none"}
+#: Fast DDS's own shared-memory segment per participant (without a profile).
+FASTDDS_DEFAULT_SEGMENT_BYTES = 512 * 1024
 
 
 @dataclass(frozen=True)
@@ -75,6 +80,23 @@ def apply_fastdds_profile(environ: MutableMapping[str, str] | None = None) -> Pr
     size = shm_segment_size(path)
     detail = f" ({size / 2**20:g} MB shared-memory segment for large packets)" if size else ""
     return ProfileChoice(str(path), f"Fast DDS profile {path}{detail}")
+
+
+def active_shm_segment_size(environ: Mapping[str, str] | None = None) -> int | None:
+    """The shared-memory segment (bytes) this process's Fast DDS participants get, if known.
+
+    The segment of the profile named in the environment (after :func:`apply_fastdds_profile`),
+    Fast DDS's default of :data:`FASTDDS_DEFAULT_SEGMENT_BYTES` when no profile is named, and None
+    for another RMW or a profile that does not say.
+    """
+    env = os.environ if environ is None else environ
+    rmw = env.get("RMW_IMPLEMENTATION", "")
+    if rmw and not rmw.startswith("rmw_fastrtps"):
+        return None
+    for var in PROFILE_VARIABLES:
+        if env.get(var):
+            return shm_segment_size(env[var])
+    return FASTDDS_DEFAULT_SEGMENT_BYTES
 
 
 def shm_segment_size(path: str | os.PathLike[str]) -> int | None:
