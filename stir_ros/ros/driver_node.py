@@ -14,11 +14,14 @@ overridable through ``qos_overrides./<topic>.publisher.*`` parameters.
 
 from __future__ import annotations
 
+import array
+import os
 import threading
 import time
 from dataclasses import dataclass, fields, replace
 from typing import Any
 
+import numpy as np
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.exceptions import ParameterException
@@ -32,24 +35,25 @@ from sensor_msgs.msg import CameraInfo
 
 from stir_ros.core import defaults
 from stir_ros.core.errors import ConfigError, StirRosError
-from stir_ros.core.packing import ENCODING_VIDAR_BITPACKED, ENCODINGS, decode_payload, encode_frames
+from stir_ros.core.packing import ENCODING_VIDAR_BITPACKED, ENCODINGS, decode_payload, encode_frames, payload_size
 from stir_ros.core.sources import DatSource, SimSource, SpikeSource
+from stir_ros.core.throughput import ModeVerdict, PublishMeter, probe, verdict
 from stir_ros.msg import SpikePacket
 from stir_ros.ros import RateLimitedLog
 from stir_ros.ros.conversions import (
     camera_info_from_file,
     default_camera_info,
     diagnostic_status,
-    make_packet,
+    ns_to_stamp,
     parameter_descriptor,
     restamp_camera_info,
 )
-from stir_ros.core.dds_profile import apply_fastdds_profile
+from stir_ros.core.dds_profile import active_shm_segment_size, apply_fastdds_profile
 from stir_ros.ros.lifecycle import ManagedTransitions
 from stir_ros.ros.graph import DRIVER_NAME, DRIVER_PARAMETERS
 
 __all__ = [
-    "DriverSettings", "DriverWork", "SpikeCameraDriver", "ManagedSpikeCameraDriver", "make_source", "main",
+    "DriverSettings", "DriverWork", "PacketWriter", "SpikeCameraDriver", "ManagedSpikeCameraDriver", "make_source", "main",
     "main_lifecycle",
 ]  # fmt: skip
 
@@ -117,6 +121,98 @@ def make_source(s: DriverSettings) -> SpikeSource:
     )  # fmt: skip
 
 
+class PacketWriter:
+    """SpikePackets from a source, built in one reused message around one reused payload buffer.
+
+    ``publish()`` converts and serialises the message before it returns, so the same message and
+    buffer serve every packet: no per-packet allocation (a fresh 12.5 MB buffer is a fresh set of
+    page faults), and a source with ``read_into`` (:class:`DatSource`) writes its frames straight
+    into the buffer: one copy from the file to the message instead of two.
+    """
+
+    def __init__(self, source: SpikeSource, settings: DriverSettings) -> None:
+        self.source, self.encoding = source, settings.encoding
+        h, w = source.height, source.width
+        self.frame_bytes = payload_size(h, w, 1, settings.encoding)
+        self.msg = SpikePacket()
+        self.msg.header.frame_id = settings.frame_id
+        self.msg.height, self.msg.width = h, w
+        self.msg.frame_rate_hz = float(source.frame_rate_hz)
+        self.msg.encoding = settings.encoding
+        self._attach(array.array("B", bytes(settings.frames_per_packet * self.frame_bytes)))
+        self.direct = callable(getattr(source, "read_into", None)) and settings.encoding == ENCODING_VIDAR_BITPACKED
+
+    def _attach(self, data: array.array) -> None:
+        """Make ``data`` the message's payload and the buffer frames are written into.
+
+        The generated setter keeps an ``array.array`` as it is only with ``ROS_PYTHON_CHECK_FIELDS=1``
+        and copies it otherwise, so the buffer is whatever the message holds after the assignment.
+        """
+        self.msg.data = data
+        self.buffer = self.msg.data
+        self.view = np.frombuffer(self.buffer, np.uint8)
+
+    def read(self, want: int) -> SpikePacket | None:
+        """Read up to ``want`` frames into the message (header stamps and counters not set)."""
+        if self.msg.data is not self.buffer:  # the previous packet was a short one
+            self._attach(self.buffer)
+        payload = None
+        if self.direct:
+            n = self.source.read_into(self.view, want)
+            if n is None:
+                return None
+        else:
+            block = self.source.read(want)
+            if block is None:
+                return None
+            n, payload = block.num_frames, block.data
+            if block.encoding != self.encoding:
+                frames = decode_payload(payload, self.source.height, self.source.width, n, block.encoding)
+                payload = encode_frames(frames, self.encoding)
+        nbytes = n * self.frame_bytes
+        if nbytes == len(self.buffer):
+            if payload is not None:
+                np.copyto(self.view, np.asarray(payload, np.uint8).reshape(-1))
+        else:  # a short packet (the last one, or a source that returned fewer frames): a buffer of its own
+            data = array.array("B")
+            data.frombytes(np.ascontiguousarray(self.view[:nbytes] if payload is None else payload, np.uint8).data)
+            self.msg.data = data
+        self.msg.num_frames = n
+        return self.msg
+
+    def probe(self) -> tuple[float, str]:
+        """Frames/s of this writer's work, measured without consuming the stream.
+
+        A :class:`DatSource` is read (and put back where it was) and the message serialised, as
+        the publishing thread does per packet; for any other source only the message path is
+        timed, and the source's own speed shows while streaming (``publish_busy``).
+        """
+        from rclpy.serialization import serialize_message
+
+        want = len(self.buffer) // self.frame_bytes
+        source = self.source
+        if self.direct and isinstance(source, DatSource):
+            saved = (source.position, source.frames_read)
+
+            def work() -> int:
+                n = source.read_into(self.view, want) or 0
+                serialize_message(self.msg)
+                return n
+
+            try:
+                return probe(work), "read + serialise (measured at start)"
+            finally:
+                source.position, source.frames_read = saved
+        scratch = np.zeros_like(self.view)
+
+        def copy_and_serialise() -> int:
+            np.copyto(self.view, scratch)
+            serialize_message(self.msg)
+            return want
+
+        return probe(copy_and_serialise), "copy + serialise, source not included (measured at start)"
+
+
 class DriverWork:
     """The driver's work, shared by the plain node and the managed (lifecycle) one.
 
@@ -161,11 +257,29 @@ class DriverWork:
         self.packets = 0
         self.frames = 0
         self.lag_s = 0.0
+        self.writer = PacketWriter(source, s)
+        self.meter = PublishMeter()
+        self.published_fps, self.publish_busy = 0.0, 0.0
+        self.segment_bytes = active_shm_segment_size(os.environ)
+        self.verdict = self._state_mode()
         self._started = time.monotonic()
         self.finished.clear()
         self.error = None
         timer = self.create_timer(1.0, self._publish_diagnostics)
         self._entities = [self.spikes_pub, self.info_pub, self.diag_pub, timer]
+
+    def _state_mode(self) -> ModeVerdict:
+        """Measure the driver's per-packet work and say whether the mode can be sustained (logged)."""
+        s, source = self.settings, self.source
+        measured, what = self.writer.probe()
+        result = verdict(source.height, source.width, source.frame_rate_hz, s.frames_per_packet, measured, what,
+                         self.segment_bytes)  # fmt: skip
+        if not s.realtime:
+            log = self.get_logger().info  # as fast as possible: there is no rate to keep
+        else:
+            log = self.get_logger().info if result.sustainable else self.get_logger().warning
+        log(f"mode {result.text}")
+        return result
 
     def _activate(self) -> None:
         """Start (or resume) publishing in a thread of its own."""
@@ -237,38 +351,38 @@ class DriverWork:
         index, seq = self.frames, self.packets
         t0_wall = time.monotonic() - index / rate
         t0_stamp = self.get_clock().now().nanoseconds - round(index * 1e9 / rate)
+        self.meter.take()  # the period starts now, not at configure
         while not self._stop.is_set():
             want = s.frames_per_packet
             if s.max_frames:
                 want = min(want, s.max_frames - index)
                 if want <= 0:
                     break
-            block = self.source.read(want)
-            if block is None:
+            started = time.perf_counter()
+            msg = self.writer.read(want)
+            if msg is None:
                 break
+            busy = time.perf_counter() - started
+            n = msg.num_frames
             if s.realtime:
                 # Leave when the last frame of the packet has been captured.
-                due = t0_wall + (index + block.num_frames) / rate
+                due = t0_wall + (index + n) / rate
                 delay = due - time.monotonic()
                 if delay > 0:
                     self._stop.wait(delay)
                 self.lag_s = max(0.0, -delay)
                 if self.lag_s > 0.5:
-                    self._log(self.get_logger().warning, "lag", f"{self.lag_s:.2f} s behind real time: the source is too slow")
-            payload, encoding = block.data, block.encoding
-            if encoding != s.encoding:
-                frames = decode_payload(payload, self.source.height, self.source.width, block.num_frames, encoding)
-                payload = encode_frames(frames, s.encoding)
-            stamp_ns = t0_stamp + round(index * 1e9 / rate)
-            msg = make_packet(
-                payload, height=self.source.height, width=self.source.width, num_frames=block.num_frames,
-                seq=seq, first_frame_index=index, frame_rate_hz=rate, stamp_ns=stamp_ns,
-                frame_id=s.frame_id, encoding=s.encoding,
-            )  # fmt: skip
-            self.spikes_pub.publish(msg)
-            info.header.stamp = msg.header.stamp  # publish() serializes at once: the object can be reused
+                    self._log(self.get_logger().warning, "lag",
+                              f"{self.lag_s:.2f} s behind real time: the driver cannot sustain "
+                              f"{rate:g} Hz ({self.verdict.text})")  # fmt: skip
+            started = time.perf_counter()
+            msg.seq, msg.first_frame_index = seq, index
+            msg.header.stamp = ns_to_stamp(t0_stamp + round(index * 1e9 / rate))
+            self.spikes_pub.publish(msg)  # converted and serialised before it returns: the message is reused
+            info.header.stamp = msg.header.stamp
             self.info_pub.publish(info)
-            index += block.num_frames
+            self.meter.add(n, busy + time.perf_counter() - started)
+            index += n
             seq += 1
             self.packets, self.frames = seq, index
         what = "stopped" if self._stop.is_set() else "end of stream"  # stopped: deactivated or shutting down
@@ -278,19 +392,40 @@ class DriverWork:
 
     def _publish_diagnostics(self) -> None:
         elapsed = max(time.monotonic() - self._started, 1e-9)
+        s, v = self.settings, self.verdict
+        publishing = self._thread is not None
+        if publishing:
+            self.published_fps, self.publish_busy = self.meter.take()
+        # Sustained while streaming: the thread keeps up (never more than 100 % busy) and does not lag.
+        keeping_up = not s.realtime or (self.lag_s <= 0.5 and self.publish_busy < 1.0)
         values = {
-            "source": self.settings.source,
+            "source": s.source,
             "packets_published": self.packets,
             "frames_published": self.frames,
             "mean_frame_rate_hz": self.frames / elapsed,
             "lag_s": self.lag_s,
+            "required_frames_per_s": v.required_fps,
+            "required_gb_per_s": v.required_fps * self.writer.frame_bytes / 1e9,
+            "packet_bytes": len(self.writer.buffer),
+            "shm_segment_bytes": self.segment_bytes or 0,
+            "probe_frames_per_s": round(v.measured_fps),
+            "published_frames_per_s": round(self.published_fps),
+            "publish_busy": round(self.publish_busy, 3),
+            "sustainable": bool(v.sustainable and keeping_up),
+            "mode_statement": v.text,
         }
-        level = "warn" if self.lag_s > 0.5 else "ok"
-        state = "publishing" if self._thread is not None else "inactive (lifecycle): not publishing"
+        level = "ok" if (v.sustainable or not s.realtime) and keeping_up else "warn"
+        if not publishing:
+            message = "inactive (lifecycle): not publishing"
+        elif self.lag_s > 0.5:
+            message = "behind real time"
+        elif level == "warn":
+            message = "mode not sustainable" if not v.sustainable else "publishing thread saturated"
+        else:
+            message = "publishing"
         msg = DiagnosticArray()
         msg.header.stamp = self.get_clock().now().to_msg()
-        msg.status = [diagnostic_status(f"{self.get_fully_qualified_name()}: spikes", self.settings.frame_id, level,
-                                        "behind real time" if level == "warn" else state, values)]
+        msg.status = [diagnostic_status(f"{self.get_fully_qualified_name()}: spikes", s.frame_id, level, message, values)]
         self.diag_pub.publish(msg)
 
     def stop(self) -> None:
