@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from stir_ros.core.classical import tfp_packed
 from stir_ros.core.errors import ConfigError, PacketError, SpikeFormatError
 from stir_ros.core.limits import MAX_FRAME_RATE_HZ, MAX_FRAME_SIDE, MAX_PACKET_BYTES, MIN_FRAME_RATE_HZ
 from stir_ros.core.packing import (
@@ -47,6 +48,8 @@ __all__ = [
     "validate_packet",
     "stride_for_rate",
     "stack_windows",
+    "packed_parts",
+    "tfp_windows_packed",
     "MIN_FRAME_RATE_HZ",
     "MAX_FRAME_RATE_HZ",
 ]
@@ -97,6 +100,17 @@ class _Chunk:
         fb = (self.height * self.width + 7) // 8  # every packet frame is padded to whole bytes
         return unpack_frames(self._payload[a * fb : b * fb], self.height, self.width, b - a)
 
+    def packed(self, start: int, stop: int) -> np.ndarray | None:
+        """Frames ``[start, stop)`` still bit-packed, ``[n, ceil(H * W / 8)]`` (a view, no copy).
+
+        ``None`` when this chunk holds decoded frames or an ``unpacked_u8`` payload.
+        """
+        if self._payload is None or self._encoding != ENCODING_VIDAR_BITPACKED:
+            return None
+        a, b = start - self.first, stop - self.first
+        fb = (self.height * self.width + 7) // 8
+        return self._payload[a * fb : b * fb].reshape(b - a, fb)
+
 
 @dataclass(frozen=True, eq=False)
 class Window:
@@ -129,6 +143,41 @@ class Window:
         if len(blocks) == 1:
             return np.ascontiguousarray(blocks[0])
         return np.concatenate(blocks, axis=0)
+
+
+def packed_parts(window: Window) -> list[np.ndarray] | None:
+    """The window's frames as bit-packed views of its packets' payloads, oldest first.
+
+    Each part is ``[n, ceil(H * W / 8)]`` uint8; together they are the window's ``length``
+    frames. ``None`` if any part is decoded already or was sent ``unpacked_u8``: then only
+    :attr:`Window.frames` has them.
+    """
+    parts = [chunk.packed(a, b) for chunk, a, b in window._parts]
+    if not parts or any(p is None for p in parts):
+        return None
+    return parts  # type: ignore[return-value]
+
+
+def tfp_windows_packed(windows: Sequence[Window], alpha: float) -> np.ndarray | None:
+    """TFP images of whole windows from their packed frames, clamped to [0, 1]; no window decoded.
+
+    Bit for bit what ``ReconstructionEngine.reconstruct`` gives for method ``tfp`` on the CPU
+    (:func:`stir_ros.core.classical.tfp` over all T frames, then clamped), at a fraction of its
+    cost: the windows' bits are counted in cache-sized blocks instead of being unpacked into
+    ``T x H x W`` bytes (BENCHMARKS.md, "Issue 14"). ``None`` if a window is not bit-packed
+    (:func:`packed_parts`); the caller then stacks and reconstructs as usual.
+    """
+    if not windows:
+        return None
+    all_parts = [packed_parts(w) for w in windows]
+    if any(p is None for p in all_parts):
+        return None
+    first = windows[0]
+    out = np.empty((len(windows), first.height, first.width), np.float32)
+    for i, (w, parts) in enumerate(zip(windows, all_parts)):
+        # The engine's clamp: nan_to_num is a no-op here (alpha > 0 gives finite rates).
+        np.clip(tfp_packed(parts, w.height, w.width, alpha), 0.0, 1.0, out=out[i])  # type: ignore[arg-type]
+    return out
 
 
 def stride_for_rate(frame_rate_hz: float, output_rate_hz: float) -> int:

@@ -45,7 +45,7 @@ from stir_ros.engine import EngineConfig, ReconstructionEngine
 from stir_ros.core.errors import BackendUnavailableError, CheckpointError, ConfigError, StirRosError
 from stir_ros.core.imaging import IMAGE_ENCODINGS
 from stir_ros.core.limits import batch_limit, check_parameter
-from stir_ros.core.stream import Window, WindowCutter, stack_windows
+from stir_ros.core.stream import Window, WindowCutter, stack_windows, tfp_windows_packed
 from stir_ros.core.stream_processor import DROPPED, IDLE, REJECTED, StreamProcessor
 from stir_ros.msg import SpikePacket
 from stir_ros.ros import RateLimitedLog, emit
@@ -517,7 +517,13 @@ class ReconstructorWork:
                     self._unserved_since = None
             return
         self._warmup(engine, first.height, first.width)
-        images = engine.reconstruct(stack_windows([p.window for p in batch]))
+        windows = [p.window for p in batch]
+        images = None
+        if engine.method == "tfp" and engine.device.type == "cpu":
+            # Counted from the packed frames, never unpacked: the same bits as engine.reconstruct.
+            images = tfp_windows_packed(windows, engine.alpha)
+        if images is None:
+            images = engine.reconstruct(stack_windows(windows))
         for warning in engine.pop_warnings():
             self._last_warning = warning
             emit(self.get_logger().warning, warning)

@@ -1,0 +1,46 @@
+"""TFP from the windows' packed frames (stir_ros.core.stream.tfp_windows_packed): the engine's bits."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from stir_ros.core.packing import pack_frames
+from stir_ros.core.stream import WindowCutter, packed_parts, stack_windows, tfp_windows_packed
+from stir_ros.engine import EngineConfig, ReconstructionEngine
+
+
+def _cut(frames: np.ndarray, fpp: int, window: int, stride: int, encoding: str = "vidar_bitpacked") -> list:
+    n, h, w = frames.shape
+    cutter = WindowCutter(window, stride)
+    windows = []
+    for first in range(0, n, fpp):
+        block = frames[first : first + fpp]
+        payload = pack_frames(block) if encoding == "vidar_bitpacked" else block.reshape(-1)
+        windows += cutter.push_payload(payload, h, w, len(block), encoding, first, first * 50_000, 20000.0)
+    return windows
+
+
+@pytest.mark.parametrize(("h", "w", "fpp", "window", "stride"), [(25, 40, 10, 41, 20), (5, 7, 100, 41, 200), (8, 8, 3, 61, 7)])
+def test_packed_tfp_is_the_engines_tfp_bit_for_bit(h: int, w: int, fpp: int, window: int, stride: int) -> None:
+    frames = (np.random.default_rng(h).random((500, h, w)) < 0.6).astype(np.uint8)  # bright: the clamp matters
+    windows = _cut(frames, fpp, window, stride)
+    assert windows
+    engine = ReconstructionEngine(EngineConfig(method="tfp", device="cpu", window_length=window, alpha=0.6))
+    expected = engine.reconstruct(stack_windows(windows))
+    got = tfp_windows_packed(windows, engine.alpha)
+    assert got is not None and got.dtype == np.float32
+    np.testing.assert_array_equal(got, expected)
+    assert (got == 1.0).any() and (got < 1.0).any()
+
+
+def test_no_packed_path_for_unpacked_or_decoded_windows() -> None:
+    frames = (np.random.default_rng(0).random((100, 4, 8)) < 0.3).astype(np.uint8)
+    unpacked = _cut(frames, 10, 41, 20, encoding="unpacked_u8")
+    assert packed_parts(unpacked[0]) is None and tfp_windows_packed(unpacked, 0.6) is None
+    cutter = WindowCutter(41, 20)
+    decoded = cutter.push(frames, 0, 0, 20000.0)
+    assert tfp_windows_packed(decoded, 0.6) is None
+    assert tfp_windows_packed([], 0.6) is None
+    parts = packed_parts(_cut(frames, 10, 41, 20)[0])
+    assert parts is not None and sum(len(p) for p in parts) == 41 and all(p.shape[1] == 4 for p in parts)
