@@ -116,3 +116,18 @@ def test_tfp_packed_over_several_cache_blocks_and_errors() -> None:
         spike_counts_packed([], 300, 250)
     with pytest.raises(ConfigError):
         tfp_packed(parts, 300, 250, alpha=0.0)
+
+
+def test_tfp_of_packed_windows_and_a_centred_sub_window() -> None:
+    from stir_ros.core.classical import PackedWindows
+
+    rng = np.random.default_rng(3)
+    spikes = (rng.random((2, 9, 5, 7)) < 0.4).astype(np.uint8)
+    packed = PackedWindows([[pack_frames(s[:4]).reshape(4, -1), pack_frames(s[4:]).reshape(5, -1)] for s in spikes],
+                           9, 5, 7)
+    assert packed.shape == (2, 9, 5, 7) and len(packed[1:]) == 1
+    np.testing.assert_array_equal(tfp(packed, alpha=0.6), tfp(spikes, alpha=0.6))
+    np.testing.assert_array_equal(tfp(packed, alpha=0.6, window=3), tfp(spikes, alpha=0.6, window=3))  # decoded
+    np.testing.assert_array_equal(tfi(packed, alpha=0.6), tfi(spikes, alpha=0.6))
+    with pytest.raises(SpikeFormatError):
+        PackedWindows([[pack_frames(spikes[0]).reshape(9, -1)]], 8, 5, 7)

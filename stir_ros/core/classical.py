@@ -22,7 +22,7 @@ from stir_ros.core.optional import is_tensor
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["spike_counts_packed", "tfi", "tfp", "tfp_packed"]
+__all__ = ["PackedWindows", "spike_counts_packed", "tfi", "tfp", "tfp_packed"]
 
 #: Packed bytes per frame summed at a time by :func:`spike_counts_packed`: the unpacked block
 #: (frames x 8 x this) stays in the CPU's L2 cache instead of going through memory.
@@ -59,6 +59,14 @@ def tfp(spikes: np.ndarray | torch.Tensor, alpha: float = 0.6, window: int | Non
     window = t_len if window is None else int(window)
     if not 1 <= window <= t_len:
         raise ConfigError(f"window must be in [1, {t_len}] for {t_len} frames, got {window}")
+    if isinstance(spikes, PackedWindows):
+        if window == t_len:  # every frame: counted from the packed bits, none unpacked
+            h, w = spikes.height, spikes.width
+            out = np.empty((len(spikes), h, w), np.float32)
+            for i, parts in enumerate(spikes.windows):
+                out[i] = tfp_packed(parts, h, w, alpha)
+            return out
+        spikes = np.asarray(spikes)
     first = t_len // 2 - window // 2
     block = spikes[..., first : first + window, :, :]
     if is_tensor(spikes):
@@ -119,6 +127,56 @@ def spike_counts_packed(parts: Sequence[np.ndarray], height: int, width: int) ->
             np.add.reduce(bits, axis=0, dtype=dtype, out=partial[: acc.size])
             acc += partial[: acc.size]
     return counts[: height * width].reshape(height, width)
+
+
+class PackedWindows:
+    """A batch of windows ``[B, T, H, W]`` whose frames are still bit-packed (views of payloads).
+
+    What :func:`tfp` needs to count spikes without unpacking (:func:`tfp_packed`); it looks
+    enough like the stacked uint8 array it stands for (``ndim``, ``shape``, ``dtype``, ``len``,
+    slicing along the batch) to go through ``ReconstructionEngine.reconstruct`` unchanged, and
+    anything else that needs the bytes gets them decoded through ``np.asarray``.
+
+    Args:
+        windows: Per window, its parts: 2-D uint8 ``[n_i, ceil(H * W / 8)]`` (SpikePacket layout),
+            together ``length`` frames.
+        length: Frames per window (T).
+        height: Frame height.
+        width: Frame width.
+    """
+
+    ndim = 4
+    dtype = np.dtype(np.uint8)
+
+    def __init__(self, windows: Sequence[Sequence[np.ndarray]], length: int, height: int, width: int) -> None:
+        self.windows = [list(parts) for parts in windows]
+        self.length, self.height, self.width = int(length), int(height), int(width)
+        if any(sum(len(p) for p in parts) != self.length for parts in self.windows):
+            raise SpikeFormatError(f"every packed window must hold {self.length} frames")
+
+    @property
+    def shape(self) -> tuple[int, int, int, int]:
+        return (len(self.windows), self.length, self.height, self.width)
+
+    def __len__(self) -> int:
+        return len(self.windows)
+
+    def __getitem__(self, index: slice) -> PackedWindows:
+        if not isinstance(index, slice):
+            raise TypeError("PackedWindows can only be sliced along the batch; np.asarray() decodes it")
+        return PackedWindows(self.windows[index], self.length, self.height, self.width)
+
+    def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
+        """The stacked uint8 frames ``[B, T, H, W]`` (decoded here)."""
+        from stir_ros.core.packing import unpack_frames
+
+        out = np.empty(self.shape, np.uint8)
+        for i, parts in enumerate(self.windows):
+            t = 0
+            for p in parts:
+                out[i, t : t + len(p)] = unpack_frames(p, self.height, self.width, len(p))
+                t += len(p)
+        return out if dtype is None else out.astype(dtype)
 
 
 def tfp_packed(parts: Sequence[np.ndarray], height: int, width: int, alpha: float = 0.6) -> np.ndarray:

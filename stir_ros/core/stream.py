@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from stir_ros.core.classical import tfp_packed
+from stir_ros.core.classical import PackedWindows
 from stir_ros.core.errors import ConfigError, PacketError, SpikeFormatError
 from stir_ros.core.limits import MAX_FRAME_RATE_HZ, MAX_FRAME_SIDE, MAX_PACKET_BYTES, MIN_FRAME_RATE_HZ
 from stir_ros.core.packing import (
@@ -49,7 +49,7 @@ __all__ = [
     "stride_for_rate",
     "stack_windows",
     "packed_parts",
-    "tfp_windows_packed",
+    "packed_windows",
     "MIN_FRAME_RATE_HZ",
     "MAX_FRAME_RATE_HZ",
 ]
@@ -158,26 +158,25 @@ def packed_parts(window: Window) -> list[np.ndarray] | None:
     return parts  # type: ignore[return-value]
 
 
-def tfp_windows_packed(windows: Sequence[Window], alpha: float) -> np.ndarray | None:
-    """TFP images of whole windows from their packed frames, clamped to [0, 1]; no window decoded.
+def packed_windows(windows: Sequence[Window]) -> PackedWindows | None:
+    """Equally sized windows as one batch of packed frames, for ``ReconstructionEngine.reconstruct``.
 
-    Bit for bit what ``ReconstructionEngine.reconstruct`` gives for method ``tfp`` on the CPU
-    (:func:`stir_ros.core.classical.tfp` over all T frames, then clamped), at a fraction of its
-    cost: the windows' bits are counted in cache-sized blocks instead of being unpacked into
-    ``T x H x W`` bytes (BENCHMARKS.md, "Issue 14"). ``None`` if a window is not bit-packed
-    (:func:`packed_parts`); the caller then stacks and reconstructs as usual.
+    ``tfp`` on the CPU then counts the spikes of every window from its packets' bits
+    (:func:`stir_ros.core.classical.tfp_packed`, the same float32 bits as over the decoded
+    window) instead of unpacking ``T x H x W`` bytes per window (BENCHMARKS.md, "Issue 14").
+    ``None`` if a window is not bit-packed (:func:`packed_parts`) or the sizes differ; the caller
+    then stacks them (:func:`stack_windows`).
     """
     if not windows:
         return None
-    all_parts = [packed_parts(w) for w in windows]
-    if any(p is None for p in all_parts):
-        return None
     first = windows[0]
-    out = np.empty((len(windows), first.height, first.width), np.float32)
-    for i, (w, parts) in enumerate(zip(windows, all_parts)):
-        # The engine's clamp: nan_to_num is a no-op here (alpha > 0 gives finite rates).
-        np.clip(tfp_packed(parts, w.height, w.width, alpha), 0.0, 1.0, out=out[i])  # type: ignore[arg-type]
-    return out
+    all_parts = []
+    for w in windows:
+        parts = packed_parts(w)
+        if parts is None or (w.length, w.height, w.width) != (first.length, first.height, first.width):
+            return None
+        all_parts.append(parts)
+    return PackedWindows(all_parts, first.length, first.height, first.width)
 
 
 def stride_for_rate(frame_rate_hz: float, output_rate_hz: float) -> int:
