@@ -42,10 +42,11 @@ from rclpy.timer import Timer
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 
 from stir_ros.engine import EngineConfig, ReconstructionEngine
-from stir_ros.core.errors import BackendUnavailableError, CheckpointError, ConfigError, StirRosError
+from stir_ros.core.errors import BackendUnavailableError, CheckpointError, ConfigError, PacketError, StirRosError
 from stir_ros.core.imaging import IMAGE_ENCODINGS
 from stir_ros.core.limits import batch_limit, check_parameter
-from stir_ros.core.stream import Window, WindowCutter, stack_windows, tfp_windows_packed
+from stir_ros.core.stream import Window, WindowCutter, packed_windows, stack_windows
+from stir_ros.core.spike_cdr import parse_spike_packet
 from stir_ros.core.stream_processor import DROPPED, IDLE, REJECTED, StreamProcessor
 from stir_ros.msg import SpikePacket
 from stir_ros.ros import RateLimitedLog, emit
@@ -260,7 +261,10 @@ class ReconstructorWork:
     def _activate(self) -> None:
         """Subscribe to the spikes and their camera_info: windows are cut and images published."""
         overrides = QoSOverridingOptions.with_default_policies()
-        sub = self.create_subscription(SpikePacket, "spikes", self._on_spikes, SPIKES_QOS, qos_overriding_options=overrides)
+        # raw: the serialised message as one bytes object, read in place (core/spike_cdr): one copy of
+        # the payload instead of rclpy's three (CDR -> C message -> bytes -> array.array).
+        sub = self.create_subscription(SpikePacket, "spikes", self._on_spikes, SPIKES_QOS,
+                                       qos_overriding_options=overrides, raw=True)  # fmt: skip
         info_in = "spikes/camera_info"
         if self.resolve_topic_name(info_in) == self.resolve_topic_name(info_in, only_expand=True):
             info_in = f"{sub.topic_name}/camera_info"  # follows a remap of spikes
@@ -416,7 +420,8 @@ class ReconstructorWork:
             return
         self.camera_info = msg
 
-    def _on_spikes(self, msg: SpikePacket) -> None:
+    def _on_spikes(self, msg: SpikePacket | bytes) -> None:
+        """A packet from the (raw) subscription, serialised; or a SpikePacket (tests call this too)."""
         received = time.monotonic()
         self._last_packet = received
         try:
@@ -425,10 +430,20 @@ class ReconstructorWork:
             self.errors["packet_handling"] += 1
             self._error("packet_handling", f"unexpected error handling a packet: {err!r}")
 
-    def _handle_packet(self, msg: SpikePacket, received: float) -> None:
+    def _handle_packet(self, msg: SpikePacket | bytes, received: float) -> None:
         settings, engine = self.settings, self.engine
         self.stream.set_windows(engine.window_length, settings.stride_frames, settings.output_rate_hz)
-        out = self.stream.push(packet_header(msg), packet_payload(msg), idle=self._idle_now)
+        if isinstance(msg, (bytes, bytearray, memoryview)):
+            try:
+                parsed = parse_spike_packet(msg)
+            except PacketError as err:
+                self.bad_packets["malformed"] += 1
+                self._warn("bad:malformed", f"rejected a packet that does not parse: {err}")
+                return
+            header, payload, msg_frame_id = parsed.header, parsed.payload, parsed.frame_id
+        else:
+            header, payload, msg_frame_id = packet_header(msg), packet_payload(msg), msg.header.frame_id
+        out = self.stream.push(header, payload, idle=self._idle_now)
         header = out.header
         if out.status == REJECTED:
             kind = getattr(out.error, "kind", "invalid")
@@ -446,7 +461,7 @@ class ReconstructorWork:
         windows = out.windows
         if not windows:
             return
-        frame_id = self.settings.frame_id or msg.header.frame_id
+        frame_id = self.settings.frame_id or msg_frame_id
         dropped = 0
         with self._cv:
             for window in windows:
@@ -518,12 +533,11 @@ class ReconstructorWork:
             return
         self._warmup(engine, first.height, first.width)
         windows = [p.window for p in batch]
-        images = None
+        stacked = None
         if engine.method == "tfp" and engine.device.type == "cpu":
-            # Counted from the packed frames, never unpacked: the same bits as engine.reconstruct.
-            images = tfp_windows_packed(windows, engine.alpha)
-        if images is None:
-            images = engine.reconstruct(stack_windows(windows))
+            # TFP counts the spikes from the packed frames: no window is unpacked, the image is the same.
+            stacked = packed_windows(windows)
+        images = engine.reconstruct(stack_windows(windows) if stacked is None else stacked)
         for warning in engine.pop_warnings():
             self._last_warning = warning
             emit(self.get_logger().warning, warning)
