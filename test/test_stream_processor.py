@@ -111,7 +111,7 @@ def test_duplicate_packet_is_dropped(decode):
         if k == 4:
             buffered, cut, accepted = proc.cutter.buffered_frames, proc.windows_cut, proc.packets
             dup = proc.push(header, payload.copy())
-            assert (dup.status, dup.event, dup.windows) == (DROPPED, "duplicate", [])
+            assert (dup.status, dup.event, list(dup.windows)) == (DROPPED, "duplicate", [])
             # Dropped: nothing buffered, cut or counted as accepted; the stream goes on unbroken.
             assert (proc.cutter.buffered_frames, proc.windows_cut, proc.packets) == (buffered, cut, accepted)
     assert proc.monitor.duplicates == 1 and proc.events == {"duplicate": 1}
@@ -128,7 +128,7 @@ def test_late_packet_is_dropped():
     _run(proc, packets[:6])
     cut = proc.windows_cut
     late = proc.push(*packets[3])
-    assert (late.status, late.event, late.windows) == (DROPPED, "reordered", [])
+    assert (late.status, late.event, list(late.windows)) == (DROPPED, "reordered", [])
     assert proc.windows_cut == cut and proc.events == {"reordered": 1}
     _, rest = _run(proc, packets[6:])
     assert proc.buffer_resets == 0 and [w.first_frame_index for w in rest] == list(range(80, 200 - 41 + 1, 20))
@@ -167,7 +167,7 @@ def test_rejected_packet_changes_nothing_but_the_reject_counter():
     _run(proc, _packets(frames[:50], 50))
     header, payload = _packet(frames[50:], 1, 50)
     out = proc.push(header, payload[:-1])
-    assert (out.status, out.windows, out.event) == (REJECTED, [], None)
+    assert (out.status, list(out.windows), out.event) == (REJECTED, [], None)
     assert out.error is not None and out.error.kind == "payload_length" and out.message == str(out.error)
     assert proc.rejected == {"payload_length": 1} and proc.packets == 1 and proc.counters()["rejected"] == 1
     assert proc.push(header, payload).status == ACCEPTED  # the good copy follows without a gap

@@ -22,9 +22,8 @@ from __future__ import annotations
 
 import array
 from collections import Counter
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -65,9 +64,8 @@ def packet_payload(msg: Any) -> np.ndarray:
     return np.asarray(data, np.uint8).reshape(-1)
 
 
-@dataclass(frozen=True)
-class PacketOutcome:
-    """What :meth:`StreamProcessor.push` did with one packet.
+class PacketOutcome(NamedTuple):
+    """What :meth:`StreamProcessor.push` did with one packet (a tuple: one per packet, made cheaply).
 
     Attributes:
         header: The packet's header.
@@ -82,7 +80,7 @@ class PacketOutcome:
 
     header: PacketHeader
     status: str
-    windows: list[Window] = field(default_factory=list)
+    windows: Sequence[Window] = ()
     event: str | None = None
     message: str = ""
     error: PacketError | None = None
