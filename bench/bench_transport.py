@@ -180,6 +180,8 @@ def run_pipeline(dat: Path, h: int, w: int, fpp: int, rate: float, seconds: floa
             "p50": float(diag.get("latency_ms_p50", "nan")), "p95": float(diag.get("latency_ms_p95", "nan")),
             "p99": float(diag.get("latency_ms_p99", "nan")),
             "sustainable": driver_diag.get("sustainable", ""),
+            "statement": driver_diag.get("mode_statement", ""),
+            "publish_busy": driver_diag.get("publish_busy", ""),
         }
     finally:
         stop_processes([drv, rec])
@@ -212,7 +214,8 @@ def main() -> int:
     parser.add_argument("--rates", type=float, nargs="+", default=[10000.0, 20000.0, 40000.0])
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--size", default="250x400")
-    parser.add_argument("--frames-per-packet", type=int, default=100)
+    parser.add_argument("--frames-per-packet", type=int, default=0,
+                        help="frames per packet (0: the measured choice for the size, about 2.5 MB, at most 100)")
     parser.add_argument("--stride-frames", type=int, default=200)
     parser.add_argument("--skip-reference", action="store_true")
     parser.add_argument("--depth", type=int, default=0,
@@ -224,6 +227,10 @@ def main() -> int:
                         help="best-effort spikes subscription (qos_overrides), as REP-2003 suggests, instead of reliable")
     args = parser.parse_args()
     h, w = (int(v) for v in args.size.split("x"))
+    if args.frames_per_packet <= 0:
+        from stir_ros.core.throughput import recommended_frames_per_packet
+
+        args.frames_per_packet = recommended_frames_per_packet(h, w)
     env = dict(os.environ)
     env.setdefault("ROS_DOMAIN_ID", str(100 + os.getpid() % 100))
     env.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
@@ -256,8 +263,8 @@ def main() -> int:
             print(f"  stir_ros driver -> reconstructor: {res['received']}/{res['sent']} packets, "
                   f"lost {res['lost']} ({100 * res['lost'] / max(res['sent'], 1):.2f}%; seq gaps {res['lost_seq']}), "
                   f"{res['fps']:.0f} frames/s received (median; {100 * res['fps'] / rate:.0f}% of real time)")
-            if res.get("sustainable"):
-                print(f"    driver says: {res['sustainable']}")
+            if res.get("statement"):
+                print(f"    driver at start: {res['statement']}; publishing thread busy {res['publish_busy']} at the end")
             print(f"    CPU: driver {100 * res['cpu_driver']:.0f}%, reconstructor {100 * res['cpu_reconstructor']:.0f}% "
                   f"of one core; images {res['images']} ({res['dropped']} windows dropped); "
                   f"latency p50 {res['p50']:.1f} ms, p95 {res['p95']:.1f} ms, p99 {res['p99']:.1f} ms")

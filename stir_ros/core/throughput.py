@@ -5,8 +5,9 @@ driver that cannot publish that fast loses frames in the camera's own buffer. Th
 at start and in /diagnostics, whether the configured mode can be sustained:
 
 - at start, :func:`probe` times the driver's own per-packet work (read from the source into the
-  message buffer, serialise) for a few packets and :func:`verdict` compares the frames/s it
-  reaches with ``frame_rate_hz``, and the packet size with the shared-memory segment;
+  message buffer, serialise) for a few packets, in CPU time, and :func:`verdict` compares the
+  frames/s it reaches with ``frame_rate_hz``, the packet size with the shared-memory segment and
+  with the packet size measured best for the mode (:func:`recommended_frames_per_packet`);
 - while streaming, :class:`PublishMeter` measures the frames/s actually published and the share of
   real time the publishing thread is busy (reading and publishing, not waiting): above 100 % the
   mode cannot be sustained whatever the probe said (the machine may be loaded, the transport slow).
@@ -20,11 +21,31 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-__all__ = ["HEADROOM", "ModeVerdict", "PublishMeter", "probe", "verdict"]
+__all__ = [
+    "HEADROOM", "PACKET_BYTES_TARGET", "ModeVerdict", "PublishMeter", "probe", "recommended_frames_per_packet", "verdict",
+]  # fmt: skip
 
 #: The driver's work must leave this share of real time free: the rest of the path (the DDS
 #: hand-over, the reconstructor, the machine's other work) runs on the same cores.
 HEADROOM = 0.8
+#: Packet size the frames per packet are chosen for: measured in bench/bench_stages.py and
+#: bench/bench_transport.py (BENCHMARKS.md, "Issue 14"). Per frame, serialising, deserialising
+#: and copying a 2.5 MB packet cost a third less than a 12.5 MB one (it stays in the core's 2 MB
+#: L2 and the last-level cache, and its buffers are reused instead of freshly page-faulted), and
+#: six of them fit the 16 MB shared-memory segment; below about 1 MB the per-packet cost of
+#: rclpy and DDS (some 50-100 us each side) grows instead.
+PACKET_BYTES_TARGET = 2_500_000
+#: At most this many frames per packet (the 250x400 default, measured loss-free at 40 kHz).
+MAX_RECOMMENDED_FRAMES = 100
+
+
+def recommended_frames_per_packet(height: int, width: int) -> int:
+    """Frames per packet for a sensor mode: about :data:`PACKET_BYTES_TARGET`, at most 100.
+
+    250x400: 100 (1.25 MB); 1000x1000: 20 (2.5 MB); 2000x1000: 10 (2.5 MB).
+    """
+    frame_bytes = (height * width + 7) // 8
+    return max(1, min(MAX_RECOMMENDED_FRAMES, PACKET_BYTES_TARGET // max(frame_bytes, 1)))
 
 
 @dataclass(frozen=True)
@@ -78,32 +99,40 @@ def verdict(
             f"{what} reaches {measured_fps:,.0f} frames/s, {100 * ratio:.0f} % of the {frame_rate_hz:,.0f} required "
             f"(at most {100 * HEADROOM:.0f} % of real time may be spent there)"
         )
+    best = recommended_frames_per_packet(height, width)
+    advice = ""
+    if frames_per_packet > 2 * best:
+        advice = (f"; frames_per_packet {frames_per_packet} makes {packet_bytes / 1e6:.1f} MB packets, "
+                  f"{best} ({best * frame_bytes / 1e6:.2g} MB) is the measured choice for this mode")  # fmt: skip
     if segment_bytes and 2 * packet_bytes > segment_bytes:
         problems.append(
             f"a packet of {packet_bytes / 1e6:.2f} MB does not fit twice into the {segment_bytes / 2**20:g} MB "
             "shared-memory segment: lower frames_per_packet or raise the segment (config/fastdds_spike_stream.xml)"
         )
     if problems:
-        return ModeVerdict(False, frame_rate_hz, measured_fps, f"NOT sustainable: {need}; " + "; ".join(problems))
+        return ModeVerdict(False, frame_rate_hz, measured_fps, f"NOT sustainable: {need}; " + "; ".join(problems) + advice)
     text = (f"sustainable: {need}; {what} reaches {measured_fps:,.0f} frames/s "
-            f"({ratio:.1f}x the {frame_rate_hz:,.0f} required)")  # fmt: skip
+            f"({ratio:.1f}x the {frame_rate_hz:,.0f} required){advice}")  # fmt: skip
     return ModeVerdict(True, frame_rate_hz, measured_fps, text)
 
 
 def probe(work: Callable[[], int], min_seconds: float = 0.2, min_calls: int = 3, max_calls: int = 50) -> float:
-    """Frames per second of ``work`` (a callable returning the frames it handled), timed.
+    """Frames per second of ``work`` (a callable returning the frames it handled) on one core.
 
-    Calls it at least ``min_calls`` times and until ``min_seconds`` have passed (at most
-    ``max_calls``); the first call is not timed (it allocates and warms caches).
+    Calls it at least ``min_calls`` times and until ``min_seconds`` of wall time have passed (at
+    most ``max_calls``); the first call is not timed (it allocates and warms caches). The time is
+    the calling thread's CPU time (user + system, page faults included), not wall time: what the
+    work costs, not how busy the machine happens to be at start; :class:`PublishMeter` measures
+    the wall-clock share while streaming.
     """
     work()
     frames, calls = 0, 0
-    start = time.perf_counter()
+    start, cpu0 = time.perf_counter(), time.thread_time()
     while calls < min_calls or (time.perf_counter() - start < min_seconds and calls < max_calls):
         frames += work()
         calls += 1
-    elapsed = time.perf_counter() - start
-    return frames / elapsed if elapsed > 0 else 0.0
+    cpu = time.thread_time() - cpu0
+    return frames / cpu if cpu > 0 else 0.0
 
 
 class PublishMeter:

@@ -200,7 +200,7 @@ class PacketWriter:
                 return n
 
             try:
-                return probe(work), "read + serialise (measured at start)"
+                return probe(work), "read + serialise (CPU time, measured at start)"
             finally:
                 source.position, source.frames_read = saved
         scratch = np.zeros_like(self.view)
@@ -210,7 +210,7 @@ class PacketWriter:
             serialize_message(self.msg)
             return want
 
-        return probe(copy_and_serialise), "copy + serialise, source not included (measured at start)"
+        return probe(copy_and_serialise), "copy + serialise, source not included (CPU time, measured at start)"
 
 
 class DriverWork:
