@@ -5,7 +5,11 @@ SpikePacket (100 frames of 250x400 are 1.25 MB). A publisher then cannot keep a 
 in shared memory, readers depend on reliable repairs, and at 40 kHz packets leave the writer's
 history before they are repaired. ``config/fastdds_spike_stream.xml`` keeps the usual transports
 (shared memory + UDPv4) with a 16 MB segment; measured in ``bench/bench_transport.py`` and
-BENCHMARKS.md ("Transport").
+BENCHMARKS.md ("Transport"). The segment is sized from the sensor modes: the packet size measured
+best is about 2.5 MB in every mode (:func:`stir_ros.core.throughput.recommended_frames_per_packet`),
+so 16 MB holds 6-12 packets in flight; :func:`active_shm_segment_size` tells the driver which
+segment it has, and it says at start when its packets do not fit it twice (BENCHMARKS.md,
+"Issue 14").
 
 :func:`apply_fastdds_profile` runs in ``main()`` of the processes that publish large messages
 (driver, reconstructor, ``stir-ros bag play``) before ``rclpy.init``. It only sets environment
