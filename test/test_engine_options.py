@@ -42,3 +42,13 @@ def test_cuda_graphs_on_the_cpu_warn_and_change_nothing(random_stir41_weights) -
     )
     np.testing.assert_array_equal(plain.reconstruct(windows), graphs.reconstruct(windows))
     assert any("cuda_graphs ignored on cpu" in w for w in graphs.pop_warnings())
+
+
+def test_node_parameters_reach_the_engine_config() -> None:
+    pytest.importorskip("rclpy")
+    from stir_ros.ros.reconstructor_node import ReconstructorSettings
+
+    config = ReconstructorSettings(method="stir", torch_compile="max-autotune", cuda_graphs=True).engine_config()
+    assert config.compile == "max-autotune" and config.cuda_graphs is True
+    with pytest.raises(ConfigError, match="compile must be one of"):
+        ReconstructorSettings(torch_compile="fastest")

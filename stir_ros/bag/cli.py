@@ -22,6 +22,7 @@ from typing import Any
 
 from stir_ros.core import defaults
 from stir_ros.core.errors import ConfigError
+from stir_ros.engine import BACKENDS, COMPILE_MODES, PRECISIONS
 
 __all__ = ["add_arguments", "run"]
 
@@ -60,9 +61,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                    help="if > 0, overrides --stride-frames: stride = round(frame rate / this)")
     p.add_argument("--alpha", type=float, default=defaults.ALPHA, help=f"sensor alpha (default {defaults.ALPHA:g})")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
-    p.add_argument("--precision", choices=("fp32", "fp16", "bf16"), default="fp32")
-    p.add_argument("--backend", choices=("torch", "openvino"), default="torch",
+    p.add_argument("--precision", choices=PRECISIONS, default="fp32")
+    p.add_argument("--backend", choices=BACKENDS, default="torch",
                    help="stir inference: torch (CPU/CUDA) or openvino (CPU, faster; see BENCHMARKS.md)")
+    p.add_argument("--torch-compile", choices=COMPILE_MODES, default="none",
+                   help="torch.compile mode of stir on the torch backend (the node's torch_compile; default none)")
+    p.add_argument("--cuda-graphs", action="store_true", help="replay stir from captured CUDA graphs (CUDA only)")
     p.add_argument("--max-batch", type=int, default=4, help="windows per forward pass (default 4)")
     _spikes_topic_arg(p, None, f"SpikePacket topic (default: {SPIKES_TOPIC} or the only SpikePacket topic)")
     p.add_argument("--image-topic", default="/image")
@@ -186,7 +190,8 @@ def _run_reconstruct(args: argparse.Namespace) -> int:
         device=args.device, precision=args.precision, max_batch=args.max_batch, weights=args.weights,
         spike_topic=args.spikes_topic, image_topic=args.image_topic, camera_info_topic=args.camera_info_topic,
         output_encoding=args.output_encoding, frame_id=args.frame_id, storage=args.storage,
-        keep_topics=args.keep_topics, backend=args.backend,
+        keep_topics=args.keep_topics, backend=args.backend, torch_compile=args.torch_compile,
+        cuda_graphs=args.cuda_graphs,
     )  # fmt: skip
     result = reconstruct_bag(
         args.input, None if args.to_folder else args.output, opts,

@@ -66,6 +66,8 @@ class ReconstructOptions:
         storage: Output storage; ``None``: the input's.
         keep_topics: Other topics to copy: ``None`` none, ``()`` all, or the names.
         backend: ``torch`` or ``openvino`` (stir on the CPU; see ``EngineConfig``).
+        torch_compile: ``torch.compile`` mode of stir (``none``: eager; ``EngineConfig.compile``).
+        cuda_graphs: Replay stir from captured CUDA graphs (CUDA only).
     """
 
     method: str = "stir"
@@ -85,6 +87,8 @@ class ReconstructOptions:
     storage: str | None = None
     keep_topics: Sequence[str] | None = None
     backend: str = "torch"
+    torch_compile: str = "none"
+    cuda_graphs: bool = False
 
     def __post_init__(self) -> None:
         if isinstance(self.stride_frames, bool) or not isinstance(self.stride_frames, int) or self.stride_frames < 1:
@@ -215,7 +219,8 @@ def reconstruct_bag(
 
             engine = ReconstructionEngine(EngineConfig(
                 method=opts.method, window_length=opts.window_length, alpha=opts.alpha, device=opts.device,
-                precision=opts.precision, max_batch=opts.max_batch, weights=opts.weights, backend=opts.backend))
+                precision=opts.precision, max_batch=opts.max_batch, weights=opts.weights, backend=opts.backend,
+                compile=opts.torch_compile, cuda_graphs=opts.cuda_graphs))
         for warning in engine.pop_warnings():
             problem(BagProblem("engine", "engine", warning))
         result.window_length = int(engine.window_length)

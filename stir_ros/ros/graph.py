@@ -105,6 +105,9 @@ RECONSTRUCTOR_PARAMETERS: tuple[ParamSpec, ...] = (
     ParamSpec("precision", "fp32", "'fp32', 'fp16' or 'bf16' (stir; fp16 on the CPU falls back to fp32).", True),
     ParamSpec("backend", "torch", "STIR inference: 'torch' (CPU or CUDA) or 'openvino' (CPU; falls back to torch "
               "with a warning when OpenVINO is not installed).", True),
+    ParamSpec("torch_compile", "none", "torch.compile mode of STIR on the torch backend: 'none', 'default', "
+              "'reduce-overhead' or 'max-autotune' (the first images wait for the compile: minutes on a CPU).", True),
+    ParamSpec("cuda_graphs", False, "Replay STIR from one captured CUDA graph per input shape (CUDA only).", True),
     ParamSpec("window_length", 0, "Frames per window; 0: the checkpoint's for stir (41/61), 41 for tfp/tfi.", True),
     ParamSpec("stride_frames", 200, "Frames between consecutive windows (one image per stride).", True),
     ParamSpec("output_rate_hz", 0.0, "If > 0, overrides stride_frames: stride = round(frame_rate_hz / output_rate_hz).", True),

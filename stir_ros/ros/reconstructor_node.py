@@ -59,7 +59,8 @@ from stir_ros.ros.conversions import (
     packet_payload,
     restamp_camera_info,
 )
-from stir_ros.ros.dds_profile import apply_fastdds_profile
+from stir_ros.core.dds_profile import apply_fastdds_profile
+from stir_ros.core.optional import import_torch
 from stir_ros.ros.lifecycle import ManagedTransitions
 from stir_ros.ros.graph import RECONSTRUCTOR_NAME, RECONSTRUCTOR_PARAMETERS
 
@@ -79,7 +80,10 @@ OUTPUT_QOS = QoSProfile(depth=10, reliability=QoSReliabilityPolicy.RELIABLE)
 #: packets/s of 1.25 MB for 27 % of a core with it, 55 % with the default Python executor; the
 #: whole node at 40 kHz 72 % instead of 82 %, p95 latency 5 ms instead of 23 ms (BENCHMARKS.md).
 EXECUTORS = ("events", "single_threaded")
-_ENGINE_FIELDS = ("method", "weights", "device", "precision", "backend", "window_length", "alpha", "max_batch")
+_ENGINE_FIELDS = (
+    "method", "weights", "device", "precision", "backend", "window_length", "alpha", "max_batch", "torch_compile",
+    "cuda_graphs",
+)
 #: ``compressed_format`` values: "" (off), lossless png or lossy jpeg (``jpeg_quality``).
 COMPRESSED_FORMATS = ("", "png", "jpeg")
 
@@ -93,6 +97,8 @@ class ReconstructorSettings:
     device: str = "auto"
     precision: str = "fp32"
     backend: str = "torch"
+    torch_compile: str = "none"
+    cuda_graphs: bool = False
     window_length: int = 0
     stride_frames: int = 200
     output_rate_hz: float = 0.0
@@ -145,6 +151,7 @@ class ReconstructorSettings:
         return EngineConfig(
             method=self.method, window_length=self.window_length, alpha=self.alpha, device=self.device,
             precision=self.precision, max_batch=self.max_batch, weights=self.weights or None, backend=self.backend,
+            compile=self.torch_compile, cuda_graphs=self.cuda_graphs,
         )  # fmt: skip
 
 
@@ -301,6 +308,11 @@ class ReconstructorWork:
         if cuda:
             import torch  # loaded already: the engine used it
 
+            # cuBLAS keeps a workspace per stream (32 MiB measured on an H200) in torch's allocator
+            # until it is cleared; without this, 32 MiB stayed allocated after cleanup.
+            clear_workspaces = getattr(torch._C, "_cuda_clearCublasWorkspaces", None)
+            if clear_workspaces is not None:
+                clear_workspaces()
             torch.cuda.empty_cache()
         if released:
             self.get_logger().info("cleaned up: model released")
@@ -383,6 +395,8 @@ class ReconstructorWork:
         """Validate ``weights`` (whatever the method) before an engine needs them."""
         if not settings.weights:
             return
+        if import_torch() is None:
+            return  # no torch: the engine refuses stir with the install instruction; tfp/tfi read no weights
         from stir_ros.models.checkpoint import check_weights_file  # torch model code only when used
 
         check_weights_file(os.path.expanduser(settings.weights), settings.window_length or None)
