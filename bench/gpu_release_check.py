@@ -3,8 +3,8 @@
 
     python bench/gpu_release_check.py
 
-The lifecycle reconstructor's ``cleanup`` drops its engine, collects garbage and empties the CUDA
-cache (``stir_ros/ros/reconstructor_node.py``). This script does the same steps without ROS and
+The lifecycle reconstructor's ``cleanup`` drops its engine, collects garbage, clears cuBLAS's
+workspaces and empties the CUDA cache (``stir_ros/ros/reconstructor_node.py``). This script does the same steps without ROS and
 prints the CUDA memory allocated and reserved before loading, while loaded, after a
 reconstruction and after the release. Exits 1 when memory is still held after the release.
 """
@@ -40,6 +40,9 @@ def main() -> int:
         rows.append((f"cycle {cycle}: after 4 windows", torch.cuda.memory_allocated(), torch.cuda.memory_reserved()))
         del engine
         gc.collect()
+        clear_workspaces = getattr(torch._C, "_cuda_clearCublasWorkspaces", None)  # as the node's cleanup
+        if clear_workspaces is not None:
+            clear_workspaces()
         torch.cuda.empty_cache()
         rows.append((f"cycle {cycle}: released", torch.cuda.memory_allocated(), torch.cuda.memory_reserved()))
     for name, allocated, reserved in rows:
