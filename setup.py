@@ -1,3 +1,5 @@
+# Copyright 2026 The stir_ros authors
+# SPDX-License-Identifier: Apache-2.0
 """`pip install .`: the ROS-free core and the command-line tools, for machines without ROS 2.
 
 The ROS 2 package (messages, nodes, launch files) is built by `colcon build` from CMakeLists.txt;

@@ -1,3 +1,5 @@
+# Copyright 2026 The stir_ros authors
+# SPDX-License-Identifier: Apache-2.0
 """Helpers shared by the benchmark scripts: what the hardware is, what a process costs.
 
 The scripts are run as ``python bench/NAME.py``, which puts this folder on ``sys.path``.

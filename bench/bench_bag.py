@@ -1,3 +1,5 @@
+# Copyright 2026 The stir_ros authors
+# SPDX-License-Identifier: Apache-2.0
 """Offline bag reconstruction throughput at 250x400, beside the bare model in the same run.
 
 Usage: python bench/bench_bag.py [--tfp-frames 3000] [--stir-images 10] [--window-length 61]

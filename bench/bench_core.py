@@ -1,3 +1,5 @@
+# Copyright 2026 The stir_ros authors
+# SPDX-License-Identifier: Apache-2.0
 """Throughput of the ROS-free spike core at 250x400, against naive references in the same run.
 
 Usage: python bench/bench_core.py [--frames 2000] [--threads N] [--repeat 3]

@@ -1,3 +1,5 @@
+# Copyright 2026 The stir_ros authors
+# SPDX-License-Identifier: Apache-2.0
 """CPU deployment of STIR: ONNX export exactness, OpenVINO / ONNX Runtime against the authors' eager model.
 
 Usage: python bench/bench_deploy.py [--threads 1 2] [--repeat 3] [--skip-accuracy] [--json OUT]

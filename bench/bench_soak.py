@@ -1,3 +1,5 @@
+# Copyright 2026 The stir_ros authors
+# SPDX-License-Identifier: Apache-2.0
 """Soak: the full driver -> reconstructor (tfp) pipeline at the target rate for minutes.
 
     python bench/bench_soak.py [--duration 600] [--frame-rate-hz 10000] [--size 250x400]

@@ -1,3 +1,5 @@
+# Copyright 2026 The stir_ros authors
+# SPDX-License-Identifier: Apache-2.0
 """STIR speed and reduced-precision accuracy: ours (prepared) against the authors' eager model.
 
 Usage: python bench/bench_stir.py [--device auto|cpu|cuda] [--quick] [--big] [--json OUT]

@@ -1,3 +1,5 @@
+# Copyright 2026 The stir_ros authors
+# SPDX-License-Identifier: Apache-2.0
 """Spike rate the driver -> reconstructor (tfp) pipeline sustains, in separate processes.
 
     python bench/bench_transport.py [--rates 10000 20000 40000] [--seconds 10] [--size 250x400]

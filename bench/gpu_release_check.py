@@ -1,4 +1,6 @@
 #!/usr/bin/env python3
+# Copyright 2026 The stir_ros authors
+# SPDX-License-Identifier: Apache-2.0
 """Check that dropping a CUDA reconstruction engine gives its GPU memory back (issue 13, cleanup).
 
     python bench/gpu_release_check.py

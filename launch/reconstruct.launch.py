@@ -1,3 +1,5 @@
+# Copyright 2026 The stir_ros authors
+# SPDX-License-Identifier: Apache-2.0
 """Reconstructor only, for a real camera driver or a bag played elsewhere.
 
 ``ros2 launch stir_ros reconstruct.launch.py method:=stir spikes_topic:=/camera/spikes``.

@@ -1,3 +1,5 @@
+# Copyright 2026 The stir_ros authors
+# SPDX-License-Identifier: Apache-2.0
 """Bag replay + reconstructor on the bag's clock.
 
 ``ros2 launch stir_ros replay.launch.py bag:=recording method:=stir``.

@@ -1,3 +1,5 @@
+# Copyright 2026 The stir_ros authors
+# SPDX-License-Identifier: Apache-2.0
 """Driver + reconstructor: ``ros2 launch stir_ros spike_pipeline.launch.py method:=tfp``.
 
 The node graph (executables, names, parameters, remappings) comes from

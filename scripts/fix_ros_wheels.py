@@ -1,4 +1,6 @@
 #!/usr/bin/env python3
+# Copyright 2026 The stir_ros authors
+# SPDX-License-Identifier: Apache-2.0
 """Point the ROS 2 wheels' exported CMake targets at this interpreter's include dirs.
 
 The PyPI ROS 2 wheels were built on a manylinux host; the CMake export files of every message

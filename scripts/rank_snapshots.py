@@ -1,4 +1,6 @@
 #!/usr/bin/env python3
+# Copyright 2026 The stir_ros authors
+# SPDX-License-Identifier: Apache-2.0
 """Rank training runs by their snapshots on a Spike-Zoo style evaluation folder.
 
     python scripts/rank_snapshots.py RUN_DIR [RUN_DIR ...] [--data DATA_DIR] [--last 3]

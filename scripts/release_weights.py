@@ -1,4 +1,6 @@
 #!/usr/bin/env python3
+# Copyright 2026 The stir_ros authors
+# SPDX-License-Identifier: Apache-2.0
 """Re-save a STIR checkpoint as a weights-only fp16 file (how the shipped weights are stored).
 
     python scripts/release_weights.py IN.pt OUT.pt [--note TEXT]

@@ -1,3 +1,5 @@
+# Copyright 2026 The stir_ros authors
+# SPDX-License-Identifier: Apache-2.0
 """stir_ros: ROS 2 driver and STIR reconstruction for spiking cameras.
 
 The package is split in a ROS-free core (``stir_ros.core``, ``stir_ros.models``,

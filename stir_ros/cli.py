@@ -1,3 +1,5 @@
+# Copyright 2026 The stir_ros authors
+# SPDX-License-Identifier: Apache-2.0
 """The ``stir-ros`` command line: one entry point, one module per sub-command.
 
 Each sub-command lives in the module that implements it and exposes ``add_arguments(parser)``

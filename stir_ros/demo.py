@@ -1,3 +1,5 @@
+# Copyright 2026 The stir_ros authors
+# SPDX-License-Identifier: Apache-2.0
 """``stir-ros demo``: spikes in, images out, in one command.
 
 Starts the real pipeline — ``spike_camera_driver`` replaying a spike stream in real time and

@@ -1,3 +1,5 @@
+# Copyright 2026 The stir_ros authors
+# SPDX-License-Identifier: Apache-2.0
 """Reconstruction engine: spike windows in, scene intensity images in [0, 1] out.
 
 One object hides the method (STIR network or the classical TFP/TFI), the device, the numeric

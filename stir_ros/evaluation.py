@@ -1,3 +1,5 @@
+# Copyright 2026 The stir_ros authors
+# SPDX-License-Identifier: Apache-2.0
 """``stir-ros eval``: PSNR/SSIM of tfp, tfi and stir on paired spike streams and ground truth.
 
 Data layout (Spike-Zoo's): ``DATA_DIR/spike/NAME.dat`` and ``DATA_DIR/gt/NAME.png``, paired by

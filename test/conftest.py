@@ -1,3 +1,5 @@
+# Copyright 2026 The stir_ros authors
+# SPDX-License-Identifier: Apache-2.0
 """Shared pytest fixtures.
 
 ROS tests run real rclpy nodes in several processes over Fast DDS. Each test session picks its

@@ -1,3 +1,5 @@
+# Copyright 2026 The stir_ros authors
+# SPDX-License-Identifier: Apache-2.0
 """Helpers shared by the multi-process ROS tests.
 
 Node processes, a child process whose output can be waited for, a collector of the nodes'

@@ -1,3 +1,5 @@
+# Copyright 2026 The stir_ros authors
+# SPDX-License-Identifier: Apache-2.0
 """``.dat`` <-> bag conversion, and the rosbag2 format of the bags written."""
 
 from __future__ import annotations

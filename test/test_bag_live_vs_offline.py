@@ -1,3 +1,5 @@
+# Copyright 2026 The stir_ros authors
+# SPDX-License-Identifier: Apache-2.0
 """The live node and the offline bag reconstruction give the same images for the same input.
 
 A tiny bag is played (``stir-ros bag play``) into a real ``spike_reconstructor`` process, its

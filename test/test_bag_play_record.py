@@ -1,3 +1,5 @@
+# Copyright 2026 The stir_ros authors
+# SPDX-License-Identifier: Apache-2.0
 """Play a bag in one process and record it in another, over real rclpy + Fast DDS."""
 
 from __future__ import annotations

@@ -1,3 +1,5 @@
+# Copyright 2026 The stir_ros authors
+# SPDX-License-Identifier: Apache-2.0
 """The bag reader's recovery parsers (stir_ros/bag/recovery.py, stir_ros/bag/mcap_records.py).
 
 Small bags of ``std_msgs/String`` messages whose payloads do not compress, so that an mcap file

@@ -1,3 +1,5 @@
+# Copyright 2026 The stir_ros authors
+# SPDX-License-Identifier: Apache-2.0
 """Offline reconstruction of bags: windows, stamps, outputs, and damaged input."""
 
 from __future__ import annotations

@@ -1,3 +1,5 @@
+# Copyright 2026 The stir_ros authors
+# SPDX-License-Identifier: Apache-2.0
 """Bags written by the package carry their message definitions.
 
 A viewer that knows no stir_ros type (Foxglove, rosbags with an empty type store) decodes every message.

@@ -1,3 +1,5 @@
+# Copyright 2026 The stir_ros authors
+# SPDX-License-Identifier: Apache-2.0
 """Type names, type description hashes and definitions that the bag tools write."""
 
 from __future__ import annotations

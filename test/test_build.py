@@ -1,3 +1,5 @@
+# Copyright 2026 The stir_ros authors
+# SPDX-License-Identifier: Apache-2.0
 """The colcon build (run by scripts/setup.sh) produced a usable ROS 2 install space."""
 
 from __future__ import annotations

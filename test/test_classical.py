@@ -1,3 +1,5 @@
+# Copyright 2026 The stir_ros authors
+# SPDX-License-Identifier: Apache-2.0
 """Classical reconstructions TFP and TFI (stir_ros.core.classical)."""
 
 from __future__ import annotations

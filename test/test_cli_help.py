@@ -1,3 +1,5 @@
+# Copyright 2026 The stir_ros authors
+# SPDX-License-Identifier: Apache-2.0
 """Every command and sub-command of ``stir-ros`` answers ``--help``, as a newcomer runs it."""
 
 from __future__ import annotations

@@ -1,3 +1,5 @@
+# Copyright 2026 The stir_ros authors
+# SPDX-License-Identifier: Apache-2.0
 """Vidar .dat reading and writing (stir_ros.core.dat)."""
 
 from __future__ import annotations

@@ -1,3 +1,5 @@
+# Copyright 2026 The stir_ros authors
+# SPDX-License-Identifier: Apache-2.0
 """The Fast DDS profile the nodes load by default (config/fastdds_spike_stream.xml).
 
 The rules of :func:`apply_fastdds_profile` are checked on plain dicts; then a real driver process

@@ -1,3 +1,5 @@
+# Copyright 2026 The stir_ros authors
+# SPDX-License-Identifier: Apache-2.0
 """The driver's reused message and payload buffer (stir_ros.ros.driver_node.PacketWriter)."""
 
 from __future__ import annotations

@@ -1,3 +1,5 @@
+# Copyright 2026 The stir_ros authors
+# SPDX-License-Identifier: Apache-2.0
 """The reconstruction engine (stir_ros.engine)."""
 
 from __future__ import annotations

@@ -1,3 +1,5 @@
+# Copyright 2026 The stir_ros authors
+# SPDX-License-Identifier: Apache-2.0
 """The engine's optional STIR speed-ups (``compile``, ``cuda_graphs``) reach the predictor."""
 
 from __future__ import annotations

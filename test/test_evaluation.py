@@ -1,3 +1,5 @@
+# Copyright 2026 The stir_ros authors
+# SPDX-License-Identifier: Apache-2.0
 """Tests of ``stir-ros eval`` on a tiny simulated folder in the Spike-Zoo layout."""
 
 from __future__ import annotations

@@ -1,3 +1,5 @@
+# Copyright 2026 The stir_ros authors
+# SPDX-License-Identifier: Apache-2.0
 """An even window length, end to end: every image shows the window's centre frame ``T // 2``.
 
 For 41 and 61 frames (what STIR takes) ``T // 2`` and ``(T - 1) // 2`` are the same frame; TFP and

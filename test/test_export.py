@@ -1,3 +1,5 @@
+# Copyright 2026 The stir_ros authors
+# SPDX-License-Identifier: Apache-2.0
 """ONNX export of STIR and the engine's OpenVINO backend, with the real shipped weights.
 
 Export round trip (shapes, metadata, equivalence to PyTorch fp32 on random and simulated

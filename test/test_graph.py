@@ -1,3 +1,5 @@
+# Copyright 2026 The stir_ros authors
+# SPDX-License-Identifier: Apache-2.0
 """The node graph (stir_ros.ros.graph), the launch files built on it, and the runner's commands."""
 
 from __future__ import annotations

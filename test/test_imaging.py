@@ -1,3 +1,5 @@
+# Copyright 2026 The stir_ros authors
+# SPDX-License-Identifier: Apache-2.0
 """Float images to sensor_msgs/Image pixel bytes (stir_ros.core.imaging)."""
 
 from __future__ import annotations

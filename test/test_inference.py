@@ -1,3 +1,5 @@
+# Copyright 2026 The stir_ros authors
+# SPDX-License-Identifier: Apache-2.0
 """Prepared STIR inference: same function as the plain model in fp32, close in bf16/fp16."""
 
 from __future__ import annotations

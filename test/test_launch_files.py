@@ -1,3 +1,5 @@
+# Copyright 2026 The stir_ros authors
+# SPDX-License-Identifier: Apache-2.0
 """The three launch files, run by ``launch``'s LaunchService as ``ros2 launch`` runs them.
 
 Each launch file runs in a child process (``LaunchService`` with the file included and its

@@ -1,3 +1,5 @@
+# Copyright 2026 The stir_ros authors
+# SPDX-License-Identifier: Apache-2.0
 """The launch files' actions (stir_ros.ros.launch_support), against stand-ins for launch and launch_ros.
 
 The PyPI set-up has neither ``launch`` nor ``launch_ros``, so the real ``ros2 launch`` cannot run

@@ -1,3 +1,5 @@
+# Copyright 2026 The stir_ros authors
+# SPDX-License-Identifier: Apache-2.0
 """The layers of DESIGN.md §2 hold: import-linter's contracts (.importlinter) and private names.
 
 `lint-imports` checks that each layer imports only the layers below it (entry points -> ros | bag |

@@ -1,3 +1,5 @@
+# Copyright 2026 The stir_ros authors
+# SPDX-License-Identifier: Apache-2.0
 """The repository passes its linter (ruff, configured in ruff.toml).
 
 flake8's errors and warnings, pep257 docstrings, bugbear, pyupgrade, and the layer rule that keeps

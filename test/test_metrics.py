@@ -1,3 +1,5 @@
+# Copyright 2026 The stir_ros authors
+# SPDX-License-Identifier: Apache-2.0
 """PSNR and SSIM (stir_ros.core.metrics)."""
 
 from __future__ import annotations

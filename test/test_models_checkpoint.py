@@ -1,3 +1,5 @@
+# Copyright 2026 The stir_ros authors
+# SPDX-License-Identifier: Apache-2.0
 """stir_ros checkpoint format: round trip, safety and every error case."""
 
 from __future__ import annotations

@@ -1,3 +1,5 @@
+# Copyright 2026 The stir_ros authors
+# SPDX-License-Identifier: Apache-2.0
 """STIR network: equivalence with the authors' implementation, shapes, training mode."""
 
 from __future__ import annotations

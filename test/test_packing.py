@@ -1,3 +1,5 @@
+# Copyright 2026 The stir_ros authors
+# SPDX-License-Identifier: Apache-2.0
 """Bit-packing of spike frames for SpikePacket payloads (stir_ros.core.packing)."""
 
 from __future__ import annotations

@@ -1,3 +1,5 @@
+# Copyright 2026 The stir_ros authors
+# SPDX-License-Identifier: Apache-2.0
 """`pip install .` installs the ROS-free core and the command line without any ROS runtime."""
 
 from __future__ import annotations

@@ -1,3 +1,5 @@
+# Copyright 2026 The stir_ros authors
+# SPDX-License-Identifier: Apache-2.0
 """The reconstructor against an adversary on the ROS graph, in separate processes over DDS (issue 11).
 
 Any node may publish packets and set parameters: what used to kill the node, silence it for good

@@ -1,3 +1,5 @@
+# Copyright 2026 The stir_ros authors
+# SPDX-License-Identifier: Apache-2.0
 """Bounds, logging and the worker thread of the reconstructor, in this process (issue 11).
 
 A real :class:`SpikeReconstructor` (real rclpy node, real engine) is fed through its spikes

@@ -1,3 +1,5 @@
+# Copyright 2026 The stir_ros authors
+# SPDX-License-Identifier: Apache-2.0
 """Faults: nodes killed and restarted, CUDA missing or out of memory, invalid start parameters.
 
 Multi-process tests start the executables on PATH (as ``test_ros_pipeline.py`` does, whose helpers

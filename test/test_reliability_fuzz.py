@@ -1,3 +1,5 @@
+# Copyright 2026 The stir_ros authors
+# SPDX-License-Identifier: Apache-2.0
 """Property-based tests (hypothesis) of everything that reads untrusted bytes or headers.
 
 Bounded in examples and sizes so that the module runs in seconds. Fuzz targets that other modules

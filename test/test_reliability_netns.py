@@ -1,3 +1,5 @@
+# Copyright 2026 The stir_ros authors
+# SPDX-License-Identifier: Apache-2.0
 """Two "hosts": driver and reconstructor in separate network namespaces joined by a veth pair.
 
 Namespace A (10.200.0.1/24) runs ``spike_camera_driver``, namespace B (10.200.0.2/24) runs

@@ -1,3 +1,5 @@
+# Copyright 2026 The stir_ros authors
+# SPDX-License-Identifier: Apache-2.0
 """What a user gets with a clone of the repository.
 
 No paths of one machine, the documents the files cite, one version number, the licence the metadata declares.
@@ -212,3 +214,15 @@ def test_pip_only_packages_are_an_extra_not_in_package_xml() -> None:
     setup_py = (ROOT / "setup.py").read_text()
     for extra in set(EXTRAS.values()):
         assert f'"{extra}": _requirements("{extra}.txt")' in setup_py
+
+
+def test_every_python_file_names_its_copyright_and_licence() -> None:
+    """ament_copyright's rule: each source file opens with its copyright and licence (SPDX)."""
+    files = subprocess.run(["git", "ls-files", "*.py"], cwd=ROOT, capture_output=True, text=True, check=True).stdout.split()
+    assert files
+    missing = []
+    for name in files:
+        head = (ROOT / name).read_text().split("\n")[:4]
+        if not any(line.startswith("# Copyright ") for line in head) or "# SPDX-License-Identifier: Apache-2.0" not in head:
+            missing.append(name)
+    assert not missing, f"files without the two header lines (Copyright, SPDX Apache-2.0): {missing}"

@@ -1,3 +1,5 @@
+# Copyright 2026 The stir_ros authors
+# SPDX-License-Identifier: Apache-2.0
 """The reconstructor's ``backend`` parameter in separate processes over DDS (real rclpy).
 
 ``backend: openvino`` with the shipped weights gives the images the torch engine computes

@@ -1,3 +1,5 @@
+# Copyright 2026 The stir_ros authors
+# SPDX-License-Identifier: Apache-2.0
 """The driver node's outputs, checked against a clock the test controls.
 
 A real ``spike_camera_driver`` process runs with ``use_sim_time`` on a ``/clock`` that this test

@@ -1,3 +1,5 @@
+# Copyright 2026 The stir_ros authors
+# SPDX-License-Identifier: Apache-2.0
 """Lazy reconstruction and managed (lifecycle) nodes, in node processes over DDS (real rclpy).
 
 Each test runs its nodes in a namespace of its own and stops them in ``finally`` blocks. The

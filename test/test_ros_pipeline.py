@@ -1,3 +1,5 @@
+# Copyright 2026 The stir_ros authors
+# SPDX-License-Identifier: Apache-2.0
 """The driver -> reconstructor pipeline in separate processes over DDS (real rclpy).
 
 Each test runs its nodes in a namespace of its own, so that nodes of earlier tests that DDS

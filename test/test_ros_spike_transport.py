@@ -1,3 +1,5 @@
+# Copyright 2026 The stir_ros authors
+# SPDX-License-Identifier: Apache-2.0
 """A SpikePacket published by one process arrives bit-exact in another (real rclpy over DDS)."""
 
 from __future__ import annotations

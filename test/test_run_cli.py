@@ -1,3 +1,5 @@
+# Copyright 2026 The stir_ros authors
+# SPDX-License-Identifier: Apache-2.0
 """``stir-ros run`` starts the graph from YAML; ``stir-ros demo`` writes PNG images."""
 
 from __future__ import annotations

@@ -1,3 +1,5 @@
+# Copyright 2026 The stir_ros authors
+# SPDX-License-Identifier: Apache-2.0
 """Every setting has one default, in one table; everything that repeats a default agrees with it.
 
 The table: the nodes' parameters (:data:`stir_ros.ros.graph.DRIVER_PARAMETERS` and

@@ -1,3 +1,5 @@
+# Copyright 2026 The stir_ros authors
+# SPDX-License-Identifier: Apache-2.0
 """Integrate-and-fire simulation and synthetic scenes (stir_ros.core.simulator, stir_ros.core.scenes)."""
 
 from __future__ import annotations

@@ -1,3 +1,5 @@
+# Copyright 2026 The stir_ros authors
+# SPDX-License-Identifier: Apache-2.0
 """Driver sources (stir_ros.core.sources)."""
 
 from __future__ import annotations

@@ -1,3 +1,5 @@
+# Copyright 2026 The stir_ros authors
+# SPDX-License-Identifier: Apache-2.0
 """A serialised SpikePacket read in place (stir_ros.core.spike_cdr) against rclpy's own serialiser."""
 
 from __future__ import annotations

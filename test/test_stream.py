@@ -1,3 +1,5 @@
+# Copyright 2026 The stir_ros authors
+# SPDX-License-Identifier: Apache-2.0
 """Window cutting and packet-stream bookkeeping (stir_ros.core.stream)."""
 
 from __future__ import annotations

@@ -1,3 +1,5 @@
+# Copyright 2026 The stir_ros authors
+# SPDX-License-Identifier: Apache-2.0
 """The stream health report of ``stir-ros perf``: exact numbers from known packet sequences."""
 
 from __future__ import annotations

@@ -1,3 +1,5 @@
+# Copyright 2026 The stir_ros authors
+# SPDX-License-Identifier: Apache-2.0
 """TFP from the windows' packed frames (stir_ros.core.stream.packed_windows): the engine's bits."""
 
 from __future__ import annotations

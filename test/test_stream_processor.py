@@ -1,3 +1,5 @@
+# Copyright 2026 The stir_ros authors
+# SPDX-License-Identifier: Apache-2.0
 """The packet path shared by the node and ``bag reconstruct`` (stir_ros.core.stream_processor), without ROS."""
 
 from __future__ import annotations

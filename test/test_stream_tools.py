@@ -1,3 +1,5 @@
+# Copyright 2026 The stir_ros authors
+# SPDX-License-Identifier: Apache-2.0
 """``stir-ros perf`` and ``stir-ros echo`` against real publishers in other processes."""
 
 from __future__ import annotations

@@ -1,3 +1,5 @@
+# Copyright 2026 The stir_ros authors
+# SPDX-License-Identifier: Apache-2.0
 """The driver's statement of whether its sensor mode can be sustained (stir_ros.core.throughput)."""
 
 from __future__ import annotations

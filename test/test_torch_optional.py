@@ -1,3 +1,5 @@
+# Copyright 2026 The stir_ros authors
+# SPDX-License-Identifier: Apache-2.0
 """A robot without PyTorch (no ``stir`` extra): the package imports, the nodes run tfp, stir is refused.
 
 Child processes get a ``sitecustomize`` on ``PYTHONPATH`` whose import hook answers ``import torch``

@@ -1,3 +1,5 @@
+# Copyright 2026 The stir_ros authors
+# SPDX-License-Identifier: Apache-2.0
 """Tests of ``stir-ros train``: a few tiny steps, determinism, exact resume, checkpoint contents."""
 
 from __future__ import annotations

@@ -1,3 +1,5 @@
+# Copyright 2026 The stir_ros authors
+# SPDX-License-Identifier: Apache-2.0
 """Tests of the training-data recipe.
 
 Heavy-tailed motion, texture-weighted crops, the photo cache builder (on a real .deb made here),

@@ -1,3 +1,5 @@
+# Copyright 2026 The stir_ros authors
+# SPDX-License-Identifier: Apache-2.0
 """The package passes its type check (mypy, configured in mypy.ini).
 
 The modules with known errors are listed in mypy.ini, error code by error code; everything else

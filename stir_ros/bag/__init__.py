@@ -1,3 +1,5 @@
+# Copyright 2026 The stir_ros authors
+# SPDX-License-Identifier: Apache-2.0
 """rosbag2 tools without a ROS runtime: conversion, offline reconstruction, play and record.
 
 - :mod:`stir_ros.bag.types`: the rosbags type store with SpikePacket, type hashes, definitions.

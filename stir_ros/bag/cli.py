@@ -1,3 +1,5 @@
+# Copyright 2026 The stir_ros authors
+# SPDX-License-Identifier: Apache-2.0
 """``stir-ros bag ...``: info, reconstruct, from-dat, to-dat, play, record.
 
 Examples::

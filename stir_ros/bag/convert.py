@@ -1,3 +1,5 @@
+# Copyright 2026 The stir_ros authors
+# SPDX-License-Identifier: Apache-2.0
 """Conversion between Vidar ``.dat`` recordings and bags of SpikePackets.
 
 ``.dat`` -> bag: the file is cut into packets of ``frames_per_packet`` frames (the last one may be

@@ -1,3 +1,5 @@
+# Copyright 2026 The stir_ros authors
+# SPDX-License-Identifier: Apache-2.0
 """MCAP records as the bag reader's recovery parsers decode them.
 
 Layout of a record: opcode (1 byte), length (uint64), body. The opcodes and the bodies used here

@@ -1,3 +1,5 @@
+# Copyright 2026 The stir_ros authors
+# SPDX-License-Identifier: Apache-2.0
 """Shared pieces of the bag reader and writer: storage names, problem kinds, QoS, small records.
 
 Used by :mod:`stir_ros.bag.reader` and :mod:`stir_ros.bag.writer`.

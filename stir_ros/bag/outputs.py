@@ -1,3 +1,5 @@
+# Copyright 2026 The stir_ros authors
+# SPDX-License-Identifier: Apache-2.0
 """Where ``bag reconstruct`` puts its images: an output bag, a folder of PNGs, a video (any of them).
 
 :class:`ImageOutputs` checks every output when it is made (before the slow engine is built),

@@ -1,3 +1,5 @@
+# Copyright 2026 The stir_ros authors
+# SPDX-License-Identifier: Apache-2.0
 """Play a bag's messages on live topics with rclpy, at their recorded timing.
 
 The bytes in the bag are published as they are (``Publisher.publish`` of serialized CDR), so

@@ -1,3 +1,5 @@
+# Copyright 2026 The stir_ros authors
+# SPDX-License-Identifier: Apache-2.0
 """Reading rosbag2 files (sqlite3 and mcap) without a ROS runtime.
 
 Built on ``rosbags``, with an addition that recordings from a robot need:

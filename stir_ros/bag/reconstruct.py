@@ -1,3 +1,5 @@
+# Copyright 2026 The stir_ros authors
+# SPDX-License-Identifier: Apache-2.0
 """Offline reconstruction of a bag of SpikePackets into images.
 
 The stream goes through the same pieces as the live ``spike_reconstructor`` node, in the same

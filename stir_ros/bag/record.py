@@ -1,3 +1,5 @@
+# Copyright 2026 The stir_ros authors
+# SPDX-License-Identifier: Apache-2.0
 """Record live topics into a bag with rclpy, keeping up with the full-rate spike stream.
 
 Subscriptions are ``raw``: the executor hands over the serialized CDR bytes, which go through a

@@ -1,3 +1,5 @@
+# Copyright 2026 The stir_ros authors
+# SPDX-License-Identifier: Apache-2.0
 """Reading the good parts of damaged storage files, for :class:`stir_ros.bag.reader.BagReader`.
 
 - **sqlite3**: :class:`SqliteSalvage` opens a file that rosbags refuses (it counts every row on

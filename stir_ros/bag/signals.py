@@ -1,3 +1,5 @@
+# Copyright 2026 The stir_ros authors
+# SPDX-License-Identifier: Apache-2.0
 """Stopping long-running bag commands (play, record) cleanly on SIGINT and SIGTERM."""
 
 from __future__ import annotations

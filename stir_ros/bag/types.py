@@ -1,3 +1,5 @@
+# Copyright 2026 The stir_ros authors
+# SPDX-License-Identifier: Apache-2.0
 """Message types for the bag tools: a rosbags type store that knows SpikePacket.
 
 The bag tools read and write rosbag2 files without a ROS runtime, through the pure-Python

@@ -1,3 +1,5 @@
+# Copyright 2026 The stir_ros authors
+# SPDX-License-Identifier: Apache-2.0
 """Classical reconstructions from a spike window: TFP (playback) and TFI (inter-spike interval).
 
 Both take spikes ``[..., T, H, W]`` (numpy or torch, any dtype with 0/1 values, any window length)

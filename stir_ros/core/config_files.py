@@ -1,3 +1,5 @@
+# Copyright 2026 The stir_ros authors
+# SPDX-License-Identifier: Apache-2.0
 """Where the package's config files live (``config/`` of the checkout or ``share/stir_ros/config``).
 
 Pure Python: the ROS graph (:mod:`stir_ros.ros.graph`) and the ROS-free tools (the Fast DDS

@@ -1,3 +1,5 @@
+# Copyright 2026 The stir_ros authors
+# SPDX-License-Identifier: Apache-2.0
 """Reading and writing Vidar ``.dat`` spike recordings.
 
 Format (DESIGN.md §4): no header; every frame is ``height * width`` bits, row-major, 8 pixels per

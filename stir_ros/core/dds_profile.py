@@ -1,3 +1,5 @@
+# Copyright 2026 The stir_ros authors
+# SPDX-License-Identifier: Apache-2.0
 """The Fast DDS profile the stir_ros processes load unless told otherwise.
 
 Fast DDS gives every participant a 512 KB shared-memory segment by default, smaller than one

@@ -1,3 +1,5 @@
+# Copyright 2026 The stir_ros authors
+# SPDX-License-Identifier: Apache-2.0
 """Defaults shared by the nodes, the launch arguments and the command-line tools, defined once.
 
 One name means one thing everywhere (DESIGN.md §2): ``frame_id`` is the camera's optical frame,

@@ -1,3 +1,5 @@
+# Copyright 2026 The stir_ros authors
+# SPDX-License-Identifier: Apache-2.0
 """Exception types raised by the ROS-free core.
 
 Every error says what was wrong and what was expected; nodes catch these at the callback

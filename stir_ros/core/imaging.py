@@ -1,3 +1,5 @@
+# Copyright 2026 The stir_ros authors
+# SPDX-License-Identifier: Apache-2.0
 """Intensity images in [0, 1] to the pixel bytes of a ``sensor_msgs/Image`` (and back).
 
 Used by the reconstruction node and the offline bag tools, so that both publish the same bytes.

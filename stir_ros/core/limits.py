@@ -1,3 +1,5 @@
+# Copyright 2026 The stir_ros authors
+# SPDX-License-Identifier: Apache-2.0
 """Bounds of every number that crosses a boundary: node parameters, packet fields, weights files.
 
 One table (:data:`PARAMETER_BOUNDS`) is the single definition of the parameter ranges: the nodes

@@ -1,3 +1,5 @@
+# Copyright 2026 The stir_ros authors
+# SPDX-License-Identifier: Apache-2.0
 """Image quality metrics: PSNR and SSIM for single-channel images in [0, data_range]."""
 
 from __future__ import annotations

@@ -1,3 +1,5 @@
+# Copyright 2026 The stir_ros authors
+# SPDX-License-Identifier: Apache-2.0
 """PyTorch is optional: the ``stir`` extra.
 
 A ROS distribution has no PyTorch package, so on a robot whose dependencies came from rosdep

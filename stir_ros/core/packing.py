@@ -1,3 +1,5 @@
+# Copyright 2026 The stir_ros authors
+# SPDX-License-Identifier: Apache-2.0
 """Bit-packing of binary spike frames for SpikePacket payloads.
 
 Packet layout (msg/SpikePacket.msg): with ``vidar_bitpacked`` every frame is ``height * width``

@@ -1,3 +1,5 @@
+# Copyright 2026 The stir_ros authors
+# SPDX-License-Identifier: Apache-2.0
 """Seeded random draws shared by the simulator, the moving scenes and the training scenes.
 
 Everything random in stir_ros goes through a ``torch.Generator``, so that a seed gives the same

@@ -1,3 +1,5 @@
+# Copyright 2026 The stir_ros authors
+# SPDX-License-Identifier: Apache-2.0
 """Moving synthetic scenes: what the simulator turns into spikes for the driver's ``sim`` source.
 
 Still images (a background and optional foreground layers with soft masks) are moved along smooth

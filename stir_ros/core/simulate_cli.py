@@ -1,3 +1,5 @@
+# Copyright 2026 The stir_ros authors
+# SPDX-License-Identifier: Apache-2.0
 """``stir-ros simulate``: write a simulated ``.dat`` recording (a moving synthetic scene).
 
 For trying the driver, the bag tools and the reconstructor without a camera or a recording::

@@ -1,3 +1,5 @@
+# Copyright 2026 The stir_ros authors
+# SPDX-License-Identifier: Apache-2.0
 """Integrate-and-fire spike simulation (DESIGN.md §4).
 
 Every pixel accumulates ``alpha * intensity`` per frame from a random start in

@@ -1,3 +1,5 @@
+# Copyright 2026 The stir_ros authors
+# SPDX-License-Identifier: Apache-2.0
 """Spike sources for the camera driver: a ``.dat`` file, a simulator, or a hardware SDK.
 
 The driver node only needs the :class:`SpikeSource` interface, so plugging in a real camera is a

@@ -1,3 +1,5 @@
+# Copyright 2026 The stir_ros authors
+# SPDX-License-Identifier: Apache-2.0
 """A serialised SpikePacket (CDR, as DDS carries it) read in place: header fields and a payload view.
 
 Why: rclpy turns a received SpikePacket into Python in three copies of its payload (CDR into the C

@@ -1,3 +1,5 @@
+# Copyright 2026 The stir_ros authors
+# SPDX-License-Identifier: Apache-2.0
 """Spike-stream bookkeeping shared by the live node and the offline bag tools.
 
 Two pieces, both ROS-free:

@@ -1,3 +1,5 @@
+# Copyright 2026 The stir_ros authors
+# SPDX-License-Identifier: Apache-2.0
 """Health of a live spike stream, as ``stir-ros perf`` reports it (ROS-free).
 
 Fed with the header fields of every packet and the time it was received, :class:`StreamHealth`

@@ -1,3 +1,5 @@
+# Copyright 2026 The stir_ros authors
+# SPDX-License-Identifier: Apache-2.0
 """One packet stream, packets in and windows out: the path shared by the live node and ``bag reconstruct``.
 
 :class:`StreamProcessor` does, for each packet, what both the ``spike_reconstructor`` node and

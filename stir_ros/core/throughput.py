@@ -1,3 +1,5 @@
+# Copyright 2026 The stir_ros authors
+# SPDX-License-Identifier: Apache-2.0
 """Can the driver sustain its sensor mode? Required against measured throughput, in words.
 
 A spike camera does not wait: at 1000x1000 and 20 kHz it delivers 2.5 GB/s of packed spikes, and a

@@ -1,3 +1,5 @@
+# Copyright 2026 The stir_ros authors
+# SPDX-License-Identifier: Apache-2.0
 """Where the shipped STIR weights live (a path only: no torch, usable by every layer)."""
 
 from __future__ import annotations

@@ -1,3 +1,5 @@
+# Copyright 2026 The stir_ros authors
+# SPDX-License-Identifier: Apache-2.0
 """STIR reconstruction network, model registry and checkpoints (ROS-free).
 
 See ``README.md`` in this folder for the architecture and the mapping from the authors' code.

@@ -1,3 +1,5 @@
+# Copyright 2026 The stir_ros authors
+# SPDX-License-Identifier: Apache-2.0
 """Symmetric interactive attention between the centre block and its two neighbours.
 
 Channel-wise ("transposed", Restormer-style) attention: each head builds a C/h x C/h attention

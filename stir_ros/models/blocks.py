@@ -1,3 +1,5 @@
+# Copyright 2026 The stir_ros authors
+# SPDX-License-Identifier: Apache-2.0
 """Small building blocks shared by the STIR modules.
 
 Convolution helpers, the two residual blocks the network uses, transposed-convolution

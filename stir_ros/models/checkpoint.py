@@ -1,3 +1,5 @@
+# Copyright 2026 The stir_ros authors
+# SPDX-License-Identifier: Apache-2.0
 """stir_ros checkpoint files: weights plus what is needed to trust and rebuild them.
 
 A checkpoint is one ``torch.save`` file holding a plain dict::

@@ -1,3 +1,5 @@
+# Copyright 2026 The stir_ros authors
+# SPDX-License-Identifier: Apache-2.0
 """Coarse-to-fine decoder with motion fields and a full-resolution multi-motion-field level.
 
 Side (left/right block) features travel as one tensor with the left block's batch first and

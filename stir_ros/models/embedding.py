@@ -1,3 +1,5 @@
+# Copyright 2026 The stir_ros authors
+# SPDX-License-Identifier: Apache-2.0
 """Hybrid spike embedding (HSER): explicit temporal means plus a learned residual embedding."""
 
 from __future__ import annotations

@@ -1,3 +1,5 @@
+# Copyright 2026 The stir_ros authors
+# SPDX-License-Identifier: Apache-2.0
 """Shared multi-scale feature encoder applied to every block's embedding."""
 
 from __future__ import annotations

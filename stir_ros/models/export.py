@@ -1,3 +1,5 @@
+# Copyright 2026 The stir_ros authors
+# SPDX-License-Identifier: Apache-2.0
 """STIR to ONNX: one file for TensorRT, OpenVINO, ONNX Runtime and other deployment runtimes.
 
 The whole network is exported, the warp included (``grid_sample`` becomes ONNX ``GridSample``,

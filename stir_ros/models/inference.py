@@ -1,3 +1,5 @@
+# Copyright 2026 The stir_ros authors
+# SPDX-License-Identifier: Apache-2.0
 """Fast STIR inference: one call turns a trained model into a prepared, callable predictor.
 
 ``prepare_for_inference(model, device=...)`` copies the model, folds its batch norms into the

@@ -1,3 +1,5 @@
+# Copyright 2026 The stir_ros authors
+# SPDX-License-Identifier: Apache-2.0
 """Load the authors' STIR weights (class ``STIR`` in ``networks_STIR.py``) into ``stir_ros``.
 
 The conversion is a table of key-prefix renames (``official_prefix_map``), applied to every

@@ -1,3 +1,5 @@
+# Copyright 2026 The stir_ros authors
+# SPDX-License-Identifier: Apache-2.0
 """Explicit model registry: names map to factory functions; configs are plain dicts.
 
 A model config is ``{"type": <registered name>, **kwargs}``, e.g. ``{"type": "stir",

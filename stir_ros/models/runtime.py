@@ -1,3 +1,5 @@
+# Copyright 2026 The stir_ros authors
+# SPDX-License-Identifier: Apache-2.0
 """STIR on the CPU through OpenVINO: the engine's ``backend: openvino``.
 
 The network is exported to ONNX in memory (:func:`stir_ros.models.export.export_onnx`, dynamic

@@ -1,3 +1,5 @@
+# Copyright 2026 The stir_ros authors
+# SPDX-License-Identifier: Apache-2.0
 """STIR: spatio-temporal interactive reconstruction from a window of spike frames.
 
 Fan et al., "Spatio-temporal interactive learning for efficient image reconstruction of spiking

@@ -1,3 +1,5 @@
+# Copyright 2026 The stir_ros authors
+# SPDX-License-Identifier: Apache-2.0
 """Reading a weights file safely: checks before ``torch.load``, and ``weights_only`` loading.
 
 Used by the stir_ros checkpoint format (:mod:`stir_ros.models.checkpoint`) and by the loader of

@@ -1,3 +1,5 @@
+# Copyright 2026 The stir_ros authors
+# SPDX-License-Identifier: Apache-2.0
 """ROS 2 adapters: message conversions, the two nodes, the node graph and its runner.
 
 Only :mod:`stir_ros.ros.conversions` and the node modules import rclpy and message types;

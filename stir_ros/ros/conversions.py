@@ -1,3 +1,5 @@
+# Copyright 2026 The stir_ros authors
+# SPDX-License-Identifier: Apache-2.0
 """The one place where ROS messages become numpy arrays and back.
 
 SpikePacket <-> frames or payloads, float images -> ``sensor_msgs/Image``, ``CameraInfo`` from a

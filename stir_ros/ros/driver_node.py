@@ -1,3 +1,5 @@
+# Copyright 2026 The stir_ros authors
+# SPDX-License-Identifier: Apache-2.0
 """``spike_camera_driver``: publishes SpikePackets from a .dat file, a simulator or a camera SDK.
 
 Topics (relative names, remappable):

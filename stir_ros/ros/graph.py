@@ -1,3 +1,5 @@
+# Copyright 2026 The stir_ros authors
+# SPDX-License-Identifier: Apache-2.0
 """The node graph of stir_ros, as data: executables, node names, parameters and remappings.
 
 :func:`build_graph` is the single description of what runs. The launch files in ``launch/`` turn

@@ -1,3 +1,5 @@
+# Copyright 2026 The stir_ros authors
+# SPDX-License-Identifier: Apache-2.0
 """``stir-ros run``: start the node graph of :func:`stir_ros.ros.graph.build_graph` without launch.
 
 ``ros2 launch`` needs ``launch_ros``, which is not installable everywhere; this starts the same

@@ -1,3 +1,5 @@
+# Copyright 2026 The stir_ros authors
+# SPDX-License-Identifier: Apache-2.0
 """What the three launch files share: ROS 2 launch actions for one mode of the node graph.
 
 The graph itself (executables, node names, parameters, remappings) comes from

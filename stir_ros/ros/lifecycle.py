@@ -1,3 +1,5 @@
+# Copyright 2026 The stir_ros authors
+# SPDX-License-Identifier: Apache-2.0
 """The lifecycle transitions shared by the managed driver and reconstructor.
 
 Each node's work class provides ``_configure``, ``_activate``, ``_deactivate``, ``_cleanup`` and

@@ -1,3 +1,5 @@
+# Copyright 2026 The stir_ros authors
+# SPDX-License-Identifier: Apache-2.0
 """``python -m stir_ros.ros.reconstructor_lifecycle``: the managed reconstructor (``spike_reconstructor_lifecycle``)."""
 
 import sys

@@ -1,3 +1,5 @@
+# Copyright 2026 The stir_ros authors
+# SPDX-License-Identifier: Apache-2.0
 """``spike_reconstructor``: SpikePackets in, reconstructed ``sensor_msgs/Image`` out.
 
 Topics (relative names, remappable):

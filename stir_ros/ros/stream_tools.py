@@ -1,3 +1,5 @@
+# Copyright 2026 The stir_ros authors
+# SPDX-License-Identifier: Apache-2.0
 """``stir-ros perf TOPIC`` and ``stir-ros echo TOPIC``: look at a live spike stream.
 
 ``perf`` prints, once per ``--period``, the rates, the loss counted from ``seq`` gaps, the delay

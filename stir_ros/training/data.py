@@ -1,3 +1,5 @@
+# Copyright 2026 The stir_ros authors
+# SPDX-License-Identifier: Apache-2.0
 """Synthetic training data for STIR, made on the fly by the spike simulator.
 
 Every sample is a crop of natural images (a background and moving foreground layers, each on

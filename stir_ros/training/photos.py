@@ -1,3 +1,5 @@
+# Copyright 2026 The stir_ros authors
+# SPDX-License-Identifier: Apache-2.0
 """``stir-ros data``: build the cache of real photographs that training draws its scenes from.
 
 The photographs come from Debian packages (wallpapers of photographers who chose free licences,

@@ -1,3 +1,5 @@
+# Copyright 2026 The stir_ros authors
+# SPDX-License-Identifier: Apache-2.0
 """Training scenes: random crops of photographs moved along random trajectories, as spikes.
 
 :func:`make_training_batch` picks crops (optionally the most textured of a few) of natural images

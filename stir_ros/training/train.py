@@ -1,3 +1,5 @@
+# Copyright 2026 The stir_ros authors
+# SPDX-License-Identifier: Apache-2.0
 """``stir-ros train``: train STIR on synthetic spikes, resumable and deterministic.
 
 Recipe (DESIGN.md §5, the authors' offline losses): Adam (0.9, 0.999) with L2 weight decay on
