@@ -1,3 +1,5 @@
+# Copyright 2026 The stir_ros authors
+# SPDX-License-Identifier: Apache-2.0
 """Per-stage cost of the spike path, per frame, against this machine's memcpy and unpackbits.
 
     python bench/bench_stages.py [--sizes 250x400 1000x1000 2000x1000] [--frames-per-packet 100]
@@ -12,7 +14,9 @@ between the driver's .dat file and the reconstructor's TFP image, and prints one
   built around it (``make_packet``: one more copy), ``DatSource.read_into`` straight into a reused
   message buffer (what the driver does now), and the pack that a source of unpacked frames needs;
 - transport: ``rclpy.serialization.serialize_message`` and ``deserialize_message`` of a
-  SpikePacket with N frames (the conversions and copies rclpy and the rmw make around DDS);
+  SpikePacket with N frames (the conversions and copies rclpy and the rmw make around DDS; the
+  typed subscription the reconstructor had), against the raw subscription it has now (one
+  ``bytes`` copy, :func:`stir_ros.core.spike_cdr.parse_spike_packet`);
   ``publish`` of the message and of the same packet already serialized (no subscriber matched:
   conversion and serialisation, not the shared-memory hand-over);
 - reconstructor: payload view + validation + window cut (ring buffer, per packet); the decode of
@@ -120,8 +124,14 @@ def stages(h: int, w: int, fpp: int, rate: float, stride: int, window: int, repe
         row("serialize_message (py -> C -> CDR)", timed(lambda: serialize_message(msg), repeat), fpp,
             "two copies + allocation")
         raw = serialize_message(msg)
-        row("deserialize_message (CDR -> C -> py)", timed(lambda: deserialize_message(raw, SpikePacket), repeat), fpp,
-            "two copies + allocation")
+        row("reconstructor before: deserialize_message (CDR -> C -> py)",
+            timed(lambda: deserialize_message(raw, SpikePacket), repeat), fpp,
+            "three copies (C message, bytes, array) + two fresh buffers")
+        from stir_ros.core.spike_cdr import parse_spike_packet
+
+        row("reconstructor now: raw bytes + parse_spike_packet",
+            timed(lambda: parse_spike_packet(bytes(memoryview(raw))), repeat), fpp,
+            "one copy (rclpy's bytes); header read in place")
         rows.extend(_publish_stages(msg, raw, fpp, repeat))
 
     # ---- reconstructor

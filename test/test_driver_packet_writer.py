@@ -72,8 +72,11 @@ def test_probe_does_not_consume_the_stream(tmp_path) -> None:
     write_dat(tmp_path / "a.dat", frames)
     source = DatSource(tmp_path / "a.dat", 4, 8, loop=True)
     writer = PacketWriter(source, DriverSettings(source="dat", dat_path="x", height=4, width=8, frames_per_packet=10))
-    fps, what = writer.probe()
-    assert fps > 0 and "read + serialise" in what
+    fps, what = writer.probe()  # without a publisher: serialize_message
+    assert fps > 0 and "read + publish" in what
+    published = []
+    fps, _ = writer.probe(lambda msg: published.append(msg.num_frames))
+    assert fps > 0 and published and set(published) == {10}
     assert (source.position, source.frames_read) == (0, 0)
     msg = writer.read(10)
     np.testing.assert_array_equal(decode_payload(msg.data, 4, 8, 10, msg.encoding), frames[:10])

@@ -85,7 +85,7 @@ def verdict(
         frame_rate_hz: The sensor's frame rate (required frames/s).
         frames_per_packet: Frames per packet (the packet size, against the segment).
         measured_fps: Frames per second the measured work reaches.
-        what: What was measured, for the text (``"read + serialise, measured at start"``).
+        what: What was measured, for the text (``"read + publish (CPU time, measured at start)"``).
         segment_bytes: The Fast DDS shared-memory segment, if known: a packet larger than half of
             it cannot be double-buffered, and the stream then waits on the reader.
     """

@@ -21,6 +21,7 @@ import os
 import threading
 import time
 from dataclasses import dataclass, fields, replace
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -182,37 +183,41 @@ class PacketWriter:
         self.msg.num_frames = n
         return self.msg
 
-    def probe(self) -> tuple[float, str]:
+    def probe(self, publish: Callable[[SpikePacket], None] | None = None) -> tuple[float, str]:
         """Frames/s of this writer's work, measured without consuming the stream.
 
-        A :class:`DatSource` is read (and put back where it was) and the message serialised, as
-        the publishing thread does per packet; for any other source only the message path is
-        timed, and the source's own speed shows while streaming (``publish_busy``).
+        A :class:`DatSource` is read (and put back where it was) and the message handed to
+        ``publish`` (a publisher on a topic nobody reads: rclpy's conversion and Fast DDS's
+        serialisation, as for every packet; without one, ``serialize_message``, which costs
+        more), as the publishing thread does per packet; for any other source only the message
+        path is timed, and the source's own speed shows while streaming (``publish_busy``).
         """
-        from rclpy.serialization import serialize_message
+        if publish is None:
+            from rclpy.serialization import serialize_message as publish
 
         want = len(self.buffer) // self.frame_bytes
+        self.msg.num_frames = want
         source = self.source
         if self.direct and isinstance(source, DatSource):
             saved = (source.position, source.frames_read)
 
             def work() -> int:
                 n = source.read_into(self.view, want) or 0
-                serialize_message(self.msg)
+                publish(self.msg)
                 return n
 
             try:
-                return probe(work), "read + serialise (CPU time, measured at start)"
+                return probe(work), "read + publish (CPU time, measured at start)"
             finally:
                 source.position, source.frames_read = saved
         scratch = np.zeros_like(self.view)
 
-        def copy_and_serialise() -> int:
+        def copy_and_publish() -> int:
             np.copyto(self.view, scratch)
-            serialize_message(self.msg)
+            publish(self.msg)
             return want
 
-        return probe(copy_and_serialise), "copy + serialise, source not included (CPU time, measured at start)"
+        return probe(copy_and_publish), "copy + publish, source not included (CPU time, measured at start)"
 
 
 class DriverWork:
@@ -273,7 +278,13 @@ class DriverWork:
     def _state_mode(self) -> ModeVerdict:
         """Measure the driver's per-packet work and say whether the mode can be sustained (logged)."""
         s, source = self.settings, self.source
-        measured, what = self.writer.probe()
+        # A plain publisher (a LifecyclePublisher would not publish before activation) on a hidden
+        # topic of its own: the probe's packets reach no reader and never enter the stream.
+        probe_pub = Node.create_publisher(self, SpikePacket, "~/_mode_probe", 1)
+        try:
+            measured, what = self.writer.probe(probe_pub.publish)
+        finally:
+            self.destroy_publisher(probe_pub)
         result = verdict(source.height, source.width, source.frame_rate_hz, s.frames_per_packet, measured, what,
                          self.segment_bytes)  # fmt: skip
         if not s.realtime:
