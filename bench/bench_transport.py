@@ -171,8 +171,12 @@ def run_pipeline(dat: Path, h: int, w: int, fpp: int, rate: float, seconds: floa
         while time.monotonic() < end:
             rclpy.spin_once(node, timeout_sec=0.1)
         received = int(diag.get("input_packets", 0))
+        # A driver that cannot keep up has not sent every planned packet when the run ends: lost
+        # counts only what it published and the reconstructor did not receive (the driver's last
+        # diagnostics may be up to a second old: the seq gaps the reconstructor counts are exact).
+        sent = int(driver_diag.get("packets_published", packets))
         return {
-            "sent": packets, "received": received, "lost": packets - received,
+            "sent": max(sent, received), "planned": packets, "received": received, "lost": max(0, sent - received),
             "lost_seq": int(diag.get("input_lost_packets", 0)), "wall": wall,
             # median over the 0.5 s diagnostics periods while streaming (start and end excluded)
             "fps": float(np.median(rates[1:-1])) if len(rates) > 2 else float("nan"),
@@ -262,7 +266,8 @@ def main() -> int:
                 print(f"  reference with stir_ros's Fast DDS profile: {_reference_line(ref, rate)}")
             res = run_pipeline(dat, h, w, args.frames_per_packet, rate, args.seconds, args.stride_frames,
                                not args.best_effort, env, args.depth, args.executor)
-            print(f"  stir_ros driver -> reconstructor: {res['received']}/{res['sent']} packets, "
+            behind = "" if res["sent"] >= res["planned"] else f" of {res['planned']} planned (the driver fell behind)"
+            print(f"  stir_ros driver -> reconstructor: {res['received']}/{res['sent']} packets{behind}, "
                   f"lost {res['lost']} ({100 * res['lost'] / max(res['sent'], 1):.2f}%; seq gaps {res['lost_seq']}), "
                   f"{res['fps']:.0f} frames/s received (median; {100 * res['fps'] / rate:.0f}% of real time)")
             if res.get("statement"):
