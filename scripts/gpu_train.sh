@@ -16,6 +16,9 @@
 # last and the best snapshot as fp16 weights-only files.
 # Settings (environment): TRAIN_S (380), CROP (128), BATCH (12), LR (1e-4), WORKERS (cores - 2),
 # SEED (3), EMA (0.999), DEVICE (cuda).
+# Wall time: about TRAIN_S + 120 s (the workers start twice, about 25 s each; scoring about 5 s per
+# snapshot on a GPU). Give the call that runs it at least TRAIN_S + 150 s: the first H200 session
+# killed it at TRAIN_S + 130 s, before the snapshots were scored and copied to OUT_DIR.
 set -u
 
 if [ "${1:-}" = "--prepare" ]; then
@@ -68,7 +71,7 @@ echo "probe: $(grep -c loss "$OUT/probe.log") log lines; training $STEPS steps, 
 
 python -m stir_ros.cli train --out "$RUN/main" "${COMMON[@]}" --steps "$STEPS" --log-every 50 \
     --val-every "$EVERY" --val-images "$DATA/val" --snapshot-every "$EVERY" --checkpoint-every "$EVERY" \
-    --time-limit $(( TRAIN_S + 60 )) 2>&1 | tee "$OUT/train.log" | grep -E "val_psnr|done|error|Error" 
+    --time-limit $(( TRAIN_S + 30 )) 2>&1 | tee "$OUT/train.log" | grep -E "val_psnr|done|error|Error" 
 
 # Score init.pt and every EMA snapshot on the evaluation clips; keep the last and the best.
 python - "$DATA" "$RUN/main" "$OUT" "$DEVICE" <<'PY'
