@@ -119,15 +119,15 @@ def spike_counts_packed(parts: Sequence[np.ndarray], height: int, width: int) ->
     if any(p.dtype != np.uint8 for p in parts):
         raise SpikeFormatError("packed frames must be uint8")
     dtype = np.uint8 if total <= 255 else np.uint32
-    counts = np.zeros(frame_bytes * 8, dtype)
-    partial = np.empty(_CHUNK_BYTES * 8, dtype)
+    counts: np.ndarray = np.zeros(frame_bytes * 8, dtype)
+    partial: np.ndarray = np.empty(_CHUNK_BYTES * 8, dtype)
     for j in range(0, frame_bytes, _CHUNK_BYTES):
         stop = min(frame_bytes, j + _CHUNK_BYTES)
         acc = counts[j * 8 : stop * 8]
         for p in parts:
             bits = np.unpackbits(p[:, j:stop], axis=1, bitorder="little")
             np.add.reduce(bits, axis=0, dtype=dtype, out=partial[: acc.size])
-            acc += partial[: acc.size]
+            np.add(acc, partial[: acc.size], out=acc)
     return counts[: height * width].reshape(height, width)
 
 

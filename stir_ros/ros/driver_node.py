@@ -183,7 +183,7 @@ class PacketWriter:
         self.msg.num_frames = n
         return self.msg
 
-    def probe(self, publish: Callable[[SpikePacket], None] | None = None) -> tuple[float, str]:
+    def probe(self, publish: Callable[[SpikePacket], Any] | None = None) -> tuple[float, str]:
         """Frames/s of this writer's work, measured without consuming the stream.
 
         A :class:`DatSource` is read (and put back where it was) and the message handed to
@@ -193,8 +193,10 @@ class PacketWriter:
         path is timed, and the source's own speed shows while streaming (``publish_busy``).
         """
         if publish is None:
-            from rclpy.serialization import serialize_message as publish
+            from rclpy.serialization import serialize_message
 
+            publish = serialize_message
+        send: Callable[[SpikePacket], Any] = publish
         want = len(self.buffer) // self.frame_bytes
         self.msg.num_frames = want
         source = self.source
@@ -203,7 +205,7 @@ class PacketWriter:
 
             def work() -> int:
                 n = source.read_into(self.view, want) or 0
-                publish(self.msg)
+                send(self.msg)
                 return n
 
             try:
@@ -214,7 +216,7 @@ class PacketWriter:
 
         def copy_and_publish() -> int:
             np.copyto(self.view, scratch)
-            publish(self.msg)
+            send(self.msg)
             return want
 
         return probe(copy_and_publish), "copy + publish, source not included (CPU time, measured at start)"
@@ -280,7 +282,7 @@ class DriverWork:
         s, source = self.settings, self.source
         # A plain publisher (a LifecyclePublisher would not publish before activation) on a hidden
         # topic of its own: the probe's packets reach no reader and never enter the stream.
-        probe_pub = Node.create_publisher(self, SpikePacket, "~/_mode_probe", 1)
+        probe_pub = Node.create_publisher(self, SpikePacket, "~/_mode_probe", 1)  # type: ignore[arg-type]
         try:
             measured, what = self.writer.probe(probe_pub.publish)
         finally:

@@ -549,10 +549,10 @@ class ReconstructorWork:
             return
         self._warmup(engine, first.height, first.width)
         windows = [p.window for p in batch]
-        stacked = None
+        stacked: Any = None
         if engine.method == "tfp" and engine.device.type == "cpu":
             # TFP counts the spikes from the packed frames: no window is unpacked, the image is the same.
-            stacked = packed_windows(windows)
+            stacked = packed_windows(windows)  # array-like [B, T, H, W] (core.classical.PackedWindows)
         images = engine.reconstruct(stack_windows(windows) if stacked is None else stacked)
         for warning in engine.pop_warnings():
             self._last_warning = warning
