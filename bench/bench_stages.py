@@ -202,7 +202,8 @@ def _publish_stages(msg: object, raw: bytes, fpp: int, repeat: int) -> list[tupl
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", nargs="+", default=["250x400", "1000x1000", "2000x1000"])
-    parser.add_argument("--frames-per-packet", type=int, default=100)
+    parser.add_argument("--frames-per-packet", type=int, default=0,
+                        help="frames per packet (0: the driver's measured choice per size: 100, 20, 10)")
     parser.add_argument("--rate", type=float, default=20000.0, help="frame rate for the 'core @ rate' column")
     parser.add_argument("--stride-frames", type=int, default=200)
     parser.add_argument("--window", type=int, default=41)
@@ -211,15 +212,18 @@ def main() -> int:
     os.environ.setdefault("ROS_DOMAIN_ID", str(100 + os.getpid() % 100))
     os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
     print(f"hardware: {cpu_model()}, {os.cpu_count()} cores; load average {os.getloadavg()[0]:.2f}")
-    print(f"{args.frames_per_packet} frames per packet; TFP window {args.window}, stride {args.stride_frames}; "
+    print(f"TFP window {args.window}, stride {args.stride_frames}; "
           f"'core @ {args.rate:g} Hz' = per-frame cost x rate (100 % = one core); fastest of {args.repeat}")
+    from stir_ros.core.throughput import recommended_frames_per_packet
+
     with tempfile.TemporaryDirectory() as tmp:
         for size in args.sizes:
             h, w = (int(v) for v in size.split("x"))
             fb = (h * w + 7) // 8
-            rows = stages(h, w, args.frames_per_packet, args.rate, args.stride_frames, args.window, args.repeat,
-                          Path(tmp))
-            print(f"\n{size}: {fb / 1e3:g} KB per frame, {args.rate * fb / 1e9:.2f} GB/s at {args.rate:g} Hz")
+            fpp = args.frames_per_packet or recommended_frames_per_packet(h, w)
+            rows = stages(h, w, fpp, args.rate, args.stride_frames, args.window, args.repeat, Path(tmp))
+            print(f"\n{size}: {fb / 1e3:g} KB per frame, {args.rate * fb / 1e9:.2f} GB/s at {args.rate:g} Hz; "
+                  f"{fpp} frames per packet ({fpp * fb / 1e6:.2f} MB)")
             print(f"  {'stage':<58} {'us/frame':>9} {'core@rate':>9} {'GB/s':>7}  bound")
             for name, sec, bound in rows:
                 print(f"  {name:<58} {sec * 1e6:9.2f} {100 * sec * args.rate:8.0f}% {fb / sec / 1e9:7.2f}  {bound}")
