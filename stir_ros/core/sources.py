@@ -116,28 +116,12 @@ class DatSource:
         self.frames_read = 0
 
     def read(self, max_frames: int) -> SpikeBlock | None:
-        total = self.reader.num_frames
         if max_frames < 1:
             raise ConfigError(f"max_frames must be positive, got {max_frames}")
-        if self.position >= total:
-            if not self.loop:
-                return None
-            self.position = 0
-        parts = []
-        want = max_frames
-        while want > 0:
-            count = min(want, total - self.position)
-            parts.append(self.reader.read_packed(self.position, count))
-            self.position += count
-            want -= count
-            if self.position >= total:
-                if not self.loop:
-                    break
-                self.position = 0
-        n = max_frames - want
-        self.frames_read += n
-        data = parts[0] if len(parts) == 1 else np.concatenate(parts)
-        return SpikeBlock(np.ascontiguousarray(data), n)
+        fb = packed_frame_bytes(self.height, self.width)
+        out = np.empty(max_frames * fb, np.uint8)
+        n = self.read_into(out, max_frames)
+        return None if n is None else SpikeBlock(out[: n * fb], n)
 
     def read_into(self, out: np.ndarray, max_frames: int) -> int | None:
         """Like :meth:`read`, but write the payload into ``out``; return the frames written.
