@@ -263,6 +263,25 @@ class WindowCutter:
             PacketError: If the header and payload disagree or are out of range.
         """
         raw = validate_packet(data, height, width, num_frames, encoding, frame_rate_hz)
+        return self.push_checked(raw, height, width, num_frames, encoding, first_frame_index, first_stamp_ns,
+                                 frame_rate_hz)  # fmt: skip
+
+    def push_checked(
+        self,
+        raw: np.ndarray,
+        height: int,
+        width: int,
+        num_frames: int,
+        encoding: str,
+        first_frame_index: int,
+        first_stamp_ns: int,
+        frame_rate_hz: float,
+    ) -> list[Window]:
+        """:meth:`push_payload` for a payload that :func:`validate_packet` has already returned.
+
+        The stream processor validates every packet before its monitor sees it; validating again
+        here would be a second pass over an ``unpacked_u8`` payload on the hot path.
+        """
         chunk = _Chunk(
             int(first_frame_index), int(num_frames), int(first_stamp_ns), float(frame_rate_hz),
             int(height), int(width), payload=raw, encoding=encoding,

@@ -201,7 +201,7 @@ class StreamProcessor:
             frames = decode_payload(raw, h, w, n, header.encoding)
             windows = cutter.push(frames, header.first_frame_index, header.stamp_ns, header.frame_rate_hz)
         else:
-            windows = cutter.push_payload(raw, h, w, n, header.encoding, header.first_frame_index, header.stamp_ns,
+            windows = cutter.push_checked(raw, h, w, n, header.encoding, header.first_frame_index, header.stamp_ns,
                                           header.frame_rate_hz)  # fmt: skip
         self.windows_cut += len(windows)
         return PacketOutcome(header, ACCEPTED, windows, check.event, check.message)
