@@ -15,6 +15,7 @@ rate** of the centre frame, ``alpha * intensity``, exactly as the Spike-Zoo retr
 from __future__ import annotations
 
 import multiprocessing
+from concurrent.futures import ProcessPoolExecutor
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -210,8 +211,9 @@ class StepBatches:
             raise ConfigError(f"data workers must be >= 1, got {workers}")
         self.device = torch.device(device)
         self.prefetch = prefetch or 2 * workers
-        self._pool = multiprocessing.get_context("spawn").Pool(
-            workers, initializer=_worker_init,
+        # An executor, not a Pool: a worker that dies raises BrokenProcessPool instead of hanging.
+        self._pool = ProcessPoolExecutor(
+            workers, mp_context=multiprocessing.get_context("spawn"), initializer=_worker_init,
             initargs=([np.asarray(im, dtype=np.float32) for im in images], config, seed, batch),
         )  # fmt: skip
         self._pending: deque[tuple[int, Any]] = deque()
@@ -220,13 +222,13 @@ class StepBatches:
     def get(self, step: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """The batch of optimiser step ``step`` (steps are asked for in increasing order)."""
         if not self._pending or self._pending[0][0] != step:
-            self._pending.clear()  # first call, or a jump: restart the queue at this step
+            self._pending.clear()  # first call, or a jump: restart the queue at this step (stale batches are dropped)
             self._next = step
         while len(self._pending) < self.prefetch:
-            self._pending.append((self._next, self._pool.apply_async(_worker_batch, (self._next,))))
+            self._pending.append((self._next, self._pool.submit(_worker_batch, self._next)))
             self._next += 1
         _, result = self._pending.popleft()
-        spikes, target, alpha = result.get()
+        spikes, target, alpha = result.result()
         pin = self.device.type == "cuda"
         out = []
         for array in (spikes, target, alpha):
@@ -236,8 +238,7 @@ class StepBatches:
 
     def close(self) -> None:
         """Stop the workers."""
-        self._pool.terminate()
-        self._pool.join()
+        self._pool.shutdown(wait=True, cancel_futures=True)
 
 
 def validation_set(
