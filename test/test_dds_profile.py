@@ -9,8 +9,11 @@ size, not the default 512 KB) and that a subscriber without the profile receives
 
 from __future__ import annotations
 
+import fcntl
+import os
 import signal
 import subprocess
+import sys
 import time
 import uuid
 import xml.etree.ElementTree as ET
@@ -19,6 +22,7 @@ from pathlib import Path
 import pytest
 
 from stir_ros.core.errors import ConfigError
+from stir_ros.core.fastdds_shm import STALE_AFTER_S, StaleSegments, remove_stale_segments
 from stir_ros.core.dds_profile import (
     PROFILE_FILE,
     PROFILE_VARIABLES,
@@ -158,3 +162,87 @@ def test_driver_process_loads_the_profile_and_plain_subscribers_receive(switch, 
     else:
         assert f"[{ns}.spike_camera_driver]: Fast DDS profile {find_config(PROFILE_FILE)}" in text, text
         assert len(big) == 1, mapped  # the driver's own; this process's is Fast DDS's default size
+
+
+# ---------------------------------------------------------------- stale shared-memory segments
+
+
+def _pair(shm: Path, name: str, size: int = 1000, age_s: float = 3600.0) -> Path:
+    (shm / name).write_bytes(b"\0" * size)
+    (shm / f"{name}_el").write_bytes(b"")
+    old = time.time() - age_s
+    for p in (shm / name, shm / f"{name}_el"):
+        os.utime(p, (old, old))
+    return shm / name
+
+
+def test_only_unlocked_old_segments_are_removed(tmp_path):
+    dead = _pair(tmp_path, "fastrtps_0123456789abcdef", size=4096)
+    alive = _pair(tmp_path, "fastrtps_aaaaaaaaaaaaaaaa")
+    young = _pair(tmp_path, "fastrtps_bbbbbbbbbbbbbbbb", age_s=1.0)  # being created right now: not yet locked
+    port = _pair(tmp_path, "fastrtps_port7411")  # ports are reused by number: left alone
+    other = _pair(tmp_path, "something_else_0123")
+    holder = os.open(tmp_path / f"{alive.name}_el", os.O_RDONLY)
+    fcntl.flock(holder, fcntl.LOCK_EX)  # a living participant holds its lock
+    try:
+        result = remove_stale_segments(tmp_path, min_age_s=STALE_AFTER_S)
+        assert remove_stale_segments(tmp_path).message == ""  # nothing left to remove: nothing to say
+    finally:
+        os.close(holder)
+    assert result.removed == (dead.name,) and result.freed_bytes == 4096 and result.in_use == 1
+    assert not dead.exists() and not Path(f"{dead}_el").exists()
+    for kept in (alive, young, port, other):
+        assert kept.exists() and Path(f"{kept}_el").exists(), kept
+    assert "removed 1 stale Fast DDS shared-memory segment" in result.message
+    assert remove_stale_segments(tmp_path / "missing") == StaleSegments(directory=tmp_path / "missing")
+
+
+_PARTICIPANT = """
+import sys, time, rclpy
+rclpy.init()
+node = rclpy.create_node(sys.argv[1])
+print("ready", flush=True)
+time.sleep(600)
+"""
+
+
+@pytest.mark.ros
+@pytest.mark.skipif(not Path("/dev/shm").is_dir(), reason="no /dev/shm: Fast DDS shared memory unavailable")
+def test_segments_of_a_killed_participant_are_removed_and_a_living_ones_kept(ros_env):
+    """A real Fast DDS participant killed with SIGKILL leaves its segment; the next start removes it."""
+    pytest.importorskip("rclpy")
+    procs = [subprocess.Popen([sys.executable, "-c", _PARTICIPANT, f"shm_{uuid.uuid4().hex[:8]}"], env=ros_env,
+                              stdout=subprocess.PIPE, text=True) for _ in range(2)]  # fmt: skip
+    try:
+        for p in procs:
+            assert p.stdout.readline().strip() == "ready"
+        own = [{n for n in _segments_mapped_by(p.pid) if "port" not in n and _is_own_segment(p.pid, n)} for p in procs]
+        assert all(len(o) == 1 for o in own), own
+        killed, living = procs
+        killed.kill()
+        killed.wait(timeout=10)
+        old = time.time() - 2 * STALE_AFTER_S
+        for name in own[0] | own[1]:  # both old enough: only the lock tells them apart
+            for path in (Path("/dev/shm") / name, Path("/dev/shm") / f"{name}_el"):
+                os.utime(path, (old, old))
+        (dead_name,), (living_name,) = own
+        result = remove_stale_segments()
+        assert dead_name in result.removed and living_name not in result.removed
+        assert not (Path("/dev/shm") / dead_name).exists() and not (Path("/dev/shm") / f"{dead_name}_el").exists()
+        assert (Path("/dev/shm") / living_name).exists() and living.poll() is None
+    finally:
+        for p in procs:
+            p.kill()
+            p.wait(timeout=10)
+
+
+def _is_own_segment(pid: int, name: str) -> bool:
+    """Whether process ``pid`` holds the lock of segment ``name`` (its own, not a peer's it maps)."""
+    lock = f"/dev/shm/{name}_el"
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        try:
+            if os.readlink(fd) == lock:
+                return True
+        except OSError:
+            pass
+    return False

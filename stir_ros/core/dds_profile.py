@@ -29,6 +29,7 @@ from pathlib import Path
 
 from stir_ros.core.config_files import find_config
 from stir_ros.core.errors import ConfigError
+from stir_ros.core.fastdds_shm import remove_stale_segments
 
 __all__ = [
     "PROFILE_FILE", "SWITCH_VARIABLE", "PROFILE_VARIABLES", "FASTDDS_DEFAULT_SEGMENT_BYTES", "ProfileChoice",
@@ -59,10 +60,23 @@ def apply_fastdds_profile(environ: MutableMapping[str, str] | None = None) -> Pr
     Left alone: ``STIR_ROS_FASTDDS_PROFILE=off``; an RMW other than Fast DDS; a profile file the
     user already named in ``FASTRTPS_DEFAULT_PROFILES_FILE`` / ``FASTDDS_DEFAULT_PROFILES_FILE``.
 
+    For this process's own environment (``environ`` None) with Fast DDS as the RMW, it also
+    removes the shared-memory segments that killed processes left behind
+    (:func:`stir_ros.core.fastdds_shm.remove_stale_segments`) and says so in the message.
+
     Raises:
         ConfigError: ``STIR_ROS_FASTDDS_PROFILE`` names a file that does not exist.
     """
-    env = os.environ if environ is None else environ
+    choice = _choose_profile(os.environ if environ is None else environ)
+    rmw = os.environ.get("RMW_IMPLEMENTATION", "")
+    if environ is None and (not rmw or rmw.startswith("rmw_fastrtps")):
+        stale = remove_stale_segments()
+        if stale.removed:
+            return ProfileChoice(choice.path, f"{choice.message}; {stale.message}")
+    return choice
+
+
+def _choose_profile(env: MutableMapping[str, str]) -> ProfileChoice:
     switch = env.get(SWITCH_VARIABLE, "").strip()
     if switch.lower() in _OFF:
         return ProfileChoice(None, f"{SWITCH_VARIABLE}={switch}: Fast DDS default transports")
