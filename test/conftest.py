@@ -17,6 +17,7 @@ import sys
 import uuid
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -81,18 +82,40 @@ def ros_node():
 # --------------------------------------------------------------------------- models and training
 
 
+def _spikezoo_package() -> Path | None:
+    # find_spec locates the package without importing it (spikezoo's __init__ needs extra deps).
+    spec = importlib.util.find_spec("spikezoo")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return Path(list(spec.submodule_search_locations)[0])
+
+
 @pytest.fixture(scope="session")
-def authors_stir() -> type:
+def spikezoo_package() -> Path | None:
+    """The installed spikezoo package's folder, found without importing it; None where not installed."""
+    return _spikezoo_package()
+
+
+@pytest.fixture(scope="session")
+def spikezoo_train(spikezoo_package) -> Path:
+    """Spikezoo's bundled REDS-derived training clips (``spike/*.dat``, ``gt/*.png``); skips without them."""
+    train = None if spikezoo_package is None else spikezoo_package / "data" / "base" / "train"
+    if train is None or not train.is_dir():
+        pytest.skip("spikezoo's bundled REDS-derived data is not installed")
+    return train
+
+
+@pytest.fixture(scope="session")
+def authors_stir(spikezoo_package) -> type:
     """The authors' STIR class (the oracle), from the installed spikezoo package.
 
     Loaded without importing spikezoo (its ``__init__`` needs extras): spikezoo's ``archs``
     folder holds the authors' code as the top-level package ``stir``. Skips where spikezoo or its
     ``archs/stir`` is not installed.
     """
-    spec = importlib.util.find_spec("spikezoo")
-    if spec is None or not spec.submodule_search_locations:
+    if spikezoo_package is None:
         pytest.skip("spikezoo (the authors' STIR oracle) is not installed")
-    archs = os.path.join(list(spec.submodule_search_locations)[0], "archs")
+    archs = str(spikezoo_package / "archs")
     if not os.path.isdir(os.path.join(archs, "stir")):
         pytest.skip(f"spikezoo has no archs/stir at {archs}")
     if archs not in sys.path:
@@ -100,6 +123,49 @@ def authors_stir() -> type:
     from stir.models.networks_STIR import STIR  # type: ignore[import-not-found]
 
     return STIR
+
+
+def randomise_weights(model: Any, seed: int) -> None:
+    """Random weights of a STIR network (ours or the authors') that keep activations O(1).
+
+    Convolutions uniform in ``+-sqrt(3 / fan_in)``; temperatures in [0.5, 2]; PReLU slopes in
+    [0.05, 0.5]; norm scales in [0.5, 1.5]; biases in [-0.1, 0.1]; batch-norm statistics far from
+    the identity (means in [-0.2, 0.2], variances in [0.5, 2]). Deterministic in ``seed``.
+    """
+    import torch
+
+    gen = torch.Generator().manual_seed(seed)
+
+    def uniform(t: Any, lo: float, hi: float) -> None:
+        t.copy_(torch.rand(t.shape, generator=gen) * (hi - lo) + lo)
+
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if p.dim() == 4:
+                fan_in = p.shape[1] * p.shape[2] * p.shape[3]
+                bound = (3.0 / fan_in) ** 0.5
+                uniform(p, -bound, bound)
+            elif "temperature" in name:
+                uniform(p, 0.5, 2.0)
+            elif p.numel() == 1 or name.endswith("act.weight") or ".1.weight" in name:
+                uniform(p, 0.05, 0.5)  # PReLU slopes
+            elif name.endswith("weight"):
+                uniform(p, 0.5, 1.5)  # norm scales
+            else:
+                uniform(p, -0.1, 0.1)  # biases
+        for name, b in model.named_buffers():
+            if name.endswith("running_mean"):
+                uniform(b, -0.2, 0.2)
+            elif name.endswith("running_var"):
+                uniform(b, 0.5, 2.0)
+            elif name.endswith("num_batches_tracked"):
+                b.fill_(int(torch.randint(1, 10_000, (1,), generator=gen)))
+
+
+@pytest.fixture(scope="session")
+def randomise() -> Callable[[Any, int], None]:
+    """:func:`randomise_weights`: ``randomise(model, seed)``."""
+    return randomise_weights
 
 
 @pytest.fixture(scope="session")

@@ -19,19 +19,6 @@ from stir_ros.core.packing import pack_frames
 DATA = Path(__file__).parent / "data"
 
 
-def _spikezoo_train() -> Path:
-    """Spikezoo's bundled REDS-derived clips, wherever pip installed the package (maybe absent)."""
-    import importlib.util
-
-    # find_spec locates the package without importing it (spikezoo's __init__ needs extra deps).
-    spec = importlib.util.find_spec("spikezoo")
-    if spec is None or not spec.submodule_search_locations:
-        return DATA / "no_spikezoo"
-    return Path(list(spec.submodule_search_locations)[0]) / "data" / "base" / "train"
-
-
-SPIKEZOO = _spikezoo_train()
-
 # test/data/golden_4x8_3frames.dat, written by hand from DESIGN.md §4 (not by our writer): every
 # 8-pixel row is one byte, LSB = leftmost pixel, and the file stores the BOTTOM image row first.
 GOLDEN_HEX = "00000001800000ff00200400"
@@ -189,12 +176,12 @@ def test_empty_file_has_zero_frames(tmp_path: Path) -> None:
         assert list(reader.iter_chunks(10)) == []
 
 
-def _authors_spike_utils():
+def _authors_spike_utils(spikezoo_package: Path | None):
     """Spikezoo's spike_utils.py, loaded by path: the package __init__ pulls in heavy extras."""
     import importlib.util
 
-    path = SPIKEZOO.parents[2] / "utils" / "spike_utils.py"
-    if not path.is_file():
+    path = None if spikezoo_package is None else spikezoo_package / "utils" / "spike_utils.py"
+    if path is None or not path.is_file():
         pytest.skip("spikezoo is not installed")
     for dep in ("cv2", "imageio"):
         pytest.importorskip(dep, reason=f"spikezoo's spike_utils imports {dep}")
@@ -204,25 +191,25 @@ def _authors_spike_utils():
     return module
 
 
-def test_matches_authors_reader(tmp_path: Path) -> None:
-    load_vidar_dat = _authors_spike_utils().load_vidar_dat
+def test_matches_authors_reader(tmp_path: Path, spikezoo_package: Path | None) -> None:
+    load_vidar_dat = _authors_spike_utils(spikezoo_package).load_vidar_dat
     np.testing.assert_array_equal(load_vidar_dat(str(DATA / "golden_4x8_3frames.dat"), 4, 8), golden_frames())
     frames = random_frames(5, 24, 40, seed=9)
     write_dat(tmp_path / "r.dat", frames)
     np.testing.assert_array_equal(load_vidar_dat(str(tmp_path / "r.dat"), 24, 40), frames)
-    if SPIKEZOO.is_dir():
-        dat = sorted((SPIKEZOO / "spike").glob("*.dat"))[0]
+    train = spikezoo_package / "data" / "base" / "train"
+    if train.is_dir():
+        dat = sorted((train / "spike").glob("*.dat"))[0]
         np.testing.assert_array_equal(
             load_vidar_dat(str(dat), 250, 400)[100:110], read_dat(dat, 250, 400, 100, 10)
         )
 
 
-@pytest.mark.skipif(not SPIKEZOO.is_dir(), reason="spikezoo's bundled REDS-derived data is not installed")
-def test_real_recording() -> None:
+def test_real_recording(spikezoo_train: Path) -> None:
     from PIL import Image
 
-    dat = sorted((SPIKEZOO / "spike").glob("*.dat"))[0]
-    gt = np.asarray(Image.open(SPIKEZOO / "gt" / (dat.stem + ".png")).convert("L"), np.float32) / 255
+    dat = sorted((spikezoo_train / "spike").glob("*.dat"))[0]
+    gt = np.asarray(Image.open(spikezoo_train / "gt" / (dat.stem + ".png")).convert("L"), np.float32) / 255
     with DatReader(dat, 250, 400) as reader:
         assert len(reader) == 301
         window = reader.read(150 - 30, 61)

@@ -4,7 +4,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
@@ -17,17 +16,6 @@ from stir_ros.cli import main
 from stir_ros.core.dat import write_dat
 from stir_ros.core.scenes import synthetic_image
 from stir_ros.core.simulator import simulate_spikes
-
-def _spikezoo_train() -> Path | None:
-    # find_spec locates the package without importing it (spikezoo's __init__ needs extra deps).
-    spec = importlib.util.find_spec("spikezoo")
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    return Path(list(spec.submodule_search_locations)[0]) / "data" / "base" / "train"
-
-
-SPIKEZOO_TRAIN = _spikezoo_train()
-
 
 @pytest.fixture(scope="module")
 def data_dir(tmp_path_factory) -> Path:
@@ -83,9 +71,8 @@ def test_errors(tmp_path: Path) -> None:
         evaluation.find_pairs(tmp_path)
 
 
-@pytest.mark.skipif(SPIKEZOO_TRAIN is None or not SPIKEZOO_TRAIN.is_dir(), reason="spikezoo data not installed")
-def test_tfp_on_spikezoo_train_split() -> None:
-    results = evaluation.evaluate(SPIKEZOO_TRAIN, ["tfp"])
+def test_tfp_on_spikezoo_train_split(spikezoo_train: Path) -> None:
+    results = evaluation.evaluate(spikezoo_train, ["tfp"])
     tfp = results["methods"]["tfp"]
     assert len(tfp["clips"]) == 2
     # Our measurement: 23.6 dB / 0.68 at 41 frames (Spike-Zoo's REDS test split: 28.17 / 0.770).

@@ -20,25 +20,6 @@ torch.set_num_threads(2)
 H, W = 20, 36  # not multiples of 16: the padding path runs too
 
 
-def _randomise(model: torch.nn.Module, seed: int) -> None:
-    """Weights that keep activations O(1); batch-norm statistics far from the identity."""
-    gen = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for name, p in model.named_parameters():
-            if p.dim() == 4:
-                bound = (3.0 / p[0].numel()) ** 0.5
-                p.copy_((torch.rand(p.shape, generator=gen) * 2 - 1) * bound)
-            elif "temperature" in name or p.numel() == 1 or name.endswith("act.weight"):
-                p.copy_(torch.rand(p.shape, generator=gen) * 0.45 + 0.05)
-            else:
-                p.copy_(torch.rand(p.shape, generator=gen) * 0.2 - 0.1 + (1.0 if name.endswith("weight") else 0.0))
-        for name, b in model.named_buffers():
-            if name.endswith("running_mean"):
-                b.copy_(torch.rand(b.shape, generator=gen) * 0.4 - 0.2)
-            elif name.endswith("running_var"):
-                b.copy_(torch.rand(b.shape, generator=gen) * 1.5 + 0.5)
-
-
 def _spikes(b: int, t: int, h: int = H, w: int = W, seed: int = 0) -> torch.Tensor:
     gen = torch.Generator().manual_seed(seed)
     rate = torch.rand(b, 1, h, w, generator=gen) * 0.6
@@ -46,10 +27,10 @@ def _spikes(b: int, t: int, h: int = H, w: int = W, seed: int = 0) -> torch.Tens
 
 
 @pytest.fixture(scope="module", params=[61, 41])
-def model(request) -> STIR:
+def model(request, randomise) -> STIR:
     torch.manual_seed(0)
     m = STIR(window_length=request.param)
-    _randomise(m, seed=request.param)
+    randomise(m, seed=request.param)
     return m.eval()
 
 
@@ -131,10 +112,10 @@ def test_warmup_and_repr(model: STIR) -> None:
     assert f"window_length={model.window_length}" in repr(fast)
 
 
-def test_fp32_matches_the_authors(authors_stir) -> None:
+def test_fp32_matches_the_authors(authors_stir, randomise) -> None:
     torch.manual_seed(3)
     authors = authors_stir(spike_dim=61)
-    _randomise(authors, seed=5)
+    randomise(authors, seed=5)
     authors.eval()
     fast = prepare_for_inference(load_official(authors.state_dict()), device="cpu")
     x = _spikes(1, 61, 32, 48, seed=4)  # the authors' model takes multiples of 16 only

@@ -18,36 +18,6 @@ torch.set_num_threads(2)
 PARAMS = {61: 5_107_960, 41: 5_078_698}
 
 
-def _randomise(model: torch.nn.Module, seed: int) -> None:
-    """Random weights of a scale that keeps activations O(1), random batch-norm statistics."""
-    gen = torch.Generator().manual_seed(seed)
-
-    def uniform(t: torch.Tensor, lo: float, hi: float) -> None:
-        t.copy_(torch.rand(t.shape, generator=gen) * (hi - lo) + lo)
-
-    with torch.no_grad():
-        for name, p in model.named_parameters():
-            if p.dim() == 4:
-                fan_in = p.shape[1] * p.shape[2] * p.shape[3]
-                bound = (3.0 / fan_in) ** 0.5
-                uniform(p, -bound, bound)
-            elif "temperature" in name:
-                uniform(p, 0.5, 2.0)
-            elif p.numel() == 1 or name.endswith("act.weight") or ".1.weight" in name:
-                uniform(p, 0.05, 0.5)  # PReLU slopes
-            elif name.endswith("weight"):
-                uniform(p, 0.5, 1.5)  # norm scales
-            else:
-                uniform(p, -0.1, 0.1)  # biases
-        for name, b in model.named_buffers():
-            if name.endswith("running_mean"):
-                uniform(b, -0.2, 0.2)
-            elif name.endswith("running_var"):
-                uniform(b, 0.5, 2.0)
-            elif name.endswith("num_batches_tracked"):
-                b.fill_(int(torch.randint(1, 10_000, (1,), generator=gen)))
-
-
 def _spikes(b: int, t: int, h: int, w: int, seed: int = 0) -> torch.Tensor:
     gen = torch.Generator().manual_seed(seed)
     rate = torch.rand(b, 1, h, w, generator=gen) * 0.6
@@ -55,13 +25,13 @@ def _spikes(b: int, t: int, h: int, w: int, seed: int = 0) -> torch.Tensor:
 
 
 @pytest.fixture(scope="module", params=[61, 41])
-def pair(request, authors_stir):
+def pair(request, authors_stir, randomise):
     """(window_length, authors' model, our model converted from the authors' weights)."""
     official_cls = authors_stir
     t = request.param
     torch.manual_seed(1)
     official = official_cls(spike_dim=t)
-    _randomise(official, seed=t)
+    randomise(official, seed=t)
     ours = load_official(official.state_dict(), window_length=t)
     return t, official.eval(), ours
 
