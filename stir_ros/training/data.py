@@ -14,11 +14,12 @@ rate** of the centre frame, ``alpha * intensity``, exactly as the Spike-Zoo retr
 
 from __future__ import annotations
 
+import functools
 import multiprocessing
 from concurrent.futures import ProcessPoolExecutor
 from collections import deque
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -26,14 +27,17 @@ import numpy as np
 import torch
 
 from stir_ros.core.errors import ConfigError
+from stir_ros.training.camera import CameraConfig, make_camera_batch
 from stir_ros.training.scenes import load_images, make_training_batch
 
 __all__ = [
     "MOTION_MODELS",
+    "SCENE_MODELS",
     "DataConfig",
     "StepBatches",
     "SyntheticSpikeData",
     "describe",
+    "load_cutouts",
     "load_training_images",
     "step_batch",
     "step_generator",
@@ -41,6 +45,7 @@ __all__ = [
 ]
 
 MOTION_MODELS = ("uniform", "heavy-tail")
+SCENE_MODELS = ("layers", "camera")
 
 
 @dataclass(frozen=True)
@@ -59,7 +64,18 @@ class DataConfig:
         max_noise_std: Per-sample integrate-and-fire noise drawn from ``U(0, max_noise_std)``.
         motion: ``"uniform"`` (displacement uniform in a disc of ``max_displacement``) or
             ``"heavy-tail"`` (mostly small, a quarter of the layers up to ``max_displacement``).
-        texture_candidates: Crop positions drawn per layer; the most textured one is kept.
+        texture_candidates: Crop positions drawn per layer; the most textured one is kept
+            (layer scenes; camera scenes use ``camera.texture_candidates``).
+        scene: ``"layers"``: 1 to ``max_layers`` rigid layers of photograph crops
+            (:func:`~stir_ros.training.scenes.make_training_batch`; the fields above apply).
+            ``"camera"``: a camera homography with heavy-tailed motion, local deformation and
+            independently moving objects over downscaled, textured crops
+            (:func:`~stir_ros.training.camera.make_camera_batch`, parameters in ``camera``;
+            ``max_layers``, ``max_displacement``, ``max_rotation``, ``max_zoom``, ``static_prob``,
+            ``motion`` and ``texture_candidates`` do not apply).
+        camera: Parameters of the camera scenes.
+        cutouts: Folder of object cut-outs (gray + alpha PNGs, :func:`load_cutouts`) for the
+            camera scenes; ``None``: objects are photograph crops cut out by soft ellipses.
     """
 
     window_length: int = 61
@@ -73,8 +89,13 @@ class DataConfig:
     max_noise_std: float = 0.02
     motion: str = "uniform"
     texture_candidates: int = 1
+    scene: str = "layers"
+    camera: CameraConfig = field(default_factory=CameraConfig)
+    cutouts: str | None = None
 
     def __post_init__(self) -> None:
+        if self.scene not in SCENE_MODELS:
+            raise ConfigError(f"scene must be one of {', '.join(SCENE_MODELS)}, got {self.scene!r}")
         if self.motion not in MOTION_MODELS:
             raise ConfigError(f"motion must be one of {', '.join(MOTION_MODELS)}, got {self.motion!r}")
         if self.texture_candidates < 1:
@@ -94,6 +115,27 @@ def load_training_images(
     if not images:
         raise ConfigError("no training images")
     return images
+
+
+@functools.lru_cache(maxsize=4)
+def load_cutouts(folder: str) -> tuple[torch.Tensor, ...]:
+    """Object cut-outs of a folder: each PNG with an alpha channel as ``[2, h, w]`` (gray, alpha) in [0, 1].
+
+    Loaded once per process (the worker processes make a batch per step).
+    """
+    from PIL import Image
+
+    from stir_ros.training.scenes import to_gray
+
+    paths = sorted(Path(folder).glob("*.png"))
+    out = []
+    for p in paths:
+        with Image.open(p) as im:
+            rgba = np.asarray(im.convert("RGBA"), dtype=np.float32) / 255.0
+        out.append(torch.from_numpy(np.stack([to_gray(rgba[..., :3]), rgba[..., 3]])))
+    if not out:
+        raise ConfigError(f"no cut-outs (*.png with alpha) in '{folder}'")
+    return tuple(out)
 
 
 class SyntheticSpikeData:
@@ -122,6 +164,7 @@ class SyntheticSpikeData:
         self.config = config
         self.generator = generator
         self.device = torch.device(device)
+        self.cutouts = load_cutouts(config.cutouts) if config.scene == "camera" and config.cutouts else None
 
     def _uniform(self, lo: float, hi: float) -> float:
         return lo + (hi - lo) * float(torch.rand((), generator=self.generator))
@@ -131,6 +174,17 @@ class SyntheticSpikeData:
         cfg = self.config
         spikes, targets, alphas = [], [], []
         for _ in range(batch):
+            if cfg.scene == "camera":
+                alpha = self._uniform(*cfg.alpha_range)
+                noise = self._uniform(0.0, cfg.max_noise_std)
+                s, gt = make_camera_batch(
+                    self.images, 1, cfg.window_length, cfg.crop, cfg.crop, alpha=alpha, generator=self.generator,
+                    device=self.device, noise_std=noise, config=cfg.camera, cutouts=self.cutouts,
+                )  # fmt: skip
+                spikes.append(s)
+                targets.append(gt * alpha)
+                alphas.append(alpha)
+                continue
             alpha = self._uniform(*cfg.alpha_range)
             layers = int(torch.randint(1, cfg.max_layers + 1, (), generator=self.generator))
             noise = self._uniform(0.0, cfg.max_noise_std)
@@ -257,6 +311,13 @@ def describe(config: DataConfig, folders: Sequence[str] | None, skimage: bool = 
     """One-line description of the training data for checkpoint metadata."""
     parts = (["skimage.data photographs"] if skimage else []) + [Path(f).name or str(f) for f in folders or ()]
     src = " + ".join(parts)
+    if config.scene == "camera":
+        objects = f"cut-outs from {Path(config.cutouts).name}" if config.cutouts else "soft-ellipse objects"
+        return (
+            f"synthetic on-the-fly: {src}; {config.crop}x{config.crop} crops, camera scenes: "
+            f"{config.camera.describe()}, {objects}, alpha~U{config.alpha_range}, "
+            f"noise_std<={config.max_noise_std}; target alpha*gt"
+        )
     return (
         f"synthetic on-the-fly: {src}; {config.crop}x{config.crop} crops, 1-{config.max_layers} moving "
         f"layers, {config.motion} shift<={config.max_displacement}px, texture candidates "

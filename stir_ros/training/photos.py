@@ -20,6 +20,9 @@ Layout of the cache (default ``~/.cache/stir_ros/photos``)::
     train/      grayscale PNGs for training
     val/        grayscale PNGs held out for validation
     ATTRIBUTION.md, sources.json
+    cutouts/    (``--cutouts``) gray + alpha PNGs of photographed objects, with their own
+                ATTRIBUTION.md and sources.json: the objects of ``stir-ros train --scene camera
+                --cutouts CACHE/cutouts``
 """
 
 from __future__ import annotations
@@ -34,10 +37,11 @@ import subprocess
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from stir_ros.core.errors import ConfigError
 
-__all__ = ["PhotoSource", "SOURCES", "add_arguments", "build", "run"]
+__all__ = ["CUTOUT_SOURCE", "PhotoSource", "SOURCES", "add_arguments", "build", "build_cutouts", "is_photographic", "run"]
 
 VAL_FRACTION = 0.15
 
@@ -88,6 +92,36 @@ SOURCES: tuple[PhotoSource, ...] = (
         "rubberwhale1.png", "smarties.png", "squirrel_cls.jpg", "stuff.jpg",
     )),
 )  # fmt: skip
+
+
+#: Tux Paint's stamps: about 800 PNGs with alpha, most of them photographs of objects, animals and
+#: plants cut out from their background; :func:`is_photographic` keeps those (about 250).
+CUTOUT_SOURCE = PhotoSource("tuxpaint-stamps-default", "usr/share/tuxpaint/stamps", ("**/*.png",))
+
+
+def is_photographic(rgba: Any, name: str = "") -> bool:
+    """Whether a stamp ``[H, W, 4]`` uint8 looks like a photograph rather than a drawing.
+
+    Drawings have flat fills: many horizontally adjacent opaque pixels of exactly the same
+    colour, and few distinct colours. Photographs have sensor noise and thousands of colours.
+    Stamps named ``*_outline``, ``*_filled``, ``*_mirror`` (variants) or under ``cartoon/`` are
+    drawings or duplicates.
+    """
+    import numpy as np
+
+    stem = name.rsplit("/", 1)[-1].rsplit(".", 1)[0]
+    if stem.endswith(("_outline", "_filled", "_mirror")) or "cartoon" in name.split("/"):
+        return False
+    arr = np.asarray(rgba).astype(np.int32)
+    if arr.ndim != 3 or arr.shape[2] != 4 or min(arr.shape[:2]) < 48:
+        return False
+    alpha = arr[..., 3]
+    pairs = (alpha[:, 1:] == 255) & (alpha[:, :-1] == 255)
+    if pairs.sum() < 1000 or not (alpha < 255).any():
+        return False
+    same = (arr[:, 1:, :3] == arr[:, :-1, :3]).all(-1)[pairs].mean()
+    colours = len(np.unique(arr[..., :3][alpha == 255] @ np.array([1, 256, 65536])))
+    return bool(same < 0.05 and colours >= 2000)
 
 
 def default_cache() -> Path:
@@ -221,12 +255,76 @@ def build(cache: Path, max_size: int = 1024, log: Callable[[str], None] = print)
     return records
 
 
+def build_cutouts(cache: Path, max_size: int = 256, log: Callable[[str], None] = print) -> list[dict[str, str]]:
+    """Fetch :data:`CUTOUT_SOURCE`, keep its photographic stamps and write them as gray + alpha PNGs.
+
+    Writes ``cache/cutouts/*.png`` (longer side at most ``max_size``), ``ATTRIBUTION.md`` and
+    ``sources.json`` beside them. SVG stamps (drawings) and stamps that have an SVG beside
+    them are left out.
+
+    Returns:
+        One record per cut-out (name, package, version, file, licence).
+    """
+    import numpy as np
+    from PIL import Image
+
+    from stir_ros.training.scenes import to_gray
+
+    source = CUTOUT_SOURCE
+    root, version = _fetch(source, cache, log)
+    copyright_file = root / "usr/share/doc" / source.package / "copyright"
+    copyright_text = copyright_file.read_text(errors="replace") if copyright_file.is_file() else ""
+    out_dir = cache / "cutouts"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    base = root / source.folder
+    records = []
+    for path in sorted(base.glob(source.files[0])):
+        rel = os.fspath(path.relative_to(base))
+        if path.with_suffix(".svg").exists():
+            continue
+        name = f"{source.package}__{rel.replace('/', '_').rsplit('.', 1)[0]}.png"
+        out = out_dir / name
+        if not out.is_file():
+            with Image.open(path) as im:
+                rgba = np.asarray(im.convert("RGBA"))
+            if not is_photographic(rgba, rel):
+                continue
+            gray = np.round(to_gray(rgba[..., :3]) * 255).astype(np.uint8)
+            img = Image.fromarray(np.stack([gray, rgba[..., 3]], -1), mode="LA")
+            img.thumbnail((max_size, max_size), Image.Resampling.LANCZOS)
+            img.save(out)
+        records.append({
+            "name": name, "package": source.package, "version": version, "file": f"/{source.folder}/{rel}",
+            "licence": _licence_of(copyright_text, rel),
+        })  # fmt: skip
+    if not records:
+        raise ConfigError(f"{source.package} {version}: no photographic stamps found")
+    (out_dir / "sources.json").write_text(json.dumps(records, indent=1) + "\n")
+    lines = [
+        "# Object cut-outs",
+        "",
+        "Made by `stir-ros data --cutouts`. Grayscale + alpha, downscaled copies of the photographic stamps",
+        f"of Tux Paint ({source.package} {version}); each keeps the licence of its original",
+        f"(`/usr/share/doc/{source.package}/copyright`).",
+        "",
+        "| cut-out | package | version | original file | licence |",
+        "|---|---|---|---|---|",
+    ]
+    lines += [f"| {r['name']} | {r['package']} | {r['version']} | {r['file']} | {r['licence']} |" for r in records]
+    (out_dir / "ATTRIBUTION.md").write_text("\n".join(lines) + "\n")
+    log(f"{source.package} {version}: {len(records)} photographic cut-out(s)")
+    return records
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments of ``stir-ros data``."""
     parser.add_argument("--cache", type=Path, default=None,
                         help="cache folder (default: ~/.cache/stir_ros/photos)")  # fmt: skip
     parser.add_argument("--max-size", type=int, default=1024, help="longer side of the stored grayscale images")
     parser.add_argument("--list", action="store_true", help="print the source list and exit (no download)")
+    parser.add_argument("--cutouts", action="store_true",
+                        help=f"also fetch {CUTOUT_SOURCE.package} (~160 MB) and write its photographic stamps to "
+                             "CACHE/cutouts (objects of --scene camera)")  # fmt: skip
 
 
 def run(args: argparse.Namespace) -> int:
@@ -234,11 +332,16 @@ def run(args: argparse.Namespace) -> int:
     if args.list:
         for source in SOURCES:
             print(f"{source.package}: {len(source.files)} file(s) under /{source.folder}")
+        print(f"{CUTOUT_SOURCE.package} (--cutouts): photographic stamps under /{CUTOUT_SOURCE.folder}")
         return 0
     if not 64 <= args.max_size <= 8192:
         raise ConfigError(f"--max-size must be in [64, 8192], got {args.max_size}")
     cache = args.cache or default_cache()
     records = build(cache, max_size=args.max_size, log=lambda m: print(f"[data] {m}", flush=True))
+    if getattr(args, "cutouts", False):
+        cut = build_cutouts(cache, log=lambda m: print(f"[data] {m}", flush=True))
+        print(f"[data] {len(cut)} cut-out(s) in {cache / 'cutouts'}; use: stir-ros train --scene camera "
+              f"--cutouts {cache / 'cutouts'} ...")  # fmt: skip
     print(
         f"[data] {len(records['train'])} training and {len(records['val'])} validation image(s) in {cache}; "
         f"train with: stir-ros train --images {cache / 'train'} --val-images {cache / 'val'} ..."

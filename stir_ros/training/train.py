@@ -41,6 +41,7 @@ from stir_ros.models import build_model, read_checkpoint, save_checkpoint
 from stir_ros.models.checkpoint import check_weights_file
 from stir_ros.training.data import (
     MOTION_MODELS,
+    SCENE_MODELS,
     DataConfig,
     StepBatches,
     SyntheticSpikeData,
@@ -93,7 +94,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="layer displacement distribution: uniform in a disc of --max-displacement, or "
                              "heavy-tail (mostly under 3 px, a quarter up to --max-displacement; REDS-like)")
     parser.add_argument("--texture-candidates", type=int, default=1, metavar="K",
-                        help="draw K crop positions per layer and keep the most textured (1: plain random crops)")
+                        help="draw K crop positions per layer and keep the most textured (1: plain random crops; "
+                             "--scene layers only)")
+    parser.add_argument("--scene", choices=SCENE_MODELS, default="layers",
+                        help="scene model of the training windows: layers (1 to --max-layers rigid layers) or "
+                             "camera (camera homography with heavy-tailed motion, local deformation, 0-3 moving "
+                             "objects, downscaled textured crops; the layer options above do not apply)")
+    parser.add_argument("--cutouts", default=None, metavar="DIR",
+                        help="--scene camera: object cut-outs (gray + alpha PNGs, stir-ros data --cutouts) "
+                             "instead of soft ellipses over photograph crops")
     parser.add_argument("--no-skimage", action="store_true",
                         help="train on --images only, without scikit-image's bundled photographs")
     parser.add_argument("--image-max-size", type=int, default=512,
@@ -253,6 +262,7 @@ def _data_config(args: argparse.Namespace, crop: int) -> DataConfig:
         window_length=args.window_length, crop=crop, max_layers=args.max_layers,
         max_displacement=args.max_displacement, max_noise_std=args.max_noise_std,
         motion=args.motion, texture_candidates=args.texture_candidates,
+        scene=getattr(args, "scene", "layers"), cutouts=getattr(args, "cutouts", None),
     )  # fmt: skip
 
 
