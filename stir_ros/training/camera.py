@@ -311,12 +311,13 @@ def render_camera_scene(
     # ---- render: one grid_sample per kind of layer, every frame at once
     py = torch.arange(height, dtype=torch.float32) - (height - 1) / 2
     px = torch.arange(width, dtype=torch.float32) - (width - 1) / 2
-    points = torch.stack([px.repeat(height), py.repeat_interleave(width), torch.ones(height * width)])  # [3, HW]
+    points = torch.stack([px.repeat(height), py.repeat_interleave(width), torch.ones(height * width)], 1)  # [HW, 3]
     bg = _apply(cam, points)  # [B, T, HW, 2] centred source pixels
     bg += s[None, :, None, None] * field[:, None, 0] + (s * s)[None, :, None, None] * field[:, None, 1]
     flow = (bg[:, -1] - bg[:, 0]).reshape(batch, height, width, 2)
-    to_grid = torch.tensor([2 / ws, 2 / hs])  # centred source pixels -> grid_sample (align_corners=False)
-    bg_grid = (bg * to_grid).reshape(batch, t_len * height, width, 2).to(dev)
+    # Centred source pixels -> grid_sample's coordinates (align_corners=False): 2 x / size.
+    to_grid = torch.diag(torch.tensor([2 / ws, 2 / hs, 1.0]))
+    bg_grid = bg.mul_(to_grid.diagonal()[:2]).reshape(batch, t_len * height, width, 2).to(dev)
     frames = F.grid_sample(layers[:, :1].to(dev), bg_grid, mode="bilinear", padding_mode="reflection",
                            align_corners=False).reshape(batch, t_len, height, width)  # fmt: skip
     coverage = torch.zeros(batch, height, width)
@@ -324,7 +325,7 @@ def render_camera_scene(
     centre_img = layers[:, 0][inner].clone()
     if n_o:
         ends = _apply(obj[:, :, [0, -1]], points)  # [B, O, 2, HW, 2]
-        grid = (_apply(obj, points) * to_grid).reshape(batch * n_o, t_len * height, width, 2).to(dev)
+        grid = _apply(to_grid @ obj, points).reshape(batch * n_o, t_len * height, width, 2).to(dev)
         src = torch.stack([layers[:, 1:], masks[:, 1:]], 2).reshape(batch * n_o, 2, hs, ws).to(dev)
         warped = F.grid_sample(src, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
         warped = warped.reshape(batch, n_o, 2, t_len, height, width)
@@ -382,6 +383,7 @@ def _homographies(
 
 
 def _apply(matrices: torch.Tensor, points: torch.Tensor) -> torch.Tensor:
-    """Map homogeneous ``points [3, N]`` by ``matrices [..., 3, 3]``: ``[..., N, 2]`` (x, y)."""
-    q = matrices @ points
-    return (q[..., :2, :] / q[..., 2:, :]).transpose(-1, -2)
+    """Map homogeneous ``points [N, 3]`` by ``matrices [..., 3, 3]``: ``[..., N, 2]`` (x, y)."""
+    q = matrices.reshape(-1, 3, 3) @ points.T  # [M, 3, N]: one plain batched product (fastest)
+    xy = q[:, :2] / q[:, 2:]
+    return xy.transpose(1, 2).reshape(*matrices.shape[:-2], points.shape[0], 2)
