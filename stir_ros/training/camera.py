@@ -245,26 +245,9 @@ def render_camera_scene(
     gen = make_generator(None, generator, "cpu")
     dev = torch.device(device)
     t_len, centre = window_length, window_length // 2
-    margin = math.ceil(0.75 * cfg.max_shift + cfg.max_edge + cfg.max_deformation) + 2
-    hs, ws = height + 2 * margin, width + 2 * margin
-
     # ---- what is in the scene: per sample a background and 0..max_objects objects
     n_obj = torch.randint(cfg.max_objects + 1, (batch,), generator=gen).tolist()
     n_layers = 1 + max(n_obj)
-    picks = torch.randint(len(images), (batch, n_layers), generator=gen).tolist()
-    use_cutout = (rand((batch, n_layers), gen, "cpu") < (0.5 if cutouts else 0.0)).tolist()
-    cut_picks = torch.randint(max(len(cutouts or ()), 1), (batch, n_layers), generator=gen).tolist()
-    ellipses = soft_ellipses((batch, n_layers), hs, ws, gen, "cpu")
-    layers = torch.zeros(batch, n_layers, hs, ws)
-    masks = torch.zeros(batch, n_layers, hs, ws)
-    for i in range(batch):
-        for j in range(1 + n_obj[i]):
-            if j > 0 and use_cutout[i][j] and cutouts:
-                layers[i, j], masks[i, j] = _cutout_layer(cutouts[cut_picks[i][j]], hs, ws, height, width, gen)
-                continue
-            img = torch.as_tensor(images[picks[i][j]], dtype=torch.float32)
-            layers[i, j] = _source_patch(img, hs, ws, cfg, gen)
-            masks[i, j] = 1.0 if j == 0 else ellipses[i, j]
 
     # ---- camera motion: a homography per frame, the identity at the centre frame
     s = (torch.arange(t_len, dtype=torch.float32) - centre) / max(t_len - 1, 1)  # [T] in [-1/2, 1/2]
@@ -307,6 +290,26 @@ def render_camera_scene(
         torch.exp((o_edges[..., 1] / radius)[..., None] * s),
         torch.zeros(batch, n_o, t_len, 2),
     ) @ cam[:, None]  # [B, O, T, 3, 3]
+
+    # ---- the photographs: crops with a margin that covers the background's motion (no more: the
+    # smaller the crop region, the smaller the source may be downscaled, the denser the detail)
+    reach = 0.75 * mag * moving + 0.5 * edges.abs().sum(1) + 0.625 * amp  # [B] px, a bound over the window
+    margin = math.ceil(float(reach.max())) + 2
+    hs, ws = height + 2 * margin, width + 2 * margin
+    picks = torch.randint(len(images), (batch, n_layers), generator=gen).tolist()
+    use_cutout = (rand((batch, n_layers), gen, "cpu") < (0.5 if cutouts else 0.0)).tolist()
+    cut_picks = torch.randint(max(len(cutouts or ()), 1), (batch, n_layers), generator=gen).tolist()
+    ellipses = soft_ellipses((batch, n_layers), hs, ws, gen, "cpu")
+    layers = torch.zeros(batch, n_layers, hs, ws)
+    masks = torch.zeros(batch, n_layers, hs, ws)
+    for i in range(batch):
+        for j in range(1 + n_obj[i]):
+            if j > 0 and use_cutout[i][j] and cutouts:
+                layers[i, j], masks[i, j] = _cutout_layer(cutouts[cut_picks[i][j]], hs, ws, height, width, gen)
+                continue
+            img = torch.as_tensor(images[picks[i][j]], dtype=torch.float32)
+            layers[i, j] = _source_patch(img, hs, ws, cfg, gen)
+            masks[i, j] = 1.0 if j == 0 else ellipses[i, j]
 
     # ---- render: one grid_sample per kind of layer, every frame at once
     py = torch.arange(height, dtype=torch.float32) - (height - 1) / 2
