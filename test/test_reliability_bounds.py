@@ -92,9 +92,7 @@ def _drain(node: SpikeReconstructor, timeout: float = 20.0) -> None:
     """Wait until the worker has handled every window cut so far."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        with node._cv:
-            idle = not node._queue and not node.busy
-        if idle:
+        if node.worker.idle():
             return
         time.sleep(0.005)
 
@@ -144,7 +142,7 @@ def test_worker_survives_a_rejected_packet_then_an_inference_error(node, monkeyp
     for _ in range(3):
         node._on_spikes(s.packet())
     _drain(node)
-    assert node._worker.is_alive()
+    assert node.worker.alive
     assert node.images_published >= 5, node.diagnostics_values()
     assert node.bad_packets["unknown_encoding"] == 2 and node.errors["worker"] == 0
 
@@ -175,19 +173,19 @@ class _ThreadEnds(BaseException):
 
 @pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")
 def test_dead_worker_is_restarted_and_reported(node, monkeypatch):
-    real = node._take_batch
+    real = node.worker._take_batch
 
     def dies_once():
-        monkeypatch.setattr(node, "_take_batch", real)
+        monkeypatch.setattr(node.worker, "_take_batch", real)
         raise _ThreadEnds("injected: an exception that no 'except Exception' catches")
 
-    monkeypatch.setattr(node, "_take_batch", dies_once)
+    monkeypatch.setattr(node.worker, "_take_batch", dies_once)
     s = Stream()
     node._on_spikes(s.packet())  # the worker takes this batch, then calls the patched _take_batch
-    assert _wait(lambda: not node._worker.is_alive(), 10)
+    assert _wait(lambda: not node.worker.alive, 10)
     assert node.health()[2]["worker_alive"] is False
     node._check_worker()  # what the diagnostics timer does every period
-    assert node.worker_restarts == 1 and node._worker.is_alive()
+    assert node.worker_restarts == 1 and node.worker.alive
     for _ in range(3):
         node._on_spikes(s.packet())
     _drain(node)
@@ -366,7 +364,7 @@ def test_any_sequence_of_packets_and_parameters_leaves_a_working_bounded_node(pr
         bound = reconstructor_memory_bound(peak["queue"], peak["batch"], peak["t"], peak["h"], peak["w"], peak["fpp"],
                                            peak["h"] * peak["w"])  # fmt: skip
         assert node.held_spike_bytes() <= bound
-        assert len(node._queue) <= peak["queue"]
+        assert len(node.worker.queue) <= peak["queue"]
     _drain(node)
     # Good packets still produce images: a fresh stream (seq 0: a restart) at the known settings.
     assert all(r.successful for r in node.set_parameters([Parameter(k, value=v) for k, v in BASE.items()]))
@@ -377,7 +375,7 @@ def test_any_sequence_of_packets_and_parameters_leaves_a_working_bounded_node(pr
         node._on_spikes(fresh.packet())
     _drain(node)
     assert node.images_published > images, node.diagnostics_values()
-    assert dict(node.errors) == errors and node._worker.is_alive()
+    assert dict(node.errors) == errors and node.worker.alive
     assert node.errors["packet_handling"] == 0 and node.errors["inference"] == 0 and node.errors["worker"] == 0
 
 

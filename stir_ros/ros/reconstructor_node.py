@@ -12,10 +12,13 @@ Topics (relative names, remappable):
     /diagnostics         (out) diagnostic_msgs/DiagnosticArray
 
 The spikes callback only checks headers and cuts windows (:mod:`stir_ros.core.stream_processor`,
-the path ``bag reconstruct`` takes too); a worker
-thread decodes, batches and reconstructs them (:mod:`stir_ros.engine`) and publishes. The
-queue between them is bounded and drops the oldest window when full, so the executor thread
-that receives spikes never waits for inference.
+the path ``bag reconstruct`` takes too); the inference worker (:mod:`stir_ros.core.inference_worker`:
+a thread at a lower priority, a bounded queue that drops the oldest window when full) decodes,
+batches and reconstructs them (:mod:`stir_ros.engine`) and hands each image back to be published,
+so the executor thread that receives spikes never waits for inference. The settings
+(:mod:`stir_ros.reconstructor_settings`) and the diagnostics values
+(:mod:`stir_ros.core.reconstructor_status`) are ROS-free too: this module converts messages,
+declares and applies parameters, and publishes.
 """
 
 from __future__ import annotations
@@ -23,10 +26,9 @@ from __future__ import annotations
 import gc
 import math
 import os
-import threading
 import time
-from collections import Counter, deque
-from dataclasses import dataclass, fields, replace
+from collections import Counter
+from dataclasses import fields, replace
 from typing import Any
 
 import numpy as np
@@ -43,11 +45,11 @@ from rclpy.qos_overriding_options import QoSOverridingOptions
 from rclpy.timer import Timer
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 
-from stir_ros.engine import EngineConfig, ReconstructionEngine
+from stir_ros.engine import ReconstructionEngine
 from stir_ros.core.errors import BackendUnavailableError, CheckpointError, ConfigError, PacketError, StirRosError
-from stir_ros.core.imaging import IMAGE_ENCODINGS
-from stir_ros.core.limits import batch_limit, check_parameter
-from stir_ros.core.stream import Window, WindowCutter, packed_windows, stack_windows
+from stir_ros.core.inference_worker import InferenceWorker, Pending
+from stir_ros.core.reconstructor_status import ReconstructorStatus
+from stir_ros.core.stream import WindowCutter
 from stir_ros.core.spike_cdr import parse_spike_packet
 from stir_ros.core.stream_processor import DROPPED, IDLE, REJECTED, StreamProcessor
 from stir_ros.msg import SpikePacket
@@ -65,6 +67,7 @@ from stir_ros.core.dds_profile import apply_fastdds_profile
 from stir_ros.core.optional import import_torch
 from stir_ros.ros.lifecycle import ManagedTransitions
 from stir_ros.ros.graph import RECONSTRUCTOR_NAME, RECONSTRUCTOR_PARAMETERS
+from stir_ros.reconstructor_settings import COMPRESSED_FORMATS, ENGINE_FIELDS, EXECUTORS, ReconstructorSettings
 
 __all__ = [
     "EXECUTORS", "COMPRESSED_FORMATS", "ReconstructorSettings", "ReconstructorWork", "SpikeReconstructor",
@@ -78,83 +81,6 @@ __all__ = [
 SPIKES_QOS = QoSProfile(depth=50, reliability=QoSReliabilityPolicy.RELIABLE)
 #: Outputs: reliable, keep last 10 (what image consumers and rosbag2 expect by default).
 OUTPUT_QOS = QoSProfile(depth=10, reliability=QoSReliabilityPolicy.RELIABLE)
-#: ``events``: rclpy's C++ EventsExecutor (rclpy.experimental). A bare subscriber took 400
-#: packets/s of 1.25 MB for 27 % of a core with it, 55 % with the default Python executor; the
-#: whole node at 40 kHz 72 % instead of 82 %, p95 latency 5 ms instead of 23 ms (BENCHMARKS.md).
-EXECUTORS = ("events", "single_threaded")
-_ENGINE_FIELDS = (
-    "method", "weights", "device", "precision", "backend", "window_length", "alpha", "max_batch", "torch_compile",
-    "cuda_graphs",
-)
-#: ``compressed_format`` values: "" (off), lossless png or lossy jpeg (``jpeg_quality``).
-COMPRESSED_FORMATS = ("", "png", "jpeg")
-
-
-@dataclass(frozen=True)
-class ReconstructorSettings:
-    """The reconstructor's parameters, validated (see ``RECONSTRUCTOR_PARAMETERS``)."""
-
-    method: str = "stir"
-    weights: str = ""
-    device: str = "auto"
-    precision: str = "fp32"
-    backend: str = "torch"
-    torch_compile: str = "none"
-    cuda_graphs: bool = False
-    window_length: int = 0
-    stride_frames: int = 200
-    output_rate_hz: float = 0.0
-    max_batch: int = 4
-    alpha: float = 0.6
-    output_encoding: str = "mono8"
-    queue_size: int = 4
-    frame_id: str = ""
-    diagnostics_period_s: float = 1.0
-    warmup_height: int = 0
-    warmup_width: int = 0
-    executor: str = "events"
-    stall_timeout_s: float = 30.0
-    compressed_format: str = ""
-    jpeg_quality: int = 90
-    lazy: bool = False
-
-    def __post_init__(self) -> None:
-        # Every number against its bound (finite, within what the machine and sensor allow).
-        for f in fields(self):
-            check_parameter(RECONSTRUCTOR_NAME, f.name, getattr(self, f.name))
-        self.engine_config()  # validates the engine fields
-        if self.compressed_format not in COMPRESSED_FORMATS:
-            raise ConfigError(f"compressed_format must be '', 'png' or 'jpeg', got {self.compressed_format!r}")
-        if self.stride_frames < 1:
-            raise ConfigError(f"stride_frames must be >= 1, got {self.stride_frames}")
-        if self.output_rate_hz < 0:
-            raise ConfigError(f"output_rate_hz must be >= 0 (0: use stride_frames), got {self.output_rate_hz}")
-        if self.output_encoding not in IMAGE_ENCODINGS:
-            raise ConfigError(f"output_encoding must be one of {', '.join(IMAGE_ENCODINGS)}, got {self.output_encoding!r}")
-        if self.queue_size < 1:
-            raise ConfigError(f"queue_size must be >= 1, got {self.queue_size}")
-        if not self.diagnostics_period_s > 0:
-            raise ConfigError(f"diagnostics_period_s must be positive, got {self.diagnostics_period_s}")
-        if self.warmup_height < 0 or self.warmup_width < 0:
-            raise ConfigError("warmup_height and warmup_width must be >= 0")
-        if not isinstance(self.lazy, bool):
-            raise ConfigError(f"lazy must be true or false, got {self.lazy!r}")
-        if self.executor not in EXECUTORS:
-            raise ConfigError(f"executor must be one of {', '.join(EXECUTORS)}, got {self.executor!r}")
-
-    @classmethod
-    def from_mapping(cls, values: dict[str, Any]) -> ReconstructorSettings:
-        """Build from parameter values (unknown keys are ignored)."""
-        names = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in values.items() if k in names})
-
-    def engine_config(self) -> EngineConfig:
-        """The :class:`EngineConfig` part."""
-        return EngineConfig(
-            method=self.method, window_length=self.window_length, alpha=self.alpha, device=self.device,
-            precision=self.precision, max_batch=self.max_batch, weights=self.weights or None, backend=self.backend,
-            compile=self.torch_compile, cuda_graphs=self.cuda_graphs,
-        )  # fmt: skip
 
 
 def _compress(img: np.ndarray, encoding: str, fmt: str, quality: int, stamp_ns: int, frame_id: str) -> CompressedImage:
@@ -181,13 +107,6 @@ def _compress(img: np.ndarray, encoding: str, fmt: str, quality: int, stamp_ns: 
     return msg
 
 
-@dataclass
-class _Pending:
-    window: Window
-    received: float  # time.monotonic() when the packet that completed the window arrived
-    frame_id: str
-
-
 class ReconstructorWork:
     """The reconstructor's work, shared by the plain node and the managed (lifecycle) one.
 
@@ -203,12 +122,11 @@ class ReconstructorWork:
             self.declare_parameter(spec.name, spec.default, parameter_descriptor(RECONSTRUCTOR_NAME, spec))
         self.settings: ReconstructorSettings | None = None  # None: not configured
         self.engine: ReconstructionEngine | None = None
+        self.worker: InferenceWorker | None = None
         self._log = RateLimitedLog()
         self._last_warning = ""
         self._throughput_noted: set[tuple[Any, ...]] = set()
-        self._queue: deque[_Pending] = deque()
-        self._cv = threading.Condition()
-        self._running = False
+        self.errors: Counter[str] = Counter()
         self.active = False  # subscribed to spikes; images are published
         self._subs: list[Any] = []
         self._entities: list[Any] = []  # publishers and timer made by _configure
@@ -230,21 +148,11 @@ class ReconstructorWork:
         self.stream = StreamProcessor(engine.window_length, settings.stride_frames, settings.output_rate_hz)
         self.camera_info: CameraInfo | None = None
         self.bad_packets: Counter[str] = Counter()
-        self.errors: Counter[str] = Counter()
-        self.windows_dropped = 0
-        self.images_published = 0
+        self.errors = Counter()
         self.worker_restarts = 0
-        # monotonic time of the oldest window cut since the last published image (None: none waits);
-        # diagnostics go to ERROR when it is older than stall_timeout_s.
-        self._unserved_since: float | None = None
         self._last_packet: float | None = None  # time.monotonic() of the last packet, good or bad
         self._packet_span_s = 0.0  # sensor time one packet covers (num_frames / frame_rate_hz)
-        self._latency_ms: deque[float] = deque(maxlen=2000)
-        self._age_ms: deque[float] = deque(maxlen=2000)
-        self._rates_prev = (time.monotonic(), 0, 0, 0)
-        self._queue.clear()
-        self._running = True
-        self.busy = False  # the worker holds a batch (read by tests and diagnostics)
+        self._status = ReconstructorStatus()
         self.idle = False  # lazy and nobody subscribes to the images: packets counted, not reconstructed
 
         overrides = QoSOverridingOptions.with_default_policies()
@@ -261,7 +169,12 @@ class ReconstructorWork:
         self.diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         timer = self.create_timer(settings.diagnostics_period_s, self._publish_diagnostics)
         self._entities = [p for p in (self.image_pub, self.info_pub, self.compressed_pub, self.diag_pub, timer) if p]
-        self._worker = self._start_worker()
+        self.worker = InferenceWorker(
+            engine, self._publish_image, prepare=self._warmup, on_warning=self._engine_warning, on_error=self._error,
+            alive=self.context.ok, clock_ns=lambda: self.get_clock().now().nanoseconds,
+            niceness=settings.worker_niceness, debug=self.get_logger().debug, errors=self.errors,
+        )  # fmt: skip
+        self.worker.start()
         self.get_logger().info(
             f"ready: method {engine.method}, window {engine.window_length}, "
             f"device {engine.device_name}, precision {engine.precision}, backend {engine.backend}"
@@ -286,9 +199,7 @@ class ReconstructorWork:
         for sub in self._subs:
             self.destroy_subscription(sub)
         self._subs = []
-        with self._cv:
-            self._queue.clear()
-            self._unserved_since = None
+        self.worker.clear()
         self.stream.reset()  # packets missed while inactive are not lost ones
 
     def _cleanup(self) -> None:
@@ -305,6 +216,8 @@ class ReconstructorWork:
         released = self.engine is not None
         cuda = released and self.engine.device.type == "cuda"
         self.settings = self.engine = None
+        if self.worker is not None:
+            self.worker.release_engine()  # the model goes with it
         self._throughput_noted.clear()
         gc.collect()  # the model's tensors, before the CUDA cache is emptied
         if cuda:
@@ -329,6 +242,21 @@ class ReconstructorWork:
         """Windows cut since configure."""
         return self.stream.windows_cut
 
+    @property
+    def windows_dropped(self) -> int:
+        """Windows dropped from the full queue since configure."""
+        return self.worker.windows_dropped
+
+    @property
+    def images_published(self) -> int:
+        """Images published since configure."""
+        return self.worker.images_published
+
+    @property
+    def busy(self) -> bool:
+        """The worker holds a batch."""
+        return self.worker is not None and self.worker.busy
+
     def _beside(self, topic: str, name: str) -> str:
         """``name`` in the namespace of the resolved ``topic`` (image_transport), unless ``name`` is remapped."""
         if self.resolve_topic_name(name) != self.resolve_topic_name(name, only_expand=True):
@@ -351,19 +279,12 @@ class ReconstructorWork:
         if idle != self.idle:
             self.idle = idle
             if idle:
-                with self._cv:
-                    self._queue.clear()
-                    self._unserved_since = None
+                self.worker.clear()
                 self.stream.clear_buffer()
             why = "an image output has a subscriber" if self.settings.lazy else "lazy is off"
             emit(self.get_logger().info, "no subscribers to the images: idle (lazy), counting packets only" if idle
                  else f"{why}: reconstructing")  # fmt: skip
         return idle
-
-    def _start_worker(self) -> threading.Thread:
-        worker = threading.Thread(target=self._work, name="reconstruction", daemon=True)
-        worker.start()
-        return worker
 
     def _warn(self, kind: str, message: str) -> None:
         self._log(self.get_logger().warning, kind, message)
@@ -422,6 +343,10 @@ class ReconstructorWork:
             f"output_rate_hz (e.g. {max(per_s * 0.8, 0.1):.2g}), or use a GPU.",
         )
 
+    def _engine_warning(self, warning: str) -> None:
+        self._last_warning = warning
+        emit(self.get_logger().warning, warning)
+
     # ------------------------------------------------------------------ input (executor thread)
 
     def _on_camera_info(self, msg: CameraInfo) -> None:
@@ -474,115 +399,39 @@ class ReconstructorWork:
             return  # counted by the monitor; no window is cut, decoded or queued
         if out.notable_event is not None:
             self._warn(out.notable_event, out.message)
-        windows = out.windows
-        if not windows:
+        if not out.windows:
             return
         frame_id = self.settings.frame_id or msg_frame_id
-        dropped = 0
-        with self._cv:
-            for window in windows:
-                while len(self._queue) >= self.settings.queue_size:  # queue_size may have shrunk
-                    self._queue.popleft()
-                    dropped += 1
-                self._queue.append(_Pending(window, received, frame_id))
-            self.windows_dropped += dropped
-            if self._unserved_since is None:
-                self._unserved_since = received
-            self._cv.notify()
-        if dropped:
+        if self.worker.submit(out.windows, received, frame_id, self.settings.queue_size):
             self._warn(
                 "windows_dropped",
-                f"inference is slower than the stream: {self.windows_dropped} window(s) dropped so far (queue of "
+                f"inference is slower than the stream: {self.worker.windows_dropped} window(s) dropped so far (queue of "
                 f"{self.settings.queue_size}); raise stride_frames or lower output_rate_hz",
             )
 
-    # ------------------------------------------------------------------ worker thread
+    # ------------------------------------------------------------------ output (worker thread)
 
-    def _take_batch(self) -> tuple[ReconstructionEngine, list[_Pending]] | None:
-        with self._cv:
-            while self._running and not self._queue:
-                self._cv.wait(timeout=0.5)
-            if not self._running:
-                return None
-            engine = self.engine
-            first = self._queue[0].window
-            batch = []
-            limit = batch_limit(engine.batch_size, first.length, first.height, first.width)
-            # One batch holds windows of one size (a size change resets the stream anyway).
-            while self._queue and len(batch) < limit:
-                w = self._queue[0].window
-                if (w.height, w.width, w.length) != (first.height, first.width, first.length):
-                    break
-                batch.append(self._queue.popleft())
-            self.busy = True
-            return engine, batch
-
-    def _work(self) -> None:
-        """The worker loop: nothing that goes wrong in one batch, or in reporting it, ends it."""
-        while True:
-            try:
-                taken = self._take_batch()
-                if taken is None:
-                    return
-                engine, batch = taken
-                try:
-                    self._reconstruct(engine, batch)
-                    self.busy = False
-                except Exception as err:  # noqa: BLE001 - keep the node alive; reported in diagnostics
-                    if not self._running or not self.context.ok():
-                        return  # shutting down: a publish into a closed context is not an error
-                    self.busy = False
-                    self.errors["inference"] += 1
-                    text = str(err) if isinstance(err, StirRosError) else repr(err)
-                    self._error("inference", f"reconstruction failed: {text}")
-            except Exception:  # noqa: BLE001, S112 - even the error handling failed: go on with the next batch
-                self.errors["worker"] += 1
-                self.busy = False
-                time.sleep(0.01)  # never spin hot on a persistent failure
-
-    def _reconstruct(self, engine: ReconstructionEngine, batch: list[_Pending]) -> None:
-        first = batch[0].window
-        if first.length != engine.window_length:  # cut before a window_length change; the engine cannot take it
-            with self._cv:
-                if not self._queue:
-                    self._unserved_since = None
-            return
-        self._warmup(engine, first.height, first.width)
-        windows = [p.window for p in batch]
-        stacked: Any = None
-        if engine.method == "tfp" and engine.device.type == "cpu":
-            # TFP counts the spikes from the packed frames: no window is unpacked, the image is the same.
-            stacked = packed_windows(windows)  # array-like [B, T, H, W] (core.classical.PackedWindows)
-        images = engine.reconstruct(stack_windows(windows) if stacked is None else stacked)
-        for warning in engine.pop_warnings():
-            self._last_warning = warning
-            emit(self.get_logger().warning, warning)
+    def _publish_image(self, pending: Pending, img: np.ndarray) -> bool:
+        """Publish one image, its camera_info and compressed image; False: stopping or inactive (nothing sent)."""
+        if not self.active or not self.context.ok():
+            return False  # stopping or deactivated: publishers are about to go or must be quiet
         settings = self.settings
-        encoding = settings.output_encoding
-        now_ros = self.get_clock().now().nanoseconds
-        for pending, img in zip(batch, images):
-            if not self._running or not self.active or not self.context.ok():
-                return  # stopping or deactivated: publishers are about to go or must be quiet
-            w = pending.window
-            self.image_pub.publish(image_to_msg(img, encoding, w.centre_stamp_ns, pending.frame_id))
-            info = self.camera_info
-            if info is None or (info.height, info.width) != (w.height, w.width):
-                if info is not None:  # a calibration of another size does not describe these images
-                    self.bad_packets["camera_info_size"] += 1
-                    self._warn("bad:camera_info_size", f"camera_info is {info.height}x{info.width}, images are "
-                               f"{w.height}x{w.width}: publishing an uncalibrated camera_info")  # fmt: skip
-                info = default_camera_info(w.height, w.width)
-            self.info_pub.publish(restamp_camera_info(info, w.centre_stamp_ns, pending.frame_id))
-            if self.compressed_pub is not None:
-                self.compressed_pub.publish(
-                    _compress(img, encoding, settings.compressed_format, settings.jpeg_quality, w.centre_stamp_ns,
-                              pending.frame_id)
-                )  # fmt: skip
-            self._latency_ms.append((time.monotonic() - pending.received) * 1e3)
-            self._age_ms.append((now_ros - w.centre_stamp_ns) / 1e6)
-            self.images_published += 1
-        with self._cv:
-            self._unserved_since = time.monotonic() if self._queue else None
+        w = pending.window
+        self.image_pub.publish(image_to_msg(img, settings.output_encoding, w.centre_stamp_ns, pending.frame_id))
+        info = self.camera_info
+        if info is None or (info.height, info.width) != (w.height, w.width):
+            if info is not None:  # a calibration of another size does not describe these images
+                self.bad_packets["camera_info_size"] += 1
+                self._warn("bad:camera_info_size", f"camera_info is {info.height}x{info.width}, images are "
+                           f"{w.height}x{w.width}: publishing an uncalibrated camera_info")  # fmt: skip
+            info = default_camera_info(w.height, w.width)
+        self.info_pub.publish(restamp_camera_info(info, w.centre_stamp_ns, pending.frame_id))
+        if self.compressed_pub is not None:
+            self.compressed_pub.publish(
+                _compress(img, settings.output_encoding, settings.compressed_format, settings.jpeg_quality,
+                          w.centre_stamp_ns, pending.frame_id)
+            )  # fmt: skip
+        return True
 
     # ------------------------------------------------------------------ parameters
 
@@ -606,15 +455,15 @@ class ReconstructorWork:
             return SetParametersResult(successful=True)
         engine = self.engine
         try:
-            if any(getattr(new, f) != getattr(self.settings, f) for f in _ENGINE_FIELDS):
+            if any(getattr(new, f) != getattr(self.settings, f) for f in ENGINE_FIELDS):
                 engine = self._make_engine(new)  # checks the weights whatever the method
         except StirRosError as err:
             return SetParametersResult(successful=False, reason=str(err))
-        with self._cv:
-            if engine is not self.engine:
-                self._queue.clear()
-                self._unserved_since = None
-                self.engine = engine
+        worker = self.worker
+        assert worker is not None and engine is not None  # configured
+        with worker.lock:  # the worker takes its next batch with the new engine and settings together
+            worker.swap_engine(engine)
+            self.engine = engine
             self.settings = new
         emit(self.get_logger().info, f"parameters changed: {changes}")
         return SetParametersResult(successful=True)
@@ -627,62 +476,17 @@ class ReconstructorWork:
         Packet payloads referred to by the window buffer and by queued windows, each counted once
         (compare with :func:`stir_ros.core.limits.reconstructor_memory_bound`).
         """
-        with self._cv:
-            chunks = {id(c): c for p in self._queue for c, _, _ in p.window._parts}
-            cutter = self.stream.cutter
-            if cutter is not None:
-                chunks.update((id(c), c) for c in cutter._chunks)
-        total = 0
-        for c in chunks.values():
-            data = c._payload if c._payload is not None else c._frames
-            total += int(data.nbytes) if data is not None else 0
-        return total
+        return self.worker.held_spike_bytes(self.stream.cutter)
 
     def diagnostics_values(self) -> dict[str, Any]:
         """Current counters and rates (also published on /diagnostics)."""
-        now = time.monotonic()
-        t_prev, frames_prev, packets_prev, images_prev = self._rates_prev
-        dt = max(now - t_prev, 1e-9)
-        m = self.stream.monitor
-        cutter = self.stream.cutter
-        self._rates_prev = (now, m.frames, m.packets, self.images_published)
-        lat = np.asarray(self._latency_ms) if self._latency_ms else np.zeros(1)
-        age = np.asarray(self._age_ms) if self._age_ms else np.zeros(1)
-        values: dict[str, Any] = {
-            "method": self.engine.method,
-            "device": self.engine.device_name,
-            "precision": self.engine.precision,
-            "window_length": self.engine.window_length,
-            "stride_frames": cutter.stride_frames if cutter else self.settings.stride_frames,
-            "input_packets_per_s": (m.packets - packets_prev) / dt,
-            "input_frames_per_s": (m.frames - frames_prev) / dt,
-            "output_images_per_s": (self.images_published - images_prev) / dt,
-            "latency_ms_p50": float(np.percentile(lat, 50)),
-            "latency_ms_p95": float(np.percentile(lat, 95)),
-            "latency_ms_p99": float(np.percentile(lat, 99)),
-            "stamp_age_ms_p50": float(np.percentile(age, 50)),
-            "input_idle_s": now - self._last_packet if self._last_packet is not None else 0.0,
-            "queue_depth": len(self._queue),
-            "unserved_s": now - self._unserved_since if self._unserved_since is not None else 0.0,
-            "worker_alive": self._worker.is_alive(),
-            "worker_restarts": self.worker_restarts,
-            "windows_cut": self.stream.windows_cut,
-            "windows_dropped": self.windows_dropped,
-            "images_published": self.images_published,
-            "buffer_resets": self.stream.buffer_resets,
-            "bad_packets": sum(self.bad_packets.values()),
-            "inference_errors": self.errors["inference"],
-            "packet_handling_errors": self.errors["packet_handling"],
-            "parameter_errors": self.errors["parameters"],
-            "worker_errors": self.errors["worker"],
-            "oom_fallbacks": self.engine.oom_fallbacks,
-            "last_warning": self._last_warning,
-            "lazy": self.settings.lazy,
-            "idle_no_subscribers": self.settings.lazy and not self.has_subscribers(),
-        }
-        values.update({f"input_{k}": v for k, v in m.counters().items()})
-        values.update({f"bad_packets_{k}": v for k, v in sorted(self.bad_packets.items())})
-        return values
+        assert self.worker is not None  # configured
+        return self._status.values(
+            engine=self.engine, settings=self.settings, stream=self.stream, worker=self.worker,
+            bad_packets=self.bad_packets, errors=self.errors, worker_restarts=self.worker_restarts,
+            last_warning=self._last_warning, last_packet=self._last_packet,
+            idle_no_subscribers=self.settings.lazy and not self.has_subscribers(),
+        )  # fmt: skip
 
     def _publish_diagnostics(self) -> None:
         try:
@@ -692,35 +496,20 @@ class ReconstructorWork:
             self._error("diagnostics", f"diagnostics failed: {err!r}")
 
     def _check_worker(self) -> None:
-        """Restart a worker thread that died (it should not: see ``_work``); say so loudly."""
-        if self._running and not self._worker.is_alive():
+        """Restart a worker thread that died (it should not: see ``InferenceWorker``); say so loudly."""
+        if self.worker.running and not self.worker.alive:
             self.worker_restarts += 1
             self._error("worker", f"the reconstruction thread had stopped; restarted it ({self.worker_restarts} time(s))")
-            self._worker = self._start_worker()
+            self.worker.start()
 
     def health(self) -> tuple[str, str, dict[str, Any]]:
         """``(level, message, values)`` of the diagnostics status: level ok, warn or error."""
         values = self.diagnostics_values()
-        counted = ("input_lost_packets", "windows_dropped", "bad_packets", "inference_errors", "oom_fallbacks",
-                   "packet_handling_errors", "parameter_errors", "worker_restarts")  # fmt: skip
-        problems = [k for k in counted if values[k]]
-        message = "ok" if not problems else "counted: " + ", ".join(problems)
-        if not self.active:  # a managed node, configured and not active: a normal state, level OK
-            return "ok", "inactive (lifecycle): not subscribed to spikes", values
-        if values["idle_no_subscribers"]:  # lazy and nobody listens: a normal state, level OK
-            idle = "idle: no subscribers to the images (lazy)"
-            message = idle if message == "ok" else f"{idle}; {message}"
-        # A stream that stops (driver gone, link cut) is reported until packets come again.
-        idle_limit = max(2.0, 2 * self.settings.diagnostics_period_s, 3 * self._packet_span_s)
-        if values["input_idle_s"] > idle_limit:
-            problems.append("no_input")
-            message = f"no input for {values['input_idle_s']:.1f} s" + ("" if message == "ok" else f"; {message}")
-        level = "error" if values["inference_errors"] and not self.images_published else ("warn" if problems else "ok")
-        # Windows wait and no image came for stall_timeout_s: inference is stuck or failing.
-        if values["unserved_s"] > self.settings.stall_timeout_s:
-            level = "error"
-            message = (f"no image for {values['unserved_s']:.1f} s while windows wait (stall_timeout_s "
-                       f"{self.settings.stall_timeout_s:g})") + ("" if message == "ok" else f"; {message}")  # fmt: skip
+        level, message = self._status.judge(
+            values, active=self.active, images_published=self.images_published,
+            diagnostics_period_s=self.settings.diagnostics_period_s, stall_timeout_s=self.settings.stall_timeout_s,
+            packet_span_s=self._packet_span_s,
+        )  # fmt: skip
         return level, message, values
 
     def _diagnostics(self) -> None:
@@ -733,12 +522,8 @@ class ReconstructorWork:
 
     def stop(self) -> None:
         """Stop the worker thread."""
-        with self._cv:
-            self._running = False
-            self._cv.notify_all()
-        worker = getattr(self, "_worker", None)
-        if worker is not None:
-            worker.join(timeout=10.0)
+        if self.worker is not None:
+            self.worker.stop(timeout=10.0)
 
 
 class SpikeReconstructor(ReconstructorWork, Node):

@@ -1,0 +1,311 @@
+# Copyright 2026 The stir_ros authors
+# SPDX-License-Identifier: Apache-2.0
+"""The reconstructor's inference worker: a thread, a bounded queue of windows and its timing.
+
+The thread that receives packets cuts windows (:mod:`stir_ros.core.stream_processor`) and
+:meth:`InferenceWorker.submit` queues them; it never waits for inference. The queue holds at most
+``queue_size`` windows and drops the oldest when full (counted in :attr:`~InferenceWorker.windows_dropped`).
+The worker thread takes batches of windows of one size, reconstructs them with the engine and
+hands each image to a ``publish`` callback, timing it (latency from the packet that completed
+the window, age of the image's stamp). Nothing that goes wrong in one batch, or in reporting it,
+ends the thread.
+
+The worker thread lowers its own scheduling priority by ``niceness`` (Linux, where a thread has
+its own nice value): when TFP or STIR saturates a core, the thread that receives the spikes still
+gets the CPU, and windows are dropped (counted) instead of packets (issue 14).
+
+ROS-free and torch-free: the engine is anything with the few attributes :class:`Engine` names
+(:class:`stir_ros.engine.ReconstructionEngine`), and what ROS does (publishing, logging, the
+clock) comes in as callbacks.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+import time
+from collections import Counter, deque
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import numpy as np
+
+from stir_ros.core.errors import StirRosError
+from stir_ros.core.limits import batch_limit
+from stir_ros.core.stream import Window, WindowCutter, packed_windows, stack_windows
+
+__all__ = ["Engine", "InferenceWorker", "Pending", "lower_thread_priority", "thread_niceness"]
+
+
+
+class Engine(Protocol):
+    """What the worker uses of :class:`stir_ros.engine.ReconstructionEngine`."""
+
+    method: str
+    window_length: int
+    batch_size: int
+
+    @property
+    def device(self) -> Any: ...
+
+    def reconstruct(self, windows: Any) -> Any: ...
+
+    def pop_warnings(self) -> list[str]: ...
+
+
+@dataclass
+class Pending:
+    """A window waiting for inference."""
+
+    window: Window
+    received: float  # time.monotonic() when the packet that completed the window arrived
+    frame_id: str
+
+
+def thread_niceness(tid: int | None = None) -> int | None:
+    """The nice value of thread ``tid`` (default: the calling thread), or None where unsupported."""
+    if not hasattr(os, "getpriority") or not sys.platform.startswith("linux"):
+        return None
+    try:
+        return os.getpriority(os.PRIO_PROCESS, threading.get_native_id() if tid is None else tid)
+    except OSError:
+        return None
+
+
+def lower_thread_priority(increment: int, debug: Callable[[str], Any] | None = None) -> int | None:
+    """Add ``increment`` to the calling thread's nice value (capped at 19); returns the new value.
+
+    On Linux ``setpriority(PRIO_PROCESS, tid)`` applies to that thread only. Elsewhere (where the
+    call would renice the whole process) and where it is refused, nothing changes: ``debug`` is
+    told why and None returned. ``increment`` 0 changes nothing (None).
+    """
+    if increment <= 0:
+        return None
+    if not sys.platform.startswith("linux") or not hasattr(os, "setpriority"):
+        if debug is not None:
+            debug(f"worker_niceness {increment}: per-thread priority is not supported on {sys.platform}; skipped")
+        return None
+    tid = threading.get_native_id()
+    try:
+        current = os.getpriority(os.PRIO_PROCESS, tid)
+        target = min(19, current + increment)
+        os.setpriority(os.PRIO_PROCESS, tid, target)
+    except OSError as err:
+        if debug is not None:
+            debug(f"worker_niceness {increment}: could not lower the inference thread's priority ({err}); skipped")
+        return None
+    if debug is not None:
+        debug(f"inference thread {tid}: niceness {current} -> {target} (worker_niceness {increment})")
+    return target
+
+
+def _ignore(*_: Any) -> None:
+    return None
+
+
+class InferenceWorker:
+    """A thread that reconstructs queued windows with an engine and hands out the images.
+
+    Args:
+        engine: The engine (replaced with :meth:`swap_engine`).
+        publish: ``publish(pending, image) -> bool``: publish one image; False stops the batch
+            (the node is stopping or inactive) and the image is not counted.
+        prepare: ``prepare(engine, height, width)`` before each batch (warm-up at that size).
+        on_warning: Each warning the engine reports after a batch.
+        on_error: ``on_error(kind, message)`` for a failed batch (kind ``inference``).
+        alive: False once the process is shutting down: an error then is not reported.
+        clock_ns: The clock of the image stamps (ROS time), for the stamp age.
+        niceness: What the thread adds to its nice value when it starts (:func:`lower_thread_priority`).
+        debug: Debug log (why the niceness could not be set).
+        errors: Counter of errors (``inference``, ``worker``), shared with the owner's.
+        name: The thread's name.
+    """
+
+    def __init__(
+        self,
+        engine: Engine,
+        publish: Callable[[Pending, np.ndarray], bool],
+        *,
+        prepare: Callable[[Any, int, int], Any] = _ignore,
+        on_warning: Callable[[str], Any] = _ignore,
+        on_error: Callable[[str, str], Any] = _ignore,
+        alive: Callable[[], bool] = lambda: True,
+        clock_ns: Callable[[], int] = time.time_ns,
+        niceness: int = 0,
+        debug: Callable[[str], Any] | None = None,
+        errors: Counter[str] | None = None,
+        name: str = "reconstruction",
+    ) -> None:
+        self.engine: Engine | None = engine  # None once released (the node's cleanup)
+        self._publish, self._prepare, self._on_warning, self._on_error = publish, prepare, on_warning, on_error
+        self._alive, self._clock_ns, self._debug = alive, clock_ns, debug
+        self.niceness = niceness
+        self.errors: Counter[str] = Counter() if errors is None else errors
+        self.name = name
+        #: Guards the queue, the engine and the counters below; an RLock underneath (re-entrant).
+        self.lock = threading.Condition()
+        self.queue: deque[Pending] = deque()
+        self.running = False
+        self.busy = False  # the thread holds a batch
+        self.windows_dropped = 0
+        self.images_published = 0
+        #: time.monotonic() of the oldest window queued since the last image (None: none waits).
+        self.unserved_since: float | None = None
+        self.latency_ms: deque[float] = deque(maxlen=2000)  # packet received -> image published
+        self.age_ms: deque[float] = deque(maxlen=2000)  # clock_ns() - image stamp, at publishing
+        self.thread_niceness: int | None = None  # what the last thread set (None: unchanged)
+        self._thread: threading.Thread | None = None
+
+    # ------------------------------------------------------------------ control (any thread)
+
+    def start(self) -> None:
+        """Start the thread (again, after it died: the queue and counters stay)."""
+        self.running = True
+        self._thread = threading.Thread(target=self._run, name=self.name, daemon=True)
+        self._thread.start()
+
+    @property
+    def alive(self) -> bool:
+        """Whether the thread runs."""
+        return self._thread is not None and self._thread.is_alive()
+
+    @property
+    def thread(self) -> threading.Thread | None:
+        return self._thread
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop the thread (it finishes the image it publishes, then returns)."""
+        with self.lock:
+            self.running = False
+            self.lock.notify_all()
+        if self._thread is not None:
+            self._thread.join(timeout=timeout)
+
+    def submit(self, windows: Iterable[Window], received: float, frame_id: str, queue_size: int) -> int:
+        """Queue windows, dropping the oldest beyond ``queue_size``; returns how many were dropped now."""
+        dropped = 0
+        with self.lock:
+            for window in windows:
+                while len(self.queue) >= queue_size:  # queue_size may have shrunk
+                    self.queue.popleft()
+                    dropped += 1
+                self.queue.append(Pending(window, received, frame_id))
+            self.windows_dropped += dropped
+            if self.unserved_since is None:
+                self.unserved_since = received
+            self.lock.notify()
+        return dropped
+
+    def clear(self) -> None:
+        """Drop every queued window (not counted: nobody is owed their images)."""
+        with self.lock:
+            self.queue.clear()
+            self.unserved_since = None
+
+    def swap_engine(self, engine: Engine) -> None:
+        """Use ``engine`` from the next batch on; windows queued for another engine are dropped."""
+        with self.lock:
+            if engine is not self.engine:
+                self.queue.clear()
+                self.unserved_since = None
+                self.engine = engine
+
+    def release_engine(self) -> None:
+        """Let the engine (and its model) go: the worker must be stopped."""
+        with self.lock:
+            self.queue.clear()
+            self.engine = None
+
+    def idle(self) -> bool:
+        """Nothing queued and no batch in hand."""
+        with self.lock:
+            return not self.queue and not self.busy
+
+    def held_spike_bytes(self, cutter: WindowCutter | None) -> int:
+        """Bytes of spike data held by the queued windows and ``cutter``'s buffer, each payload counted once.
+
+        Compare with :func:`stir_ros.core.limits.reconstructor_memory_bound`.
+        """
+        with self.lock:
+            chunks = {id(c): c for p in self.queue for c, _, _ in p.window._parts}
+            if cutter is not None:
+                chunks.update((id(c), c) for c in cutter._chunks)
+        total = 0
+        for c in chunks.values():
+            data = c._payload if c._payload is not None else c._frames
+            total += int(data.nbytes) if data is not None else 0
+        return total
+
+    # ------------------------------------------------------------------ the thread
+
+    def _take_batch(self) -> tuple[Engine, list[Pending]] | None:
+        with self.lock:
+            while self.running and not self.queue:
+                self.lock.wait(timeout=0.5)
+            if not self.running:
+                return None
+            engine = self.engine
+            assert engine is not None, "a released worker was started"
+            first = self.queue[0].window
+            batch: list[Pending] = []
+            limit = batch_limit(engine.batch_size, first.length, first.height, first.width)
+            # One batch holds windows of one size (a size change resets the stream anyway).
+            while self.queue and len(batch) < limit:
+                w = self.queue[0].window
+                if (w.height, w.width, w.length) != (first.height, first.width, first.length):
+                    break
+                batch.append(self.queue.popleft())
+            self.busy = True
+            return engine, batch
+
+    def _run(self) -> None:
+        """The worker loop: nothing that goes wrong in one batch, or in reporting it, ends it."""
+        self.thread_niceness = lower_thread_priority(self.niceness, self._debug)
+        while True:
+            try:
+                taken = self._take_batch()
+                if taken is None:
+                    return
+                engine, batch = taken
+                try:
+                    self._reconstruct(engine, batch)
+                    self.busy = False
+                except Exception as err:  # noqa: BLE001 - keep the node alive; reported in diagnostics
+                    if not self.running or not self._alive():
+                        return  # shutting down: a publish into a closed context is not an error
+                    self.busy = False
+                    self.errors["inference"] += 1
+                    text = str(err) if isinstance(err, StirRosError) else repr(err)
+                    self._on_error("inference", f"reconstruction failed: {text}")
+            except Exception:  # noqa: BLE001, S112 - even the error handling failed: go on with the next batch
+                self.errors["worker"] += 1
+                self.busy = False
+                time.sleep(0.01)  # never spin hot on a persistent failure
+
+    def _reconstruct(self, engine: Engine, batch: Sequence[Pending]) -> None:
+        first = batch[0].window
+        if first.length != engine.window_length:  # cut before a window_length change; the engine cannot take it
+            with self.lock:
+                if not self.queue:
+                    self.unserved_since = None
+            return
+        self._prepare(engine, first.height, first.width)
+        windows = [p.window for p in batch]
+        stacked: Any = None
+        if engine.method == "tfp" and engine.device.type == "cpu":
+            # TFP counts the spikes from the packed frames: no window is unpacked, the image is the same.
+            stacked = packed_windows(windows)  # array-like [B, T, H, W] (core.classical.PackedWindows)
+        images = engine.reconstruct(stack_windows(windows) if stacked is None else stacked)
+        for warning in engine.pop_warnings():
+            self._on_warning(warning)
+        now_ns = self._clock_ns()
+        for pending, img in zip(batch, images):
+            if not self.running or not self._publish(pending, img):
+                return  # stopping or deactivated: publishers are about to go or must be quiet
+            self.latency_ms.append((time.monotonic() - pending.received) * 1e3)
+            self.age_ms.append((now_ns - pending.window.centre_stamp_ns) / 1e6)
+            self.images_published += 1
+        with self.lock:
+            self.unserved_since = time.monotonic() if self.queue else None

@@ -1,0 +1,120 @@
+# Copyright 2026 The stir_ros authors
+# SPDX-License-Identifier: Apache-2.0
+"""The reconstructor's settings, validated: one field per parameter of the settings table.
+
+:class:`ReconstructorSettings` has exactly the parameters of
+:data:`stir_ros.core.parameters.RECONSTRUCTOR_PARAMETERS`, with their defaults (checked when this
+module is imported, and by ``test/test_settings_table.py``); every number is checked against its
+bound (:data:`stir_ros.core.limits.PARAMETER_BOUNDS`), every choice against its list, and the
+engine's part by :class:`stir_ros.engine.EngineConfig`. A refused value raises
+:class:`~stir_ros.core.errors.ConfigError` with the parameter's name, what it accepts and what it got.
+
+ROS-free (the node, :mod:`stir_ros.ros.reconstructor_node`, declares the parameters and builds
+this from their values); torch-free at import, like the engine it configures.
+"""
+
+from __future__ import annotations
+
+from dataclasses import MISSING, dataclass, fields
+from typing import Any
+
+from stir_ros.core.errors import ConfigError
+from stir_ros.core.imaging import IMAGE_ENCODINGS
+from stir_ros.core.limits import check_parameter
+from stir_ros.core.parameters import RECONSTRUCTOR_NAME, RECONSTRUCTOR_PARAMETERS
+from stir_ros.engine import EngineConfig
+
+__all__ = ["COMPRESSED_FORMATS", "ENGINE_FIELDS", "EXECUTORS", "ReconstructorSettings"]
+
+#: ``events``: rclpy's C++ EventsExecutor (rclpy.experimental). A bare subscriber took 400
+#: packets/s of 1.25 MB for 27 % of a core with it, 55 % with the default Python executor; the
+#: whole node at 40 kHz 72 % instead of 82 %, p95 latency 5 ms instead of 23 ms (BENCHMARKS.md).
+EXECUTORS = ("events", "single_threaded")
+#: ``compressed_format`` values: "" (off), lossless png or lossy jpeg (``jpeg_quality``).
+COMPRESSED_FORMATS = ("", "png", "jpeg")
+#: The settings that make up the engine: a change of one of them builds a new engine.
+ENGINE_FIELDS = (
+    "method", "weights", "device", "precision", "backend", "window_length", "alpha", "max_batch", "torch_compile",
+    "cuda_graphs",
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class ReconstructorSettings:
+    """The reconstructor's parameters, validated (see ``RECONSTRUCTOR_PARAMETERS``)."""
+
+    method: str = "stir"
+    weights: str = ""
+    device: str = "auto"
+    precision: str = "fp32"
+    backend: str = "torch"
+    torch_compile: str = "none"
+    cuda_graphs: bool = False
+    window_length: int = 0
+    stride_frames: int = 200
+    output_rate_hz: float = 0.0
+    max_batch: int = 4
+    alpha: float = 0.6
+    output_encoding: str = "mono8"
+    queue_size: int = 4
+    frame_id: str = ""
+    diagnostics_period_s: float = 1.0
+    warmup_height: int = 0
+    warmup_width: int = 0
+    executor: str = "events"
+    stall_timeout_s: float = 30.0
+    compressed_format: str = ""
+    jpeg_quality: int = 90
+    lazy: bool = False
+    worker_niceness: int = 5
+
+    def __post_init__(self) -> None:
+        # Every number against its bound (finite, within what the machine and sensor allow).
+        for f in fields(self):
+            check_parameter(RECONSTRUCTOR_NAME, f.name, getattr(self, f.name))
+        self.engine_config()  # validates the engine fields
+        if self.compressed_format not in COMPRESSED_FORMATS:
+            raise ConfigError(f"compressed_format must be '', 'png' or 'jpeg', got {self.compressed_format!r}")
+        if self.stride_frames < 1:
+            raise ConfigError(f"stride_frames must be >= 1, got {self.stride_frames}")
+        if self.output_rate_hz < 0:
+            raise ConfigError(f"output_rate_hz must be >= 0 (0: use stride_frames), got {self.output_rate_hz}")
+        if self.output_encoding not in IMAGE_ENCODINGS:
+            raise ConfigError(f"output_encoding must be one of {', '.join(IMAGE_ENCODINGS)}, got {self.output_encoding!r}")
+        if self.queue_size < 1:
+            raise ConfigError(f"queue_size must be >= 1, got {self.queue_size}")
+        if not self.diagnostics_period_s > 0:
+            raise ConfigError(f"diagnostics_period_s must be positive, got {self.diagnostics_period_s}")
+        if self.warmup_height < 0 or self.warmup_width < 0:
+            raise ConfigError("warmup_height and warmup_width must be >= 0")
+        if not isinstance(self.lazy, bool):
+            raise ConfigError(f"lazy must be true or false, got {self.lazy!r}")
+        if self.executor not in EXECUTORS:
+            raise ConfigError(f"executor must be one of {', '.join(EXECUTORS)}, got {self.executor!r}")
+
+    @classmethod
+    def from_mapping(cls, values: dict[str, Any]) -> ReconstructorSettings:
+        """Build from parameter values (unknown keys are ignored)."""
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in values.items() if k in names})
+
+    def engine_config(self) -> EngineConfig:
+        """The :class:`EngineConfig` part."""
+        return EngineConfig(
+            method=self.method, window_length=self.window_length, alpha=self.alpha, device=self.device,
+            precision=self.precision, max_batch=self.max_batch, weights=self.weights or None, backend=self.backend,
+            compile=self.torch_compile, cuda_graphs=self.cuda_graphs,
+        )  # fmt: skip
+
+
+def _check_table() -> None:
+    """The dataclass holds the table's parameters with the table's defaults (fails at import otherwise)."""
+    table = {spec.name: spec.default for spec in RECONSTRUCTOR_PARAMETERS}
+    ours = {f.name: f.default for f in fields(ReconstructorSettings)}
+    if set(ours) != set(table) or any(d is MISSING or type(d) is not type(table[n]) or d != table[n]
+                                      for n, d in ours.items()):  # fmt: skip
+        raise ImportError("ReconstructorSettings does not hold the parameters of RECONSTRUCTOR_PARAMETERS "
+                          f"(fields {sorted(ours)}, table {sorted(table)})")  # fmt: skip
+
+
+_check_table()

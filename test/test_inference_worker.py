@@ -1,0 +1,313 @@
+# Copyright 2026 The stir_ros authors
+# SPDX-License-Identifier: Apache-2.0
+"""The reconstructor's ROS-free pieces, without rclpy.
+
+The inference worker and its thread priority (stir_ros.core.inference_worker), the diagnostics
+values (stir_ros.core.reconstructor_status) and the validated settings (stir_ros.reconstructor_settings).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+import time
+from collections import Counter
+from dataclasses import fields, replace
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from stir_ros.core.errors import ConfigError
+from stir_ros.core.inference_worker import InferenceWorker, Pending, lower_thread_priority, thread_niceness
+from stir_ros.core.packing import ENCODING_VIDAR_BITPACKED, encode_frames
+from stir_ros.core.parameters import RECONSTRUCTOR_PARAMETERS
+from stir_ros.core.reconstructor_status import ReconstructorStatus
+from stir_ros.core.stream import PacketHeader
+from stir_ros.core.stream_processor import StreamProcessor
+
+RATE = 20000.0
+T0 = 1_000_000_000
+LINUX = sys.platform.startswith("linux")
+
+
+class FakeEngine:
+    """What the worker uses of the engine: TFP-like means of the windows, optionally held or failing."""
+
+    method = "tfi"
+    window_length = 5
+    batch_size = 2
+    device = SimpleNamespace(type="cpu")
+    device_name = "cpu"
+    precision = "fp32"
+    oom_fallbacks = 0
+
+    def __init__(self) -> None:
+        self.calls: list[int] = []
+        self.fail = 0
+        self.hold = threading.Event()
+        self.hold.set()
+        self.warnings: list[str] = []
+        self.niceness: list[int | None] = []
+
+    def reconstruct(self, windows):
+        self.niceness.append(thread_niceness())
+        self.hold.wait(20)
+        self.calls.append(len(windows))
+        if self.fail:
+            self.fail -= 1
+            raise RuntimeError("injected")
+        return np.asarray(windows, np.float32).mean(axis=1)
+
+    def pop_warnings(self) -> list[str]:
+        out, self.warnings = self.warnings, []
+        return out
+
+
+def _windows(n_frames: int, stride: int = 5, h: int = 3, w: int = 4, length: int = 5):
+    frames = (np.random.default_rng(0).random((n_frames, h, w)) < 0.3).astype(np.uint8)
+    proc = StreamProcessor(length, stride)
+    header = PacketHeader(seq=0, first_frame_index=0, num_frames=n_frames, height=h, width=w,
+                          encoding=ENCODING_VIDAR_BITPACKED, stamp_ns=T0, frame_rate_hz=RATE)  # fmt: skip
+    return proc, proc.push(header, encode_frames(frames, ENCODING_VIDAR_BITPACKED)).windows, frames
+
+
+def _wait(predicate, timeout: float = 10.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.005)
+    return predicate()
+
+
+@pytest.fixture
+def made():
+    """A started worker with a fake engine that records what it publishes; stopped afterwards."""
+    published: list[tuple[Pending, np.ndarray]] = []
+    reports: dict[str, list] = {"warning": [], "error": [], "prepare": []}
+    engine = FakeEngine()
+    worker = InferenceWorker(
+        engine, lambda p, img: published.append((p, img)) is None,
+        prepare=lambda e, h, w: reports["prepare"].append((h, w)), on_warning=reports["warning"].append,
+        on_error=lambda kind, msg: reports["error"].append((kind, msg)), clock_ns=lambda: T0 + 10**9, niceness=0,
+    )  # fmt: skip
+    worker.start()
+    yield SimpleNamespace(worker=worker, engine=engine, published=published, reports=reports)
+    worker.stop()
+
+
+def test_worker_reconstructs_in_batches_and_times_each_image(made):
+    _, windows, frames = _windows(30)
+    assert len(windows) == 6
+    assert made.worker.submit(windows, time.monotonic(), "cam", queue_size=16) == 0
+    assert _wait(made.worker.idle) and made.worker.images_published == 6
+    assert all(n <= FakeEngine.batch_size for n in made.engine.calls) and sum(made.engine.calls) == 6
+    for (pending, img), window in zip(made.published, windows):
+        assert pending.window is window and pending.frame_id == "cam"
+        np.testing.assert_allclose(img, frames[window.first_frame_index : window.first_frame_index + 5].mean(0))
+    assert made.reports["prepare"][0] == (3, 4)
+    assert len(made.worker.latency_ms) == 6 and all(v >= 0 for v in made.worker.latency_ms)
+    assert made.worker.age_ms[0] == pytest.approx((10**9 - (windows[0].centre_stamp_ns - T0)) / 1e6)
+    assert made.worker.unserved_since is None
+
+
+def test_full_queue_drops_the_oldest_and_counts(made):
+    made.engine.hold.clear()  # the thread holds its first batch
+    _, windows, _ = _windows(50)  # 10 windows
+    made.worker.submit(windows[:1], time.monotonic(), "cam", queue_size=3)
+    assert _wait(lambda: made.worker.busy)
+    dropped = made.worker.submit(windows[1:], time.monotonic(), "cam", queue_size=3)
+    assert dropped == 6 and made.worker.windows_dropped == 6
+    assert [p.window for p in made.worker.queue] == windows[-3:]  # the newest stay
+    assert made.worker.unserved_since is not None
+    made.engine.hold.set()
+    assert _wait(made.worker.idle)
+    assert made.worker.images_published == 4
+
+
+def test_an_inference_error_is_counted_reported_and_survived(made):
+    made.engine.fail = 1
+    made.engine.warnings = ["cuda out of memory: batch halved"]
+    _, windows, _ = _windows(30)
+    made.worker.submit(windows[:2], time.monotonic(), "cam", queue_size=16)
+    assert _wait(lambda: made.worker.errors["inference"] == 1)
+    assert made.reports["error"] == [("inference", "reconstruction failed: RuntimeError('injected')")]
+    made.worker.submit(windows[2:], time.monotonic(), "cam", queue_size=16)
+    assert _wait(made.worker.idle) and made.worker.images_published == 4 and made.worker.alive
+    # the failed batch raised before its warnings were read: the next batch reports them
+    assert made.reports["warning"] == ["cuda out of memory: batch halved"]
+
+
+def test_publish_refusing_stops_the_batch_uncounted():
+    engine = FakeEngine()
+    worker = InferenceWorker(engine, lambda p, img: False)
+    worker.start()
+    try:
+        _, windows, _ = _windows(30)
+        worker.submit(windows, time.monotonic(), "cam", queue_size=16)
+        assert _wait(worker.idle)
+        assert worker.images_published == 0 and engine.calls
+    finally:
+        worker.stop()
+    assert not worker.alive
+
+
+def test_swap_and_clear_drop_the_queue_and_release_lets_the_engine_go(made):
+    made.engine.hold.clear()
+    _, windows, _ = _windows(30)
+    made.worker.submit(windows, time.monotonic(), "cam", queue_size=16)
+    assert _wait(lambda: made.worker.busy)
+    made.worker.swap_engine(made.engine)  # the same engine: nothing dropped
+    assert len(made.worker.queue) == 4
+    other = FakeEngine()
+    made.worker.swap_engine(other)
+    assert not made.worker.queue and made.worker.unserved_since is None and made.worker.engine is other
+    made.engine.hold.set()
+    made.worker.submit(windows[:1], time.monotonic(), "cam", queue_size=16)
+    assert _wait(lambda: other.calls == [1])
+    made.worker.submit(windows, time.monotonic(), "cam", queue_size=16)
+    made.worker.clear()
+    made.worker.stop()
+    made.worker.release_engine()
+    assert made.worker.engine is None and not made.worker.queue
+
+
+def test_held_spike_bytes_counts_each_payload_once(made):
+    made.engine.hold.clear()
+    proc, windows, _ = _windows(30)
+    made.worker.submit(windows, time.monotonic(), "cam", queue_size=16)
+    # every window and the cutter's buffer refer to the one packet of 30 frames of 3x4 (bit-packed)
+    assert made.worker.held_spike_bytes(proc.cutter) == len(encode_frames(np.zeros((30, 3, 4), np.uint8),
+                                                                          ENCODING_VIDAR_BITPACKED))  # fmt: skip
+    made.engine.hold.set()
+
+
+# --------------------------------------------------------------------------- thread priority (issue 14)
+
+
+@pytest.mark.skipif(not LINUX, reason="per-thread nice values are Linux's")
+def test_the_worker_thread_lowers_its_own_priority_only():
+    before = thread_niceness()
+    if before is None or before + 3 > 19:
+        pytest.skip(f"this thread's niceness is {before}: no room to lower it by 3")
+    engine = FakeEngine()
+    worker = InferenceWorker(engine, lambda p, img: True, niceness=3)
+    worker.start()
+    try:
+        _, windows, _ = _windows(10)
+        worker.submit(windows, time.monotonic(), "cam", queue_size=16)
+        assert _wait(worker.idle)
+        expected = min(19, before + 3)
+        assert worker.thread_niceness == expected
+        assert engine.niceness[0] == expected  # what /proc/self/task/<tid>/stat says, read in the thread
+        tid = worker.thread.native_id
+        with open(f"/proc/self/task/{tid}/stat") as f:
+            nice_field = int(f.read().rsplit(")", 1)[1].split()[16])  # field 19 of stat: nice
+        assert nice_field == expected
+        assert thread_niceness() == before  # the calling thread (and so the process) keeps its own
+        assert os.getpriority(os.PRIO_PROCESS, os.getpid()) == before
+    finally:
+        worker.stop()
+
+
+def test_niceness_zero_changes_nothing_and_refusal_is_logged_not_raised(monkeypatch):
+    said: list[str] = []
+    assert lower_thread_priority(0, said.append) is None and said == []
+    if not LINUX:
+        assert lower_thread_priority(5, said.append) is None and "not supported" in said[0]
+        return
+
+    def refuse(*_):
+        raise PermissionError(1, "Operation not permitted")
+
+    monkeypatch.setattr(os, "setpriority", refuse)
+    assert lower_thread_priority(5, said.append) is None
+    assert "could not lower" in said[0] and "skipped" in said[0]
+
+
+# --------------------------------------------------------------------------- diagnostics values
+
+
+def _status_values(worker, proc, **overrides):
+    args = dict(
+        engine=FakeEngine(), settings=SimpleNamespace(stride_frames=200, lazy=False), stream=proc, worker=worker,
+        bad_packets=Counter(), errors=Counter(), worker_restarts=0, last_warning="", last_packet=None,
+        idle_no_subscribers=False,
+    )  # fmt: skip
+    args.update(overrides)
+    return args
+
+
+#: The keys of /diagnostics, in order (the node's, unchanged by the move out of the node).
+DIAGNOSTICS_KEYS = [
+    "method", "device", "precision", "window_length", "stride_frames", "input_packets_per_s", "input_frames_per_s",
+    "output_images_per_s", "latency_ms_p50", "latency_ms_p95", "latency_ms_p99", "stamp_age_ms_p50", "input_idle_s",
+    "queue_depth", "unserved_s", "worker_alive", "worker_restarts", "windows_cut", "windows_dropped",
+    "images_published", "buffer_resets", "bad_packets", "inference_errors", "packet_handling_errors",
+    "parameter_errors", "worker_errors", "oom_fallbacks", "last_warning", "lazy", "idle_no_subscribers",
+]  # fmt: skip
+
+
+def test_diagnostics_values_keys_rates_and_levels(made):
+    proc, windows, _ = _windows(30)
+    status = ReconstructorStatus(now=100.0)
+    made.worker.submit(windows, time.monotonic(), "cam", queue_size=16)
+    assert _wait(made.worker.idle)
+    values = status.values(**_status_values(made.worker, proc, bad_packets=Counter(malformed=2), now=102.0,
+                                            last_packet=101.0))  # fmt: skip
+    monitor_keys = [f"input_{k}" for k in proc.monitor.counters()]
+    assert list(values) == DIAGNOSTICS_KEYS + monitor_keys + ["bad_packets_malformed"]
+    assert values["stride_frames"] == 5  # the cutter's, not the setting's
+    assert values["output_images_per_s"] == pytest.approx(6 / 2.0)
+    assert values["input_packets_per_s"] == pytest.approx(1 / 2.0)
+    assert values["input_idle_s"] == pytest.approx(1.0)
+    assert values["bad_packets"] == 2 and values["images_published"] == 6 and values["worker_alive"] is True
+    level, message = status.judge(values, active=True, images_published=6, diagnostics_period_s=1.0,
+                                  stall_timeout_s=30.0, packet_span_s=0.0015)  # fmt: skip
+    assert (level, message) == ("warn", "counted: bad_packets")
+    again = status.values(**_status_values(made.worker, proc, now=104.0, last_packet=101.0))
+    assert again["output_images_per_s"] == 0.0  # nothing since the previous call
+    level, message = status.judge(again, active=True, images_published=6, diagnostics_period_s=1.0,
+                                  stall_timeout_s=30.0, packet_span_s=0.0015)  # fmt: skip
+    assert level == "warn" and message.startswith("no input for 3.0 s")
+    assert status.judge(again, active=False, images_published=6, diagnostics_period_s=1.0, stall_timeout_s=30.0,
+                        packet_span_s=0.0) == ("ok", "inactive (lifecycle): not subscribed to spikes")  # fmt: skip
+
+
+def test_stalled_inference_is_an_error(made):
+    made.engine.hold.clear()
+    proc, windows, _ = _windows(30)
+    made.worker.submit(windows, time.monotonic() - 50, "cam", queue_size=16)
+    status = ReconstructorStatus()
+    values = status.values(**_status_values(made.worker, proc, last_packet=time.monotonic()))
+    level, message = status.judge(values, active=True, images_published=0, diagnostics_period_s=1.0,
+                                  stall_timeout_s=30.0, packet_span_s=0.0)  # fmt: skip
+    assert level == "error" and message.startswith("no image for 5") and "stall_timeout_s 30" in message
+    made.engine.hold.set()
+
+
+# --------------------------------------------------------------------------- settings
+
+
+def test_settings_hold_the_table_and_refuse_with_the_parameter_named():
+    pytest.importorskip("numpy")
+    from stir_ros.reconstructor_settings import ReconstructorSettings
+
+    table = {spec.name: spec.default for spec in RECONSTRUCTOR_PARAMETERS}
+    assert {f.name: f.default for f in fields(ReconstructorSettings)} == table
+    settings = ReconstructorSettings.from_mapping({**table, "not_a_parameter": 1})
+    assert settings.worker_niceness == 5 and settings.engine_config().method == "stir"
+    for name, value, needle in [
+        ("worker_niceness", 20, "worker_niceness must be in 0..19"),
+        ("worker_niceness", -1, "worker_niceness must be in 0..19"),
+        ("worker_niceness", 2.5, "worker_niceness must be an integer"),
+        ("queue_size", 0, "queue_size must be in 1..256"),
+        ("compressed_format", "gif", "compressed_format must be '', 'png' or 'jpeg'"),
+        ("executor", "multi", "executor must be one of events, single_threaded"),
+        ("output_encoding", "rgb8", "output_encoding must be one of"),
+        ("method", "magic", "method"),
+    ]:
+        with pytest.raises(ConfigError, match=needle):
+            replace(settings, **{name: value})
