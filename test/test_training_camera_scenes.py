@@ -8,6 +8,8 @@ ROS-free and without the photo cache: the images are made by :func:`synthetic_im
 from __future__ import annotations
 
 import argparse
+import shutil
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -65,6 +67,10 @@ def test_target_is_the_unresampled_centre_frame() -> None:
     # make_camera_batch returns that frame as the target (same draws, same order).
     _, gt = make_camera_batch([img], 4, 21, 32, 32, generator=_gen(3), config=cfg)
     assert torch.equal(gt[:, 0], scene.frames[:, 10])
+    # A still window: every frame is the centre one (resampled at the identity, objects included).
+    still = render_camera_scene(IMAGES, 4, 5, 32, 32, CameraConfig(static_prob=1.0), _gen(3))
+    assert torch.allclose(still.frames, still.frames[:, 2:3].expand(-1, 5, -1, -1), atol=1e-4)
+    assert float(still.coverage.amax()) > 0.5 and float(still.flow.abs().max()) < 1e-4
     # With objects too, the target is the centre frame of the rendered sequence.
     scene = render_camera_scene(IMAGES, 4, 21, 32, 32, None, _gen(4))
     _, gt = make_camera_batch(IMAGES, 4, 21, 32, 32, generator=_gen(4))
@@ -173,3 +179,40 @@ def test_photographic_stamp_selection() -> None:
     assert not photos.is_photographic(drawing, "animals/cat.png")
     assert not photos.is_photographic(photo, "animals/cartoon/cat.png")
     assert not photos.is_photographic(photo, "animals/cat_outline.png")
+
+
+@pytest.mark.skipif(shutil.which("dpkg-deb") is None, reason="needs Debian's dpkg-deb")
+def test_cutout_cache_from_a_real_deb(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    root = tmp_path / "pkgroot"
+    stamps = root / "usr/share/tuxpaint/stamps/animals"
+    stamps.mkdir(parents=True)
+    rng = np.random.default_rng(1)
+    rgba = np.zeros((90, 120, 4), np.uint8)
+    rgba[..., :3] = rng.integers(0, 256, (90, 120, 3))
+    rgba[10:80, 10:110, 3] = 255
+    Image.fromarray(rgba).save(stamps / "cat.png")  # a photograph
+    drawn = rgba.copy()
+    drawn[..., :3] = 90
+    Image.fromarray(drawn).save(stamps / "dog.png")  # a flat drawing
+    Image.fromarray(rgba).save(stamps / "cow.png")  # the PNG preview of an SVG stamp
+    (stamps / "cow.svg").write_text("<svg/>")
+    doc = root / "usr/share/doc/stir-test-stamps"
+    doc.mkdir(parents=True)
+    (doc / "copyright").write_text("Files: *\nCopyright: someone\nLicense: GPL-2\n")
+    (root / "DEBIAN").mkdir()
+    (root / "DEBIAN/control").write_text(
+        "Package: stir-test-stamps\nVersion: 2.0-1\nArchitecture: all\nMaintainer: t <t@example.org>\n"
+        "Description: test stamps\n"
+    )
+    cache = tmp_path / "cache"
+    (cache / "debs").mkdir(parents=True)
+    deb = cache / "debs" / "stir-test-stamps_2.0-1_all.deb"
+    subprocess.run(["dpkg-deb", "--build", "--root-owner-group", str(root), str(deb)], check=True, capture_output=True)
+    monkeypatch.setattr(photos, "CUTOUT_SOURCE", photos.PhotoSource("stir-test-stamps", "usr/share/tuxpaint/stamps",
+                                                                     ("**/*.png",)))  # fmt: skip
+    records = photos.build_cutouts(cache, max_size=64, log=lambda m: None)
+    assert [r["name"] for r in records] == ["stir-test-stamps__animals_cat.png"]
+    assert records[0]["licence"] == "GPL-2" and records[0]["version"] == "2.0-1"
+    assert "stir-test-stamps__animals_cat.png" in (cache / "cutouts/ATTRIBUTION.md").read_text()
+    (cut,) = load_cutouts(str(cache / "cutouts"))
+    assert cut.shape == (2, 48, 64) and float(cut[1].min()) == 0.0 and float(cut[1].max()) == 1.0

@@ -193,7 +193,11 @@ def _cutout_layer(
     target = (0.3 + 0.5 * size_u) * min(height, width)  # longer side of the object
     f = target / max(ch, cw)
     oh, ow = max(2, min(hs, round(ch * f))), max(2, min(ws, round(cw * f)))
-    obj = F.interpolate(cutout[None], size=(oh, ow), mode="bilinear", align_corners=False, antialias=f < 1)[0]
+    # Resized premultiplied: the colour of the transparent pixels (often black) does not bleed in.
+    premultiplied = torch.stack([cutout[0] * cutout[1], cutout[1]])[None]
+    obj = F.interpolate(premultiplied, size=(oh, ow), mode="bilinear", align_corners=False, antialias=f < 1)[0]
+    obj[1].clamp_(0, 1)
+    obj[0] = torch.where(obj[1] > 1e-4, obj[0] / obj[1].clamp(min=1e-4), 0.0).clamp(0, 1)
     if flip_u < 0.5:
         obj = obj.flip(2)
     # The object's centre lands within the middle half of the output crop.
@@ -204,7 +208,7 @@ def _cutout_layer(
     gray = torch.zeros(hs, ws)
     alpha = torch.zeros(hs, ws)
     gray[top : top + oh, left : left + ow] = obj[0]
-    alpha[top : top + oh, left : left + ow] = obj[1].clamp(0, 1)
+    alpha[top : top + oh, left : left + ow] = obj[1]
     return gray, alpha
 
 
@@ -279,11 +283,11 @@ def render_camera_scene(
     # ---- objects: their own similarity motion on top of the camera's
     n_o = n_layers - 1
     o_mag = heavy_tail((batch, n_o), gen, cfg.object_shift_median, cfg.shift_sigma, cfg.tail_prob,
-                       cfg.tail_min, cfg.max_shift)  # fmt: skip
+                       cfg.tail_min, cfg.max_shift) * moving[:, None]  # fmt: skip
     o_vel = _direction((batch, n_o), gen) * o_mag[..., None]
     o_acc = _direction((batch, n_o), gen) * (o_mag * rand((batch, n_o), gen, "cpu"))[..., None]
     o_edges = heavy_tail((batch, n_o, 2), gen, 2 * cfg.edge_median, 1.0, 0.0, 0.0, cfg.max_edge)
-    o_edges = o_edges * _sign((batch, n_o, 2), gen)
+    o_edges = o_edges * _sign((batch, n_o, 2), gen) * moving[:, None, None]
     obj = _homographies(
         o_vel[:, :, None] * s[:, None] + o_acc[:, :, None] * (s * s)[:, None],
         (o_edges[..., 0] / radius)[..., None] * s,
@@ -329,14 +333,14 @@ def render_camera_scene(
     if n_o:
         ends = _apply(obj[:, :, [0, -1]], points)  # [B, O, 2, HW, 2]
         grid = _apply(to_grid @ obj, points).reshape(batch * n_o, t_len * height, width, 2).to(dev)
-        src = torch.stack([layers[:, 1:], masks[:, 1:]], 2).reshape(batch * n_o, 2, hs, ws).to(dev)
+        # Premultiplied by the masks, so that resampling never mixes in what lies outside an object.
+        src = torch.stack([layers[:, 1:] * masks[:, 1:], masks[:, 1:]], 2).reshape(batch * n_o, 2, hs, ws).to(dev)
         warped = F.grid_sample(src, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
         warped = warped.reshape(batch, n_o, 2, t_len, height, width)
         for o in range(n_o):
-            m = warped[:, o, 1].clamp(0, 1)
-            frames = torch.lerp(frames, warped[:, o, 0], m)
+            frames = warped[:, o, 0] + frames * (1 - warped[:, o, 1].clamp(0, 1))
             m_c = masks[:, 1 + o][inner]
-            centre_img = torch.lerp(centre_img, layers[:, 1 + o][inner], m_c)
+            centre_img = layers[:, 1 + o][inner] * m_c + centre_img * (1 - m_c)  # as the frames: premultiplied
             o_flow = (ends[:, o, 1] - ends[:, o, 0]).reshape(batch, height, width, 2)
             flow = torch.where((m_c > 0.5)[..., None], o_flow, flow)
             coverage = torch.lerp(coverage, torch.ones(()), m_c)

@@ -290,7 +290,7 @@ def build_cutouts(cache: Path, max_size: int = 256, log: Callable[[str], None] =
             if not is_photographic(rgba, rel):
                 continue
             gray = np.round(to_gray(rgba[..., :3]) * 255).astype(np.uint8)
-            img = Image.fromarray(np.stack([gray, rgba[..., 3]], -1), mode="LA")
+            img = Image.fromarray(np.stack([gray, rgba[..., 3]], -1))  # 2 channels of uint8: LA
             img.thumbnail((max_size, max_size), Image.Resampling.LANCZOS)
             img.save(out)
         records.append({
