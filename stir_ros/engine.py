@@ -25,6 +25,7 @@ import math
 import os
 import threading
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -119,6 +120,11 @@ class EngineConfig:
             it gained 1.14x after a cold compile of about 130 s (BENCHMARKS.md).
         cuda_graphs: Replay one captured CUDA graph per input shape (``stir`` on CUDA; ignored
             elsewhere, with a warning). Off by default: not yet measured on a GPU.
+        feature_reuse: ``stir`` on the torch backend: windows that overlap (stride shorter than
+            the window) reuse the block features of the frames they share
+            (:class:`stir_ros.models.inference.StreamingSTIR`), when :meth:`ReconstructionEngine.reconstruct`
+            is given each window's first frame index. Runs the eager network (no ``torch.compile``
+            or CUDA graphs for those calls). Same images within 1e-5.
     """
 
     method: str = "stir"
@@ -131,6 +137,7 @@ class EngineConfig:
     backend: str = "torch"
     compile: str = "none"
     cuda_graphs: bool = False
+    feature_reuse: bool = False
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
@@ -153,6 +160,8 @@ class EngineConfig:
             raise ConfigError(f"compile must be one of {', '.join(COMPILE_MODES)}, got {self.compile!r}")
         if not isinstance(self.cuda_graphs, bool):
             raise ConfigError(f"cuda_graphs must be true or false, got {self.cuda_graphs!r}")
+        if not isinstance(self.feature_reuse, bool):
+            raise ConfigError(f"feature_reuse must be true or false, got {self.feature_reuse!r}")
         if self.backend not in BACKENDS:
             raise ConfigError(f"backend must be one of {', '.join(BACKENDS)}, got {self.backend!r}")
 
@@ -194,6 +203,7 @@ class ReconstructionEngine:
         self._warmed: set[tuple[int, int]] = set()
         self.model: torch.nn.Module | None = None  # the checkpoint's fp32 network, as loaded
         self._predictor: Any = None  # its inference-prepared copy for (device, precision)
+        self._stream: Any = None  # StreamingSTIR over the predictor (feature_reuse)
         self.weights_path: Path | None = None
         self.metadata: Any = None
 
@@ -224,6 +234,12 @@ class ReconstructionEngine:
                 self._predictor = OpenVinoSTIR(self.model, precision=self.precision)
         else:
             self.window_length = config.window_length or DEFAULT_WINDOW_LENGTH
+        #: Whether :meth:`reconstruct` uses the windows' start indices (STIR on torch with feature_reuse).
+        self.feature_reuse = bool(config.feature_reuse) and self.method == "stir" and self.backend == "torch"
+        if config.feature_reuse and not self.feature_reuse:
+            self._warn(f"feature_reuse applies to stir on the torch backend; off for {self.method} on {self.backend}")
+        elif self.feature_reuse and (config.compile != "none" or config.cuda_graphs):
+            self._warn("feature_reuse runs the eager network: torch_compile and cuda_graphs are not used")
 
     # ------------------------------------------------------------------ set-up
 
@@ -286,12 +302,14 @@ class ReconstructionEngine:
 
     # ------------------------------------------------------------------ inference
 
-    def reconstruct(self, windows: np.ndarray | torch.Tensor) -> np.ndarray:
+    def reconstruct(self, windows: np.ndarray | torch.Tensor, starts: Sequence[int] | None = None) -> np.ndarray:
         """Reconstruct the centre frame of every window.
 
         Args:
             windows: ``[B, T, H, W]`` (or one window ``[T, H, W]``) of 0/1 spikes, uint8, bool or
                 float, numpy or torch; T must be :attr:`window_length`.
+            starts: Each window's first frame index in its stream. With :attr:`feature_reuse`,
+                the features of blocks shared with earlier windows are reused; ignored otherwise.
 
         Returns:
             float32 numpy ``[B, H, W]`` scene intensity in [0, 1].
@@ -301,6 +319,7 @@ class ReconstructionEngine:
         """
         if windows.ndim == 3:
             windows = windows[None]
+            starts = None if starts is None else list(starts)[:1]
         if windows.ndim != 4:
             raise SpikeFormatError(f"windows must be [B, T, H, W], got shape {tuple(windows.shape)}")
         if windows.shape[1] != self.window_length:
@@ -319,7 +338,7 @@ class ReconstructionEngine:
         while start < n:
             stop = min(n, start + self.batch_size)
             try:
-                out.append(self._run_torch(windows[start:stop]))
+                out.append(self._run_torch(windows[start:stop], None if starts is None else starts[start:stop]))
                 start = stop
             except torch.cuda.OutOfMemoryError:
                 self._on_oom()
@@ -336,13 +355,15 @@ class ReconstructionEngine:
             np.clip(np.nan_to_num(est, nan=0.0, posinf=1.0), 0.0, 1.0, out=out[start : start + len(chunk)])
         return out
 
-    def _run_torch(self, chunk: np.ndarray | torch.Tensor) -> np.ndarray:
+    def _run_torch(self, chunk: np.ndarray | torch.Tensor, starts: Sequence[int] | None = None) -> np.ndarray:
         import torch
 
         x = torch.as_tensor(chunk)
         x = x.to(self.device, non_blocking=True)
         with torch.inference_mode():
-            if self.method == "stir":
+            if self.method == "stir" and self.feature_reuse and starts is not None:
+                raw = self._streaming().reconstruct_stream(x, starts)[:, 0] / self.alpha
+            elif self.method == "stir":
                 raw = self._stir_predictor()(x)[:, 0] / self.alpha
             elif self.method == "tfp":
                 raw = classical.tfp(x, alpha=self.alpha)
@@ -371,6 +392,15 @@ class ReconstructionEngine:
                 self._warn(message)
         return self._predictor
 
+    def _streaming(self) -> Any:
+        """:class:`StreamingSTIR` over the current predictor (made again when the predictor is)."""
+        predictor = self._stir_predictor()
+        if self._stream is None or self._stream.predictor is not predictor:
+            from stir_ros.models.inference import StreamingSTIR
+
+            self._stream = StreamingSTIR(predictor)
+        return self._stream
+
     def _on_oom(self) -> None:
         import torch
 
@@ -387,7 +417,7 @@ class ReconstructionEngine:
         self.device = torch.device("cpu")
         if self.model is not None:
             self.model.to(self.device)
-        self._predictor = None  # prepared again for the CPU at the next call
+        self._predictor = self._stream = None  # prepared again for the CPU at the next call
         if self.precision == "fp16":
             self.precision = "fp32"
         self._warmed.clear()

@@ -35,7 +35,7 @@ COMPRESSED_FORMATS = ("", "png", "jpeg")
 #: The settings that make up the engine: a change of one of them builds a new engine.
 ENGINE_FIELDS = (
     "method", "weights", "device", "precision", "backend", "window_length", "alpha", "max_batch", "torch_compile",
-    "cuda_graphs",
+    "cuda_graphs", "feature_reuse",
 )  # fmt: skip
 
 
@@ -50,6 +50,7 @@ class ReconstructorSettings:
     backend: str = "torch"
     torch_compile: str = "none"
     cuda_graphs: bool = False
+    feature_reuse: bool = False
     window_length: int = 0
     stride_frames: int = 200
     output_rate_hz: float = 0.0
@@ -103,7 +104,7 @@ class ReconstructorSettings:
         return EngineConfig(
             method=self.method, window_length=self.window_length, alpha=self.alpha, device=self.device,
             precision=self.precision, max_batch=self.max_batch, weights=self.weights or None, backend=self.backend,
-            compile=self.torch_compile, cuda_graphs=self.cuda_graphs,
+            compile=self.torch_compile, cuda_graphs=self.cuda_graphs, feature_reuse=self.feature_reuse,
         )  # fmt: skip
 
 

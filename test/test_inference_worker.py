@@ -311,3 +311,23 @@ def test_settings_hold_the_table_and_refuse_with_the_parameter_named():
     ]:
         with pytest.raises(ConfigError, match=needle):
             replace(settings, **{name: value})
+
+
+def test_an_engine_with_feature_reuse_gets_each_windows_first_frame():
+    class Reusing(FakeEngine):
+        feature_reuse = True
+
+        def reconstruct(self, windows, starts=None):
+            self.starts = [*getattr(self, "starts", []), *starts]
+            return super().reconstruct(windows)
+
+    engine = Reusing()
+    worker = InferenceWorker(engine, lambda p, img: True)
+    worker.start()
+    try:
+        _, windows, _ = _windows(30, stride=2)
+        worker.submit(windows, time.monotonic(), "cam", queue_size=16)
+        assert _wait(worker.idle)
+        assert engine.starts == [w.first_frame_index for w in windows] == list(range(0, 26, 2))
+    finally:
+        worker.stop()

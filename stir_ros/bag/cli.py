@@ -69,6 +69,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--torch-compile", choices=COMPILE_MODES, default="none",
                    help="torch.compile mode of stir on the torch backend (the node's torch_compile; default none)")
     p.add_argument("--cuda-graphs", action="store_true", help="replay stir from captured CUDA graphs (CUDA only)")
+    p.add_argument("--feature-reuse", action="store_true",
+                   help="overlapping windows (stride < window) reuse the stir features of shared frames "
+                        "(the node's feature_reuse; the same images)")
     p.add_argument("--max-batch", type=int, default=4, help="windows per forward pass (default 4)")
     _spikes_topic_arg(p, None, f"SpikePacket topic (default: {SPIKES_TOPIC} or the only SpikePacket topic)")
     p.add_argument("--image-topic", default="/image")
@@ -193,7 +196,7 @@ def _run_reconstruct(args: argparse.Namespace) -> int:
         spike_topic=args.spikes_topic, image_topic=args.image_topic, camera_info_topic=args.camera_info_topic,
         output_encoding=args.output_encoding, frame_id=args.frame_id, storage=args.storage,
         keep_topics=args.keep_topics, backend=args.backend, torch_compile=args.torch_compile,
-        cuda_graphs=args.cuda_graphs,
+        cuda_graphs=args.cuda_graphs, feature_reuse=args.feature_reuse,
     )  # fmt: skip
     result = reconstruct_bag(
         args.input, None if args.to_folder else args.output, opts,

@@ -70,6 +70,8 @@ class ReconstructOptions:
         backend: ``torch`` or ``openvino`` (stir on the CPU; see ``EngineConfig``).
         torch_compile: ``torch.compile`` mode of stir (``none``: eager; ``EngineConfig.compile``).
         cuda_graphs: Replay stir from captured CUDA graphs (CUDA only).
+        feature_reuse: Overlapping windows (stride shorter than the window) reuse the stir block
+            features of the frames they share (``EngineConfig.feature_reuse``; the same images).
     """
 
     method: str = "stir"
@@ -91,6 +93,7 @@ class ReconstructOptions:
     backend: str = "torch"
     torch_compile: str = "none"
     cuda_graphs: bool = False
+    feature_reuse: bool = False
 
     def __post_init__(self) -> None:
         if isinstance(self.stride_frames, bool) or not isinstance(self.stride_frames, int) or self.stride_frames < 1:
@@ -222,7 +225,7 @@ def reconstruct_bag(
             engine = ReconstructionEngine(EngineConfig(
                 method=opts.method, window_length=opts.window_length, alpha=opts.alpha, device=opts.device,
                 precision=opts.precision, max_batch=opts.max_batch, weights=opts.weights, backend=opts.backend,
-                compile=opts.torch_compile, cuda_graphs=opts.cuda_graphs))
+                compile=opts.torch_compile, cuda_graphs=opts.cuda_graphs, feature_reuse=opts.feature_reuse))
         for warning in engine.pop_warnings():
             problem(BagProblem("engine", "engine", warning))
         result.window_length = int(engine.window_length)
@@ -345,10 +348,11 @@ class _Pipeline:
         """
         stacked = stack_windows([item[0] for item in pending])
         labels = [(int(w.centre_stamp_ns), frame_id, info) for w, frame_id, info in pending]
+        starts = [int(item[0].first_frame_index) for item in pending]
         pending.clear()
         # The progress bar advances when a batch is reconstructed, to the input frames read when it
         # was cut: reading runs ahead of inference, which is where the time goes.
-        _put(self.windows, (labels, stacked, self.result.frames), self.halt)
+        _put(self.windows, (labels, stacked, starts, self.result.frames), self.halt)
 
     # -- stage 2: inference (caller's thread) ---------------------------------------------
 
@@ -359,9 +363,12 @@ class _Pipeline:
             item = _get(self.windows, self.halt)
             if item is _END:
                 return
-            labels, stacked, frames_done = item
+            labels, stacked, starts, frames_done = item
             del item
-            images = self.engine.reconstruct(stacked)
+            if getattr(self.engine, "feature_reuse", False):  # the windows' places: shared blocks computed once
+                images = self.engine.reconstruct(stacked, starts=starts)
+            else:
+                images = self.engine.reconstruct(stacked)
             del stacked
             for (stamp, frame_id, info), image in zip(labels, images, strict=True):
                 _put(self.to_write, ("image", stamp, frame_id, info, image), self.stop_all)

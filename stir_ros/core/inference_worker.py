@@ -50,7 +50,7 @@ class Engine(Protocol):
     @property
     def device(self) -> Any: ...
 
-    def reconstruct(self, windows: Any) -> Any: ...
+    def reconstruct(self, windows: Any, starts: Sequence[int] | None = None) -> Any: ...
 
     def pop_warnings(self) -> list[str]: ...
 
@@ -297,7 +297,11 @@ class InferenceWorker:
         if engine.method == "tfp" and engine.device.type == "cpu":
             # TFP counts the spikes from the packed frames: no window is unpacked, the image is the same.
             stacked = packed_windows(windows)  # array-like [B, T, H, W] (core.classical.PackedWindows)
-        images = engine.reconstruct(stack_windows(windows) if stacked is None else stacked)
+        stacked = stack_windows(windows) if stacked is None else stacked
+        if getattr(engine, "feature_reuse", False):  # the windows' places: shared blocks computed once
+            images = engine.reconstruct(stacked, starts=[w.first_frame_index for w in windows])
+        else:
+            images = engine.reconstruct(stacked)
         for warning in engine.pop_warnings():
             self._on_warning(warning)
         now_ns = self._clock_ns()

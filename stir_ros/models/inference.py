@@ -262,7 +262,9 @@ class StreamingSTIR:
     Runs the prepared eager module (no ``torch.compile``, no CUDA graphs). Windows are expected
     in increasing start order: after each call only the blocks that a later window can share
     are kept (at most two), so memory stays bounded; out-of-order or unrelated windows are still
-    exact, they just reuse nothing. Call :meth:`reset` when the stream restarts or jumps.
+    exact, they just reuse nothing. A cached block is reused only if its frames equal the new
+    block's (compared, so a stream that restarts or jumps never gets another stream's features);
+    :meth:`reset` frees the cache.
 
     Args:
         predictor: A prepared model (its precision, layout and device are used).
@@ -273,7 +275,8 @@ class StreamingSTIR:
         self.module = predictor.module
         self.window_length = predictor.window_length
         self.blocks: tuple[tuple[int, int], ...] = tuple(self.module.blocks)
-        self._cache: dict[int, tuple[Tensor, list[Tensor]]] = {}
+        # block start -> (the block's frames, its embedding, its encoder features)
+        self._cache: dict[int, tuple[Tensor, Tensor, list[Tensor]]] = {}
         self._cache_size: tuple[int, int] | None = None
         #: Blocks embedded and encoded, and block uses served from the cache, since creation.
         self.blocks_computed = 0
@@ -289,8 +292,9 @@ class StreamingSTIR:
 
         Args:
             windows: ``[B, T, H, W]`` spikes as :class:`InferenceModel` takes them.
-            starts: B stream indices of each window's first frame (e.g. ``[0, 20, 40]``);
-                equal indices must mean equal frames, until :meth:`reset`.
+            starts: B stream indices of each window's first frame (e.g. ``[0, 20, 40]``); a
+                block's features are reused for a block that starts at the same index with the
+                same frames.
 
         Returns:
             float32 ``[B, 1, H, W]`` raw images, as :class:`InferenceModel` returns them.
@@ -316,18 +320,26 @@ class StreamingSTIR:
             needed: dict[int, tuple[int, int, int]] = {}  # block start -> (window, first, stop)
             for i, s in enumerate(starts):
                 for b0, b1 in self.blocks:
-                    if s + b0 not in self._cache:
-                        needed.setdefault(s + b0, (i, b0, b1))
-            self.blocks_reused += 3 * len(starts) - len(needed)
+                    key, block = s + b0, x[i, b0:b1]
+                    if key in needed:
+                        j, c0, c1 = needed[key]
+                        if not torch.equal(x[j, c0:c1], block):  # one index, two streams in one batch
+                            self.reset()
+                            return p(windows)
+                        continue
+                    cached = self._cache.get(key)
+                    if cached is None or not torch.equal(cached[0], block):  # new, or another stream's
+                        needed[key] = (i, b0, b1)
+            self.blocks_reused += len(self.blocks) * len(starts) - len(needed)
             if needed:
                 new = torch.cat([x[i : i + 1, b0:b1] for i, b0, b1 in needed.values()])
                 embed = self.module.embedding(new)
                 feats = self.module.encoder(embed)
-                for k, key in enumerate(needed):
-                    self._cache[key] = (embed[k : k + 1], [f[k : k + 1] for f in feats])
+                for k, (key, (i, b0, b1)) in enumerate(needed.items()):
+                    self._cache[key] = (x[i, b0:b1].clone(), embed[k : k + 1], [f[k : k + 1] for f in feats])
                 self.blocks_computed += len(needed)
             left, centre, right = (
-                [self._cache[s + b0] for s in starts] for b0, _ in self.blocks
+                [self._cache[s + b0][1:] for s in starts] for b0, _ in self.blocks
             )
             raw = self._decode(left, centre, right)
             # Keep what a later window can share: the blocks after the last window's first one.
