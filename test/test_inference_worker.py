@@ -212,6 +212,51 @@ def test_the_worker_thread_lowers_its_own_priority_only():
         worker.stop()
 
 
+def _nice_values() -> dict[int, int]:
+    out = {}
+    for tid in os.listdir("/proc/self/task"):
+        try:
+            with open(f"/proc/self/task/{tid}/stat") as f:
+                out[int(tid)] = int(f.read().rsplit(")", 1)[1].split()[16])
+        except OSError:  # the thread ended meanwhile
+            pass
+    return out
+
+
+@pytest.mark.skipif(not LINUX, reason="per-thread nice values are Linux's")
+def test_the_threads_torch_starts_for_the_worker_inherit_its_priority():
+    """Torch's OpenMP helpers, started by the worker thread for its first parallel region, run at its niceness."""
+    torch = pytest.importorskip("torch")
+    before = thread_niceness()
+    if before is None or before + 4 > 19:
+        pytest.skip(f"this thread's niceness is {before}: no room to lower it by 4")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    seen: dict[str, object] = {}
+
+    class Convolving(FakeEngine):
+        def reconstruct(self, windows):
+            existing = set(_nice_values())
+            conv = torch.nn.Conv2d(8, 8, 3, padding=1)
+            with torch.no_grad():
+                conv(torch.randn(1, 8, 128, 128))
+            seen["new"] = {tid: n for tid, n in _nice_values().items() if tid not in existing}
+            seen["own"] = thread_niceness()
+            return super().reconstruct(windows)
+
+    worker = InferenceWorker(Convolving(), lambda p, img: True, niceness=4)
+    worker.start()
+    try:
+        _, windows, _ = _windows(5)
+        worker.submit(windows, time.monotonic(), "cam", queue_size=4)
+        assert _wait(worker.idle)
+    finally:
+        worker.stop()
+        torch.set_num_threads(threads)
+    assert seen["own"] == before + 4
+    assert seen["new"] and all(n == before + 4 for n in seen["new"].values()), seen  # helpers it started: its niceness
+
+
 def test_niceness_zero_changes_nothing_and_refusal_is_logged_not_raised(monkeypatch):
     said: list[str] = []
     assert lower_thread_priority(0, said.append) is None and said == []
