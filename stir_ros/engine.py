@@ -338,7 +338,8 @@ class ReconstructionEngine:
         while start < n:
             stop = min(n, start + self.batch_size)
             try:
-                out.append(self._run_torch(windows[start:stop], None if starts is None else starts[start:stop]))
+                chunk = windows[start:stop]
+                out.append(self._run_torch(chunk) if starts is None else self._run_torch(chunk, starts[start:stop]))
                 start = stop
             except torch.cuda.OutOfMemoryError:
                 self._on_oom()
