@@ -1,6 +1,6 @@
 # Copyright 2026 The stir_ros authors
 # SPDX-License-Identifier: Apache-2.0
-"""The reconstructor's settings, validated: one field per parameter of the settings table.
+"""The reconstructor's settings, validated (one field per parameter of the settings table), and its engine.
 
 :class:`ReconstructorSettings` has exactly the parameters of
 :data:`stir_ros.core.parameters.RECONSTRUCTOR_PARAMETERS`, with their defaults (checked when this
@@ -9,22 +9,32 @@ bound (:data:`stir_ros.core.limits.PARAMETER_BOUNDS`), every choice against its 
 engine's part by :class:`stir_ros.engine.EngineConfig`. A refused value raises
 :class:`~stir_ros.core.errors.ConfigError` with the parameter's name, what it accepts and what it got.
 
+:func:`build_engine` makes the engine the settings describe, with the node's fallbacks (an
+OpenVINO that is not installed: torch), and :func:`warm_up` warms it up and, for STIR on a CPU,
+measures what to expect.
+
 ROS-free (the node, :mod:`stir_ros.ros.reconstructor_node`, declares the parameters and builds
 this from their values); torch-free at import, like the engine it configures.
 """
 
 from __future__ import annotations
 
-from dataclasses import MISSING, dataclass, fields
+import os
+import time
+from collections.abc import Callable
+from dataclasses import MISSING, dataclass, fields, replace
 from typing import Any
 
-from stir_ros.core.errors import ConfigError
+import numpy as np
+
+from stir_ros.core.errors import BackendUnavailableError, CheckpointError, ConfigError, StirRosError
 from stir_ros.core.imaging import IMAGE_ENCODINGS
 from stir_ros.core.limits import check_parameter
+from stir_ros.core.optional import import_torch
 from stir_ros.core.parameters import RECONSTRUCTOR_NAME, RECONSTRUCTOR_PARAMETERS
-from stir_ros.engine import EngineConfig
+from stir_ros.engine import EngineConfig, ReconstructionEngine
 
-__all__ = ["COMPRESSED_FORMATS", "ENGINE_FIELDS", "EXECUTORS", "ReconstructorSettings"]
+__all__ = ["COMPRESSED_FORMATS", "ENGINE_FIELDS", "EXECUTORS", "ReconstructorSettings", "build_engine", "warm_up"]
 
 #: ``events``: rclpy's C++ EventsExecutor (rclpy.experimental). A bare subscriber took 400
 #: packets/s of 1.25 MB for 27 % of a core with it, 55 % with the default Python executor; the
@@ -106,6 +116,60 @@ class ReconstructorSettings:
             precision=self.precision, max_batch=self.max_batch, weights=self.weights or None, backend=self.backend,
             compile=self.torch_compile, cuda_graphs=self.cuda_graphs, feature_reuse=self.feature_reuse,
         )  # fmt: skip
+
+
+def build_engine(settings: ReconstructorSettings, warn: Callable[[str, str], Any]) -> ReconstructionEngine:
+    """The engine of ``settings``; ``warn(message, summary)`` hears of each fallback and engine warning.
+
+    ``weights`` are checked first, whatever the method. A backend that is not installed
+    (OpenVINO) falls back to torch. Whatever else building fails with is a
+    :class:`~stir_ros.core.errors.CheckpointError` (a refusal, not a crash).
+    """
+    if settings.method == "stir" or settings.weights:
+        _check_weights(settings)
+    try:
+        try:
+            engine = ReconstructionEngine(settings.engine_config())
+        except BackendUnavailableError as err:  # a robot without OpenVINO still gets images
+            warn(f"{err}; falling back to backend torch", f"backend {settings.backend} unavailable; using torch")
+            engine = ReconstructionEngine(replace(settings.engine_config(), backend="torch"))
+    except StirRosError:
+        raise
+    except Exception as err:  # noqa: BLE001 - whatever torch raises is a refusal, not a crash
+        raise CheckpointError(f"cannot build the {settings.method} engine: {type(err).__name__}: {err}") from err
+    for warning in engine.pop_warnings():
+        warn(warning, warning)
+    return engine
+
+
+def _check_weights(settings: ReconstructorSettings) -> None:
+    """Validate ``weights`` (whatever the method) before an engine needs them."""
+    if not settings.weights:
+        return
+    if import_torch() is None:
+        return  # no torch: the engine refuses stir with the install instruction; tfp/tfi read no weights
+    from stir_ros.models.checkpoint import check_weights_file  # torch model code only when used
+
+    check_weights_file(os.path.expanduser(settings.weights), settings.window_length or None)
+
+
+def warm_up(engine: ReconstructionEngine, height: int, width: int, noted: set[tuple[Any, ...]]) -> str | None:
+    """Warm up at this size; for STIR on a CPU, the first time (``noted``), measure and say what to expect."""
+    engine.warmup(height, width)
+    key = (id(engine), height, width)
+    if engine.method != "stir" or engine.device.type != "cpu" or key in noted:
+        return None
+    noted.add(key)
+    batch = 1  # one extra window: a batch of max_batch would delay the first image by seconds on a CPU
+    start = time.perf_counter()
+    engine.reconstruct(np.zeros((batch, engine.window_length, height, width), np.uint8))
+    per_s = batch / max(time.perf_counter() - start, 1e-9)
+    hint = "" if engine.precision == "bf16" else "precision: bf16 (about 2x where the CPU supports it) or "
+    return (
+        f"STIR on the CPU: about {per_s:.2g} images/s at {height}x{width} (measured in warm-up, batch {batch}); "
+        f"windows cut faster than that are dropped (oldest first). For a steady stream set {hint}"
+        f"output_rate_hz (e.g. {max(per_s * 0.8, 0.1):.2g}), or use a GPU."
+    )
 
 
 def _check_table() -> None:

@@ -376,3 +376,47 @@ def test_an_engine_with_feature_reuse_gets_each_windows_first_frame():
         assert engine.starts == [w.first_frame_index for w in windows] == list(range(0, 26, 2))
     finally:
         worker.stop()
+
+
+def test_build_engine_falls_back_and_reports_what_the_node_logs(tmp_path, monkeypatch):
+    pytest.importorskip("torch")
+    import stir_ros.reconstructor_settings as rs
+    from stir_ros.core.errors import BackendUnavailableError, CheckpointError
+
+    heard: list[tuple[str, str]] = []
+    real = rs.ReconstructionEngine
+
+    def no_openvino(config):
+        if config.backend == "openvino":
+            raise BackendUnavailableError("OpenVINO is not installed (injected)")
+        return real(config)
+
+    monkeypatch.setattr(rs, "ReconstructionEngine", no_openvino)
+    settings = rs.ReconstructorSettings(method="tfp", backend="openvino", device="cuda:7")
+    engine = rs.build_engine(settings, lambda message, summary: heard.append((message, summary)))
+    assert engine.backend == "torch" and engine.device.type == "cpu"
+    assert heard[0] == ("OpenVINO is not installed (injected); falling back to backend torch",
+                        "backend openvino unavailable; using torch")  # fmt: skip
+    assert len(heard) == 2 and heard[1][0] == heard[1][1] and "cuda:7" in heard[1][0]  # the engine's own warning
+    with pytest.raises(CheckpointError):
+        rs.build_engine(replace(settings, weights=str(tmp_path / "missing.pt")), lambda *_: None)
+
+    def torch_fails(config):
+        raise RuntimeError("injected: what torch raises")
+
+    monkeypatch.setattr(rs, "ReconstructionEngine", torch_fails)
+    with pytest.raises(CheckpointError, match="cannot build the tfp engine: RuntimeError: injected"):
+        rs.build_engine(rs.ReconstructorSettings(method="tfp"), lambda *_: None)
+
+
+def test_warm_up_says_what_stir_on_a_cpu_gives_once(random_stir41_weights):
+    pytest.importorskip("torch")
+    from stir_ros.reconstructor_settings import ReconstructorSettings, build_engine, warm_up
+
+    noted: set = set()
+    tfp = build_engine(ReconstructorSettings(method="tfp"), lambda *_: None)
+    assert warm_up(tfp, 8, 8, noted) is None and noted == set()
+    stir = build_engine(ReconstructorSettings(weights=str(random_stir41_weights), device="cpu"), lambda *_: None)
+    hint = warm_up(stir, 16, 16, noted)
+    assert hint.startswith("STIR on the CPU: about ") and "images/s at 16x16" in hint and "precision: bf16" in hint
+    assert warm_up(stir, 16, 16, noted) is None  # once per engine and size

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import gc
 import math
-import os
 import time
 from collections import Counter
 from dataclasses import fields, replace
@@ -46,7 +45,7 @@ from rclpy.timer import Timer
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 
 from stir_ros.engine import ReconstructionEngine
-from stir_ros.core.errors import BackendUnavailableError, CheckpointError, ConfigError, PacketError, StirRosError
+from stir_ros.core.errors import ConfigError, PacketError, StirRosError
 from stir_ros.core.inference_worker import InferenceWorker, Pending
 from stir_ros.core.reconstructor_status import ReconstructorStatus
 from stir_ros.core.stream import WindowCutter
@@ -64,10 +63,16 @@ from stir_ros.ros.conversions import (
     restamp_camera_info,
 )
 from stir_ros.core.dds_profile import apply_fastdds_profile
-from stir_ros.core.optional import import_torch
 from stir_ros.ros.lifecycle import ManagedTransitions
 from stir_ros.ros.graph import RECONSTRUCTOR_NAME, RECONSTRUCTOR_PARAMETERS
-from stir_ros.reconstructor_settings import COMPRESSED_FORMATS, ENGINE_FIELDS, EXECUTORS, ReconstructorSettings
+from stir_ros.reconstructor_settings import (
+    COMPRESSED_FORMATS,
+    ENGINE_FIELDS,
+    EXECUTORS,
+    ReconstructorSettings,
+    build_engine,
+    warm_up,
+)
 
 __all__ = [
     "EXECUTORS", "COMPRESSED_FORMATS", "ReconstructorSettings", "ReconstructorWork", "SpikeReconstructor",
@@ -172,7 +177,7 @@ class ReconstructorWork:
         self.worker = InferenceWorker(
             engine, self._publish_image, prepare=self._warmup, on_warning=self._engine_warning, on_error=self._error,
             alive=self.context.ok, clock_ns=lambda: self.get_clock().now().nanoseconds,
-            niceness=settings.worker_niceness, debug=self.get_logger().debug, errors=self.errors,
+            niceness=settings.worker_niceness, debug=lambda m: emit(self.get_logger().debug, m), errors=self.errors,
         )  # fmt: skip
         self.worker.start()
         self.get_logger().info(
@@ -295,57 +300,18 @@ class ReconstructorWork:
     # ------------------------------------------------------------------ engine
 
     def _make_engine(self, settings: ReconstructorSettings) -> ReconstructionEngine:
-        if settings.method == "stir" or settings.weights:
-            self._check_weights(settings)
-        try:
-            try:
-                engine = ReconstructionEngine(settings.engine_config())
-            except BackendUnavailableError as err:  # a robot without OpenVINO still gets images
-                emit(self.get_logger().warning, f"{err}; falling back to backend torch")
-                self._last_warning = f"backend {settings.backend} unavailable; using torch"
-                engine = ReconstructionEngine(replace(settings.engine_config(), backend="torch"))
-        except StirRosError:
-            raise
-        except Exception as err:  # noqa: BLE001 - whatever torch raises is a refusal, not a crash
-            raise CheckpointError(f"cannot build the {settings.method} engine: {type(err).__name__}: {err}") from err
-        for warning in engine.pop_warnings():
-            emit(self.get_logger().warning, warning)
-            self._last_warning = warning
-        return engine
-
-    @staticmethod
-    def _check_weights(settings: ReconstructorSettings) -> None:
-        """Validate ``weights`` (whatever the method) before an engine needs them."""
-        if not settings.weights:
-            return
-        if import_torch() is None:
-            return  # no torch: the engine refuses stir with the install instruction; tfp/tfi read no weights
-        from stir_ros.models.checkpoint import check_weights_file  # torch model code only when used
-
-        check_weights_file(os.path.expanduser(settings.weights), settings.window_length or None)
+        return build_engine(settings, self._engine_warning)
 
     def _warmup(self, engine: ReconstructionEngine, height: int, width: int) -> None:
         """Warm up at this size; on a CPU, measure STIR's throughput and say what to expect."""
-        engine.warmup(height, width)
-        key = (id(engine), height, width)
-        if engine.method != "stir" or engine.device.type != "cpu" or key in self._throughput_noted:
-            return
-        self._throughput_noted.add(key)
-        batch = 1  # one extra window: a batch of max_batch would delay the first image by seconds on a CPU
-        start = time.perf_counter()
-        engine.reconstruct(np.zeros((batch, engine.window_length, height, width), np.uint8))
-        per_s = batch / max(time.perf_counter() - start, 1e-9)
-        hint = "" if engine.precision == "bf16" else "precision: bf16 (about 2x where the CPU supports it) or "
-        emit(
-            self.get_logger().info,
-            f"STIR on the CPU: about {per_s:.2g} images/s at {height}x{width} (measured in warm-up, batch {batch}); "
-            f"windows cut faster than that are dropped (oldest first). For a steady stream set {hint}"
-            f"output_rate_hz (e.g. {max(per_s * 0.8, 0.1):.2g}), or use a GPU.",
-        )
+        hint = warm_up(engine, height, width, self._throughput_noted)
+        if hint is not None:
+            emit(self.get_logger().info, hint)
 
-    def _engine_warning(self, warning: str) -> None:
-        self._last_warning = warning
-        emit(self.get_logger().warning, warning)
+    def _engine_warning(self, message: str, summary: str | None = None) -> None:
+        """Log an engine's warning; ``summary`` (default: the message) is the last_warning of /diagnostics."""
+        emit(self.get_logger().warning, message)
+        self._last_warning = message if summary is None else summary
 
     # ------------------------------------------------------------------ input (executor thread)
 
