@@ -165,6 +165,11 @@ def test_data_config_stream_workers_and_cli(tmp_path: Path) -> None:
     made = train_mod._data_config(args, 64)
     assert made.scene == "camera" and made.cutouts == "objs" and made.crop == 64
     assert train_mod._data_config(parser.parse_args(["--out", str(tmp_path)]), 64) == DataConfig(crop=64)
+    assert made.camera == CameraConfig()  # the validation clips' motion unless told otherwise
+    bigger = train_mod._data_config(parser.parse_args(
+        ["--out", str(tmp_path), "--scene", "camera", "--camera-shift", "6", "0.3", "--max-displacement", "12"]), 64)
+    assert (bigger.camera.shift_median, bigger.camera.object_shift_median, bigger.camera.tail_prob,
+            bigger.camera.max_shift) == (6.0, 6.0, 0.3, 12.0)  # fmt: skip
 
 
 def test_photographic_stamp_selection() -> None:

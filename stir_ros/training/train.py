@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import dataclasses
 import math
 import os
 import random
@@ -39,6 +40,7 @@ from stir_ros.core.errors import ConfigError
 from stir_ros.core.metrics import psnr
 from stir_ros.models import build_model, read_checkpoint, save_checkpoint
 from stir_ros.models.checkpoint import check_weights_file
+from stir_ros.training.camera import CameraConfig
 from stir_ros.training.data import (
     MOTION_MODELS,
     SCENE_MODELS,
@@ -100,6 +102,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="scene model of the training windows: layers (1 to --max-layers rigid layers) or "
                              "camera (camera homography with heavy-tailed motion, local deformation, 0-3 moving "
                              "objects, downscaled textured crops; the layer options above do not apply)")
+    parser.add_argument("--camera-shift", type=float, nargs=2, default=None, metavar=("MEDIAN", "TAIL_PROB"),
+                        help="--scene camera: median camera translation over a window (pixels) and the share of "
+                             "tail draws (4 px to --max-displacement); default 0.4 0.05 (the validation clips' "
+                             "statistics). Objects move relative to the camera by the same law")
     parser.add_argument("--cutouts", default=None, metavar="DIR",
                         help="--scene camera: object cut-outs (gray + alpha PNGs, stir-ros data --cutouts) "
                              "instead of soft ellipses over photograph crops")
@@ -258,11 +264,17 @@ def _save(path: Path, model: nn.Module, step: int, args: argparse.Namespace, dat
 
 
 def _data_config(args: argparse.Namespace, crop: int) -> DataConfig:
+    camera = CameraConfig()
+    shift = getattr(args, "camera_shift", None)
+    if shift is not None:
+        median, tail = shift
+        camera = dataclasses.replace(camera, shift_median=median, object_shift_median=median, tail_prob=tail,
+                                     max_shift=args.max_displacement)  # fmt: skip
     return DataConfig(
         window_length=args.window_length, crop=crop, max_layers=args.max_layers,
         max_displacement=args.max_displacement, max_noise_std=args.max_noise_std,
         motion=args.motion, texture_candidates=args.texture_candidates,
-        scene=getattr(args, "scene", "layers"), cutouts=getattr(args, "cutouts", None),
+        scene=getattr(args, "scene", "layers"), cutouts=getattr(args, "cutouts", None), camera=camera,
     )  # fmt: skip
 
 
