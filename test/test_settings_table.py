@@ -319,7 +319,7 @@ def _bag_defaults(*argv: str) -> argparse.Namespace:
 #: ``bag reconstruct`` flag (dest) -> the reconstructor parameter it sets.
 RECONSTRUCT_FLAGS = (
     "method", "weights", "window_length", "stride_frames", "output_rate_hz", "alpha", "device", "precision",
-    "backend", "max_batch", "output_encoding", "frame_id",
+    "backend", "max_batch", "output_encoding", "frame_id", "torch_compile", "cuda_graphs", "feature_reuse",
 )  # fmt: skip
 
 
