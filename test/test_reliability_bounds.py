@@ -12,6 +12,8 @@ multi-process cases are in ``test_reliability_adversary.py``.
 from __future__ import annotations
 
 import math
+import os
+import sys
 import time
 import uuid
 from typing import Any
@@ -457,3 +459,24 @@ def test_jpeg_compressed_output_is_close_to_the_image():
     assert png.format == "mono16; png compressed mono16"
     np.testing.assert_array_equal(cv2.imdecode(np.frombuffer(bytes(png.data), np.uint8), cv2.IMREAD_UNCHANGED),
                                   to_image_array(img, "mono16"))  # fmt: skip
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="per-thread nice values are Linux's")
+@pytest.mark.parametrize("niceness", [5, 0])
+def test_the_node_runs_its_worker_at_worker_niceness(ros, niceness):
+    """Issue 14: the inference thread yields the CPU to the thread that receives the spikes."""
+    import threading
+
+    base = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    n = _node(worker_niceness=niceness)
+    try:
+        assert n.settings.worker_niceness == niceness
+        assert _wait(lambda: n.worker.alive and n.worker.thread is not None, 5)
+        tid = n.worker.thread.native_id
+        expected = min(19, base + niceness)
+        assert _wait(lambda: os.getpriority(os.PRIO_PROCESS, tid) == expected, 5)
+        assert _wait(lambda: n.worker.thread_niceness == (expected if niceness else None), 5)
+        assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == base  # the executor's thread keeps its own
+    finally:
+        n.stop()
+        n.destroy_node()
