@@ -120,7 +120,8 @@ def run_reference(h: int, w: int, fpp: int, rate: float, seconds: float, reliabl
 
 
 def run_pipeline(dat: Path, h: int, w: int, fpp: int, rate: float, seconds: float, stride: int, reliable: bool,
-                 env: dict[str, str], depth: int = 0, executor: str = "") -> dict[str, float]:
+                 env: dict[str, str], depth: int = 0, executor: str = "",
+                 params: tuple[str, ...] = ()) -> dict[str, float]:
     import rclpy
     from diagnostic_msgs.msg import DiagnosticArray
 
@@ -147,6 +148,7 @@ def run_pipeline(dat: Path, h: int, w: int, fpp: int, rate: float, seconds: floa
     rec = subprocess.Popen(["spike_reconstructor", "--ros-args", "-r", f"__ns:=/{ns}", "-p", "method:=tfp",
                             "-p", f"stride_frames:={stride}", "-p", "diagnostics_period_s:=0.5",
                             *(["-p", f"executor:={executor}"] if executor else []),
+                            *[arg for p in params for arg in ("-p", p)],
                             *([] if reliable else ["-p", f"qos_overrides./{ns}/spikes.subscription.reliability:=best_effort"]),
                             *(["-p", f"qos_overrides./{ns}/spikes.subscription.depth:={depth}"] if depth else [])],
                            env=env)
@@ -227,6 +229,8 @@ def main() -> int:
     parser.add_argument("--depth", type=int, default=0,
                         help="history depth of the spikes topic (qos_overrides; 0: the nodes' default)")
     parser.add_argument("--executor", default="", help="the reconstructor's executor parameter (empty: its default)")
+    parser.add_argument("--param", action="append", default=[], metavar="NAME:=VALUE",
+                        help="one more parameter of the reconstructor (repeatable), e.g. worker_niceness:=0")
     parser.add_argument("--reference-with-profile", action="store_true",
                         help="also run the bare rclpy reference with stir_ros's Fast DDS profile")
     parser.add_argument("--best-effort", action="store_true",
@@ -249,7 +253,8 @@ def main() -> int:
     print(f"hardware: {cpu_model()}, {os.cpu_count()} cores; load average {os.getloadavg()[0]:.2f}")
     print(f"stream: {h}x{w}, {args.frames_per_packet} frames/packet "
           f"({args.frames_per_packet * ((h * w + 7) // 8) / 1e6:.2f} MB), {args.seconds:g} s per run; "
-          f"tfp window 41, stride {args.stride_frames}; subscription {'reliable' if not args.best_effort else 'best effort'}")
+          f"tfp window 41, stride {args.stride_frames}; subscription {'reliable' if not args.best_effort else 'best effort'}"
+          + (f"; reconstructor {' '.join(args.param)}" if args.param else ""))
     print(f"DDS: stir_ros nodes: {nodes_profile.message}; reference: "
           f"{env.get('FASTRTPS_DEFAULT_PROFILES_FILE') or 'Fast DDS defaults'}")
     with tempfile.TemporaryDirectory() as tmp:
@@ -265,7 +270,7 @@ def main() -> int:
                 ref = run_reference(h, w, args.frames_per_packet, rate, args.seconds, not args.best_effort, profile_env)
                 print(f"  reference with stir_ros's Fast DDS profile: {_reference_line(ref, rate)}")
             res = run_pipeline(dat, h, w, args.frames_per_packet, rate, args.seconds, args.stride_frames,
-                               not args.best_effort, env, args.depth, args.executor)
+                               not args.best_effort, env, args.depth, args.executor, tuple(args.param))
             behind = "" if res["sent"] >= res["planned"] else f" of {res['planned']} planned (the driver fell behind)"
             print(f"  stir_ros driver -> reconstructor: {res['received']}/{res['sent']} packets{behind}, "
                   f"lost {res['lost']} ({100 * res['lost'] / max(res['sent'], 1):.2f}%; seq gaps {res['lost_seq']}), "
