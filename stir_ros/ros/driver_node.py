@@ -52,6 +52,7 @@ from stir_ros.ros.conversions import (
     restamp_camera_info,
 )
 from stir_ros.core.dds_profile import active_shm_segment_size, apply_fastdds_profile
+from stir_ros.core.signals import install_stop_handlers
 from stir_ros.ros.lifecycle import ManagedTransitions
 from stir_ros.ros.graph import DRIVER_NAME, DRIVER_PARAMETERS
 
@@ -475,13 +476,15 @@ class ManagedSpikeCameraDriver(DriverWork, ManagedTransitions, LifecycleNode):
 
 def _run(managed: bool, args: list[str] | None) -> int:
     node = None
+    stop = threading.Event()
+    restore = install_stop_handlers(stop)  # SIGINT/SIGTERM end the loop below, never raise inside a callback
     try:
         profile = apply_fastdds_profile()  # before rclpy.init creates the participant
         rclpy.init(args=args)
         node = ManagedSpikeCameraDriver() if managed else SpikeCameraDriver()
         node.get_logger().info(profile.message)  # under the node's own (namespaced) name
         # The plain node exits at the end of the stream; the managed one when it has been shut down.
-        while rclpy.ok() and (managed or not node.finished.is_set()):
+        while rclpy.ok() and not stop.is_set() and (managed or not node.finished.is_set()):
             rclpy.spin_once(node, timeout_sec=0.1)
             done = getattr(node, "finalized_at", None)
             if done is not None and time.monotonic() - done > 1.0:  # shut down: answered, now exit
@@ -497,6 +500,7 @@ def _run(managed: bool, args: list[str] | None) -> int:
             node.stop()
             node.destroy_node()
         rclpy.try_shutdown()
+        restore()
 
 
 def main(args: list[str] | None = None) -> int:

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import gc
 import math
+import threading
 import time
 from collections import Counter
 from dataclasses import fields, replace
@@ -63,6 +64,7 @@ from stir_ros.ros.conversions import (
     restamp_camera_info,
 )
 from stir_ros.core.dds_profile import apply_fastdds_profile
+from stir_ros.core.signals import install_stop_handlers
 from stir_ros.ros.lifecycle import ManagedTransitions
 from stir_ros.ros.graph import RECONSTRUCTOR_NAME, RECONSTRUCTOR_PARAMETERS
 from stir_ros.reconstructor_settings import (
@@ -532,6 +534,8 @@ class ManagedSpikeReconstructor(ReconstructorWork, ManagedTransitions, Lifecycle
 def _run(managed: bool, args: list[str] | None) -> int:
     node = None
     executor = None
+    stop = threading.Event()
+    restore = install_stop_handlers(stop)  # SIGINT/SIGTERM end the loop below, never raise inside a callback
     try:
         profile = apply_fastdds_profile()  # before rclpy.init creates the participant
         rclpy.init(args=args)
@@ -542,7 +546,7 @@ def _run(managed: bool, args: list[str] | None) -> int:
         executor.add_node(node)
         # spin_once in a loop: EventsExecutor.spin() of rclpy 7.1.6 busy-waits at 100 % CPU without
         # running callbacks, and does not return on SIGINT/SIGTERM.
-        while rclpy.ok():
+        while rclpy.ok() and not stop.is_set():
             executor.spin_once(timeout_sec=0.5)
             done = getattr(node, "finalized_at", None)
             if done is not None and time.monotonic() - done > 1.0:  # shut down: answered, now exit
@@ -564,6 +568,7 @@ def _run(managed: bool, args: list[str] | None) -> int:
         if node is not None:
             node.destroy_node()
         rclpy.try_shutdown()
+        restore()
 
 
 def main(args: list[str] | None = None) -> int:
