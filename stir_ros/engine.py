@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from stir_ros.core.defaults import ALPHA
 from stir_ros.core import classical
 from stir_ros.core.errors import CheckpointError, ConfigError, SpikeFormatError
 from stir_ros.core.optional import import_torch, is_tensor, torch_required
@@ -129,7 +130,7 @@ class EngineConfig:
 
     method: str = "stir"
     window_length: int = 0
-    alpha: float = 0.6
+    alpha: float = ALPHA
     device: str = "auto"
     precision: str = "fp32"
     max_batch: int = 4

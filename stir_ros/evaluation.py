@@ -29,6 +29,7 @@ from typing import Any
 
 import numpy as np
 
+from stir_ros.core.defaults import ALPHA
 from stir_ros.core.dat import centre_window
 from stir_ros.core.errors import ConfigError
 from stir_ros.core.metrics import psnr, ssim
@@ -44,7 +45,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--method", nargs="+", action="extend", choices=METHOD_NAMES, default=None,
                         help="one or more of tfp, tfi, stir (repeatable; default: stir)")  # fmt: skip
     parser.add_argument("--weights", help="STIR checkpoint (default: the shipped weights)")
-    parser.add_argument("--alpha", type=float, default=0.6, help="sensor alpha of the data")
+    parser.add_argument("--alpha", type=float, default=ALPHA, help="sensor alpha of the data")
     parser.add_argument("--window-length", type=int, default=0,
                         help="frames per window; 0: the checkpoint's for stir, 41 for tfp/tfi")  # fmt: skip
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N")
@@ -109,7 +110,7 @@ def evaluate(
     data_dir: str | Path,
     methods: Sequence[str],
     weights: str | None = None,
-    alpha: float = 0.6,
+    alpha: float = ALPHA,
     window_length: int = 0,
     device: str = "auto",
     precision: str = "fp32",

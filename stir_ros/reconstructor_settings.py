@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from stir_ros.core.defaults import ALPHA
 from stir_ros.core.errors import BackendUnavailableError, CheckpointError, ConfigError, StirRosError
 from stir_ros.core.imaging import IMAGE_ENCODINGS
 from stir_ros.core.limits import check_parameter
@@ -65,7 +66,7 @@ class ReconstructorSettings:
     stride_frames: int = 200
     output_rate_hz: float = 0.0
     max_batch: int = 4
-    alpha: float = 0.6
+    alpha: float = ALPHA
     output_encoding: str = "mono8"
     queue_size: int = 4
     frame_id: str = ""

@@ -31,6 +31,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from stir_ros.core.defaults import ALPHA
 from stir_ros.bag.model import DAMAGE_KINDS, BagProblem
 from stir_ros.bag.outputs import VIDEO_SUFFIXES, ImageOutputs
 from stir_ros.bag.reader import BagReader, check_spike_topic
@@ -78,7 +79,7 @@ class ReconstructOptions:
     window_length: int = 0
     stride_frames: int = 20
     output_rate_hz: float = 0.0
-    alpha: float = 0.6
+    alpha: float = ALPHA
     device: str = "auto"
     precision: str = "fp32"
     max_batch: int = 4

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from stir_ros.core.defaults import ALPHA
 from stir_ros.core.errors import ConfigError, SpikeFormatError
 from stir_ros.core.optional import is_tensor
 
@@ -41,7 +42,7 @@ def _check(spikes: Any, alpha: float) -> int:
     return int(spikes.shape[-3])
 
 
-def tfp(spikes: np.ndarray | torch.Tensor, alpha: float = 0.6, window: int | None = None) -> Any:
+def tfp(spikes: np.ndarray | torch.Tensor, alpha: float = ALPHA, window: int | None = None) -> Any:
     """Texture from playback: the spike rate over a centred window, divided by ``alpha``.
 
     Args:
@@ -181,7 +182,7 @@ class PackedWindows:
         return out if dtype is None else out.astype(dtype)
 
 
-def tfp_packed(parts: Sequence[np.ndarray], height: int, width: int, alpha: float = 0.6) -> np.ndarray:
+def tfp_packed(parts: Sequence[np.ndarray], height: int, width: int, alpha: float = ALPHA) -> np.ndarray:
     """:func:`tfp` over all frames of a window given bit-packed; the same float32 bits.
 
     Args:
@@ -201,7 +202,7 @@ def tfp_packed(parts: Sequence[np.ndarray], height: int, width: int, alpha: floa
     return _rate_image(counts, frames, alpha, frames)
 
 
-def tfi(spikes: np.ndarray | torch.Tensor, alpha: float = 0.6) -> Any:
+def tfi(spikes: np.ndarray | torch.Tensor, alpha: float = ALPHA) -> Any:
     """Texture from inter-spike interval at the centre frame ``c = T // 2``.
 
     For every pixel the interval is ``R - L`` between the last spike at or before ``c`` (``L``)

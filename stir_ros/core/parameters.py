@@ -76,7 +76,7 @@ RECONSTRUCTOR_PARAMETERS: tuple[ParamSpec, ...] = (
     ParamSpec("stride_frames", 200, "Frames between consecutive windows (one image per stride).", True),
     ParamSpec("output_rate_hz", 0.0, "If > 0, overrides stride_frames: stride = round(frame_rate_hz / output_rate_hz).", True),
     ParamSpec("max_batch", 4, "Most windows per forward pass.", True),
-    ParamSpec("alpha", 0.6, "Sensor alpha; images are divided by it.", True),
+    ParamSpec("alpha", defaults.ALPHA, "Sensor alpha; images are divided by it.", True),
     ParamSpec("output_encoding", "mono8", "Image encoding: 'mono8', 'mono16' or '32FC1'.", True),
     ParamSpec("queue_size", 4, "Windows waiting for inference; when full the oldest is dropped (counted).", True),
     ParamSpec("frame_id", "", "frame_id of the images; empty: the spike packets' frame_id.", True),

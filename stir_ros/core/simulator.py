@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from stir_ros.core.defaults import ALPHA
 from stir_ros.core.errors import ConfigError, SpikeFormatError
 from stir_ros.core.optional import import_torch, torch_required
 from stir_ros.core.rng import make_generator, rand
@@ -115,7 +116,7 @@ def _integrate_numpy(
 
 def simulate_spikes(
     intensity: np.ndarray | torch.Tensor,
-    alpha: float = 0.6,
+    alpha: float = ALPHA,
     threshold: float = 1.0,
     noise_std: float = 0.0,
     seed: int | None = None,
@@ -178,7 +179,7 @@ class IntegrateAndFire:
         self,
         height: int,
         width: int,
-        alpha: float = 0.6,
+        alpha: float = ALPHA,
         threshold: float = 1.0,
         noise_std: float = 0.0,
         seed: int | None = None,

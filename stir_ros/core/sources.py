@@ -34,6 +34,7 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
+from stir_ros.core.defaults import ALPHA
 from stir_ros.core.dat import DatReader
 from stir_ros.core.errors import ConfigError, DatFileError
 from stir_ros.core.optional import torch_missing, torch_required
@@ -168,7 +169,7 @@ class SimSource:
         height: int,
         width: int,
         frame_rate_hz: float = 20000.0,
-        alpha: float = 0.6,
+        alpha: float = ALPHA,
         seed: int = 0,
         max_speed: float = 0.02,
         noise_std: float = 0.0,

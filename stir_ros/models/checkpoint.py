@@ -39,6 +39,7 @@ import torch
 from torch import Tensor, nn
 
 import stir_ros
+from stir_ros.core.defaults import ALPHA
 from stir_ros.core.errors import CheckpointError, ConfigError
 from stir_ros.models.official import load_official, looks_official, unwrap_state_dict
 from stir_ros.models.registry import build_model
@@ -78,7 +79,7 @@ class CheckpointMetadata:
     """
 
     window_length: int
-    alpha: float = 0.6
+    alpha: float = ALPHA
     training_data: str = ""
     steps: int = 0
     code_version: str = ""
@@ -349,7 +350,7 @@ def _try_official(obj: dict[str, Any], path: str) -> tuple[nn.Module | None, Che
         raise CheckpointError(f"{err} in {path}") from None
     meta = CheckpointMetadata(
         window_length=model.window_length,
-        alpha=0.6,
+        alpha=ALPHA,
         training_data="unknown (authors' STIR checkpoint)",
         code_version=stir_ros.__version__,
         notes=f"converted from the authors' STIR state dict {path}",

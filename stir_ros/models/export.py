@@ -33,6 +33,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from stir_ros.core.defaults import ALPHA
 from stir_ros.core.errors import BackendUnavailableError, ConfigError, SpikeFormatError
 
 __all__ = [
@@ -93,7 +94,7 @@ def export_onnx(
     width: int = 400,
     dynamic: bool = False,
     opset: int = DEFAULT_OPSET,
-    alpha: float = 0.6,
+    alpha: float = ALPHA,
     source: str = "",
 ) -> bytes:
     """Export a STIR network (fp32) to ONNX, with its metadata.
@@ -233,7 +234,7 @@ def verify_onnx(model: nn.Module, onnx_model: str | os.PathLike[str] | bytes, wi
     return worst
 
 
-def check_windows(window_length: int, height: int, width: int, alpha: float = 0.6, seed: int = 0) -> list[np.ndarray]:
+def check_windows(window_length: int, height: int, width: int, alpha: float = ALPHA, seed: int = 0) -> list[np.ndarray]:
     """Two windows to check an export with.
 
     Uniformly random spikes, and spikes simulated from a textured image moving across the frame

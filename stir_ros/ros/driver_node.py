@@ -36,6 +36,7 @@ from rclpy.qos_overriding_options import QoSOverridingOptions
 from rclpy.timer import Timer
 from sensor_msgs.msg import CameraInfo
 
+from stir_ros.core.defaults import ALPHA
 from stir_ros.core import defaults
 from stir_ros.core.errors import ConfigError, StirRosError
 from stir_ros.core.packing import ENCODING_VIDAR_BITPACKED, ENCODINGS, decode_payload, encode_frames, payload_size
@@ -88,7 +89,7 @@ class DriverSettings:
     wait_for_subscribers: int = 0
     wait_for_subscribers_timeout_s: float = 10.0
     sim_seed: int = 0
-    sim_alpha: float = 0.6
+    sim_alpha: float = ALPHA
     sim_max_speed: float = 0.02
     sim_noise_std: float = 0.0
 

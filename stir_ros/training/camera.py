@@ -32,6 +32,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from stir_ros.core.defaults import ALPHA
 from stir_ros.core.errors import ConfigError
 from stir_ros.core.rng import make_generator, rand
 from stir_ros.core.scenes import soft_ellipses
@@ -354,7 +355,7 @@ def make_camera_batch(
     window_length: int,
     height: int,
     width: int,
-    alpha: float = 0.6,
+    alpha: float = ALPHA,
     generator: torch.Generator | None = None,
     device: str | torch.device = "cpu",
     noise_std: float = 0.0,

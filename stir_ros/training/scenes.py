@@ -21,6 +21,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from stir_ros.core.defaults import ALPHA
 from stir_ros.core.errors import ConfigError, SpikeFormatError
 from stir_ros.core.rng import make_generator, rand
 from stir_ros.core.scenes import Trajectory, render_moving_layers, soft_ellipses
@@ -190,7 +191,7 @@ def make_training_batch(
     window_length: int,
     height: int,
     width: int,
-    alpha: float = 0.6,
+    alpha: float = ALPHA,
     generator: torch.Generator | None = None,
     device: str | torch.device = "cpu",
     num_layers: int = 1,

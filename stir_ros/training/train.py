@@ -36,6 +36,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from stir_ros.core.defaults import ALPHA
 from stir_ros.core.errors import ConfigError
 from stir_ros.core.metrics import psnr
 from stir_ros.models import build_model, read_checkpoint, save_checkpoint
@@ -251,7 +252,7 @@ def _save(path: Path, model: nn.Module, step: int, args: argparse.Namespace, dat
           extra: dict[str, Any] | None) -> None:  # fmt: skip
     meta = {
         "window_length": args.window_length,
-        "alpha": 0.6,
+        "alpha": ALPHA,
         "training_data": describe(data_cfg, args.images, skimage=not getattr(args, "no_skimage", False)),
         "steps": step,
         "notes": (
