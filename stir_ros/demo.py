@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from stir_ros.core.defaults import METHODS
 from stir_ros.core.errors import ConfigError
 
 __all__ = ["add_arguments", "run", "demo_stream", "choose_method"]
@@ -30,7 +31,7 @@ DEFAULT_OUT = "stir_ros_demo_out"
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments of ``stir-ros demo``."""
-    parser.add_argument("--method", choices=("auto", "stir", "tfp", "tfi"), default="auto",
+    parser.add_argument("--method", choices=("auto", *METHODS), default="auto",
                         help="reconstruction (auto: stir with the shipped weights on CUDA, else tfp)")
     parser.add_argument("--weights", default="", help="STIR checkpoint (default: the shipped one)")
     parser.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")

@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from stir_ros.core.defaults import ALPHA
+from stir_ros.core.defaults import ALPHA, BACKENDS, METHODS, PRECISIONS
 from stir_ros.core import classical
 from stir_ros.core.errors import CheckpointError, ConfigError, SpikeFormatError
 from stir_ros.core.optional import import_torch, is_tensor, torch_required
@@ -54,10 +54,6 @@ __all__ = [
     "resolve_device",
 ]
 
-METHODS = ("stir", "tfp", "tfi")
-PRECISIONS = ("fp32", "fp16", "bf16")
-#: STIR inference backends: eager PyTorch (CPU or CUDA) or OpenVINO (CPU; stir_ros.models.runtime).
-BACKENDS = ("torch", "openvino")
 #: ``torch.compile`` modes of the STIR predictor (``none``: eager).
 COMPILE_MODES = ("none", "default", "reduce-overhead", "max-autotune")
 #: Window length of tfp/tfi when ``window_length`` is 0 (the REDS-derived 41-frame setting).

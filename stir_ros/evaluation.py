@@ -29,28 +29,27 @@ from typing import Any
 
 import numpy as np
 
-from stir_ros.core.defaults import ALPHA
+from stir_ros.core.defaults import ALPHA, BACKENDS, METHODS, PRECISIONS
 from stir_ros.core.dat import centre_window
 from stir_ros.core.errors import ConfigError
 from stir_ros.core.metrics import psnr, ssim
 
 __all__ = ["add_arguments", "run", "find_pairs", "load_gt", "evaluate", "spikezoo_ssim"]
 
-METHOD_NAMES = ("tfp", "tfi", "stir")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments of ``stir-ros eval``."""
     parser.add_argument("data_dir", metavar="DATA_DIR", help="folder with spike/*.dat and gt/*.png")
-    parser.add_argument("--method", nargs="+", action="extend", choices=METHOD_NAMES, default=None,
+    parser.add_argument("--method", nargs="+", action="extend", choices=METHODS, default=None,
                         help="one or more of tfp, tfi, stir (repeatable; default: stir)")  # fmt: skip
     parser.add_argument("--weights", help="STIR checkpoint (default: the shipped weights)")
     parser.add_argument("--alpha", type=float, default=ALPHA, help="sensor alpha of the data")
     parser.add_argument("--window-length", type=int, default=0,
                         help="frames per window; 0: the checkpoint's for stir, 41 for tfp/tfi")  # fmt: skip
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N")
-    parser.add_argument("--precision", default="fp32", choices=("fp32", "fp16", "bf16"))
-    parser.add_argument("--backend", default="torch", choices=("torch", "openvino"),
+    parser.add_argument("--precision", default="fp32", choices=PRECISIONS)
+    parser.add_argument("--backend", default="torch", choices=BACKENDS,
                         help="stir inference: torch (CPU/CUDA) or openvino (CPU)")  # fmt: skip
     parser.add_argument("--json", metavar="OUT.json", help="write the results here")
     parser.add_argument("--save-images", metavar="DIR", help="write each reconstruction as a PNG")

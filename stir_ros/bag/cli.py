@@ -24,7 +24,8 @@ from typing import Any
 
 from stir_ros.core import defaults
 from stir_ros.core.errors import ConfigError
-from stir_ros.engine import BACKENDS, COMPILE_MODES, PRECISIONS
+from stir_ros.core.imaging import IMAGE_ENCODINGS
+from stir_ros.engine import BACKENDS, COMPILE_MODES, METHODS, PRECISIONS
 
 __all__ = ["add_arguments", "run"]
 
@@ -54,7 +55,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                        description="Offline reconstruction: the same images as the live spike_reconstructor.")
     p.add_argument("input", help="input bag with SpikePackets")
     p.add_argument("output", help="output bag (or folder with --to-folder)")
-    p.add_argument("--method", choices=("stir", "tfp", "tfi"), default="stir")
+    p.add_argument("--method", choices=METHODS, default="stir")
     p.add_argument("--weights", default=None, help="STIR checkpoint (default: the shipped one)")
     p.add_argument("--window-length", type=int, default=0,
                    help="frames per window; 0 = the checkpoint's (stir) or 41 (tfp/tfi)")
@@ -76,7 +77,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     _spikes_topic_arg(p, None, f"SpikePacket topic (default: {SPIKES_TOPIC} or the only SpikePacket topic)")
     p.add_argument("--image-topic", default="/image")
     p.add_argument("--camera-info-topic", default="/camera_info", help="empty for none")
-    p.add_argument("--output-encoding", choices=("mono8", "mono16", "32FC1"), default="mono8",
+    p.add_argument("--output-encoding", choices=tuple(IMAGE_ENCODINGS), default="mono8",
                    help="image encoding (the node's output_encoding; default mono8)")
     p.add_argument("--frame-id", default="", help="image frame (default: the packets')")
     _storage_arg(p, None)

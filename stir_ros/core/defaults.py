@@ -12,6 +12,9 @@ from __future__ import annotations
 
 __all__ = [
     "ALPHA",
+    "BACKENDS",
+    "METHODS",
+    "PRECISIONS",
     "FRAME_ID",
     "FRAME_RATE_HZ",
     "FRAMES_PER_PACKET",
@@ -33,6 +36,12 @@ FRAMES_PER_PACKET = 100
 PAYLOAD_ENCODING = "vidar_bitpacked"
 #: Sensor alpha: spike rate at intensity 1 (DESIGN.md §4).
 ALPHA = 0.6
+#: Reconstruction methods of the engine, the nodes, ``bag reconstruct`` and ``eval``.
+METHODS = ("stir", "tfp", "tfi")
+#: Inference precisions of STIR.
+PRECISIONS = ("fp32", "fp16", "bf16")
+#: STIR inference backends: eager PyTorch (CPU or CUDA) or OpenVINO (CPU; stir_ros.models.runtime).
+BACKENDS = ("torch", "openvino")
 #: How long a player (driver, bag play) waits for subscribers before it publishes anyway.
 WAIT_FOR_SUBSCRIBERS_TIMEOUT_S = 10.0
 #: The same, in the graphs that start the player together with its reconstructor: long enough for

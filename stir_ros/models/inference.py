@@ -39,6 +39,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
+from stir_ros.core.defaults import PRECISIONS
 from stir_ros.core.errors import ConfigError, SpikeFormatError
 from stir_ros.models.blocks import BackwardWarp, ConvBNResidual, pad_tail
 
@@ -54,7 +55,6 @@ __all__ = [
 Precision = Literal["fp32", "fp16", "bf16"]
 CompileMode = Literal[False, "default", "reduce-overhead", "max-autotune"]
 
-PRECISIONS: tuple[str, ...] = ("fp32", "fp16", "bf16")
 COMPILE_MODES: tuple[Any, ...] = (False, "default", "reduce-overhead", "max-autotune")
 _DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 #: Captured graphs kept per predictor (each holds its input, output and activations).

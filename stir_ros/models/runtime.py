@@ -29,13 +29,12 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from stir_ros.core.defaults import BACKENDS
 from stir_ros.core.errors import BackendUnavailableError, ConfigError, SpikeFormatError
 from stir_ros.models.blocks import pad_tail
 
 __all__ = ["BACKENDS", "OPENVINO_PRECISIONS", "OpenVinoSTIR", "require_openvino"]
 
-#: Inference backends of the engine: ``torch`` (eager PyTorch, CPU or CUDA) and ``openvino`` (CPU).
-BACKENDS = ("torch", "openvino")
 #: Engine precision -> OpenVINO ``INFERENCE_PRECISION_HINT``.
 OPENVINO_PRECISIONS = {"fp32": "f32", "bf16": "bf16"}
 _MAX_SHAPES = 4
