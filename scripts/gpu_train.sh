@@ -15,7 +15,8 @@
 # OUT_DIR receives train.log, eval.json (PSNR/SSIM of every EMA snapshot and of init.pt) and the
 # last and the best snapshot as fp16 weights-only files.
 # Settings (environment): TRAIN_S (380), CROP (128), BATCH (12), LR (1e-4), WORKERS (cores - 2),
-# SEED (3), EMA (0.999), DEVICE (cuda).
+# SEED (3), EMA (0.999), DEVICE (cuda), TRAIN_ARGS (more `stir-ros train` flags, e.g.
+# "--scene camera --camera-shift 4 0.3 --cutouts DATA_DIR/cutouts").
 # Wall time: about TRAIN_S + 120 s (the workers start twice, about 25 s each; scoring about 5 s per
 # snapshot on a GPU). Give the call that runs it at least TRAIN_S + 150 s: the first H200 session
 # killed it at TRAIN_S + 130 s, before the snapshots were scored and copied to OUT_DIR.
@@ -31,12 +32,15 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from stir_ros.core.scenes import SKIMAGE_IMAGES, load_images
+from stir_ros.training.scenes import SKIMAGE_IMAGES, load_images
 
 for name, image in zip(SKIMAGE_IMAGES, load_images("skimage")):
     Image.fromarray(np.round(image * 255).astype(np.uint8)).save(Path(sys.argv[1]) / f"skimage_{name}.png")
 PY
     cp "$PHOTOS"/train/* "$DATA/images/photos/" && cp "$PHOTOS"/val/* "$DATA/val/" || exit 1
+    if [ -d "$PHOTOS/cutouts" ]; then  # for TRAIN_ARGS="--scene camera --cutouts $DATA/cutouts"
+        mkdir -p "$DATA/cutouts" && cp "$PHOTOS"/cutouts/*.png "$DATA/cutouts/" || exit 1
+    fi
     EVAL=$(python -c "import importlib.util, pathlib; print(pathlib.Path(importlib.util.find_spec('spikezoo').origin).parent / 'data/base/train')") || exit 1
     cp -r "$EVAL"/. "$DATA/eval/" || exit 1
     python scripts/release_weights.py "$INIT" "$DATA/init.pt" || exit 1
@@ -53,7 +57,7 @@ RUN=$(mktemp -d)
 COMMON=(--init-weights "$DATA/init.pt" --batch-size "$BATCH" --crop "$CROP" --lr "$LR" --warmup 100 --amp
         --ema "$EMA" --max-displacement 16 --images "$DATA/images/skimage" "$DATA/images/photos" --no-skimage
         --image-max-size 384 --texture-candidates 4 --data-workers "$WORKERS" --seed "$SEED" --device "$DEVICE"
-        --no-progress)
+        --no-progress ${TRAIN_ARGS:-})
 nvidia-smi -L 2>/dev/null; echo "workers $WORKERS, crop $CROP, batch $BATCH, lr $LR, train ${TRAIN_S}s"
 
 # Probe: seconds per step between steps 10 and 40 (after cuDNN's autotuning and the workers' start).
