@@ -223,14 +223,30 @@ def spike_packet(seq, first, n=20, h=16, w=24, stamp=None, seed=None, **fields):
     return msg
 
 
+def call_service(node, client, request, timeout: float = 60.0, resend_every: float | None = 10.0) -> Any:
+    """Call a service from the test process and return its response.
+
+    ``wait_for_service`` only says that requests reach a server: on a loaded machine the server's
+    response writer may not yet have matched this client's reader, and DDS then drops the answer
+    (seen in a fresh clone's run: a lifecycle get_state unanswered for 60 s). A request that may be
+    repeated (a query, setting a parameter to a value) is sent again every ``resend_every``
+    seconds without an answer; ``resend_every=None`` sends it once (a lifecycle transition).
+    """
+    assert client.wait_for_service(timeout_sec=timeout), f"{client.srv_name} not offered"
+    deadline = time.monotonic() + timeout
+    while True:
+        future = client.call_async(request)
+        left = deadline - time.monotonic()
+        if spin_until(node, future.done, max(min(left, resend_every or left), 0.0)):
+            return future.result()
+        assert time.monotonic() < deadline, f"{client.srv_name}: no answer in {timeout:g} s"
+
+
 def set_parameters(node, ns: str, **values: Any) -> list[Any]:
     client = node.create_client(SetParameters, f"/{ns}/spike_reconstructor/set_parameters")
     try:
-        assert client.wait_for_service(timeout_sec=20)
         request = SetParameters.Request()
         request.parameters = [Parameter(k, value=v).to_parameter_msg() for k, v in values.items()]
-        future = client.call_async(request)
-        assert spin_until(node, future.done, 30)
-        return future.result().results
+        return call_service(node, client, request, timeout=30).results
     finally:
         node.destroy_client(client)

@@ -29,7 +29,7 @@ from rcl_interfaces.msg import ParameterType  # noqa: E402
 from rcl_interfaces.srv import DescribeParameters  # noqa: E402
 from rclpy.qos import qos_profile_sensor_data  # noqa: E402
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image  # noqa: E402
-from ros_support import RELIABLE, Collector, set_parameters, spike_packet, spin_until  # noqa: E402
+from ros_support import RELIABLE, Collector, call_service, set_parameters, spike_packet, spin_until  # noqa: E402
 
 from stir_ros.engine import default_weights_path  # noqa: E402
 from stir_ros.msg import SpikePacket  # noqa: E402
@@ -158,10 +158,8 @@ def test_parameter_descriptors_carry_ranges(nodes, ros_node, tmp_path):
     def describe(node_name: str, names: list[str]):
         client = ros_node.create_client(DescribeParameters, f"/{ns}/{node_name}/describe_parameters")
         try:
-            assert client.wait_for_service(timeout_sec=20)
-            future = client.call_async(DescribeParameters.Request(names=names))
-            assert spin_until(ros_node, future.done, 20)
-            return {d.name: d for d in future.result().descriptors}
+            response = call_service(ros_node, client, DescribeParameters.Request(names=names), timeout=20)
+            return {d.name: d for d in response.descriptors}
         finally:
             ros_node.destroy_client(client)
 

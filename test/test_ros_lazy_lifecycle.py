@@ -23,7 +23,7 @@ from rcl_interfaces.srv import GetParameters  # noqa: E402
 from rclpy.qos import QoSProfile, QoSReliabilityPolicy  # noqa: E402
 from sensor_msgs.msg import Image  # noqa: E402
 
-from ros_support import spin_until  # noqa: E402
+from ros_support import call_service, spin_until  # noqa: E402
 
 from stir_ros.msg import SpikePacket  # noqa: E402
 
@@ -98,9 +98,8 @@ def test_lazy_is_a_validated_dynamic_parameter(nodes, ros_node):
     assert client.wait_for_service(timeout_sec=30)
 
     def set_lazy(value: ParameterValue) -> Any:
-        future = client.call_async(SetParameters.Request(parameters=[ParameterMsg(name="lazy", value=value)]))
-        assert spin_until(ros_node, future.done, 30)
-        return future.result().results[0]
+        request = SetParameters.Request(parameters=[ParameterMsg(name="lazy", value=value)])
+        return call_service(ros_node, client, request, timeout=30).results[0]
 
     wrong = set_lazy(ParameterValue(type=ParameterType.PARAMETER_STRING, string_value="yes"))
     assert not wrong.successful
@@ -120,20 +119,18 @@ class Managed:
         self.get = ros_node.create_client(GetState, f"{fqn}/get_state")
         self.params = ros_node.create_client(GetParameters, f"{fqn}/get_parameters")
 
-    def _call(self, client, request):
-        assert client.wait_for_service(timeout_sec=60), f"{client.srv_name} not offered"
-        future = client.call_async(request)
-        assert spin_until(self.node, future.done, 60), f"{client.srv_name}: no answer"
-        return future.result()
+    def _call(self, client, request, idempotent: bool = False):
+        # A query may be sent again when its answer is lost; a transition is sent once.
+        return call_service(self.node, client, request, timeout=60, resend_every=10.0 if idempotent else None)
 
     def state(self) -> int:
-        return self._call(self.get, GetState.Request()).current_state.id
+        return self._call(self.get, GetState.Request(), idempotent=True).current_state.id
 
     def transition(self, transition_id: int) -> bool:
         return self._call(self.change, ChangeState.Request(transition=Transition(id=transition_id))).success
 
     def parameter(self, name: str) -> Any:
-        value = self._call(self.params, GetParameters.Request(names=[name])).values[0]
+        value = self._call(self.params, GetParameters.Request(names=[name]), idempotent=True).values[0]
         return value.integer_value or value.string_value or value.double_value
 
 
