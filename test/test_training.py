@@ -116,6 +116,15 @@ def test_init_weights_starts_a_fresh_run_from_a_weights_only_file(tmp_path, runs
         train_mod.train(train_args(tmp_path / "x", "--init-weights", str(start), "--resume", str(root / "full" / "last.pt")))
 
 
+def test_image_max_size_out_of_range_is_refused(tmp_path, train_args) -> None:
+    from stir_ros.core.errors import ConfigError
+
+    for bad in ("0", "-256", "8"):
+        with pytest.raises(ConfigError, match="--image-max-size must be >= 16"):
+            train_mod.train(train_args(tmp_path / "x", "--image-max-size", bad))
+    assert not (tmp_path / "x" / "last.pt").exists()  # refused before anything was written
+
+
 def test_worker_batches_depend_on_seed_and_step_only() -> None:
     from stir_ros.training.data import StepBatches, step_batch
 

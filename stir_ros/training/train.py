@@ -300,6 +300,8 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
         raise ConfigError(f"--crop must be a multiple of 16, got {args.crop}")
     if args.texture_candidates < 1:
         raise ConfigError(f"--texture-candidates must be >= 1, got {args.texture_candidates}")
+    if args.image_max_size < 16:
+        raise ConfigError(f"--image-max-size must be >= 16 pixels, got {args.image_max_size}")
     workers = int(getattr(args, "data_workers", 0) or 0)
     if workers < 0:
         raise ConfigError(f"--data-workers must be >= 0, got {workers}")
