@@ -76,6 +76,13 @@ class DataConfig:
         camera: Parameters of the camera scenes.
         cutouts: Folder of object cut-outs (gray + alpha PNGs, :func:`load_cutouts`) for the
             camera scenes; ``None``: objects are photograph crops cut out by soft ellipses.
+        videos: Folder of real video clips (one sub-folder of frames per clip,
+            :func:`~stir_ros.training.video.load_clips`); with ``video_fraction`` > 0 that share
+            of the samples is rendered between two frames of a clip
+            (:func:`~stir_ros.training.video.make_video_batch`, with ``max_displacement`` and
+            ``texture_candidates``) instead of by ``scene``.
+        video_fraction: Share of the samples taken from ``videos``, in [0, 1].
+        video_max_size: Longer side of the video frames (detail density; ``None``: as stored).
     """
 
     window_length: int = 61
@@ -92,6 +99,9 @@ class DataConfig:
     scene: str = "layers"
     camera: CameraConfig = field(default_factory=CameraConfig)
     cutouts: str | None = None
+    videos: str | None = None
+    video_fraction: float = 0.0
+    video_max_size: int | None = None
 
     def __post_init__(self) -> None:
         if self.scene not in SCENE_MODELS:
@@ -100,6 +110,10 @@ class DataConfig:
             raise ConfigError(f"motion must be one of {', '.join(MOTION_MODELS)}, got {self.motion!r}")
         if self.texture_candidates < 1:
             raise ConfigError(f"texture_candidates must be >= 1, got {self.texture_candidates}")
+        if not 0.0 <= self.video_fraction <= 1.0:
+            raise ConfigError(f"video_fraction must be in [0, 1], got {self.video_fraction}")
+        if self.video_fraction > 0 and not self.videos:
+            raise ConfigError("video_fraction > 0 needs a folder of clips (videos)")
 
 
 def load_training_images(
@@ -138,6 +152,14 @@ def load_cutouts(folder: str) -> tuple[torch.Tensor, ...]:
     return tuple(out)
 
 
+@functools.lru_cache(maxsize=2)
+def _clips(folder: str, max_size: int | None) -> tuple[torch.Tensor, ...]:
+    """The clips of a folder, loaded once per process."""
+    from stir_ros.training.video import load_clips
+
+    return tuple(load_clips(folder, max_size=max_size))
+
+
 class SyntheticSpikeData:
     """Endless stream of ``(spikes [B, T, H, W], target [B, 1, H, W], alpha [B])`` batches.
 
@@ -165,6 +187,7 @@ class SyntheticSpikeData:
         self.generator = generator
         self.device = torch.device(device)
         self.cutouts = load_cutouts(config.cutouts) if config.scene == "camera" and config.cutouts else None
+        self.clips = _clips(config.videos, config.video_max_size) if config.videos and config.video_fraction > 0 else None
 
     def _uniform(self, lo: float, hi: float) -> float:
         return lo + (hi - lo) * float(torch.rand((), generator=self.generator))
@@ -174,6 +197,21 @@ class SyntheticSpikeData:
         cfg = self.config
         spikes, targets, alphas = [], [], []
         for _ in range(batch):
+            # Drawn only when videos are on: without them the stream is the same as before they existed.
+            if self.clips is not None and float(torch.rand((), generator=self.generator)) < cfg.video_fraction:
+                from stir_ros.training.video import make_video_batch
+
+                alpha = self._uniform(*cfg.alpha_range)
+                noise = self._uniform(0.0, cfg.max_noise_std)
+                s, gt = make_video_batch(
+                    self.clips, 1, cfg.window_length, cfg.crop, cfg.crop, alpha=alpha, generator=self.generator,
+                    device=self.device, noise_std=noise, max_displacement=cfg.max_displacement,
+                    texture_candidates=cfg.texture_candidates,
+                )  # fmt: skip
+                spikes.append(s)
+                targets.append(gt * alpha)
+                alphas.append(alpha)
+                continue
             if cfg.scene == "camera":
                 alpha = self._uniform(*cfg.alpha_range)
                 noise = self._uniform(0.0, cfg.max_noise_std)
@@ -311,17 +349,22 @@ def describe(config: DataConfig, folders: Sequence[str] | None, skimage: bool = 
     """One-line description of the training data for checkpoint metadata."""
     parts = (["skimage.data photographs"] if skimage else []) + [Path(f).name or str(f) for f in folders or ()]
     src = " + ".join(parts)
+    video = ""
+    if config.videos and config.video_fraction > 0:
+        video = (
+            f"; {config.video_fraction:.0%} of the samples between two frames of the clips in "
+            f"{Path(config.videos).name} (optical flow, shift<={config.max_displacement}px)"
+        )
     if config.scene == "camera":
         objects = f"cut-outs from {Path(config.cutouts).name}" if config.cutouts else "soft-ellipse objects"
         return (
             f"synthetic on-the-fly: {src}; {config.crop}x{config.crop} crops, camera scenes: "
             f"{config.camera.describe()}, {objects}, alpha~U{config.alpha_range}, "
-            f"noise_std<={config.max_noise_std}; target alpha*gt"
+            f"noise_std<={config.max_noise_std}{video}; target alpha*gt"
         )
     return (
         f"synthetic on-the-fly: {src}; {config.crop}x{config.crop} crops, 1-{config.max_layers} moving "
         f"layers, {config.motion} shift<={config.max_displacement}px, texture candidates "
         f"{config.texture_candidates}, alpha~U{config.alpha_range}, "
-        f"noise_std<={config.max_noise_std}; target alpha*gt"
+        f"noise_std<={config.max_noise_std}{video}; target alpha*gt"
     )
-

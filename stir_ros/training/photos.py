@@ -23,6 +23,9 @@ Layout of the cache (default ``~/.cache/stir_ros/photos``)::
     cutouts/    (``--cutouts``) gray + alpha PNGs of photographed objects, with their own
                 ATTRIBUTION.md and sources.json: the objects of ``stir-ros train --scene camera
                 --cutouts CACHE/cutouts``
+    video/CLIP/ (``--videos``) the frames of real video clips as grayscale PNGs, with
+                ATTRIBUTION.md and sources.json in ``video/``: the clips of ``stir-ros train
+                --videos CACHE/video``
 """
 
 from __future__ import annotations
@@ -41,7 +44,10 @@ from typing import Any
 
 from stir_ros.core.errors import ConfigError
 
-__all__ = ["CUTOUT_SOURCE", "PhotoSource", "SOURCES", "add_arguments", "build", "build_cutouts", "is_photographic", "run"]
+__all__ = [
+    "CUTOUT_SOURCE", "VIDEO_SOURCE", "PhotoSource", "SOURCES", "add_arguments", "build", "build_cutouts",
+    "build_videos", "is_photographic", "run",
+]  # fmt: skip
 
 VAL_FRACTION = 0.15
 
@@ -97,6 +103,11 @@ SOURCES: tuple[PhotoSource, ...] = (
 #: Tux Paint's stamps: about 800 PNGs with alpha, most of them photographs of objects, animals and
 #: plants cut out from their background; :func:`is_photographic` keeps those (about 250).
 CUTOUT_SOURCE = PhotoSource("tuxpaint-stamps-default", "usr/share/tuxpaint/stamps", ("**/*.png",))
+
+#: OpenCV's sample videos of real scenes: a hand-held camera filming a tree (68 frames, 320x240)
+#: and a fixed camera filming people walking (795 frames, 768x576). The package's third clip,
+#: Megamind.avi, is an excerpt of a feature film and is left out.
+VIDEO_SOURCE = PhotoSource("opencv-doc", "usr/share/doc/opencv-doc/examples/data", ("tree.avi", "vtest.avi"))
 
 
 def is_photographic(rgba: Any, name: str = "") -> bool:
@@ -316,6 +327,78 @@ def build_cutouts(cache: Path, max_size: int = 256, log: Callable[[str], None] =
     return records
 
 
+def build_videos(cache: Path, max_size: int = 384, log: Callable[[str], None] = print) -> list[dict[str, str]]:
+    """Fetch :data:`VIDEO_SOURCE` and write each clip's frames as grayscale PNGs under ``cache/video/CLIP/``.
+
+    Frames are stored with the longer side at most ``max_size``; ``ATTRIBUTION.md`` and
+    ``sources.json`` go to ``cache/video``.
+
+    Returns:
+        One record per clip (name, package, version, file, licence, frames).
+    """
+    import numpy as np
+    from PIL import Image
+
+    try:
+        import cv2
+    except ImportError as err:  # pragma: no cover - opencv comes with the test requirements
+        raise ConfigError("stir-ros data --videos needs OpenCV (pip install opencv-python-headless)") from err
+    from stir_ros.training.scenes import to_gray
+
+    source = VIDEO_SOURCE
+    root, version = _fetch(source, cache, log)
+    copyright_file = root / "usr/share/doc" / source.package / "copyright"
+    copyright_text = copyright_file.read_text(errors="replace") if copyright_file.is_file() else ""
+    out_dir = cache / "video"
+    records = []
+    for rel in source.files:
+        path = root / source.folder / rel
+        if not path.is_file():
+            raise ConfigError(f"{source.package} {version} has no {source.folder}/{rel}")
+        clip_dir = out_dir / rel.rsplit(".", 1)[0]
+        done = clip_dir / ".complete"
+        if not done.is_file():
+            shutil.rmtree(clip_dir, ignore_errors=True)
+            clip_dir.mkdir(parents=True)
+            capture = cv2.VideoCapture(os.fspath(path))
+            count = 0
+            while True:
+                ok, frame = capture.read()
+                if not ok:
+                    break
+                img = Image.fromarray(np.round(to_gray(frame[..., ::-1]) * 255).astype(np.uint8))
+                img.thumbnail((max_size, max_size), Image.Resampling.LANCZOS)
+                img.save(clip_dir / f"{count:05d}.png")
+                count += 1
+            capture.release()
+            if count < 2:
+                raise ConfigError(f"OpenCV decoded {count} frame(s) of {path}; is its video support installed?")
+            done.write_text(f"{count}\n")
+        records.append({
+            "name": clip_dir.name, "package": source.package, "version": version,
+            "file": f"/{source.folder}/{rel}", "licence": _licence_of(copyright_text, rel),
+            "frames": done.read_text().strip(),
+        })  # fmt: skip
+        log(f"{source.package} {version}: {rel}, {records[-1]['frames']} frames")
+    (out_dir / "sources.json").write_text(json.dumps(records, indent=1) + "\n")
+    lines = [
+        "# Video clips",
+        "",
+        "Made by `stir-ros data --videos`. Grayscale, downscaled frames of sample videos of",
+        f"{source.package} {version}; each keeps the licence of its original",
+        f"(`/usr/share/doc/{source.package}/copyright`).",
+        "",
+        "| clip | frames | package | version | original file | licence |",
+        "|---|---|---|---|---|---|",
+    ]
+    lines += [
+        f"| {r['name']} | {r['frames']} | {r['package']} | {r['version']} | {r['file']} | {r['licence']} |"
+        for r in records
+    ]
+    (out_dir / "ATTRIBUTION.md").write_text("\n".join(lines) + "\n")
+    return records
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments of ``stir-ros data``."""
     parser.add_argument("--cache", type=Path, default=None,
@@ -325,6 +408,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cutouts", action="store_true",
                         help=f"also fetch {CUTOUT_SOURCE.package} (~160 MB) and write its photographic stamps to "
                              "CACHE/cutouts (objects of --scene camera)")  # fmt: skip
+    parser.add_argument("--videos", action="store_true",
+                        help=f"also write the frames of {VIDEO_SOURCE.package}'s sample videos to CACHE/video "
+                             "(clips of stir-ros train --videos)")  # fmt: skip
 
 
 def run(args: argparse.Namespace) -> int:
@@ -333,6 +419,7 @@ def run(args: argparse.Namespace) -> int:
         for source in SOURCES:
             print(f"{source.package}: {len(source.files)} file(s) under /{source.folder}")
         print(f"{CUTOUT_SOURCE.package} (--cutouts): photographic stamps under /{CUTOUT_SOURCE.folder}")
+        print(f"{VIDEO_SOURCE.package} (--videos): {', '.join(VIDEO_SOURCE.files)} under /{VIDEO_SOURCE.folder}")
         return 0
     if not 64 <= args.max_size <= 8192:
         raise ConfigError(f"--max-size must be in [64, 8192], got {args.max_size}")
@@ -342,6 +429,9 @@ def run(args: argparse.Namespace) -> int:
         cut = build_cutouts(cache, log=lambda m: print(f"[data] {m}", flush=True))
         print(f"[data] {len(cut)} cut-out(s) in {cache / 'cutouts'}; use: stir-ros train --scene camera "
               f"--cutouts {cache / 'cutouts'} ...")  # fmt: skip
+    if getattr(args, "videos", False):
+        clips = build_videos(cache, log=lambda m: print(f"[data] {m}", flush=True))
+        print(f"[data] {len(clips)} clip(s) in {cache / 'video'}; use: stir-ros train --videos {cache / 'video'} ...")
     print(
         f"[data] {len(records['train'])} training and {len(records['val'])} validation image(s) in {cache}; "
         f"train with: stir-ros train --images {cache / 'train'} --val-images {cache / 'val'} ..."

@@ -110,6 +110,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cutouts", default=None, metavar="DIR",
                         help="--scene camera: object cut-outs (gray + alpha PNGs, stir-ros data --cutouts) "
                              "instead of soft ellipses over photograph crops")
+    parser.add_argument("--videos", default=None, metavar="DIR",
+                        help="folder of real video clips (stir-ros data --videos); --video-fraction of the samples "
+                             "are rendered between two frames of a clip along its optical flow")
+    parser.add_argument("--video-fraction", type=float, default=0.25, metavar="P",
+                        help="share of the samples taken from --videos (default 0.25)")
     parser.add_argument("--no-skimage", action="store_true",
                         help="train on --images only, without scikit-image's bundled photographs")
     parser.add_argument("--image-max-size", type=int, default=512,
@@ -276,7 +281,16 @@ def _data_config(args: argparse.Namespace, crop: int) -> DataConfig:
         max_displacement=args.max_displacement, max_noise_std=args.max_noise_std,
         motion=args.motion, texture_candidates=args.texture_candidates,
         scene=getattr(args, "scene", "layers"), cutouts=getattr(args, "cutouts", None), camera=camera,
+        **_video_fields(args),
     )  # fmt: skip
+
+
+def _video_fields(args: argparse.Namespace) -> dict[str, Any]:
+    """DataConfig's video fields: only with --videos (otherwise the defaults, videos off)."""
+    videos = getattr(args, "videos", None)
+    if not videos:
+        return {}
+    return {"videos": videos, "video_fraction": args.video_fraction, "video_max_size": args.image_max_size}
 
 
 def _plain_args(args: argparse.Namespace) -> dict[str, Any]:
