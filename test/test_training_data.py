@@ -173,3 +173,28 @@ def test_ema_snapshots_and_exact_resume(tmp_path: Path, train_args) -> None:
     train_mod.train(train_args(plain, *EMA_RUN, "--ema", "0"))
     with pytest.raises(ConfigError, match="without --ema"):
         train_mod.train(train_args(plain, *EMA_RUN, "--resume", str(plain / "last.pt")))
+
+
+def test_target_offset_puts_the_target_between_two_frames() -> None:
+    img = np.random.default_rng(4).uniform(0, 1, (128, 128)).astype(np.float32)
+
+    def batch(offset: float) -> tuple[torch.Tensor, torch.Tensor]:
+        gen = torch.Generator().manual_seed(6)
+        return make_training_batch([img], 3, 9, 32, 32, generator=gen, num_layers=2, max_displacement=8.0,
+                                   static_prob=0.0, target_offset=offset)  # fmt: skip
+
+    (s0, gt0), (s5, gt5) = batch(0.0), batch(0.5)
+    # The same draws: the target is the same unwarped crop, only the frames' times move.
+    assert torch.equal(gt0, gt5) and not torch.equal(s0, s5)
+    # The identity falls between frames 30 and 31 of a 61-frame window: every moving layer's
+    # shift changes sign there (the linear term dominates a half-frame step).
+    traj = random_trajectory(61, max_displacement=16.0, static_prob=0.0, batch_shape=(500,), centre=30.5, seed=1)
+    before, after = traj.shift[:, 30], traj.shift[:, 31]
+    assert float(((before * after) <= 0).all(-1).float().mean()) > 0.95
+    assert torch.allclose(before, -after, atol=0.02)
+    with pytest.raises(ConfigError, match="target_offset"):
+        DataConfig(target_offset=1.0)
+    with pytest.raises(ConfigError, match="camera"):
+        DataConfig(target_offset=0.5, scene="camera")
+    with pytest.raises(ConfigError, match="target_offset"):
+        make_training_batch([img], 1, 9, 32, 32, target_offset=-1.5)

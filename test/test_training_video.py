@@ -74,9 +74,13 @@ def test_video_windows_are_deterministic_and_capped() -> None:
     assert torch.equal(s1, s2) and torch.equal(gt1, gt2)
     assert set(torch.unique(s1).tolist()) <= {0.0, 1.0} and 0 <= float(gt1.min()) and float(gt1.max()) <= 1
     # No displacement allowed: every frame is the target, so each pixel fires alpha * gt per frame.
-    spikes, gt = draw(5, max_displacement=0.0)
-    rate = spikes.mean(1, keepdim=True)
-    assert (rate - 0.6 * gt).abs().max() <= 1 / 21 + 1e-6
+    for offset in (0.0, 0.5):
+        spikes, gt = draw(5, max_displacement=0.0, target_offset=offset)
+        rate = spikes.mean(1, keepdim=True)
+        assert (rate - 0.6 * gt).abs().max() <= 1 / 21 + 1e-6
+    # Half a frame later: the same draws and target time, the frames half a frame earlier.
+    (s0, gt0), (s5, gt5) = draw(4, max_displacement=8.0), draw(4, max_displacement=8.0, target_offset=0.5)
+    assert torch.equal(gt0, gt5) and not torch.equal(s0, s5)
     with pytest.raises(ConfigError, match="at least one clip"):
         make_video_batch([], 1, 5, 16, 16)
 

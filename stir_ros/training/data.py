@@ -83,6 +83,9 @@ class DataConfig:
             ``texture_candidates``) instead of by ``scene``.
         video_fraction: Share of the samples taken from ``videos``, in [0, 1].
         video_max_size: Longer side of the video frames (detail density; ``None``: as stored).
+        target_offset: Time of the ground truth after the centre frame ``T // 2``, in frames, in
+            (-1, 1) (layer and video scenes). The REDS-derived evaluation clips' ground truth
+            sits about half a frame after their windows' centre frame (see the model card).
     """
 
     window_length: int = 61
@@ -102,6 +105,7 @@ class DataConfig:
     videos: str | None = None
     video_fraction: float = 0.0
     video_max_size: int | None = None
+    target_offset: float = 0.0
 
     def __post_init__(self) -> None:
         if self.scene not in SCENE_MODELS:
@@ -114,6 +118,10 @@ class DataConfig:
             raise ConfigError(f"video_fraction must be in [0, 1], got {self.video_fraction}")
         if self.video_fraction > 0 and not self.videos:
             raise ConfigError("video_fraction > 0 needs a folder of clips (videos)")
+        if not -1.0 < self.target_offset < 1.0:
+            raise ConfigError(f"target_offset must be in (-1, 1) frames, got {self.target_offset}")
+        if self.target_offset and self.scene == "camera":
+            raise ConfigError("target_offset is not implemented for camera scenes (use the layers scene)")
 
 
 def load_training_images(
@@ -206,7 +214,7 @@ class SyntheticSpikeData:
                 s, gt = make_video_batch(
                     self.clips, 1, cfg.window_length, cfg.crop, cfg.crop, alpha=alpha, generator=self.generator,
                     device=self.device, noise_std=noise, max_displacement=cfg.max_displacement,
-                    texture_candidates=cfg.texture_candidates,
+                    texture_candidates=cfg.texture_candidates, target_offset=cfg.target_offset,
                 )  # fmt: skip
                 spikes.append(s)
                 targets.append(gt * alpha)
@@ -231,7 +239,7 @@ class SyntheticSpikeData:
                 generator=self.generator, device=self.device, num_layers=layers,
                 max_displacement=cfg.max_displacement, max_rotation=cfg.max_rotation,
                 max_zoom=cfg.max_zoom, static_prob=cfg.static_prob, noise_std=noise,
-                motion=cfg.motion, texture_candidates=cfg.texture_candidates,
+                motion=cfg.motion, texture_candidates=cfg.texture_candidates, target_offset=cfg.target_offset,
             )  # fmt: skip
             spikes.append(s)
             targets.append(gt * alpha)
@@ -355,6 +363,8 @@ def describe(config: DataConfig, folders: Sequence[str] | None, skimage: bool = 
             f"; {config.video_fraction:.0%} of the samples between two frames of the clips in "
             f"{Path(config.videos).name} (optical flow, shift<={config.max_displacement}px)"
         )
+    if config.target_offset:
+        video += f"; target {config.target_offset:+g} frame after the centre frame"
     if config.scene == "camera":
         objects = f"cut-outs from {Path(config.cutouts).name}" if config.cutouts else "soft-ellipse objects"
         return (

@@ -127,7 +127,7 @@ def random_trajectory(
     static_prob: float = 0.1,
     motion: str = "uniform",
     batch_shape: Sequence[int] = (),
-    centre: int | None = None,
+    centre: float | None = None,
     generator: torch.Generator | None = None,
     seed: int | None = None,
     device: str | torch.device = "cpu",
@@ -150,7 +150,8 @@ def random_trajectory(
             radius uniform in [0, 3] px for three layers in four) and the rest up to
             ``max_displacement``.
         batch_shape: Leading dimensions, e.g. ``(B, L)`` for B samples of L layers.
-        centre: Identity frame (default ``num_frames // 2``).
+        centre: Time of the identity, in frames (default ``num_frames // 2``; may fall between
+            two frames).
         generator: Random source (a seeded one is made from ``seed`` otherwise).
         seed: Seed when no generator is given.
         device: Device of the result.
@@ -203,6 +204,7 @@ def make_training_batch(
     threshold: float = 1.0,
     motion: str = "uniform",
     texture_candidates: int = 1,
+    target_offset: float = 0.0,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Synthetic training windows: random crops of natural images moved along random trajectories.
 
@@ -230,6 +232,9 @@ def make_training_batch(
         texture_candidates: Crop positions drawn per layer; the one with the largest mean
             absolute gradient is used (1: a plain random crop). Natural photographs have large
             flat areas (sky, walls) that real robot scenes at spike-camera resolution rarely fill.
+        target_offset: Time of the ground truth after the centre frame ``T // 2``, in frames
+            (in (-1, 1); 0.5: halfway between frames ``T // 2`` and ``T // 2 + 1``). The
+            trajectories are the identity at that time, so the target is still the unwarped crop.
 
     Returns:
         ``(spikes [B, T, H, W] float32 0/1, gt [B, 1, H, W] float32)`` on ``device``.
@@ -267,14 +272,25 @@ def make_training_batch(
     masks = None
     if num_layers > 1:
         masks = soft_ellipses((batch, num_layers), hs, ws, gen, "cpu").to(device)
+    if not -1.0 < target_offset < 1.0:
+        raise ConfigError(f"target_offset must be in (-1, 1) frames, got {target_offset}")
     traj = random_trajectory(
         window_length, max_displacement=max_displacement, max_rotation=max_rotation, max_zoom=max_zoom,
         static_prob=static_prob, motion=motion, batch_shape=(batch, num_layers), generator=gen, device=device,
+        centre=window_length // 2 + target_offset if target_offset else None,
     )  # fmt: skip
+    if target_offset:  # one more frame, the identity: the target at its time between two frames
+        traj = Trajectory(
+            shift=torch.cat([traj.shift, torch.zeros_like(traj.shift[..., :1, :])], -2),
+            angle=torch.cat([traj.angle, torch.zeros_like(traj.angle[..., :1])], -1),
+            scale=torch.cat([traj.scale, torch.ones_like(traj.scale[..., :1])], -1),
+        )
     intensity = render_moving_layers(layers, traj, height, width, masks).clamp_(0.0, 1.0)
+    target_index = window_length if target_offset else window_length // 2
+    target = intensity[:, target_index : target_index + 1].contiguous()
+    intensity = intensity[:, :window_length]
     spikes = simulate_spikes(intensity, alpha=alpha, threshold=threshold, noise_std=noise_std, generator=gen)
-    centre = window_length // 2
-    return spikes.float(), intensity[:, centre : centre + 1].contiguous()
+    return spikes.float(), target
 
 
 def _texture(patch: torch.Tensor) -> float:

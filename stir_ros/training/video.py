@@ -148,6 +148,7 @@ def make_video_batch(
     threshold: float = 1.0,
     max_displacement: float = 16.0,
     texture_candidates: int = 1,
+    target_offset: float = 0.0,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Training windows rendered between two frames of real clips (see the module's docstring).
 
@@ -166,6 +167,7 @@ def make_video_batch(
         max_displacement: Largest first-to-last-frame displacement of the fastest part of a crop
             (the drawn displacement is uniform up to this; the clip's own motion caps it).
         texture_candidates: Crop positions drawn; the most textured (in frame ``A``) is used.
+        target_offset: Time of the ground truth after the centre frame ``T // 2``, in frames.
 
     Returns:
         ``(spikes [B, T, H, W] float32 0/1, gt [B, 1, H, W] float32)`` on ``device``.
@@ -203,12 +205,14 @@ def make_video_batch(
         fastest = float(torch.quantile(speed.flatten(), 0.99))
         span = min(1.0, u_disp * max_displacement / max(fastest, 1e-6))
         centre = span / 2 + u_centre * (1 - span)
-        times = centre + span * (torch.arange(window_length, dtype=torch.float32) / max(1, window_length - 1) - 0.5)
-        times[window_length // 2] = centre
+        frame = torch.arange(window_length + 1, dtype=torch.float32) - window_length // 2 - target_offset
+        times = centre + span * frame / max(1, window_length - 1)
+        times[-1] = centre  # the target, one frame after the window
         window = interpolate_frames(a, b, flow_ab, flow_ba, times.clamp(0, 1), top, left, (height, width))
         dims = [d for d, u in ((1, u_fy), (2, u_fx)) if u < 0.5]
         frames_out.append(window.flip(dims) if dims else window)
     intensity = torch.stack(frames_out).to(device).clamp_(0.0, 1.0)
-    spikes = simulate_spikes(intensity, alpha=alpha, threshold=threshold, noise_std=noise_std, generator=gen)
-    centre_idx = window_length // 2
-    return spikes.float(), intensity[:, centre_idx : centre_idx + 1].contiguous()
+    target = intensity[:, window_length:].contiguous()
+    spikes = simulate_spikes(intensity[:, :window_length], alpha=alpha, threshold=threshold, noise_std=noise_std,
+                             generator=gen)  # fmt: skip
+    return spikes.float(), target
