@@ -198,3 +198,16 @@ def test_target_offset_puts_the_target_between_two_frames() -> None:
         DataConfig(target_offset=0.5, scene="camera")
     with pytest.raises(ConfigError, match="target_offset"):
         make_training_batch([img], 1, 9, 32, 32, target_offset=-1.5)
+
+
+def test_curvature_zero_gives_straight_paths_at_constant_speed() -> None:
+    curved = random_trajectory(61, max_displacement=16.0, static_prob=0.0, batch_shape=(200,), seed=2)
+    straight = random_trajectory(61, max_displacement=16.0, static_prob=0.0, batch_shape=(200,), seed=2, curvature=0.0)
+    steps = straight.shift.diff(dim=-2)
+    assert torch.allclose(steps, steps[:, :1].expand_as(steps), atol=1e-4)  # the same step every frame
+    assert torch.allclose(straight.shift[:, 0], -straight.shift[:, -1], atol=1e-4)
+    # Same draws: the linear term (first-to-last displacement) is unchanged, only the bend goes.
+    assert torch.allclose(curved.shift[:, -1] - curved.shift[:, 0], straight.shift[:, -1] - straight.shift[:, 0], atol=1e-4)
+    assert float((curved.shift[:, 0] + curved.shift[:, -1]).norm(dim=-1).mean()) > 1.0
+    with pytest.raises(ConfigError, match="curvature"):
+        DataConfig(curvature=-1.0)

@@ -86,6 +86,8 @@ class DataConfig:
         target_offset: Time of the ground truth after the centre frame ``T // 2``, in frames, in
             (-1, 1) (layer and video scenes). The REDS-derived evaluation clips' ground truth
             sits about half a frame after their windows' centre frame (see the model card).
+        curvature: Scale of the layer trajectories' quadratic term (layer scenes; 0: straight
+            paths at constant speed).
     """
 
     window_length: int = 61
@@ -106,6 +108,7 @@ class DataConfig:
     video_fraction: float = 0.0
     video_max_size: int | None = None
     target_offset: float = 0.0
+    curvature: float = 1.0
 
     def __post_init__(self) -> None:
         if self.scene not in SCENE_MODELS:
@@ -120,6 +123,8 @@ class DataConfig:
             raise ConfigError("video_fraction > 0 needs a folder of clips (videos)")
         if not -1.0 < self.target_offset < 1.0:
             raise ConfigError(f"target_offset must be in (-1, 1) frames, got {self.target_offset}")
+        if not 0.0 <= self.curvature <= 4.0:
+            raise ConfigError(f"curvature must be in [0, 4], got {self.curvature}")
         if self.target_offset and self.scene == "camera":
             raise ConfigError("target_offset is not implemented for camera scenes (use the layers scene)")
 
@@ -240,6 +245,7 @@ class SyntheticSpikeData:
                 max_displacement=cfg.max_displacement, max_rotation=cfg.max_rotation,
                 max_zoom=cfg.max_zoom, static_prob=cfg.static_prob, noise_std=noise,
                 motion=cfg.motion, texture_candidates=cfg.texture_candidates, target_offset=cfg.target_offset,
+                curvature=cfg.curvature,
             )  # fmt: skip
             spikes.append(s)
             targets.append(gt * alpha)
@@ -363,6 +369,8 @@ def describe(config: DataConfig, folders: Sequence[str] | None, skimage: bool = 
             f"; {config.video_fraction:.0%} of the samples between two frames of the clips in "
             f"{Path(config.videos).name} (optical flow, shift<={config.max_displacement}px)"
         )
+    if config.curvature != 1.0:
+        video += f"; path curvature x{config.curvature:g}"
     if config.target_offset:
         video += f"; target {config.target_offset:+g} frame after the centre frame"
     if config.scene == "camera":

@@ -128,6 +128,7 @@ def random_trajectory(
     motion: str = "uniform",
     batch_shape: Sequence[int] = (),
     centre: float | None = None,
+    curvature: float = 1.0,
     generator: torch.Generator | None = None,
     seed: int | None = None,
     device: str | torch.device = "cpu",
@@ -152,6 +153,8 @@ def random_trajectory(
         batch_shape: Leading dimensions, e.g. ``(B, L)`` for B samples of L layers.
         centre: Time of the identity, in frames (default ``num_frames // 2``; may fall between
             two frames).
+        curvature: Scale of the quadratic term ``a`` (drawn like ``v``); 0 gives straight paths
+            at constant speed, as a camera's motion over a few milliseconds.
         generator: Random source (a seeded one is made from ``seed`` otherwise).
         seed: Seed when no generator is given.
         device: Device of the result.
@@ -179,7 +182,7 @@ def random_trajectory(
     elif motion != "uniform":
         raise ConfigError(f"motion must be 'uniform' or 'heavy-tail', got {motion!r}")
     v = planar(radius) * moving[..., None]
-    a = planar(radius) * moving[..., None]
+    a = planar(radius) * moving[..., None] * curvature
     shift = v[..., None, :] * s[:, None] + a[..., None, :] * (s * s)[:, None]
     omega = (2 * rand(shape, gen, device) - 1) * max_rotation * moving
     zoom = (2 * rand(shape, gen, device) - 1) * math.log1p(max_zoom) * moving
@@ -205,6 +208,7 @@ def make_training_batch(
     motion: str = "uniform",
     texture_candidates: int = 1,
     target_offset: float = 0.0,
+    curvature: float = 1.0,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Synthetic training windows: random crops of natural images moved along random trajectories.
 
@@ -235,6 +239,7 @@ def make_training_batch(
         target_offset: Time of the ground truth after the centre frame ``T // 2``, in frames
             (in (-1, 1); 0.5: halfway between frames ``T // 2`` and ``T // 2 + 1``). The
             trajectories are the identity at that time, so the target is still the unwarped crop.
+        curvature: Scale of the trajectories' quadratic term (:func:`random_trajectory`).
 
     Returns:
         ``(spikes [B, T, H, W] float32 0/1, gt [B, 1, H, W] float32)`` on ``device``.
@@ -277,7 +282,7 @@ def make_training_batch(
     traj = random_trajectory(
         window_length, max_displacement=max_displacement, max_rotation=max_rotation, max_zoom=max_zoom,
         static_prob=static_prob, motion=motion, batch_shape=(batch, num_layers), generator=gen, device=device,
-        centre=window_length // 2 + target_offset if target_offset else None,
+        centre=window_length // 2 + target_offset if target_offset else None, curvature=curvature,
     )  # fmt: skip
     if target_offset:  # one more frame, the identity: the target at its time between two frames
         traj = Trajectory(

@@ -119,6 +119,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="train the network to show the scene this many frames after the window's centre "
                              "frame, in (-1, 1) (default 0). The Spike-Zoo REDS-derived clips' ground truth lies "
                              "about 0.5 frame after it (model card)")
+    parser.add_argument("--curvature", type=float, default=1.0,
+                        help="scale of the layer paths' quadratic term, in [0, 4] (default 1; 0: straight paths at "
+                             "constant speed)")
     parser.add_argument("--no-skimage", action="store_true",
                         help="train on --images only, without scikit-image's bundled photographs")
     parser.add_argument("--image-max-size", type=int, default=512,
@@ -285,7 +288,7 @@ def _data_config(args: argparse.Namespace, crop: int) -> DataConfig:
         max_displacement=args.max_displacement, max_noise_std=args.max_noise_std,
         motion=args.motion, texture_candidates=args.texture_candidates,
         scene=getattr(args, "scene", "layers"), cutouts=getattr(args, "cutouts", None), camera=camera,
-        target_offset=getattr(args, "target_offset", 0.0),
+        target_offset=getattr(args, "target_offset", 0.0), curvature=getattr(args, "curvature", 1.0),
         **_video_fields(args),
     )  # fmt: skip
 
