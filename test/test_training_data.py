@@ -211,3 +211,11 @@ def test_curvature_zero_gives_straight_paths_at_constant_speed() -> None:
     assert float((curved.shift[:, 0] + curved.shift[:, -1]).norm(dim=-1).mean()) > 1.0
     with pytest.raises(ConfigError, match="curvature"):
         DataConfig(curvature=-1.0)
+
+
+
+def test_validation_windows_follow_the_target_offset(tmp_path: Path, train_args) -> None:
+    """The target's time is part of the task: a run trained half a frame later is validated so."""
+    later = train_mod._validation_config(train_args(tmp_path, "--target-offset", "0.5", "--scene", "camera"))
+    assert later.target_offset == 0.5 and later.scene == "layers"  # the recipe's scene does not carry over
+    assert train_mod._validation_config(train_args(tmp_path)).target_offset == 0.0

@@ -293,6 +293,18 @@ def _data_config(args: argparse.Namespace, crop: int) -> DataConfig:
     )  # fmt: skip
 
 
+def _validation_config(args: argparse.Namespace) -> DataConfig:
+    """The held-out synthetic windows' recipe.
+
+    The default scene model whatever the training recipe, so that runs with different recipes
+    are scored on the same kind of windows; the target's time is part of the task, not of the
+    recipe, so it follows ``--target-offset``.
+    """
+    return DataConfig(window_length=args.window_length, crop=args.val_crop, max_layers=args.max_layers,
+                      max_displacement=args.max_displacement, max_noise_std=args.max_noise_std,
+                      target_offset=getattr(args, "target_offset", 0.0))  # fmt: skip
+
+
 def _video_fields(args: argparse.Namespace) -> dict[str, Any]:
     """DataConfig's video fields: only with --videos (otherwise the defaults, videos off)."""
     videos = getattr(args, "videos", None)
@@ -398,10 +410,7 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
     data = SyntheticSpikeData(images, data_cfg, data_gen, device)
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
-    # The validation windows use the default scene model whatever the training recipe, so that
-    # runs with different recipes are scored on the same kind of windows.
-    val_cfg = DataConfig(window_length=args.window_length, crop=args.val_crop, max_layers=args.max_layers,
-                         max_displacement=args.max_displacement, max_noise_std=args.max_noise_std)  # fmt: skip
+    val_cfg = _validation_config(args)
     val_images = (
         load_training_images(args.val_images, max_size=args.image_max_size, skimage=False)
         if args.val_images else images
