@@ -18,7 +18,9 @@
 # SEED (3), EMA (0.999), DEVICE (cuda), IMAGE_MAX_SIZE (256: the photographs' longer side, i.e. their
 # detail density; on the CPU at 64x64 crops 256 beat 384 by about 0.1 dB at equal steps, see
 # stir_ros/weights/MODEL_CARD.md; an image smaller than the crop plus its motion margin, 176 px at
-# 128x128, is enlarged for that crop), TRAIN_ARGS (more `stir-ros train` flags, e.g.
+# 128x128, is enlarged for that crop), TARGET_OFFSET (0.5: the target half a frame after the window's
+# centre frame, where the Spike-Zoo clips' ground truth lies; scripts/timing_offset.py measures it),
+# TRAIN_ARGS (more `stir-ros train` flags, e.g.
 # "--scene camera --camera-shift 4 0.3 --cutouts DATA_DIR/cutouts").
 # Wall time: about TRAIN_S + 120 s (the workers start twice, about 25 s each; scoring about 5 s per
 # snapshot on a GPU). Give the call that runs it at least TRAIN_S + 150 s: the first H200 session
@@ -53,15 +55,15 @@ fi
 
 DATA=${1:?DATA_DIR}; OUT=${2:?OUT_DIR}
 TRAIN_S=${TRAIN_S:-380}; CROP=${CROP:-128}; BATCH=${BATCH:-12}; LR=${LR:-1e-4}; SEED=${SEED:-3}
-EMA=${EMA:-0.999}; DEVICE=${DEVICE:-cuda}; IMAGE_MAX_SIZE=${IMAGE_MAX_SIZE:-256}; WORKERS=${WORKERS:-$(( $(nproc) > 3 ? $(nproc) - 2 : 1 ))}
+EMA=${EMA:-0.999}; DEVICE=${DEVICE:-cuda}; IMAGE_MAX_SIZE=${IMAGE_MAX_SIZE:-256}; TARGET_OFFSET=${TARGET_OFFSET:-0.5}; WORKERS=${WORKERS:-$(( $(nproc) > 3 ? $(nproc) - 2 : 1 ))}
 mkdir -p "$OUT"
 export PYTHONUNBUFFERED=1 PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
 RUN=$(mktemp -d)
 COMMON=(--init-weights "$DATA/init.pt" --batch-size "$BATCH" --crop "$CROP" --lr "$LR" --warmup 100 --amp
         --ema "$EMA" --max-displacement 16 --images "$DATA/images/skimage" "$DATA/images/photos" --no-skimage
-        --image-max-size "$IMAGE_MAX_SIZE" --texture-candidates 4 --data-workers "$WORKERS" --seed "$SEED" --device "$DEVICE"
+        --image-max-size "$IMAGE_MAX_SIZE" --texture-candidates 4 --target-offset "$TARGET_OFFSET" --data-workers "$WORKERS" --seed "$SEED" --device "$DEVICE"
         --no-progress ${TRAIN_ARGS:-})
-nvidia-smi -L 2>/dev/null; echo "workers $WORKERS, crop $CROP, batch $BATCH, lr $LR, images <= ${IMAGE_MAX_SIZE} px, train ${TRAIN_S}s"
+nvidia-smi -L 2>/dev/null; echo "workers $WORKERS, crop $CROP, batch $BATCH, lr $LR, images <= ${IMAGE_MAX_SIZE} px, target +${TARGET_OFFSET} frame, train ${TRAIN_S}s"
 
 # Probe: seconds per step between steps 10 and 40 (after cuDNN's autotuning and the workers' start).
 python -m stir_ros.cli train --out "$RUN/probe" "${COMMON[@]}" --steps 100000 --stop-at 40 --log-every 10 \

@@ -18,7 +18,7 @@ import torch
 from PIL import Image
 
 from stir_ros.core.errors import ConfigError
-from stir_ros.training.scenes import _texture, make_training_batch, random_trajectory
+from stir_ros.training.scenes import _texture, gaussian_blur, make_training_batch, random_trajectory
 from stir_ros.models import read_checkpoint
 from stir_ros.training import photos
 from stir_ros.training import train as train_mod
@@ -219,3 +219,25 @@ def test_validation_windows_follow_the_target_offset(tmp_path: Path, train_args)
     later = train_mod._validation_config(train_args(tmp_path, "--target-offset", "0.5", "--scene", "camera"))
     assert later.target_offset == 0.5 and later.scene == "layers"  # the recipe's scene does not carry over
     assert train_mod._validation_config(train_args(tmp_path)).target_offset == 0.0
+
+
+def test_input_blur_softens_the_spikes_not_the_target() -> None:
+    stripes = np.zeros((128, 128), np.float32)
+    stripes[:, ::2] = 1.0  # one-pixel stripes: a blur of 1 px all but removes them
+
+    def batch(blur: float) -> tuple[torch.Tensor, torch.Tensor]:
+        gen = torch.Generator().manual_seed(3)
+        return make_training_batch([stripes], 4, 41, 32, 32, generator=gen, static_prob=1.0, input_blur=blur)
+
+    (s0, gt0), (s1, gt1) = batch(0.0), batch(3.0)
+    assert torch.equal(gt0, gt1)  # the same sharp target
+    contrast = lambda s: float((s.mean(1)[..., 1:] - s.mean(1)[..., :-1]).abs().mean())  # noqa: E731
+    assert contrast(s1) < 0.5 * contrast(s0)  # the spike rates lose the stripes
+    # The kernel: normalised, Gaussian, and a no-op at sigma 0.
+    impulse = torch.zeros(1, 21, 21)
+    impulse[0, 10, 10] = 1.0
+    blurred = gaussian_blur(impulse, 1.0)
+    assert abs(float(blurred.sum()) - 1) < 1e-5 and abs(float(blurred[0, 10, 11] / blurred[0, 10, 10]) - np.exp(-0.5)) < 1e-5
+    assert torch.equal(gaussian_blur(impulse, 0.0), impulse)
+    with pytest.raises(ConfigError, match="input_blur"):
+        DataConfig(input_blur=-0.5)

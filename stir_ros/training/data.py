@@ -88,6 +88,8 @@ class DataConfig:
             sits about half a frame after their windows' centre frame (see the model card).
         curvature: Scale of the layer trajectories' quadratic term (layer scenes; 0: straight
             paths at constant speed).
+        input_blur: Largest Gaussian blur (pixels) of the frames the spikes are made from, the
+            target kept sharp (layer scenes; 0: none).
     """
 
     window_length: int = 61
@@ -109,6 +111,7 @@ class DataConfig:
     video_max_size: int | None = None
     target_offset: float = 0.0
     curvature: float = 1.0
+    input_blur: float = 0.0
 
     def __post_init__(self) -> None:
         if self.scene not in SCENE_MODELS:
@@ -125,6 +128,8 @@ class DataConfig:
             raise ConfigError(f"target_offset must be in (-1, 1) frames, got {self.target_offset}")
         if not 0.0 <= self.curvature <= 4.0:
             raise ConfigError(f"curvature must be in [0, 4], got {self.curvature}")
+        if not 0.0 <= self.input_blur <= 3.0:
+            raise ConfigError(f"input_blur must be in [0, 3] pixels, got {self.input_blur}")
         if self.target_offset and self.scene == "camera":
             raise ConfigError("target_offset is not implemented for camera scenes (use the layers scene)")
 
@@ -245,7 +250,7 @@ class SyntheticSpikeData:
                 max_displacement=cfg.max_displacement, max_rotation=cfg.max_rotation,
                 max_zoom=cfg.max_zoom, static_prob=cfg.static_prob, noise_std=noise,
                 motion=cfg.motion, texture_candidates=cfg.texture_candidates, target_offset=cfg.target_offset,
-                curvature=cfg.curvature,
+                curvature=cfg.curvature, input_blur=cfg.input_blur,
             )  # fmt: skip
             spikes.append(s)
             targets.append(gt * alpha)
@@ -369,6 +374,8 @@ def describe(config: DataConfig, folders: Sequence[str] | None, skimage: bool = 
             f"; {config.video_fraction:.0%} of the samples between two frames of the clips in "
             f"{Path(config.videos).name} (optical flow, shift<={config.max_displacement}px)"
         )
+    if config.input_blur:
+        video += f"; input blur sigma<={config.input_blur:g}px"
     if config.curvature != 1.0:
         video += f"; path curvature x{config.curvature:g}"
     if config.target_offset:

@@ -209,6 +209,7 @@ def make_training_batch(
     texture_candidates: int = 1,
     target_offset: float = 0.0,
     curvature: float = 1.0,
+    input_blur: float = 0.0,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Synthetic training windows: random crops of natural images moved along random trajectories.
 
@@ -240,6 +241,9 @@ def make_training_batch(
             (in (-1, 1); 0.5: halfway between frames ``T // 2`` and ``T // 2 + 1``). The
             trajectories are the identity at that time, so the target is still the unwarped crop.
         curvature: Scale of the trajectories' quadratic term (:func:`random_trajectory`).
+        input_blur: Largest standard deviation, in pixels, of a Gaussian blur of the frames the
+            spikes are simulated from (drawn uniformly per sample); the target stays sharp, so the
+            network learns to undo that much blur (0: none).
 
     Returns:
         ``(spikes [B, T, H, W] float32 0/1, gt [B, 1, H, W] float32)`` on ``device``.
@@ -294,8 +298,26 @@ def make_training_batch(
     target_index = window_length if target_offset else window_length // 2
     target = intensity[:, target_index : target_index + 1].contiguous()
     intensity = intensity[:, :window_length]
+    if input_blur > 0:
+        sigmas = rand((batch,), gen, "cpu") * input_blur
+        intensity = torch.stack([gaussian_blur(x, float(sig)) for x, sig in zip(intensity, sigmas, strict=True)])
     spikes = simulate_spikes(intensity, alpha=alpha, threshold=threshold, noise_std=noise_std, generator=gen)
     return spikes.float(), target
+
+
+def gaussian_blur(frames: torch.Tensor, sigma: float) -> torch.Tensor:
+    """Blur ``[..., H, W]`` frames with a Gaussian of ``sigma`` pixels (separable, reflected borders)."""
+    if sigma < 1e-3:
+        return frames
+    radius = max(1, math.ceil(3 * sigma))
+    x = torch.arange(-radius, radius + 1, dtype=torch.float32, device=frames.device)
+    k = torch.exp(-0.5 * (x / sigma) ** 2)
+    k = k / k.sum()
+    shape = frames.shape
+    flat = frames.reshape(-1, 1, *shape[-2:])
+    flat = F.conv2d(F.pad(flat, (radius, radius, 0, 0), mode="reflect"), k.view(1, 1, 1, -1))
+    flat = F.conv2d(F.pad(flat, (0, 0, radius, radius), mode="reflect"), k.view(1, 1, -1, 1))
+    return flat.reshape(shape)
 
 
 def _texture(patch: torch.Tensor) -> float:

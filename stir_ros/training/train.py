@@ -122,6 +122,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--curvature", type=float, default=1.0,
                         help="scale of the layer paths' quadratic term, in [0, 4] (default 1; 0: straight paths at "
                              "constant speed)")
+    parser.add_argument("--input-blur", type=float, default=0.0, metavar="SIGMA",
+                        help="blur the frames the spikes are simulated from by a Gaussian of up to SIGMA pixels "
+                             "(drawn per sample; the target stays sharp), in [0, 3] (default 0)")
     parser.add_argument("--no-skimage", action="store_true",
                         help="train on --images only, without scikit-image's bundled photographs")
     parser.add_argument("--image-max-size", type=int, default=512,
@@ -289,6 +292,7 @@ def _data_config(args: argparse.Namespace, crop: int) -> DataConfig:
         motion=args.motion, texture_candidates=args.texture_candidates,
         scene=getattr(args, "scene", "layers"), cutouts=getattr(args, "cutouts", None), camera=camera,
         target_offset=getattr(args, "target_offset", 0.0), curvature=getattr(args, "curvature", 1.0),
+        input_blur=getattr(args, "input_blur", 0.0),
         **_video_fields(args),
     )  # fmt: skip
 
