@@ -207,7 +207,7 @@ def make_video_batch(
         centre = span / 2 + u_centre * (1 - span)
         frame = torch.arange(window_length + 1, dtype=torch.float32) - window_length // 2 - target_offset
         times = centre + span * frame / max(1, window_length - 1)
-        times[-1] = centre  # the target, one frame after the window
+        times[-1] = centre  # the target, kept in one more slot after the window's frames
         window = interpolate_frames(a, b, flow_ab, flow_ba, times.clamp(0, 1), top, left, (height, width))
         dims = [d for d, u in ((1, u_fy), (2, u_fx)) if u < 0.5]
         frames_out.append(window.flip(dims) if dims else window)
