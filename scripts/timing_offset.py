@@ -47,13 +47,13 @@ def synthetic_stream(gt: np.ndarray, frames: int, seed: int) -> np.ndarray:
     import torch
 
     from stir_ros.core.simulator import simulate_spikes
-    from stir_ros.training.video import _warp
+    from stir_ros.training.video import warp
 
     img = torch.from_numpy(gt)
     centre = frames // 2
     flow = torch.zeros(frames, *gt.shape, 2)
     flow[..., 0] = (torch.arange(frames, dtype=torch.float32) - centre)[:, None, None] * (9.0 / 60)
-    intensity = _warp(img, flow, 0, 0).numpy()
+    intensity = warp(img, flow, 0, 0).numpy()
     return simulate_spikes(intensity, alpha=0.6, seed=seed)
 
 

@@ -127,6 +127,9 @@ def test_train_with_videos_records_them(tmp_path: Path, train_args) -> None:
     assert "50% of the samples between two frames of the clips in video" in meta["training_data"]
     with pytest.raises(ConfigError, match="video_fraction"):
         train_mod.train(train_args(tmp_path / "bad", "--videos", str(root), "--video-fraction", "-0.1"))
+    with pytest.raises(ConfigError, match="needs --videos"):  # not silently ignored
+        train_mod.train(train_args(tmp_path / "bad2", "--video-fraction", "0.5"))
+    assert not (tmp_path / "bad2").exists()
 
 
 @pytest.mark.skipif(shutil.which("dpkg-deb") is None, reason="needs Debian's dpkg-deb")

@@ -368,28 +368,28 @@ def describe(config: DataConfig, folders: Sequence[str] | None, skimage: bool = 
     """One-line description of the training data for checkpoint metadata."""
     parts = (["skimage.data photographs"] if skimage else []) + [Path(f).name or str(f) for f in folders or ()]
     src = " + ".join(parts)
-    video = ""
+    extras = ""
     if config.videos and config.video_fraction > 0:
-        video = (
+        extras = (
             f"; {config.video_fraction:.0%} of the samples between two frames of the clips in "
             f"{Path(config.videos).name} (optical flow, shift<={config.max_displacement}px)"
         )
     if config.input_blur:
-        video += f"; input blur sigma<={config.input_blur:g}px"
+        extras += f"; input blur sigma<={config.input_blur:g}px"
     if config.curvature != 1.0:
-        video += f"; path curvature x{config.curvature:g}"
+        extras += f"; path curvature x{config.curvature:g}"
     if config.target_offset:
-        video += f"; target {config.target_offset:+g} frame after the centre frame"
+        extras += f"; target {config.target_offset:+g} frame after the centre frame"
     if config.scene == "camera":
         objects = f"cut-outs from {Path(config.cutouts).name}" if config.cutouts else "soft-ellipse objects"
         return (
             f"synthetic on-the-fly: {src}; {config.crop}x{config.crop} crops, camera scenes: "
             f"{config.camera.describe()}, {objects}, alpha~U{config.alpha_range}, "
-            f"noise_std<={config.max_noise_std}{video}; target alpha*gt"
+            f"noise_std<={config.max_noise_std}{extras}; target alpha*gt"
         )
     return (
         f"synthetic on-the-fly: {src}; {config.crop}x{config.crop} crops, 1-{config.max_layers} moving "
         f"layers, {config.motion} shift<={config.max_displacement}px, texture candidates "
         f"{config.texture_candidates}, alpha~U{config.alpha_range}, "
-        f"noise_std<={config.max_noise_std}{video}; target alpha*gt"
+        f"noise_std<={config.max_noise_std}{extras}; target alpha*gt"
     )

@@ -113,8 +113,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--videos", default=None, metavar="DIR",
                         help="folder of real video clips (stir-ros data --videos); --video-fraction of the samples "
                              "are rendered between two frames of a clip along its optical flow")
-    parser.add_argument("--video-fraction", type=float, default=0.25, metavar="P",
-                        help="share of the samples taken from --videos (default 0.25)")
+    parser.add_argument("--video-fraction", type=float, default=None, metavar="P",
+                        help="share of the samples taken from --videos, in [0, 1] (default 0.25)")
     parser.add_argument("--target-offset", type=float, default=0.0, metavar="FRAMES",
                         help="train the network to show the scene this many frames after the window's centre "
                              "frame, in (-1, 1) (default 0). The Spike-Zoo REDS-derived clips' ground truth lies "
@@ -312,9 +312,13 @@ def _validation_config(args: argparse.Namespace) -> DataConfig:
 def _video_fields(args: argparse.Namespace) -> dict[str, Any]:
     """DataConfig's video fields: only with --videos (otherwise the defaults, videos off)."""
     videos = getattr(args, "videos", None)
+    fraction = getattr(args, "video_fraction", None)
     if not videos:
+        if fraction is not None:
+            raise ConfigError("--video-fraction needs --videos DIR (the clips of stir-ros data --videos)")
         return {}
-    return {"videos": videos, "video_fraction": args.video_fraction, "video_max_size": args.image_max_size}
+    return {"videos": videos, "video_fraction": 0.25 if fraction is None else fraction,
+            "video_max_size": args.image_max_size}  # fmt: skip
 
 
 def _plain_args(args: argparse.Namespace) -> dict[str, Any]:
@@ -345,6 +349,7 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
         raise ConfigError(f"--data-workers must be >= 0, got {workers}")
     if args.no_skimage and not args.images:
         raise ConfigError("--no-skimage needs --images DIR (there would be nothing to train on)")
+    data_cfg = _data_config(args, args.crop)  # every data option is checked before anything is written
     if args.threads:
         torch.set_num_threads(args.threads)
     device = resolve_device(args.device)
@@ -409,7 +414,6 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
         ema.copy_to(averaged)
         return averaged
 
-    data_cfg = _data_config(args, args.crop)
     images = load_training_images(args.images, max_size=args.image_max_size, skimage=not args.no_skimage)
     data = SyntheticSpikeData(images, data_cfg, data_gen, device)
     if device.type == "cuda":

@@ -37,7 +37,7 @@ from stir_ros.core.rng import make_generator, rand
 from stir_ros.core.simulator import simulate_spikes
 from stir_ros.training.scenes import load_images
 
-__all__ = ["interpolate_frames", "load_clips", "make_video_batch", "optical_flow"]
+__all__ = ["interpolate_frames", "load_clips", "make_video_batch", "optical_flow", "warp"]
 
 MAX_GAP = 3
 """Largest distance, in video frames, between the two frames a window is rendered between."""
@@ -82,7 +82,7 @@ def optical_flow(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return torch.from_numpy(np.asarray(flow, dtype=np.float32))
 
 
-def _warp(img: torch.Tensor, flow: torch.Tensor, top: int, left: int) -> torch.Tensor:
+def warp(img: torch.Tensor, flow: torch.Tensor, top: int, left: int) -> torch.Tensor:
     """Sample ``img [H, W]`` at ``p + flow(p)`` for the pixels ``p`` of ``flow [N, h, w, 2]`` at (top, left)."""
     n, h, w, _ = flow.shape
     big_h, big_w = img.shape
@@ -128,7 +128,7 @@ def interpolate_frames(
     f_t0 = -(1 - t) * t * f01 + t * t * f10
     f_t1 = (1 - t) ** 2 * f01 - t * (1 - t) * f10
     tt = t[..., 0]
-    return (1 - tt) * _warp(a, f_t0, top, left) + tt * _warp(b, f_t1, top, left)
+    return (1 - tt) * warp(a, f_t0, top, left) + tt * warp(b, f_t1, top, left)
 
 
 def _texture(patch: torch.Tensor) -> float:
