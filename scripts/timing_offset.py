@@ -14,7 +14,9 @@ runs), about +0.5 when it lies half a frame later.
 
 ``--synthetic`` renders each clip's ground truth moving linearly (9 px per 60 frames, the
 median motion of the Spike-Zoo ``base/train`` clips), simulates its spikes with the ground truth
-exactly at the centre frame, and measures the same peak: the network's own timing bias.
+exactly at the centre frame, and measures the same peak: the network's own time convention (about
+0 for weights trained on the centre frame, about -0.5 for the shipped weights, which show the scene
+half a frame later, ``stir-ros train --target-offset 0.5``).
 Without ``--data`` the Spike-Zoo ``base/train`` clips are used (installed with the test tools).
 """
 
