@@ -206,3 +206,31 @@ def train_args() -> Callable[..., argparse.Namespace]:
         ])  # fmt: skip
 
     return make
+
+
+@pytest.fixture(scope="session")
+def debian_package() -> Callable[..., Path]:
+    """``debian_package(root, cache, package, version, copyright)``: build ``root`` into a real .deb.
+
+    Writes ``root/usr/share/doc/PACKAGE/copyright`` (the given DEP-5 text) and ``DEBIAN/control``,
+    and builds ``cache/debs/PACKAGE_VERSION_all.deb`` with ``dpkg-deb``, where ``stir-ros data``
+    looks for downloaded packages. Returns the .deb's path.
+    """
+    import subprocess
+
+    def make(root: Path, cache: Path, package: str, version: str, copyright: str) -> Path:
+        doc = root / "usr/share/doc" / package
+        doc.mkdir(parents=True, exist_ok=True)
+        (doc / "copyright").write_text(copyright)
+        (root / "DEBIAN").mkdir(exist_ok=True)
+        (root / "DEBIAN/control").write_text(
+            f"Package: {package}\nVersion: {version}\nArchitecture: all\nMaintainer: t <t@example.org>\n"
+            f"Description: test package\n"
+        )
+        (cache / "debs").mkdir(parents=True, exist_ok=True)
+        deb = cache / "debs" / f"{package}_{version}_all.deb"
+        subprocess.run(["dpkg-deb", "--build", "--root-owner-group", str(root), str(deb)], check=True,
+                       capture_output=True)  # fmt: skip
+        return deb
+
+    return make

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import shutil
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -187,7 +186,7 @@ def test_photographic_stamp_selection() -> None:
 
 
 @pytest.mark.skipif(shutil.which("dpkg-deb") is None, reason="needs Debian's dpkg-deb")
-def test_cutout_cache_from_a_real_deb(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_cutout_cache_from_a_real_deb(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, debian_package) -> None:
     root = tmp_path / "pkgroot"
     stamps = root / "usr/share/tuxpaint/stamps/animals"
     stamps.mkdir(parents=True)
@@ -201,18 +200,8 @@ def test_cutout_cache_from_a_real_deb(tmp_path: Path, monkeypatch: pytest.Monkey
     Image.fromarray(drawn).save(stamps / "dog.png")  # a flat drawing
     Image.fromarray(rgba).save(stamps / "cow.png")  # the PNG preview of an SVG stamp
     (stamps / "cow.svg").write_text("<svg/>")
-    doc = root / "usr/share/doc/stir-test-stamps"
-    doc.mkdir(parents=True)
-    (doc / "copyright").write_text("Files: *\nCopyright: someone\nLicense: GPL-2\n")
-    (root / "DEBIAN").mkdir()
-    (root / "DEBIAN/control").write_text(
-        "Package: stir-test-stamps\nVersion: 2.0-1\nArchitecture: all\nMaintainer: t <t@example.org>\n"
-        "Description: test stamps\n"
-    )
     cache = tmp_path / "cache"
-    (cache / "debs").mkdir(parents=True)
-    deb = cache / "debs" / "stir-test-stamps_2.0-1_all.deb"
-    subprocess.run(["dpkg-deb", "--build", "--root-owner-group", str(root), str(deb)], check=True, capture_output=True)
+    debian_package(root, cache, "stir-test-stamps", "2.0-1", "Files: *\nCopyright: someone\nLicense: GPL-2\n")
     monkeypatch.setattr(photos, "CUTOUT_SOURCE", photos.PhotoSource("stir-test-stamps", "usr/share/tuxpaint/stamps",
                                                                      ("**/*.png",)))  # fmt: skip
     records = photos.build_cutouts(cache, max_size=64, log=lambda m: None)

@@ -9,7 +9,6 @@ and the weight average (EMA) with exact resume.
 from __future__ import annotations
 
 import shutil
-import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -73,7 +72,7 @@ def test_default_recipe_stream_unchanged_by_new_options() -> None:
 # --------------------------------------------------------------------------- photo cache
 
 
-def _fake_package(tmp_path: Path, cache: Path) -> photos.PhotoSource:
+def _fake_package(tmp_path: Path, cache: Path, debian_package) -> photos.PhotoSource:
     """A real Debian package holding two photographs and a DEP-5 copyright file."""
     root = tmp_path / "pkgroot"
     pics = root / "usr/share/backgrounds"
@@ -81,28 +80,17 @@ def _fake_package(tmp_path: Path, cache: Path) -> photos.PhotoSource:
     rng = np.random.default_rng(0)
     for name in ("forest_by_A.jpg", "river_by_B.png"):
         Image.fromarray(rng.integers(0, 255, (300, 600, 3), dtype=np.uint8)).save(pics / name)
-    doc = root / "usr/share/doc/stir-test-photos"
-    doc.mkdir(parents=True)
-    (doc / "copyright").write_text(
-        "Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/\n\n"
-        "Files: *\nCopyright: someone\nLicense: GPL-2+\n\n"
-        "Files: backgrounds/forest_by_A.jpg\nCopyright: A\nLicense: CC-BY-4.0\n"
-    )
-    (root / "DEBIAN").mkdir()
-    (root / "DEBIAN/control").write_text(
-        "Package: stir-test-photos\nVersion: 1.0-1\nArchitecture: all\nMaintainer: t <t@example.org>\n"
-        "Description: test photos\n"
-    )
-    (cache / "debs").mkdir(parents=True)
-    deb = cache / "debs" / "stir-test-photos_1.0-1_all.deb"
-    subprocess.run(["dpkg-deb", "--build", "--root-owner-group", str(root), str(deb)], check=True, capture_output=True)
+    debian_package(root, cache, "stir-test-photos", "1.0-1",
+                   "Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/\n\n"
+                   "Files: *\nCopyright: someone\nLicense: GPL-2+\n\n"
+                   "Files: backgrounds/forest_by_A.jpg\nCopyright: A\nLicense: CC-BY-4.0\n")  # fmt: skip
     return photos.PhotoSource("stir-test-photos", "usr/share/backgrounds", ("*_by_*",))
 
 
 @pytest.mark.skipif(shutil.which("dpkg-deb") is None, reason="needs Debian's dpkg-deb")
-def test_photo_cache_from_a_real_deb(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_photo_cache_from_a_real_deb(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, debian_package) -> None:
     cache = tmp_path / "cache"
-    source = _fake_package(tmp_path, cache)
+    source = _fake_package(tmp_path, cache, debian_package)
     monkeypatch.setattr(photos, "SOURCES", (source,))
     records = photos.build(cache, max_size=200, log=lambda m: None)
     items = records["train"] + records["val"]

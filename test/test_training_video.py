@@ -5,7 +5,6 @@
 from __future__ import annotations
 
 import shutil
-import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -133,7 +132,7 @@ def test_train_with_videos_records_them(tmp_path: Path, train_args) -> None:
 
 
 @pytest.mark.skipif(shutil.which("dpkg-deb") is None, reason="needs Debian's dpkg-deb")
-def test_video_cache_from_a_real_deb(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_video_cache_from_a_real_deb(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, debian_package) -> None:
     cache = tmp_path / "cache"
     root = tmp_path / "pkgroot"
     data = root / "usr/share/doc/stir-test-videos/examples"
@@ -142,18 +141,9 @@ def test_video_cache_from_a_real_deb(tmp_path: Path, monkeypatch: pytest.MonkeyP
     for frame in _panning_clip(5, 4):
         writer.write(cv2.cvtColor(np.round(frame * 255).astype(np.uint8), cv2.COLOR_GRAY2BGR))
     writer.release()
-    (root / "usr/share/doc/stir-test-videos/copyright").write_text(
-        "Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/\n\n"
-        "Files: *\nCopyright: someone\nLicense: Apache-2.0\n"
-    )
-    (root / "DEBIAN").mkdir()
-    (root / "DEBIAN/control").write_text(
-        "Package: stir-test-videos\nVersion: 2.0-1\nArchitecture: all\nMaintainer: t <t@example.org>\n"
-        "Description: test videos\n"
-    )
-    (cache / "debs").mkdir(parents=True)
-    deb = cache / "debs" / "stir-test-videos_2.0-1_all.deb"
-    subprocess.run(["dpkg-deb", "--build", "--root-owner-group", str(root), str(deb)], check=True, capture_output=True)
+    debian_package(root, cache, "stir-test-videos", "2.0-1",
+                   "Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/\n\n"
+                   "Files: *\nCopyright: someone\nLicense: Apache-2.0\n")  # fmt: skip
     source = photos.PhotoSource("stir-test-videos", "usr/share/doc/stir-test-videos/examples", ("pan.avi",))
     monkeypatch.setattr(photos, "VIDEO_SOURCE", source)
     records = photos.build_videos(cache, max_size=64, log=lambda m: None)
