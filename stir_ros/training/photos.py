@@ -146,6 +146,12 @@ def is_validation(name: str) -> bool:
     return int(hashlib.sha256(name.encode()).hexdigest()[:8], 16) / 0xFFFFFFFF < VAL_FRACTION
 
 
+def _copyright_text(root: Path, package: str) -> str:
+    """The unpacked package's ``usr/share/doc/PACKAGE/copyright`` ("" when it has none)."""
+    path = root / "usr/share/doc" / package / "copyright"
+    return path.read_text(errors="replace") if path.is_file() else ""
+
+
 def _licence_of(copyright_text: str, relative_path: str) -> str:
     """The ``License:`` of the machine-readable (DEP-5) copyright stanza that covers a file.
 
@@ -225,8 +231,7 @@ def build(cache: Path, max_size: int = 1024, log: Callable[[str], None] = print)
         (cache / split).mkdir(parents=True, exist_ok=True)
     for source in SOURCES:
         root, version = _fetch(source, cache, log)
-        copyright_file = root / "usr/share/doc" / source.package / "copyright"
-        copyright_text = copyright_file.read_text(errors="replace") if copyright_file.is_file() else ""
+        copyright_text = _copyright_text(root, source.package)
         for pattern in source.files:
             matches = sorted((root / source.folder).glob(pattern))
             if not matches:
@@ -283,8 +288,7 @@ def build_cutouts(cache: Path, max_size: int = 256, log: Callable[[str], None] =
 
     source = CUTOUT_SOURCE
     root, version = _fetch(source, cache, log)
-    copyright_file = root / "usr/share/doc" / source.package / "copyright"
-    copyright_text = copyright_file.read_text(errors="replace") if copyright_file.is_file() else ""
+    copyright_text = _copyright_text(root, source.package)
     out_dir = cache / "cutouts"
     out_dir.mkdir(parents=True, exist_ok=True)
     base = root / source.folder
@@ -347,8 +351,7 @@ def build_videos(cache: Path, max_size: int = 384, log: Callable[[str], None] = 
 
     source = VIDEO_SOURCE
     root, version = _fetch(source, cache, log)
-    copyright_file = root / "usr/share/doc" / source.package / "copyright"
-    copyright_text = copyright_file.read_text(errors="replace") if copyright_file.is_file() else ""
+    copyright_text = _copyright_text(root, source.package)
     out_dir = cache / "video"
     records = []
     for rel in source.files:

@@ -35,7 +35,7 @@ from stir_ros.core.defaults import ALPHA
 from stir_ros.core.errors import ConfigError
 from stir_ros.core.rng import make_generator, rand
 from stir_ros.core.simulator import simulate_spikes
-from stir_ros.training.scenes import load_images
+from stir_ros.training.scenes import _texture, load_images
 
 __all__ = ["interpolate_frames", "load_clips", "make_video_batch", "optical_flow", "warp"]
 
@@ -129,10 +129,6 @@ def interpolate_frames(
     f_t1 = (1 - t) ** 2 * f01 - t * (1 - t) * f10
     tt = t[..., 0]
     return (1 - tt) * warp(a, f_t0, top, left) + tt * warp(b, f_t1, top, left)
-
-
-def _texture(patch: torch.Tensor) -> float:
-    return float((patch[1:] - patch[:-1]).abs().mean() + (patch[:, 1:] - patch[:, :-1]).abs().mean())
 
 
 def make_video_batch(
