@@ -17,7 +17,7 @@ import torch
 from PIL import Image
 
 from stir_ros.core.errors import ConfigError
-from stir_ros.training.scenes import _texture, gaussian_blur, make_training_batch, random_trajectory
+from stir_ros.training.scenes import gaussian_blur, make_training_batch, mean_gradient, random_trajectory
 from stir_ros.models import read_checkpoint
 from stir_ros.training import photos
 from stir_ros.training import train as train_mod
@@ -50,7 +50,7 @@ def test_texture_candidates_pick_textured_crops() -> None:
     def flat_fraction(k: int) -> float:
         gen = torch.Generator().manual_seed(1)
         _, gt = make_training_batch([img], 64, 5, 32, 32, generator=gen, static_prob=1.0, texture_candidates=k)
-        return float(np.mean([_texture(g[0]) < 0.05 for g in gt]))
+        return float(np.mean([mean_gradient(g[0]) < 0.05 for g in gt]))
 
     plain, picky = flat_fraction(1), flat_fraction(4)
     assert plain > 0.25 and picky < plain / 4

@@ -31,6 +31,7 @@ __all__ = [
     "SKIMAGE_IMAGES",
     "load_images",
     "make_training_batch",
+    "mean_gradient",
     "random_trajectory",
     "to_gray",
 ]
@@ -320,7 +321,7 @@ def gaussian_blur(frames: torch.Tensor, sigma: float) -> torch.Tensor:
     return flat.reshape(shape)
 
 
-def _texture(patch: torch.Tensor) -> float:
+def mean_gradient(patch: torch.Tensor) -> float:
     """Mean absolute gradient of a patch (the detail density measure of the crop sampler)."""
     return float((patch[1:] - patch[:-1]).abs().mean() + (patch[:, 1:] - patch[:, :-1]).abs().mean())
 
@@ -329,12 +330,12 @@ def _most_textured(
     img: torch.Tensor, first: torch.Tensor, hs: int, ws: int, extra: int, gen: torch.Generator
 ) -> torch.Tensor:
     """The most textured of ``first`` and ``extra`` more random ``hs`` x ``ws`` crops of ``img``."""
-    best, best_score = first, _texture(first)
+    best, best_score = first, mean_gradient(first)
     for top_f, left_f in rand((extra, 2), gen, "cpu").tolist():
         top = int(top_f * (img.shape[0] - hs + 1))
         left = int(left_f * (img.shape[1] - ws + 1))
         cand = img[top : top + hs, left : left + ws]
-        score = _texture(cand)
+        score = mean_gradient(cand)
         if score > best_score:
             best, best_score = cand, score
     return best

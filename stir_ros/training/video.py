@@ -35,7 +35,7 @@ from stir_ros.core.defaults import ALPHA
 from stir_ros.core.errors import ConfigError
 from stir_ros.core.rng import make_generator, rand
 from stir_ros.core.simulator import simulate_spikes
-from stir_ros.training.scenes import _texture, load_images
+from stir_ros.training.scenes import load_images, mean_gradient
 
 __all__ = ["interpolate_frames", "load_clips", "make_video_batch", "optical_flow", "warp"]
 
@@ -191,7 +191,7 @@ def make_video_batch(
         for top_f, left_f in rand((texture_candidates, 2), gen, "cpu").tolist():
             top = int(top_f * (a.shape[0] - height + 1))
             left = int(left_f * (a.shape[1] - width + 1))
-            score = _texture(a[top : top + height, left : left + width]) if texture_candidates > 1 else 0.0
+            score = mean_gradient(a[top : top + height, left : left + width]) if texture_candidates > 1 else 0.0
             if best is None or score > best[0]:
                 best = (score, top, left)
         assert best is not None
