@@ -17,11 +17,17 @@ import torch
 from PIL import Image
 
 from stir_ros.core.errors import ConfigError
-from stir_ros.training.scenes import gaussian_blur, make_training_batch, mean_gradient, random_trajectory
+from stir_ros.training.scenes import (
+    gaussian_blur,
+    make_training_batch,
+    mean_gradient,
+    random_trajectory,
+    spectral_lowpass,
+)
 from stir_ros.models import read_checkpoint
 from stir_ros.training import photos
 from stir_ros.training import train as train_mod
-from stir_ros.training.data import DataConfig
+from stir_ros.training.data import DataConfig, describe
 
 
 def _end_to_end(motion: str, seed: int = 0) -> torch.Tensor:
@@ -229,3 +235,39 @@ def test_input_blur_softens_the_spikes_not_the_target() -> None:
     assert torch.equal(gaussian_blur(impulse, 0.0), impulse)
     with pytest.raises(ConfigError, match="input_blur"):
         DataConfig(input_blur=-0.5)
+
+
+def test_input_lowpass_removes_fine_detail_keeps_coarse_and_the_target() -> None:
+    def batch(period: int, lowpass: tuple[float, float] | None) -> tuple[torch.Tensor, torch.Tensor]:
+        stripes = np.zeros((128, 128), np.float32)
+        stripes[:, (np.arange(128) % period) < period // 2] = 1.0
+        gen = torch.Generator().manual_seed(3)
+        return make_training_batch([stripes], 4, 41, 32, 32, generator=gen, static_prob=1.0, input_lowpass=lowpass)
+
+    contrast = lambda s: float(s.mean(1).std(-1).mean())  # noqa: E731
+    for period, kept in ((2, False), (16, True)):
+        (s0, gt0), (s1, gt1) = batch(period, None), batch(period, (0.45, 0.5))
+        assert torch.equal(gt0, gt1)  # the same sharp target
+        ratio = contrast(s1) / contrast(s0)
+        # Unlike a Gaussian blur, the filter is flat at low frequencies and steep near Nyquist.
+        assert (ratio > 0.9) if kept else (ratio < 0.5), (period, ratio)
+    # The gain is exp(-(f / cutoff) ** 3.6): 1/e at the cutoff, ~1 at a quarter of it.
+    x = torch.arange(64, dtype=torch.float32)
+    for freq, cutoff in ((0.25, 0.25), (0.0625, 0.25), (0.5, 0.45)):
+        wave = torch.cos(2 * np.pi * freq * x)[None].expand(64, 64)
+        inner = (slice(16, -16), slice(16, -16))
+        gain = float((spectral_lowpass(wave, cutoff) * wave)[inner].sum() / (wave * wave)[inner].sum())
+        assert abs(gain - np.exp(-((freq / cutoff) ** 3.6))) < 1e-3, (freq, cutoff, gain)
+    for bad in ((0.6, 0.5), (0.0, 0.5), (0.5, 9.0)):
+        with pytest.raises(ConfigError, match="input_lowpass"):
+            DataConfig(input_lowpass=bad)
+    with pytest.raises(ConfigError, match="cutoff"):
+        spectral_lowpass(wave, 0.0)
+
+
+def test_input_lowpass_flag_reaches_the_data_and_the_metadata(tmp_path: Path, train_args) -> None:
+    args = train_args(tmp_path, "--input-lowpass", "0.45", "0.6")
+    config = train_mod._data_config(args, 32)
+    assert config.input_lowpass == (0.45, 0.6)
+    assert "input low-pass cutoff 0.45-0.6 cycles/px" in describe(config, None)
+    assert train_mod._data_config(train_args(tmp_path), 32).input_lowpass is None

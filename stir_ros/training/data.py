@@ -90,6 +90,10 @@ class DataConfig:
             paths at constant speed).
         input_blur: Largest Gaussian blur (pixels) of the frames the spikes are made from, the
             target kept sharp (layer scenes; 0: none).
+        input_lowpass: ``(low, high)`` cutoff range, in cycles per pixel, of a
+            :func:`~stir_ros.training.scenes.spectral_lowpass` of the frames the spikes are made
+            from, the target kept sharp (layer scenes; ``None``: none). The REDS-derived clips'
+            spikes carry the detail of frames filtered so, with cutoffs 0.46-0.59 (model card).
     """
 
     window_length: int = 61
@@ -112,6 +116,7 @@ class DataConfig:
     target_offset: float = 0.0
     curvature: float = 1.0
     input_blur: float = 0.0
+    input_lowpass: tuple[float, float] | None = None
 
     def __post_init__(self) -> None:
         if self.scene not in SCENE_MODELS:
@@ -130,6 +135,15 @@ class DataConfig:
             raise ConfigError(f"curvature must be in [0, 4], got {self.curvature}")
         if not 0.0 <= self.input_blur <= 3.0:
             raise ConfigError(f"input_blur must be in [0, 3] pixels, got {self.input_blur}")
+        if self.input_lowpass is not None:
+            if len(self.input_lowpass) != 2:
+                raise ConfigError(f"input_lowpass must be (low, high) cycles per pixel, got {self.input_lowpass}")
+            low, high = self.input_lowpass
+            if not 0.1 <= low <= high <= 2.0:
+                raise ConfigError(
+                    f"input_lowpass must be (low, high) cycles per pixel with 0.1 <= low <= high <= 2, "
+                    f"got {self.input_lowpass}"
+                )
         if self.target_offset and self.scene == "camera":
             raise ConfigError("target_offset is not implemented for camera scenes (use the layers scene)")
 
@@ -250,7 +264,7 @@ class SyntheticSpikeData:
                 max_displacement=cfg.max_displacement, max_rotation=cfg.max_rotation,
                 max_zoom=cfg.max_zoom, static_prob=cfg.static_prob, noise_std=noise,
                 motion=cfg.motion, texture_candidates=cfg.texture_candidates, target_offset=cfg.target_offset,
-                curvature=cfg.curvature, input_blur=cfg.input_blur,
+                curvature=cfg.curvature, input_blur=cfg.input_blur, input_lowpass=cfg.input_lowpass,
             )  # fmt: skip
             spikes.append(s)
             targets.append(gt * alpha)
@@ -376,6 +390,9 @@ def describe(config: DataConfig, folders: Sequence[str] | None, skimage: bool = 
         )
     if config.input_blur:
         extras += f"; input blur sigma<={config.input_blur:g}px"
+    if config.input_lowpass is not None:
+        low, high = config.input_lowpass
+        extras += f"; input low-pass cutoff {low:g}-{high:g} cycles/px"
     if config.curvature != 1.0:
         extras += f"; path curvature x{config.curvature:g}"
     if config.target_offset:

@@ -211,6 +211,7 @@ def make_training_batch(
     target_offset: float = 0.0,
     curvature: float = 1.0,
     input_blur: float = 0.0,
+    input_lowpass: tuple[float, float] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Synthetic training windows: random crops of natural images moved along random trajectories.
 
@@ -245,6 +246,9 @@ def make_training_batch(
         input_blur: Largest standard deviation, in pixels, of a Gaussian blur of the frames the
             spikes are simulated from (drawn uniformly per sample); the target stays sharp, so the
             network learns to undo that much blur (0: none).
+        input_lowpass: ``(low, high)`` range of the cutoff, in cycles per pixel, of a
+            :func:`spectral_lowpass` of the frames the spikes are simulated from (drawn uniformly
+            per sample, after ``input_blur``); the target stays sharp (``None``: none).
 
     Returns:
         ``(spikes [B, T, H, W] float32 0/1, gt [B, 1, H, W] float32)`` on ``device``.
@@ -302,6 +306,10 @@ def make_training_batch(
     if input_blur > 0:
         sigmas = rand((batch,), gen, "cpu") * input_blur
         intensity = torch.stack([gaussian_blur(x, float(sig)) for x, sig in zip(intensity, sigmas, strict=True)])
+    if input_lowpass is not None:
+        low, high = input_lowpass
+        cutoffs = low + rand((batch,), gen, "cpu") * (high - low)
+        intensity = torch.stack([spectral_lowpass(x, float(c)) for x, c in zip(intensity, cutoffs, strict=True)])
     spikes = simulate_spikes(intensity, alpha=alpha, threshold=threshold, noise_std=noise_std, generator=gen)
     return spikes.float(), target
 
@@ -319,6 +327,35 @@ def gaussian_blur(frames: torch.Tensor, sigma: float) -> torch.Tensor:
     flat = F.conv2d(F.pad(flat, (radius, radius, 0, 0), mode="reflect"), k.view(1, 1, 1, -1))
     flat = F.conv2d(F.pad(flat, (0, 0, radius, radius), mode="reflect"), k.view(1, 1, -1, 1))
     return flat.reshape(shape)
+
+
+LOWPASS_ORDER = 3.6
+"""Exponent of :func:`spectral_lowpass`: the median of the fits to the five Spike-Zoo ``base`` clips (3.0-6.0)."""
+
+
+def spectral_lowpass(frames: torch.Tensor, cutoff: float, order: float = LOWPASS_ORDER) -> torch.Tensor:
+    """Filter ``[..., H, W]`` frames with the isotropic gain ``exp(-(f / cutoff) ** order)``.
+
+    ``f`` is the spatial frequency in cycles per pixel (0.5 is the Nyquist frequency along an
+    axis), so the gain is 1/e at ``cutoff``. With the default order this is the loss of fine
+    detail measured between the Spike-Zoo REDS-derived clips' spikes and their ground truth
+    (cutoffs 0.46-0.59; see the model card): flat up to about 0.2 cycles per pixel, then falling
+    steeply, unlike a Gaussian blur. Borders are reflected (8 pixels) before the FFT.
+    """
+    if cutoff <= 0:
+        raise ConfigError(f"spectral_lowpass: cutoff must be > 0 cycles per pixel, got {cutoff}")
+    pad = min(8, frames.shape[-2] - 1, frames.shape[-1] - 1)
+    shape = frames.shape
+    flat = frames.reshape(-1, 1, *shape[-2:])
+    if pad > 0:
+        flat = F.pad(flat, (pad, pad, pad, pad), mode="reflect")
+    fy = torch.fft.fftfreq(flat.shape[-2], device=frames.device)[:, None]
+    fx = torch.fft.rfftfreq(flat.shape[-1], device=frames.device)[None, :]
+    gain = torch.exp(-((torch.sqrt(fx**2 + fy**2) / cutoff) ** order))
+    out = torch.fft.irfft2(torch.fft.rfft2(flat) * gain, s=flat.shape[-2:])
+    if pad > 0:
+        out = out[..., pad:-pad, pad:-pad]
+    return out.reshape(shape).to(frames.dtype)
 
 
 def mean_gradient(patch: torch.Tensor) -> float:

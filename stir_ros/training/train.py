@@ -125,6 +125,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--input-blur", type=float, default=0.0, metavar="SIGMA",
                         help="blur the frames the spikes are simulated from by a Gaussian of up to SIGMA pixels "
                              "(drawn per sample; the target stays sharp), in [0, 3] (default 0)")
+    parser.add_argument("--input-lowpass", type=float, nargs=2, default=None, metavar=("LOW", "HIGH"),
+                        help="filter the frames the spikes are simulated from by exp(-(f / cutoff) ** 3.6), the "
+                             "cutoff drawn per sample in [LOW, HIGH] cycles per pixel (the target stays sharp); "
+                             "the Spike-Zoo REDS-derived clips measure 0.46-0.59 (model card). Default: off")
     parser.add_argument("--no-skimage", action="store_true",
                         help="train on --images only, without scikit-image's bundled photographs")
     parser.add_argument("--image-max-size", type=int, default=512,
@@ -293,6 +297,7 @@ def _data_config(args: argparse.Namespace, crop: int) -> DataConfig:
         scene=getattr(args, "scene", "layers"), cutouts=getattr(args, "cutouts", None), camera=camera,
         target_offset=getattr(args, "target_offset", 0.0), curvature=getattr(args, "curvature", 1.0),
         input_blur=getattr(args, "input_blur", 0.0),
+        input_lowpass=tuple(args.input_lowpass) if getattr(args, "input_lowpass", None) else None,
         **_video_fields(args),
     )  # fmt: skip
 
