@@ -55,6 +55,27 @@ def test_learning_rate_schedule() -> None:
     assert train_mod.learning_rate(99, 100, 1e-3) == pytest.approx(1e-3 * 0.7**3)
 
 
+def test_mse_loss_weighs_errors_by_size_at_l1_gradient_scale() -> None:
+    target = torch.zeros(1, 1, 16, 16)
+    pred = torch.full_like(target, 0.01)
+    pred[0, 0, 0, 0] = 0.2  # one large error among small ones
+    pyramid = [torch.zeros(1, 1, 16 >> k, 16 >> k) for k in range(1, 5)]
+    grads = {}
+    for kind in ("l1", "mse"):
+        p = pred.clone().requires_grad_(True)
+        loss, rec = train_mod.stir_loss(p, pyramid, target, kind)
+        loss.backward()
+        assert float(rec.detach()) == pytest.approx(float((pred - target).abs().mean()))  # the logged L1 either way
+        grads[kind] = p.grad[0, 0]
+    # L1 pushes every pixel equally; the MSE term pushes the large error 20x harder than a small one.
+    assert float(grads["l1"][0, 0]) == pytest.approx(float(grads["l1"][5, 5]))
+    assert float(grads["mse"][0, 0] / grads["mse"][5, 5]) == pytest.approx(20.0, rel=1e-4)
+    # ... and its gradients are of L1's size (2 * error / mean |error| / pixels).
+    assert 0.5 < float(grads["mse"].abs().mean() / grads["l1"].abs().mean()) < 2.5
+    with pytest.raises(ConfigError, match="loss must be one of"):
+        train_mod.stir_loss(pred, pyramid, target, "l2")
+
+
 def test_loss_finite_and_checkpoint_metadata(runs) -> None:
     root, full, _, _ = runs
     assert full["step"] == 3
@@ -92,6 +113,13 @@ def test_resume_refuses_weights_only_file(tmp_path, runs, train_args) -> None:
 
     with pytest.raises(ConfigError, match="cannot be resumed"):
         train_mod.train(train_args(tmp_path, "--resume", str(root / "full" / "step_000001.pt")))
+
+
+def test_mse_loss_run_trains_and_says_so(tmp_path, train_args) -> None:
+    out = train_mod.train(train_args(tmp_path, "--steps", "1", "--loss", "mse"))
+    assert out["step"] == 1
+    meta = read_checkpoint(tmp_path / "last.pt")["metadata"]
+    assert "loss MSE (scaled to L1) + multi-scale L1" in meta["notes"]
 
 
 def test_val_psnr_reported(tmp_path, train_args) -> None:

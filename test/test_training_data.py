@@ -271,3 +271,23 @@ def test_input_lowpass_flag_reaches_the_data_and_the_metadata(tmp_path: Path, tr
     assert config.input_lowpass == (0.45, 0.6)
     assert "input low-pass cutoff 0.45-0.6 cycles/px" in describe(config, None)
     assert train_mod._data_config(train_args(tmp_path), 32).input_lowpass is None
+
+
+def test_data_gap_script_recovers_a_known_low_pass() -> None:
+    """scripts/data_gap.py's measurement: a transfer function and its fit, on an image filtered by a known law."""
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[1] / "scripts" / "data_gap.py"
+    spec = importlib.util.spec_from_file_location("data_gap", path)
+    assert spec is not None and spec.loader is not None
+    gap = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(gap)
+    gt = torch.from_numpy(np.random.default_rng(0).uniform(0, 1, (160, 224)).astype(np.float32))
+    soft = spectral_lowpass(gt, 0.5).numpy()
+    freqs, gains = gap.transfer(soft, gt.numpy())
+    expected = np.exp(-((freqs / 0.5) ** 3.6))
+    assert np.abs(gains - expected).max() < 0.03, gains
+    f0, order = gap.fit_lowpass(freqs, gains)
+    assert abs(f0 - 0.5) < 0.02 and abs(order - 3.6) < 0.3, (f0, order)
+    _, same = gap.transfer(gt.numpy(), gt.numpy())
+    assert np.allclose(same, 1.0) and all(np.isnan(gap.fit_lowpass(freqs, same)))

@@ -5,9 +5,11 @@
 Recipe (DESIGN.md §5, the authors' offline losses): Adam (0.9, 0.999) with L2 weight decay on
 every parameter; loss = L1(full) + sum over the 1/2..1/16 pyramid outputs of
 ``w_k * L1(pred_k, avgpool^k(target)) / 4`` with ``w = 0.5, 0.25, 0.25, 0.25`` (the VGG
-perceptual term is left out: its weights cannot be downloaded here). Learning rate: optional
-linear warm-up, then x0.7 at 25 %, 50 % and 75 % of ``--steps`` (the authors' epochs 50/100/150
-of 200), computed from the step so that resuming needs no scheduler object.
+perceptual term is left out: its weights cannot be downloaded here); ``--loss mse`` swaps the
+full-resolution L1 for a mean squared error scaled to L1's gradient size (:func:`stir_loss`).
+Learning rate: optional linear warm-up, then x0.7 at 25 %, 50 % and 75 % of ``--steps`` (the
+authors' epochs 50/100/150 of 200), computed from the step so that resuming needs no scheduler
+object.
 
 The network's target is ``alpha * gt`` (the centre frame's spike rate); see
 :mod:`stir_ros.training.data`.
@@ -70,6 +72,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--lr", type=float, default=1e-4)
     parser.add_argument("--warmup", type=int, default=0, help="linear learning-rate warm-up steps")
     parser.add_argument("--weight-decay", type=float, default=4e-4)
+    parser.add_argument("--loss", choices=LOSSES, default="l1",
+                        help="full-resolution loss term: l1 (the authors') or mse (mean squared error, scaled to "
+                             "L1's gradient size: PSNR's own criterion, e.g. for a last fine-tuning phase)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N")
     parser.add_argument("--amp", action=argparse.BooleanOptionalAction, default=None,
@@ -160,15 +165,30 @@ def learning_rate(step: int, total: int, base: float, warmup: int = 0) -> float:
     return lr * LR_GAMMA**drops
 
 
-def stir_loss(pred: Tensor, pyramid: list[Tensor], target: Tensor) -> tuple[Tensor, Tensor]:
-    """The authors' L1 + multi-scale L1; returns ``(total, full-resolution L1)``."""
+LOSSES = ("l1", "mse")
+
+
+def stir_loss(pred: Tensor, pyramid: list[Tensor], target: Tensor, kind: str = "l1") -> tuple[Tensor, Tensor]:
+    """The authors' L1 + multi-scale L1; returns ``(total, full-resolution L1)``.
+
+    ``kind="mse"`` replaces the full-resolution L1 by the mean squared error divided by the
+    batch's mean absolute error (not differentiated): its minimum is the mean squared error's
+    (what PSNR scores), and its gradients are as large as L1's, so the learning rate and the
+    weight decay keep their meaning. The pyramid terms stay L1.
+    """
+    if kind not in LOSSES:
+        raise ConfigError(f"loss must be one of {', '.join(LOSSES)}, got {kind!r}")
     rec = F.l1_loss(pred, target)
+    if kind == "mse":
+        full = F.mse_loss(pred, target) / rec.detach().clamp_min(1e-6)
+    else:
+        full = rec
     multi = pred.new_zeros(())
     t = target
     for weight, level in zip(PYRAMID_WEIGHTS, pyramid):
         t = F.avg_pool2d(t, 2, ceil_mode=True)
         multi = multi + weight * F.l1_loss(level, t[..., : level.shape[-2], : level.shape[-1]]) / len(pyramid)
-    return rec + multi, rec
+    return full + multi, rec
 
 
 class WeightAverage:
@@ -267,6 +287,10 @@ def validate(model: nn.Module, samples: list[tuple[Tensor, Tensor, Tensor]], dev
 # --------------------------------------------------------------------------- training loop
 
 
+def _loss_name(args: argparse.Namespace) -> str:
+    return "MSE (scaled to L1)" if getattr(args, "loss", "l1") == "mse" else "L1"
+
+
 def _save(path: Path, model: nn.Module, step: int, args: argparse.Namespace, data_cfg: DataConfig,
           extra: dict[str, Any] | None) -> None:  # fmt: skip
     meta = {
@@ -276,7 +300,7 @@ def _save(path: Path, model: nn.Module, step: int, args: argparse.Namespace, dat
         "steps": step,
         "notes": (
             f"stir-ros train: batch {args.batch_size}, crop {args.crop}, lr {args.lr}, warmup {args.warmup}, "
-            f"weight decay {args.weight_decay}, seed {args.seed}; loss L1 + multi-scale L1; "
+            f"weight decay {args.weight_decay}, seed {args.seed}; loss {_loss_name(args)} + multi-scale L1; "
             "network target alpha*gt (engine: clamp(raw / alpha, 0, 1))"
         ),
     }
@@ -473,7 +497,7 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
             spikes, target, _ = batches.get(step) if batches is not None else data.sample(args.batch_size)
             with torch.autocast(device.type, dtype=amp_dtype, enabled=use_amp):
                 pred, pyramid = model(spikes, return_pyramid=True)
-            loss, rec = stir_loss(pred.float(), [p.float() for p in pyramid], target)
+            loss, rec = stir_loss(pred.float(), [p.float() for p in pyramid], target, getattr(args, "loss", "l1"))
             if not torch.isfinite(loss):
                 raise FloatingPointError(f"loss is {loss.item()} at step {step}")
             optimizer.zero_grad(set_to_none=True)

@@ -1,0 +1,184 @@
+#!/usr/bin/env python3
+# Copyright 2026 The stir_ros authors
+# SPDX-License-Identifier: Apache-2.0
+"""How far are a data set's real spikes from this package's simulation of the same scenes?
+
+    python scripts/data_gap.py [--data DATA_DIR] [--weights W.pt]
+
+For every clip (``spike/*.dat`` + ``gt/*.png``), the clip's own motion is measured: DIS optical
+flow from 21-frame spike-rate averages at ten times around the centre to the ground truth. The
+ground truth is then moved along that flow (linear in time between the measured times, the
+identity at the ground truth's time, ``--gt-offset`` frames after the centre frame) and turned
+into spikes by :func:`stir_ros.core.simulator.simulate_spikes`. The network reconstructs both
+windows, real and simulated; the difference is what the simulator does not model.
+
+The script then compares the detail the two streams carry. Both are motion-compensated (every
+frame warped back to the ground truth's time along the same flow) and averaged over the window;
+the cross-spectrum with the ground truth, divided by the ground truth's power, gives a transfer
+function per frequency band. Their ratio (real / simulated) is the extra loss of detail of the
+real data, fitted by ``exp(-(f / f0) ** p)`` (``stir-ros train --input-lowpass`` uses this
+shape). Last, the ground truth low-passed by that fit is simulated and reconstructed too: if the
+fit explains the gap, its score falls to the real one.
+
+Without ``--data`` the Spike-Zoo ``base/train`` clips are used (installed with the test tools).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import sys
+from pathlib import Path
+
+import numpy as np
+
+FLOW_TIMES = (-50, -40, -30, -20, -10, 10, 20, 30, 40, 50)  # frames from the centre frame
+AVERAGE = 21  # frames per spike-rate average (the flow's input)
+BANDS = 12  # radial frequency bands from 0 to 0.5 cycles per pixel
+BORDER = 24  # pixels left out at each side of the spectra (warp borders)
+
+
+def spikezoo_train_split() -> Path:
+    spec = importlib.util.find_spec("spikezoo")
+    if spec is None or spec.origin is None:
+        sys.exit("data_gap: spikezoo is not installed; pass --data DATA_DIR")
+    return Path(spec.origin).parent / "data" / "base" / "train"
+
+
+def measured_flows(gt: np.ndarray, stream: np.ndarray, centre: int, alpha: float) -> dict[int, object]:
+    """Flow ``g_t`` with ``I_t(p) ~ gt(p + g_t(p))`` at ``centre + FLOW_TIMES``."""
+    import torch
+
+    from stir_ros.training.video import optical_flow
+
+    half = AVERAGE // 2
+    flows = {}
+    for dt in FLOW_TIMES:
+        t = centre + dt
+        rate = stream[t - half : t + half + 1].mean(0) / alpha
+        flows[t] = optical_flow(torch.from_numpy(np.clip(rate, 0, 1).astype(np.float32)), torch.from_numpy(gt))
+    return flows
+
+
+def flow_at(flows: dict[int, object], gt_time: float, t: float):  # noqa: ANN201 - a torch tensor
+    """Flow at time ``t``: linear between the measured times, zero at ``gt_time``."""
+    import torch
+
+    first = next(iter(flows.values()))
+    points = sorted([(float(k), v) for k, v in flows.items()] + [(gt_time, torch.zeros_like(first))],
+                    key=lambda kv: kv[0])  # fmt: skip
+    for (t0, f0), (t1, f1) in zip(points, points[1:]):
+        if t <= t1 or (t1, f1) == points[-1]:
+            a = (t - t0) / (t1 - t0)
+            return f0 * (1 - a) + f1 * a
+    raise AssertionError("unreachable")
+
+
+def render(gt: np.ndarray, flows: dict[int, object], gt_time: float, times: np.ndarray) -> np.ndarray:
+    import torch
+
+    from stir_ros.training.video import warp
+
+    field = torch.stack([flow_at(flows, gt_time, float(t)) for t in times])
+    return warp(torch.from_numpy(gt), field, 0, 0).numpy()
+
+
+def compensated_average(frames: np.ndarray, flows: dict[int, object], gt_time: float, times: np.ndarray,
+                        alpha: float) -> np.ndarray:  # fmt: skip
+    """Every spike frame warped back to the ground truth's time along the flow, averaged, / alpha."""
+    import torch
+
+    from stir_ros.training.video import warp
+
+    total = np.zeros(frames.shape[1:], np.float64)
+    for frame, t in zip(frames, times, strict=True):
+        back = -flow_at(flows, gt_time, float(t))
+        total += warp(torch.from_numpy(frame.astype(np.float32)), back[None], 0, 0)[0].numpy()
+    return total / len(times) / alpha
+
+
+def transfer(estimate: np.ndarray, gt: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Radial cross-spectral transfer function of ``estimate`` against ``gt``: (band centres, gains)."""
+    inner = (slice(BORDER, -BORDER), slice(BORDER, -BORDER))
+    a, g = estimate[inner] - estimate[inner].mean(), gt[inner] - gt[inner].mean()
+    window = np.outer(np.hanning(a.shape[0]), np.hanning(a.shape[1]))
+    fa, fg = np.fft.fft2(a * window), np.fft.fft2(g * window)
+    radius = np.hypot(np.fft.fftfreq(a.shape[0])[:, None], np.fft.fftfreq(a.shape[1])[None])
+    edges = np.linspace(0, 0.5, BANDS + 1)
+    gains = []
+    for lo, hi in zip(edges, edges[1:]):
+        band = (radius >= lo) & (radius < hi)
+        gains.append(float(np.real((fa[band] * np.conj(fg[band])).sum()) / (np.abs(fg[band]) ** 2).sum()))
+    return 0.5 * (edges[1:] + edges[:-1]), np.array(gains)
+
+
+def fit_lowpass(freqs: np.ndarray, ratio: np.ndarray) -> tuple[float, float]:
+    """``(f0, p)`` of ``exp(-(f / f0) ** p)`` through the bands above 0.2 cycles per pixel."""
+    use = (freqs > 0.2) & (ratio > 0) & (ratio < 0.995)
+    if use.sum() < 2:
+        return float("nan"), float("nan")
+    slope, intercept = np.polyfit(np.log(freqs[use]), np.log(-np.log(ratio[use])), 1)
+    return float(np.exp(-intercept / slope)), float(slope)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[1])
+    parser.add_argument("--data", type=Path, default=None, help="spike/*.dat + gt/*.png folder")
+    parser.add_argument("--weights", default=None, help="STIR checkpoint (default: the shipped weights)")
+    parser.add_argument("--gt-offset", type=float, default=0.5,
+                        help="ground truth's time after the centre frame, frames (scripts/timing_offset.py)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the simulator's initial phases")
+    args = parser.parse_args()
+    import torch
+
+    from stir_ros.core.dat import DatReader
+    from stir_ros.core.metrics import psnr
+    from stir_ros.core.simulator import ALPHA, simulate_spikes
+    from stir_ros.engine import EngineConfig, ReconstructionEngine
+    from stir_ros.evaluation import find_pairs, load_gt
+    from stir_ros.training.scenes import LOWPASS_ORDER, spectral_lowpass
+
+    torch.set_num_threads(1)
+    data = args.data or spikezoo_train_split()
+    engine = ReconstructionEngine(EngineConfig(method="stir", weights=args.weights, device="cpu", max_batch=1))
+    half = engine.window_length // 2
+    rows = []
+    for name, dat, png in find_pairs(data):
+        gt = load_gt(png).astype(np.float32)
+        with DatReader(dat, gt.shape[0], gt.shape[1]) as reader:
+            stream = reader.read(0, len(reader))
+        centre = stream.shape[0] // 2
+        if centre - max(FLOW_TIMES) - AVERAGE // 2 < 0:
+            sys.exit(f"data_gap: {name} has {stream.shape[0]} frames; it needs {2 * (max(FLOW_TIMES) + AVERAGE)}")
+        gt_time = centre + args.gt_offset
+        flows = measured_flows(gt, stream, centre, ALPHA)
+        times = np.arange(centre - half, centre + half + 1)
+        real = stream[times[0] : times[-1] + 1]
+        sim = simulate_spikes(render(gt, flows, gt_time, times), alpha=ALPHA, seed=args.seed)
+
+        def score(window: np.ndarray, gt: np.ndarray = gt) -> float:
+            return psnr(engine.reconstruct(window[None].astype(np.uint8))[0], gt)
+
+        freqs, real_gain = transfer(compensated_average(real, flows, gt_time, times, ALPHA), gt)
+        _, sim_gain = transfer(compensated_average(sim, flows, gt_time, times, ALPHA), gt)
+        ratio = real_gain / sim_gain
+        f0, order = fit_lowpass(freqs, ratio)
+        row = {"real": score(real), "sim": score(sim), "f0": f0, "p": order}
+        if np.isfinite(f0):
+            soft = spectral_lowpass(torch.from_numpy(gt), f0, LOWPASS_ORDER).numpy()
+            row["sim_lowpass"] = score(simulate_spikes(render(soft, flows, gt_time, times), alpha=ALPHA, seed=args.seed))
+        rows.append(row)
+        soft_score = row.get("sim_lowpass", float("nan"))
+        print(f"{name}: real {row['real']:.2f} dB, simulated {row['sim']:.2f} dB, "
+              f"simulated from the low-passed ground truth {soft_score:.2f} dB", flush=True)  # fmt: skip
+        print("  detail ratio real/simulated by band (cycles/px): "
+              + " ".join(f"{f:.2f}:{r:.2f}" for f, r in zip(freqs, ratio)))  # fmt: skip
+        print(f"  fit exp(-(f / {f0:.3f}) ** {order:.2f}); the low-passed run uses order {LOWPASS_ORDER}")
+    mean = {k: float(np.nanmean([r.get(k, np.nan) for r in rows])) for k in ("real", "sim", "sim_lowpass", "f0", "p")}
+    print(f"mean: real {mean['real']:.2f} dB, simulated {mean['sim']:.2f} dB, low-passed {mean['sim_lowpass']:.2f} dB; "
+          f"cutoff f0 {mean['f0']:.3f}, order {mean['p']:.2f} ({data})")  # fmt: skip
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
