@@ -208,6 +208,28 @@ def test_curvature_zero_gives_straight_paths_at_constant_speed() -> None:
 
 
 
+def test_min_displacement_keeps_moving_layers_in_a_ring() -> None:
+    def shifts(**kw: float) -> torch.Tensor:
+        traj = random_trajectory(61, max_displacement=12.0, batch_shape=(2000,), seed=4, curvature=0.0, **kw)
+        return (traj.shift[:, -1] - traj.shift[:, 0]).norm(dim=-1)
+
+    whole, ring = shifts(), shifts(min_displacement=6.0)
+    assert torch.equal(whole, shifts(min_displacement=0.0))  # the default draws what it drew before
+    moving = ring[ring > 0]
+    assert 0.85 < len(moving) / len(ring) < 0.95  # static windows stay (static_prob 0.1)
+    assert float(moving.min()) >= 6.0 - 1e-3 and float(moving.max()) <= 12.0 + 1e-3
+    # Uniform in the ring's area: (9^2 - 6^2) / (12^2 - 6^2) of it lies inside 9 px.
+    assert abs(float((moving < 9).float().mean()) - 45 / 108) < 0.04
+    assert float((whole[whole > 0] < 6).float().mean()) > 0.2  # the disc has the small shifts
+    for bad in ({"min_displacement": 13.0}, {"min_displacement": -1.0}):
+        with pytest.raises(ConfigError, match="min_displacement"):
+            DataConfig(max_displacement=12.0, **bad)
+    with pytest.raises(ConfigError, match="min_displacement"):
+        DataConfig(max_displacement=12.0, min_displacement=4.0, motion="heavy-tail")
+    with pytest.raises(ConfigError, match="min_displacement"):
+        random_trajectory(9, max_displacement=4.0, min_displacement=2.0, motion="heavy-tail", seed=0)
+
+
 def test_validation_windows_follow_the_target_offset(tmp_path: Path, train_args) -> None:
     """The target's time is part of the task: a run trained half a frame later is validated so."""
     later = train_mod._validation_config(train_args(tmp_path, "--target-offset", "0.5", "--scene", "camera"))
@@ -265,12 +287,14 @@ def test_input_lowpass_removes_fine_detail_keeps_coarse_and_the_target() -> None
         spectral_lowpass(wave, 0.0)
 
 
-def test_input_lowpass_flag_reaches_the_data_and_the_metadata(tmp_path: Path, train_args) -> None:
+def test_sharpness_and_motion_flags_reach_the_data_and_the_metadata(tmp_path: Path, train_args) -> None:
     args = train_args(tmp_path, "--input-lowpass", "0.45", "0.6")
     config = train_mod._data_config(args, 32)
     assert config.input_lowpass == (0.45, 0.6)
     assert "input low-pass cutoff 0.45-0.6 cycles/px" in describe(config, None)
     assert train_mod._data_config(train_args(tmp_path), 32).input_lowpass is None
+    ring = train_mod._data_config(train_args(tmp_path, "--max-displacement", "12", "--min-displacement", "6"), 32)
+    assert ring.min_displacement == 6.0 and "moving layers shift>=6px" in describe(ring, None)
 
 
 def test_data_gap_script_recovers_a_known_low_pass() -> None:

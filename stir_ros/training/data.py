@@ -94,6 +94,8 @@ class DataConfig:
             :func:`~stir_ros.training.scenes.spectral_lowpass` of the frames the spikes are made
             from, the target kept sharp (layer scenes; ``None``: none). The REDS-derived clips'
             spikes carry the detail of frames filtered so, with cutoffs 0.46-0.59 (model card).
+        min_displacement: Smallest first-to-last-frame shift of a moving layer, pixels (layer
+            scenes, ``"uniform"`` motion; 0: uniform in the whole disc of ``max_displacement``).
     """
 
     window_length: int = 61
@@ -117,6 +119,7 @@ class DataConfig:
     curvature: float = 1.0
     input_blur: float = 0.0
     input_lowpass: tuple[float, float] | None = None
+    min_displacement: float = 0.0
 
     def __post_init__(self) -> None:
         if self.scene not in SCENE_MODELS:
@@ -135,6 +138,13 @@ class DataConfig:
             raise ConfigError(f"curvature must be in [0, 4], got {self.curvature}")
         if not 0.0 <= self.input_blur <= 3.0:
             raise ConfigError(f"input_blur must be in [0, 3] pixels, got {self.input_blur}")
+        if not 0.0 <= self.min_displacement <= self.max_displacement:
+            raise ConfigError(
+                f"min_displacement must be in [0, max_displacement={self.max_displacement:g}] pixels, "
+                f"got {self.min_displacement}"
+            )
+        if self.min_displacement and (self.motion != "uniform" or self.scene != "layers"):
+            raise ConfigError("min_displacement applies to layer scenes with uniform motion only")
         if self.input_lowpass is not None:
             if len(self.input_lowpass) != 2:
                 raise ConfigError(f"input_lowpass must be (low, high) cycles per pixel, got {self.input_lowpass}")
@@ -265,6 +275,7 @@ class SyntheticSpikeData:
                 max_zoom=cfg.max_zoom, static_prob=cfg.static_prob, noise_std=noise,
                 motion=cfg.motion, texture_candidates=cfg.texture_candidates, target_offset=cfg.target_offset,
                 curvature=cfg.curvature, input_blur=cfg.input_blur, input_lowpass=cfg.input_lowpass,
+                min_displacement=cfg.min_displacement,
             )  # fmt: skip
             spikes.append(s)
             targets.append(gt * alpha)
@@ -393,6 +404,8 @@ def describe(config: DataConfig, folders: Sequence[str] | None, skimage: bool = 
     if config.input_lowpass is not None:
         low, high = config.input_lowpass
         extras += f"; input low-pass cutoff {low:g}-{high:g} cycles/px"
+    if config.min_displacement:
+        extras += f"; moving layers shift>={config.min_displacement:g}px"
     if config.curvature != 1.0:
         extras += f"; path curvature x{config.curvature:g}"
     if config.target_offset:

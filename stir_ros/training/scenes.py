@@ -127,6 +127,7 @@ def random_trajectory(
     max_zoom: float = 0.0,
     static_prob: float = 0.1,
     motion: str = "uniform",
+    min_displacement: float = 0.0,
     batch_shape: Sequence[int] = (),
     centre: float | None = None,
     curvature: float = 1.0,
@@ -151,6 +152,8 @@ def random_trajectory(
             ``"heavy-tail"``: like real video at spike-camera rates, most layers move little (disc
             radius uniform in [0, 3] px for three layers in four) and the rest up to
             ``max_displacement``.
+        min_displacement: With ``"uniform"``, the smallest displacement of a moving layer: the
+            displacement is uniform in the ring between the two radii (0: the whole disc).
         batch_shape: Leading dimensions, e.g. ``(B, L)`` for B samples of L layers.
         centre: Time of the identity, in frames (default ``num_frames // 2``; may fall between
             two frames).
@@ -169,8 +172,14 @@ def random_trajectory(
     s = (torch.arange(num_frames, dtype=torch.float32, device=device) - centre) / max(num_frames - 1, 1)
     moving = (rand(shape, gen, device) >= static_prob).float()
 
-    def planar(radius: float | torch.Tensor) -> torch.Tensor:  # uniform in a disc of this radius: [..., 2]
-        r = radius * rand(shape, gen, device).sqrt()
+    if not 0.0 <= min_displacement <= max_displacement:
+        raise ConfigError(f"min_displacement must be in [0, max_displacement], got {min_displacement}")
+    if min_displacement and motion != "uniform":
+        raise ConfigError("min_displacement applies to the 'uniform' motion model only")
+
+    def planar(radius: float | torch.Tensor, inner: float = 0.0) -> torch.Tensor:  # uniform in a ring: [..., 2]
+        u = rand(shape, gen, device)
+        r = radius * u.sqrt() if not inner else (inner**2 + u * (radius**2 - inner**2)).sqrt()
         phi = 2 * math.pi * rand(shape, gen, device)
         return torch.stack([r * phi.cos(), r * phi.sin()], -1)
 
@@ -182,7 +191,7 @@ def random_trajectory(
         radius = torch.where(tail, small + u * (max_displacement - small), u * small)
     elif motion != "uniform":
         raise ConfigError(f"motion must be 'uniform' or 'heavy-tail', got {motion!r}")
-    v = planar(radius) * moving[..., None]
+    v = planar(radius, min_displacement) * moving[..., None]
     a = planar(radius) * moving[..., None] * curvature
     shift = v[..., None, :] * s[:, None] + a[..., None, :] * (s * s)[:, None]
     omega = (2 * rand(shape, gen, device) - 1) * max_rotation * moving
@@ -212,6 +221,7 @@ def make_training_batch(
     curvature: float = 1.0,
     input_blur: float = 0.0,
     input_lowpass: tuple[float, float] | None = None,
+    min_displacement: float = 0.0,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Synthetic training windows: random crops of natural images moved along random trajectories.
 
@@ -249,6 +259,8 @@ def make_training_batch(
         input_lowpass: ``(low, high)`` range of the cutoff, in cycles per pixel, of a
             :func:`spectral_lowpass` of the frames the spikes are simulated from (drawn uniformly
             per sample, after ``input_blur``); the target stays sharp (``None``: none).
+        min_displacement: Smallest first-to-last frame shift of a moving layer, pixels
+            (:func:`random_trajectory`; 0: any).
 
     Returns:
         ``(spikes [B, T, H, W] float32 0/1, gt [B, 1, H, W] float32)`` on ``device``.
@@ -290,7 +302,8 @@ def make_training_batch(
         raise ConfigError(f"target_offset must be in (-1, 1) frames, got {target_offset}")
     traj = random_trajectory(
         window_length, max_displacement=max_displacement, max_rotation=max_rotation, max_zoom=max_zoom,
-        static_prob=static_prob, motion=motion, batch_shape=(batch, num_layers), generator=gen, device=device,
+        static_prob=static_prob, motion=motion, min_displacement=min_displacement, batch_shape=(batch, num_layers),
+        generator=gen, device=device,
         centre=window_length // 2 + target_offset if target_offset else None, curvature=curvature,
     )  # fmt: skip
     if target_offset:  # one more frame, the identity: the target at its time between two frames

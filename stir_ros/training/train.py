@@ -130,6 +130,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--input-blur", type=float, default=0.0, metavar="SIGMA",
                         help="blur the frames the spikes are simulated from by a Gaussian of up to SIGMA pixels "
                              "(drawn per sample; the target stays sharp), in [0, 3] (default 0)")
+    parser.add_argument("--min-displacement", type=float, default=0.0, metavar="PIXELS",
+                        help="smallest first-to-last-frame shift of a moving layer (layer scenes, uniform motion): "
+                             "shifts uniform in the ring from PIXELS to --max-displacement (default 0: the whole disc)")
     parser.add_argument("--input-lowpass", type=float, nargs=2, default=None, metavar=("LOW", "HIGH"),
                         help="filter the frames the spikes are simulated from by exp(-(f / cutoff) ** 3.6), the "
                              "cutoff drawn per sample in [LOW, HIGH] cycles per pixel (the target stays sharp); "
@@ -322,6 +325,7 @@ def _data_config(args: argparse.Namespace, crop: int) -> DataConfig:
         target_offset=getattr(args, "target_offset", 0.0), curvature=getattr(args, "curvature", 1.0),
         input_blur=getattr(args, "input_blur", 0.0),
         input_lowpass=tuple(args.input_lowpass) if getattr(args, "input_lowpass", None) else None,
+        min_displacement=getattr(args, "min_displacement", 0.0),
         **_video_fields(args),
     )  # fmt: skip
 
