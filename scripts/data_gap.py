@@ -20,6 +20,9 @@ real data, fitted by ``exp(-(f / f0) ** p)`` (``stir-ros train --input-lowpass``
 shape). Last, the ground truth low-passed by that fit is simulated and reconstructed too: if the
 fit explains the gap, its score falls to the real one.
 
+``--motion-scales`` also simulates the ground truth moved along the clip's flow scaled by each
+factor (0: standing still; 2: twice as fast): how much of what the network loses is the motion.
+
 Without ``--data`` the Spike-Zoo ``base/train`` clips are used (installed with the test tools).
 """
 
@@ -128,6 +131,8 @@ def main() -> int:
     parser.add_argument("--gt-offset", type=float, default=0.5,
                         help="ground truth's time after the centre frame, frames (scripts/timing_offset.py)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the simulator's initial phases")
+    parser.add_argument("--motion-scales", type=float, nargs="*", default=[0.0, 0.5, 1.5],
+                        help="also simulate the clip's motion scaled by these factors (default 0 0.5 1.5)")
     args = parser.parse_args()
     import torch
 
@@ -167,6 +172,9 @@ def main() -> int:
         if np.isfinite(f0):
             soft = spectral_lowpass(torch.from_numpy(gt), f0, LOWPASS_ORDER).numpy()
             row["sim_lowpass"] = score(simulate_spikes(render(soft, flows, gt_time, times), alpha=ALPHA, seed=args.seed))
+        for k in args.motion_scales:
+            scaled = {t: f * k for t, f in flows.items()}
+            row[f"x{k:g}"] = score(simulate_spikes(render(gt, scaled, gt_time, times), alpha=ALPHA, seed=args.seed))
         rows.append(row)
         soft_score = row.get("sim_lowpass", float("nan"))
         print(f"{name}: real {row['real']:.2f} dB, simulated {row['sim']:.2f} dB, "
@@ -174,6 +182,9 @@ def main() -> int:
         print("  detail ratio real/simulated by band (cycles/px): "
               + " ".join(f"{f:.2f}:{r:.2f}" for f, r in zip(freqs, ratio)))  # fmt: skip
         print(f"  fit exp(-(f / {f0:.3f}) ** {order:.2f}); the low-passed run uses order {LOWPASS_ORDER}")
+        if args.motion_scales:
+            print("  simulated with the motion scaled by: "
+                  + ", ".join(f"x{k:g} {row[f'x{k:g}']:.2f} dB" for k in args.motion_scales) + " (x1: above)")  # fmt: skip
     mean = {k: float(np.nanmean([r.get(k, np.nan) for r in rows])) for k in ("real", "sim", "sim_lowpass", "f0", "p")}
     print(f"mean: real {mean['real']:.2f} dB, simulated {mean['sim']:.2f} dB, low-passed {mean['sim_lowpass']:.2f} dB; "
           f"cutoff f0 {mean['f0']:.3f}, order {mean['p']:.2f} ({data})")  # fmt: skip
