@@ -29,7 +29,6 @@ Without ``--data`` the Spike-Zoo ``base/train`` clips are used (installed with t
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import sys
 from pathlib import Path
 
@@ -42,10 +41,12 @@ BORDER = 24  # pixels left out at each side of the spectra (warp borders)
 
 
 def spikezoo_train_split() -> Path:
-    spec = importlib.util.find_spec("spikezoo")
-    if spec is None or spec.origin is None:
+    from stir_ros.evaluation import spikezoo_data
+
+    data = spikezoo_data("train")
+    if data is None:
         sys.exit("data_gap: spikezoo is not installed; pass --data DATA_DIR")
-    return Path(spec.origin).parent / "data" / "base" / "train"
+    return data
 
 
 def measured_flows(gt: np.ndarray, stream: np.ndarray, centre: int, alpha: float) -> dict[int, object]:

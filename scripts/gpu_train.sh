@@ -48,7 +48,7 @@ PY
     if [ -d "$PHOTOS/cutouts" ]; then  # for TRAIN_ARGS="--scene camera --cutouts $DATA/cutouts"
         mkdir -p "$DATA/cutouts" && cp "$PHOTOS"/cutouts/*.png "$DATA/cutouts/" || exit 1
     fi
-    EVAL=$(python -c "import importlib.util, pathlib; print(pathlib.Path(importlib.util.find_spec('spikezoo').origin).parent / 'data/base/train')") || exit 1
+    EVAL=$(python -c 'from stir_ros.evaluation import spikezoo_data; print(spikezoo_data() or "")') && [ -n "$EVAL" ] || { echo "spikezoo is not installed (its base/train clips are the evaluation set)"; exit 1; }
     cp -r "$EVAL"/. "$DATA/eval/" || exit 1
     python scripts/release_weights.py "$INIT" "$DATA/init.pt" || exit 1
     du -sh "$DATA"

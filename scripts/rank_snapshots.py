@@ -17,17 +17,18 @@ the test tools) are used; they are for evaluation only, never for training.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import sys
 from pathlib import Path
 
 
 def spikezoo_train_split() -> Path:
-    spec = importlib.util.find_spec("spikezoo")
-    if spec is None or spec.origin is None:
+    from stir_ros.evaluation import spikezoo_data
+
+    data = spikezoo_data("train")
+    if data is None:
         sys.exit("rank_snapshots: spikezoo is not installed; pass --data DATA_DIR")
-    return Path(spec.origin).parent / "data" / "base" / "train"
+    return data
 
 
 def evaluate_run(run: Path, data: Path) -> dict[str, dict[str, float]]:

@@ -23,7 +23,6 @@ Without ``--data`` the Spike-Zoo ``base/train`` clips are used (installed with t
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import sys
 from pathlib import Path
 
@@ -31,10 +30,12 @@ import numpy as np
 
 
 def spikezoo_train_split() -> Path:
-    spec = importlib.util.find_spec("spikezoo")
-    if spec is None or spec.origin is None:
+    from stir_ros.evaluation import spikezoo_data
+
+    data = spikezoo_data("train")
+    if data is None:
         sys.exit("timing_offset: spikezoo is not installed; pass --data DATA_DIR")
-    return Path(spec.origin).parent / "data" / "base" / "train"
+    return data
 
 
 def peak(scores: dict[int, float]) -> float:

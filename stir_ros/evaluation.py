@@ -34,7 +34,7 @@ from stir_ros.core.dat import centre_window
 from stir_ros.core.errors import ConfigError
 from stir_ros.core.metrics import psnr, ssim
 
-__all__ = ["add_arguments", "run", "find_pairs", "load_gt", "evaluate", "spikezoo_ssim"]
+__all__ = ["add_arguments", "run", "find_pairs", "load_gt", "evaluate", "spikezoo_ssim", "spikezoo_data"]
 
 
 
@@ -53,6 +53,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="stir inference: torch (CPU/CUDA) or openvino (CPU)")  # fmt: skip
     parser.add_argument("--json", metavar="OUT.json", help="write the results here")
     parser.add_argument("--save-images", metavar="DIR", help="write each reconstruction as a PNG")
+
+
+def spikezoo_data(split: str = "train") -> Path | None:
+    """Spike-Zoo's REDS-derived ``base/<split>`` clips in the installed ``spikezoo`` package.
+
+    The package is found without importing it (its ``__init__`` needs extra dependencies); None
+    where it is not installed (the test tools install it).
+    """
+    import importlib.util
+
+    spec = importlib.util.find_spec("spikezoo")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return Path(list(spec.submodule_search_locations)[0]) / "data" / "base" / split
 
 
 def unpaired(data_dir: str | Path) -> list[str]:

@@ -79,6 +79,13 @@ def test_tfp_on_spikezoo_train_split(spikezoo_train: Path) -> None:
     assert 21.0 < tfp["psnr"] < 27.0 and 0.55 < tfp["ssim"] < 0.85
 
 
+def test_spikezoo_data_finds_the_installed_clips(spikezoo_train: Path, monkeypatch) -> None:
+    assert evaluation.spikezoo_data() == spikezoo_train  # what the scripts score against
+    assert evaluation.spikezoo_data("test") == spikezoo_train.parent / "test"
+    monkeypatch.setattr("importlib.util.find_spec", lambda name: None)
+    assert evaluation.spikezoo_data() is None  # not installed: the scripts say so and ask for --data
+
+
 def test_seconds_per_frame_leave_the_warm_up_out(data_dir: Path, monkeypatch) -> None:
     """The timed reconstructions come after a warm-up at the clips' size (the real engine, observed)."""
     from stir_ros.engine import ReconstructionEngine
