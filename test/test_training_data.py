@@ -273,6 +273,15 @@ def test_input_lowpass_removes_fine_detail_keeps_coarse_and_the_target() -> None
         ratio = contrast(s1) / contrast(s0)
         # Unlike a Gaussian blur, the filter is flat at low frequencies and steep near Nyquist.
         assert (ratio > 0.9) if kept else (ratio < 0.5), (period, ratio)
+    # Hard edges ring under the filter; the frames the spikes are made from stay in [0, 1].
+    step = torch.zeros(32, 32)
+    step[:, 16:] = 1.0
+    assert float(spectral_lowpass(step, 0.45).min()) < -0.01
+    edges = np.zeros((128, 128), np.float32)
+    edges[:, (np.arange(128) % 6) < 3] = 1.0  # unfiltered, the light ones' rate is alpha; filtered, 1.12 alpha
+    spikes, _ = make_training_batch([edges], 2, 401, 32, 32, generator=torch.Generator().manual_seed(1),
+                                    static_prob=1.0, input_lowpass=(0.45, 0.45))  # fmt: skip
+    assert float(spikes.mean(1).max()) <= 0.6 + 0.01  # alpha * 1 at most: no intensity above 1
     # The gain is exp(-(f / cutoff) ** 3.6): 1/e at the cutoff, ~1 at a quarter of it.
     x = torch.arange(64, dtype=torch.float32)
     for freq, cutoff in ((0.25, 0.25), (0.0625, 0.25), (0.5, 0.45)):

@@ -323,6 +323,7 @@ def make_training_batch(
         low, high = input_lowpass
         cutoffs = low + rand((batch,), gen, "cpu") * (high - low)
         intensity = torch.stack([spectral_lowpass(x, float(c)) for x, c in zip(intensity, cutoffs, strict=True)])
+        intensity.clamp_(0.0, 1.0)  # the filter rings at hard edges: 0.5 % of photograph pixels leave [0, 1]
     spikes = simulate_spikes(intensity, alpha=alpha, threshold=threshold, noise_std=noise_std, generator=gen)
     return spikes.float(), target
 
