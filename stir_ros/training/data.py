@@ -93,7 +93,7 @@ class DataConfig:
         input_lowpass: ``(low, high)`` cutoff range, in cycles per pixel, of a
             :func:`~stir_ros.training.scenes.spectral_lowpass` of the frames the spikes are made
             from, the target kept sharp (layer scenes; ``None``: none). The REDS-derived clips'
-            spikes carry the detail of frames filtered so, with cutoffs 0.46-0.59 (model card).
+            spikes carry the detail of frames filtered so, with cutoffs 0.46-0.72 (model card).
         min_displacement: Smallest first-to-last-frame shift of a moving layer, pixels (layer
             scenes, ``"uniform"`` motion; 0: uniform in the whole disc of ``max_displacement``).
     """

@@ -353,7 +353,7 @@ def spectral_lowpass(frames: torch.Tensor, cutoff: float, order: float = LOWPASS
     ``f`` is the spatial frequency in cycles per pixel (0.5 is the Nyquist frequency along an
     axis), so the gain is 1/e at ``cutoff``. With the default order this is the loss of fine
     detail measured between the Spike-Zoo REDS-derived clips' spikes and their ground truth
-    (cutoffs 0.46-0.59; see the model card): flat up to about 0.2 cycles per pixel, then falling
+    (cutoffs 0.46-0.72; see the model card): flat up to about 0.2 cycles per pixel, then falling
     steeply, unlike a Gaussian blur. Borders are reflected (8 pixels) before the FFT.
     """
     if cutoff <= 0:

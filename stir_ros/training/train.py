@@ -136,7 +136,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--input-lowpass", type=float, nargs=2, default=None, metavar=("LOW", "HIGH"),
                         help="filter the frames the spikes are simulated from by exp(-(f / cutoff) ** 3.6), the "
                              "cutoff drawn per sample in [LOW, HIGH] cycles per pixel (the target stays sharp); "
-                             "the Spike-Zoo REDS-derived clips measure 0.46-0.59 (model card). Default: off")
+                             "the Spike-Zoo REDS-derived clips measure 0.46-0.72 and 0.55 0.7 trained best "
+                             "(model card). Default: off")
     parser.add_argument("--no-skimage", action="store_true",
                         help="train on --images only, without scikit-image's bundled photographs")
     parser.add_argument("--image-max-size", type=int, default=512,
