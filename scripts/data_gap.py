@@ -65,17 +65,19 @@ def measured_flows(gt: np.ndarray, stream: np.ndarray, centre: int, alpha: float
 
 
 def flow_at(flows: dict[int, object], gt_time: float, t: float):  # noqa: ANN201 - a torch tensor
-    """Flow at time ``t``: linear between the measured times, zero at ``gt_time``."""
+    """Flow at time ``t``: linear between the measured times and zero at ``gt_time``.
+
+    Beyond the first and the last measured time it is extrapolated linearly.
+    """
     import torch
 
-    first = next(iter(flows.values()))
-    points = sorted([(float(k), v) for k, v in flows.items()] + [(gt_time, torch.zeros_like(first))],
-                    key=lambda kv: kv[0])  # fmt: skip
-    for (t0, f0), (t1, f1) in zip(points, points[1:]):
-        if t <= t1 or (t1, f1) == points[-1]:
-            a = (t - t0) / (t1 - t0)
-            return f0 * (1 - a) + f1 * a
-    raise AssertionError("unreachable")
+    times = sorted(flows)
+    known = [(float(k), flows[k]) for k in times] + [(gt_time, torch.zeros_like(flows[times[0]]))]
+    known.sort(key=lambda kv: kv[0])
+    i = min(max(int(np.searchsorted([k for k, _ in known], t)), 1), len(known) - 1)
+    (t0, f0), (t1, f1) = known[i - 1], known[i]
+    a = (t - t0) / (t1 - t0)
+    return f0 * (1 - a) + f1 * a
 
 
 def render(gt: np.ndarray, flows: dict[int, object], gt_time: float, times: np.ndarray) -> np.ndarray:
@@ -85,6 +87,13 @@ def render(gt: np.ndarray, flows: dict[int, object], gt_time: float, times: np.n
 
     field = torch.stack([flow_at(flows, gt_time, float(t)) for t in times])
     return warp(torch.from_numpy(gt), field, 0, 0).numpy()
+
+
+def simulated(image: np.ndarray, flows: dict[int, object], gt_time: float, times: np.ndarray, seed: int) -> np.ndarray:
+    """Spikes of ``image`` moved along ``flows`` (this package's simulator, the sensor's alpha)."""
+    from stir_ros.core.simulator import ALPHA, simulate_spikes
+
+    return simulate_spikes(render(image, flows, gt_time, times), alpha=ALPHA, seed=seed)
 
 
 def compensated_average(frames: np.ndarray, flows: dict[int, object], gt_time: float, times: np.ndarray,
@@ -139,7 +148,7 @@ def main() -> int:
 
     from stir_ros.core.dat import DatReader
     from stir_ros.core.metrics import psnr
-    from stir_ros.core.simulator import ALPHA, simulate_spikes
+    from stir_ros.core.simulator import ALPHA
     from stir_ros.engine import EngineConfig, ReconstructionEngine
     from stir_ros.evaluation import find_pairs, load_gt
     from stir_ros.training.scenes import LOWPASS_ORDER, spectral_lowpass
@@ -155,15 +164,17 @@ def main() -> int:
             stream = reader.read(0, len(reader))
         centre = stream.shape[0] // 2
         if centre - max(FLOW_TIMES) - AVERAGE // 2 < 0:
-            sys.exit(f"data_gap: {name} has {stream.shape[0]} frames; it needs {2 * (max(FLOW_TIMES) + AVERAGE)}")
+            needed = 2 * (max(FLOW_TIMES) + AVERAGE // 2) + 1
+            sys.exit(f"data_gap: {name} has {stream.shape[0]} frames; it needs at least {needed}")
         gt_time = centre + args.gt_offset
         flows = measured_flows(gt, stream, centre, ALPHA)
         times = np.arange(centre - half, centre + half + 1)
         real = stream[times[0] : times[-1] + 1]
-        sim = simulate_spikes(render(gt, flows, gt_time, times), alpha=ALPHA, seed=args.seed)
 
         def score(window: np.ndarray, gt: np.ndarray = gt) -> float:
             return psnr(engine.reconstruct(window[None].astype(np.uint8))[0], gt)
+
+        sim = simulated(gt, flows, gt_time, times, args.seed)
 
         freqs, real_gain = transfer(compensated_average(real, flows, gt_time, times, ALPHA), gt)
         _, sim_gain = transfer(compensated_average(sim, flows, gt_time, times, ALPHA), gt)
@@ -172,10 +183,9 @@ def main() -> int:
         row = {"real": score(real), "sim": score(sim), "f0": f0, "p": order}
         if np.isfinite(f0):
             soft = spectral_lowpass(torch.from_numpy(gt), f0, LOWPASS_ORDER).numpy()
-            row["sim_lowpass"] = score(simulate_spikes(render(soft, flows, gt_time, times), alpha=ALPHA, seed=args.seed))
+            row["sim_lowpass"] = score(simulated(soft, flows, gt_time, times, args.seed))
         for k in args.motion_scales:
-            scaled = {t: f * k for t, f in flows.items()}
-            row[f"x{k:g}"] = score(simulate_spikes(render(gt, scaled, gt_time, times), alpha=ALPHA, seed=args.seed))
+            row[f"x{k:g}"] = score(simulated(gt, {t: f * k for t, f in flows.items()}, gt_time, times, args.seed))
         rows.append(row)
         soft_score = row.get("sim_lowpass", float("nan"))
         print(f"{name}: real {row['real']:.2f} dB, simulated {row['sim']:.2f} dB, "
@@ -193,4 +203,9 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from stir_ros.core.errors import StirRosError
+
+    try:
+        sys.exit(main())
+    except StirRosError as err:  # bad data folder or weights file: one line, no traceback
+        sys.exit(f"data_gap: {err}")

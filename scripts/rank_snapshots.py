@@ -55,15 +55,25 @@ def main() -> int:
     parser.add_argument("--last", type=int, default=3, help="snapshots averaged into the score")
     args = parser.parse_args()
     data = args.data or spikezoo_train_split()
+    if args.last < 1:
+        sys.exit(f"rank_snapshots: --last must be >= 1, got {args.last}")
+    missing = [str(run) for run in args.runs if not any(run.glob("step_*.pt"))]
+    if missing:  # before any evaluation: a typo must not read as a score of 0 dB
+        sys.exit(f"rank_snapshots: no step_*.pt snapshots in {', '.join(missing)} (stir-ros train --snapshot-every)")
     for run in args.runs:
         done = evaluate_run(run, data)
         names = sorted(done)
         curve = " ".join(f"{int(n[5:11])}:{done[n]['psnr']:.2f}" for n in names)
         tail = names[-args.last :]
-        score = sum(done[n]["psnr"] for n in tail) / max(len(tail), 1)
+        score = sum(done[n]["psnr"] for n in tail) / len(tail)
         print(f"{run.name}: score {score:.3f} dB (mean of {len(tail)} last snapshot(s)); curve {curve}")
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from stir_ros.core.errors import StirRosError
+
+    try:
+        sys.exit(main())
+    except StirRosError as err:  # bad data folder or weights file: one line, no traceback
+        sys.exit(f"rank_snapshots: {err}")

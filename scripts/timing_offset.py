@@ -94,4 +94,9 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from stir_ros.core.errors import StirRosError
+
+    try:
+        sys.exit(main())
+    except StirRosError as err:  # bad data folder or weights file: one line, no traceback
+        sys.exit(f"timing_offset: {err}")

@@ -324,3 +324,7 @@ def test_data_gap_script_recovers_a_known_low_pass() -> None:
     assert abs(f0 - 0.5) < 0.02 and abs(order - 3.6) < 0.3, (f0, order)
     _, same = gap.transfer(gt.numpy(), gt.numpy())
     assert np.allclose(same, 1.0) and all(np.isnan(gap.fit_lowpass(freqs, same)))
+    # The flow in time: linear through the measured ones and zero at the ground truth's time.
+    flows = {10: torch.ones(2, 2, 2), 20: 2 * torch.ones(2, 2, 2)}
+    for t, expected in ((0.0, 0.0), (5.0, 0.5), (15.0, 1.5), (25.0, 2.5), (-5.0, -0.5)):
+        assert torch.allclose(gap.flow_at(flows, 0.0, t), torch.full((2, 2, 2), expected)), t
