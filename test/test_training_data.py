@@ -306,8 +306,7 @@ def test_sharpness_and_motion_flags_reach_the_data_and_the_metadata(tmp_path: Pa
     assert ring.min_displacement == 6.0 and "moving layers shift>=6px" in describe(ring, None)
 
 
-def test_data_gap_script_recovers_a_known_low_pass() -> None:
-    """scripts/data_gap.py's measurement: a transfer function and its fit, on an image filtered by a known law."""
+def _data_gap_module():  # noqa: ANN202 - a module loaded from scripts/
     import importlib.util
 
     path = Path(__file__).resolve().parents[1] / "scripts" / "data_gap.py"
@@ -315,6 +314,12 @@ def test_data_gap_script_recovers_a_known_low_pass() -> None:
     assert spec is not None and spec.loader is not None
     gap = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(gap)
+    return gap
+
+
+def test_data_gap_script_recovers_a_known_low_pass() -> None:
+    """scripts/data_gap.py's measurement: a transfer function and its fit, on an image filtered by a known law."""
+    gap = _data_gap_module()
     gt = torch.from_numpy(np.random.default_rng(0).uniform(0, 1, (160, 224)).astype(np.float32))
     soft = spectral_lowpass(gt, 0.5).numpy()
     freqs, gains = gap.transfer(soft, gt.numpy())
@@ -328,3 +333,23 @@ def test_data_gap_script_recovers_a_known_low_pass() -> None:
     flows = {10: torch.ones(2, 2, 2), 20: 2 * torch.ones(2, 2, 2)}
     for t, expected in ((0.0, 0.0), (5.0, 0.5), (15.0, 1.5), (25.0, 2.5), (-5.0, -0.5)):
         assert torch.allclose(gap.flow_at(flows, 0.0, t), torch.full((2, 2, 2), expected)), t
+
+
+def test_data_gap_by_time_tells_a_low_pass_of_the_data() -> None:
+    """``data_gap.py --by-time``: spikes of the same scene match at every distance; a low-passed source does not."""
+    from stir_ros.core.simulator import ALPHA, simulate_spikes
+
+    gap = _data_gap_module()
+    rng = np.random.default_rng(3)
+    noise = torch.from_numpy(rng.uniform(0, 1, (160, 224)).astype(np.float32))
+    gt = (0.2 + 0.6 * spectral_lowpass(noise, 0.45)).clamp(0, 1).numpy()  # textured, inside (0, 1)
+    centre, gt_time = 60, 60.5
+    flows = {centre + dt: torch.full((160, 224, 2), 0.08 * (centre + dt - gt_time)) for dt in gap.FLOW_TIMES}
+    times = np.arange(2 * centre + 1)
+    same = simulate_spikes(gap.render(gt, flows, gt_time, times), alpha=ALPHA, seed=99)
+    soft = spectral_lowpass(torch.from_numpy(gt), 0.4).numpy()
+    blurred = simulate_spikes(gap.render(soft, flows, gt_time, times), alpha=ALPHA, seed=99)
+    for lo, hi, real, sim in gap.detail_by_time(same, gt, flows, gt_time):
+        assert 0.8 < real / sim < 1.25, (lo, hi, real, sim)
+    for lo, hi, real, sim in gap.detail_by_time(blurred, gt, flows, gt_time):
+        assert real / sim < 0.6, (lo, hi, real, sim)
