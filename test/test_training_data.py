@@ -337,8 +337,6 @@ def test_data_gap_script_recovers_a_known_low_pass() -> None:
 
 def test_data_gap_by_time_tells_a_low_pass_of_the_data() -> None:
     """``data_gap.py --by-time``: spikes of the same scene match at every distance; a low-passed source does not."""
-    from stir_ros.core.simulator import ALPHA, simulate_spikes
-
     gap = _data_gap_module()
     rng = np.random.default_rng(3)
     noise = torch.from_numpy(rng.uniform(0, 1, (160, 224)).astype(np.float32))
@@ -346,9 +344,8 @@ def test_data_gap_by_time_tells_a_low_pass_of_the_data() -> None:
     centre, gt_time = 60, 60.5
     flows = {centre + dt: torch.full((160, 224, 2), 0.08 * (centre + dt - gt_time)) for dt in gap.FLOW_TIMES}
     times = np.arange(2 * centre + 1)
-    same = simulate_spikes(gap.render(gt, flows, gt_time, times), alpha=ALPHA, seed=99)
-    soft = spectral_lowpass(torch.from_numpy(gt), 0.4).numpy()
-    blurred = simulate_spikes(gap.render(soft, flows, gt_time, times), alpha=ALPHA, seed=99)
+    same = gap.simulated(gt, flows, gt_time, times, seed=99)
+    blurred = gap.simulated(spectral_lowpass(torch.from_numpy(gt), 0.4).numpy(), flows, gt_time, times, seed=99)
     for lo, hi, real, sim in gap.detail_by_time(same, gt, flows, gt_time):
         assert 0.8 < real / sim < 1.25, (lo, hi, real, sim)
     for lo, hi, real, sim in gap.detail_by_time(blurred, gt, flows, gt_time):
