@@ -36,8 +36,14 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    import torch
+
+    Flows = dict[int, torch.Tensor]
 
 FLOW_TIMES = (-50, -40, -30, -20, -10, 10, 20, 30, 40, 50)  # frames from the centre frame
 AVERAGE = 21  # frames per spike-rate average (the flow's input)
@@ -56,14 +62,14 @@ def spikezoo_train_split() -> Path:
     return data
 
 
-def measured_flows(gt: np.ndarray, stream: np.ndarray, centre: int, alpha: float) -> dict[int, object]:
+def measured_flows(gt: np.ndarray, stream: np.ndarray, centre: int, alpha: float) -> Flows:
     """Flow ``g_t`` with ``I_t(p) ~ gt(p + g_t(p))`` at ``centre + FLOW_TIMES``."""
     import torch
 
     from stir_ros.training.video import optical_flow
 
     half = AVERAGE // 2
-    flows = {}
+    flows: Flows = {}
     for dt in FLOW_TIMES:
         t = centre + dt
         rate = stream[t - half : t + half + 1].mean(0) / alpha
@@ -71,7 +77,7 @@ def measured_flows(gt: np.ndarray, stream: np.ndarray, centre: int, alpha: float
     return flows
 
 
-def flow_at(flows: dict[int, object], gt_time: float, t: float):  # noqa: ANN201 - a torch tensor
+def flow_at(flows: Flows, gt_time: float, t: float) -> torch.Tensor:
     """Flow at time ``t``: linear between the measured times and zero at ``gt_time``.
 
     Beyond the first and the last measured time it is extrapolated linearly.
@@ -87,7 +93,7 @@ def flow_at(flows: dict[int, object], gt_time: float, t: float):  # noqa: ANN201
     return f0 * (1 - a) + f1 * a
 
 
-def render(gt: np.ndarray, flows: dict[int, object], gt_time: float, times: np.ndarray) -> np.ndarray:
+def render(gt: np.ndarray, flows: Flows, gt_time: float, times: np.ndarray) -> np.ndarray:
     import torch
 
     from stir_ros.training.video import warp
@@ -96,14 +102,14 @@ def render(gt: np.ndarray, flows: dict[int, object], gt_time: float, times: np.n
     return warp(torch.from_numpy(gt), field, 0, 0).numpy()
 
 
-def simulated(image: np.ndarray, flows: dict[int, object], gt_time: float, times: np.ndarray, seed: int) -> np.ndarray:
+def simulated(image: np.ndarray, flows: Flows, gt_time: float, times: np.ndarray, seed: int) -> np.ndarray:
     """Spikes of ``image`` moved along ``flows`` (this package's simulator, the sensor's alpha)."""
     from stir_ros.core.simulator import ALPHA, simulate_spikes
 
     return simulate_spikes(render(image, flows, gt_time, times), alpha=ALPHA, seed=seed)
 
 
-def compensated_average(frames: np.ndarray, flows: dict[int, object], gt_time: float, times: np.ndarray,
+def compensated_average(frames: np.ndarray, flows: Flows, gt_time: float, times: np.ndarray,
                         alpha: float) -> np.ndarray:  # fmt: skip
     """Every spike frame warped back to the ground truth's time along the flow, averaged, / alpha."""
     import torch
@@ -132,7 +138,7 @@ def transfer(estimate: np.ndarray, gt: np.ndarray) -> tuple[np.ndarray, np.ndarr
     return 0.5 * (edges[1:] + edges[:-1]), np.array(gains)
 
 
-def detail_by_time(stream: np.ndarray, gt: np.ndarray, flows: dict[int, object], gt_time: float, seeds: int = 3,
+def detail_by_time(stream: np.ndarray, gt: np.ndarray, flows: Flows, gt_time: float, seeds: int = 3,
                    ) -> list[tuple[int, int, float, float]]:  # fmt: skip
     """High-band detail of single real and simulated frames by distance from ``gt_time``.
 

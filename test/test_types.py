@@ -33,13 +33,16 @@ def test_mypy_passes() -> None:
 
 
 def test_the_type_check_is_live(tmp_path: Path) -> None:
-    """mypy.ini is read: a wrong assignment in a function without annotations is reported."""
+    """mypy.ini is read: a wrong assignment in an unannotated function is reported, also in scripts/."""
     core = tmp_path / "stir_ros" / "core"
     core.mkdir(parents=True)
     (tmp_path / "stir_ros" / "__init__.py").write_text("")
     (core / "__init__.py").write_text("")
     (core / "bad.py").write_text('def f():\n    size: int = "large"\n    return size\n')
+    (tmp_path / "scripts").mkdir()
+    (tmp_path / "scripts" / "tool.py").write_text('def g():\n    count: int = "many"\n    return count\n')
     shutil.copy(ROOT / "mypy.ini", tmp_path / "mypy.ini")
     out = subprocess.run(_mypy(), cwd=tmp_path, capture_output=True, text=True, timeout=900)
     assert out.returncode == 1, out.stdout + out.stderr
     assert "stir_ros/core/bad.py:2: error" in out.stdout and "[assignment]" in out.stdout, out.stdout
+    assert "scripts/tool.py:2: error" in out.stdout, out.stdout
