@@ -29,10 +29,11 @@ from typing import Any
 
 import numpy as np
 
-from stir_ros.core.defaults import ALPHA, BACKENDS, METHODS, PRECISIONS
+from stir_ros.core.defaults import ALPHA, BACKENDS, FRAME_RATE_HZ, METHODS, PRECISIONS
 from stir_ros.core.dat import centre_window
 from stir_ros.core.errors import ConfigError
 from stir_ros.core.metrics import psnr, ssim
+from stir_ros.core.sensor_model import SensorModel, add_faults
 
 __all__ = ["add_arguments", "run", "find_pairs", "load_gt", "evaluate", "spikezoo_ssim", "spikezoo_data"]
 
@@ -129,8 +130,15 @@ def evaluate(
     precision: str = "fp32",
     save_images: str | None = None,
     backend: str = "torch",
+    faults: SensorModel | None = None,
+    fault_seed: int = 0,
+    frame_rate_hz: float = FRAME_RATE_HZ,
 ) -> dict[str, Any]:
     """Evaluate ``methods`` on every clip of ``data_dir``.
+
+    ``faults`` adds a sensor's dark-current spikes, hot and dead pixels to each clip's window
+    (:func:`~stir_ros.core.sensor_model.add_faults`, seeded by ``fault_seed`` and the clip's
+    place in the folder; dark rates at ``frame_rate_hz``) before any method sees it.
 
     Returns:
         ``{"data_dir", "alpha", "skipped", "methods": {name: {"psnr", "ssim", "ssim_gaussian",
@@ -152,9 +160,11 @@ def evaluate(
         )  # fmt: skip
         engine = ReconstructionEngine(cfg)
         clips, seconds = [], 0.0
-        for name, dat, _ in pairs:
+        for index, (name, dat, _) in enumerate(pairs):
             gt = gts[name]
             window = centre_window(dat, gt.shape[0], gt.shape[1], engine.window_length)
+            if faults is not None and not faults.is_ideal:
+                window = add_faults(window, faults, frame_rate_hz, seed=fault_seed * 1000 + index)
             engine.warmup(gt.shape[0], gt.shape[1])  # not timed: once per size
             start = time.perf_counter()
             image = engine.reconstruct(window[None])[0]

@@ -58,6 +58,9 @@ DRIVER_PARAMETERS: tuple[ParamSpec, ...] = (
     ParamSpec("sim_alpha", defaults.ALPHA, "Simulated sensor alpha (firing rate at intensity 1)."),
     ParamSpec("sim_max_speed", 0.02, "Peak speed of the simulated scene, pixels per frame."),
     ParamSpec("sim_noise_std", 0.0, "Noise of the simulated integrate-and-fire increments."),
+    ParamSpec("sim_sensor", "ideal", "Simulated sensor's imperfections: a preset ('ideal', 'realistic') and/or "
+              "FIELD=VALUE words (dark_rate_hz, dark_rate_spread, gain_spread, threshold_spread, shot_electrons, "
+              "threshold_jitter, hot_fraction, dead_fraction), e.g. 'realistic dark_rate_hz=40'."),
 )
 
 RECONSTRUCTOR_PARAMETERS: tuple[ParamSpec, ...] = (

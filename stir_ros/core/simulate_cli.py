@@ -15,6 +15,7 @@ import sys
 
 from stir_ros.core import defaults
 from stir_ros.core.errors import ConfigError
+from stir_ros.core.sensor_model import SensorModel, parse_sensor
 
 __all__ = ["add_arguments", "run", "write_simulated_dat"]
 
@@ -28,19 +29,26 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--alpha", type=float, default=defaults.ALPHA, help=f"sensor alpha (default {defaults.ALPHA:g})")
     parser.add_argument("--max-speed", type=float, default=0.02, help="peak scene speed, pixels per frame")
     parser.add_argument("--noise-std", type=float, default=0.0, help="noise of the integrate-and-fire increments")
+    parser.add_argument("--sensor", nargs="+", default=["ideal"], metavar="PRESET|FIELD=VALUE",
+                        help="the sensor's imperfections: a preset (ideal, realistic) and/or FIELD=VALUE changes "
+                             "(dark_rate_hz, dark_rate_spread, gain_spread, threshold_spread, shot_electrons, "
+                             "threshold_jitter, hot_fraction, dead_fraction); dark rates at --frame-rate-hz")  # fmt: skip
+    parser.add_argument("--frame-rate-hz", type=float, default=defaults.FRAME_RATE_HZ,
+                        help="sensor frame rate (sets the scene's time and the dark rate per frame)")  # fmt: skip
     parser.add_argument("--seed", type=int, default=0)
 
 
 def write_simulated_dat(path: str, frames: int, height: int, width: int, *, alpha: float = defaults.ALPHA,
-                        max_speed: float = 0.02, noise_std: float = 0.0, seed: int = 0) -> int:
+                        max_speed: float = 0.02, noise_std: float = 0.0, seed: int = 0,
+                        sensor: SensorModel | None = None, frame_rate_hz: float = defaults.FRAME_RATE_HZ) -> int:
     """Write ``frames`` simulated frames to ``path``; returns the number written."""
     if frames < 1:
         raise ConfigError(f"--frames must be >= 1, got {frames}")
     from stir_ros.core.dat import DatWriter
     from stir_ros.core.sources import SimSource
 
-    source = SimSource(height, width, alpha=alpha, seed=seed, max_speed=max_speed, noise_std=noise_std,
-                       max_frames=frames)  # fmt: skip
+    source = SimSource(height, width, frame_rate_hz, alpha=alpha, seed=seed, max_speed=max_speed,
+                       noise_std=noise_std, max_frames=frames, sensor=sensor)  # fmt: skip
     written = 0
     with DatWriter(path, height, width) as writer:
         while written < frames:
@@ -55,7 +63,8 @@ def write_simulated_dat(path: str, frames: int, height: int, width: int, *, alph
 def run(args: argparse.Namespace) -> int:
     """Run ``stir-ros simulate``."""
     n = write_simulated_dat(args.output, args.frames, args.height, args.width, alpha=args.alpha,
-                            max_speed=args.max_speed, noise_std=args.noise_std, seed=args.seed)  # fmt: skip
-    print(f"wrote {n} frames of {args.height}x{args.width} to '{args.output}' "
-          f"(frame rate is up to the reader: e.g. --frame-rate-hz {defaults.FRAME_RATE_HZ:g})", file=sys.stderr)
+                            max_speed=args.max_speed, noise_std=args.noise_std, seed=args.seed,
+                            sensor=parse_sensor(args.sensor), frame_rate_hz=args.frame_rate_hz)  # fmt: skip
+    print(f"wrote {n} frames of {args.height}x{args.width} to '{args.output}' (sensor: "
+          f"{parse_sensor(args.sensor).describe()}; read it at --frame-rate-hz {args.frame_rate_hz:g})", file=sys.stderr)
     return 0

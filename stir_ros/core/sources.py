@@ -38,6 +38,7 @@ from stir_ros.core.defaults import ALPHA
 from stir_ros.core.dat import DatReader
 from stir_ros.core.errors import ConfigError, DatFileError
 from stir_ros.core.optional import torch_missing, torch_required
+from stir_ros.core.sensor_model import SensorModel
 from stir_ros.core.packing import ENCODING_VIDAR_BITPACKED, decode_payload, encode_frames, packed_frame_bytes
 
 __all__ = ["SpikeBlock", "SpikeSource", "DatSource", "SimSource"]
@@ -174,6 +175,7 @@ class SimSource:
         max_speed: float = 0.02,
         noise_std: float = 0.0,
         max_frames: int = 0,
+        sensor: SensorModel | None = None,
     ) -> None:
         """Create the source.
 
@@ -186,6 +188,8 @@ class SimSource:
             max_speed: Peak scene speed in pixels per frame.
             noise_std: Noise of the integrate-and-fire increments.
             max_frames: End the stream after this many frames (0: never).
+            sensor: A real sensor's imperfections (:mod:`stir_ros.core.sensor_model`; ``None``:
+                the ideal sensor), seeded with ``seed``.
         """
         try:  # torch only when simulating: a robot without the stir extra still replays files
             from stir_ros.core.scenes import MovingScene
@@ -202,7 +206,8 @@ class SimSource:
         self.alpha = float(alpha)
         self.max_frames = int(max_frames)
         self.scene = MovingScene(self.height, self.width, max_speed=max_speed, seed=seed)
-        self.sensor = IntegrateAndFire(self.height, self.width, alpha=alpha, noise_std=noise_std, seed=seed)
+        self.sensor = IntegrateAndFire(self.height, self.width, alpha=alpha, noise_std=noise_std, seed=seed,
+                                       sensor=sensor, frame_rate_hz=self.frame_rate_hz)  # fmt: skip
         self.frames_read = 0
 
     def read(self, max_frames: int) -> SpikeBlock | None:

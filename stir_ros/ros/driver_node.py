@@ -40,6 +40,7 @@ from stir_ros.core.defaults import ALPHA
 from stir_ros.core import defaults
 from stir_ros.core.errors import ConfigError, StirRosError
 from stir_ros.core.packing import ENCODING_VIDAR_BITPACKED, ENCODINGS, decode_payload, encode_frames, payload_size
+from stir_ros.core.sensor_model import parse_sensor
 from stir_ros.core.sources import DatSource, SimSource, SpikeSource
 from stir_ros.core.throughput import ModeVerdict, PublishMeter, probe, verdict
 from stir_ros.msg import SpikePacket
@@ -92,6 +93,7 @@ class DriverSettings:
     sim_alpha: float = ALPHA
     sim_max_speed: float = 0.02
     sim_noise_std: float = 0.0
+    sim_sensor: str = "ideal"
 
     def __post_init__(self) -> None:
         if self.source not in ("dat", "sim"):
@@ -108,6 +110,9 @@ class DriverSettings:
             raise ConfigError(f"max_frames must be >= 0, got {self.max_frames}")
         if self.encoding not in ENCODINGS:
             raise ConfigError(f"encoding must be one of {ENCODINGS}, got {self.encoding!r}")
+        if len(self.sim_sensor) > 1000:
+            raise ConfigError(f"sim_sensor must be at most 1000 characters, got {len(self.sim_sensor)}")
+        parse_sensor(self.sim_sensor.split())  # a bad model is refused here, before the node starts
 
     @classmethod
     def from_mapping(cls, values: dict[str, Any]) -> DriverSettings:
@@ -122,7 +127,7 @@ def make_source(s: DriverSettings) -> SpikeSource:
         return DatSource(s.dat_path, s.height, s.width, s.frame_rate_hz, loop=s.loop)
     return SimSource(
         s.height, s.width, s.frame_rate_hz, alpha=s.sim_alpha, seed=s.sim_seed,
-        max_speed=s.sim_max_speed, noise_std=s.sim_noise_std,
+        max_speed=s.sim_max_speed, noise_std=s.sim_noise_std, sensor=parse_sensor(s.sim_sensor.split()),
     )  # fmt: skip
 
 

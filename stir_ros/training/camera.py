@@ -36,6 +36,7 @@ from stir_ros.core.defaults import ALPHA
 from stir_ros.core.errors import ConfigError
 from stir_ros.core.rng import make_generator, rand
 from stir_ros.core.scenes import soft_ellipses
+from stir_ros.core.sensor_model import SensorModel
 from stir_ros.core.simulator import simulate_spikes
 
 __all__ = ["CameraConfig", "CameraScene", "heavy_tail", "make_camera_batch", "render_camera_scene"]
@@ -359,6 +360,7 @@ def make_camera_batch(
     generator: torch.Generator | None = None,
     device: str | torch.device = "cpu",
     noise_std: float = 0.0,
+    sensor: SensorModel | None = None,
     threshold: float = 1.0,
     config: CameraConfig | None = None,
     cutouts: Sequence[torch.Tensor] | None = None,
@@ -371,7 +373,8 @@ def make_camera_batch(
     """
     gen = make_generator(None, generator, "cpu")
     scene = render_camera_scene(images, batch, window_length, height, width, config, gen, cutouts, device)
-    spikes = simulate_spikes(scene.frames, alpha=alpha, threshold=threshold, noise_std=noise_std, generator=gen)
+    spikes = simulate_spikes(scene.frames, alpha=alpha, threshold=threshold, noise_std=noise_std, generator=gen,
+                             sensor=sensor)
     centre = window_length // 2
     return spikes.float(), scene.frames[:, centre : centre + 1].contiguous()
 

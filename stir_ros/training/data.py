@@ -27,6 +27,7 @@ import numpy as np
 import torch
 
 from stir_ros.core.errors import ConfigError
+from stir_ros.core.sensor_model import SensorModel
 from stir_ros.training.camera import CameraConfig, make_camera_batch
 from stir_ros.training.scenes import load_images, make_training_batch
 
@@ -96,6 +97,11 @@ class DataConfig:
             spikes carry the detail of frames filtered so, with cutoffs 0.46-0.72 (model card).
         min_displacement: Smallest first-to-last-frame shift of a moving layer, pixels (layer
             scenes, ``"uniform"`` motion; 0: uniform in the whole disc of ``max_displacement``).
+        sensor_max: The most a real sensor adds (:class:`~stir_ros.core.sensor_model.SensorModel`,
+            dark rates at 20 kHz); ``None``: every sample from the ideal sensor. A noisy sample
+            draws each level of dark rate, gain and threshold spread, jitter and defect fractions
+            uniformly from zero to this; ``dark_rate_spread`` and ``shot_electrons`` are taken as they are.
+        sensor_fraction: Share of the samples simulated with a drawn sensor (the rest ideal).
     """
 
     window_length: int = 61
@@ -120,8 +126,14 @@ class DataConfig:
     input_blur: float = 0.0
     input_lowpass: tuple[float, float] | None = None
     min_displacement: float = 0.0
+    sensor_max: SensorModel | None = None
+    sensor_fraction: float = 0.0
 
     def __post_init__(self) -> None:
+        if not 0.0 <= self.sensor_fraction <= 1.0:
+            raise ConfigError(f"sensor_fraction must be in [0, 1], got {self.sensor_fraction}")
+        if self.sensor_fraction > 0 and self.sensor_max is None:
+            raise ConfigError("sensor_fraction > 0 needs sensor_max (the most a sensor adds)")
         if self.scene not in SCENE_MODELS:
             raise ConfigError(f"scene must be one of {', '.join(SCENE_MODELS)}, got {self.scene!r}")
         if self.motion not in MOTION_MODELS:
@@ -234,11 +246,23 @@ class SyntheticSpikeData:
     def _uniform(self, lo: float, hi: float) -> float:
         return lo + (hi - lo) * float(torch.rand((), generator=self.generator))
 
+    def _draw_sensor(self) -> SensorModel | None:
+        """The sensor of one sample: ``None`` (ideal) or levels drawn up to ``sensor_max``."""
+        cfg = self.config
+        if cfg.sensor_max is None or cfg.sensor_fraction <= 0:
+            return None  # no draw: the stream is the same as before sensors existed
+        if float(torch.rand((), generator=self.generator)) >= cfg.sensor_fraction:
+            return None
+        top = cfg.sensor_max
+        scaled = ("dark_rate_hz", "gain_spread", "threshold_spread", "threshold_jitter", "hot_fraction", "dead_fraction")
+        return top.replace(**{name: getattr(top, name) * self._uniform(0.0, 1.0) for name in scaled})
+
     def sample(self, batch: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Draw one batch; each sample has its own alpha, layer count and noise level."""
         cfg = self.config
         spikes, targets, alphas = [], [], []
         for _ in range(batch):
+            sensor = self._draw_sensor()
             # Drawn only when videos are on: without them the stream is the same as before they existed.
             if self.clips is not None and float(torch.rand((), generator=self.generator)) < cfg.video_fraction:
                 from stir_ros.training.video import make_video_batch
@@ -247,7 +271,7 @@ class SyntheticSpikeData:
                 noise = self._uniform(0.0, cfg.max_noise_std)
                 s, gt = make_video_batch(
                     self.clips, 1, cfg.window_length, cfg.crop, cfg.crop, alpha=alpha, generator=self.generator,
-                    device=self.device, noise_std=noise, max_displacement=cfg.max_displacement,
+                    device=self.device, noise_std=noise, sensor=sensor, max_displacement=cfg.max_displacement,
                     texture_candidates=cfg.texture_candidates, target_offset=cfg.target_offset,
                 )  # fmt: skip
                 spikes.append(s)
@@ -259,7 +283,7 @@ class SyntheticSpikeData:
                 noise = self._uniform(0.0, cfg.max_noise_std)
                 s, gt = make_camera_batch(
                     self.images, 1, cfg.window_length, cfg.crop, cfg.crop, alpha=alpha, generator=self.generator,
-                    device=self.device, noise_std=noise, config=cfg.camera, cutouts=self.cutouts,
+                    device=self.device, noise_std=noise, sensor=sensor, config=cfg.camera, cutouts=self.cutouts,
                 )  # fmt: skip
                 spikes.append(s)
                 targets.append(gt * alpha)
@@ -272,7 +296,7 @@ class SyntheticSpikeData:
                 self.images, 1, cfg.window_length, cfg.crop, cfg.crop, alpha=alpha,
                 generator=self.generator, device=self.device, num_layers=layers,
                 max_displacement=cfg.max_displacement, max_rotation=cfg.max_rotation,
-                max_zoom=cfg.max_zoom, static_prob=cfg.static_prob, noise_std=noise,
+                max_zoom=cfg.max_zoom, static_prob=cfg.static_prob, noise_std=noise, sensor=sensor,
                 motion=cfg.motion, texture_candidates=cfg.texture_candidates, target_offset=cfg.target_offset,
                 curvature=cfg.curvature, input_blur=cfg.input_blur, input_lowpass=cfg.input_lowpass,
                 min_displacement=cfg.min_displacement,
@@ -410,6 +434,8 @@ def describe(config: DataConfig, folders: Sequence[str] | None, skimage: bool = 
         extras += f"; path curvature x{config.curvature:g}"
     if config.target_offset:
         extras += f"; target {config.target_offset:+g} frame after the centre frame"
+    if config.sensor_max is not None and config.sensor_fraction > 0:
+        extras += f"; {config.sensor_fraction:.0%} of the samples from a sensor of up to {config.sensor_max.describe()}"
     if config.scene == "camera":
         objects = f"cut-outs from {Path(config.cutouts).name}" if config.cutouts else "soft-ellipse objects"
         return (

@@ -25,6 +25,7 @@ from stir_ros.core.defaults import ALPHA
 from stir_ros.core.errors import ConfigError, SpikeFormatError
 from stir_ros.core.rng import make_generator, rand
 from stir_ros.core.scenes import Trajectory, render_moving_layers, soft_ellipses
+from stir_ros.core.sensor_model import SensorModel
 from stir_ros.core.simulator import simulate_spikes
 
 __all__ = [
@@ -214,6 +215,7 @@ def make_training_batch(
     max_zoom: float = 0.0,
     static_prob: float = 0.1,
     noise_std: float = 0.0,
+    sensor: SensorModel | None = None,
     threshold: float = 1.0,
     motion: str = "uniform",
     texture_candidates: int = 1,
@@ -244,6 +246,7 @@ def make_training_batch(
         max_zoom: Largest relative zoom per window.
         static_prob: Probability that a layer does not move.
         noise_std: Noise of the integrate-and-fire increments.
+        sensor: A real sensor's imperfections added by the simulator (``None``: the ideal sensor).
         threshold: Firing threshold.
         motion: Displacement distribution of :func:`random_trajectory`.
         texture_candidates: Crop positions drawn per layer; the one with the largest mean
@@ -324,7 +327,8 @@ def make_training_batch(
         cutoffs = low + rand((batch,), gen, "cpu") * (high - low)
         intensity = torch.stack([spectral_lowpass(x, float(c)) for x, c in zip(intensity, cutoffs, strict=True)])
         intensity.clamp_(0.0, 1.0)  # the filter rings at hard edges: 0.5 % of photograph pixels leave [0, 1]
-    spikes = simulate_spikes(intensity, alpha=alpha, threshold=threshold, noise_std=noise_std, generator=gen)
+    spikes = simulate_spikes(intensity, alpha=alpha, threshold=threshold, noise_std=noise_std, generator=gen,
+                             sensor=sensor)
     return spikes.float(), target
 
 

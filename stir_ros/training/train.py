@@ -41,6 +41,7 @@ from torch import Tensor, nn
 from stir_ros.core.defaults import ALPHA
 from stir_ros.core.errors import ConfigError
 from stir_ros.core.metrics import psnr
+from stir_ros.core.sensor_model import parse_sensor
 from stir_ros.models import build_model, read_checkpoint, save_checkpoint
 from stir_ros.models.checkpoint import check_weights_file
 from stir_ros.training.camera import CameraConfig
@@ -138,6 +139,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "cutoff drawn per sample in [LOW, HIGH] cycles per pixel (the target stays sharp); "
                              "the Spike-Zoo REDS-derived clips measure 0.46-0.72 and 0.55 0.7 trained best "
                              "(model card). Default: off")
+    parser.add_argument("--sensor-max", nargs="+", default=None, metavar="PRESET|FIELD=VALUE",
+                        help="the most a real sensor adds to a sample (a preset such as 'realistic' and/or fields "
+                             "of stir_ros.core.sensor_model.SensorModel, dark rates at 20 kHz); each noisy sample "
+                             "draws its levels from zero up to these")  # fmt: skip
+    parser.add_argument("--sensor-fraction", type=float, default=None, metavar="P",
+                        help="share of the samples from a drawn real sensor (default with --sensor-max: 0.75)")
     parser.add_argument("--no-skimage", action="store_true",
                         help="train on --images only, without scikit-image's bundled photographs")
     parser.add_argument("--image-max-size", type=int, default=512,
@@ -327,7 +334,7 @@ def _data_config(args: argparse.Namespace, crop: int) -> DataConfig:
         input_blur=getattr(args, "input_blur", 0.0),
         input_lowpass=tuple(args.input_lowpass) if getattr(args, "input_lowpass", None) else None,
         min_displacement=getattr(args, "min_displacement", 0.0),
-        **_video_fields(args),
+        **_video_fields(args), **_sensor_fields(args),
     )  # fmt: skip
 
 
@@ -341,6 +348,17 @@ def _validation_config(args: argparse.Namespace) -> DataConfig:
     return DataConfig(window_length=args.window_length, crop=args.val_crop, max_layers=args.max_layers,
                       max_displacement=args.max_displacement, max_noise_std=args.max_noise_std,
                       target_offset=getattr(args, "target_offset", 0.0))  # fmt: skip
+
+
+def _sensor_fields(args: argparse.Namespace) -> dict[str, Any]:
+    """DataConfig's sensor fields: only with --sensor-max (otherwise the ideal sensor)."""
+    spec = getattr(args, "sensor_max", None)
+    fraction = getattr(args, "sensor_fraction", None)
+    if not spec:
+        if fraction is not None:
+            raise ConfigError("--sensor-fraction needs --sensor-max (the most a sensor adds)")
+        return {}
+    return {"sensor_max": parse_sensor(spec), "sensor_fraction": 0.75 if fraction is None else fraction}
 
 
 def _video_fields(args: argparse.Namespace) -> dict[str, Any]:

@@ -34,6 +34,7 @@ import torch.nn.functional as F
 from stir_ros.core.defaults import ALPHA
 from stir_ros.core.errors import ConfigError
 from stir_ros.core.rng import make_generator, rand
+from stir_ros.core.sensor_model import SensorModel
 from stir_ros.core.simulator import simulate_spikes
 from stir_ros.training.scenes import load_images, mean_gradient
 
@@ -141,6 +142,7 @@ def make_video_batch(
     generator: torch.Generator | None = None,
     device: str | torch.device = "cpu",
     noise_std: float = 0.0,
+    sensor: SensorModel | None = None,
     threshold: float = 1.0,
     max_displacement: float = 16.0,
     texture_candidates: int = 1,
@@ -159,6 +161,7 @@ def make_video_batch(
         generator: Random source.
         device: Device of the results.
         noise_std: Noise of the integrate-and-fire increments.
+        sensor: A real sensor's imperfections added by the simulator (``None``: the ideal sensor).
         threshold: Firing threshold.
         max_displacement: Largest first-to-last-frame displacement of the fastest part of a crop
             (the drawn displacement is uniform up to this; the clip's own motion caps it).
@@ -210,5 +213,5 @@ def make_video_batch(
     intensity = torch.stack(frames_out).to(device).clamp_(0.0, 1.0)
     target = intensity[:, window_length:].contiguous()
     spikes = simulate_spikes(intensity[:, :window_length], alpha=alpha, threshold=threshold, noise_std=noise_std,
-                             generator=gen)  # fmt: skip
+                             generator=gen, sensor=sensor)  # fmt: skip
     return spikes.float(), target
