@@ -3,7 +3,7 @@
 # SPDX-License-Identifier: Apache-2.0
 """Rank training runs by their snapshots on a Spike-Zoo style evaluation folder.
 
-    python scripts/rank_snapshots.py RUN_DIR [RUN_DIR ...] [--data DATA_DIR] [--last 3]
+    python scripts/rank_snapshots.py RUN_DIR [RUN_DIR ...] [--data DATA_DIR] [--last 3] [--sensor FIELD=VALUE ...]
 
 Every ``step_*.pt`` snapshot of each run (EMA weights when the run used ``--ema``) is evaluated
 with ``stir-ros eval``'s code (the node's engine, fp32, CPU) and cached in
@@ -11,7 +11,9 @@ with ``stir-ros eval``'s code (the node's engine, fp32, CPU) and cached in
 single snapshots scatter by about +-0.5 dB on two clips, too much to rank recipes by.
 
 Without ``--data`` the two REDS-derived clips of Spike-Zoo's ``base/train`` split (installed with
-the test tools) are used; they are for evaluation only, never for training.
+the test tools) are used; they are for evaluation only, never for training. ``--sensor`` scores
+the snapshots on the clips with a sensor's dark, hot and dead pixels added (``stir-ros eval
+--faults``' faults, seeds 0 and 1), cached under their own key.
 """
 
 from __future__ import annotations
@@ -31,17 +33,20 @@ def spikezoo_train_split() -> Path:
     return data
 
 
-def evaluate_run(run: Path, data: Path) -> dict[str, dict[str, float]]:
-    from stir_ros.evaluation import evaluate
+def evaluate_run(run: Path, data: Path, sensor: list[str] | None = None) -> dict[str, dict[str, float]]:
+    from stir_ros.core.sensor_model import SensorModel, parse_sensor
+    from stir_ros.evaluation import evaluate_faults
 
+    model = parse_sensor(sensor) if sensor else SensorModel()
     cache_file = run / "snapshot_eval.json"
     cache = json.loads(cache_file.read_text()) if cache_file.is_file() else {}
-    key = str(data.resolve())
+    key = str(data.resolve()) + ("" if model.is_ideal else f" + {model.describe()}")
     done = cache.setdefault(key, {})
     for snap in sorted(run.glob("step_*.pt")):
         if snap.name in done:
             continue
-        result = evaluate(data, ["stir"], weights=str(snap), device="cpu")["methods"]["stir"]
+        faults = evaluate_faults(data, ["stir"], [("", model)], seeds=(0, 1), weights=str(snap), device="cpu")
+        result = faults["conditions"][0]["methods"]["stir"]
         done[snap.name] = {"psnr": result["psnr"], "ssim": result["ssim"]}
         print(f"{run.name} {snap.name}: {result['psnr']:.3f} dB / {result['ssim']:.4f}", flush=True)
         cache_file.write_text(json.dumps(cache, indent=1) + "\n")
@@ -53,6 +58,8 @@ def main() -> int:
     parser.add_argument("runs", nargs="+", type=Path, metavar="RUN_DIR")
     parser.add_argument("--data", type=Path, default=None, help="spike/*.dat + gt/*.png folder")
     parser.add_argument("--last", type=int, default=3, help="snapshots averaged into the score")
+    parser.add_argument("--sensor", nargs="+", default=None, metavar="FIELD=VALUE",
+                        help="score with these faults added (dark_rate_hz, dark_rate_spread, hot_fraction, dead_fraction)")
     args = parser.parse_args()
     data = args.data or spikezoo_train_split()
     if args.last < 1:
@@ -61,7 +68,7 @@ def main() -> int:
     if missing:  # before any evaluation: a typo must not read as a score of 0 dB
         sys.exit(f"rank_snapshots: no step_*.pt snapshots in {', '.join(missing)} (stir-ros train --snapshot-every)")
     for run in args.runs:
-        done = evaluate_run(run, data)
+        done = evaluate_run(run, data, args.sensor)
         names = sorted(done)
         curve = " ".join(f"{int(n[5:11])}:{done[n]['psnr']:.2f}" for n in names)
         tail = names[-args.last :]

@@ -33,9 +33,12 @@ from stir_ros.core.defaults import ALPHA, BACKENDS, FRAME_RATE_HZ, METHODS, PREC
 from stir_ros.core.dat import centre_window
 from stir_ros.core.errors import ConfigError
 from stir_ros.core.metrics import psnr, ssim
-from stir_ros.core.sensor_model import SensorModel, add_faults
+from stir_ros.core.sensor_model import FAULT_CONDITIONS, SensorModel, add_faults, parse_sensor
 
-__all__ = ["add_arguments", "run", "find_pairs", "load_gt", "evaluate", "spikezoo_ssim", "spikezoo_data"]
+__all__ = [
+    "add_arguments", "run", "find_pairs", "load_gt", "evaluate", "evaluate_faults", "format_fault_table",
+    "spikezoo_ssim", "spikezoo_data",
+]  # fmt: skip
 
 
 
@@ -54,6 +57,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="stir inference: torch (CPU/CUDA) or openvino (CPU)")  # fmt: skip
     parser.add_argument("--json", metavar="OUT.json", help="write the results here")
     parser.add_argument("--save-images", metavar="DIR", help="write each reconstruction as a PNG")
+    parser.add_argument("--faults", action="store_true",
+                        help="score each method under each defect class at stated levels (dark-current spikes, "
+                             "hot and dead pixels added to the recorded spikes): what a real sensor costs")  # fmt: skip
+    parser.add_argument("--sensor", nargs="+", default=None, metavar="FIELD=VALUE",
+                        help="with --faults, also score your own sensor's levels (dark_rate_hz, dark_rate_spread, "
+                             "hot_fraction, dead_fraction), e.g. --sensor dark_rate_hz=25 hot_fraction=0.002")  # fmt: skip
+    parser.add_argument("--fault-seeds", type=int, nargs="+", default=[0, 1], metavar="SEED",
+                        help="with --faults, the seeds of the added faults; scores are averaged over them")  # fmt: skip
+    parser.add_argument("--frame-rate-hz", type=float, default=FRAME_RATE_HZ,
+                        help="the data's frame rate, which turns dark rates in Hz into rates per frame")  # fmt: skip
 
 
 def spikezoo_data(split: str = "train") -> Path | None:
@@ -197,6 +210,55 @@ def evaluate(
     return results
 
 
+def evaluate_faults(
+    data_dir: str | Path,
+    methods: Sequence[str],
+    conditions: Sequence[tuple[str, SensorModel]] = FAULT_CONDITIONS,
+    seeds: Sequence[int] = (0, 1),
+    log: Any = None,
+    **options: Any,
+) -> dict[str, Any]:
+    """:func:`evaluate` under each fault condition, averaged over ``seeds``.
+
+    Returns:
+        ``{"data_dir", "seeds", "conditions": [{"name", "sensor", "methods": {method: {"psnr",
+        "ssim"}}}]}``; a clean condition is scored once (it has no randomness).
+    """
+    if not seeds:
+        raise ConfigError("--fault-seeds needs at least one seed")
+    out: dict[str, Any] = {"data_dir": str(data_dir), "seeds": list(seeds), "conditions": []}
+    for name, model in conditions:
+        runs = [evaluate(data_dir, methods, faults=model, fault_seed=seed, **options)
+                for seed in (seeds if not model.is_ideal else seeds[:1])]  # fmt: skip
+        scores = {
+            method: {key: float(np.mean([r["methods"][method][key] for r in runs])) for key in ("psnr", "ssim")}
+            for method in methods
+        }
+        out["conditions"].append({"name": name, "sensor": model.describe(), "methods": scores})
+        if log is not None:
+            log(f"{name}: " + ", ".join(f"{m} {s['psnr']:.2f} dB" for m, s in scores.items()))
+    return out
+
+
+def format_fault_table(results: dict[str, Any]) -> str:
+    """Markdown table: one row per condition, PSNR / SSIM per method and each method's loss against clean."""
+    conditions = results["conditions"]
+    methods = list(conditions[0]["methods"])
+    clean = next((c for c in conditions if c["sensor"] == "ideal"), None)
+    head = "| spikes | " + " | ".join(f"{m} dB / SSIM" for m in methods) + " |"
+    rows = [head, "|---|" + "---|" * len(methods)]
+    for cond in conditions:
+        cells = []
+        for m in methods:
+            score = cond["methods"][m]
+            cell = f"{score['psnr']:.2f} / {score['ssim']:.3f}"
+            if clean is not None and cond is not clean:
+                cell += f" ({score['psnr'] - clean['methods'][m]['psnr']:+.2f})"
+            cells.append(cell)
+        rows.append(f"| {cond['name']} | " + " | ".join(cells) + " |")
+    return "\n".join(rows)
+
+
 def format_table(results: dict[str, Any]) -> str:
     """Markdown table: one row per method, mean PSNR/SSIM and the per-clip PSNR."""
     methods = results["methods"]
@@ -219,13 +281,27 @@ def run(args: argparse.Namespace) -> int:
         from stir_ros.models.checkpoint import check_weights_file
 
         check_weights_file(args.weights, args.window_length or None)
-    results = evaluate(
-        args.data_dir, methods, weights=args.weights, alpha=args.alpha, window_length=args.window_length,
-        device=args.device, precision=args.precision, save_images=args.save_images, backend=args.backend,
-    )  # fmt: skip
-    for line in results["skipped"]:
-        print(f"warning: {line}", file=sys.stderr)
-    print(format_table(results))
+    options = dict(weights=args.weights, alpha=args.alpha, window_length=args.window_length, device=args.device,
+                   precision=args.precision, backend=args.backend, frame_rate_hz=args.frame_rate_hz)  # fmt: skip
+    if getattr(args, "sensor", None) and not args.faults:
+        raise ConfigError("--sensor is scored with --faults")
+    if args.faults:
+        if args.save_images:
+            raise ConfigError("--save-images does not go with --faults (one image per condition and seed)")
+        conditions = list(FAULT_CONDITIONS)
+        if args.sensor:
+            model = parse_sensor(args.sensor)
+            conditions.append((f"your sensor: {model.describe()}", model))
+        for line in unpaired(args.data_dir):
+            print(f"warning: {line}", file=sys.stderr)
+        results = evaluate_faults(args.data_dir, methods, conditions, args.fault_seeds,
+                                  log=lambda m: print(f"[eval] {m}", file=sys.stderr, flush=True), **options)  # fmt: skip
+        print(format_fault_table(results))
+    else:
+        results = evaluate(args.data_dir, methods, save_images=args.save_images, **options)
+        for line in results["skipped"]:
+            print(f"warning: {line}", file=sys.stderr)
+        print(format_table(results))
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         with open(args.json, "w") as f:

@@ -110,3 +110,24 @@ def test_seconds_per_frame_leave_the_warm_up_out(data_dir: Path, monkeypatch) ->
     timed = [c for c in calls if c.startswith(("warmup", "timed"))]
     assert timed[0] == "warmup 48x64" and timed.count("timed 48x64") == 2, calls
     assert results["methods"]["tfp"]["seconds_per_frame"] > 0
+
+
+def test_faults_table_scores_each_condition(data_dir: Path, tmp_path: Path, capsys) -> None:
+    out = tmp_path / "faults.json"
+    argv = ["eval", str(data_dir), "--method", "tfp", "--faults", "--fault-seeds", "3", "--json", str(out),
+            "--sensor", "dead_fraction=0.2"]  # fmt: skip
+    assert main(argv) == 0
+    table = capsys.readouterr().out
+    results = json.loads(out.read_text())
+    names = [c["name"] for c in results["conditions"]]
+    assert names[:-1] == [name for name, _ in evaluation.FAULT_CONDITIONS]
+    assert names[-1] == "your sensor: dead_fraction=0.2"
+    assert all(f"| {name} |" in table for name in names)
+    scores = {c["name"]: c["methods"]["tfp"]["psnr"] for c in results["conditions"]}
+    clean = evaluation.evaluate(data_dir, ["tfp"])["methods"]["tfp"]["psnr"]
+    assert scores["clean"] == pytest.approx(clean)
+    # Every defect class costs TFP something on these static clips; a fifth of the pixels dead most.
+    assert max(v for k, v in scores.items() if k != "clean") < clean
+    assert scores[names[-1]] < scores["dead 1 %"] - 3.0
+    assert main(["eval", str(data_dir), "--method", "tfp", "--sensor", "dead_fraction=0.2"]) == 1
+    assert "--sensor is scored with --faults" in capsys.readouterr().err
