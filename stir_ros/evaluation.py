@@ -33,6 +33,7 @@ from stir_ros.core.defaults import ALPHA, BACKENDS, METHODS, PRECISIONS
 from stir_ros.core.dat import centre_window
 from stir_ros.core.errors import ConfigError
 from stir_ros.core.metrics import psnr, ssim
+from stir_ros.core.paths import check_output_apart
 
 __all__ = ["add_arguments", "run", "find_pairs", "load_gt", "evaluate", "spikezoo_ssim", "spikezoo_data"]
 
@@ -205,6 +206,11 @@ def format_table(results: dict[str, Any]) -> str:
 def run(args: argparse.Namespace) -> int:
     """Entry point of ``stir-ros eval``."""
     methods = list(dict.fromkeys(args.method or ["stir"]))
+    inputs = (args.data_dir, args.weights)
+    check_output_apart(args.json, inputs, what="--json file")
+    if args.save_images:
+        for method in methods:  # the images go to DIR/<method>/<clip>.png
+            check_output_apart(Path(args.save_images) / method, inputs, what="--save-images folder", folder=True)
     if args.weights:  # before any data is read: a bad file is one line, at once
         from stir_ros.models.checkpoint import check_weights_file
 

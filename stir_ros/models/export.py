@@ -35,6 +35,7 @@ from torch import Tensor, nn
 
 from stir_ros.core.defaults import ALPHA
 from stir_ros.core.errors import BackendUnavailableError, ConfigError, SpikeFormatError
+from stir_ros.core.paths import check_output_apart
 
 __all__ = [
     "ONNX_FORMAT",
@@ -315,6 +316,7 @@ def run(args: argparse.Namespace) -> int:
     path = default_weights_path() if args.weights == "default" else Path(args.weights).expanduser()
     if args.window_length not in (0, 41, 61):
         raise ConfigError(f"--window-length must be 41 or 61 (0: the checkpoint's), got {args.window_length}")
+    check_output_apart(args.out, [path, *args.check_dat], what="output file")
     model, meta = load_checkpoint(path, expected_window_length=args.window_length or None)
     from stir_ros.models.checkpoint import state_dict_sha256
 
