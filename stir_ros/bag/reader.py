@@ -36,14 +36,13 @@ from rosbags.rosbag2 import ReaderError
 from rosbags.rosbag2.metadata import parse_qos
 from rosbags.rosbag2.storage_mcap import McapReader
 from rosbags.rosbag2.storage_sqlite3 import Sqlite3Reader
-from ruamel.yaml import YAML
-from ruamel.yaml.error import YAMLError
 
 from stir_ros.bag.mcap_records import channel_metadata
 from stir_ros.bag.model import BagMessage, BagProblem, TopicInfo
 from stir_ros.bag.recovery import McapScan, SqliteSalvage, mcap_chunk_messages, sqlite_messages
 from stir_ros.bag.types import SPIKE_PACKET, get_typestore, type_hash
-from stir_ros.core.errors import BagError
+from stir_ros.core.errors import BagError, ConfigError
+from stir_ros.core.yaml_files import load_yaml
 
 if TYPE_CHECKING:
     from rosbags.rosbag2.storage_mcap import ChunkInfo
@@ -174,11 +173,11 @@ class BagReader:
                           "missing (was the recorder stopped abruptly?); reading the storage files found")
             return files, None
         try:
-            doc = YAML(typ="safe").load(meta_path.read_text(encoding="utf-8"))
+            doc = load_yaml(meta_path, "metadata")
             meta = doc["rosbag2_bagfile_information"]
             names = [Path(p).name for p in meta["relative_file_paths"]]
             self.storage_id = str(meta.get("storage_identifier", ""))
-        except (OSError, YAMLError, KeyError, TypeError) as err:
+        except (ConfigError, KeyError, TypeError) as err:
             raise BagError(f"cannot read the metadata of bag '{self.path}': {err}") from err
         if int(meta.get("version", 0)) > 9:
             raise BagError(f"bag '{self.path}' has metadata version {meta['version']}; versions up to 9 are supported")
