@@ -19,8 +19,6 @@ Gaussian-window SSIM of :func:`stir_ros.core.metrics.ssim` (Wang et al.'s defini
 from __future__ import annotations
 
 import argparse
-import json
-import math
 import sys
 import time
 from collections.abc import Sequence
@@ -34,6 +32,7 @@ from stir_ros.core.dat import centre_window
 from stir_ros.core.errors import ConfigError
 from stir_ros.core.metrics import psnr, ssim
 from stir_ros.core.paths import check_output_apart
+from stir_ros.core.text_output import write_json
 
 __all__ = ["add_arguments", "run", "find_pairs", "load_gt", "evaluate", "spikezoo_ssim", "spikezoo_data"]
 
@@ -223,8 +222,5 @@ def run(args: argparse.Namespace) -> int:
         print(f"warning: {line}", file=sys.stderr)
     print(format_table(results))
     if args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        with open(args.json, "w") as f:
-            json.dump(results, f, indent=2, default=lambda x: None if isinstance(x, float) and math.isnan(x) else x)
-            f.write("\n")
+        write_json(args.json, results, indent=2)  # strict: an infinite PSNR (a perfect image) is null
     return 0

@@ -161,7 +161,7 @@ class BagReader:
         self._collect_topics(meta)
 
     def _problem_summary(self) -> str:
-        return "".join(f"\n  - {p}" for p in self.problems)
+        return "".join(f"; {p}" for p in self.problems)
 
     def _files_of_directory(self) -> tuple[list[Path], dict[str, Any] | None]:
         meta_path = self.path / "metadata.yaml"
