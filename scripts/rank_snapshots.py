@@ -32,6 +32,7 @@ def spikezoo_train_split() -> Path:
 
 
 def evaluate_run(run: Path, data: Path) -> dict[str, dict[str, float]]:
+    from stir_ros.core.text_output import json_text
     from stir_ros.evaluation import evaluate
 
     cache_file = run / "snapshot_eval.json"
@@ -44,7 +45,7 @@ def evaluate_run(run: Path, data: Path) -> dict[str, dict[str, float]]:
         result = evaluate(data, ["stir"], weights=str(snap), device="cpu")["methods"]["stir"]
         done[snap.name] = {"psnr": result["psnr"], "ssim": result["ssim"]}
         print(f"{run.name} {snap.name}: {result['psnr']:.3f} dB / {result['ssim']:.4f}", flush=True)
-        cache_file.write_text(json.dumps(cache, indent=1) + "\n")
+        cache_file.write_text(json_text(cache))
     return done
 
 
