@@ -23,7 +23,7 @@ from typing import Any
 
 from stir_ros.core.defaults import METHODS
 from stir_ros.core.errors import ConfigError
-from stir_ros.core.paths import check_output_apart
+from stir_ros.core.paths import check_output_apart, make_output_folder
 
 __all__ = ["add_arguments", "run", "demo_stream", "choose_method"]
 
@@ -121,7 +121,7 @@ def run(args: argparse.Namespace) -> int:
         dat = demo_stream(_cache_dir(args.cache_dir), height, width)
     out = Path(args.out)
     check_output_apart(out, [dat, args.weights], what="--out folder", folder=True)
-    out.mkdir(parents=True, exist_ok=True)
+    make_output_folder(out, "--out folder")
 
     params = load_params_file(default_config("pipeline"))
     params.setdefault(DRIVER_NAME, {}).update(wait_for_subscribers=1)

@@ -31,7 +31,7 @@ from stir_ros.core.defaults import ALPHA, BACKENDS, METHODS, PRECISIONS
 from stir_ros.core.dat import centre_window
 from stir_ros.core.errors import ConfigError
 from stir_ros.core.metrics import psnr, ssim
-from stir_ros.core.paths import check_output_apart
+from stir_ros.core.paths import check_output_apart, make_output_folder
 from stir_ros.core.text_output import write_json
 
 __all__ = ["add_arguments", "run", "find_pairs", "load_gt", "evaluate", "spikezoo_ssim", "spikezoo_data"]
@@ -169,7 +169,7 @@ def evaluate(
                 from PIL import Image
 
                 out = Path(save_images) / method
-                out.mkdir(parents=True, exist_ok=True)
+                make_output_folder(out, "--save-images folder")
                 Image.fromarray(np.rint(image * 255).astype(np.uint8)).save(out / f"{name}.png")
         entry: dict[str, Any] = {
             "psnr": float(np.mean([c["psnr"] for c in clips])),

@@ -150,3 +150,16 @@ def test_outputs_apart_from_inputs_are_accepted(tmp_path: Path) -> None:
         check_output_apart(tmp_path, [tmp_path / "bag" / "x"], folder=True)
     with pytest.raises(ConfigError, match="lies inside the input"):
         check_output_apart(tmp_path / "bag" / ".." / "bag" / "new", [tmp_path / "bag"])
+
+
+@pytest.mark.parametrize("argv", [
+    lambda r: ["train", "--out", f"{r}/rec.dat", "--images", f"{r}/images", *TRAIN],
+    lambda r: ["eval", f"{r}/zoo", "--method", "tfp", "--json", f"{r}/images"],
+    lambda r: ["eval", f"{r}/zoo", "--method", "tfp", "--save-images", f"{r}/rec.dat"],
+    lambda r: ["demo", "--dat", f"{r}/zoo/spike/clip.dat", "--out", f"{r}/rec.dat", "--size", f"{H}x{W}"],
+], ids=["train --out a file", "eval --json a folder", "eval --save-images a file", "demo --out a file"])
+def test_an_output_that_cannot_be_made_is_one_line(argv: Callable[[Path], list[str]], master: Path,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(argv(master)) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("stir-ros ") and "cannot " in err[0], err

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from stir_ros.core.errors import ConfigError
 
-__all__ = ["check_output_apart"]
+__all__ = ["check_output_apart", "make_output_folder"]
 
 PathLike = str | os.PathLike[str]
 
@@ -71,3 +71,17 @@ def check_output_apart(
             continue
         raise ConfigError(f"{what} '{os.fspath(output)}' {relation} '{os.fspath(given)}'; writing it would destroy "
                           "the input: choose an output outside every input")
+
+
+def make_output_folder(path: PathLike, what: str = "output folder") -> Path:
+    """Create the folder ``path`` (and its parents) if needed; returns it.
+
+    Raises:
+        ConfigError: It cannot be created, e.g. because a file has that name.
+    """
+    folder = Path(path)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise ConfigError(f"cannot create {what} '{os.fspath(path)}': {err}") from err
+    return folder

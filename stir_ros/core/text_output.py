@@ -20,6 +20,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+from stir_ros.core.errors import ConfigError
+
 __all__ = ["printable", "finite_json", "json_text", "write_json"]
 
 
@@ -64,8 +66,15 @@ def json_text(value: Any, indent: int | None = 1) -> str:
 
 
 def write_json(path: str | os.PathLike[str], value: Any, indent: int | None = 1) -> None:
-    """Write :func:`json_text` of ``value`` to ``path`` (its folder is created)."""
+    """Write :func:`json_text` of ``value`` to ``path`` (its folder is created).
+
+    Raises:
+        ConfigError: The file cannot be written (a folder of that name, no permission, ...).
+    """
     text = json_text(value, indent)
     out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(text, encoding="utf-8")
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(text, encoding="utf-8")
+    except OSError as err:
+        raise ConfigError(f"cannot write the JSON file '{os.fspath(path)}': {err}") from err

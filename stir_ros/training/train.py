@@ -41,7 +41,7 @@ from torch import Tensor, nn
 from stir_ros.core.defaults import ALPHA
 from stir_ros.core.errors import ConfigError
 from stir_ros.core.metrics import psnr
-from stir_ros.core.paths import check_output_apart
+from stir_ros.core.paths import check_output_apart, make_output_folder
 from stir_ros.models import build_model, read_checkpoint, save_checkpoint
 from stir_ros.models.checkpoint import check_weights_file
 from stir_ros.training.camera import CameraConfig
@@ -395,7 +395,7 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
                    getattr(args, "videos", None), getattr(args, "init_weights", None)]
     check_output_apart(out, data_inputs, what="--out folder", folder=True)
     check_output_apart(out, [getattr(args, "resume", None)], what="--out folder")  # resuming from OUT/last.pt is the usual case
-    out.mkdir(parents=True, exist_ok=True)
+    make_output_folder(out, "--out folder")
 
     data_gen = _seed_everything(args.seed)
     model = build_model({"type": "stir", "window_length": args.window_length}).to(device)
