@@ -265,3 +265,23 @@ def test_tools_report_a_chunk_of_impossible_length_in_one_line(tmp_path: Path, c
         assert status == 0
     else:  # the only chunk is unreadable: reported as damage (status 1) or as nothing to read
         assert status == 1 and f"declares {length} bytes" in err
+
+
+@pytest.mark.parametrize("index", ["indexed", "scanned"])
+def test_any_record_declaring_an_impossible_length_is_a_bag_problem(bags: dict[str, Path], tmp_path: Path,
+                                                                     index: str) -> None:
+    """Every top-level record (header, chunks, indexes, summary, footer) in turn: read, or refused as a BagError."""
+    bag, mcap = _damaged_copy(bags, "mcap", tmp_path)
+    data = (bags["mcap"] / "mcap.mcap").read_bytes()
+    if index == "scanned":
+        data = data[:next(o for op, o, _n in _top_level_records(data) if op == Opcode.DATA_END)]
+    offsets = [o for _op, o, _n in _top_level_records(data + (MAGIC if index == "scanned" else b""))]
+    for offset in offsets:
+        for length in HUGE:
+            damaged = bytearray(data)
+            _declare(damaged, offset, length)
+            mcap.write_bytes(bytes(damaged))
+            try:
+                _read(bag)
+            except BagError:
+                pass  # anything else (MemoryError, OverflowError, ...) fails the test
