@@ -18,7 +18,6 @@ repeat so that a busy machine slows all alike):
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -33,6 +32,7 @@ from bench_stir import Authors, Report, build_models, hardware, interleaved, ran
 
 from stir_ros.models.export import check_windows, export_onnx, verify_onnx  # noqa: E402
 from stir_ros.models.runtime import OpenVinoSTIR  # noqa: E402
+from stir_ros.core.text_output import write_json  # noqa: E402
 
 
 def ort_session(data: bytes, threads: int) -> Any | None:
@@ -127,8 +127,7 @@ def main() -> None:
     print(f"\ntotal {time.perf_counter() - started:.0f} s; ratio = reference / ours time (x faster), "
           "median over interleaved repeats (best/best in brackets)")  # fmt: skip
     if args.json:
-        Path(args.json).write_text(json.dumps({"hardware": report.hardware, "command": " ".join(sys.argv),
-                                               "rows": report.rows}, indent=1))  # fmt: skip
+        write_json(args.json, {"hardware": report.hardware, "command": " ".join(sys.argv), "rows": report.rows})
 
 
 if __name__ == "__main__":

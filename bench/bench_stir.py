@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import os
 import platform
 import statistics
@@ -45,6 +44,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from stir_ros.core.dat import read_dat
 from stir_ros.core.metrics import psnr
+from stir_ros.core.text_output import write_json
 from stir_ros.models import STIR, load_checkpoint, load_official
 from stir_ros.models.blocks import pad_tail
 from stir_ros.models.inference import InferenceModel, StreamingSTIR, prepare_for_inference
@@ -456,7 +456,7 @@ def main() -> None:
     if args.json:
         out = {"hardware": hw, "weights": note, "max_abs_diff_fp32": diff, "command": " ".join(sys.argv),
                "rows": report.rows}  # fmt: skip
-        Path(args.json).write_text(json.dumps(out, indent=1))
+        write_json(args.json, out)
         print(f"wrote {args.json}")
 
 

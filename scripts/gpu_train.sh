@@ -97,6 +97,7 @@ python - "$DATA" "$RUN/main" "$OUT" "$DEVICE" <<'PY'
 import json, subprocess, sys
 from pathlib import Path
 
+from stir_ros.core.text_output import write_json
 from stir_ros.evaluation import evaluate
 
 data, run, out, device = Path(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3]), sys.argv[4]
@@ -105,7 +106,7 @@ for weights in [data / "init.pt", *sorted(run.glob("step_*.pt"))]:
     r = evaluate(data / "eval", ["stir"], weights=str(weights), device=device)["methods"]["stir"]
     scores[weights.name] = {"psnr": r["psnr"], "ssim": r["ssim"]}
     print(f"{weights.name}: {r['psnr']:.3f} dB / {r['ssim']:.4f}", flush=True)
-(out / "eval.json").write_text(json.dumps(scores, indent=1) + "\n")
+write_json(out / "eval.json", scores)
 snaps = [n for n in scores if n.startswith("step_")]
 if snaps:
     best = max(snaps, key=lambda n: scores[n]["psnr"])

@@ -35,6 +35,7 @@ def spikezoo_train_split() -> Path:
 
 def evaluate_run(run: Path, data: Path, sensor: list[str] | None = None) -> dict[str, dict[str, float]]:
     from stir_ros.core.sensor_model import SensorModel, parse_sensor
+    from stir_ros.core.text_output import json_text
     from stir_ros.evaluation import evaluate_faults
 
     model = parse_sensor(sensor) if sensor else SensorModel()
@@ -49,7 +50,7 @@ def evaluate_run(run: Path, data: Path, sensor: list[str] | None = None) -> dict
         result = faults["conditions"][0]["methods"]["stir"]
         done[snap.name] = {"psnr": result["psnr"], "ssim": result["ssim"]}
         print(f"{run.name} {snap.name}: {result['psnr']:.3f} dB / {result['ssim']:.4f}", flush=True)
-        cache_file.write_text(json.dumps(cache, indent=1) + "\n")
+        cache_file.write_text(json_text(cache))
     return done
 
 

@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from stir_ros import __version__
 from stir_ros.core.errors import StirRosError
 from stir_ros.core.optional import torch_missing, torch_required
+from stir_ros.core.text_output import printable
 
 __all__ = ["COMMANDS", "build_parser", "main"]
 
@@ -81,7 +82,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args._run(args) or 0)
     except StirRosError as err:
-        print(f"stir-ros {command}: error: {err}", file=sys.stderr)
+        print(f"stir-ros {command}: error: {printable(err)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130

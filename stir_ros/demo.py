@@ -23,6 +23,7 @@ from typing import Any
 
 from stir_ros.core.defaults import METHODS
 from stir_ros.core.errors import ConfigError
+from stir_ros.core.paths import check_output_apart, make_output_folder
 
 __all__ = ["add_arguments", "run", "demo_stream", "choose_method"]
 
@@ -119,7 +120,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"stir-ros demo: preparing a simulated {height}x{width} spike stream ...", flush=True)
         dat = demo_stream(_cache_dir(args.cache_dir), height, width)
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    check_output_apart(out, [dat, args.weights], what="--out folder", folder=True)
+    make_output_folder(out, "--out folder")
 
     params = load_params_file(default_config("pipeline"))
     params.setdefault(DRIVER_NAME, {}).update(wait_for_subscribers=1)

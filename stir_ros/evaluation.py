@@ -19,8 +19,6 @@ Gaussian-window SSIM of :func:`stir_ros.core.metrics.ssim` (Wang et al.'s defini
 from __future__ import annotations
 
 import argparse
-import json
-import math
 import sys
 import time
 from collections.abc import Sequence
@@ -33,6 +31,8 @@ from stir_ros.core.defaults import ALPHA, BACKENDS, FRAME_RATE_HZ, METHODS, PREC
 from stir_ros.core.dat import centre_window
 from stir_ros.core.errors import ConfigError
 from stir_ros.core.metrics import psnr, ssim
+from stir_ros.core.paths import check_output_apart, make_output_folder
+from stir_ros.core.text_output import write_json
 from stir_ros.core.sensor_model import FAULT_CONDITIONS, SensorModel, add_faults, parse_sensor
 
 __all__ = [
@@ -192,7 +192,7 @@ def evaluate(
                 from PIL import Image
 
                 out = Path(save_images) / method
-                out.mkdir(parents=True, exist_ok=True)
+                make_output_folder(out, "--save-images folder")
                 Image.fromarray(np.rint(image * 255).astype(np.uint8)).save(out / f"{name}.png")
         entry: dict[str, Any] = {
             "psnr": float(np.mean([c["psnr"] for c in clips])),
@@ -277,6 +277,11 @@ def format_table(results: dict[str, Any]) -> str:
 def run(args: argparse.Namespace) -> int:
     """Entry point of ``stir-ros eval``."""
     methods = list(dict.fromkeys(args.method or ["stir"]))
+    inputs = (args.data_dir, args.weights)
+    check_output_apart(args.json, inputs, what="--json file")
+    if args.save_images:
+        for method in methods:  # the images go to DIR/<method>/<clip>.png
+            check_output_apart(Path(args.save_images) / method, inputs, what="--save-images folder", folder=True)
     if args.weights:  # before any data is read: a bad file is one line, at once
         from stir_ros.models.checkpoint import check_weights_file
 
@@ -303,8 +308,5 @@ def run(args: argparse.Namespace) -> int:
             print(f"warning: {line}", file=sys.stderr)
         print(format_table(results))
     if args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        with open(args.json, "w") as f:
-            json.dump(results, f, indent=2, default=lambda x: None if isinstance(x, float) and math.isnan(x) else x)
-            f.write("\n")
+        write_json(args.json, results, indent=2)  # strict: an infinite PSNR (a perfect image) is null
     return 0

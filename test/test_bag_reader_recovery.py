@@ -196,3 +196,92 @@ def test_sqlite_bag_with_a_damaged_tail_keeps_every_readable_row(bags: dict[str,
         assert any("damaged sqlite3 file" in p.detail for p in reader.problems)
         assert reader.topics["/note"].message_count == 0 and (reader.start_time, reader.end_time) == (0, 0)
     assert reader.topics["/note"].type_hash == type_hash("std_msgs/msg/String")
+
+
+# ---------------------------------------------------------------------------- declared lengths
+
+HUGE = [2**40, 2**63 - 1, 2**64 - 1]
+
+
+def _declare(data: bytearray, offset: int, length: int) -> None:
+    """Overwrite the length field of the record at ``offset``."""
+    data[offset + 1:offset + RECORD_HEAD.size] = length.to_bytes(8, "little")
+
+
+@pytest.mark.parametrize("length", HUGE)
+@pytest.mark.parametrize("index", ["indexed", "scanned"])
+def test_a_chunk_declaring_more_bytes_than_the_file_holds_is_skipped(bags: dict[str, Path], tmp_path: Path,
+                                                                      length: int, index: str) -> None:
+    bag, mcap = _damaged_copy(bags, "mcap", tmp_path)
+    data = bytearray(mcap.read_bytes())
+    chunks = _chunks(bytes(data))
+    offset, _size, lost = chunks[1]
+    _declare(data, offset, length)
+    if index == "scanned":  # no summary: a linear scan, which cannot step over the chunk
+        data = data[:chunks[-1][0] + chunks[-1][1] // 2]
+    mcap.write_bytes(bytes(data))
+    numbers, kinds, reader = _read(bag)
+    if index == "indexed":  # the index finds the chunks after it
+        assert numbers == [n for n in range(COUNT) if n not in lost] and kinds == ["bad_chunk"]
+        assert f"declares {length} bytes, but only" in str(reader.problems[0])
+    else:
+        assert numbers == chunks[0][2] and kinds == ["truncated"]
+
+
+def _spike_mcap(tmp_path: Path) -> tuple[Path, int]:
+    """A single-file mcap bag of SpikePackets and the offset of its second chunk."""
+    import numpy as np
+
+    from stir_ros.bag.convert import dat_to_bag
+    from stir_ros.core.dat import write_dat
+
+    write_dat(tmp_path / "rec.dat", (np.random.default_rng(0).random((4000, 8, 8)) < 0.3).astype(np.uint8))
+    dat_to_bag(tmp_path / "rec.dat", tmp_path / "bag", 8, 8, 20000.0, frames_per_packet=100, storage="mcap",
+               start_ns=10**18)  # fmt: skip
+    data = (tmp_path / "bag" / "bag.mcap").read_bytes()
+    offsets = [o for op, o, _n in _top_level_records(data) if op == Opcode.CHUNK]
+    assert len(offsets) >= 1
+    return tmp_path / "bag" / "bag.mcap", offsets[0]
+
+
+@pytest.mark.parametrize("length", HUGE)
+@pytest.mark.parametrize("command", ["info", "to-dat", "reconstruct"])
+def test_tools_report_a_chunk_of_impossible_length_in_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                               length: int, command: str) -> None:
+    from stir_ros.cli import main
+
+    mcap, offset = _spike_mcap(tmp_path)
+    data = bytearray(mcap.read_bytes())
+    _declare(data, offset, length)
+    mcap.write_bytes(bytes(data))
+    argv = {"info": ["bag", "info", str(mcap)],
+            "to-dat": ["bag", "to-dat", str(mcap), str(tmp_path / "out.dat")],
+            "reconstruct": ["bag", "reconstruct", str(mcap), str(tmp_path / "out"), "--method", "tfp",
+                            "--no-progress"]}[command]  # fmt: skip
+    status = main(argv)
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and "MemoryError" not in err and "OverflowError" not in err
+    if command == "info":
+        assert status == 0
+    else:  # the only chunk is unreadable: reported as damage (status 1) or as nothing to read
+        assert status == 1 and f"declares {length} bytes" in err
+
+
+@pytest.mark.parametrize("index", ["indexed", "scanned"])
+def test_any_record_declaring_an_impossible_length_is_a_bag_problem(bags: dict[str, Path], tmp_path: Path,
+                                                                     index: str) -> None:
+    """Every top-level record (header, chunks, indexes, summary, footer) in turn: read, or refused as a BagError."""
+    bag, mcap = _damaged_copy(bags, "mcap", tmp_path)
+    data = (bags["mcap"] / "mcap.mcap").read_bytes()
+    if index == "scanned":
+        data = data[:next(o for op, o, _n in _top_level_records(data) if op == Opcode.DATA_END)]
+    offsets = [o for _op, o, _n in _top_level_records(data + (MAGIC if index == "scanned" else b""))]
+    for offset in offsets:
+        for length in HUGE:
+            damaged = bytearray(data)
+            _declare(damaged, offset, length)
+            mcap.write_bytes(bytes(damaged))
+            try:
+                _read(bag)
+            except BagError:
+                pass  # anything else (MemoryError, OverflowError, ...) fails the test

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -67,9 +68,7 @@ def test_fixed_size_export_round_trip(model, fixed_onnx) -> None:
     out = run_onnx(fixed_onnx, windows[1])
     assert out.shape == (1, 1, 36, 52)
     assert verify_onnx(model, fixed_onnx, windows) <= 1e-4
-    # Batch is dynamic in a fixed-size file.
-    batch = np.concatenate(windows)
-    assert run_onnx(fixed_onnx, batch).shape == (2, 1, 36, 52)
+    assert meta["batch"] == "1"  # every dimension of a fixed-size file is static (test below)
 
 
 def test_dynamic_export_takes_any_multiple_of_16(model, tmp_path) -> None:
@@ -160,3 +159,64 @@ def test_openvino_predictor_takes_bytes_bools_and_floats_alike(model) -> None:
     with torch.inference_mode():
         ref = model(torch.as_tensor(window))
     assert float((as_u8 - ref).abs().max()) <= 1e-4
+
+
+def _load_as_a_user_does(path: Path) -> Any:
+    """What a user's first lines do: compile the file as written (no reshape, default device) and return it."""
+    import openvino
+
+    return openvino.Core().compile_model(str(path))
+
+
+@pytest.mark.parametrize("batch", [None, 2])
+def test_fixed_size_file_loads_in_plain_openvino_without_reshaping(model, tmp_path, batch) -> None:
+    from stir_ros.cli import main
+
+    out = tmp_path / "plain.onnx"
+    extra = ["--batch", str(batch)] if batch else []
+    assert main(["export", "default", str(out), "--height", "36", "--width", "52", "--no-check", *extra]) == 0
+    n = batch or 1
+    compiled = _load_as_a_user_does(out)  # a dynamic batch made OpenVINO's CPU plugin refuse the file here
+    assert compiled.inputs[0].get_partial_shape().is_static
+    assert list(compiled.inputs[0].get_shape()) == [n, 61, 36, 52]
+    windows = np.concatenate([check_windows(61, 36, 52, seed=k)[1] for k in range(n)])
+    got = np.asarray(compiled(windows)[0])
+    with torch.inference_mode():
+        ref = model.float()(torch.as_tensor(windows)).numpy()
+    assert got.shape == ref.shape == (n, 1, 36, 52)
+    # The default device may run bf16 (OpenVINO's default on CPUs with AMX/AVX512-BF16): close, not exact.
+    assert float(np.abs(got - ref).mean()) <= 0.01
+    import openvino  # ... and in fp32, still without a reshape, it is PyTorch's function
+
+    exact = openvino.Core().compile_model(str(out), "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
+    assert float(np.abs(np.asarray(exact(windows)[0]) - ref).max()) <= 1e-4
+    assert read_onnx_metadata(out)["batch"] == str(n)
+
+
+def test_fixed_size_file_runs_in_benchmark_app(fixed_onnx) -> None:
+    import shutil
+    import subprocess
+
+    tool = shutil.which("benchmark_app")
+    if tool is None:
+        pytest.skip("OpenVINO's benchmark_app is not installed")
+    run = subprocess.run([tool, "-m", str(fixed_onnx), "-d", "CPU", "-niter", "2", "-nireq", "1", "-hint", "none",
+                          "-nstreams", "1"], capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
+    assert "Throughput" in run.stdout
+
+
+def test_dynamic_file_still_takes_any_batch_after_a_reshape(model, tmp_path) -> None:
+    import openvino
+
+    from stir_ros.cli import main
+
+    out = tmp_path / "dyn.onnx"
+    assert main(["export", "default", str(out), "--dynamic", "--height", "32", "--width", "48", "--no-check"]) == 0
+    core = openvino.Core()
+    net = core.read_model(str(out))
+    assert net.inputs[0].get_partial_shape().is_dynamic
+    net.reshape({0: [2, 61, 32, 48]})
+    got = np.asarray(core.compile_model(net, "CPU")(np.concatenate(check_windows(61, 32, 48)))[0])
+    assert got.shape == (2, 1, 32, 48)
+    assert main(["export", "default", str(out), "--dynamic", "--batch", "2"]) == 1  # --batch is for fixed files

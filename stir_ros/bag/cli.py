@@ -25,6 +25,7 @@ from typing import Any
 from stir_ros.core import defaults
 from stir_ros.core.errors import ConfigError
 from stir_ros.core.imaging import IMAGE_ENCODINGS
+from stir_ros.core.text_output import printable
 from stir_ros.engine import BACKENDS, COMPILE_MODES, METHODS, PRECISIONS
 
 __all__ = ["add_arguments", "run"]
@@ -150,7 +151,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _warn(line: Any) -> None:
-    print(f"warning: {line}", file=sys.stderr, flush=True)
+    print(f"warning: {printable(line)}", file=sys.stderr, flush=True)
 
 
 def _report_damage(problems: list[Any]) -> int:
@@ -169,15 +170,16 @@ def _run_info(args: argparse.Namespace) -> int:
 
     with BagReader(args.bag, on_problem=_warn) as bag:
         span = (bag.end_time - bag.start_time) / 1e9 if bag.message_count else 0.0
-        print(f"bag:       {bag.path}")
-        print(f"storage:   {bag.storage_id or 'single file'}")
+        print(f"bag:       {printable(bag.path)}")
+        print(f"storage:   {printable(bag.storage_id or 'single file')}")
         print(f"messages:  {bag.message_count}")
         print(f"duration:  {span:.6f} s")
         print(f"start:     {bag.start_time} ns")
         print(f"end:       {bag.end_time} ns")
         print("topics:")
         for name, t in sorted(bag.topics.items()):
-            print(f"  {name}  {t.msgtype}  count {t.message_count}  {t.type_hash or '(no type hash)'}")
+            print(f"  {printable(name)}  {printable(t.msgtype)}  count {t.message_count}  "
+                  f"{printable(t.type_hash or '(no type hash)')}")
         return 1 if bag.problems else 0
 
 
@@ -204,7 +206,8 @@ def _run_reconstruct(args: argparse.Namespace) -> int:
         to_folder=args.output if args.to_folder else None, video=args.video, video_fps=args.video_fps,
         on_problem=_warn, progress=not args.no_progress,
     )  # fmt: skip
-    print(f"{result.images} images from {result.frames} frames ({result.packets} packets of {result.spike_topic}) "
+    print(f"{result.images} images from {result.frames} frames "
+          f"({result.packets} packets of {printable(result.spike_topic)}) "
           f"in {result.seconds:.2f} s: {result.images_per_second:.1f} images/s "
           f"({result.frames_per_second:.0f} input frames/s), {opts.method} on {result.device}, "
           f"window {result.window_length}, stride {opts.stride_frames}"

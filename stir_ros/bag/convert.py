@@ -39,6 +39,7 @@ from stir_ros.core.packing import (
     decode_payload,
     payload_size,
 )
+from stir_ros.core.paths import check_output_apart
 
 __all__ = ["DatToBagResult", "BagToDatResult", "dat_to_bag", "bag_to_dat", "frame_time_ns", "parse_time_ns"]
 
@@ -123,6 +124,7 @@ def dat_to_bag(
         raise ConfigError(f"frames_per_packet must be positive, got {frames_per_packet}")
     if encoding not in ENCODINGS:
         raise ConfigError(f"encoding must be one of {ENCODINGS}, got {encoding!r}")
+    check_output_apart(bag_path, [dat_path], what="output bag", folder=True)
     store = get_typestore()
     packet_t = store.types[SPIKE_PACKET]
     header_t = store.types["std_msgs/msg/Header"]
@@ -182,6 +184,7 @@ def bag_to_dat(
         BagError: If the bag has no usable spike topic, or the frame size changes mid-stream
             (the frames written up to there are kept).
     """
+    check_output_apart(dat_path, [bag_path], what=".dat file")
     result = BagToDatResult()
 
     def problem(p: BagProblem) -> None:

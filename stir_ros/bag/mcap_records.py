@@ -9,6 +9,7 @@ is a uint32 length and UTF-8 bytes.
 
 from __future__ import annotations
 
+import os
 import struct
 from collections.abc import Collection, Iterator
 from enum import IntEnum
@@ -22,7 +23,7 @@ from stir_ros.core.errors import BagError
 
 __all__ = [
     "MAGIC", "MESSAGE_HEAD", "RECORD_HEAD", "Opcode", "channel_metadata", "chunk_messages", "iter_records",
-    "read_chunk", "read_string",
+    "read_chunk", "read_record", "read_string",
 ]
 
 #: The first (and last) 8 bytes of an MCAP file, major version 0.
@@ -53,6 +54,30 @@ class Opcode(IntEnum):
     METADATA_INDEX = 0x0D
     SUMMARY_OFFSET = 0x0E
     DATA_END = 0x0F
+
+
+def read_record(bio: BinaryIO) -> tuple[int, int, bytes]:
+    """Read the record at the position of ``bio`` (an open file): (offset, opcode, body).
+
+    The body's declared length is checked against what is left of the file before anything is
+    read, so a damaged or crafted length (2^40, 2^64 - 1) is an error, not an allocation.
+
+    Raises:
+        BagError: If the file ends inside the record header or body.
+    """
+    offset = bio.tell()
+    head = bio.read(RECORD_HEAD.size)
+    if len(head) != RECORD_HEAD.size:
+        raise BagError(f"record header at byte {offset} cut short: {len(head)} of {RECORD_HEAD.size} bytes")
+    op, length = RECORD_HEAD.unpack(head)
+    left = os.fstat(bio.fileno()).st_size - bio.tell()
+    if length > left:
+        raise BagError(f"record at byte {offset} (opcode {op:#x}) declares {length} bytes, but only {left} "
+                       "bytes of the file follow")
+    body = bio.read(length)
+    if len(body) != length:
+        raise BagError(f"record at byte {offset} cut short: {len(body)} of {length} bytes")
+    return offset, op, body
 
 
 def read_string(bio: BinaryIO) -> str:

@@ -25,6 +25,7 @@ from stir_ros.bag.types import CAMERA_INFO, IMAGE, get_typestore
 from stir_ros.bag.writer import BagWriter, copy_topics, serialize
 from stir_ros.core.errors import BagError, ConfigError
 from stir_ros.core.imaging import to_image_array
+from stir_ros.core.paths import make_output_folder
 
 __all__ = ["ImageOutputs", "VIDEO_SUFFIXES"]
 
@@ -63,7 +64,7 @@ class ImageOutputs:
     def create(self) -> None:
         """Create the folder and open the bag."""
         if self.folder is not None:
-            _make_folder(self.folder)
+            make_output_folder(self.folder)
         if self.writer is not None:
             self.writer.open()
 
@@ -140,13 +141,6 @@ def _check_folder(path: str | os.PathLike[str]) -> Path:
     if folder.exists() and (not folder.is_dir() or any(folder.iterdir())):
         raise BagError(f"output folder '{folder}' exists and is not empty; choose a new one")
     return folder
-
-
-def _make_folder(folder: Path) -> None:
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise BagError(f"cannot create output folder '{folder}': {err}") from err
 
 
 def _save_png(path: Path, pixels: np.ndarray, encoding: str) -> None:

@@ -33,6 +33,7 @@ from stir_ros.core.signals import install_stop_handlers
 from stir_ros.bag.types import CLOCK, SPIKE_PACKET
 from stir_ros.core.defaults import WAIT_FOR_SUBSCRIBERS_TIMEOUT_S
 from stir_ros.core.errors import BagError, ConfigError
+from stir_ros.core.text_output import printable
 
 __all__ = ["PlayResult", "play", "message_class", "ros_init_args"]
 
@@ -139,7 +140,7 @@ def play(
     from rclpy.qos import QoSProfile, ReliabilityPolicy
     from rclpy.signals import SignalHandlerOptions
 
-    say = log or (lambda line: print(f"[play] {line}", file=sys.stderr, flush=True))
+    say = log or (lambda line: print(f"[play] {printable(line)}", file=sys.stderr, flush=True))
     stop = stop or threading.Event()
     result = PlayResult()
     restore = install_stop_handlers(stop, result)

@@ -33,13 +33,11 @@ from rosbags.interfaces import (
     Qos,
 )
 from rosbags.rosbag2 import ReaderError
-from rosbags.rosbag2.metadata import parse_qos
 from rosbags.rosbag2.storage_mcap import McapReader
 from rosbags.rosbag2.storage_sqlite3 import Sqlite3Reader
-from ruamel.yaml import YAML
-from ruamel.yaml.error import YAMLError
 
 from stir_ros.bag.mcap_records import channel_metadata
+from stir_ros.bag.metadata import BagMetadata, read_metadata
 from stir_ros.bag.model import BagMessage, BagProblem, TopicInfo
 from stir_ros.bag.recovery import McapScan, SqliteSalvage, mcap_chunk_messages, sqlite_messages
 from stir_ros.bag.types import SPIKE_PACKET, get_typestore, type_hash
@@ -145,7 +143,7 @@ class BagReader:
         """
         if not self.path.exists():
             raise BagError(f"bag '{self.path}' does not exist")
-        meta: dict[str, Any] | None = None
+        meta: BagMetadata | None = None
         if self.path.is_dir():
             files, meta = self._files_of_directory()
         elif self.path.suffix in (".db3", ".mcap"):
@@ -162,9 +160,9 @@ class BagReader:
         self._collect_topics(meta)
 
     def _problem_summary(self) -> str:
-        return "".join(f"\n  - {p}" for p in self.problems)
+        return "".join(f"; {p}" for p in self.problems)
 
-    def _files_of_directory(self) -> tuple[list[Path], dict[str, Any] | None]:
+    def _files_of_directory(self) -> tuple[list[Path], BagMetadata | None]:
         meta_path = self.path / "metadata.yaml"
         if not meta_path.exists():
             files = sorted(p for p in self.path.iterdir() if p.suffix in (".db3", ".mcap"))
@@ -174,25 +172,25 @@ class BagReader:
                           "missing (was the recorder stopped abruptly?); reading the storage files found")
             return files, None
         try:
-            doc = YAML(typ="safe").load(meta_path.read_text(encoding="utf-8"))
-            meta = doc["rosbag2_bagfile_information"]
-            names = [Path(p).name for p in meta["relative_file_paths"]]
-            self.storage_id = str(meta.get("storage_identifier", ""))
-        except (OSError, YAMLError, KeyError, TypeError) as err:
+            meta = read_metadata(meta_path)
+        except BagError as err:
             raise BagError(f"cannot read the metadata of bag '{self.path}': {err}") from err
-        if int(meta.get("version", 0)) > 9:
-            raise BagError(f"bag '{self.path}' has metadata version {meta['version']}; versions up to 9 are supported")
-        mode = str(meta.get("compression_mode") or "").lower()
-        fmt = str(meta.get("compression_format") or "")
+        self.storage_id = meta.storage_id
+        if meta.version > 9:
+            raise BagError(f"bag '{self.path}' has metadata version {meta.version}; versions up to 9 are supported")
+        mode, fmt = meta.compression_mode, meta.compression_format
         if mode not in ("", "none") and fmt != "zstd":
             raise BagError(f"bag '{self.path}' uses compression format {fmt!r}; only zstd is supported")
         self._message_compression = mode == "message"
-        self.custom_data = dict(meta.get("custom_data") or {})
+        self.custom_data = dict(meta.custom_data)
         files = []
-        for name in names:
+        for name in meta.file_names:
             path = self.path / name
             if not path.exists():
                 self._problem("missing_file", path, "listed in metadata.yaml but missing; skipped")
+                continue
+            if not path.is_file():
+                self._problem("bad_file", path, "listed in metadata.yaml but not a file; skipped")
                 continue
             if mode == "file":
                 unpacked = self._decompress_file(path)
@@ -260,7 +258,7 @@ class BagReader:
         storage.channels = {c.id: (c.topic, c.msgtype) for c in mcap.connections}
         self._storages.append(storage)
 
-    def _collect_topics(self, meta: dict[str, Any] | None) -> None:
+    def _collect_topics(self, meta: BagMetadata | None) -> None:
         infos: dict[str, dict[str, Any]] = {}
 
         def merge(topic: str, msgtype: str, count: int, digest: str, qos: Sequence[Qos],
@@ -281,14 +279,9 @@ class BagReader:
         # metadata.yaml's counts hold only when every storage file opened normally.
         from_meta = meta is not None and not self.problems
         if meta is not None:
-            for item in meta.get("topics_with_message_count") or []:
-                tm = item["topic_metadata"]
-                try:
-                    qos = parse_qos(tm.get("offered_qos_profiles") or [])
-                except ReaderError:
-                    qos = []
-                merge(tm["name"], tm["type"], int(item["message_count"]) if from_meta else 0,
-                      tm.get("type_description_hash", ""), qos, None, tm.get("serialization_format", "cdr"))
+            for t in meta.topics:
+                merge(t.name, t.msgtype, t.message_count if from_meta else 0, t.type_hash, t.qos, None,
+                      t.serialization_format)
         for storage in self._storages:
             for _cid, topic, msgtype, count, digest, offered, msgdef in self._storage_connections(storage):
                 merge(topic, msgtype, 0 if from_meta else count, digest, offered, msgdef)

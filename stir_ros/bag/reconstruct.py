@@ -39,6 +39,7 @@ from stir_ros.bag.types import CAMERA_INFO
 from stir_ros.core.errors import BagError, ConfigError, StirRosError
 from stir_ros.core.imaging import IMAGE_ENCODINGS
 from stir_ros.core.limits import check_parameter
+from stir_ros.core.paths import check_output_apart
 from stir_ros.core.stream import Window, stack_windows
 from stir_ros.core.stream_processor import DROPPED, REJECTED, StreamProcessor, packet_header, packet_payload
 
@@ -204,6 +205,10 @@ def reconstruct_bag(
     opts = options or ReconstructOptions()
     if out_path is None and to_folder is None and video is None:
         raise ConfigError("nothing to write: give an output bag, a folder or a video")
+    inputs = (in_path, opts.weights)
+    check_output_apart(out_path, inputs, what="output bag", folder=True)
+    check_output_apart(to_folder, inputs, what="output folder", folder=True)
+    check_output_apart(video, inputs, what="video file")
     result = ReconstructResult()
 
     def problem(p: BagProblem) -> None:

@@ -28,6 +28,7 @@ from stir_ros.bag.play import ros_init_args, message_class
 from stir_ros.core.signals import install_stop_handlers
 from stir_ros.bag.writer import BagWriter
 from stir_ros.core.errors import BagError, ConfigError
+from stir_ros.core.text_output import printable
 
 __all__ = ["RecordResult", "record"]
 
@@ -128,7 +129,7 @@ def record(
     from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
     from rclpy.signals import SignalHandlerOptions
 
-    say = log or (lambda line: print(f"[record] {line}", file=sys.stderr, flush=True))
+    say = log or (lambda line: print(f"[record] {printable(line)}", file=sys.stderr, flush=True))
     stop = stop or threading.Event()
     result = RecordResult()
     restore = install_stop_handlers(stop, result)

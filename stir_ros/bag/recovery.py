@@ -37,12 +37,12 @@ from rosbags.rosbag2.metadata import parse_qos
 from stir_ros.bag.mcap_records import (
     MAGIC,
     MESSAGE_HEAD,
-    RECORD_HEAD,
     Opcode,
     channel_metadata,
     chunk_messages,
     iter_records,
     read_chunk,
+    read_record,
     read_string,
 )
 from stir_ros.core.errors import BagError
@@ -217,12 +217,9 @@ def mcap_chunk_messages(bio: BinaryIO, chunks: Sequence[ChunkInfo], path: Path, 
         yield chunk.message_start_time, -1, -1, -1, b""
         try:
             bio.seek(chunk.chunk_start_offset)
-            op, length = RECORD_HEAD.unpack(bio.read(RECORD_HEAD.size))
+            _offset, op, body = read_record(bio)
             if op != Opcode.CHUNK:
                 raise BagError(f"expected a chunk record, found opcode {op:#x}")
-            body = bio.read(length)
-            if len(body) != length:
-                raise BagError(f"chunk record cut short: {len(body)} of {length} bytes")
             _s, _e, records = read_chunk(body)
             msgs = chunk_messages(records, selected)
         except (BagError, struct.error, OSError, ValueError) as err:
@@ -272,16 +269,12 @@ class McapScan:
         """(offset, opcode, body) of top-level records until the data section ends or is cut."""
         bio.seek(self._data_start)
         while True:
-            offset = bio.tell()
-            head = bio.read(RECORD_HEAD.size)
-            if len(head) < RECORD_HEAD.size:
-                return
-            op, length = RECORD_HEAD.unpack(head)
+            try:
+                offset, op, body = read_record(bio)
+            except BagError:
+                return  # the file ends inside this record (or its declared length runs past the end)
             if op in (Opcode.DATA_END, Opcode.FOOTER):
                 return
-            body = bio.read(length)
-            if len(body) != length:
-                return  # the file ends inside this record
             yield offset, op, body
 
     def _register(self, op: int, body: bytes | memoryview) -> None:

@@ -15,14 +15,22 @@ measures over each reporting period:
   elapsed time; a driver stamping nominal capture times has zero drift, a camera whose frame
   clock runs fast or slow against the host shows a steady slope.
 
+A packet whose frame rate no sensor has (not finite, or outside the bounds of the driver's
+``frame_rate_hz`` parameter, :mod:`stir_ros.core.limits`) is counted as ``rejected`` with its reason
+and left out of everything else: its times would be meaningless (1e-300 Hz puts its last frame
+at infinity).
+
 All times are integer nanoseconds; nothing here reads a clock.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
-__all__ = ["PacketInfo", "StreamHealth", "HealthReport"]
+from stir_ros.core.limits import MAX_FRAME_RATE_HZ, MIN_FRAME_RATE_HZ
+
+__all__ = ["PacketInfo", "StreamHealth", "HealthReport", "implausible"]
 
 
 @dataclass(frozen=True)
@@ -54,6 +62,7 @@ class HealthReport:
     delay_ms_max: float
     drift_ms: float
     drift_ppm: float
+    rejected: int = 0
     totals: dict[str, int] = field(default_factory=dict)
 
     def line(self) -> str:
@@ -64,6 +73,7 @@ class HealthReport:
             f"lost {self.lost} (total {t.get('lost', 0)}) reordered {self.reordered} restarts {self.restarts} | "
             f"delay {self.delay_ms_mean:.1f} ms (max {self.delay_ms_max:.1f}) | "
             f"drift {self.drift_ms:+.3f} ms ({self.drift_ppm:+.1f} ppm)"
+            + (f" | rejected {self.rejected} (total {t.get('rejected', 0)})" if t.get("rejected") else "")
         )
 
 
@@ -71,7 +81,9 @@ class StreamHealth:
     """Accumulates packets and produces one :class:`HealthReport` per call to :meth:`report`."""
 
     def __init__(self) -> None:
-        self.totals = {"packets": 0, "frames": 0, "bytes": 0, "lost": 0, "reordered": 0, "restarts": 0}
+        self.totals = {"packets": 0, "frames": 0, "bytes": 0, "lost": 0, "reordered": 0, "restarts": 0, "rejected": 0}
+        #: Reason -> packets rejected for it, since the start.
+        self.rejections: dict[str, int] = {}
         self._expected_seq: int | None = None
         self._origin: tuple[int, int, int] | None = None  # (stamp_ns, first_frame_index, receive_ns)
         self._last_drift_ms = 0.0
@@ -80,7 +92,7 @@ class StreamHealth:
 
     def _reset_period(self, start_ns: int | None) -> None:
         self._period_start = start_ns
-        self._period = {"packets": 0, "frames": 0, "bytes": 0, "lost": 0, "reordered": 0, "restarts": 0}
+        self._period = {"packets": 0, "frames": 0, "bytes": 0, "lost": 0, "reordered": 0, "restarts": 0, "rejected": 0}
         self._delays: list[float] = []
 
     def add(self, packet: PacketInfo, receive_ns: int) -> None:
@@ -88,6 +100,11 @@ class StreamHealth:
         if self._period_start is None:
             self._period_start = receive_ns
         p = self._period
+        reason = implausible(packet)
+        if reason:
+            p["rejected"] += 1
+            self.rejections[reason] = self.rejections.get(reason, 0) + 1
+            return
         if self._expected_seq is not None and packet.seq != self._expected_seq:
             if packet.seq == 0 or packet.seq + 1000 < self._expected_seq:
                 p["restarts"] += 1
@@ -101,23 +118,21 @@ class StreamHealth:
         self._expected_seq = packet.seq + 1
         self._count(packet, receive_ns)
         rate = packet.frame_rate_hz
-        if rate > 0:
-            if self._origin is None:
-                self._origin = (packet.stamp_ns, packet.first_frame_index, receive_ns)
-            stamp0, index0, _ = self._origin
-            sensor_ns = (packet.first_frame_index - index0) / rate * 1e9
-            header_ns = packet.stamp_ns - stamp0
-            self._last_drift_ms = (header_ns - sensor_ns) / 1e6
-            self._last_drift_ppm = (header_ns - sensor_ns) / sensor_ns * 1e6 if sensor_ns > 0 else 0.0
+        if self._origin is None:
+            self._origin = (packet.stamp_ns, packet.first_frame_index, receive_ns)
+        stamp0, index0, _ = self._origin
+        sensor_ns = (packet.first_frame_index - index0) / rate * 1e9
+        header_ns = packet.stamp_ns - stamp0
+        self._last_drift_ms = (header_ns - sensor_ns) / 1e6
+        self._last_drift_ppm = (header_ns - sensor_ns) / sensor_ns * 1e6 if sensor_ns > 0 else 0.0
 
     def _count(self, packet: PacketInfo, receive_ns: int) -> None:
         p = self._period
         p["packets"] += 1
         p["frames"] += packet.num_frames
         p["bytes"] += packet.payload_bytes
-        if packet.frame_rate_hz > 0:
-            last_frame_ns = packet.stamp_ns + (packet.num_frames - 1) / packet.frame_rate_hz * 1e9
-            self._delays.append((receive_ns - last_frame_ns) / 1e6)
+        last_frame_ns = packet.stamp_ns + (packet.num_frames - 1) / packet.frame_rate_hz * 1e9
+        self._delays.append((receive_ns - last_frame_ns) / 1e6)
 
     def report(self, now_ns: int) -> HealthReport:
         """Close the current period at ``now_ns`` and start the next one."""
@@ -138,7 +153,16 @@ class StreamHealth:
             delay_ms_max=max(self._delays) if self._delays else 0.0,
             drift_ms=self._last_drift_ms,
             drift_ppm=self._last_drift_ppm,
+            rejected=p["rejected"],
             totals=dict(self.totals),
         )
         self._reset_period(now_ns)
         return report
+
+
+def implausible(packet: PacketInfo) -> str:
+    """Why ``packet`` cannot be measured (empty if it can): a frame rate no sensor has."""
+    rate = packet.frame_rate_hz
+    if not (math.isfinite(rate) and MIN_FRAME_RATE_HZ <= rate <= MAX_FRAME_RATE_HZ):
+        return f"frame_rate_hz outside [{MIN_FRAME_RATE_HZ:g}, {MAX_FRAME_RATE_HZ:g}] Hz"
+    return ""

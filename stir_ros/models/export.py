@@ -5,11 +5,14 @@
 The whole network is exported, the warp included (``grid_sample`` becomes ONNX ``GridSample``,
 opset 16 or later). Two kinds of file:
 
-- **fixed size** (``height``, ``width``): input ``spikes`` float32 ``[B, T, height, width]``; the
-  padding to multiples of 16 (repeating the last rows/columns, :func:`~stir_ros.models.blocks.pad_tail`)
-  and the crop back are part of the graph. Only the batch is dynamic.
+- **fixed size** (the default; ``batch``, ``height``, ``width``): input ``spikes`` float32
+  ``[batch, T, height, width]``, every dimension static, so that a runtime loads the file as it is
+  (OpenVINO's CPU plugin refuses a dynamic batch in this graph unless the caller reshapes first).
+  The padding to multiples of 16 (repeating the last rows/columns,
+  :func:`~stir_ros.models.blocks.pad_tail`) and the crop back are part of the graph.
 - **dynamic** (``dynamic=True``): input ``[B, T, H, W]`` with H and W multiples of 16, any size;
-  the caller pads (and crops the output). What :mod:`stir_ros.models.runtime` uses.
+  the caller pads (and crops the output) and gives the runtime the shape before compiling (OpenVINO:
+  ``model.reshape``). What :mod:`stir_ros.models.runtime` uses.
 
 Output ``raw`` float32 ``[B, 1, H, W]``: the raw network output, ``alpha * intensity`` (the
 centre frame's spike rate); an image is ``clip(raw / alpha, 0, 1)``. The file's metadata
@@ -35,6 +38,8 @@ from torch import Tensor, nn
 
 from stir_ros.core.defaults import ALPHA
 from stir_ros.core.errors import BackendUnavailableError, ConfigError, SpikeFormatError
+from stir_ros.core.limits import bound_for
+from stir_ros.core.paths import check_output_apart
 
 __all__ = [
     "ONNX_FORMAT",
@@ -74,14 +79,15 @@ def _onnx_bytes(model: nn.Module, window_length: int, height: int, width: int, d
 
     net = _Exportable(model, dynamic).eval()
     example = torch.zeros(batch, window_length, height, width)
-    axes = {0: "batch", 2: "height", 3: "width"} if dynamic else {0: "batch"}
+    axes = {0: "batch", 2: "height", 3: "width"}
+    dynamic_axes = {"spikes": axes, "raw": axes} if dynamic else None  # fixed size: every dimension static
     buf = io.BytesIO()
     with warnings.catch_warnings(), torch.inference_mode(False), torch.no_grad():
         # The tracer warns about Python-level branches on shapes (padding): constant per size.
         warnings.simplefilter("ignore")
         torch.onnx.export(
             net, (example,), buf, opset_version=opset, dynamo=False, input_names=["spikes"],
-            output_names=["raw"], dynamic_axes={"spikes": axes, "raw": axes}, do_constant_folding=True,
+            output_names=["raw"], dynamic_axes=dynamic_axes, do_constant_folding=True,
         )  # fmt: skip
     return buf.getvalue()
 
@@ -93,6 +99,7 @@ def export_onnx(
     height: int = 250,
     width: int = 400,
     dynamic: bool = False,
+    batch: int = 1,
     opset: int = DEFAULT_OPSET,
     alpha: float = ALPHA,
     source: str = "",
@@ -106,6 +113,7 @@ def export_onnx(
             ``dynamic``, the height used for tracing (rounded up to a multiple of 16).
         width: Input width, as ``height``.
         dynamic: Dynamic batch, height and width (multiples of 16, padded by the caller).
+        batch: Windows per inference of a fixed-size file (ignored with ``dynamic``).
         opset: ONNX opset, >= 16 (GridSample).
         alpha: The alpha the weights were trained for (metadata only: the graph never divides).
         source: Where the weights came from (metadata), e.g. the checkpoint's sha256.
@@ -114,7 +122,7 @@ def export_onnx(
         The serialised ONNX model (what was written).
 
     Raises:
-        ConfigError: Opset below 16 or a size below 1.
+        ConfigError: Opset below 16, or a size or batch below 1.
         BackendUnavailableError: The ``onnx`` package (metadata) is not installed.
     """
     import copy
@@ -123,16 +131,20 @@ def export_onnx(
         raise ConfigError(f"opset must be >= 16 (ONNX GridSample, the warp), got {opset}")
     if height < 1 or width < 1:
         raise ConfigError(f"height and width must be positive, got {height}x{width}")
+    bound = bound_for("spike_reconstructor", "max_batch")  # the node's bound on windows per pass
+    assert bound is not None
+    if isinstance(batch, bool) or not isinstance(batch, int) or not bound.low <= batch <= bound.high:
+        raise ConfigError(f"batch must be an integer in {bound.low:g}..{bound.high:g}, got {batch!r}")
     onnx = _import("onnx", "writing ONNX metadata")
     net = copy.deepcopy(model).float().cpu().eval()
     t = int(net.window_length)
     multiple = int(getattr(net, "size_multiple", 16))
     if dynamic:
         height, width = -(-height // multiple) * multiple, -(-width // multiple) * multiple
-    proto = onnx.load_from_string(_onnx_bytes(net, t, height, width, dynamic, opset))
+    proto = onnx.load_from_string(_onnx_bytes(net, t, height, width, dynamic, opset, 1 if dynamic else batch))
     layout = "float32 [B, T, H, W] of 0/1 spikes, frames in time order" + (
         f"; H and W multiples of {multiple}: pad by repeating the last rows/columns, crop the output"
-        if dynamic else f"; H = {height}, W = {width} (padding inside the graph)"
+        if dynamic else f"; B = {batch}, H = {height}, W = {width}, all static (padding inside the graph)"
     )  # fmt: skip
     meta = {
         "stir_ros.format": ONNX_FORMAT,
@@ -145,6 +157,7 @@ def export_onnx(
         "output": "raw",
         "output_layout": "float32 [B, 1, H, W], not clamped",
         "dynamic": "1" if dynamic else "0",
+        "batch": "dynamic" if dynamic else str(batch),
         "height": "dynamic" if dynamic else str(height),
         "width": "dynamic" if dynamic else str(width),
         "size_multiple": str(multiple if dynamic else 1),
@@ -208,7 +221,8 @@ def run_onnx(onnx_model: str | os.PathLike[str] | bytes, spikes: np.ndarray, run
         else:
             core = ov.Core()
             model = core.read_model(onnx_model if not isinstance(onnx_model, bytes) else _tmp_file(onnx_model))
-            model.reshape({0: list(x.shape)})  # static: some of OpenVINO's fusions need fixed shapes
+            if model.inputs[0].get_partial_shape().is_dynamic:  # a --dynamic file: its user gives the shape
+                model.reshape({0: list(x.shape)})  # some of OpenVINO's fusions need fixed shapes
             compiled = core.compile_model(model, "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
             return np.array(compiled({0: x})[0], dtype=np.float32)
     if runtime not in ("auto", "onnxruntime"):
@@ -296,8 +310,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="41 or 61; must match the checkpoint (0: the checkpoint's)")  # fmt: skip
     parser.add_argument("--height", type=int, default=250, help="input height of a fixed-size file (default 250)")
     parser.add_argument("--width", type=int, default=400, help="input width of a fixed-size file (default 400)")
+    parser.add_argument("--batch", type=int, default=None, metavar="N",
+                        help="windows per inference of a fixed-size file (default 1); every dimension of the file "
+                             "is static, so runtimes load it as it is")  # fmt: skip
     parser.add_argument("--dynamic", action="store_true",
-                        help="dynamic batch, height and width (multiples of 16; the caller pads)")  # fmt: skip
+                        help="dynamic batch, height and width (multiples of 16; the caller pads and gives the "
+                             "runtime the shape, e.g. OpenVINO's model.reshape, before compiling)")  # fmt: skip
     parser.add_argument("--opset", type=int, default=DEFAULT_OPSET, help=f"ONNX opset >= 16 (default {DEFAULT_OPSET})")
     parser.add_argument("--no-check", action="store_true", help="skip the check against PyTorch after export")
     parser.add_argument("--check-dat", metavar="DAT", action="append", default=[],
@@ -315,13 +333,18 @@ def run(args: argparse.Namespace) -> int:
     path = default_weights_path() if args.weights == "default" else Path(args.weights).expanduser()
     if args.window_length not in (0, 41, 61):
         raise ConfigError(f"--window-length must be 41 or 61 (0: the checkpoint's), got {args.window_length}")
+    check_output_apart(args.out, [path, *args.check_dat], what="output file")
+    if args.dynamic and args.batch is not None:
+        raise ConfigError("--batch is for fixed-size files; a --dynamic file takes any batch")
+    batch = args.batch if args.batch is not None else 1
     model, meta = load_checkpoint(path, expected_window_length=args.window_length or None)
     from stir_ros.models.checkpoint import state_dict_sha256
 
     source = f"{Path(path).name} (state dict sha256 {state_dict_sha256(model.state_dict())})"
-    data = export_onnx(model, args.out, height=args.height, width=args.width, dynamic=args.dynamic,
+    data = export_onnx(model, args.out, height=args.height, width=args.width, dynamic=args.dynamic, batch=batch,
                        opset=args.opset, alpha=float(meta.alpha), source=source)  # fmt: skip
-    kind = "dynamic batch/height/width (multiples of 16)" if args.dynamic else f"{args.height}x{args.width}"
+    kind = ("dynamic batch/height/width (multiples of 16)" if args.dynamic
+            else f"static input [{batch}, {model.window_length}, {args.height}, {args.width}]")  # fmt: skip
     print(f"wrote {args.out}: {len(data) / 1e6:.1f} MB, opset {args.opset}, window {model.window_length}, {kind}")
     if args.no_check:
         return 0
@@ -335,6 +358,8 @@ def run(args: argparse.Namespace) -> int:
 
         real = torch.as_tensor(centre_window(Path(dat), args.height, args.width, model.window_length)[None])
         windows.append(pad_tail(real, 16)[0].float().numpy() if args.dynamic else real.float().numpy())
+    if not args.dynamic and batch > 1:  # the file takes exactly `batch` windows: combine the check windows
+        windows = [np.concatenate([windows[(i + k) % len(windows)] for k in range(batch)]) for i in range(len(windows))]
     diff = verify_onnx(model, args.out, windows)
     verdict = "ok" if diff <= args.tolerance else "FAILED"
     kinds = "random, simulated" + (f" and {len(args.check_dat)} recorded" if args.check_dat else "")

@@ -20,7 +20,6 @@ from typing import Any
 from urllib.parse import unquote, urlparse
 
 import numpy as np
-import yaml
 from builtin_interfaces.msg import Time
 from diagnostic_msgs.msg import DiagnosticStatus, KeyValue
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
@@ -31,6 +30,7 @@ from stir_ros.core.imaging import from_image_bytes, to_image_array
 from stir_ros.core.limits import MAX_FRAME_SIDE, bound_for
 from stir_ros.core.packing import ENCODING_VIDAR_BITPACKED, decode_payload, encode_frames
 from stir_ros.core.stream_processor import packet_header, packet_payload  # shared with the bag tools
+from stir_ros.core.yaml_files import load_yaml
 from stir_ros.msg import SpikePacket
 
 __all__ = [
@@ -202,12 +202,7 @@ def camera_info_from_file(url: str, frame_id: str = "") -> CameraInfo:
         ConfigError: If the file is missing or malformed.
     """
     path = _url_to_path(url)
-    try:
-        data = yaml.safe_load(path.read_text())
-    except OSError as err:
-        raise ConfigError(f"cannot read camera calibration '{path}': {err}") from err
-    except yaml.YAMLError as err:
-        raise ConfigError(f"camera calibration '{path}' is not valid YAML: {err}") from err
+    data = load_yaml(path, "camera calibration")
     if not isinstance(data, Mapping) or "image_width" not in data or "image_height" not in data:
         raise ConfigError(f"camera calibration '{path}' needs image_width and image_height")
     size = []

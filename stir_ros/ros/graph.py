@@ -34,6 +34,7 @@ from stir_ros.core.parameters import (
     RECONSTRUCTOR_PARAMETERS,
     ParamSpec,
 )
+from stir_ros.core.yaml_files import load_yaml
 
 __all__ = [
     "PACKAGE",
@@ -194,12 +195,7 @@ def load_params_file(path: str | os.PathLike[str]) -> dict[str, dict[str, Any]]:
     Raises:
         ConfigError: If the file is missing or not in the params format.
     """
-    try:
-        data = yaml.safe_load(Path(path).read_text())
-    except OSError as err:
-        raise ConfigError(f"cannot read params file '{path}': {err}") from err
-    except yaml.YAMLError as err:
-        raise ConfigError(f"params file '{path}' is not valid YAML: {err}") from err
+    data = load_yaml(path, "params file")
     if data is None:
         return {}
     if not isinstance(data, Mapping):

@@ -15,9 +15,10 @@ during ``bag play --clock``).
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from typing import Any
+
+from stir_ros.core.text_output import printable, write_json
 
 __all__ = ["add_perf_arguments", "add_echo_arguments", "echo_line", "run_perf", "run_echo"]
 
@@ -113,7 +114,7 @@ def run_perf(args: argparse.Namespace) -> int:
     sizes: set[str] = set()
 
     def on_packet(msg: Any, now_ns: int) -> None:
-        sizes.add(f"{msg.height}x{msg.width} {msg.encoding} @ {msg.frame_rate_hz:g} Hz")
+        sizes.add(f"{msg.height}x{msg.width} {printable(msg.encoding)} @ {msg.frame_rate_hz:g} Hz")
         health.add(_info(msg), now_ns)
 
     def on_tick(now_ns: int) -> None:
@@ -121,18 +122,19 @@ def run_perf(args: argparse.Namespace) -> int:
         reports.append(vars(report))
         print(report.line(), flush=True)
 
-    print(f"perf {args.topic}: one line every {args.period:g} s (Ctrl-C to stop)", flush=True)
+    print(f"perf {printable(args.topic)}: one line every {args.period:g} s (Ctrl-C to stop)", flush=True)
     _spin(args, "stir_ros_perf", on_packet, on_tick, args.period)
     totals = health.totals
     print(
         f"total: {totals['packets']} packets, {totals['frames']} frames, {totals['bytes'] / 1e6:.1f} MB, "
-        f"lost {totals['lost']}, reordered {totals['reordered']}, restarts {totals['restarts']}; "
+        f"lost {totals['lost']}, reordered {totals['reordered']}, restarts {totals['restarts']}, "
+        f"rejected {totals['rejected']}; "
         f"streams seen: {', '.join(sorted(sizes)) or 'none'}",
         flush=True,
     )
     if args.json:
-        with open(args.json, "w") as f:
-            json.dump({"topic": args.topic, "reports": reports, "totals": totals, "streams": sorted(sizes)}, f, indent=1)
+        write_json(args.json, {"topic": args.topic, "reports": reports, "totals": totals, "streams": sorted(sizes),
+                               "rejections": health.rejections})
     return 0
 
 
@@ -151,9 +153,9 @@ def echo_line(msg: Any) -> str:
     density = f"{100.0 * ones / pixels:.2f}%" if pixels else "n/a"
     stamp = stamp_to_ns(msg.header.stamp)
     return (
-        f"seq {msg.seq} stamp {stamp // 1_000_000_000}.{stamp % 1_000_000_000:09d} frame_id '{msg.header.frame_id}' "
-        f"first_frame {msg.first_frame_index} frames {msg.num_frames} {msg.height}x{msg.width} "
-        f"{msg.frame_rate_hz:g} Hz {msg.encoding} {len(msg.data)} B fired {density}"
+        f"seq {msg.seq} stamp {stamp // 1_000_000_000}.{stamp % 1_000_000_000:09d} "
+        f"frame_id '{printable(msg.header.frame_id)}' first_frame {msg.first_frame_index} frames {msg.num_frames} "
+        f"{msg.height}x{msg.width} {msg.frame_rate_hz:g} Hz {printable(msg.encoding)} {len(msg.data)} B fired {density}"
     )
 
 

@@ -33,7 +33,6 @@ from __future__ import annotations
 import argparse
 import fnmatch
 import hashlib
-import json
 import os
 import shutil
 import subprocess
@@ -43,6 +42,7 @@ from pathlib import Path
 from typing import Any
 
 from stir_ros.core.errors import ConfigError
+from stir_ros.core.text_output import json_text
 
 __all__ = [
     "CUTOUT_SOURCE", "VIDEO_SOURCE", "PhotoSource", "SOURCES", "add_arguments", "build", "build_cutouts",
@@ -253,7 +253,7 @@ def build(cache: Path, max_size: int = 1024, log: Callable[[str], None] = print)
                     "file": f"/{source.folder}/{rel}", "licence": _licence_of(copyright_text, rel),
                 })  # fmt: skip
         log(f"{source.package} {version}: {len(source.files)} photograph(s)")
-    (cache / "sources.json").write_text(json.dumps(records, indent=1) + "\n")
+    (cache / "sources.json").write_text(json_text(records))
     lines = [
         "# Training photographs",
         "",
@@ -314,7 +314,7 @@ def build_cutouts(cache: Path, max_size: int = 256, log: Callable[[str], None] =
         })  # fmt: skip
     if not records:
         raise ConfigError(f"{source.package} {version}: no photographic stamps found")
-    (out_dir / "sources.json").write_text(json.dumps(records, indent=1) + "\n")
+    (out_dir / "sources.json").write_text(json_text(records))
     lines = [
         "# Object cut-outs",
         "",
@@ -383,7 +383,7 @@ def build_videos(cache: Path, max_size: int = 384, log: Callable[[str], None] = 
             "frames": done.read_text().strip(),
         })  # fmt: skip
         log(f"{source.package} {version}: {rel}, {records[-1]['frames']} frames")
-    (out_dir / "sources.json").write_text(json.dumps(records, indent=1) + "\n")
+    (out_dir / "sources.json").write_text(json_text(records))
     lines = [
         "# Video clips",
         "",

@@ -42,6 +42,7 @@ from stir_ros.core.defaults import ALPHA
 from stir_ros.core.errors import ConfigError
 from stir_ros.core.metrics import psnr
 from stir_ros.core.sensor_model import parse_sensor
+from stir_ros.core.paths import check_output_apart, make_output_folder
 from stir_ros.models import build_model, read_checkpoint, save_checkpoint
 from stir_ros.models.checkpoint import check_weights_file
 from stir_ros.training.camera import CameraConfig
@@ -408,7 +409,11 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
     use_amp = (device.type == "cuda") if args.amp is None else bool(args.amp)
     amp_dtype = torch.bfloat16 if device.type != "cuda" or torch.cuda.is_bf16_supported() else torch.float16
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    data_inputs = [*args.images, *(getattr(args, "val_images", None) or []), getattr(args, "cutouts", None),
+                   getattr(args, "videos", None), getattr(args, "init_weights", None)]
+    check_output_apart(out, data_inputs, what="--out folder", folder=True)
+    check_output_apart(out, [getattr(args, "resume", None)], what="--out folder")  # resuming from OUT/last.pt is the usual case
+    make_output_folder(out, "--out folder")
 
     data_gen = _seed_everything(args.seed)
     model = build_model({"type": "stir", "window_length": args.window_length}).to(device)
