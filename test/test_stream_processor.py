@@ -10,6 +10,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
+from stir_ros.core.limits import MAX_WINDOW_BYTES, MAX_WINDOW_LENGTH
 from stir_ros.core.packing import ENCODING_UNPACKED_U8, ENCODING_VIDAR_BITPACKED, encode_frames
 from stir_ros.core.stream import PacketHeader, stack_windows
 from stir_ros.core.stream_processor import (
@@ -185,6 +186,24 @@ def test_window_too_large_is_rejected_unless_unlimited():
                               f"of {41 * 64 * 64 - 1}")
     assert proc.cutter is None and proc.packets == 0
     assert StreamProcessor(41, 20, max_window_bytes=None).push(header, payload).status == ACCEPTED
+
+
+@pytest.mark.parametrize(
+    ("window", "h", "w", "limit", "accepted"),
+    [
+        (41, 64, 64, 41 * 64 * 64, True),  # exactly at the limit
+        (41, 64, 64, 41 * 64 * 64 - 1, False),  # one byte over
+        (MAX_WINDOW_LENGTH, 512, 512, None, True),  # the default limit: 1024 x 512 x 512 is exactly MAX_WINDOW_BYTES
+        (MAX_WINDOW_LENGTH, 512, 513, None, False),
+    ],
+)
+def test_window_size_exactly_at_the_limit_is_accepted_and_over_it_rejected(window, h, w, limit, accepted):
+    assert MAX_WINDOW_LENGTH * 512 * 512 == MAX_WINDOW_BYTES
+    header, payload = _packet(_frames(1, h, w), 0, 0)
+    proc = StreamProcessor(window, 20) if limit is None else StreamProcessor(window, 20, max_window_bytes=limit)
+    out = proc.push(header, payload)
+    assert out.status == (ACCEPTED if accepted else REJECTED), out.message
+    assert proc.rejected.get("window_too_large", 0) == (0 if accepted else 1)
 
 
 def test_idle_packets_are_counted_not_cut():
