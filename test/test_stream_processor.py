@@ -33,11 +33,11 @@ def _frames(n: int, h: int = H, w: int = W, seed: int = 0) -> np.ndarray:
 
 
 def _packet(frames: np.ndarray, seq: int, first: int, stamp: int | None = None,
-            encoding: str = ENCODING_VIDAR_BITPACKED) -> tuple[PacketHeader, np.ndarray]:
+            encoding: str = ENCODING_VIDAR_BITPACKED, rate: float = RATE) -> tuple[PacketHeader, np.ndarray]:
     n, h, w = frames.shape
-    stamp = T0 + round(first * 1e9 / RATE) if stamp is None else stamp
+    stamp = T0 + round(first * 1e9 / rate) if stamp is None else stamp
     header = PacketHeader(seq=seq, first_frame_index=first, num_frames=n, height=h, width=w, encoding=encoding,
-                          stamp_ns=stamp, frame_rate_hz=RATE)
+                          stamp_ns=stamp, frame_rate_hz=rate)
     return header, encode_frames(frames, encoding)
 
 
@@ -72,6 +72,22 @@ def test_packets_in_windows_out_on_the_stride_grid(decode, encoding):
     _check_windows(windows, frames)
     assert (proc.packets, proc.frames, proc.windows_cut) == (len(packets), 300, len(windows))
     assert proc.events == {} and proc.buffer_resets == 0 and not proc.rejected
+
+
+@pytest.mark.parametrize(("rate", "fpp"), [(30000.0, 6), (24000.0, 9), (7000.0, 14)])
+def test_centre_stamps_are_rounded_at_rates_without_whole_ns_frames(rate, fpp):
+    """33 333.3 ns a frame at 30 kHz: a truncated offset would be a nanosecond early in 2 of 3 windows.
+
+    Packets hold a multiple of the frames that make whole nanoseconds, so every packet stamp is
+    exact and the centre's stamp is the rounded time of its frame.
+    """
+    frames = _frames(300)
+    proc = StreamProcessor(41, 19)  # the centres fall on every offset in a packet
+    _, windows = _run(proc, [_packet(frames[i : i + fpp], k, i, rate=rate) for k, i in enumerate(range(0, 300, fpp))])
+    assert len(windows) == 14
+    centre_ns = [w.centre_frame_index * 1e9 / rate for w in windows]
+    assert [w.centre_stamp_ns for w in windows] == [T0 + round(t) for t in centre_ns]
+    assert any(round(t) != int(t) for t in centre_ns)  # truncation would show
 
 
 def test_decoded_and_encoded_payloads_give_the_same_windows():
