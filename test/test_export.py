@@ -134,34 +134,6 @@ def test_openvino_engine_matches_torch_engine() -> None:
     assert float(np.abs(bf16.reconstruct(windows) - ref).mean()) <= 0.01
 
 
-def test_backend_is_validated() -> None:
-    with pytest.raises(ConfigError, match="backend must be one of torch, openvino"):
-        EngineConfig(method="stir", backend="tensorrt")
-
-
-def test_missing_openvino_is_a_clear_error(monkeypatch) -> None:
-    monkeypatch.setitem(sys.modules, "openvino", None)  # import openvino -> ImportError
-    with pytest.raises(BackendUnavailableError, match="backend 'openvino' needs the Python package openvino"):
-        ReconstructionEngine(EngineConfig(method="stir", device="cpu", backend="openvino"))
-    # The classical methods do not use a backend.
-    assert ReconstructionEngine(EngineConfig(method="tfp", backend="openvino")).backend == "torch"
-
-
-def test_openvino_predictor_takes_bytes_bools_and_floats_alike(model) -> None:
-    from stir_ros.models.runtime import OpenVinoSTIR
-
-    predictor = OpenVinoSTIR(model, "fp32", threads=1)
-    window = check_windows(61, 20, 36, seed=7)[1]
-    as_u8 = predictor(window.astype(np.uint8))
-    as_float = predictor(window)
-    as_bool = predictor(torch.as_tensor(window.astype(bool)))
-    assert as_u8.shape == (1, 1, 20, 36) and as_u8.dtype == torch.float32
-    assert float((as_u8 - as_float).abs().max()) <= 1e-5 and torch.equal(as_u8, as_bool)
-    with torch.inference_mode():
-        ref = model(torch.as_tensor(window))
-    assert float((as_u8 - ref).abs().max()) <= 1e-4
-
-
 def _cpu_has_bf16() -> bool:
     """Whether the CPU computes in bf16 (AVX512-BF16 or AMX); OpenVINO runs f32 on others."""
     try:
@@ -190,3 +162,31 @@ def test_openvino_compiles_at_the_requested_precision(model) -> None:
     assert hints["bf16"] == ov.Type.bf16
     assert not torch.equal(outputs["bf16"], outputs["fp32"])  # computed in bf16, not f32
     assert float((outputs["bf16"] - outputs["fp32"]).abs().mean()) <= 0.01
+
+
+def test_backend_is_validated() -> None:
+    with pytest.raises(ConfigError, match="backend must be one of torch, openvino"):
+        EngineConfig(method="stir", backend="tensorrt")
+
+
+def test_missing_openvino_is_a_clear_error(monkeypatch) -> None:
+    monkeypatch.setitem(sys.modules, "openvino", None)  # import openvino -> ImportError
+    with pytest.raises(BackendUnavailableError, match="backend 'openvino' needs the Python package openvino"):
+        ReconstructionEngine(EngineConfig(method="stir", device="cpu", backend="openvino"))
+    # The classical methods do not use a backend.
+    assert ReconstructionEngine(EngineConfig(method="tfp", backend="openvino")).backend == "torch"
+
+
+def test_openvino_predictor_takes_bytes_bools_and_floats_alike(model) -> None:
+    from stir_ros.models.runtime import OpenVinoSTIR
+
+    predictor = OpenVinoSTIR(model, "fp32", threads=1)
+    window = check_windows(61, 20, 36, seed=7)[1]
+    as_u8 = predictor(window.astype(np.uint8))
+    as_float = predictor(window)
+    as_bool = predictor(torch.as_tensor(window.astype(bool)))
+    assert as_u8.shape == (1, 1, 20, 36) and as_u8.dtype == torch.float32
+    assert float((as_u8 - as_float).abs().max()) <= 1e-5 and torch.equal(as_u8, as_bool)
+    with torch.inference_mode():
+        ref = model(torch.as_tensor(window))
+    assert float((as_u8 - ref).abs().max()) <= 1e-4
