@@ -32,10 +32,10 @@ NS_PER_FRAME = 50_000
 T = 41  # tfp/tfi default window
 
 
-def _make_bag(tmp: Path, name: str, frames: np.ndarray, fpp: int, storage: str) -> Path:
+def _make_bag(tmp: Path, name: str, frames: np.ndarray, fpp: int, storage: str, rate: float = RATE) -> Path:
     dat = tmp / f"{name}.dat"
     write_dat(dat, frames)
-    dat_to_bag(dat, tmp / name, frames.shape[1], frames.shape[2], RATE, frames_per_packet=fpp, storage=storage,
+    dat_to_bag(dat, tmp / name, frames.shape[1], frames.shape[2], rate, frames_per_packet=fpp, storage=storage,
                start_ns=START, frame_id="cam0")
     return tmp / name
 
@@ -86,6 +86,18 @@ def test_one_image_per_window_with_centre_stamps(tmp_path: Path, storage: str) -
         infos = [(m.timestamp, out.deserialize(m)) for m in out.messages(["/camera_info"])]
     assert [t for t, _ in infos] == sorted(expected)
     assert all((i.height, i.width, i.header.frame_id) == (64, 96, "cam0") for _, i in infos)
+
+
+@pytest.mark.parametrize(("rate", "fpp"), [(30000.0, 30), (24000.0, 24)])
+def test_image_stamps_are_the_rounded_centre_frame_times(tmp_path: Path, rate: float, fpp: int) -> None:
+    """At 30 kHz a frame is 33 333.3 ns: stamps must be rounded, not truncated (packets hold whole ns)."""
+    frames = _frames(200, 8, 8)
+    result = reconstruct_bag(_make_bag(tmp_path, "in", frames, fpp, "mcap", rate=rate), tmp_path / "out",
+                             ReconstructOptions(method="tfp", stride_frames=19))
+    centre_ns = [(s + T // 2) * 1e9 / rate for s in range(0, 200 - T + 1, 19)]
+    expected = [START + round(t) for t in centre_ns]
+    assert any(round(t) != int(t) for t in centre_ns)  # truncation would show
+    assert result.stamps_ns == expected and sorted(_images(tmp_path / "out")) == expected
 
 
 def test_tfi_and_stride_one(tmp_path: Path) -> None:

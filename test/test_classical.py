@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from stir_ros.core.classical import spike_counts_packed, tfi, tfp, tfp_packed
+from stir_ros.core.classical import PackedWindows, spike_counts_packed, tfi, tfp, tfp_packed
 from stir_ros.core.errors import ConfigError, SpikeFormatError
 from stir_ros.core.packing import pack_frames
 from stir_ros.core.simulator import simulate_spikes
@@ -23,6 +23,47 @@ def test_tfp_mean_over_centred_window() -> None:
     # window 4: frames 1..4 (t//2 - window//2 onwards); the result is not clipped.
     np.testing.assert_allclose(tfp(spikes, alpha=0.5, window=4), [[1.5, 0.0]], rtol=1e-6)
     assert tfp(spikes).dtype == np.float32
+
+
+def _frames_used(t: int, window: int, kind: str) -> list[int]:
+    """The frames ``tfp`` averages: pixel ``j`` fires in frame ``j`` only, so pixel ``j`` is lit iff frame ``j`` was used."""
+    spikes = np.eye(t, dtype=np.uint8).reshape(t, 1, t)
+    if kind == "int32":  # the wide-integer path (not uint8)
+        spikes = spikes.astype(np.int32)
+    elif kind == "torch":
+        spikes = torch.from_numpy(spikes)
+    image = np.asarray(tfp(spikes, alpha=0.5, window=window))[0]
+    used = np.flatnonzero(image)
+    np.testing.assert_allclose(image[used], 1 / (window * 0.5), rtol=1e-6)  # the mean over exactly ``window`` frames
+    return used.tolist()
+
+
+@pytest.mark.parametrize("kind", ["uint8", "int32", "torch"])
+@pytest.mark.parametrize(
+    ("t", "window", "frames"),
+    [
+        (8, 3, [3, 4, 5]),  # even T: centre frame 4 (T // 2), one frame either side
+        (8, 5, [2, 3, 4, 5, 6]),
+        (8, 1, [4]),
+        (8, 4, [2, 3, 4, 5]),  # even window: T//2 - window//2 onwards
+        (8, 7, [1, 2, 3, 4, 5, 6, 7]),
+        (42, 41, list(range(1, 42))),  # STIR's 41 inside a 42-frame window: the first frame is left out
+        (40, 3, [19, 20, 21]),
+        (7, 3, [2, 3, 4]),  # odd T, for comparison
+    ],
+)
+def test_tfp_sub_window_of_an_even_length_window_uses_the_centred_frames(t, window, frames, kind) -> None:
+    assert _frames_used(t, window, kind) == frames
+
+
+def test_tfp_even_length_window_against_a_hand_computed_mean() -> None:
+    spikes = np.zeros((6, 1, 1), np.uint8)  # centre frame 3
+    spikes[[1, 2, 3], 0, 0] = 1
+    # window 3: frames 2, 3, 4 -> 2 spikes; starting a frame early (1, 2, 3) would give 3.
+    np.testing.assert_allclose(tfp(spikes, alpha=0.5, window=3), [[2 / 3 / 0.5]], rtol=1e-6)
+    spikes_packed = spikes.reshape(1, 6, 1, 1)
+    packed = PackedWindows([[pack_frames(spikes_packed[0]).reshape(6, -1)]], 6, 1, 1)
+    np.testing.assert_allclose(tfp(packed, alpha=0.5, window=3), [[[2 / 3 / 0.5]]], rtol=1e-6)
 
 
 def test_tfi_handmade_intervals() -> None:

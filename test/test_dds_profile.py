@@ -197,6 +197,26 @@ def test_only_unlocked_old_segments_are_removed(tmp_path):
     assert remove_stale_segments(tmp_path / "missing") == StaleSegments(directory=tmp_path / "missing")
 
 
+@pytest.mark.parametrize(
+    ("segment_age_s", "lock_age_s", "removed"),
+    [
+        (2 * STALE_AFTER_S, 2 * STALE_AFTER_S, True),  # both old: the owner is gone
+        (2 * STALE_AFTER_S, 1.0, False),  # young lock: a participant may be taking it right now
+        (1.0, 2 * STALE_AFTER_S, False),  # young segment: being created
+        (1.0, 1.0, False),
+    ],
+)
+def test_an_unlocked_segment_is_removed_only_when_both_files_are_old(tmp_path, segment_age_s, lock_age_s, removed):
+    segment = _pair(tmp_path, "fastrtps_0123456789abcdef", size=4096)
+    lock = Path(f"{segment}_el")
+    now = time.time()
+    os.utime(segment, (now - segment_age_s, now - segment_age_s))
+    os.utime(lock, (now - lock_age_s, now - lock_age_s))
+    result = remove_stale_segments(tmp_path, min_age_s=STALE_AFTER_S)
+    assert result.removed == ((segment.name,) if removed else ())
+    assert segment.exists() is not removed and lock.exists() is not removed
+
+
 _PARTICIPANT = """
 import sys, time, rclpy
 rclpy.init()

@@ -133,6 +133,36 @@ def test_openvino_engine_matches_torch_engine() -> None:
     assert float(np.abs(bf16.reconstruct(windows) - ref).mean()) <= 0.01
 
 
+def _cpu_has_bf16() -> bool:
+    """Whether the CPU computes in bf16 (AVX512-BF16 or AMX); OpenVINO runs f32 on others."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def test_openvino_compiles_at_the_requested_precision(model) -> None:
+    """``precision: bf16`` reaches the compiled model: its hint reads bf16 and its output differs from f32."""
+    import openvino as ov
+
+    from stir_ros.models.runtime import OpenVinoSTIR
+
+    window = check_windows(61, 20, 36, seed=7)[1].astype(np.uint8)
+    outputs, hints = {}, {}
+    for precision in ("fp32", "bf16"):
+        predictor = OpenVinoSTIR(model, precision, threads=1)
+        outputs[precision] = predictor(window)
+        (request,) = predictor._compiled.values()  # the one frame size compiled
+        hints[precision] = request.get_compiled_model().get_property("INFERENCE_PRECISION_HINT")
+    assert hints["fp32"] == ov.Type.f32
+    if not _cpu_has_bf16():
+        pytest.skip("this CPU has no bf16 instructions: OpenVINO runs bf16 as f32")
+    assert hints["bf16"] == ov.Type.bf16
+    assert not torch.equal(outputs["bf16"], outputs["fp32"])  # computed in bf16, not f32
+    assert float((outputs["bf16"] - outputs["fp32"]).abs().mean()) <= 0.01
+
+
 def test_backend_is_validated() -> None:
     with pytest.raises(ConfigError, match="backend must be one of torch, openvino"):
         EngineConfig(method="stir", backend="tensorrt")

@@ -217,6 +217,44 @@ def test_lifecycle_transitions_over_services(nodes, ros_node):
     assert "model released" in nodes.logs()
 
 
+def _own_subscriptions(ros_node, topic: str, ns: str) -> int:
+    """Subscriptions of ``/ns/spike_reconstructor`` on ``topic``, as the ROS graph shows them."""
+    return sum(1 for info in ros_node.get_subscriptions_info_by_topic(topic)
+               if (info.node_namespace, info.node_name) == (f"/{ns}", "spike_reconstructor"))  # fmt: skip
+
+
+def test_deactivate_destroys_the_subscriptions_and_activate_makes_one_each(nodes, ros_node):
+    """An inactive reconstructor receives nothing; active again, it holds one subscription, not two."""
+    ns = f"lcsub_{uuid.uuid4().hex[:8]}"
+    nodes.start("spike_camera_driver", ns, DRIVER)
+    nodes.start("spike_reconstructor_lifecycle", ns, RECON)
+    recon = Managed(ros_node, f"/{ns}/spike_reconstructor")
+    diag = Diagnostics(ros_node, ns)
+    topics = (f"/{ns}/spikes", f"/{ns}/spikes/camera_info")
+
+    def counts() -> list[int]:
+        return [_own_subscriptions(ros_node, t, ns) for t in topics]
+
+    assert recon.transition(Transition.TRANSITION_CONFIGURE), nodes.logs()
+    assert recon.transition(Transition.TRANSITION_ACTIVATE), nodes.logs()
+    assert spin_until(ros_node, lambda: counts() == [1, 1], 30), counts()
+    assert diag.wait(lambda v: int(v["images_published"]) >= 2, 60), nodes.logs()
+
+    assert recon.transition(Transition.TRANSITION_DEACTIVATE)
+    assert spin_until(ros_node, lambda: counts() == [0, 0], 30), counts()
+    first = diag.count
+    assert spin_until(ros_node, lambda: diag.count >= first + 2, 30)
+    packets = int(diag.values["input_packets"])
+    assert spin_until(ros_node, lambda: diag.count >= first + 6, 30)  # 1 s of a 20 packets/s stream
+    assert int(diag.values["input_packets"]) == packets, "an inactive reconstructor received packets"
+
+    assert recon.transition(Transition.TRANSITION_ACTIVATE)
+    assert spin_until(ros_node, lambda: counts() == [1, 1], 30), counts()
+    assert diag.wait(lambda v: int(v["input_packets"]) >= packets + 20, 60), nodes.logs()  # a second of the stream
+    assert counts() == [1, 1]
+    assert diag.values["input_duplicates"] == "0", diag.values
+
+
 @pytest.mark.parametrize("configured", [False, True])
 def test_lifecycle_shutdown_from_unconfigured_or_active(configured, nodes, ros_node):
     ns = f"lcs_{uuid.uuid4().hex[:8]}"

@@ -10,6 +10,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
+from stir_ros.core.limits import MAX_WINDOW_BYTES, MAX_WINDOW_LENGTH
 from stir_ros.core.packing import ENCODING_UNPACKED_U8, ENCODING_VIDAR_BITPACKED, encode_frames
 from stir_ros.core.stream import PacketHeader, stack_windows
 from stir_ros.core.stream_processor import (
@@ -32,11 +33,11 @@ def _frames(n: int, h: int = H, w: int = W, seed: int = 0) -> np.ndarray:
 
 
 def _packet(frames: np.ndarray, seq: int, first: int, stamp: int | None = None,
-            encoding: str = ENCODING_VIDAR_BITPACKED) -> tuple[PacketHeader, np.ndarray]:
+            encoding: str = ENCODING_VIDAR_BITPACKED, rate: float = RATE) -> tuple[PacketHeader, np.ndarray]:
     n, h, w = frames.shape
-    stamp = T0 + round(first * 1e9 / RATE) if stamp is None else stamp
+    stamp = T0 + round(first * 1e9 / rate) if stamp is None else stamp
     header = PacketHeader(seq=seq, first_frame_index=first, num_frames=n, height=h, width=w, encoding=encoding,
-                          stamp_ns=stamp, frame_rate_hz=RATE)
+                          stamp_ns=stamp, frame_rate_hz=rate)
     return header, encode_frames(frames, encoding)
 
 
@@ -71,6 +72,22 @@ def test_packets_in_windows_out_on_the_stride_grid(decode, encoding):
     _check_windows(windows, frames)
     assert (proc.packets, proc.frames, proc.windows_cut) == (len(packets), 300, len(windows))
     assert proc.events == {} and proc.buffer_resets == 0 and not proc.rejected
+
+
+@pytest.mark.parametrize(("rate", "fpp"), [(30000.0, 6), (24000.0, 9), (7000.0, 14)])
+def test_centre_stamps_are_rounded_at_rates_without_whole_ns_frames(rate, fpp):
+    """33 333.3 ns a frame at 30 kHz: a truncated offset would be a nanosecond early in 2 of 3 windows.
+
+    Packets hold a multiple of the frames that make whole nanoseconds, so every packet stamp is
+    exact and the centre's stamp is the rounded time of its frame.
+    """
+    frames = _frames(300)
+    proc = StreamProcessor(41, 19)  # the centres fall on every offset in a packet
+    _, windows = _run(proc, [_packet(frames[i : i + fpp], k, i, rate=rate) for k, i in enumerate(range(0, 300, fpp))])
+    assert len(windows) == 14
+    centre_ns = [w.centre_frame_index * 1e9 / rate for w in windows]
+    assert [w.centre_stamp_ns for w in windows] == [T0 + round(t) for t in centre_ns]
+    assert any(round(t) != int(t) for t in centre_ns)  # truncation would show
 
 
 def test_decoded_and_encoded_payloads_give_the_same_windows():
@@ -185,6 +202,24 @@ def test_window_too_large_is_rejected_unless_unlimited():
                               f"of {41 * 64 * 64 - 1}")
     assert proc.cutter is None and proc.packets == 0
     assert StreamProcessor(41, 20, max_window_bytes=None).push(header, payload).status == ACCEPTED
+
+
+@pytest.mark.parametrize(
+    ("window", "h", "w", "limit", "accepted"),
+    [
+        (41, 64, 64, 41 * 64 * 64, True),  # exactly at the limit
+        (41, 64, 64, 41 * 64 * 64 - 1, False),  # one byte over
+        (MAX_WINDOW_LENGTH, 512, 512, None, True),  # the default limit: 1024 x 512 x 512 is exactly MAX_WINDOW_BYTES
+        (MAX_WINDOW_LENGTH, 512, 513, None, False),
+    ],
+)
+def test_window_size_exactly_at_the_limit_is_accepted_and_over_it_rejected(window, h, w, limit, accepted):
+    assert MAX_WINDOW_LENGTH * 512 * 512 == MAX_WINDOW_BYTES
+    header, payload = _packet(_frames(1, h, w), 0, 0)
+    proc = StreamProcessor(window, 20) if limit is None else StreamProcessor(window, 20, max_window_bytes=limit)
+    out = proc.push(header, payload)
+    assert out.status == (ACCEPTED if accepted else REJECTED), out.message
+    assert proc.rejected.get("window_too_large", 0) == (0 if accepted else 1)
 
 
 def test_idle_packets_are_counted_not_cut():
