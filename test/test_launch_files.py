@@ -17,6 +17,7 @@ files' graph and actions without them).
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -72,14 +73,27 @@ def _launch(tmp_path: Path, env: dict[str, str], name: str, **arguments: object)
     assert path.is_file(), path
     cmd = [sys.executable, "-c", LAUNCHER, str(path), *(f"{k}:={v}" for k, v in arguments.items())]
     # Run from tmp_path: from the checkout, its launch/ folder would stand in for the launch package.
-    return OutputProcess(cmd, dict(env, PYTHONUNBUFFERED="1", RCUTILS_LOGGING_BUFFERED_STREAM="0"), cwd=tmp_path)
+    # Its own process group, which _interrupt signals as a terminal's Ctrl-C does.
+    return OutputProcess(cmd, dict(env, PYTHONUNBUFFERED="1", RCUTILS_LOGGING_BUFFERED_STREAM="0"), cwd=tmp_path,
+                         start_new_session=True)  # fmt: skip
+
+
+def _interrupt(launch, timeout: float) -> int:
+    """Ctrl-C: SIGINT to the launch and every process it started, then wait for the launch.
+
+    Not SIGINT to the launch alone: launch takes its own SIGINT for a terminal's Ctrl-C, which the
+    children got too, so it does not pass it on; they would stop only on its SIGTERM 5 s later.
+    """
+    if launch.proc.poll() is None:
+        os.killpg(launch.proc.pid, signal.SIGINT)
+    return launch.finish(timeout=timeout)
 
 
 def _stop_and_check(launch, ns: str) -> None:
     from ros_support import processes_mentioning
 
     try:
-        launch.finish(timeout=30, sig=signal.SIGINT)
+        _interrupt(launch, timeout=30)
     except subprocess.TimeoutExpired:
         pytest.fail(f"the launch did not stop within 30 s of SIGINT\n{launch.output()}")
     assert processes_mentioning(ns) == [], f"processes left running after the launch stopped\n{launch.output()}"
@@ -90,7 +104,7 @@ def _require(launch, ok: bool, what: str) -> None:
     if ok:
         return
     try:
-        launch.finish(timeout=30, sig=signal.SIGINT)
+        _interrupt(launch, timeout=30)
     except subprocess.TimeoutExpired:
         what += " (and the launch did not stop within 30 s of SIGINT)"
     pytest.fail(f"{what}\n{launch.output()}")
