@@ -110,8 +110,10 @@ class OutputProcess:
     ``log`` holds the lines read so far; every method that waits adds to it.
     """
 
-    def __init__(self, cmd: list[str], env: dict[str, str], cwd: Path | None = None) -> None:
-        self.proc = subprocess.Popen(cmd, env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    def __init__(self, cmd: list[str], env: dict[str, str], cwd: Path | None = None,
+                 start_new_session: bool = False) -> None:
+        self.proc = subprocess.Popen(cmd, env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                     start_new_session=start_new_session)  # fmt: skip
         self.lines: queue.Queue[str] = queue.Queue()
         self.log: list[str] = []
         threading.Thread(target=self._pump, daemon=True).start()

@@ -119,3 +119,14 @@ def test_record_keeps_up_with_the_full_rate_stream(tmp_path: Path, ros_env: dict
         if play is not None:
             play.kill()
     assert _digests(tmp_path / "rec", "/spikes") == _digests(tmp_path / "in", "/spikes")
+
+
+@pytest.mark.parametrize("value", ["image", "/ns/image:x", "/ns/image:-1"])
+def test_play_refuses_a_topic_to_wait_for_that_is_not_absolute_topic_and_count(tmp_path: Path,
+                                                                                value: str) -> None:
+    import subprocess
+
+    out = subprocess.run([*CLI, "bag", "play", str(tmp_path / "in"), f"--wait-for-subscribers-on={value}"],
+                         capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert out.returncode == 2 and "expected an absolute topic name and a count" in out.stderr, out.stderr
+    assert "Traceback" not in out.stderr

@@ -102,6 +102,19 @@ def test_reconstruct_and_replay_modes():
         build_graph("replay")
 
 
+def test_replay_waits_for_image_subscribers_and_delays_on_request():
+    cmd = build_graph("replay", None, {"bag": "b", "namespace": "robot1", "wait_for_image_subscribers": "2",
+                                       "delay": "1.5"}).processes[0].cmd  # fmt: skip
+    assert cmd[-4:] == ("--wait-for-subscribers-on", "/robot1/image:2", "--delay", "1.5")
+    remapped = build_graph("replay", None, {"bag": "b", "image_topic": "/cam/recon", "wait_for_image_subscribers": 1})
+    assert remapped.processes[0].cmd[-2:] == ("--wait-for-subscribers-on", "/cam/recon:1")
+    assert "--wait-for-subscribers-on" not in build_graph("replay", None, {"bag": "b"}).processes[0].cmd
+    for bad in ({"wait_for_image_subscribers": "-1"}, {"wait_for_image_subscribers": "x"}, {"delay": "nan"},
+                {"delay": "-2"}):
+        with pytest.raises(ConfigError, match=next(iter(bad))):
+            build_graph("replay", None, {"bag": "b", **bad})
+
+
 def test_params_file_wildcard_and_qualified_names(tmp_path):
     path = tmp_path / "p.yaml"
     path.write_text(yaml.safe_dump({

@@ -196,6 +196,45 @@ def test_replay_of_a_short_bag_gives_images(tmp_path, ros_env, ros_node):
     assert f"published {SHORT_FRAMES // 100} on /{ns}/spikes" in log.read_text()
 
 
+
+def test_replay_waits_for_a_late_image_subscriber(tmp_path, ros_env, ros_node):
+    """A consumer of the images that subscribes a second after the reconstructor gets every image.
+
+    ``wait_for_image_subscribers:=1`` holds the player until the image topic has a subscriber; the
+    bag (1 s: 20 windows at the pace of a small CPU's inference) would otherwise be half over or
+    over before this late subscriber is there.
+    """
+    from stir_ros.bag.convert import dat_to_bag
+    from stir_ros.bag.reconstruct import ReconstructOptions, reconstruct_bag
+
+    ns = f"late_{uuid.uuid4().hex[:8]}"
+    frames = (np.random.default_rng(3).random((2000, SHORT_H, SHORT_W)) < 0.3).astype(np.uint8)
+    write_dat(tmp_path / "a.dat", frames)
+    dat_to_bag(tmp_path / "a.dat", tmp_path / "bag", SHORT_H, SHORT_W, SHORT_RATE_HZ, frames_per_packet=100,
+               topic=f"/{ns}/spikes")  # fmt: skip
+    expected = reconstruct_bag(tmp_path / "bag", tmp_path / "offline",
+                               ReconstructOptions(method="tfp", stride_frames=100)).images
+    assert expected >= 10
+    log = tmp_path / "run.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(
+            ["stir-ros", "run", "--mode", "replay", f"bag:={tmp_path / 'bag'}", "method:=tfp", "stride_frames:=100",
+             f"namespace:={ns}", "wait_for_image_subscribers:=1"],
+            env=ros_env, stdout=out, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+    try:
+        up = spin_until(ros_node, lambda: ros_node.count_subscribers(f"/{ns}/spikes") >= 1 or proc.poll() is not None,
+                        90)  # fmt: skip
+        assert up and proc.poll() is None, f"no reconstructor subscribed\n{log.read_text()}"
+        spin_until(ros_node, lambda: False, 1.0)  # the consumer comes a second later
+        images, _ = _watch(ros_node, ns)
+        done = spin_until(ros_node, lambda: "[play] published" in log.read_text() and len(images) >= expected, 90)
+        spin_until(ros_node, lambda: False, 0.5)  # no more than expected either
+        assert done and len(images) == expected, f"{len(images)} of {expected} images\n{log.read_text()}"
+    finally:
+        stop_process(proc)
+
+
 def test_the_replay_player_is_found_in_lib_stir_ros_without_path(ros_env):
     """On a ROS 2 install lib/stir_ros is not on PATH; the graph still finds `stir-ros` there."""
     lib = [p for p in ros_env["PATH"].split(os.pathsep) if p.endswith(os.path.join("lib", "stir_ros"))]

@@ -129,6 +129,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--wait-for-subscribers-timeout-s", type=float, default=defaults.WAIT_FOR_SUBSCRIBERS_TIMEOUT_S,
                    metavar="SECONDS", help="give up waiting after SECONDS and play "
                    f"(default {defaults.WAIT_FOR_SUBSCRIBERS_TIMEOUT_S:g})")
+    p.add_argument("--wait-for-subscribers-on", action="append", default=[], type=_topic_count, metavar="TOPIC[:N]",
+                   help="before playing, also wait until TOPIC (an absolute name; repeatable) has N subscribers "
+                        "(default 1), e.g. a reconstructor's image topic, so that its consumers get every image")
     p.add_argument("--delay", type=float, default=0.0, metavar="SECONDS", help="wait before playing")
     p.add_argument("--qos-depth", type=int, default=None,
                    help="publisher history depth (default: the recorded one, at least 1000)")
@@ -241,6 +244,16 @@ def _run_to_dat(args: argparse.Namespace) -> int:
     return _report_damage(result.problems)
 
 
+def _topic_count(text: str) -> tuple[str, int]:
+    """``TOPIC[:N]`` of ``--wait-for-subscribers-on`` (ROS names have no ':')."""
+    topic, colon, count = text.rpartition(":")
+    if not colon:
+        topic, count = text, "1"
+    if not topic.startswith("/") or not count.isdigit():
+        raise argparse.ArgumentTypeError(f"expected an absolute topic name and a count, TOPIC[:N], got {text!r}")
+    return topic, int(count)
+
+
 def _run_play(args: argparse.Namespace) -> int:
     from stir_ros.bag.play import play
     from stir_ros.core.dds_profile import apply_fastdds_profile
@@ -249,7 +262,8 @@ def _run_play(args: argparse.Namespace) -> int:
     result = play(
         args.input, rate=args.rate, loop=args.loop, start_offset=args.start_offset, clock_hz=args.clock,
         topics=args.topics, wait_for_subscribers=args.wait_for_subscribers,
-        wait_for_subscribers_timeout_s=args.wait_for_subscribers_timeout_s, delay=args.delay,
+        wait_for_subscribers_timeout_s=args.wait_for_subscribers_timeout_s,
+        wait_for_topics=dict(args.wait_for_subscribers_on), delay=args.delay,
         qos_depth=args.qos_depth, ros_args=args.ros_args,
     )  # fmt: skip
     return 130 if result.interrupted and not args.loop else _report_damage(result.problems)

@@ -23,8 +23,9 @@ import queue
 import sys
 import threading
 import time
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from stir_ros.bag.model import BagMessage, BagProblem
@@ -97,6 +98,7 @@ def play(
     topics: Collection[str] | None = None,
     wait_for_subscribers: int = 0,
     wait_for_subscribers_timeout_s: float = WAIT_FOR_SUBSCRIBERS_TIMEOUT_S,
+    wait_for_topics: Mapping[str, int] | None = None,
     delay: float = 0.0,
     qos_depth: int | None = None,
     read_ahead: int = 256,
@@ -116,7 +118,10 @@ def play(
         wait_for_subscribers: Before playing, wait until this many subscribers match each SpikePacket
             topic played and ``/clock`` (every topic if the bag has no SpikePacket topic), as the
             driver's parameter of the same name does.
-        wait_for_subscribers_timeout_s: Give up waiting after this many seconds and play.
+        wait_for_topics: Before playing, also wait until each of these topics (absolute names) has at
+            least this many subscribers on the graph: the consumers of what the played messages
+            become, e.g. a reconstructor's images, so that a consumer started later gets them all.
+        wait_for_subscribers_timeout_s: Give up waiting (for either) after this many seconds and play.
         delay: Seconds to wait (after the above) before the first message.
         qos_depth: Publisher history depth (default: the recorded one, at least 1000).
         read_ahead: Messages read ahead of their time.
@@ -135,6 +140,11 @@ def play(
         raise ConfigError(f"clock rate must be >= 0 Hz, got {clock_hz}")
     if wait_for_subscribers < 0:
         raise ConfigError(f"wait_for_subscribers is a number of subscribers, >= 0; got {wait_for_subscribers}")
+    wait_for_topics = dict(wait_for_topics or {})
+    for topic, count in wait_for_topics.items():
+        if not topic.startswith("/") or count < 0:
+            raise ConfigError(f"wait for subscribers on {topic!r}: expected an absolute topic name and a count >= 0, "
+                              f"got {count}")
     import rclpy
     from rclpy.duration import Duration
     from rclpy.qos import QoSProfile, ReliabilityPolicy
@@ -176,8 +186,10 @@ def play(
                                                   QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE))
             result.published = dict.fromkeys(pubs, 0)
             spike_pubs = {t: p for t, p in pubs.items() if bag.topics[t].msgtype == SPIKE_PACKET} or pubs
-            _wait_for_subscribers({**spike_pubs, **({"/clock": clock_pub} if clock_pub else {})},
-                                  wait_for_subscribers, wait_for_subscribers_timeout_s, stop, say)
+            needed = {t: (p.get_subscription_count, wait_for_subscribers)
+                      for t, p in {**spike_pubs, **({"/clock": clock_pub} if clock_pub else {})}.items()}
+            needed.update({t: (partial(node.count_subscribers, t), n) for t, n in wait_for_topics.items()})
+            _wait_for_subscribers(needed, wait_for_subscribers_timeout_s, stop, say)
             _sleep_until(time.monotonic() + delay, stop)
             say(f"playing {', '.join(pubs)} from '{bag_path}' at rate {rate}" + (" (loop)" if loop else ""))
             while not stop.is_set():
@@ -206,20 +218,23 @@ def ros_init_args(ros_args: Sequence[str]) -> list[str] | None:
     return ["stir-ros", *(args if args[0] == "--ros-args" else ["--ros-args", *args])]
 
 
-def _wait_for_subscribers(pubs: dict[str, Any], count: int, timeout: float, stop: threading.Event,
-                          say: Callable[[str], None]) -> None:
-    if count <= 0:
+def _wait_for_subscribers(needed: dict[str, tuple[Callable[[], int], int]], timeout: float,
+                          stop: threading.Event, say: Callable[[str], None]) -> None:
+    """Wait until every topic has its count of subscribers: ``{topic: (count_now, count_needed)}``."""
+    needed = {t: (count_now, n) for t, (count_now, n) in needed.items() if n > 0}
+    if not needed:
         return
+    say("waiting for subscribers on " + ", ".join(f"{t} ({n})" for t, (_, n) in needed.items()))
     deadline = time.monotonic() + timeout
     while not stop.is_set():
-        waiting = [t for t, p in pubs.items() if p.get_subscription_count() < count]
+        waiting = [f"{t} ({n})" for t, (count_now, n) in needed.items() if count_now() < n]
         if not waiting:
             # Our publishers matched the readers; give the readers a moment to match us too (as
             # the driver does), or the first messages can go before they listen.
             _sleep_until(time.monotonic() + 0.5, stop)
             return
         if time.monotonic() > deadline:
-            say(f"warning: fewer than {count} subscriber(s) on {', '.join(waiting)} after {timeout:g} s; "
+            say(f"warning: fewer subscribers than waited for on {', '.join(waiting)} after {timeout:g} s; "
                 "playing anyway")
             return
         time.sleep(0.05)

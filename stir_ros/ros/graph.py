@@ -109,6 +109,10 @@ LAUNCH_ARGUMENTS: dict[str, tuple[tuple[str, ...], str | None, str]] = {
     "lifecycle": ((DRIVER_NAME, RECONSTRUCTOR_NAME), None,
                   "true: managed (lifecycle) nodes, started unconfigured (<executable>_lifecycle)"),
     "bag": ((), None, "bag to play (replay)"),
+    "wait_for_image_subscribers": ((), None,
+                                   "replay: the bag plays once the image topic has N subscribers besides "
+                                   "the reconstructor on its spikes (default 0; up to 60 s)"),
+    "delay": ((), None, "replay: seconds between those subscribers being there and the first message"),
 }
 
 
@@ -125,7 +129,7 @@ _DRIVER_ARGUMENTS = (
 MODE_ARGUMENTS: dict[str, tuple[str, ...]] = {
     "pipeline": _MODEL_ARGUMENTS + _DRIVER_ARGUMENTS,
     "reconstruct": _MODEL_ARGUMENTS,
-    "replay": _MODEL_ARGUMENTS + ("bag",),
+    "replay": _MODEL_ARGUMENTS + ("bag", "wait_for_image_subscribers", "delay"),
 }
 
 @dataclass(frozen=True)
@@ -343,9 +347,46 @@ def build_graph(
         bag = str(args.get("bag", ""))
         if not bag:
             raise ConfigError("replay needs the launch argument bag:=PATH")
-        # The player waits for the reconstructor it starts with, as the driver does in a pipeline.
-        processes = (ProcessSpec("bag_play", (
-            "stir-ros", "bag", "play", bag, "--clock", "--wait-for-subscribers", "1",
-            "--wait-for-subscribers-timeout-s", f"{defaults.GRAPH_WAIT_FOR_SUBSCRIBERS_TIMEOUT_S:g}",
-        ), package=PACKAGE),)  # fmt: skip
+        # The player waits for the reconstructor it starts with, as the driver does in a pipeline,
+        # and, if asked, for the consumers of the images: a short bag is over before a consumer
+        # started a second later (a viewer, a recorder, SLAM) subscribes.
+        cmd = ["stir-ros", "bag", "play", bag, "--clock", "--wait-for-subscribers", "1",
+               "--wait-for-subscribers-timeout-s", f"{defaults.GRAPH_WAIT_FOR_SUBSCRIBERS_TIMEOUT_S:g}"]
+        waiting = _whole_number(args, "wait_for_image_subscribers")
+        if waiting:
+            image = _absolute_name(str(args.get("image_topic", DEFAULT_TOPICS["image_topic"])), namespace)
+            cmd += ["--wait-for-subscribers-on", f"{image}:{waiting}"]
+        delay = _seconds(args, "delay")
+        if delay:
+            cmd += ["--delay", f"{delay:g}"]
+        processes = (ProcessSpec("bag_play", tuple(cmd), package=PACKAGE),)
     return Graph(mode=mode, nodes=nodes, processes=processes)
+
+
+def _whole_number(args: Mapping[str, Any], name: str) -> int:
+    try:
+        value = parse_value(args.get(name, 0), 0)
+    except ConfigError as err:
+        raise ConfigError(f"launch argument {name}: {err}") from None
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise ConfigError(f"launch argument {name}: expected a whole number >= 0, got {value!r}")
+    return value
+
+
+def _seconds(args: Mapping[str, Any], name: str) -> float:
+    try:
+        value = parse_value(args.get(name, 0.0), 0.0)
+    except ConfigError as err:
+        raise ConfigError(f"launch argument {name}: {err}") from None
+    if not isinstance(value, float) or not 0 <= value < 1e6:
+        raise ConfigError(f"launch argument {name}: expected seconds, 0 or more (and finite), got {value!r}")
+    return value
+
+
+def _absolute_name(topic: str, namespace: str) -> str:
+    """The topic as the reconstructor in ``namespace`` resolves it."""
+    if topic.startswith("/"):
+        return topic
+    if topic.startswith("~"):
+        topic = f"{RECONSTRUCTOR_NAME}/{topic[1:].lstrip('/')}"
+    return f"/{namespace}/{topic}" if namespace else f"/{topic}"
