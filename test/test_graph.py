@@ -96,7 +96,8 @@ def test_reconstruct_and_replay_modes():
     assert replay.nodes[0].parameters["use_sim_time"] is True
     play = replay.processes[0]
     assert play.cmd == ("stir-ros", "bag", "play", "/data/run1", "--clock", "--wait-for-subscribers", "1",
-                        "--wait-for-subscribers-timeout-s", f"{GRAPH_WAIT_FOR_SUBSCRIBERS_TIMEOUT_S:g}")
+                        "--wait-for-subscribers-timeout-s", f"{GRAPH_WAIT_FOR_SUBSCRIBERS_TIMEOUT_S:g}",
+                        "--wait-for-subscribers-on", "/image:1")  # one consumer of the images by default
     assert play.package == "stir_ros"  # an executable of lib/stir_ros, resolved like `ros2 run` does
     with pytest.raises(ConfigError, match="bag"):
         build_graph("replay")
@@ -108,7 +109,8 @@ def test_replay_waits_for_image_subscribers_and_delays_on_request():
     assert cmd[-4:] == ("--wait-for-subscribers-on", "/robot1/image:2", "--delay", "1.5")
     remapped = build_graph("replay", None, {"bag": "b", "image_topic": "/cam/recon", "wait_for_image_subscribers": 1})
     assert remapped.processes[0].cmd[-2:] == ("--wait-for-subscribers-on", "/cam/recon:1")
-    assert "--wait-for-subscribers-on" not in build_graph("replay", None, {"bag": "b"}).processes[0].cmd
+    off = build_graph("replay", None, {"bag": "b", "wait_for_image_subscribers": "0"})
+    assert "--wait-for-subscribers-on" not in off.processes[0].cmd
     for bad in ({"wait_for_image_subscribers": "-1"}, {"wait_for_image_subscribers": "x"}, {"delay": "nan"},
                 {"delay": "-2"}):
         with pytest.raises(ConfigError, match=next(iter(bad))):

@@ -22,6 +22,7 @@ __all__ = [
     "SPIKES_TOPIC",
     "WAIT_FOR_SUBSCRIBERS_TIMEOUT_S",
     "GRAPH_WAIT_FOR_SUBSCRIBERS_TIMEOUT_S",
+    "REPLAY_WAIT_FOR_IMAGE_SUBSCRIBERS",
 ]
 
 #: header.frame_id of spike packets and camera_info: the camera's optical frame (REP-103 naming).
@@ -47,3 +48,6 @@ WAIT_FOR_SUBSCRIBERS_TIMEOUT_S = 10.0
 #: The same, in the graphs that start the player together with its reconstructor: long enough for
 #: the reconstructor to import torch and load its model on a slow machine.
 GRAPH_WAIT_FOR_SUBSCRIBERS_TIMEOUT_S = 60.0
+#: Replay plays its bag once the image topic has this many subscribers (a viewer, a recorder,
+#: SLAM): a short bag is otherwise over before a consumer started a second later subscribes.
+REPLAY_WAIT_FOR_IMAGE_SUBSCRIBERS = 1

@@ -111,7 +111,7 @@ LAUNCH_ARGUMENTS: dict[str, tuple[tuple[str, ...], str | None, str]] = {
     "bag": ((), None, "bag to play (replay)"),
     "wait_for_image_subscribers": ((), None,
                                    "replay: the bag plays once the image topic has N subscribers besides "
-                                   "the reconstructor on its spikes (default 0; up to 60 s)"),
+                                   "the reconstructor on its spikes (default 1; 0: do not wait; up to 60 s)"),
     "delay": ((), None, "replay: seconds between those subscribers being there and the first message"),
 }
 
@@ -352,7 +352,7 @@ def build_graph(
         # started a second later (a viewer, a recorder, SLAM) subscribes.
         cmd = ["stir-ros", "bag", "play", bag, "--clock", "--wait-for-subscribers", "1",
                "--wait-for-subscribers-timeout-s", f"{defaults.GRAPH_WAIT_FOR_SUBSCRIBERS_TIMEOUT_S:g}"]
-        waiting = _whole_number(args, "wait_for_image_subscribers")
+        waiting = _whole_number(args, "wait_for_image_subscribers", defaults.REPLAY_WAIT_FOR_IMAGE_SUBSCRIBERS)
         if waiting:
             image = _absolute_name(str(args.get("image_topic", DEFAULT_TOPICS["image_topic"])), namespace)
             cmd += ["--wait-for-subscribers-on", f"{image}:{waiting}"]
@@ -363,9 +363,9 @@ def build_graph(
     return Graph(mode=mode, nodes=nodes, processes=processes)
 
 
-def _whole_number(args: Mapping[str, Any], name: str) -> int:
+def _whole_number(args: Mapping[str, Any], name: str, default: int = 0) -> int:
     try:
-        value = parse_value(args.get(name, 0), 0)
+        value = parse_value(args.get(name, default), 0)
     except ConfigError as err:
         raise ConfigError(f"launch argument {name}: {err}") from None
     if not isinstance(value, int) or isinstance(value, bool) or value < 0:
