@@ -51,6 +51,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--precision", default="fp32", choices=PRECISIONS)
     parser.add_argument("--backend", default="torch", choices=BACKENDS,
                         help="stir inference: torch (CPU/CUDA) or openvino (CPU)")  # fmt: skip
+    parser.add_argument("--no-defect-correction", dest="defect_correction", action="store_false",
+                        help="do not repair hot/dead pixels (by default they are estimated from each whole clip "
+                             "and repaired, as the node does)")
     parser.add_argument("--json", metavar="OUT.json", help="write the results here")
     parser.add_argument("--save-images", metavar="DIR", help="write each reconstruction as a PNG")
 
@@ -129,6 +132,7 @@ def evaluate(
     precision: str = "fp32",
     save_images: str | None = None,
     backend: str = "torch",
+    defect_correction: bool = True,
 ) -> dict[str, Any]:
     """Evaluate ``methods`` on every clip of ``data_dir``.
 
@@ -138,6 +142,9 @@ def evaluate(
         "ssim_gaussian"}]}}}``. ``skipped`` lists the files without a partner (:func:`unpaired`);
         ``seconds_per_frame`` is the mean time of one reconstruction after a warm-up at each
         frame size (model loading, lazy initialisation and autotuning excluded).
+        With ``defect_correction`` each clip's hot and dead pixels are estimated from all its
+        frames (:func:`stir_ros.core.defects.estimate_defects`, the node's rules) and repaired in
+        the window before a method sees it; ``repaired_pixels`` counts them per clip.
     """
     from stir_ros.engine import EngineConfig, ReconstructionEngine
 
@@ -155,6 +162,10 @@ def evaluate(
         for name, dat, _ in pairs:
             gt = gts[name]
             window = centre_window(dat, gt.shape[0], gt.shape[1], engine.window_length)
+            repaired = 0
+            if defect_correction:
+                repair = clip_defects(dat, gt.shape[0], gt.shape[1]).repair
+                window, repaired = repair.apply(window.copy()), repair.count
             engine.warmup(gt.shape[0], gt.shape[1])  # not timed: once per size
             start = time.perf_counter()
             image = engine.reconstruct(window[None])[0]
@@ -164,6 +175,7 @@ def evaluate(
                 "psnr": psnr(image, gt),
                 "ssim": spikezoo_ssim(image, gt),
                 "ssim_gaussian": ssim(image, gt),
+                "repaired_pixels": repaired,
             })  # fmt: skip
             if save_images:
                 from PIL import Image
@@ -185,6 +197,16 @@ def evaluate(
             entry["backend"], entry["precision"] = engine.backend, engine.precision
         results["methods"][method] = entry
     return results
+
+
+def clip_defects(dat: Path, height: int, width: int) -> Any:
+    """The defect map of a clip, from the spikes of all its frames."""
+    from stir_ros.core.dat import DatReader
+    from stir_ros.core.defects import estimate_defects
+
+    with DatReader(dat, height, width) as reader:
+        frames = reader.read(0, len(reader))
+    return estimate_defects(frames.sum(axis=0, dtype=np.uint32), len(frames))
 
 
 def format_table(results: dict[str, Any]) -> str:
@@ -212,6 +234,7 @@ def run(args: argparse.Namespace) -> int:
     results = evaluate(
         args.data_dir, methods, weights=args.weights, alpha=args.alpha, window_length=args.window_length,
         device=args.device, precision=args.precision, save_images=args.save_images, backend=args.backend,
+        defect_correction=args.defect_correction,
     )  # fmt: skip
     for line in results["skipped"]:
         print(f"warning: {line}", file=sys.stderr)

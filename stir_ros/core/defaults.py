@@ -22,6 +22,9 @@ __all__ = [
     "SPIKES_TOPIC",
     "WAIT_FOR_SUBSCRIBERS_TIMEOUT_S",
     "GRAPH_WAIT_FOR_SUBSCRIBERS_TIMEOUT_S",
+    "DEFECT_CORRECTION",
+    "DEFECT_SAMPLE_PERIOD_FRAMES",
+    "DEFECT_HOT_RATE",
 ]
 
 #: header.frame_id of spike packets and camera_info: the camera's optical frame (REP-103 naming).
@@ -47,3 +50,6 @@ WAIT_FOR_SUBSCRIBERS_TIMEOUT_S = 10.0
 #: The same, in the graphs that start the player together with its reconstructor: long enough for
 #: the reconstructor to import torch and load its model on a slow machine.
 GRAPH_WAIT_FOR_SUBSCRIBERS_TIMEOUT_S = 60.0
+DEFECT_CORRECTION = "auto"
+DEFECT_SAMPLE_PERIOD_FRAMES = 2000
+DEFECT_HOT_RATE = 0.9

@@ -30,7 +30,7 @@ from stir_ros.core.pixel_repair import PixelRepair
 
 __all__ = [
     "DEFECT_CORRECTIONS", "SAMPLE_FRAMES", "DefectMap", "DefectTracker", "estimate_defects", "neighbour_ranks",
-    "HOT_WARN_FRACTION", "DEAD_WARN_FRACTION", "DARK_RATE_WARN_HZ",
+    "HOT_WARN_FRACTION", "DEAD_WARN_FRACTION", "DARK_RATE_WARN_HZ", "payload_counts",
 ]  # fmt: skip
 
 #: ``defect_correction`` values: estimate online (plus a file's map), only a file's map, none.
@@ -128,7 +128,7 @@ def estimate_defects(
     return DefectMap(hot, dead, int(frames), per_pixel, dark_hz)
 
 
-def _counts_of(raw: np.ndarray, height: int, width: int, encoding: str, a: int, b: int) -> np.ndarray:
+def payload_counts(raw: np.ndarray, height: int, width: int, encoding: str, a: int, b: int) -> np.ndarray:
     """Spikes per pixel of frames ``[a, b)`` of a validated payload."""
     if encoding == ENCODING_VIDAR_BITPACKED:
         fb = (height * width + 7) // 8
@@ -190,7 +190,7 @@ class DefectTracker:
         while k < stop:
             a, b = max(start, k), min(stop, k + SAMPLE_FRAMES)
             if a < b:
-                c = _counts_of(raw, height, width, encoding, a - start, b - start)
+                c = payload_counts(raw, height, width, encoding, a - start, b - start)
                 self._counts = c.astype(np.uint32) if self._counts is None else self._counts + c
                 self._held += b - a
                 self._since += b - a
