@@ -97,8 +97,8 @@ def test_windows_carry_the_map_of_their_cut_and_every_path_repairs_them() -> Non
     assert np.array_equal(frames, _inject(_scene(400), 0.01, 0.02, seed=2)[0])  # payloads untouched
 
 
-def test_off_repairs_nothing() -> None:
+def test_none_repairs_nothing() -> None:
     frames, _, _ = _inject(_scene(200), 0.05, 0.05, seed=4)
-    proc = StreamProcessor(41, 20, defects=DefectTracker("off", sample_period_frames=40, update_frames=20))
+    proc = StreamProcessor(41, 20, defects=DefectTracker("none", sample_period_frames=40, update_frames=20))
     out = proc.push(PacketHeader(0, 0, 200, 64, 80, "vidar_bitpacked", 0, 20000.0), encode_frames(frames, "vidar_bitpacked"))
     assert out.windows and all(w.repair is None for w in out.windows)

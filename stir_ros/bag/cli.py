@@ -150,7 +150,7 @@ def add_defect_arguments(p: argparse.ArgumentParser) -> None:
     from stir_ros.core.defects import DEFECT_CORRECTIONS
 
     p.add_argument("--defect-correction", choices=DEFECT_CORRECTIONS, default=defaults.DEFECT_CORRECTION,
-                   help="hot/dead pixel repair: auto (estimated from the stream, plus --defect-map-url's), file, off "
+                   help="hot/dead pixel repair: auto (estimated from the stream, plus --defect-map-url's), file, none "
                         f"(the node's defect_correction; default {defaults.DEFECT_CORRECTION})")
     p.add_argument("--defect-map-url", default="", help="defect map file of stir-ros calibrate-defects")
     p.add_argument("--defect-sample-period-frames", type=int, default=defaults.DEFECT_SAMPLE_PERIOD_FRAMES,

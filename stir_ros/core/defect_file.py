@@ -138,5 +138,5 @@ def defect_tracker(correction: str, map_url: str, sample_period_frames: int, hot
     Raises:
         ConfigError: An unreadable or invalid defect map file, or invalid settings.
     """
-    file_map = load_defect_map(map_url) if map_url and correction != "off" else None
+    file_map = load_defect_map(map_url) if map_url and correction != "none" else None
     return DefectTracker(correction, file_map, sample_period_frames=sample_period_frames, hot_rate=hot_rate)

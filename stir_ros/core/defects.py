@@ -33,8 +33,9 @@ __all__ = [
     "HOT_WARN_FRACTION", "DEAD_WARN_FRACTION", "DARK_RATE_WARN_HZ", "payload_counts",
 ]  # fmt: skip
 
-#: ``defect_correction`` values: estimate online (plus a file's map), only a file's map, none.
-DEFECT_CORRECTIONS = ("auto", "file", "off")
+#: ``defect_correction`` values: estimate online (plus a file's map), only a file's map, none
+#: (not "off": ROS parses ``-p defect_correction:=off`` as a boolean).
+DEFECT_CORRECTIONS = ("auto", "file", "none")
 #: Consecutive frames counted per sampling period.
 SAMPLE_FRAMES = 20
 #: /diagnostics go to WARN above these (fractions of the pixels; dark-current rate in Hz).
@@ -142,7 +143,7 @@ class DefectTracker:
 
     Args:
         mode: ``auto`` (estimate; with ``file_map`` the union of both), ``file`` (``file_map`` only)
-            or ``off``.
+            or ``none``.
         file_map: A map read from a file (:mod:`stir_ros.core.defect_file`), or ``None``.
         sample_period_frames: Sensor-clock period of the sampling (``SAMPLE_FRAMES`` counted per period).
         hot_rate: Spikes per frame above which a pixel is hot whatever its neighbours.
@@ -168,7 +169,7 @@ class DefectTracker:
         self._held = 0  # frames in _counts
         self._since = 0  # frames sampled since the last estimate
         self.estimated: DefectMap | None = None
-        self.current: DefectMap | None = None if mode == "off" else file_map
+        self.current: DefectMap | None = None if mode == "none" else file_map
 
     @property
     def repair(self) -> PixelRepair | None:

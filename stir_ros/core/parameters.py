@@ -92,7 +92,7 @@ RECONSTRUCTOR_PARAMETERS: tuple[ParamSpec, ...] = (
     ParamSpec("lazy", False, "Reconstruct only while image, camera_info or image/compressed has a subscriber; "
               "packets are still received and counted.", True),
     ParamSpec("defect_correction", defaults.DEFECT_CORRECTION, "Hot/dead pixel repair: 'auto' (map estimated "
-              "from the stream, united with defect_map_url's if given), 'file' (defect_map_url's map only) or 'off'."),
+              "from the stream, united with defect_map_url's if given), 'file' (defect_map_url's map only) or 'none'."),
     ParamSpec("defect_map_url", "", "Defect map file (file:// URL or path; YAML of stir-ros calibrate-defects); "
               "empty: none."),
     ParamSpec("defect_sample_period_frames", defaults.DEFECT_SAMPLE_PERIOD_FRAMES,
