@@ -129,7 +129,7 @@ def load_defect_map(url: str) -> DefectMap:
     median = doc.get("dark_rate_hz_median")
     est = float(median) if isinstance(median, (int, float)) and math.isfinite(median) and median >= 0 else math.nan
     hot, dead = _pixels(doc, "hot", h, w), _pixels(doc, "dead", h, w)  # type: ignore[arg-type]
-    return DefectMap(hot, dead & ~hot, int(frames), dark_arr, est)  # type: ignore[arg-type]
+    return DefectMap(hot, dead & ~hot, int(frames), dark_arr, est)
 
 
 def defect_tracker(correction: str, map_url: str, sample_period_frames: int, hot_rate: float) -> DefectTracker:

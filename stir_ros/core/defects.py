@@ -214,12 +214,13 @@ class DefectTracker:
         """What /diagnostics report of it."""
         m = self.current
         n = m.shape[0] * m.shape[1] if m is not None else 0
+        hot, dead = (m.hot_count, m.dead_count) if m is not None else (0, 0)
         return {
             "defect_correction": self.mode,
-            "hot_pixels": m.hot_count if m is not None else 0,
-            "dead_pixels": m.dead_count if m is not None else 0,
-            "hot_fraction": (m.hot_count / n) if n else 0.0,
-            "dead_fraction": (m.dead_count / n) if n else 0.0,
+            "hot_pixels": hot,
+            "dead_pixels": dead,
+            "hot_fraction": hot / n if n else 0.0,
+            "dead_fraction": dead / n if n else 0.0,
             "pixels_repaired": m.repair.count if m is not None else 0,
             "pixels_unrepaired": m.repair.unrepaired if m is not None else 0,
             "dark_rate_hz": m.dark_estimate_hz if m is not None else float("nan"),
