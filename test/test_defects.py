@@ -102,3 +102,18 @@ def test_none_repairs_nothing() -> None:
     proc = StreamProcessor(41, 20, defects=DefectTracker("none", sample_period_frames=40, update_frames=20))
     out = proc.push(PacketHeader(0, 0, 200, 64, 80, "vidar_bitpacked", 0, 20000.0), encode_frames(frames, "vidar_bitpacked"))
     assert out.windows and all(w.repair is None for w in out.windows)
+
+
+@pytest.mark.parametrize("changes, match", [
+    ({"defect_correction": "off"}, "defect_correction must be one of"),
+    ({"defect_correction": "file"}, "needs defect_map_url"),
+    ({"defect_sample_period_frames": 5}, "defect_sample_period_frames"),
+    ({"defect_hot_rate": float("nan")}, "defect_hot_rate"),
+    ({"defect_hot_rate": 1.5}, "defect_hot_rate"),
+])  # fmt: skip
+def test_untrusted_defect_settings_are_refused(changes: dict[str, object], match: str) -> None:
+    from stir_ros.core.errors import ConfigError
+    from stir_ros.reconstructor_settings import ReconstructorSettings
+
+    with pytest.raises(ConfigError, match=match):
+        ReconstructorSettings(method="tfp", **changes)  # type: ignore[arg-type]
