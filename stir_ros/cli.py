@@ -34,6 +34,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "perf": ("stir_ros.ros.stream_tools:perf", "live health of a spike topic: rates, loss, delay, clock drift"),
     "echo": ("stir_ros.ros.stream_tools:echo", "one line per spike packet of a topic (never the payload)"),
     "simulate": ("stir_ros.core.simulate_cli", "write a simulated .dat file"),
+    "calibrate-defects": ("stir_ros.bag.calibrate", "a hot/dead pixel map (defect_map_url) from a .dat or bag recording"),
 }
 
 

@@ -55,6 +55,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--precision", default="fp32", choices=PRECISIONS)
     parser.add_argument("--backend", default="torch", choices=BACKENDS,
                         help="stir inference: torch (CPU/CUDA) or openvino (CPU)")  # fmt: skip
+    parser.add_argument("--no-defect-correction", dest="defect_correction", action="store_false",
+                        help="do not repair hot/dead pixels (by default they are estimated from each whole clip "
+                             "and repaired, as the node does)")
     parser.add_argument("--json", metavar="OUT.json", help="write the results here")
     parser.add_argument("--save-images", metavar="DIR", help="write each reconstruction as a PNG")
     parser.add_argument("--faults", action="store_true",
@@ -146,6 +149,7 @@ def evaluate(
     faults: SensorModel | None = None,
     fault_seed: int = 0,
     frame_rate_hz: float = FRAME_RATE_HZ,
+    defect_correction: bool = True,
 ) -> dict[str, Any]:
     """Evaluate ``methods`` on every clip of ``data_dir``.
 
@@ -159,6 +163,9 @@ def evaluate(
         "ssim_gaussian"}]}}}``. ``skipped`` lists the files without a partner (:func:`unpaired`);
         ``seconds_per_frame`` is the mean time of one reconstruction after a warm-up at each
         frame size (model loading, lazy initialisation and autotuning excluded).
+        With ``defect_correction`` each clip's hot and dead pixels are estimated from all its
+        frames (:func:`stir_ros.core.defects.estimate_defects`, the node's rules) and repaired in
+        the window before a method sees it; ``repaired_pixels`` counts them per clip.
     """
     from stir_ros.engine import EngineConfig, ReconstructionEngine
 
@@ -176,8 +183,10 @@ def evaluate(
         for index, (name, dat, _) in enumerate(pairs):
             gt = gts[name]
             window = centre_window(dat, gt.shape[0], gt.shape[1], engine.window_length)
-            if faults is not None and not faults.is_ideal:
-                window = add_faults(window, faults, frame_rate_hz, seed=fault_seed * 1000 + index)
+            window, repaired = clip_window(
+                dat, gt.shape[0], gt.shape[1], engine.window_length, faults=faults,
+                fault_seed=fault_seed * 1000 + index, frame_rate_hz=frame_rate_hz, defect_correction=defect_correction,
+            )  # fmt: skip
             engine.warmup(gt.shape[0], gt.shape[1])  # not timed: once per size
             start = time.perf_counter()
             image = engine.reconstruct(window[None])[0]
@@ -187,6 +196,7 @@ def evaluate(
                 "psnr": psnr(image, gt),
                 "ssim": spikezoo_ssim(image, gt),
                 "ssim_gaussian": ssim(image, gt),
+                "repaired_pixels": repaired,
             })  # fmt: skip
             if save_images:
                 from PIL import Image
@@ -259,6 +269,43 @@ def format_fault_table(results: dict[str, Any]) -> str:
     return "\n".join(rows)
 
 
+def clip_window(
+    dat: Path,
+    height: int,
+    width: int,
+    window_length: int,
+    *,
+    faults: SensorModel | None = None,
+    fault_seed: int = 0,
+    frame_rate_hz: float = FRAME_RATE_HZ,
+    defect_correction: bool = True,
+) -> tuple[np.ndarray, int]:
+    """The window centred on a clip's frame ``N // 2``, as the methods see it, and the pixels repaired.
+
+    ``faults`` are added to every frame of the clip (seeded by ``fault_seed``); with
+    ``defect_correction`` the hot and dead pixels are estimated from all of the (faulted) clip's
+    frames, as a node estimates them from a stream, and repaired in the window.
+    """
+    if (faults is None or faults.is_ideal) and not defect_correction:
+        return centre_window(dat, height, width, window_length), 0
+    from stir_ros.core.dat import DatReader
+    from stir_ros.core.defects import estimate_defects
+
+    with DatReader(dat, height, width) as reader:
+        frames = reader.read(0, len(reader))
+    total = len(frames)
+    first = total // 2 - window_length // 2
+    if first < 0 or first + window_length > total:
+        raise ConfigError(f"{dat} has {total} frames, fewer than the {window_length}-frame window needs")
+    if faults is not None and not faults.is_ideal:
+        frames = add_faults(frames, faults, frame_rate_hz, seed=fault_seed)
+    window = frames[first : first + window_length]
+    if not defect_correction:
+        return window, 0
+    repair = estimate_defects(frames.sum(axis=0, dtype=np.uint32), total).repair
+    return repair.apply(window.copy()), int(repair.count)
+
+
 def format_table(results: dict[str, Any]) -> str:
     """Markdown table: one row per method, mean PSNR/SSIM and the per-clip PSNR."""
     methods = results["methods"]
@@ -287,7 +334,8 @@ def run(args: argparse.Namespace) -> int:
 
         check_weights_file(args.weights, args.window_length or None)
     options = dict(weights=args.weights, alpha=args.alpha, window_length=args.window_length, device=args.device,
-                   precision=args.precision, backend=args.backend, frame_rate_hz=args.frame_rate_hz)  # fmt: skip
+                   precision=args.precision, backend=args.backend, frame_rate_hz=args.frame_rate_hz,
+                   defect_correction=args.defect_correction)  # fmt: skip
     if getattr(args, "sensor", None) and not args.faults:
         raise ConfigError("--sensor is scored with --faults")
     if args.faults:

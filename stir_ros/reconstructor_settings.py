@@ -27,7 +27,8 @@ from typing import Any
 
 import numpy as np
 
-from stir_ros.core.defaults import ALPHA
+from stir_ros.core.defaults import ALPHA, DEFECT_CORRECTION, DEFECT_HOT_RATE, DEFECT_SAMPLE_PERIOD_FRAMES
+from stir_ros.core.defects import DEFECT_CORRECTIONS
 from stir_ros.core.errors import BackendUnavailableError, CheckpointError, ConfigError, StirRosError
 from stir_ros.core.imaging import IMAGE_ENCODINGS
 from stir_ros.core.limits import check_parameter
@@ -35,7 +36,9 @@ from stir_ros.core.optional import import_torch
 from stir_ros.core.parameters import RECONSTRUCTOR_NAME, RECONSTRUCTOR_PARAMETERS
 from stir_ros.engine import EngineConfig, ReconstructionEngine
 
-__all__ = ["COMPRESSED_FORMATS", "ENGINE_FIELDS", "EXECUTORS", "ReconstructorSettings", "build_engine", "warm_up"]
+__all__ = [
+    "COMPRESSED_FORMATS", "ENGINE_FIELDS", "EXECUTORS", "ReconstructorSettings", "build_engine", "warm_up",
+]  # fmt: skip
 
 #: ``events``: rclpy's C++ EventsExecutor (rclpy.experimental). A bare subscriber took 400
 #: packets/s of 1.25 MB for 27 % of a core with it, 55 % with the default Python executor; the
@@ -78,6 +81,10 @@ class ReconstructorSettings:
     compressed_format: str = ""
     jpeg_quality: int = 90
     lazy: bool = False
+    defect_correction: str = DEFECT_CORRECTION
+    defect_map_url: str = ""
+    defect_sample_period_frames: int = DEFECT_SAMPLE_PERIOD_FRAMES
+    defect_hot_rate: float = DEFECT_HOT_RATE
     worker_niceness: int = 5
 
     def __post_init__(self) -> None:
@@ -101,6 +108,11 @@ class ReconstructorSettings:
             raise ConfigError("warmup_height and warmup_width must be >= 0")
         if not isinstance(self.lazy, bool):
             raise ConfigError(f"lazy must be true or false, got {self.lazy!r}")
+        if self.defect_correction not in DEFECT_CORRECTIONS:
+            raise ConfigError(f"defect_correction must be one of {', '.join(DEFECT_CORRECTIONS)}, "
+                              f"got {self.defect_correction!r}")
+        if self.defect_correction == "file" and not self.defect_map_url:
+            raise ConfigError("defect_correction 'file' needs defect_map_url (a calibrate-defects file)")
         if self.executor not in EXECUTORS:
             raise ConfigError(f"executor must be one of {', '.join(EXECUTORS)}, got {self.executor!r}")
 

@@ -188,6 +188,7 @@ class Collector:
         self.infos: list[CameraInfo] = []
         self.packets: list[SpikePacket] = []
         self.diag: dict[str, str] = {}
+        self.diag_level, self.diag_message = b"", ""  # of the last status of the namespace's reconstructor
         self.image_sub = node.create_subscription(Image, f"/{ns}/image", self.images.append, RELIABLE)
         node.create_subscription(CameraInfo, f"/{ns}/camera_info", self.infos.append, RELIABLE)
         if spikes:
@@ -198,6 +199,7 @@ class Collector:
         for status in msg.status:
             if status.name == f"/{self.ns}/spike_reconstructor: reconstruction":
                 self.diag = {kv.key: kv.value for kv in status.values}
+                self.diag_level, self.diag_message = status.level, status.message
 
     def wait_for_reconstructor(self, nodes: Nodes, timeout: float = 40.0) -> None:
         ok = spin_until(self.node, lambda: self.image_sub.get_publisher_count() >= 1, timeout)

@@ -40,9 +40,12 @@ def _messages(bag_path: Path, topic: str) -> dict[int, bytes]:
 
 
 def _live_vs_offline(tmp_path: Path, env: dict[str, str], params: list[str], options: ReconstructOptions,
-                     n_frames: int, h: int, w: int, expected_images: int) -> None:
+                     n_frames: int, h: int, w: int, expected_images: int, defects: bool = False) -> None:
     ns = f"lvo_{uuid.uuid4().hex[:8]}"
     frames = (np.random.default_rng(11).random((n_frames, h, w)) < np.random.default_rng(12).random((h, w)) * 0.7)
+    if defects:  # 1 % hot, 2 % dead pixels: the repair is in force after the first 1000 frames
+        u = np.random.default_rng(13).random((h, w))
+        frames[:, u < 0.01], frames[:, (u >= 0.01) & (u < 0.03)] = 1, 0
     write_dat(tmp_path / "a.dat", frames.astype(np.uint8))
     dat_to_bag(tmp_path / "a.dat", tmp_path / "in", h, w, 20000.0, frames_per_packet=20, topic=f"/{ns}/spikes",
                frame_id="cam0", start_ns=START)
@@ -92,3 +95,11 @@ def test_live_node_and_offline_reconstruction_agree_stir(tmp_path: Path, ros_env
         ReconstructOptions(method="stir", weights=str(weights), device="cpu", stride_frames=20, max_batch=1),
         n_frames=121, h=32, w=48, expected_images=5,
     )
+
+
+@pytest.mark.parametrize("method", ["tfp", "tfi"])
+def test_live_and_offline_agree_with_defects_repaired(tmp_path: Path, ros_env: dict[str, str], method: str) -> None:
+    """Hot and dead pixels estimated from the stream and repaired: live (tfp counts packed bits) = offline."""
+    _live_vs_offline(tmp_path, ros_env, ["-p", f"method:={method}", "-p", "defect_sample_period_frames:=20"],
+                     ReconstructOptions(method=method, stride_frames=20, defect_sample_period_frames=20),
+                     n_frames=1400, h=48, w=64, expected_images=68, defects=True)

@@ -292,6 +292,9 @@ DIAGNOSTICS_KEYS = [
     "queue_depth", "unserved_s", "worker_alive", "worker_restarts", "windows_cut", "windows_dropped",
     "images_published", "buffer_resets", "bad_packets", "inference_errors", "packet_handling_errors",
     "parameter_errors", "worker_errors", "oom_fallbacks", "last_warning", "lazy", "idle_no_subscribers",
+    "defect_correction", "hot_pixels", "dead_pixels", "hot_fraction", "dead_fraction", "pixels_repaired",
+    "pixels_unrepaired", "dark_rate_hz", "dark_rate_measured", "defect_frames_sampled", "defect_map_updates",
+    "windows_repaired",
 ]  # fmt: skip
 
 

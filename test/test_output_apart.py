@@ -114,6 +114,13 @@ CASES: list[Case] = [
     ("train out holds init weights", "weights", lambda r: ["train", "--out", f"{r}/weights", "--images",
                                                            f"{r}/images", "--init-weights", f"{r}/weights/w.pt",
                                                            *TRAIN]),
+    # calibrate-defects
+    ("calibrate out=dat", "rec.dat", lambda r: ["calibrate-defects", f"{r}/rec.dat", "-o", f"{r}/rec.dat",
+                                                "--height", str(H), "--width", str(W)]),
+    ("calibrate out in bag", "bag_mcap", lambda r: ["calibrate-defects", f"{r}/bag_mcap", "-o",
+                                                     f"{r}/bag_mcap/defects.yaml"]),
+    ("calibrate out is a link to in", "single.mcap", lambda r: ["calibrate-defects", f"{r}/single.mcap", "-o",
+                                                                 f"{r}/alias.mcap"]),
     # demo (refused before any node starts)
     ("demo out=dat", "rec.dat", lambda r: ["demo", "--dat", f"{r}/rec.dat", "--out", f"{r}/rec.dat",
                                            "--size", f"{H}x{W}", "--method", "tfp"]),

@@ -75,6 +75,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                    help="overlapping windows (stride < window) reuse the stir features of shared frames "
                         "(the node's feature_reuse; the same images)")
     p.add_argument("--max-batch", type=int, default=4, help="windows per forward pass (default 4)")
+    add_defect_arguments(p)
     _spikes_topic_arg(p, None, f"SpikePacket topic (default: {SPIKES_TOPIC} or the only SpikePacket topic)")
     p.add_argument("--image-topic", default="/image")
     p.add_argument("--camera-info-topic", default="/camera_info", help="empty for none")
@@ -148,6 +149,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.set_defaults(_bag_run=_run_record)
 
 
+def add_defect_arguments(p: argparse.ArgumentParser) -> None:
+    """The node's defect-repair parameters as flags (``bag reconstruct``)."""
+    from stir_ros.core.defects import DEFECT_CORRECTIONS
+
+    p.add_argument("--defect-correction", choices=DEFECT_CORRECTIONS, default=defaults.DEFECT_CORRECTION,
+                   help="hot/dead pixel repair: auto (estimated from the stream, plus --defect-map-url's), file, none "
+                        f"(the node's defect_correction; default {defaults.DEFECT_CORRECTION})")
+    p.add_argument("--defect-map-url", default="", help="defect map file of stir-ros calibrate-defects")
+    p.add_argument("--defect-sample-period-frames", type=int, default=defaults.DEFECT_SAMPLE_PERIOD_FRAMES,
+                   help=f"20 frames of every this many are counted (default {defaults.DEFECT_SAMPLE_PERIOD_FRAMES})")
+    p.add_argument("--defect-hot-rate", type=float, default=defaults.DEFECT_HOT_RATE,
+                   help=f"spikes per frame above which a pixel is hot (default {defaults.DEFECT_HOT_RATE:g})")
+
+
 def run(args: argparse.Namespace) -> int:
     """Run the chosen ``bag`` sub-command; returns the exit status."""
     return int(args._bag_run(args))
@@ -203,6 +218,8 @@ def _run_reconstruct(args: argparse.Namespace) -> int:
         output_encoding=args.output_encoding, frame_id=args.frame_id, storage=args.storage,
         keep_topics=args.keep_topics, backend=args.backend, torch_compile=args.torch_compile,
         cuda_graphs=args.cuda_graphs, feature_reuse=args.feature_reuse,
+        defect_correction=args.defect_correction, defect_map_url=args.defect_map_url,
+        defect_sample_period_frames=args.defect_sample_period_frames, defect_hot_rate=args.defect_hot_rate,
     )  # fmt: skip
     result = reconstruct_bag(
         args.input, None if args.to_folder else args.output, opts,

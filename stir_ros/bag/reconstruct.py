@@ -31,7 +31,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from stir_ros.core.defaults import ALPHA
+from stir_ros.core.defaults import ALPHA, DEFECT_CORRECTION, DEFECT_HOT_RATE, DEFECT_SAMPLE_PERIOD_FRAMES
+from stir_ros.core.defect_file import defect_tracker
 from stir_ros.bag.model import DAMAGE_KINDS, BagProblem
 from stir_ros.bag.outputs import VIDEO_SUFFIXES, ImageOutputs
 from stir_ros.bag.reader import BagReader, check_spike_topic
@@ -74,6 +75,8 @@ class ReconstructOptions:
         cuda_graphs: Replay stir from captured CUDA graphs (CUDA only).
         feature_reuse: Overlapping windows (stride shorter than the window) reuse the stir block
             features of the frames they share (``EngineConfig.feature_reuse``; the same images).
+        defect_correction, defect_map_url, defect_sample_period_frames, defect_hot_rate: The
+            node's hot/dead pixel repair (README, "Using a real camera").
     """
 
     method: str = "stir"
@@ -96,6 +99,10 @@ class ReconstructOptions:
     torch_compile: str = "none"
     cuda_graphs: bool = False
     feature_reuse: bool = False
+    defect_correction: str = DEFECT_CORRECTION
+    defect_map_url: str = ""
+    defect_sample_period_frames: int = DEFECT_SAMPLE_PERIOD_FRAMES
+    defect_hot_rate: float = DEFECT_HOT_RATE
 
     def __post_init__(self) -> None:
         if isinstance(self.stride_frames, bool) or not isinstance(self.stride_frames, int) or self.stride_frames < 1:
@@ -107,7 +114,8 @@ class ReconstructOptions:
         if not self.output_rate_hz >= 0:
             raise ConfigError(f"output_rate_hz must be >= 0 (0: use stride_frames), got {self.output_rate_hz}")
         # The same bounds as the live node's parameters (one table): finite, and what a machine holds.
-        for name in ("window_length", "stride_frames", "output_rate_hz", "alpha", "max_batch"):
+        for name in ("window_length", "stride_frames", "output_rate_hz", "alpha", "max_batch",
+                     "defect_sample_period_frames", "defect_hot_rate"):
             check_parameter("spike_reconstructor", name, getattr(self, name))
 
 
@@ -277,8 +285,10 @@ class _Pipeline:
         self.outputs, self.result, self.problem = outputs, result, problem
         # The node's packet path. Frames are decoded once on arrival (windows overlap when the
         # stride is shorter than a window); no window-size limit (nothing is held for lack of time).
+        defects = defect_tracker(opts.defect_correction, opts.defect_map_url, opts.defect_sample_period_frames,
+                                 opts.defect_hot_rate)
         self.stream = StreamProcessor(engine.window_length, opts.stride_frames, opts.output_rate_hz, decode=True,
-                                      max_window_bytes=None)
+                                      max_window_bytes=None, defects=defects)
         result.stream_events = self.stream.events  # counted by the processor, written to the output bag
         self.windows: queue.Queue[Any] = queue.Queue(maxsize=2)  # stacked batches
         self.to_write: queue.Queue[Any] = queue.Queue(maxsize=4 * opts.max_batch + 64)

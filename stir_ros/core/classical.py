@@ -21,6 +21,7 @@ import numpy as np
 from stir_ros.core.defaults import ALPHA
 from stir_ros.core.errors import ConfigError, SpikeFormatError
 from stir_ros.core.optional import is_tensor
+from stir_ros.core.pixel_repair import PixelRepair
 
 if TYPE_CHECKING:
     import torch
@@ -68,6 +69,9 @@ def tfp(spikes: np.ndarray | torch.Tensor, alpha: float = ALPHA, window: int | N
             out = np.empty((len(spikes), h, w), np.float32)
             for i, parts in enumerate(spikes.windows):
                 out[i] = tfp_packed(parts, h, w, alpha)
+                repair = spikes.repairs[i]
+                if repair is not None:  # per pixel: the image of repaired frames, bit for bit
+                    repair.apply(out[i])
             return out
         spikes = np.asarray(spikes)
     first = t_len // 2 - window // 2
@@ -146,13 +150,16 @@ class PackedWindows:
         length: Frames per window (T).
         height: Frame height.
         width: Frame width.
+        repairs: Per window, the defective pixels to repair (:class:`PixelRepair` or ``None``).
     """
 
     ndim = 4
     dtype = np.dtype(np.uint8)
 
-    def __init__(self, windows: Sequence[Sequence[np.ndarray]], length: int, height: int, width: int) -> None:
+    def __init__(self, windows: Sequence[Sequence[np.ndarray]], length: int, height: int, width: int,
+                 repairs: Sequence[PixelRepair | None] | None = None) -> None:
         self.windows = [list(parts) for parts in windows]
+        self.repairs = list(repairs) if repairs is not None else [None] * len(self.windows)
         self.length, self.height, self.width = int(length), int(height), int(width)
         if any(sum(len(p) for p in parts) != self.length for parts in self.windows):
             raise SpikeFormatError(f"every packed window must hold {self.length} frames")
@@ -167,7 +174,7 @@ class PackedWindows:
     def __getitem__(self, index: slice) -> PackedWindows:
         if not isinstance(index, slice):
             raise TypeError("PackedWindows can only be sliced along the batch; np.asarray() decodes it")
-        return PackedWindows(self.windows[index], self.length, self.height, self.width)
+        return PackedWindows(self.windows[index], self.length, self.height, self.width, self.repairs[index])
 
     def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
         """The stacked uint8 frames ``[B, T, H, W]`` (decoded here)."""
@@ -179,6 +186,8 @@ class PackedWindows:
             for p in parts:
                 out[i, t : t + len(p)] = unpack_frames(p, self.height, self.width, len(p))
                 t += len(p)
+            if self.repairs[i] is not None:
+                self.repairs[i].apply(out[i])
         return out if dtype is None else out.astype(dtype)
 
 

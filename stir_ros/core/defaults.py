@@ -23,6 +23,9 @@ __all__ = [
     "WAIT_FOR_SUBSCRIBERS_TIMEOUT_S",
     "GRAPH_WAIT_FOR_SUBSCRIBERS_TIMEOUT_S",
     "REPLAY_WAIT_FOR_IMAGE_SUBSCRIBERS",
+    "DEFECT_CORRECTION",
+    "DEFECT_SAMPLE_PERIOD_FRAMES",
+    "DEFECT_HOT_RATE",
 ]
 
 #: header.frame_id of spike packets and camera_info: the camera's optical frame (REP-103 naming).
@@ -51,3 +54,6 @@ GRAPH_WAIT_FOR_SUBSCRIBERS_TIMEOUT_S = 60.0
 #: Replay plays its bag once the image topic has this many subscribers (a viewer, a recorder,
 #: SLAM): a short bag is otherwise over before a consumer started a second later subscribes.
 REPLAY_WAIT_FOR_IMAGE_SUBSCRIBERS = 1
+DEFECT_CORRECTION = "auto"
+DEFECT_SAMPLE_PERIOD_FRAMES = 2000
+DEFECT_HOT_RATE = 0.9

@@ -92,6 +92,8 @@ PARAMETER_BOUNDS: dict[tuple[str, str], Bound] = {
         ("spike_reconstructor", Bound("stall_timeout_s", 0.1, 3600.0, "seconds without an image while windows wait")),
         ("spike_reconstructor", Bound("jpeg_quality", 1, 100, "JPEG quality of image/compressed")),
         ("spike_reconstructor", Bound("worker_niceness", 0, 19, "niceness of the inference thread")),
+        ("spike_reconstructor", Bound("defect_sample_period_frames", 20, 10_000_000, "frames (20 are counted per period)")),
+        ("spike_reconstructor", Bound("defect_hot_rate", 0.01, 1.0, "spikes per frame")),
         ("spike_camera_driver", Bound("height", 1, MAX_FRAME_SIDE, "pixels")),
         ("spike_camera_driver", Bound("width", 1, MAX_FRAME_SIDE, "pixels")),
         ("spike_camera_driver", Bound("frame_rate_hz", MIN_FRAME_RATE_HZ, MAX_FRAME_RATE_HZ, "sensor frame rate")),

@@ -94,6 +94,15 @@ RECONSTRUCTOR_PARAMETERS: tuple[ParamSpec, ...] = (
     ParamSpec("jpeg_quality", 90, "JPEG quality (1-100) of image/compressed when compressed_format is 'jpeg'.", True),
     ParamSpec("lazy", False, "Reconstruct only while image, camera_info or image/compressed has a subscriber; "
               "packets are still received and counted.", True),
+    ParamSpec("defect_correction", defaults.DEFECT_CORRECTION, "Hot/dead pixel repair: 'auto' (map estimated "
+              "from the stream, united with defect_map_url's if given), 'file' (defect_map_url's map only) or 'none'."),
+    ParamSpec("defect_map_url", "", "Defect map file (file:// URL or path; YAML of stir-ros calibrate-defects); "
+              "empty: none."),
+    ParamSpec("defect_sample_period_frames", defaults.DEFECT_SAMPLE_PERIOD_FRAMES,
+              "auto: 20 frames of every this many (sensor clock) are counted for the defect map; the map is "
+              "re-estimated every 1000 counted frames."),
+    ParamSpec("defect_hot_rate", defaults.DEFECT_HOT_RATE, "Spikes per frame above which a pixel is hot whatever "
+              "its neighbours (light at intensity 1 fires alpha per frame)."),
     ParamSpec("worker_niceness", 5, "Niceness (0-19) the inference thread adds to its own (Linux; skipped where "
               "not supported): the thread that receives the spikes keeps the CPU first, so a saturated core drops "
               "windows (counted in windows_dropped), not packets. 0: the process's priority."),

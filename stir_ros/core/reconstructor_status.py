@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from stir_ros.core.defects import DARK_RATE_WARN_HZ, DEAD_WARN_FRACTION, HOT_WARN_FRACTION
 from stir_ros.core.inference_worker import InferenceWorker
 from stir_ros.core.stream_processor import StreamProcessor
 
@@ -99,6 +100,8 @@ class ReconstructorStatus:
             "lazy": settings.lazy,
             "idle_no_subscribers": idle_no_subscribers,
         }
+        values.update(stream.defects.values())
+        values["windows_repaired"] = stream.windows_repaired
         values.update({f"input_{k}": v for k, v in m.counters().items()})
         values.update({f"bad_packets_{k}": v for k, v in sorted(bad_packets.items())})
         return values
@@ -130,6 +133,18 @@ class ReconstructorStatus:
         if values["input_idle_s"] > idle_limit:
             problems.append("no_input")
             message = f"no input for {values['input_idle_s']:.1f} s" + ("" if message == "ok" else f"; {message}")
+        sensor = []  # the sensor's defects, from the defect map in force (README, "Using a real camera")
+        if values.get("hot_fraction", 0.0) > HOT_WARN_FRACTION:
+            sensor.append(f"{values['hot_pixels']} hot pixels")
+        if values.get("dead_fraction", 0.0) > DEAD_WARN_FRACTION:
+            sensor.append(f"{values['dead_pixels']} dead pixels")
+        # Measured (a lens-cap calibration) only: from a scene the rate is an upper bound, high in a bright one.
+        if values.get("dark_rate_measured") and values.get("dark_rate_hz", 0.0) > DARK_RATE_WARN_HZ:
+            sensor.append(f"dark-current rate {values['dark_rate_hz']:.0f} Hz")
+        if sensor:
+            problems.append("sensor_defects")
+            text = "sensor: " + ", ".join(sensor) + " (repaired)"
+            message = text if message == "ok" else f"{message}; {text}"
         level = "error" if values["inference_errors"] and not images_published else ("warn" if problems else "ok")
         # Windows wait and no image came for stall_timeout_s: inference is stuck or failing.
         if values["unserved_s"] > stall_timeout_s:

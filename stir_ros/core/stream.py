@@ -32,6 +32,7 @@ import numpy as np
 from stir_ros.core.classical import PackedWindows
 from stir_ros.core.errors import ConfigError, PacketError, SpikeFormatError
 from stir_ros.core.limits import MAX_FRAME_RATE_HZ, MAX_FRAME_SIDE, MAX_PACKET_BYTES, MIN_FRAME_RATE_HZ
+from stir_ros.core.pixel_repair import PixelRepair
 from stir_ros.core.packing import (
     ENCODING_UNPACKED_U8,
     ENCODING_VIDAR_BITPACKED,
@@ -127,6 +128,7 @@ class Window:
         height: Frame height.
         width: Frame width.
         frame_rate_hz: Sensor frame rate.
+        repair: The defective pixels repaired in its frames (the map in force when it was cut).
     """
 
     first_frame_index: int
@@ -137,14 +139,20 @@ class Window:
     width: int
     frame_rate_hz: float
     _parts: tuple[tuple[_Chunk, int, int], ...] = field(repr=False, default=())
+    repair: PixelRepair | None = field(repr=False, default=None)
 
     @cached_property
     def frames(self) -> np.ndarray:
-        """uint8 ``[T, H, W]`` of 0/1, top row first (decoded on first access)."""
+        """uint8 ``[T, H, W]`` of 0/1, top row first (decoded on first access, defective pixels repaired)."""
         blocks = [chunk.frames(a, b) for chunk, a, b in self._parts]
         if len(blocks) == 1:
-            return np.ascontiguousarray(blocks[0])
-        return np.concatenate(blocks, axis=0)
+            out = np.ascontiguousarray(blocks[0])
+            if self.repair is not None and any(np.shares_memory(out, d) for c, _, _ in self._parts
+                                               for d in (c._frames, c._payload) if d is not None):
+                out = out.copy()  # a view of a packet's frames or payload: never repaired in place
+        else:
+            out = np.concatenate(blocks, axis=0)
+        return out if self.repair is None else self.repair.apply(out)
 
 
 def packed_parts(window: Window) -> list[np.ndarray] | None:
@@ -178,7 +186,7 @@ def packed_windows(windows: Sequence[Window]) -> PackedWindows | None:
         if parts is None or (w.length, w.height, w.width) != (first.length, first.height, first.width):
             return None
         all_parts.append(parts)
-    return PackedWindows(all_parts, first.length, first.height, first.width)
+    return PackedWindows(all_parts, first.length, first.height, first.width, [w.repair for w in windows])
 
 
 def stride_for_rate(frame_rate_hz: float, output_rate_hz: float) -> int:
@@ -213,6 +221,7 @@ class WindowCutter:
         self.window_length = int(window_length)
         self.stride_frames = int(stride_frames)
         self.resets = 0  # discontinuities that emptied the buffer (not counting reset())
+        self.repair: PixelRepair | None = None  # given to the windows cut from now on
         self.reset()
 
     def reset(self) -> None:
@@ -328,7 +337,7 @@ class WindowCutter:
         return Window(
             first_frame_index=start, length=self.window_length, centre_frame_index=centre,
             centre_stamp_ns=centre_stamp, height=h, width=w,
-            frame_rate_hz=self._chunks[-1].rate_hz, _parts=tuple(parts),
+            frame_rate_hz=self._chunks[-1].rate_hz, _parts=tuple(parts), repair=self.repair,
         )  # fmt: skip
 
 
@@ -353,6 +362,8 @@ def stack_windows(windows: Sequence[Window]) -> np.ndarray:
             continue
         for chunk, a, b in w._parts:
             out[i, a - w.first_frame_index : b - w.first_frame_index] = chunk.frames(a, b)
+        if w.repair is not None:
+            w.repair.apply(out[i])
     return out
 
 

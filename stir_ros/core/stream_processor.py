@@ -11,8 +11,12 @@ are compared byte for byte by ``test/test_bag_live_vs_offline.py``):
 2. let the :class:`~stir_ros.core.stream.StreamMonitor` classify it: a duplicate or late packet
    is *dropped*, a lost packet, restart, size/encoding/rate change, frame gap or stamp going
    backwards resets the window buffer;
-3. (re)create the :class:`~stir_ros.core.stream.WindowCutter` when the window length or stride
-   changed, or reset it, and push the frames: the windows they complete come back.
+3. let the :class:`~stir_ros.core.defects.DefectTracker` count the spikes of the frames it samples
+   (a fixed sensor-clock schedule, counted from the packed payload: no window is decoded for it)
+   and, every so many sampled frames, replace its defect map;
+4. (re)create the :class:`~stir_ros.core.stream.WindowCutter` when the window length or stride
+   changed, or reset it, and push the frames: the windows they complete come back, each
+   carrying the defect repair in force now (applied when its frames are decoded, DESIGN.md §8).
 
 What happens around it (logging, queueing, publishing, writing a bag) stays with the caller. The
 header of a message, live (rclpy) or read from a bag (rosbags), comes from :func:`packet_header`.
@@ -29,6 +33,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from stir_ros.core.defects import DefectTracker
 from stir_ros.core.errors import PacketError
 from stir_ros.core.limits import MAX_WINDOW_BYTES
 from stir_ros.core.packing import decode_payload
@@ -105,6 +110,8 @@ class StreamProcessor:
             is stacked (``False``: windows dropped later cost nothing; what the node does).
         max_window_bytes: Reject packets whose window (``window_length x height x width`` bytes)
             would be larger; ``None`` for no limit.
+        defects: The stream's defect map (estimated, from a file, or off); ``None``: the default
+            :class:`~stir_ros.core.defects.DefectTracker` (estimated online).
 
     The window length and stride may change between packets (:meth:`set_windows`): the next
     accepted packet then starts a new cutter. Counters: :attr:`monitor` (packets and frames
@@ -120,8 +127,10 @@ class StreamProcessor:
         *,
         decode: bool = False,
         max_window_bytes: int | None = MAX_WINDOW_BYTES,
+        defects: DefectTracker | None = None,
     ) -> None:
         self.decode = decode
+        self.defects = DefectTracker() if defects is None else defects
         self.max_window_bytes = max_window_bytes
         self.set_windows(window_length, stride_frames, output_rate_hz)
         self.monitor = StreamMonitor()
@@ -130,6 +139,7 @@ class StreamProcessor:
         self.events: dict[str, int] = {}
         self.buffer_resets = 0  # a reset of the cutter a packet asked for (lost packets, restart, ...)
         self.windows_cut = 0
+        self.windows_repaired = 0  # windows cut with defective pixels to repair
 
     def set_windows(self, window_length: int, stride_frames: int, output_rate_hz: float = 0.0) -> None:
         """Window length and stride for the packets to come."""
@@ -154,7 +164,8 @@ class StreamProcessor:
     def counters(self) -> dict[str, int]:
         """The monitor's counters, then ``rejected``, ``buffer_resets`` and ``windows_cut``."""
         return {**self.monitor.counters(), "rejected": sum(self.rejected.values()),
-                "buffer_resets": self.buffer_resets, "windows_cut": self.windows_cut}  # fmt: skip
+                "buffer_resets": self.buffer_resets, "windows_cut": self.windows_cut,
+                "windows_repaired": self.windows_repaired}  # fmt: skip
 
     def clear_buffer(self) -> None:
         """Drop the buffered frames; cutting starts afresh with the next accepted packet."""
@@ -187,6 +198,9 @@ class StreamProcessor:
             self.events[check.event] = self.events.get(check.event, 0) + 1
         if check.action == "drop":
             return PacketOutcome(header, DROPPED, event=check.event, message=check.message)
+        h, w, n = header.height, header.width, header.num_frames
+        # Before the idle check: the maps do not depend on whether anybody watched.
+        self.defects.observe(raw, h, w, n, header.encoding, header.first_frame_index, header.frame_rate_hz)
         if idle is not None and idle():
             return PacketOutcome(header, IDLE, event=check.event, message=check.message)
         stride = self.stride_for(header.frame_rate_hz)
@@ -196,7 +210,7 @@ class StreamProcessor:
         elif check.action == "reset":
             self.buffer_resets += 1
             cutter.reset()
-        h, w, n = header.height, header.width, header.num_frames
+        cutter.repair = self.defects.repair
         if self.decode:
             frames = decode_payload(raw, h, w, n, header.encoding)
             windows = cutter.push(frames, header.first_frame_index, header.stamp_ns, header.frame_rate_hz)
@@ -204,6 +218,8 @@ class StreamProcessor:
             windows = cutter.push_checked(raw, h, w, n, header.encoding, header.first_frame_index, header.stamp_ns,
                                           header.frame_rate_hz)  # fmt: skip
         self.windows_cut += len(windows)
+        if cutter.repair is not None:
+            self.windows_repaired += len(windows)
         return PacketOutcome(header, ACCEPTED, windows, check.event, check.message)
 
     def _check_window_size(self, header: PacketHeader) -> None:

@@ -75,6 +75,7 @@ from stir_ros.reconstructor_settings import (
     build_engine,
     warm_up,
 )
+from stir_ros.core.defect_file import defect_tracker
 
 __all__ = [
     "EXECUTORS", "COMPRESSED_FORMATS", "ReconstructorSettings", "ReconstructorWork", "SpikeReconstructor",
@@ -152,7 +153,10 @@ class ReconstructorWork:
         self.settings, self.engine = settings, engine
 
         # validate, monitor and cut: the packet path shared with `bag reconstruct`
-        self.stream = StreamProcessor(engine.window_length, settings.stride_frames, settings.output_rate_hz)
+        defects = defect_tracker(settings.defect_correction, settings.defect_map_url,
+                                 settings.defect_sample_period_frames, settings.defect_hot_rate)
+        self.stream = StreamProcessor(engine.window_length, settings.stride_frames, settings.output_rate_hz,
+                                      defects=defects)
         self.camera_info: CameraInfo | None = None
         self.bad_packets: Counter[str] = Counter()
         self.errors = Counter()

@@ -1,0 +1,101 @@
+# Copyright 2026 The stir_ros authors
+# SPDX-License-Identifier: Apache-2.0
+"""``stir-ros calibrate-defects INPUT.dat|BAG -o defects.yaml``: a defect map from a recording.
+
+Every frame of the recording is counted (not a sample, as the node does) and the map is
+estimated with the node's rules (:func:`stir_ros.core.defects.estimate_defects`). Any scene
+gives hot and dead pixels; a recording made with the lens covered (``--dark``) also gives every
+pixel's dark-current rate, stored in the file. The node reads the file through ``defect_map_url``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from stir_ros.core import defaults
+from stir_ros.core.defect_file import save_defect_map
+from stir_ros.core.paths import check_output_apart
+from stir_ros.core.defects import DefectMap, estimate_defects, payload_counts
+from stir_ros.core.errors import ConfigError
+
+__all__ = ["add_arguments", "run", "calibrate_defects", "count_spikes"]
+
+_BLOCK = 1000  # frames of a .dat read at a time
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Arguments of ``stir-ros calibrate-defects``."""
+    parser.add_argument("input", metavar="INPUT", help="a Vidar .dat file or a bag of SpikePackets")
+    parser.add_argument("-o", "--output", required=True, help="defect map to write (YAML)")
+    parser.add_argument("--height", type=int, default=None, help="frame height (.dat input)")
+    parser.add_argument("--width", type=int, default=None, help="frame width (.dat input)")
+    parser.add_argument("--frame-rate-hz", type=float, default=defaults.FRAME_RATE_HZ,
+                        help=f"frame rate of a .dat input (default {defaults.FRAME_RATE_HZ:g})")
+    parser.add_argument("--spikes-topic", default=None, help="SpikePacket topic of a bag (default: the only one)")
+    parser.add_argument("--dark", action="store_true",
+                        help="the recording was made with the lens covered: store each pixel's dark-current rate")
+    parser.add_argument("--hot-rate", type=float, default=defaults.DEFECT_HOT_RATE,
+                        help=f"spikes per frame above which a pixel is hot (default {defaults.DEFECT_HOT_RATE:g})")
+
+
+def count_spikes(path: str, height: int | None, width: int | None, frame_rate_hz: float,
+                 topic: str | None = None) -> tuple[np.ndarray, int, float]:
+    """``(counts [H, W], frames, frame_rate_hz)`` of every frame of a ``.dat`` file or a bag."""
+    if str(path).endswith(".dat"):
+        from stir_ros.core.dat import DatReader
+
+        if not height or not width:
+            raise ConfigError("a .dat file needs --height and --width")
+        with DatReader(path, height, width) as reader:
+            total = len(reader)
+            counts = np.zeros((height, width), np.uint64)
+            for first in range(0, total, _BLOCK):
+                counts += reader.read(first, min(_BLOCK, total - first)).sum(axis=0, dtype=np.uint64)
+        return counts, total, frame_rate_hz
+    from stir_ros.bag.reader import BagReader, check_spike_topic
+    from stir_ros.core.stream import validate_packet
+    from stir_ros.core.stream_processor import packet_header, packet_payload
+
+    acc: np.ndarray | None = None
+    frames, rate = 0, frame_rate_hz
+    with BagReader(path) as bag:
+        name = check_spike_topic(bag, topic)
+        for msg in bag.messages([name]):
+            packet = bag.deserialize(msg)
+            h = packet_header(packet)
+            raw = validate_packet(packet_payload(packet), h.height, h.width, h.num_frames, h.encoding, h.frame_rate_hz)
+            if acc is not None and acc.shape != (h.height, h.width):
+                raise ConfigError(f"frame size changes in '{path}' ({acc.shape} -> {h.height}x{h.width})")
+            c = payload_counts(raw, h.height, h.width, h.encoding, 0, h.num_frames)
+            acc = c.astype(np.uint64) if acc is None else acc + c
+            frames, rate = frames + h.num_frames, h.frame_rate_hz
+    if acc is None:
+        raise ConfigError(f"no SpikePackets in '{path}'")
+    return acc, frames, rate
+
+
+def calibrate_defects(path: str, output: str, *, height: int | None = None, width: int | None = None,
+                      frame_rate_hz: float = defaults.FRAME_RATE_HZ, topic: str | None = None, dark: bool = False,
+                      hot_rate: float = defaults.DEFECT_HOT_RATE) -> DefectMap:
+    """Estimate the defect map of a recording and write it to ``output`` (YAML)."""
+    check_output_apart(output, [path], what="defect map")
+    counts, frames, rate = count_spikes(path, height, width, frame_rate_hz, topic)
+    m = estimate_defects(counts, frames, hot_rate=hot_rate, frame_rate_hz=rate, dark=dark)
+    Path(output).parent.mkdir(parents=True, exist_ok=True)
+    save_defect_map(output, m, rate)
+    return m
+
+
+def run(args: argparse.Namespace) -> int:
+    """Entry point of ``stir-ros calibrate-defects``."""
+    m = calibrate_defects(args.input, args.output, height=args.height, width=args.width,
+                          frame_rate_hz=args.frame_rate_hz, topic=args.spikes_topic, dark=args.dark,
+                          hot_rate=args.hot_rate)  # fmt: skip
+    what = "median dark-current rate" if args.dark else "dark-current rate at most"
+    print(f"{args.output}: {m.hot_count} hot, {m.dead_count} dead of {m.shape[0]}x{m.shape[1]} pixels from "
+          f"{m.frames} frames; {what} {m.dark_estimate_hz:.3g} Hz", file=sys.stderr)
+    return 0

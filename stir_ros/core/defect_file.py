@@ -1,0 +1,129 @@
+# Copyright 2026 The stir_ros authors
+# SPDX-License-Identifier: Apache-2.0
+"""Defect map files: what ``stir-ros calibrate-defects`` writes and ``defect_map_url`` reads.
+
+YAML, like a camera_info calibration::
+
+    format: stir_ros_defect_map
+    version: 1
+    height: 250
+    width: 400
+    frames: 60000              # frames the map was estimated from
+    frame_rate_hz: 20000.0
+    hot: [[row, col], ...]
+    dead: [[row, col], ...]
+    dark_rate_hz_median: 8.5   # a lens-cap recording's median dark rate (else the scene's upper bound)
+    dark_rate_hz: [[...], ...] # only from a lens-cap recording (--dark): each pixel's dark rate, Hz
+
+The file is untrusted input: sizes, coordinates and rates are checked, and a refused file raises
+:class:`~stir_ros.core.errors.ConfigError` saying what is wrong. ROS-free.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlparse
+
+import numpy as np
+
+from stir_ros.core.defects import DefectMap, DefectTracker
+from stir_ros.core.yaml_files import load_yaml
+from stir_ros.core.errors import ConfigError
+from stir_ros.core.limits import MAX_FRAME_SIDE
+
+__all__ = ["FORMAT", "MAX_FILE_BYTES", "load_defect_map", "save_defect_map", "path_of_url",
+           "defect_tracker"]
+
+FORMAT = "stir_ros_defect_map"
+#: Largest defect map file read (a 4096x4096 dark-rate table in YAML stays below).
+MAX_FILE_BYTES = 512 * 1024 * 1024
+
+
+def path_of_url(url: str) -> Path:
+    """The file of a ``file://`` URL or a plain path (``~`` expanded)."""
+    if url.startswith("file://"):
+        return Path(unquote(urlparse(url).path))
+    if "://" in url:
+        raise ConfigError(f"defect_map_url must be a file:// URL or a path, got {url!r}")
+    return Path(os.path.expanduser(url))
+
+
+def save_defect_map(path: str | os.PathLike[str], m: DefectMap, frame_rate_hz: float) -> None:
+    """Write ``m`` as YAML (module docstring)."""
+    import yaml
+
+    h, w = m.shape
+    doc: dict[str, Any] = {
+        "format": FORMAT, "version": 1, "height": h, "width": w, "frames": int(m.frames),
+        "frame_rate_hz": float(frame_rate_hz),
+        "hot": [[int(r), int(c)] for r, c in zip(*np.nonzero(m.hot))],
+        "dead": [[int(r), int(c)] for r, c in zip(*np.nonzero(m.dead))],
+        "dark_rate_hz_median": None if math.isnan(m.dark_estimate_hz) else round(float(m.dark_estimate_hz), 4),
+    }  # fmt: skip
+    if m.dark_rate_hz is not None:
+        doc["dark_rate_hz"] = np.round(m.dark_rate_hz.astype(np.float64), 3).tolist()
+    with open(path, "w") as f:
+        f.write("# stir_ros defect map (stir-ros calibrate-defects)\n")
+        yaml.dump(doc, f, Dumper=getattr(yaml, "CSafeDumper", yaml.SafeDumper), default_flow_style=None,
+                  sort_keys=False, width=1 << 20)  # fmt: skip
+
+
+def _pixels(doc: dict[str, Any], key: str, h: int, w: int) -> np.ndarray:
+    mask = np.zeros((h, w), bool)
+    items = doc.get(key) or []
+    try:
+        rc = np.asarray(items, dtype=np.int64).reshape(-1, 2)
+    except (TypeError, ValueError) as err:
+        raise ConfigError(f"'{key}' must be a list of [row, col] pairs") from err
+    if rc.size and ((rc < 0).any() or (rc[:, 0] >= h).any() or (rc[:, 1] >= w).any()):
+        raise ConfigError(f"'{key}' holds a pixel outside the {h}x{w} frame")
+    mask[rc[:, 0], rc[:, 1]] = True
+    return mask
+
+
+def load_defect_map(url: str) -> DefectMap:
+    """Read a defect map file (``file://`` URL or path).
+
+    Raises:
+        ConfigError: Unreadable, too large, not a defect map, or values out of range.
+    """
+    path = path_of_url(url)
+    try:
+        if path.stat().st_size > MAX_FILE_BYTES:
+            raise ConfigError(f"defect map '{path}' is larger than {MAX_FILE_BYTES} bytes")
+    except OSError as err:
+        raise ConfigError(f"cannot read defect map '{path}': {err.strerror or err}") from err
+    doc = load_yaml(path, "defect map")  # depth-bounded, safe: the file may come from anyone
+    if not isinstance(doc, dict) or doc.get("format") != FORMAT:
+        raise ConfigError(f"'{path}' is not a stir_ros defect map (expected format: {FORMAT})")
+    h, w, frames = doc.get("height"), doc.get("width"), doc.get("frames", 0)
+    if not all(isinstance(v, int) and not isinstance(v, bool) for v in (h, w, frames)) or not (
+            1 <= h <= MAX_FRAME_SIDE and 1 <= w <= MAX_FRAME_SIDE and frames >= 0):  # type: ignore[operator]
+        raise ConfigError(f"defect map '{path}': height and width must be integers in 1..{MAX_FRAME_SIDE}, "
+                          f"frames >= 0; got {h}, {w}, {frames}")
+    dark = doc.get("dark_rate_hz")
+    dark_arr = None
+    if dark is not None:
+        try:
+            dark_arr = np.asarray(dark, dtype=np.float32).reshape(h, w)  # type: ignore[arg-type]
+        except (TypeError, ValueError) as err:
+            raise ConfigError(f"defect map '{path}': dark_rate_hz must be {h} rows of {w} numbers") from err
+        if not np.isfinite(dark_arr).all() or (dark_arr < 0).any():
+            raise ConfigError(f"defect map '{path}': dark_rate_hz must be finite and >= 0")
+    median = doc.get("dark_rate_hz_median")
+    est = float(median) if isinstance(median, (int, float)) and math.isfinite(median) and median >= 0 else math.nan
+    hot, dead = _pixels(doc, "hot", h, w), _pixels(doc, "dead", h, w)  # type: ignore[arg-type]
+    return DefectMap(hot, dead & ~hot, int(frames), dark_arr, est)
+
+
+def defect_tracker(correction: str, map_url: str, sample_period_frames: int, hot_rate: float) -> DefectTracker:
+    """The defect tracker of these settings (the node and ``bag reconstruct``); reads ``map_url``.
+
+    Raises:
+        ConfigError: An unreadable or invalid defect map file, or invalid settings.
+    """
+    file_map = load_defect_map(map_url) if map_url and correction != "none" else None
+    return DefectTracker(correction, file_map, sample_period_frames=sample_period_frames, hot_rate=hot_rate)

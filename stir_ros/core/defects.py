@@ -1,0 +1,230 @@
+# Copyright 2026 The stir_ros authors
+# SPDX-License-Identifier: Apache-2.0
+"""Hot and dead pixels: estimated from the spike stream itself, and repaired before any method sees a window.
+
+- :func:`estimate_defects` turns per-pixel spike counts over ``frames`` frames into a
+  :class:`DefectMap`. **Hot**: fires at a rate light cannot produce (``rate >= hot_rate``; light
+  at intensity 1 gives ``alpha``, about 0.6 spikes per frame), or ``hot_margin`` spikes per frame
+  above the second-highest of its 8 neighbours (a thin bright line has two bright neighbours, an
+  isolated hot pixel none). **Dead**: at most ``1/dead_ratio`` of the second-lowest of its 8
+  neighbours, while that neighbour fired at least ``dead_min_count`` times.
+- :class:`DefectTracker` samples the stream on the sensor clock (the frames ``f`` with
+  ``f % sample_period_frames < SAMPLE_FRAMES``, whatever the packets), counts their spikes
+  straight from the bit-packed payload and re-estimates the map every ``update_frames``
+  sampled frames. Live and offline see the same frames, hence the same maps at the same packets.
+- The map in force is immutable; each window carries the one in force when it was cut.
+
+ROS-free: no rclpy here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from stir_ros.core.classical import spike_counts_packed
+from stir_ros.core.errors import ConfigError
+from stir_ros.core.packing import ENCODING_VIDAR_BITPACKED
+from stir_ros.core.pixel_repair import PixelRepair
+
+__all__ = [
+    "DEFECT_CORRECTIONS", "SAMPLE_FRAMES", "DefectMap", "DefectTracker", "estimate_defects", "neighbour_ranks",
+    "HOT_WARN_FRACTION", "DEAD_WARN_FRACTION", "DARK_RATE_WARN_HZ", "payload_counts",
+]  # fmt: skip
+
+#: ``defect_correction`` values: estimate online (plus a file's map), only a file's map, none
+#: (not "off": ROS parses ``-p defect_correction:=off`` as a boolean).
+DEFECT_CORRECTIONS = ("auto", "file", "none")
+#: Consecutive frames counted per sampling period.
+SAMPLE_FRAMES = 20
+#: /diagnostics go to WARN above these (fractions of the pixels; dark-current rate in Hz).
+HOT_WARN_FRACTION = 0.001
+DEAD_WARN_FRACTION = 0.005
+DARK_RATE_WARN_HZ = 20.0
+#: Percentile of the good pixels' rates reported as the dark-current rate (an upper bound from a scene).
+DARK_PERCENTILE = 0.1
+
+
+def neighbour_ranks(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Second-lowest and second-highest of the 8 neighbours of every pixel (edges mirrored)."""
+    h, w = values.shape
+    p = np.pad(values, 1, mode="reflect" if min(h, w) > 1 else "edge")
+    stack = np.stack([p[1 + dy : 1 + dy + h, 1 + dx : 1 + dx + w]
+                      for dy in (-1, 0, 1) for dx in (-1, 0, 1) if (dy, dx) != (0, 0)])  # fmt: skip
+    stack.sort(axis=0)
+    return stack[1], stack[-2]
+
+
+@dataclass(frozen=True, eq=False)
+class DefectMap:
+    """Hot and dead pixels of one sensor, and how to repair them (immutable).
+
+    Attributes:
+        hot: bool ``[H, W]``.
+        dead: bool ``[H, W]``.
+        frames: Frames the map was estimated from (0: from a file only).
+        dark_rate_hz: Dark-current rate: per pixel from a lens-cap calibration, else ``None``.
+        dark_estimate_hz: A low percentile of the good pixels' rates in Hz (an upper bound of the
+            dark-current rate from a scene; exact from a lens-cap calibration); NaN if unknown.
+    """
+
+    hot: np.ndarray = field(repr=False)
+    dead: np.ndarray = field(repr=False)
+    frames: int = 0
+    dark_rate_hz: np.ndarray | None = field(default=None, repr=False)
+    dark_estimate_hz: float = float("nan")
+
+    def __post_init__(self) -> None:
+        for a in (self.hot, self.dead, self.dark_rate_hz):
+            if a is not None:
+                a.setflags(write=False)
+        object.__setattr__(self, "repair", PixelRepair.from_mask(self.hot | self.dead))
+
+    repair: PixelRepair = field(init=False, repr=False)
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return (int(self.hot.shape[0]), int(self.hot.shape[1]))
+
+    @property
+    def hot_count(self) -> int:
+        return int(self.hot.sum())
+
+    @property
+    def dead_count(self) -> int:
+        return int(self.dead.sum())
+
+    def union(self, other: DefectMap | None) -> DefectMap:
+        """The pixels defective in either map (``other`` of another size is ignored)."""
+        if other is None or other.shape != self.shape:
+            return self
+        # A lens-cap calibration's dark rates are measured; a scene's are an upper bound.
+        dark = other if other.dark_rate_hz is not None and self.dark_rate_hz is None else self
+        return DefectMap(self.hot | other.hot, self.dead | other.dead, max(self.frames, other.frames),
+                         dark.dark_rate_hz, dark.dark_estimate_hz)
+
+
+def estimate_defects(
+    counts: np.ndarray, frames: int, *, hot_rate: float = 0.9, hot_margin: float = 0.3, dead_ratio: float = 20.0,
+    dead_min_count: int = 10, frame_rate_hz: float = 0.0, dark: bool = False,
+) -> DefectMap:
+    """The defect map of per-pixel spike ``counts`` ``[H, W]`` over ``frames`` frames (rules: module docstring).
+
+    ``dark``: the frames were recorded with the lens covered; every pixel's rate is then its
+    dark-current rate (stored in the map, Hz with ``frame_rate_hz``).
+    """
+    if frames <= 0:
+        raise ConfigError(f"a defect map needs counted frames, got {frames}")
+    counts = np.asarray(counts, np.float64)
+    rate = counts / frames
+    low2, high2 = neighbour_ranks(counts)
+    hot = (rate >= hot_rate) | (rate - high2 / frames >= hot_margin)
+    dead = (counts * dead_ratio <= low2) & (low2 >= dead_min_count) & ~hot
+    good = rate[~(hot | dead)]
+    dark_hz = float("nan")
+    if frame_rate_hz > 0 and good.size:
+        dark_hz = float(np.percentile(good, 50.0 if dark else DARK_PERCENTILE) * frame_rate_hz)
+    per_pixel = (rate * frame_rate_hz).astype(np.float32) if dark and frame_rate_hz > 0 else None
+    return DefectMap(hot, dead, int(frames), per_pixel, dark_hz)
+
+
+def payload_counts(raw: np.ndarray, height: int, width: int, encoding: str, a: int, b: int) -> np.ndarray:
+    """Spikes per pixel of frames ``[a, b)`` of a validated payload."""
+    if encoding == ENCODING_VIDAR_BITPACKED:
+        fb = (height * width + 7) // 8
+        return spike_counts_packed([raw[a * fb : b * fb].reshape(b - a, fb)], height, width)
+    hw = height * width
+    return raw[a * hw : b * hw].reshape(b - a, height, width).sum(axis=0, dtype=np.uint32)
+
+
+class DefectTracker:
+    """The defect map of one stream: a file's, estimated from the stream, or both (``mode``).
+
+    Args:
+        mode: ``auto`` (estimate; with ``file_map`` the union of both), ``file`` (``file_map`` only)
+            or ``none``.
+        file_map: A map read from a file (:mod:`stir_ros.core.defect_file`), or ``None``.
+        sample_period_frames: Sensor-clock period of the sampling (``SAMPLE_FRAMES`` counted per period).
+        hot_rate: Spikes per frame above which a pixel is hot whatever its neighbours.
+        update_frames: Sampled frames between re-estimates (the first map after as many).
+        max_frames: When more sampled frames are held, the counts are halved (a slow forgetting).
+    """
+
+    def __init__(self, mode: str = "auto", file_map: DefectMap | None = None, *, sample_period_frames: int = 2000,
+                 hot_rate: float = 0.9, update_frames: int = 1000, max_frames: int = 20000) -> None:
+        if mode not in DEFECT_CORRECTIONS:
+            raise ConfigError(f"defect_correction must be one of {', '.join(DEFECT_CORRECTIONS)}, got {mode!r}")
+        if mode == "file" and file_map is None:
+            raise ConfigError("defect_correction 'file' needs a defect map file (defect_map_url)")
+        if sample_period_frames < SAMPLE_FRAMES:
+            raise ConfigError(f"defect_sample_period_frames must be >= {SAMPLE_FRAMES}, got {sample_period_frames}")
+        self.mode, self.file_map = mode, file_map
+        self.period, self.hot_rate = int(sample_period_frames), float(hot_rate)
+        self.update_frames, self.max_frames = int(update_frames), int(max_frames)
+        self.updates = 0  # maps estimated
+        self.frames_sampled = 0
+        self._size: tuple[int, int] | None = None
+        self._counts: np.ndarray | None = None
+        self._held = 0  # frames in _counts
+        self._since = 0  # frames sampled since the last estimate
+        self.estimated: DefectMap | None = None
+        self.current: DefectMap | None = None if mode == "none" else file_map
+
+    @property
+    def repair(self) -> PixelRepair | None:
+        """The repair in force (``None``: nothing to repair)."""
+        m = self.current
+        return None if m is None or m.repair.count == 0 else m.repair
+
+    def observe(self, raw: np.ndarray, height: int, width: int, num_frames: int, encoding: str,
+                first_frame_index: int, frame_rate_hz: float) -> None:
+        """Count the sampled frames of one accepted packet; re-estimate when enough are held."""
+        if self.mode != "auto":
+            return
+        if self._size != (height, width):
+            self._size, self._counts, self._held, self._since = (height, width), None, 0, 0
+            self.estimated = None
+            self.current = self.file_map if self.file_map is not None and self.file_map.shape == (height, width) else None
+        start, stop, p = first_frame_index, first_frame_index + num_frames, self.period
+        k = start - start % p
+        while k < stop:
+            a, b = max(start, k), min(stop, k + SAMPLE_FRAMES)
+            if a < b:
+                c = payload_counts(raw, height, width, encoding, a - start, b - start)
+                self._counts = c.astype(np.uint32) if self._counts is None else self._counts + c
+                self._held += b - a
+                self._since += b - a
+                self.frames_sampled += b - a
+            k += p
+        if self._since >= self.update_frames and self._counts is not None:
+            self._estimate(frame_rate_hz)
+
+    def _estimate(self, frame_rate_hz: float) -> None:
+        assert self._counts is not None
+        est = estimate_defects(self._counts, self._held, hot_rate=self.hot_rate, frame_rate_hz=frame_rate_hz)
+        self.estimated, self._since = est, 0
+        self.current = est.union(self.file_map)
+        self.updates += 1
+        if self._held >= self.max_frames:
+            self._counts //= 2
+            self._held //= 2
+
+    def values(self) -> dict[str, object]:
+        """What /diagnostics report of it."""
+        m = self.current
+        n = m.shape[0] * m.shape[1] if m is not None else 0
+        hot, dead = (m.hot_count, m.dead_count) if m is not None else (0, 0)
+        return {
+            "defect_correction": self.mode,
+            "hot_pixels": hot,
+            "dead_pixels": dead,
+            "hot_fraction": hot / n if n else 0.0,
+            "dead_fraction": dead / n if n else 0.0,
+            "pixels_repaired": m.repair.count if m is not None else 0,
+            "pixels_unrepaired": m.repair.unrepaired if m is not None else 0,
+            "dark_rate_hz": m.dark_estimate_hz if m is not None else float("nan"),
+            "dark_rate_measured": bool(m is not None and m.dark_rate_hz is not None),
+            "defect_frames_sampled": self.frames_sampled,
+            "defect_map_updates": self.updates,
+        }

@@ -1,0 +1,102 @@
+# Copyright 2026 The stir_ros authors
+# SPDX-License-Identifier: Apache-2.0
+"""Defect map files (stir_ros.core.defect_file) and ``stir-ros calibrate-defects`` (stir_ros.bag.calibrate)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from stir_ros.bag.calibrate import calibrate_defects
+from stir_ros.bag.convert import dat_to_bag
+from stir_ros.core.dat import write_dat
+from stir_ros.core.defect_file import load_defect_map, save_defect_map
+from stir_ros.core.defects import estimate_defects
+from stir_ros.core.errors import ConfigError
+from stir_ros.core.simulator import simulate_spikes
+
+
+def _recording(n: int = 600, h: int = 40, w: int = 56, dark: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(5)
+    ramp = np.add.outer(np.linspace(0.2, 0.6, h), np.linspace(0.0, 0.4, w)).astype(np.float32)  # a smooth scene
+    light = np.full((n, h, w), 0.002, np.float32) if dark else np.repeat(ramp[None], n, 0)
+    frames = np.asarray(simulate_spikes(light, seed=1), np.uint8)
+    u = rng.random((h, w))
+    hot, dead = u < 0.01, (u >= 0.01) & (u < 0.03)
+    frames[:, hot], frames[:, dead] = 1, 0
+    return frames, hot, dead
+
+
+@pytest.mark.parametrize("kind", ["dat", "bag"])
+def test_calibrate_defects_round_trip(tmp_path: Path, kind: str) -> None:
+    frames, hot, dead = _recording()
+    write_dat(tmp_path / "rec.dat", frames)
+    src = tmp_path / "rec.dat"
+    if kind == "bag":
+        dat_to_bag(src, tmp_path / "bag", 40, 56, 20000.0, frames_per_packet=50)
+        src = tmp_path / "bag"
+    out = tmp_path / "maps" / "defects.yaml"
+    cmd = [sys.executable, "-m", "stir_ros.cli", "calibrate-defects", str(src), "-o", str(out)]
+    if kind == "dat":
+        cmd += ["--height", "40", "--width", "56"]
+    run = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    m = load_defect_map(f"file://{out}")
+    assert np.array_equal(m.hot, hot)
+    # a dead pixel with two dead neighbours looks like a dark spot: found >= 90 %, never a good pixel
+    assert not (m.dead & ~dead).any() and m.dead_count >= 0.9 * dead.sum()
+    assert m.frames == len(frames) and m.dark_rate_hz is None
+    assert f"{m.hot_count} hot, {m.dead_count} dead" in run.stderr
+
+
+def test_dark_recording_stores_each_pixels_dark_rate(tmp_path: Path) -> None:
+    frames, _, dead = _recording(n=20000, h=12, w=16, dark=True)
+    write_dat(tmp_path / "cap.dat", frames)
+    m = calibrate_defects(str(tmp_path / "cap.dat"), str(tmp_path / "d.yaml"), height=12, width=16, dark=True)
+    back = load_defect_map(str(tmp_path / "d.yaml"))
+    assert back.dark_rate_hz is not None and back.dark_rate_hz.shape == (12, 16)
+    good = ~(back.hot | back.dead)
+    # 0.002 x alpha 0.6 spikes per frame at 20 kHz: 24 Hz
+    assert np.allclose(back.dark_rate_hz[good], 24.0, atol=2.0)
+    assert abs(back.dark_estimate_hz - 24.0) < 2.0 and np.array_equal(back.dead, m.dead)
+
+
+def test_output_inside_the_input_is_refused(tmp_path: Path) -> None:
+    frames, _, _ = _recording(n=100)
+    write_dat(tmp_path / "rec.dat", frames)
+    dat_to_bag(tmp_path / "rec.dat", tmp_path / "bag", 40, 56, 20000.0)
+    for out in (tmp_path / "rec.dat", tmp_path / "bag" / "defects.yaml"):
+        src = tmp_path / ("rec.dat" if out.name == "rec.dat" else "bag")
+        with pytest.raises(ConfigError, match="inside"):
+            calibrate_defects(str(src), str(out), height=40, width=56)
+    assert (tmp_path / "rec.dat").stat().st_size == 100 * 40 * 56 // 8
+
+
+@pytest.mark.parametrize("text, match", [
+    ("format: other\n", "not a stir_ros defect map"),
+    ("format: stir_ros_defect_map\nheight: 0\nwidth: 4\n", "height and width"),
+    ("format: stir_ros_defect_map\nheight: 4\nwidth: 4\nhot: [[4, 0]]\n", "outside"),
+    ("format: stir_ros_defect_map\nheight: 2\nwidth: 2\ndark_rate_hz: [[1, .nan], [1, 1]]\n", "finite"),
+    ("format: [unclosed\n", "not valid YAML"),
+])  # fmt: skip
+def test_bad_files_are_refused_with_a_reason(tmp_path: Path, text: str, match: str) -> None:
+    (tmp_path / "m.yaml").write_text(text)
+    with pytest.raises(ConfigError, match=match):
+        load_defect_map(str(tmp_path / "m.yaml"))
+    with pytest.raises(ConfigError, match="cannot read"):
+        load_defect_map(f"file://{tmp_path}/missing.yaml")
+
+
+def test_save_load_keeps_the_map() -> None:
+    counts = np.random.default_rng(0).integers(0, 50, (7, 9))
+    m = estimate_defects(counts, 100, frame_rate_hz=20000.0)
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as d:
+        save_defect_map(f"{d}/m.yaml", m, 20000.0)
+        back = load_defect_map(f"{d}/m.yaml")
+    assert np.array_equal(back.hot, m.hot) and np.array_equal(back.dead, m.dead) and back.frames == 100

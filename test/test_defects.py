@@ -1,0 +1,119 @@
+# Copyright 2026 The stir_ros authors
+# SPDX-License-Identifier: Apache-2.0
+"""Hot/dead pixel estimation and repair (stir_ros.core.defects, stir_ros.core.pixel_repair), and the packet path."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from stir_ros.core.classical import tfp
+from stir_ros.core.defects import SAMPLE_FRAMES, DefectTracker, estimate_defects
+from stir_ros.core.packing import encode_frames
+from stir_ros.core.pixel_repair import PixelRepair
+from stir_ros.core.scenes import MovingScene
+from stir_ros.core.simulator import simulate_spikes
+from stir_ros.core.stream import PacketHeader, packed_windows, stack_windows
+from stir_ros.core.stream_processor import StreamProcessor
+
+
+def _scene(n: int, h: int = 64, w: int = 80, seed: int = 3) -> np.ndarray:
+    intensity = MovingScene(h, w, max_speed=0.5, seed=seed).render(0, n).numpy()
+    return np.asarray(simulate_spikes(0.15 + 0.85 * intensity, seed=seed), np.uint8)
+
+
+def _inject(frames: np.ndarray, hot: float, dead: float, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    u = np.random.default_rng(seed).random(frames.shape[1:])
+    hot_mask, dead_mask = u < hot, (u >= hot) & (u < hot + dead)
+    out = frames.copy()
+    out[:, hot_mask], out[:, dead_mask] = 1, 0
+    return out, hot_mask, dead_mask
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_repair_takes_a_good_neighbours_train_and_is_idempotent(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    bad = rng.random((9, 13)) < 0.2
+    repair = PixelRepair.from_mask(bad)
+    frames = (rng.random((5, 9, 13)) < 0.5).astype(np.uint8)
+    out = repair.apply(frames.copy())
+    flat, orig = out.reshape(5, -1), frames.reshape(5, -1)
+    assert not bad.reshape(-1)[repair.src].any()  # donors are good pixels
+    assert np.array_equal(flat[:, repair.dst], orig[:, repair.src])
+    good = ~bad.reshape(-1)
+    assert np.array_equal(flat[:, good], orig[:, good])  # good pixels untouched
+    assert np.array_equal(repair.apply(out.copy()), out)  # idempotent
+    assert repair.count + repair.unrepaired == int(bad.sum())
+    # per pixel: repairing the TFP image equals TFP of the repaired frames, bit for bit
+    assert np.array_equal(repair.apply(tfp(frames.copy())), tfp(out))
+
+
+def test_estimate_finds_injected_hot_and_dead_pixels_and_nothing_on_clean_spikes() -> None:
+    clean = _scene(400)
+    assert estimate_defects(clean.sum(0), len(clean)).repair.count == 0
+    faulty, hot, dead = _inject(clean, 0.003, 0.01, seed=7)
+    m = estimate_defects(faulty.sum(0), len(faulty))
+    assert np.array_equal(m.hot, hot)
+    assert not (m.dead & ~dead).any() and m.dead_count >= 0.9 * dead.sum()
+
+
+def test_tracker_samples_on_the_sensor_clock_whatever_the_packets() -> None:
+    frames, _, _ = _inject(_scene(600), 0.01, 0.02, seed=1)
+    maps = []
+    for per_packet in (7, 50):
+        t = DefectTracker(sample_period_frames=40, update_frames=100)
+        for first in range(0, len(frames), per_packet):
+            block = frames[first : first + per_packet]
+            raw = encode_frames(block, "vidar_bitpacked")
+            t.observe(raw, 64, 80, len(block), "vidar_bitpacked", first, 20000.0)
+        assert t.frames_sampled == SAMPLE_FRAMES * 15
+        maps.append(t.current)
+    assert maps[0] is not None and np.array_equal(maps[0].hot, maps[1].hot) and np.array_equal(maps[0].dead, maps[1].dead)
+    assert maps[0].hot_count > 0
+
+
+def test_windows_carry_the_map_of_their_cut_and_every_path_repairs_them() -> None:
+    frames, _, _ = _inject(_scene(400), 0.01, 0.02, seed=2)
+    proc = StreamProcessor(41, 20, defects=DefectTracker(sample_period_frames=40, update_frames=100))
+    decoded = StreamProcessor(41, 20, decode=True, defects=DefectTracker(sample_period_frames=40, update_frames=100))
+    windows, windows_dec = [], []
+    for seq, first in enumerate(range(0, 400, 20)):
+        header = PacketHeader(seq, first, 20, 64, 80, "vidar_bitpacked", first * 50_000, 20000.0)
+        raw = encode_frames(frames[first : first + 20], "vidar_bitpacked")
+        windows += proc.push(header, raw).windows
+        windows_dec += decoded.push(header, raw.copy()).windows
+    assert windows[0].repair is None and windows[-1].repair is not None
+    repairs = {id(w.repair) for w in windows if w.repair is not None}
+    assert len(repairs) >= 2  # the map was replaced; earlier windows kept theirs
+    for w, wd in zip(windows, windows_dec):
+        expected = frames[w.first_frame_index : w.first_frame_index + 41].copy()
+        if w.repair is not None:
+            w.repair.apply(expected)
+        assert np.array_equal(stack_windows([w])[0], expected)
+        assert np.array_equal(wd.frames, expected)
+        packed = packed_windows([w])
+        assert packed is not None and np.array_equal(tfp(packed, 0.6), tfp(expected[None], 0.6))
+    assert proc.windows_repaired == sum(w.repair is not None for w in windows)
+    assert np.array_equal(frames, _inject(_scene(400), 0.01, 0.02, seed=2)[0])  # payloads untouched
+
+
+def test_none_repairs_nothing() -> None:
+    frames, _, _ = _inject(_scene(200), 0.05, 0.05, seed=4)
+    proc = StreamProcessor(41, 20, defects=DefectTracker("none", sample_period_frames=40, update_frames=20))
+    out = proc.push(PacketHeader(0, 0, 200, 64, 80, "vidar_bitpacked", 0, 20000.0), encode_frames(frames, "vidar_bitpacked"))
+    assert out.windows and all(w.repair is None for w in out.windows)
+
+
+@pytest.mark.parametrize("changes, match", [
+    ({"defect_correction": "off"}, "defect_correction must be one of"),
+    ({"defect_correction": "file"}, "needs defect_map_url"),
+    ({"defect_sample_period_frames": 5}, "defect_sample_period_frames"),
+    ({"defect_hot_rate": float("nan")}, "defect_hot_rate"),
+    ({"defect_hot_rate": 1.5}, "defect_hot_rate"),
+])  # fmt: skip
+def test_untrusted_defect_settings_are_refused(changes: dict[str, object], match: str) -> None:
+    from stir_ros.core.errors import ConfigError
+    from stir_ros.reconstructor_settings import ReconstructorSettings
+
+    with pytest.raises(ConfigError, match=match):
+        ReconstructorSettings(method="tfp", **changes)  # type: ignore[arg-type]
