@@ -339,7 +339,7 @@ class DriverWork:
                     f"after {s.wait_for_subscribers_timeout_s:g} s; publishing anyway"
                 )
                 return
-            time.sleep(0.02)
+            self._stop.wait(0.02)
         # The publisher has matched the reader; give the reader a moment to match the publisher
         # too, or a best-effort reader drops the first packets.
         self._stop.wait(0.5)
@@ -402,10 +402,13 @@ class DriverWork:
             index += n
             seq += 1
             self.packets, self.frames = seq, index
-        what = "stopped" if self._stop.is_set() else "end of stream"  # stopped: deactivated or shutting down
-        self.get_logger().info(f"{what} after {self.frames} frames in {self.packets} packets")
-        # Reliable delivery of the last packets before the process exits.
-        self.spikes_pub.wait_for_all_acked(rclpy.duration.Duration(seconds=2.0))
+        stopped = self._stop.is_set()  # deactivated or shutting down
+        self.get_logger().info(f"{'stopped' if stopped else 'end of stream'} after {self.frames} frames in {self.packets} packets")
+        if not stopped:
+            # Reliable delivery of the last packets before the process exits. Not when stopped: the
+            # transition (or the signal) waits on this thread, and a reader that does not acknowledge
+            # (a best-effort one counts as not acknowledging) held every deactivate for the full 2 s.
+            self.spikes_pub.wait_for_all_acked(rclpy.duration.Duration(seconds=2.0))
 
     def _publish_diagnostics(self) -> None:
         elapsed = max(time.monotonic() - self._started, 1e-9)
@@ -473,6 +476,7 @@ class ManagedSpikeCameraDriver(DriverWork, ManagedTransitions, LifecycleNode):
     def __init__(self, **kwargs: Any) -> None:
         LifecycleNode.__init__(self, DRIVER_NAME, **kwargs)
         self._declare()
+        self._guard_change_state()
 
 
 def _run(managed: bool, args: list[str] | None) -> int:

@@ -529,6 +529,7 @@ class ManagedSpikeReconstructor(ReconstructorWork, ManagedTransitions, Lifecycle
     def __init__(self, **kwargs: Any) -> None:
         LifecycleNode.__init__(self, RECONSTRUCTOR_NAME, **kwargs)
         self._declare()
+        self._guard_change_state()
 
 
 def _run(managed: bool, args: list[str] | None) -> int:
