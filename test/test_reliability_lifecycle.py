@@ -95,7 +95,7 @@ def test_driver_deactivate_does_not_wait_out_the_stream(nodes, ros_node):
     for _ in range(3):
         assert driver.request(Transition.TRANSITION_ACTIVATE), nodes.logs()
         seen = len(packets)
-        assert spin_until(ros_node, lambda: len(packets) >= seen + 5, 30), nodes.logs()
+        assert spin_until(ros_node, lambda seen=seen: len(packets) >= seen + 5, 30), nodes.logs()
         started = time.monotonic()
         assert driver.request(Transition.TRANSITION_DEACTIVATE), nodes.logs()
         took.append(time.monotonic() - started)

@@ -403,7 +403,8 @@ class DriverWork:
             seq += 1
             self.packets, self.frames = seq, index
         stopped = self._stop.is_set()  # deactivated or shutting down
-        self.get_logger().info(f"{'stopped' if stopped else 'end of stream'} after {self.frames} frames in {self.packets} packets")
+        what = "stopped" if stopped else "end of stream"
+        self.get_logger().info(f"{what} after {self.frames} frames in {self.packets} packets")
         if not stopped:
             # Reliable delivery of the last packets before the process exits. Not when stopped: the
             # transition (or the signal) waits on this thread, and a reader that does not acknowledge
