@@ -9,6 +9,7 @@ cleaned up again and again while packets stream never handles a packet half-conf
 
 from __future__ import annotations
 
+import threading
 import time
 import uuid
 
@@ -19,9 +20,11 @@ rclpy = pytest.importorskip("rclpy")
 from lifecycle_msgs.msg import State, Transition  # noqa: E402
 from lifecycle_msgs.srv import ChangeState, GetState  # noqa: E402
 
-from ros_support import call_service, spin_until  # noqa: E402
+from rclpy.parameter import Parameter  # noqa: E402
+from ros_support import call_service, spike_packet, spin_until  # noqa: E402
 
 from stir_ros.msg import SpikePacket  # noqa: E402
+from stir_ros.ros.reconstructor_node import ManagedSpikeReconstructor  # noqa: E402
 
 pytestmark = [pytest.mark.ros, pytest.mark.slow]
 
@@ -103,3 +106,60 @@ def test_driver_deactivate_does_not_wait_out_the_stream(nodes, ros_node):
     print(f"deactivate answered in {', '.join(f'{t * 1000:.0f} ms' for t in took)}")
     # Not a speed assertion: a bound for a hang, far above the publish period (50 ms).
     assert max(took) < 1.5, took
+
+
+@pytest.mark.parametrize("executor", ["events", "single_threaded"])
+def test_reconstructor_cycled_while_packets_stream_never_sees_half_a_configuration(executor, nodes, ros_node):
+    """configure/activate/deactivate/cleanup 50 times under a dense stream: no packet meets a cleaned-up node."""
+    ns = f"lcc_{uuid.uuid4().hex[:8]}"
+    # 1,000 packets/s of 2 frames: a packet waits in the executor at nearly every transition.
+    nodes.start("spike_camera_driver", ns, {**DRIVER, "frame_rate_hz": 2000.0, "frames_per_packet": 2})
+    proc = nodes.start("spike_reconstructor_lifecycle", ns, {**RECON, "stride_frames": 20, "executor": executor})
+    recon = Managed(ros_node, f"/{ns}/spike_reconstructor")
+    seen: list[SpikePacket] = []
+    ros_node.create_subscription(SpikePacket, f"/{ns}/spikes", seen.append, 50)
+    assert spin_until(ros_node, lambda: len(seen) >= 20, 40), nodes.logs()
+    steps = (Transition.TRANSITION_CONFIGURE, Transition.TRANSITION_ACTIVATE, Transition.TRANSITION_DEACTIVATE,
+             Transition.TRANSITION_CLEANUP)  # fmt: skip
+    for cycle in range(50):
+        for step in steps:
+            assert recon.request(step), f"cycle {cycle}, transition {step}:\n{nodes.logs()}"
+    assert recon.state() == State.PRIMARY_STATE_UNCONFIGURED and proc.poll() is None, nodes.logs()
+    logs = "".join(log.read_text() for _, _, log in nodes.procs)  # whole logs: nodes.logs() keeps their ends
+    assert logs.count("cleaned up: model released") == 50, logs[-4000:]
+    errors = [line for line in logs.splitlines() if "unexpected error" in line or "Traceback" in line]
+    assert not errors, "\n".join(errors[:10])
+
+
+def test_packets_from_another_thread_while_cycling_meet_a_whole_configuration_or_none(ros_node):
+    """The class behind the 50-cycle race: a packet callback concurrent with (or later than) a transition.
+
+    A second thread calls the subscription callback as fast as it can (as a multi-threaded
+    executor, or an events executor delivering a queued packet late, would) while this one runs
+    configure/activate/deactivate/cleanup; no packet may fail on a configuration half taken down.
+    """
+    params = [Parameter(k, value=v) for k, v in {**RECON, "stride_frames": 20, "window_length": 21}.items()]
+    node = ManagedSpikeReconstructor(namespace=f"/lct_{uuid.uuid4().hex[:8]}", parameter_overrides=params)
+    errors: list[str] = []
+    node._error = lambda kind, message: errors.append(f"{kind}: {message}")  # every error the node would log
+    done = threading.Event()
+
+    def feed() -> None:
+        seq = 0
+        while not done.is_set():
+            node._on_spikes(spike_packet(seq, 20 * seq))
+            seq += 1
+
+    feeder = threading.Thread(target=feed, daemon=True)
+    feeder.start()
+    try:
+        for _ in range(50):
+            for step in (node.trigger_configure, node.trigger_activate, node.trigger_deactivate, node.trigger_cleanup):
+                assert step() == rclpy.lifecycle.TransitionCallbackReturn.SUCCESS
+    finally:
+        done.set()
+        feeder.join(timeout=10)
+        node.destroy_node()
+    assert not feeder.is_alive()
+    assert not errors, errors[:5]
+    assert node.late_callbacks > 0  # the feeder did meet inactive states

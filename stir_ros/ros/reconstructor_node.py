@@ -137,12 +137,21 @@ class ReconstructorWork:
         self.active = False  # subscribed to spikes; images are published
         self._subs: list[Any] = []
         self._entities: list[Any] = []  # publishers and timer made by _configure
+        # Held by every transition and by every packet and timer callback: a callback that an
+        # executor delivers late (after deactivate or cleanup) or from another thread sees a whole
+        # configuration or none, never one half taken down.
+        self._state_lock = threading.RLock()
+        self.late_callbacks = 0  # callbacks that came when the node was not active (dropped)
         self.add_on_set_parameters_callback(self._on_set_parameters)
 
     def _parameter_values(self) -> dict[str, Any]:
         return {spec.name: self.get_parameter(spec.name).value for spec in RECONSTRUCTOR_PARAMETERS}
 
     def _configure(self) -> None:
+        with self._state_lock:
+            self._configure_locked()
+
+    def _configure_locked(self) -> None:
         """Read and validate the parameters, load the model, create the publishers and the worker."""
         settings = ReconstructorSettings.from_mapping(self._parameter_values())
         self._last_warning = ""  # before the engine: its start-up warnings (no CUDA) must show
@@ -188,6 +197,10 @@ class ReconstructorWork:
         )
 
     def _activate(self) -> None:
+        with self._state_lock:
+            self._activate_locked()
+
+    def _activate_locked(self) -> None:
         """Subscribe to the spikes and their camera_info: windows are cut and images published."""
         overrides = QoSOverridingOptions.with_default_policies()
         # raw: the serialised message as one bytes object, read in place (core/spike_cdr): one copy of
@@ -201,6 +214,10 @@ class ReconstructorWork:
         self.active = True
 
     def _deactivate(self) -> None:
+        with self._state_lock:
+            self._deactivate_locked()
+
+    def _deactivate_locked(self) -> None:
         """Unsubscribe and drop what waits; parameters, model and counters stay."""
         self.active = False
         for sub in self._subs:
@@ -210,9 +227,13 @@ class ReconstructorWork:
         self.stream.reset()  # packets missed while inactive are not lost ones
 
     def _cleanup(self) -> None:
+        with self._state_lock:
+            self._cleanup_locked()
+
+    def _cleanup_locked(self) -> None:
         """Undo :meth:`_configure`: stop the worker, destroy the publishers, free the model."""
         if self.active:
-            self._deactivate()
+            self._deactivate_locked()
         self.stop()
         for entity in self._entities:
             if isinstance(entity, Timer):
@@ -334,7 +355,11 @@ class ReconstructorWork:
         received = time.monotonic()
         self._last_packet = received
         try:
-            self._handle_packet(msg, received)
+            with self._state_lock:
+                if not self.active:  # delivered after deactivate or cleanup: nothing to hand it to
+                    self.late_callbacks += 1
+                    return
+                self._handle_packet(msg, received)
         except Exception as err:  # noqa: BLE001 - a bad packet must never stop the node
             self.errors["packet_handling"] += 1
             self._error("packet_handling", f"unexpected error handling a packet: {err!r}")
@@ -369,21 +394,21 @@ class ReconstructorWork:
             self._warn(out.notable_event, out.message)
         if not out.windows:
             return
-        frame_id = self.settings.frame_id or msg_frame_id
-        if self.worker.submit(out.windows, received, frame_id, self.settings.queue_size):
+        frame_id = settings.frame_id or msg_frame_id
+        if self.worker.submit(out.windows, received, frame_id, settings.queue_size):
             self._warn(
                 "windows_dropped",
                 f"inference is slower than the stream: {self.worker.windows_dropped} window(s) dropped so far (queue of "
-                f"{self.settings.queue_size}); raise stride_frames or lower output_rate_hz",
+                f"{settings.queue_size}); raise stride_frames or lower output_rate_hz",
             )
 
     # ------------------------------------------------------------------ output (worker thread)
 
     def _publish_image(self, pending: Pending, img: np.ndarray) -> bool:
         """Publish one image, its camera_info and compressed image; False: stopping or inactive (nothing sent)."""
-        if not self.active or not self.context.ok():
+        settings = self.settings  # once: cleanup may take it away meanwhile (this is the worker's thread)
+        if not self.active or settings is None or not self.context.ok():
             return False  # stopping or deactivated: publishers are about to go or must be quiet
-        settings = self.settings
         w = pending.window
         self.image_pub.publish(image_to_msg(img, settings.output_encoding, w.centre_stamp_ns, pending.frame_id))
         info = self.camera_info
@@ -458,8 +483,12 @@ class ReconstructorWork:
 
     def _publish_diagnostics(self) -> None:
         try:
-            self._check_worker()
-            self._diagnostics()
+            with self._state_lock:
+                if self.settings is None:  # a timer event delivered after cleanup
+                    self.late_callbacks += 1
+                    return
+                self._check_worker()
+                self._diagnostics()
         except Exception as err:  # noqa: BLE001 - a timer callback that raises would end the node
             self._error("diagnostics", f"diagnostics failed: {err!r}")
 
