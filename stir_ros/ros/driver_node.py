@@ -28,7 +28,7 @@ import numpy as np
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.exceptions import ParameterException
-from rclpy.executors import ExternalShutdownException
+from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.lifecycle import LifecycleNode
 from rclpy.node import Node
 from rclpy.qos import QoSDurabilityPolicy, QoSHistoryPolicy, QoSProfile, QoSReliabilityPolicy
@@ -45,6 +45,7 @@ from stir_ros.core.throughput import ModeVerdict, PublishMeter, probe, verdict
 from stir_ros.msg import SpikePacket
 from stir_ros.ros import RateLimitedLog
 from stir_ros.ros.conversions import (
+    STEADY,
     camera_info_from_file,
     default_camera_info,
     diagnostic_status,
@@ -276,7 +277,7 @@ class DriverWork:
         self._started = time.monotonic()
         self.finished.clear()
         self.error = None
-        timer = self.create_timer(1.0, self._publish_diagnostics)
+        timer = self.create_timer(1.0, self._publish_diagnostics, clock=STEADY)  # not stopped with /clock
         self._entities = [self.spikes_pub, self.info_pub, self.diag_pub, timer]
 
     def _state_mode(self) -> ModeVerdict:
@@ -482,6 +483,7 @@ class ManagedSpikeCameraDriver(DriverWork, ManagedTransitions, LifecycleNode):
 
 def _run(managed: bool, args: list[str] | None) -> int:
     node = None
+    executor = None
     stop = threading.Event()
     restore = install_stop_handlers(stop)  # SIGINT/SIGTERM end the loop below, never raise inside a callback
     try:
@@ -489,9 +491,13 @@ def _run(managed: bool, args: list[str] | None) -> int:
         rclpy.init(args=args)
         node = ManagedSpikeCameraDriver() if managed else SpikeCameraDriver()
         node.get_logger().info(profile.message)  # under the node's own (namespaced) name
+        # An executor of its own: rclpy.spin_once's global one is gone (None) once a signal has
+        # shut the context down between the loop's check and the call.
+        executor = SingleThreadedExecutor()
+        executor.add_node(node)
         # The plain node exits at the end of the stream; the managed one when it has been shut down.
         while rclpy.ok() and not stop.is_set() and (managed or not node.finished.is_set()):
-            rclpy.spin_once(node, timeout_sec=0.1)
+            executor.spin_once(timeout_sec=0.1)
             done = getattr(node, "finalized_at", None)
             if done is not None and time.monotonic() - done > 1.0:  # shut down: answered, now exit
                 break
@@ -501,9 +507,16 @@ def _run(managed: bool, args: list[str] | None) -> int:
     except (StirRosError, ParameterException) as err:  # ParameterException: a value of the wrong type
         rclpy.logging.get_logger(DRIVER_NAME).error(f"cannot start: {err}")
         return 1
+    except Exception:
+        if stop.is_set():  # SIGINT/SIGTERM while starting: the context went away under the constructor
+            return 0
+        raise
     finally:
         if node is not None:
             node.stop()
+        if executor is not None:
+            executor.shutdown()
+        if node is not None:
             node.destroy_node()
         rclpy.try_shutdown()
         restore()

@@ -55,6 +55,7 @@ from stir_ros.core.stream_processor import DROPPED, IDLE, REJECTED, StreamProces
 from stir_ros.msg import SpikePacket
 from stir_ros.ros import RateLimitedLog, emit
 from stir_ros.ros.conversions import (
+    STEADY,
     default_camera_info,
     diagnostic_status,
     parameter_descriptor,
@@ -183,7 +184,8 @@ class ReconstructorWork:
                 CompressedImage, f"{image_topic}/compressed", OUTPUT_QOS, qos_overriding_options=overrides
             )
         self.diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
-        timer = self.create_timer(settings.diagnostics_period_s, self._publish_diagnostics)
+        # A steady clock: with use_sim_time the node clock stops with /clock, and diagnostics must not.
+        timer = self.create_timer(settings.diagnostics_period_s, self._publish_diagnostics, clock=STEADY)
         self._entities = [p for p in (self.image_pub, self.info_pub, self.compressed_pub, self.diag_pub, timer) if p]
         self.worker = InferenceWorker(
             engine, self._publish_image, prepare=self._warmup, on_warning=self._engine_warning, on_error=self._error,
@@ -588,6 +590,8 @@ def _run(managed: bool, args: list[str] | None) -> int:
         rclpy.logging.get_logger(RECONSTRUCTOR_NAME).error(f"cannot start: {err}")
         return 1
     except Exception as err:  # noqa: BLE001 - anything else at start: one line and a non-zero exit, never silent
+        if stop.is_set():  # SIGINT/SIGTERM while starting: the context went away under the constructor
+            return 0
         rclpy.logging.get_logger(RECONSTRUCTOR_NAME).fatal(f"cannot start: {type(err).__name__}: {err}")
         return 1
     finally:
