@@ -51,6 +51,7 @@ from stir_ros.core.inference_worker import InferenceWorker, Pending
 from stir_ros.core.reconstructor_status import ReconstructorStatus
 from stir_ros.core.stream import WindowCutter
 from stir_ros.core.spike_cdr import parse_spike_packet
+from stir_ros.core.limits import MAX_FRAME_ID_CHARS, MAX_MESSAGE_OVERHEAD_BYTES
 from stir_ros.core.stream_processor import DROPPED, IDLE, REJECTED, StreamProcessor
 from stir_ros.msg import SpikePacket
 from stir_ros.ros import RateLimitedLog, emit
@@ -377,8 +378,15 @@ class ReconstructorWork:
                 self._warn("bad:malformed", f"rejected a packet that does not parse: {err}")
                 return
             header, payload, msg_frame_id = parsed.header, parsed.payload, parsed.frame_id
+            if len(msg) - payload.nbytes > MAX_MESSAGE_OVERHEAD_BYTES:
+                payload = payload.copy()  # a view would keep the whole message alive while the window waits
         else:
             header, payload, msg_frame_id = packet_header(msg), packet_payload(msg), msg.header.frame_id
+        if len(msg_frame_id) > MAX_FRAME_ID_CHARS or len(header.encoding) > MAX_FRAME_ID_CHARS:
+            self.bad_packets["string_too_long"] += 1
+            self._warn("bad:string_too_long", f"rejected packet seq {header.seq}: frame_id of {len(msg_frame_id)} and "
+                       f"encoding of {len(header.encoding)} characters, at most {MAX_FRAME_ID_CHARS} each")  # fmt: skip
+            return
         out = self.stream.push(header, payload, idle=self._idle_now)
         header = out.header
         if out.status == REJECTED:
