@@ -20,6 +20,12 @@ Fast DDS's port files (``fastrtps_port<N>``, 52 KB each, reused by port number) 
 ``stir-ros bag play`` process starts, before it creates its own participant, and its log line
 says what was removed. The same rule as eProsima's ``fastdds shm clean`` tool, which also
 removes ports.
+
+``/dev/shm`` is writable by everyone, so anything in it may have been planted: a FIFO under a
+lock file's name would block ``open`` for ever (and the signal handlers with it), a symbolic
+link would lead the lock and the removal elsewhere. Files there are looked at with ``lstat``
+and opened with ``O_NONBLOCK | O_NOFOLLOW``, their type checked on the open descriptor; only
+regular files that belong to this process's user are touched, anything else is skipped.
 """
 
 from __future__ import annotations
@@ -28,11 +34,12 @@ import errno
 import fcntl
 import os
 import re
+import stat
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["SHM_DIR", "STALE_AFTER_S", "StaleSegments", "remove_stale_segments"]
+__all__ = ["SHM_DIR", "STALE_AFTER_S", "StaleSegments", "open_shared_file", "remove_stale_segments"]
 
 SHM_DIR = Path("/dev/shm")
 #: A segment is removed only when both its files are at least this old (seconds).
@@ -58,11 +65,35 @@ class StaleSegments:
         return f"removed {len(self.removed)} stale Fast DDS shared-memory segment(s) ({size}) left by processes that died"
 
 
+def _own_regular(st: os.stat_result) -> bool:
+    """A regular file of this process's user: the only kind of file touched in a shared directory."""
+    return stat.S_ISREG(st.st_mode) and st.st_uid == os.geteuid()
+
+
 def _age_s(path: Path, now: float) -> float:
     try:
-        return now - path.stat().st_mtime
+        return now - path.lstat().st_mtime
     except FileNotFoundError:
         return float("inf")  # already gone: does not hold the pair back
+
+
+def open_shared_file(path: Path) -> int | None:
+    """A read-only descriptor of ``path`` in a shared directory, or ``None`` if it is not safe to use.
+
+    Never blocks (a FIFO), never follows a link, and gives back only a regular file of this
+    process's user (checked on the open descriptor, so nothing can be swapped in between).
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        if _own_regular(os.fstat(fd)):
+            return fd
+    except OSError:
+        pass
+    os.close(fd)
+    return None
 
 
 def remove_stale_segments(shm_dir: Path = SHM_DIR, min_age_s: float = STALE_AFTER_S) -> StaleSegments:
@@ -84,9 +115,8 @@ def remove_stale_segments(shm_dir: Path = SHM_DIR, min_age_s: float = STALE_AFTE
         lock, segment = shm_dir / name, shm_dir / name[: -len("_el")]
         if min(_age_s(lock, now), _age_s(segment, now)) < min_age_s:
             continue
-        try:
-            fd = os.open(lock, os.O_RDONLY | os.O_CLOEXEC)
-        except OSError:
+        fd = open_shared_file(lock)
+        if fd is None:  # gone, another user's, or not a regular file (a FIFO or a link planted there)
             continue
         try:
             try:
@@ -97,7 +127,10 @@ def remove_stale_segments(shm_dir: Path = SHM_DIR, min_age_s: float = STALE_AFTE
                 continue
             # Nobody holds it, and we do now: remove the segment first, then its lock.
             try:
-                size = segment.stat().st_size
+                st = segment.lstat()
+                if not _own_regular(st):
+                    continue  # not a segment Fast DDS made for this user: left alone, and so is its lock
+                size = st.st_size
                 segment.unlink()
             except FileNotFoundError:
                 size = 0

@@ -30,6 +30,8 @@ __all__ = [
     "MAX_WINDOW_LENGTH",
     "MAX_WINDOW_BYTES",
     "MAX_PACKET_BYTES",
+    "MAX_FRAME_ID_CHARS",
+    "MAX_MESSAGE_OVERHEAD_BYTES",
     "bound_for",
     "check_parameter",
     "batch_limit",
@@ -51,6 +53,11 @@ MAX_WINDOW_LENGTH = 1024
 MAX_WINDOW_BYTES = 256 * 1024 * 1024
 #: Largest packet payload accepted (bytes). The driver's default packet is 1.25 MB.
 MAX_PACKET_BYTES = 64 * 1024 * 1024
+#: Longest ``header.frame_id`` a packet may carry (characters): a frame name, never kilobytes.
+MAX_FRAME_ID_CHARS = 1024
+#: Most bytes a held packet may keep alive besides its payload (header, strings, anything after
+#: the payload): past this the payload is copied out and the message let go.
+MAX_MESSAGE_OVERHEAD_BYTES = 4096
 
 
 @dataclass(frozen=True)

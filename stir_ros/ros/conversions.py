@@ -23,6 +23,7 @@ import numpy as np
 from builtin_interfaces.msg import Time
 from diagnostic_msgs.msg import DiagnosticStatus, KeyValue
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
+from rclpy.clock import Clock, ClockType
 from sensor_msgs.msg import CameraInfo, Image
 
 from stir_ros.core.errors import ConfigError
@@ -47,6 +48,7 @@ __all__ = [
     "default_camera_info",
     "restamp_camera_info",
     "diagnostic_status",
+    "STEADY",
     "parameter_descriptor",
 ]
 
@@ -250,6 +252,9 @@ def restamp_camera_info(info: CameraInfo, stamp_ns: int, frame_id: str | None = 
 
 
 # --------------------------------------------------------------------------- diagnostics
+
+#: The clock of the diagnostics timers: steady, so that they go on when a simulated /clock stops.
+STEADY = Clock(clock_type=ClockType.STEADY_TIME)
 
 _LEVELS = {"ok": DiagnosticStatus.OK, "warn": DiagnosticStatus.WARN, "error": DiagnosticStatus.ERROR,
            "stale": DiagnosticStatus.STALE}  # fmt: skip

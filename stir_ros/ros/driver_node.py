@@ -28,7 +28,7 @@ import numpy as np
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.exceptions import ParameterException
-from rclpy.executors import ExternalShutdownException
+from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.lifecycle import LifecycleNode
 from rclpy.node import Node
 from rclpy.qos import QoSDurabilityPolicy, QoSHistoryPolicy, QoSProfile, QoSReliabilityPolicy
@@ -46,6 +46,7 @@ from stir_ros.core.throughput import ModeVerdict, PublishMeter, probe, verdict
 from stir_ros.msg import SpikePacket
 from stir_ros.ros import RateLimitedLog
 from stir_ros.ros.conversions import (
+    STEADY,
     camera_info_from_file,
     default_camera_info,
     diagnostic_status,
@@ -281,7 +282,7 @@ class DriverWork:
         self._started = time.monotonic()
         self.finished.clear()
         self.error = None
-        timer = self.create_timer(1.0, self._publish_diagnostics)
+        timer = self.create_timer(1.0, self._publish_diagnostics, clock=STEADY)  # not stopped with /clock
         self._entities = [self.spikes_pub, self.info_pub, self.diag_pub, timer]
 
     def _state_mode(self) -> ModeVerdict:
@@ -344,7 +345,7 @@ class DriverWork:
                     f"after {s.wait_for_subscribers_timeout_s:g} s; publishing anyway"
                 )
                 return
-            time.sleep(0.02)
+            self._stop.wait(0.02)
         # The publisher has matched the reader; give the reader a moment to match the publisher
         # too, or a best-effort reader drops the first packets.
         self._stop.wait(0.5)
@@ -407,10 +408,14 @@ class DriverWork:
             index += n
             seq += 1
             self.packets, self.frames = seq, index
-        what = "stopped" if self._stop.is_set() else "end of stream"  # stopped: deactivated or shutting down
+        stopped = self._stop.is_set()  # deactivated or shutting down
+        what = "stopped" if stopped else "end of stream"
         self.get_logger().info(f"{what} after {self.frames} frames in {self.packets} packets")
-        # Reliable delivery of the last packets before the process exits.
-        self.spikes_pub.wait_for_all_acked(rclpy.duration.Duration(seconds=2.0))
+        if not stopped:
+            # Reliable delivery of the last packets before the process exits. Not when stopped: the
+            # transition (or the signal) waits on this thread, and a reader that does not acknowledge
+            # (a best-effort one counts as not acknowledging) held every deactivate for the full 2 s.
+            self.spikes_pub.wait_for_all_acked(rclpy.duration.Duration(seconds=2.0))
 
     def _publish_diagnostics(self) -> None:
         elapsed = max(time.monotonic() - self._started, 1e-9)
@@ -478,10 +483,12 @@ class ManagedSpikeCameraDriver(DriverWork, ManagedTransitions, LifecycleNode):
     def __init__(self, **kwargs: Any) -> None:
         LifecycleNode.__init__(self, DRIVER_NAME, **kwargs)
         self._declare()
+        self._guard_change_state()
 
 
 def _run(managed: bool, args: list[str] | None) -> int:
     node = None
+    executor = None
     stop = threading.Event()
     restore = install_stop_handlers(stop)  # SIGINT/SIGTERM end the loop below, never raise inside a callback
     try:
@@ -489,9 +496,13 @@ def _run(managed: bool, args: list[str] | None) -> int:
         rclpy.init(args=args)
         node = ManagedSpikeCameraDriver() if managed else SpikeCameraDriver()
         node.get_logger().info(profile.message)  # under the node's own (namespaced) name
+        # An executor of its own: rclpy.spin_once's global one is gone (None) once a signal has
+        # shut the context down between the loop's check and the call.
+        executor = SingleThreadedExecutor()
+        executor.add_node(node)
         # The plain node exits at the end of the stream; the managed one when it has been shut down.
         while rclpy.ok() and not stop.is_set() and (managed or not node.finished.is_set()):
-            rclpy.spin_once(node, timeout_sec=0.1)
+            executor.spin_once(timeout_sec=0.1)
             done = getattr(node, "finalized_at", None)
             if done is not None and time.monotonic() - done > 1.0:  # shut down: answered, now exit
                 break
@@ -501,9 +512,16 @@ def _run(managed: bool, args: list[str] | None) -> int:
     except (StirRosError, ParameterException) as err:  # ParameterException: a value of the wrong type
         rclpy.logging.get_logger(DRIVER_NAME).error(f"cannot start: {err}")
         return 1
+    except Exception:
+        if stop.is_set():  # SIGINT/SIGTERM while starting: the context went away under the constructor
+            return 0
+        raise
     finally:
         if node is not None:
             node.stop()
+        if executor is not None:
+            executor.shutdown()
+        if node is not None:
             node.destroy_node()
         rclpy.try_shutdown()
         restore()

@@ -5,6 +5,12 @@
 Each node's work class provides ``_configure``, ``_activate``, ``_deactivate``, ``_cleanup`` and
 ``settings`` (``None`` until configured); :class:`ManagedTransitions` maps rclpy's lifecycle
 callbacks onto them, so the plain and the managed node run the same steps.
+
+rclpy's ``change_state`` service raises inside the executor for a transition that the current
+state does not offer (an unknown id, another state's transition, an intermediate one such as
+``on_configure_success``), which ends the node: :meth:`ManagedTransitions._guard_change_state`
+puts a check in front of it, so any request from anyone is answered, ``success`` false where the
+state machine does not allow it, and the node stays in its state.
 """
 
 from __future__ import annotations
@@ -12,6 +18,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from lifecycle_msgs.srv import ChangeState
 from rclpy.exceptions import ParameterException
 from rclpy.lifecycle import LifecycleState, TransitionCallbackReturn
 
@@ -28,7 +35,33 @@ class ManagedTransitions:
     """
 
     finalized_at: float | None = None
+    refused_transitions = 0  #: transition requests answered with success false, unrun
     settings: Any
+
+    def _guard_change_state(self) -> None:
+        """Answer a transition the current state does not offer with ``success`` false (see the module's text)."""
+        service = getattr(self, "_service_change_state", None)
+        if service is None:  # made without the communication interface
+            return
+        handle = service.callback
+
+        def change_state(request: ChangeState.Request, response: ChangeState.Response) -> ChangeState.Response:
+            offered = self._state_machine.available_transitions  # type: ignore[attr-defined]
+            label = request.transition.label
+            allowed = [t for t in offered if (t[1] == label if label else t[0] == request.transition.id)]
+            if not allowed:
+                state = self._state_machine.current_state[1]  # type: ignore[attr-defined]
+                self.refused_transitions += 1
+                self.get_logger().warning(  # type: ignore[attr-defined]
+                    f"refused transition {label or request.transition.id!r} in state {state!r}: it offers "
+                    f"{', '.join(f'{t[0]} ({t[1]})' for t in offered)}"
+                )
+                response.success = False
+                return response
+            request.transition.id, request.transition.label = allowed[0][0], ""
+            return handle(request, response)
+
+        service.callback = change_state
 
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
         try:

@@ -51,10 +51,12 @@ from stir_ros.core.inference_worker import InferenceWorker, Pending
 from stir_ros.core.reconstructor_status import ReconstructorStatus
 from stir_ros.core.stream import WindowCutter
 from stir_ros.core.spike_cdr import parse_spike_packet
+from stir_ros.core.limits import MAX_FRAME_ID_CHARS, MAX_MESSAGE_OVERHEAD_BYTES
 from stir_ros.core.stream_processor import DROPPED, IDLE, REJECTED, StreamProcessor
 from stir_ros.msg import SpikePacket
 from stir_ros.ros import RateLimitedLog, emit
 from stir_ros.ros.conversions import (
+    STEADY,
     default_camera_info,
     diagnostic_status,
     parameter_descriptor,
@@ -138,12 +140,21 @@ class ReconstructorWork:
         self.active = False  # subscribed to spikes; images are published
         self._subs: list[Any] = []
         self._entities: list[Any] = []  # publishers and timer made by _configure
+        # Held by every transition and by every packet and timer callback: a callback that an
+        # executor delivers late (after deactivate or cleanup) or from another thread sees a whole
+        # configuration or none, never one half taken down.
+        self._state_lock = threading.RLock()
+        self.late_callbacks = 0  # callbacks that came when the node was not active (dropped)
         self.add_on_set_parameters_callback(self._on_set_parameters)
 
     def _parameter_values(self) -> dict[str, Any]:
         return {spec.name: self.get_parameter(spec.name).value for spec in RECONSTRUCTOR_PARAMETERS}
 
     def _configure(self) -> None:
+        with self._state_lock:
+            self._configure_locked()
+
+    def _configure_locked(self) -> None:
         """Read and validate the parameters, load the model, create the publishers and the worker."""
         settings = ReconstructorSettings.from_mapping(self._parameter_values())
         self._last_warning = ""  # before the engine: its start-up warnings (no CUDA) must show
@@ -178,7 +189,8 @@ class ReconstructorWork:
                 CompressedImage, f"{image_topic}/compressed", OUTPUT_QOS, qos_overriding_options=overrides
             )
         self.diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
-        timer = self.create_timer(settings.diagnostics_period_s, self._publish_diagnostics)
+        # A steady clock: with use_sim_time the node clock stops with /clock, and diagnostics must not.
+        timer = self.create_timer(settings.diagnostics_period_s, self._publish_diagnostics, clock=STEADY)
         self._entities = [p for p in (self.image_pub, self.info_pub, self.compressed_pub, self.diag_pub, timer) if p]
         self.worker = InferenceWorker(
             engine, self._publish_image, prepare=self._warmup, on_warning=self._engine_warning, on_error=self._error,
@@ -192,6 +204,10 @@ class ReconstructorWork:
         )
 
     def _activate(self) -> None:
+        with self._state_lock:
+            self._activate_locked()
+
+    def _activate_locked(self) -> None:
         """Subscribe to the spikes and their camera_info: windows are cut and images published."""
         overrides = QoSOverridingOptions.with_default_policies()
         # raw: the serialised message as one bytes object, read in place (core/spike_cdr): one copy of
@@ -205,6 +221,10 @@ class ReconstructorWork:
         self.active = True
 
     def _deactivate(self) -> None:
+        with self._state_lock:
+            self._deactivate_locked()
+
+    def _deactivate_locked(self) -> None:
         """Unsubscribe and drop what waits; parameters, model and counters stay."""
         self.active = False
         for sub in self._subs:
@@ -214,9 +234,13 @@ class ReconstructorWork:
         self.stream.reset()  # packets missed while inactive are not lost ones
 
     def _cleanup(self) -> None:
+        with self._state_lock:
+            self._cleanup_locked()
+
+    def _cleanup_locked(self) -> None:
         """Undo :meth:`_configure`: stop the worker, destroy the publishers, free the model."""
         if self.active:
-            self._deactivate()
+            self._deactivate_locked()
         self.stop()
         for entity in self._entities:
             if isinstance(entity, Timer):
@@ -338,7 +362,11 @@ class ReconstructorWork:
         received = time.monotonic()
         self._last_packet = received
         try:
-            self._handle_packet(msg, received)
+            with self._state_lock:
+                if not self.active:  # delivered after deactivate or cleanup: nothing to hand it to
+                    self.late_callbacks += 1
+                    return
+                self._handle_packet(msg, received)
         except Exception as err:  # noqa: BLE001 - a bad packet must never stop the node
             self.errors["packet_handling"] += 1
             self._error("packet_handling", f"unexpected error handling a packet: {err!r}")
@@ -354,8 +382,15 @@ class ReconstructorWork:
                 self._warn("bad:malformed", f"rejected a packet that does not parse: {err}")
                 return
             header, payload, msg_frame_id = parsed.header, parsed.payload, parsed.frame_id
+            if len(msg) - payload.nbytes > MAX_MESSAGE_OVERHEAD_BYTES:
+                payload = payload.copy()  # a view would keep the whole message alive while the window waits
         else:
             header, payload, msg_frame_id = packet_header(msg), packet_payload(msg), msg.header.frame_id
+        if len(msg_frame_id) > MAX_FRAME_ID_CHARS or len(header.encoding) > MAX_FRAME_ID_CHARS:
+            self.bad_packets["string_too_long"] += 1
+            self._warn("bad:string_too_long", f"rejected packet seq {header.seq}: frame_id of {len(msg_frame_id)} and "
+                       f"encoding of {len(header.encoding)} characters, at most {MAX_FRAME_ID_CHARS} each")  # fmt: skip
+            return
         out = self.stream.push(header, payload, idle=self._idle_now)
         header = out.header
         if out.status == REJECTED:
@@ -373,21 +408,21 @@ class ReconstructorWork:
             self._warn(out.notable_event, out.message)
         if not out.windows:
             return
-        frame_id = self.settings.frame_id or msg_frame_id
-        if self.worker.submit(out.windows, received, frame_id, self.settings.queue_size):
+        frame_id = settings.frame_id or msg_frame_id
+        if self.worker.submit(out.windows, received, frame_id, settings.queue_size):
             self._warn(
                 "windows_dropped",
                 f"inference is slower than the stream: {self.worker.windows_dropped} window(s) dropped so far (queue of "
-                f"{self.settings.queue_size}); raise stride_frames or lower output_rate_hz",
+                f"{settings.queue_size}); raise stride_frames or lower output_rate_hz",
             )
 
     # ------------------------------------------------------------------ output (worker thread)
 
     def _publish_image(self, pending: Pending, img: np.ndarray) -> bool:
         """Publish one image, its camera_info and compressed image; False: stopping or inactive (nothing sent)."""
-        if not self.active or not self.context.ok():
+        settings = self.settings  # once: cleanup may take it away meanwhile (this is the worker's thread)
+        if not self.active or settings is None or not self.context.ok():
             return False  # stopping or deactivated: publishers are about to go or must be quiet
-        settings = self.settings
         w = pending.window
         self.image_pub.publish(image_to_msg(img, settings.output_encoding, w.centre_stamp_ns, pending.frame_id))
         info = self.camera_info
@@ -462,8 +497,12 @@ class ReconstructorWork:
 
     def _publish_diagnostics(self) -> None:
         try:
-            self._check_worker()
-            self._diagnostics()
+            with self._state_lock:
+                if self.settings is None:  # a timer event delivered after cleanup
+                    self.late_callbacks += 1
+                    return
+                self._check_worker()
+                self._diagnostics()
         except Exception as err:  # noqa: BLE001 - a timer callback that raises would end the node
             self._error("diagnostics", f"diagnostics failed: {err!r}")
 
@@ -533,6 +572,7 @@ class ManagedSpikeReconstructor(ReconstructorWork, ManagedTransitions, Lifecycle
     def __init__(self, **kwargs: Any) -> None:
         LifecycleNode.__init__(self, RECONSTRUCTOR_NAME, **kwargs)
         self._declare()
+        self._guard_change_state()
 
 
 def _run(managed: bool, args: list[str] | None) -> int:
@@ -562,6 +602,8 @@ def _run(managed: bool, args: list[str] | None) -> int:
         rclpy.logging.get_logger(RECONSTRUCTOR_NAME).error(f"cannot start: {err}")
         return 1
     except Exception as err:  # noqa: BLE001 - anything else at start: one line and a non-zero exit, never silent
+        if stop.is_set():  # SIGINT/SIGTERM while starting: the context went away under the constructor
+            return 0
         rclpy.logging.get_logger(RECONSTRUCTOR_NAME).fatal(f"cannot start: {type(err).__name__}: {err}")
         return 1
     finally:
