@@ -127,6 +127,27 @@ def test_full_queue_drops_the_oldest_and_counts(made):
     assert made.worker.images_published == 4
 
 
+def test_drops_name_their_cause_slow_inference_or_bursts(made):
+    """A burst that overflows the queue of a fast worker is not "inference is slower than the stream"."""
+    _, windows, _ = _windows(50)  # 10 windows
+    kind, message = made.worker.drop_cause(0.01, queue_size=3)
+    assert kind == "slow" and "not measured yet" in message  # nothing measured: cannot tell
+    made.worker.submit(windows[:4], time.monotonic(), "cam", queue_size=16)
+    assert _wait(made.worker.idle) and len(made.worker.window_s) >= 2
+    made.engine.hold.clear()  # one batch in hand, then a burst of six windows at once
+    made.worker.submit(windows[4:5], time.monotonic(), "cam", queue_size=3)
+    assert _wait(lambda: made.worker.busy)
+    assert made.worker.submit(windows[5:], time.monotonic(), "cam", queue_size=3) == 2
+    per_window = sorted(made.worker.window_s)[len(made.worker.window_s) // 2]
+    kind, message = made.worker.drop_cause(per_window * 10, queue_size=3)  # windows 10x as far apart as inference
+    assert kind == "bursts" and "although inference keeps up" in message and "queue of 3" in message
+    assert "slower than the stream" not in message and "2 window(s) dropped" in message
+    kind, message = made.worker.drop_cause(per_window / 10, queue_size=3)  # inference 10x too slow
+    assert kind == "slow" and "raise stride_frames" in message
+    made.engine.hold.set()
+    assert _wait(made.worker.idle)
+
+
 def test_an_inference_error_is_counted_reported_and_survived(made):
     made.engine.fail = 1
     made.engine.warnings = ["cuda out of memory: batch halved"]

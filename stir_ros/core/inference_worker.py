@@ -155,6 +155,7 @@ class InferenceWorker:
         self.unserved_since: float | None = None
         self.latency_ms: deque[float] = deque(maxlen=2000)  # packet received -> image published
         self.age_ms: deque[float] = deque(maxlen=2000)  # clock_ns() - image stamp, at publishing
+        self.window_s: deque[float] = deque(maxlen=200)  # inference time per window, measured batch by batch
         self.thread_niceness: int | None = None  # what the last thread set (None: unchanged)
         self._thread: threading.Thread | None = None
 
@@ -197,6 +198,35 @@ class InferenceWorker:
                 self.unserved_since = received
             self.lock.notify()
         return dropped
+
+    def drop_cause(self, window_period_s: float, queue_size: int) -> tuple[str, str]:
+        """Why windows are being dropped, from what was measured: ``(kind, message)``.
+
+        ``kind`` is ``"slow"`` when inference takes (median) at least 0.8 of the time between two
+        windows of the stream, or nothing has been measured yet; ``"bursts"`` when it keeps up and
+        the queue still overflowed: the windows came faster than their period, packets arriving
+        in bursts after the stream stalled (a reliable DDS stream stalls, for example, when a
+        publisher on the topic sends empty or malformed samples).
+        """
+        with self.lock:
+            times = sorted(self.window_s)
+            dropped = self.windows_dropped
+        median = times[len(times) // 2] if times else None
+        period_ms = window_period_s * 1e3
+        if median is None or median >= 0.8 * window_period_s:
+            measured = "not measured yet" if median is None else f"{median * 1e3:.1f} ms per window"
+            return "slow", (
+                f"inference is slower than the stream ({measured}, one window every {period_ms:.1f} ms): "
+                f"{dropped} window(s) dropped so far (queue of {queue_size}); raise stride_frames or lower "
+                "output_rate_hz"
+            )
+        return "bursts", (
+            f"{dropped} window(s) dropped so far although inference keeps up ({median * 1e3:.1f} ms per window, one "
+            f"window every {period_ms:.1f} ms): packets arrive in bursts, more windows at once than the queue of "
+            f"{queue_size} holds; the stream stalls and catches up (a reliable stream stalls when, for example, a "
+            "publisher on the topic sends empty or malformed samples): check the topic with `stir-ros perf`, or raise "
+            "queue_size to ride out the bursts"
+        )
 
     def clear(self) -> None:
         """Drop every queued window (not counted: nobody is owed their images)."""
@@ -298,10 +328,12 @@ class InferenceWorker:
             # TFP counts the spikes from the packed frames: no window is unpacked, the image is the same.
             stacked = packed_windows(windows)  # array-like [B, T, H, W] (core.classical.PackedWindows)
         stacked = stack_windows(windows) if stacked is None else stacked
+        start = time.perf_counter()
         if getattr(engine, "feature_reuse", False):  # the windows' places: shared blocks computed once
             images = engine.reconstruct(stacked, starts=[w.first_frame_index for w in windows])
         else:
             images = engine.reconstruct(stacked)
+        self.window_s.append((time.perf_counter() - start) / len(windows))
         for warning in engine.pop_warnings():
             self._on_warning(warning)
         now_ns = self._clock_ns()

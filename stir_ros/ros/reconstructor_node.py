@@ -410,11 +410,9 @@ class ReconstructorWork:
             return
         frame_id = settings.frame_id or msg_frame_id
         if self.worker.submit(out.windows, received, frame_id, settings.queue_size):
-            self._warn(
-                "windows_dropped",
-                f"inference is slower than the stream: {self.worker.windows_dropped} window(s) dropped so far (queue of "
-                f"{settings.queue_size}); raise stride_frames or lower output_rate_hz",
-            )
+            period_s = self.processor.stride_for(header.frame_rate_hz) / header.frame_rate_hz
+            kind, message = self.worker.drop_cause(period_s, settings.queue_size)
+            self._warn(f"windows_dropped_{kind}", message)
 
     # ------------------------------------------------------------------ output (worker thread)
 
