@@ -72,7 +72,7 @@ def run_once(name: str, params: str, h: int, w: int, seconds: float, env: dict[s
             rclpy.spin_once(node, timeout_sec=0.1)
         drv = subprocess.Popen(["spike_camera_driver", *ros, "-p", "source:=sim", "-p", f"height:={h}", "-p", f"width:={w}",
                                 "-p", f"max_frames:={int(seconds * 20000) // 100 * 100}", "-p", "wait_for_subscribers:=1",
-                                "--log-level", "warn"], env=env)  # fmt: skip
+                                "--log-level", "error"], env=env)  # fmt: skip
         while drv.poll() is None and time.monotonic() < deadline + seconds + 60:
             rclpy.spin_once(node, timeout_sec=0.05)
         end = time.monotonic() + 3.0

@@ -313,8 +313,9 @@ class ReconstructorWork:
 
     def _warmup(self, engine: ReconstructionEngine, height: int, width: int) -> None:
         """Warm up at this size; for STIR, time a window: the next packet logs what is sustainable."""
-        if warm_up(engine, height, width, self._throughput_noted, self.pacer.observe) is not None or (
-                engine.method == "stir" and self.pacer.seconds_per_window):  # fmt: skip
+        first = (id(engine), height, width) not in self._throughput_noted
+        warm_up(engine, height, width, self._throughput_noted, self.pacer.observe)
+        if first and engine.method == "stir":
             self._statement_due = f"{engine.method} at {height}x{width}"
 
     def _engine_warning(self, message: str, summary: str | None = None) -> None:
