@@ -35,6 +35,7 @@ import numpy as np
 from stir_ros.core.defaults import ALPHA, BACKENDS, METHODS, PRECISIONS
 from stir_ros.core import classical
 from stir_ros.core.errors import CheckpointError, ConfigError, SpikeFormatError
+from stir_ros.core.inference_path import SHIPPED_BF16_LOSS_DB, InferencePath, resolve_inference_path
 from stir_ros.core.optional import import_torch, is_tensor, torch_required
 from stir_ros.core.weights import default_weights_path
 
@@ -107,10 +108,11 @@ class EngineConfig:
         alpha: Sensor alpha (firing rate at intensity 1); outputs are divided by it.
         device: ``auto``, ``cpu``, ``cuda`` or ``cuda:N``. ``auto`` is CUDA when available for
             ``stir`` and the CPU for ``tfp``/``tfi``.
-        precision: ``fp32``, ``fp16`` or ``bf16`` (``stir`` only; the classical methods are exact).
+        precision: ``auto``, ``fp32``, ``fp16`` or ``bf16`` (``stir`` only; the classical methods are
+            exact). ``auto`` (and ``backend: auto``): :func:`stir_ros.core.inference_path.resolve_inference_path`.
         max_batch: Most windows per forward pass.
         weights: STIR checkpoint; ``None`` (or empty) is the shipped default.
-        backend: ``torch`` or ``openvino`` (``stir`` on the CPU; fp32 or bf16). An OpenVINO
+        backend: ``auto``, ``torch`` or ``openvino`` (``stir`` on the CPU; fp32 or bf16). An OpenVINO
             that is not installed raises :class:`BackendUnavailableError` at construction.
         compile: ``none`` or a ``torch.compile`` mode (``default``, ``reduce-overhead``,
             ``max-autotune``) for ``stir`` on the torch backend. Off by default: on a 2-core CPU
@@ -128,7 +130,7 @@ class EngineConfig:
     window_length: int = 0
     alpha: float = ALPHA
     device: str = "auto"
-    precision: str = "fp32"
+    precision: str = "fp32"  # the library's default is exact (as eval's); the node's is auto
     max_batch: int = 4
     weights: str | None = None
     backend: str = "torch"
@@ -210,8 +212,18 @@ class ReconstructionEngine:
         self.device, warning = resolve_device(requested)
         if warning:
             self._warn(warning)
-        self.precision = config.precision
-        self.backend = config.backend if self.method == "stir" else "torch"
+        #: The resolved backend and precision of ``auto`` and why (stir; None for tfp/tfi).
+        self.inference_path: InferencePath | None = None
+        self.precision, self.backend = config.precision, config.backend
+        if self.method == "stir":
+            self.inference_path = resolve_inference_path(
+                self.device.type, config.backend, config.precision,
+                torch_only=config.compile != "none" or config.feature_reuse,
+                bf16_loss_db=None if config.weights else SHIPPED_BF16_LOSS_DB,
+            )  # fmt: skip
+            self.backend, self.precision = self.inference_path.backend, self.inference_path.precision
+        else:
+            self.backend, self.precision = "torch", "fp32" if config.precision == "auto" else config.precision
         if isinstance(self.device, NumpyCPU):
             self.backend = "numpy"  # tfp/tfi without PyTorch
         if self.backend == "openvino" and self.device.type != "cpu":

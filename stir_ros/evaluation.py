@@ -52,9 +52,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--window-length", type=int, default=0,
                         help="frames per window; 0: the checkpoint's for stir, 41 for tfp/tfi")  # fmt: skip
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N")
-    parser.add_argument("--precision", default="fp32", choices=PRECISIONS)
+    parser.add_argument("--precision", default="fp32", choices=PRECISIONS,
+                        help="stir precision; default fp32 (exact, so that scores stay comparable), unlike the node's "
+                             "and bag reconstruct's auto")  # fmt: skip
     parser.add_argument("--backend", default="torch", choices=BACKENDS,
-                        help="stir inference: torch (CPU/CUDA) or openvino (CPU)")  # fmt: skip
+                        help="stir inference: torch (default: exact, comparable scores; the node and bag reconstruct "
+                             "default to auto), openvino (CPU) or auto")  # fmt: skip
     parser.add_argument("--no-defect-correction", dest="defect_correction", action="store_false",
                         help="do not repair hot/dead pixels (by default they are estimated from each whole clip "
                              "and repaired, as the node does)")

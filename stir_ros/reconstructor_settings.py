@@ -34,6 +34,7 @@ from stir_ros.core.imaging import IMAGE_ENCODINGS
 from stir_ros.core.limits import check_parameter
 from stir_ros.core.optional import import_torch
 from stir_ros.core.parameters import RECONSTRUCTOR_NAME, RECONSTRUCTOR_PARAMETERS
+from stir_ros.core.rate_policy import RATE_POLICIES
 from stir_ros.engine import EngineConfig, ReconstructionEngine
 
 __all__ = [
@@ -60,8 +61,8 @@ class ReconstructorSettings:
     method: str = "stir"
     weights: str = ""
     device: str = "auto"
-    precision: str = "fp32"
-    backend: str = "torch"
+    precision: str = "auto"
+    backend: str = "auto"
     torch_compile: str = "none"
     cuda_graphs: bool = False
     feature_reuse: bool = False
@@ -71,6 +72,7 @@ class ReconstructorSettings:
     max_batch: int = 4
     alpha: float = ALPHA
     output_encoding: str = "mono8"
+    rate_policy: str = "even"
     queue_size: int = 4
     frame_id: str = ""
     diagnostics_period_s: float = 1.0
@@ -100,6 +102,8 @@ class ReconstructorSettings:
             raise ConfigError(f"output_rate_hz must be >= 0 (0: use stride_frames), got {self.output_rate_hz}")
         if self.output_encoding not in IMAGE_ENCODINGS:
             raise ConfigError(f"output_encoding must be one of {', '.join(IMAGE_ENCODINGS)}, got {self.output_encoding!r}")
+        if self.rate_policy not in RATE_POLICIES:
+            raise ConfigError(f"rate_policy must be one of {', '.join(RATE_POLICIES)}, got {self.rate_policy!r}")
         if self.queue_size < 1:
             raise ConfigError(f"queue_size must be >= 1, got {self.queue_size}")
         if not self.diagnostics_period_s > 0:
@@ -166,17 +170,28 @@ def _check_weights(settings: ReconstructorSettings) -> None:
     check_weights_file(os.path.expanduser(settings.weights), settings.window_length or None)
 
 
-def warm_up(engine: ReconstructionEngine, height: int, width: int, noted: set[tuple[Any, ...]]) -> str | None:
-    """Warm up at this size; for STIR on a CPU, the first time (``noted``), measure and say what to expect."""
+def warm_up(
+    engine: ReconstructionEngine, height: int, width: int, noted: set[tuple[Any, ...]],
+    observe: Callable[[float, int], Any] | None = None,
+) -> str | None:
+    """Warm up at this size; for STIR, the first time (``noted``), time one window and say what to expect.
+
+    ``observe(seconds, 1)`` hears the time (the rate policy's first measure); the text is for a CPU.
+    """
     engine.warmup(height, width)
     key = (id(engine), height, width)
-    if engine.method != "stir" or engine.device.type != "cpu" or key in noted:
+    if engine.method != "stir" or key in noted:
         return None
     noted.add(key)
     batch = 1  # one extra window: a batch of max_batch would delay the first image by seconds on a CPU
     start = time.perf_counter()
     engine.reconstruct(np.zeros((batch, engine.window_length, height, width), np.uint8))
-    per_s = batch / max(time.perf_counter() - start, 1e-9)
+    seconds = max(time.perf_counter() - start, 1e-9)
+    if observe is not None:
+        observe(seconds, batch)
+    if engine.device.type != "cpu":
+        return None
+    per_s = batch / seconds
     hint = "" if engine.precision == "bf16" else "precision: bf16 (about 2x where the CPU supports it) or "
     return (
         f"STIR on the CPU: about {per_s:.2g} images/s at {height}x{width} (measured in warm-up, batch {batch}); "

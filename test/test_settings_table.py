@@ -304,6 +304,9 @@ def test_engine_config_holds_the_reconstructor_defaults():
 
     fields = {f.name: f.default for f in dataclasses.fields(EngineConfig) if f.name in TABLE[RECONSTRUCTOR_NAME]}
     assert {"method", "window_length", "alpha", "device", "precision", "max_batch", "weights", "backend"} <= set(fields)
+    # The library's engine is exact by default (as eval), the node and bag reconstruct choose (auto).
+    assert (fields.pop("precision"), fields.pop("backend")) == ("fp32", "torch")
+    assert TABLE[RECONSTRUCTOR_NAME]["precision"] == TABLE[RECONSTRUCTOR_NAME]["backend"] == "auto"
     for name, default in fields.items():
         assert _same(_no_weights(default), TABLE[RECONSTRUCTOR_NAME][name]), f"EngineConfig.{name} = {default!r}"
 

@@ -65,9 +65,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                    help="if > 0, overrides --stride-frames: stride = round(frame rate / this)")
     p.add_argument("--alpha", type=float, default=defaults.ALPHA, help=f"sensor alpha (default {defaults.ALPHA:g})")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
-    p.add_argument("--precision", choices=PRECISIONS, default="fp32")
-    p.add_argument("--backend", choices=BACKENDS, default="torch",
-                   help="stir inference: torch (CPU/CUDA) or openvino (CPU, faster; see BENCHMARKS.md)")
+    p.add_argument("--precision", choices=PRECISIONS, default="auto",
+                   help="stir precision; auto (default): bf16 with OpenVINO on a CPU with native bf16, else fp32 "
+                        "(README, 'Fast by default')")
+    p.add_argument("--backend", choices=BACKENDS, default="auto",
+                   help="stir inference: auto (default: OpenVINO on a CPU where installed, else torch), torch "
+                        "(CPU/CUDA) or openvino (CPU, faster; see BENCHMARKS.md)")
     p.add_argument("--torch-compile", choices=COMPILE_MODES, default="none",
                    help="torch.compile mode of stir on the torch backend (the node's torch_compile; default none)")
     p.add_argument("--cuda-graphs", action="store_true", help="replay stir from captured CUDA graphs (CUDA only)")

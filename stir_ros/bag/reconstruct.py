@@ -60,7 +60,7 @@ class ReconstructOptions:
         output_rate_hz: If > 0, overrides ``stride_frames``: ``round(frame_rate_hz / output_rate_hz)``.
         alpha: Sensor alpha; images are divided by it.
         device: ``auto``, ``cpu``, ``cuda`` or ``cuda:N``.
-        precision: ``fp32``, ``fp16`` or ``bf16`` (stir).
+        precision: ``auto``, ``fp32``, ``fp16`` or ``bf16`` (stir; ``auto``: see ``EngineConfig``).
         max_batch: Windows per forward pass.
         weights: STIR checkpoint (``None``: the shipped default).
         spike_topic: Topic to read; ``None``: ``/spikes`` or the bag's only SpikePacket topic.
@@ -70,7 +70,7 @@ class ReconstructOptions:
         frame_id: Image frame; empty: the ``header.frame_id`` of the packet completing each window.
         storage: Output storage; ``None``: the input's.
         keep_topics: Other topics to copy: ``None`` none, ``()`` all, or the names.
-        backend: ``torch`` or ``openvino`` (stir on the CPU; see ``EngineConfig``).
+        backend: ``auto``, ``torch`` or ``openvino`` (stir on the CPU; see ``EngineConfig``).
         torch_compile: ``torch.compile`` mode of stir (``none``: eager; ``EngineConfig.compile``).
         cuda_graphs: Replay stir from captured CUDA graphs (CUDA only).
         feature_reuse: Overlapping windows (stride shorter than the window) reuse the stir block
@@ -85,7 +85,7 @@ class ReconstructOptions:
     output_rate_hz: float = 0.0
     alpha: float = ALPHA
     device: str = "auto"
-    precision: str = "fp32"
+    precision: str = "auto"
     max_batch: int = 4
     weights: str | None = None
     spike_topic: str | None = None
@@ -95,7 +95,7 @@ class ReconstructOptions:
     frame_id: str = ""
     storage: str | None = None
     keep_topics: Sequence[str] | None = None
-    backend: str = "torch"
+    backend: str = "auto"
     torch_compile: str = "none"
     cuda_graphs: bool = False
     feature_reuse: bool = False

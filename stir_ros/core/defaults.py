@@ -42,10 +42,11 @@ PAYLOAD_ENCODING = "vidar_bitpacked"
 ALPHA = 0.6
 #: Reconstruction methods of the engine, the nodes, ``bag reconstruct`` and ``eval``.
 METHODS = ("stir", "tfp", "tfi")
-#: Inference precisions of STIR.
-PRECISIONS = ("fp32", "fp16", "bf16")
-#: STIR inference backends: eager PyTorch (CPU or CUDA) or OpenVINO (CPU; stir_ros.models.runtime).
-BACKENDS = ("torch", "openvino")
+#: Inference precisions of STIR; ``auto``: :func:`stir_ros.core.inference_path.resolve_inference_path`.
+PRECISIONS = ("auto", "fp32", "fp16", "bf16")
+#: STIR inference backends: eager PyTorch (CPU or CUDA) or OpenVINO (CPU; stir_ros.models.runtime);
+#: ``auto``: :func:`stir_ros.core.inference_path.resolve_inference_path`.
+BACKENDS = ("auto", "torch", "openvino")
 #: How long a player (driver, bag play) waits for subscribers before it publishes anyway.
 WAIT_FOR_SUBSCRIBERS_TIMEOUT_S = 10.0
 #: The same, in the graphs that start the player together with its reconstructor: long enough for

@@ -154,6 +154,8 @@ class InferenceWorker:
         #: time.monotonic() of the oldest window queued since the last image (None: none waits).
         self.unserved_since: float | None = None
         self.latency_ms: deque[float] = deque(maxlen=2000)  # packet received -> image published
+        #: Hears ``(seconds, windows)`` of each batch (decode and inference; the rate policy's measure).
+        self.on_timing: Callable[[float, int], Any] = _ignore
         self.age_ms: deque[float] = deque(maxlen=2000)  # clock_ns() - image stamp, at publishing
         self.window_s: deque[float] = deque(maxlen=200)  # inference time per window, measured batch by batch
         self.thread_niceness: int | None = None  # what the last thread set (None: unchanged)
@@ -323,17 +325,18 @@ class InferenceWorker:
             return
         self._prepare(engine, first.height, first.width)
         windows = [p.window for p in batch]
+        started = time.perf_counter()
         stacked: Any = None
         if engine.method == "tfp" and engine.device.type == "cpu":
             # TFP counts the spikes from the packed frames: no window is unpacked, the image is the same.
             stacked = packed_windows(windows)  # array-like [B, T, H, W] (core.classical.PackedWindows)
         stacked = stack_windows(windows) if stacked is None else stacked
-        start = time.perf_counter()
         if getattr(engine, "feature_reuse", False):  # the windows' places: shared blocks computed once
             images = engine.reconstruct(stacked, starts=[w.first_frame_index for w in windows])
         else:
             images = engine.reconstruct(stacked)
-        self.window_s.append((time.perf_counter() - start) / len(windows))
+        self.window_s.append((time.perf_counter() - started) / len(windows))
+        self.on_timing(time.perf_counter() - started, len(batch))
         for warning in engine.pop_warnings():
             self._on_warning(warning)
         now_ns = self._clock_ns()

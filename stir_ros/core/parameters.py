@@ -67,9 +67,10 @@ RECONSTRUCTOR_PARAMETERS: tuple[ParamSpec, ...] = (
     ParamSpec("method", "stir", "Reconstruction: 'stir' (network), 'tfp' (spike rate) or 'tfi' (inter-spike interval).", True),
     ParamSpec("weights", "", "STIR checkpoint file; empty: the shipped default weights.", True),
     ParamSpec("device", "auto", "'auto', 'cpu', 'cuda' or 'cuda:N' (auto: CUDA for stir when available, CPU for tfp/tfi).", True),
-    ParamSpec("precision", "fp32", "'fp32', 'fp16' or 'bf16' (stir; fp16 on the CPU falls back to fp32).", True),
-    ParamSpec("backend", "torch", "STIR inference: 'torch' (CPU or CUDA) or 'openvino' (CPU; falls back to torch "
-              "with a warning when OpenVINO is not installed).", True),
+    ParamSpec("precision", "auto", "'auto', 'fp32', 'fp16' or 'bf16' (stir; fp16 on the CPU falls back to fp32). "
+              "auto: bf16 with OpenVINO on a CPU with native bf16, else fp32 (README, 'Fast by default').", True),
+    ParamSpec("backend", "auto", "STIR inference: 'auto' (OpenVINO on a CPU where installed, else torch), 'torch' "
+              "(CPU or CUDA) or 'openvino' (CPU; falls back to torch with a warning when not installed).", True),
     ParamSpec("torch_compile", "none", "torch.compile mode of STIR on the torch backend: 'none', 'default', "
               "'reduce-overhead' or 'max-autotune' (the first images wait for the compile: minutes on a CPU).", True),
     ParamSpec("cuda_graphs", False, "Replay STIR from one captured CUDA graph per input shape (CUDA only).", True),
@@ -81,6 +82,9 @@ RECONSTRUCTOR_PARAMETERS: tuple[ParamSpec, ...] = (
     ParamSpec("max_batch", 4, "Most windows per forward pass.", True),
     ParamSpec("alpha", defaults.ALPHA, "Sensor alpha; images are divided by it.", True),
     ParamSpec("output_encoding", "mono8", "Image encoding: 'mono8', 'mono16' or '32FC1'.", True),
+    ParamSpec("rate_policy", "even", "When STIR cannot keep up with the stride asked for: 'even' (stretch the stride to "
+              "a multiple of it that inference sustains, measured: evenly spaced, fresh images, each identical to bag "
+              "reconstruct's for its window) or 'drop_oldest' (the full queue drops its oldest window).", True),
     ParamSpec("queue_size", 4, "Windows waiting for inference; when full the oldest is dropped (counted).", True),
     ParamSpec("frame_id", "", "frame_id of the images; empty: the spike packets' frame_id.", True),
     ParamSpec("diagnostics_period_s", 1.0, "Period of /diagnostics messages, seconds."),

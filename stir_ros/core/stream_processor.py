@@ -141,15 +141,23 @@ class StreamProcessor:
         self.windows_cut = 0
         self.windows_repaired = 0  # windows cut with defective pixels to repair
 
+    #: ``pace(requested_stride, frame_rate_hz) -> stride`` (the node's ``rate_policy``); None: as requested.
+    pace: Callable[[int, float], int] | None = None
+
     def set_windows(self, window_length: int, stride_frames: int, output_rate_hz: float = 0.0) -> None:
         """Window length and stride for the packets to come."""
         self.window_length, self.stride_frames, self.output_rate_hz = window_length, stride_frames, output_rate_hz
 
-    def stride_for(self, frame_rate_hz: float) -> int:
-        """Frames between windows for a stream at ``frame_rate_hz``."""
+    def requested_stride(self, frame_rate_hz: float) -> int:
+        """Frames between windows asked for (``stride_frames`` or ``output_rate_hz``) at ``frame_rate_hz``."""
         if self.output_rate_hz > 0:
             return stride_for_rate(frame_rate_hz, self.output_rate_hz)
         return self.stride_frames
+
+    def stride_for(self, frame_rate_hz: float) -> int:
+        """Frames between windows for a stream at ``frame_rate_hz``: the requested stride, stretched by :attr:`pace`."""
+        stride = self.requested_stride(frame_rate_hz)
+        return stride if self.pace is None else self.pace(stride, frame_rate_hz)
 
     @property
     def packets(self) -> int:

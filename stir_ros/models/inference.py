@@ -414,8 +414,8 @@ def prepare_for_inference(
         raise ConfigError(f"device {device} requested but CUDA is not available")
     if device.type == "cuda" and device.index is None:
         device = torch.device("cuda", torch.cuda.current_device())
-    if precision not in PRECISIONS:
-        raise ConfigError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    if precision not in PRECISIONS or precision == "auto":  # the engine resolves auto
+        raise ConfigError(f"precision must be fp32, fp16 or bf16, got {precision!r}")
     if compile is True:
         compile = "default"
     if compile not in COMPILE_MODES:

@@ -66,6 +66,7 @@ from stir_ros.ros.conversions import (
     restamp_camera_info,
 )
 from stir_ros.core.dds_profile import apply_fastdds_profile
+from stir_ros.core.rate_policy import RatePacer
 from stir_ros.core.signals import install_stop_handlers
 from stir_ros.ros.lifecycle import ManagedTransitions
 from stir_ros.ros.graph import RECONSTRUCTOR_NAME, RECONSTRUCTOR_PARAMETERS
@@ -159,6 +160,8 @@ class ReconstructorWork:
         settings = ReconstructorSettings.from_mapping(self._parameter_values())
         self._last_warning = ""  # before the engine: its start-up warnings (no CUDA) must show
         engine = self._make_engine(settings)
+        self.pacer = RatePacer(settings.rate_policy)  # measured time per window -> stride (rate_policy)
+        self._statement_due = ""  # what the sustainability statement is about; logged at the next packet
         if settings.warmup_height and settings.warmup_width:
             self._warmup(engine, settings.warmup_height, settings.warmup_width)
         self.settings, self.engine = settings, engine
@@ -168,6 +171,7 @@ class ReconstructorWork:
                                  settings.defect_sample_period_frames, settings.defect_hot_rate)
         self.stream = StreamProcessor(engine.window_length, settings.stride_frames, settings.output_rate_hz,
                                       defects=defects)
+        self.stream.pace = lambda stride, rate: self.pacer.stride(stride, rate)
         self.camera_info: CameraInfo | None = None
         self.bad_packets: Counter[str] = Counter()
         self.errors = Counter()
@@ -197,10 +201,13 @@ class ReconstructorWork:
             alive=self.context.ok, clock_ns=lambda: self.get_clock().now().nanoseconds,
             niceness=settings.worker_niceness, debug=lambda m: emit(self.get_logger().debug, m), errors=self.errors,
         )  # fmt: skip
+        self.worker.on_timing = lambda seconds, n: self.pacer.observe(seconds, n)
         self.worker.start()
+        path = f" ({engine.inference_path.reason})" if engine.inference_path else ""
         self.get_logger().info(
             f"ready: method {engine.method}, window {engine.window_length}, "
-            f"device {engine.device_name}, precision {engine.precision}, backend {engine.backend}"
+            f"device {engine.device_name}, precision {engine.precision}, backend {engine.backend}{path}, "
+            f"rate_policy {settings.rate_policy}"
         )
 
     def _activate(self) -> None:
@@ -333,10 +340,11 @@ class ReconstructorWork:
         return build_engine(settings, self._engine_warning)
 
     def _warmup(self, engine: ReconstructionEngine, height: int, width: int) -> None:
-        """Warm up at this size; on a CPU, measure STIR's throughput and say what to expect."""
-        hint = warm_up(engine, height, width, self._throughput_noted)
-        if hint is not None:
-            emit(self.get_logger().info, hint)
+        """Warm up at this size; for STIR, time a window: the next packet logs what is sustainable."""
+        first = (id(engine), height, width) not in self._throughput_noted
+        warm_up(engine, height, width, self._throughput_noted, self.pacer.observe)
+        if first and engine.method == "stir":
+            self._statement_due = f"{engine.method} at {height}x{width}"
 
     def _engine_warning(self, message: str, summary: str | None = None) -> None:
         """Log an engine's warning; ``summary`` (default: the message) is the last_warning of /diagnostics."""
@@ -399,6 +407,9 @@ class ReconstructorWork:
             self._warn(f"bad:{kind}", f"rejected packet seq {header.seq}: {out.error}")
             return
         self._packet_span_s = header.num_frames / header.frame_rate_hz
+        if self._statement_due and self.pacer.seconds_per_window:  # once, like the driver's sustainability line
+            what, self._statement_due, rate = self._statement_due, "", header.frame_rate_hz
+            emit(self.get_logger().info, f"{what}: {self.pacer.statement(self.stream.requested_stride(rate), rate)}")
         if out.status == DROPPED:
             self._warn(out.event or "drop", out.message)
             return
@@ -410,7 +421,7 @@ class ReconstructorWork:
             return
         frame_id = settings.frame_id or msg_frame_id
         if self.worker.submit(out.windows, received, frame_id, settings.queue_size):
-            period_s = self.processor.stride_for(header.frame_rate_hz) / header.frame_rate_hz
+            period_s = self.stream.stride_for(header.frame_rate_hz) / header.frame_rate_hz
             kind, message = self.worker.drop_cause(period_s, settings.queue_size)
             self._warn(f"windows_dropped_{kind}", message)
 
@@ -468,6 +479,9 @@ class ReconstructorWork:
         assert worker is not None and engine is not None  # configured
         with worker.lock:  # the worker takes its next batch with the new engine and settings together
             worker.swap_engine(engine)
+            if engine is not self.engine:
+                self.pacer = RatePacer(new.rate_policy)  # the new engine's time is measured afresh
+            self.pacer.policy = new.rate_policy
             self.engine = engine
             self.settings = new
         emit(self.get_logger().info, f"parameters changed: {changes}")
@@ -491,7 +505,12 @@ class ReconstructorWork:
             bad_packets=self.bad_packets, errors=self.errors, worker_restarts=self.worker_restarts,
             last_warning=self._last_warning, last_packet=self._last_packet,
             idle_no_subscribers=self.settings.lazy and not self.has_subscribers(),
-        )  # fmt: skip
+        ) | {  # fmt: skip
+            "inference_path": f"{self.engine.backend} {self.engine.precision}"
+            + (f": {self.engine.inference_path.reason}" if getattr(self.engine, "inference_path", None) else ""),
+            "rate_policy": self.pacer.policy,
+            "sustainable_images_per_s": 1.0 / self.pacer.seconds_per_window if self.pacer.seconds_per_window else 0.0,
+        }
 
     def _publish_diagnostics(self) -> None:
         try:
