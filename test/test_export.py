@@ -164,7 +164,7 @@ def test_openvino_compiles_at_the_requested_precision(model) -> None:
 
 
 def test_backend_is_validated() -> None:
-    with pytest.raises(ConfigError, match="backend must be one of torch, openvino"):
+    with pytest.raises(ConfigError, match="backend must be one of auto, torch, openvino"):
         EngineConfig(method="stir", backend="tensorrt")
 
 
