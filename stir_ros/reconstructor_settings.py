@@ -72,7 +72,7 @@ class ReconstructorSettings:
     max_batch: int = 4
     alpha: float = ALPHA
     output_encoding: str = "mono8"
-    rate_policy: str = "even"
+    rate_policy: str = "drop_oldest"
     queue_size: int = 4
     frame_id: str = ""
     diagnostics_period_s: float = 1.0

@@ -223,7 +223,7 @@ def test_cuda_requested_without_cuda_runs_on_cpu_with_a_warning(capfd, reconstru
 # Started as processes (each imports torch, so only a few): the exit status and the message.
 BAD_START = [
     ("spike_reconstructor", "method", "foo", "method must be one of stir, tfp, tfi, got 'foo'"),
-    ("spike_reconstructor", "precision", "fp8", "precision must be one of fp32, fp16, bf16, got 'fp8'"),
+    ("spike_reconstructor", "precision", "fp8", "precision must be one of auto, fp32, fp16, bf16, got 'fp8'"),
     ("spike_reconstructor", "window_length", "abc",
      "parameter 'window_length' to 'abc' of type 'STRING', expecting type 'INTEGER'"),
     ("spike_camera_driver", "frame_rate_hz", "fast",

@@ -82,7 +82,7 @@ RECONSTRUCTOR_PARAMETERS: tuple[ParamSpec, ...] = (
     ParamSpec("max_batch", 4, "Most windows per forward pass.", True),
     ParamSpec("alpha", defaults.ALPHA, "Sensor alpha; images are divided by it.", True),
     ParamSpec("output_encoding", "mono8", "Image encoding: 'mono8', 'mono16' or '32FC1'.", True),
-    ParamSpec("rate_policy", "even", "When STIR cannot keep up with the stride asked for: 'even' (stretch the stride to "
+    ParamSpec("rate_policy", "drop_oldest", "When STIR cannot keep up with the stride asked for: 'even' (stretch the stride to "
               "a multiple of it that inference sustains, measured: evenly spaced, fresh images, each identical to bag "
               "reconstruct's for its window) or 'drop_oldest' (the full queue drops its oldest window).", True),
     ParamSpec("queue_size", 4, "Windows waiting for inference; when full the oldest is dropped (counted).", True),
