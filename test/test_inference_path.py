@@ -21,7 +21,7 @@ def _machine(monkeypatch, *, openvino: bool, bf16: bool) -> None:
 
 @pytest.mark.parametrize(("openvino", "bf16", "loss", "expected"), [
     (True, True, 0.02, ("openvino", "bf16")),   # native bf16, weights measured within 0.05 dB
-    (True, True, 0.051, ("openvino", "fp32")),  # the shipped weights: just outside, exact f32
+    (True, True, 0.051, ("openvino", "fp32")),  # a loss just outside the limit: exact f32
     (True, True, None, ("openvino", "fp32")),   # weights never measured in bf16: exact f32
     (True, False, 0.02, ("openvino", "fp32")),  # no native bf16: the fastest exact path
     (False, True, 0.02, ("torch", "fp32")),     # no OpenVINO: torch, exact

@@ -35,7 +35,7 @@ def _run_pipeline(nodes, ros_node, backend: str) -> tuple[Collector, np.ndarray]
     ns = f"backend_{uuid.uuid4().hex[:8]}"
     col = Collector(ros_node, ns)
     nodes.start("spike_reconstructor", ns, {
-        "method": "stir", "backend": backend, "device": "cpu", "stride_frames": STRIDE,
+        "method": "stir", "backend": backend, "precision": "fp32", "device": "cpu", "stride_frames": STRIDE,
         "output_encoding": "32FC1", "max_batch": 1, "queue_size": 16, "warmup_height": H, "warmup_width": W,
     })  # fmt: skip
     col.wait_for_reconstructor(nodes, timeout=90)

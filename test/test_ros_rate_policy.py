@@ -39,6 +39,7 @@ def test_even_stretches_the_stride_to_what_inference_sustains(nodes, ros_node):
     col = Collector(ros_node, ns)
     nodes.start("spike_reconstructor", ns, {
         "method": "stir", "device": "cpu", "stride_frames": STRIDE, "output_encoding": "32FC1", "max_batch": 1,
+        "precision": "fp32", "backend": "torch",  # exact, as the offline engine below
         "rate_policy": "even", "warmup_height": H, "warmup_width": W, "diagnostics_period_s": 0.2,
     })  # fmt: skip
     col.wait_for_reconstructor(nodes, timeout=120)
@@ -55,7 +56,7 @@ def test_even_stretches_the_stride_to_what_inference_sustains(nodes, ros_node):
     stamp0 = stamp_to_ns(col.packets[0].header.stamp)
     assert col.packets[0].first_frame_index == 0
     frames = np.concatenate([packet_to_frames(p) for p in col.packets])
-    engine = ReconstructionEngine(EngineConfig(method="stir", device="cpu"))  # what the node resolved too
+    engine = ReconstructionEngine(EngineConfig(method="stir", device="cpu"))  # torch fp32, as the node was told
     grid = {w.centre_stamp_ns: w for w in WindowCutter(engine.window_length, STRIDE).push(frames, 0, stamp0, RATE)}
     stamps = [stamp_to_ns(m.header.stamp) for m in col.images]
     assert all(s in grid for s in stamps), "an image off the requested stride's grid"
