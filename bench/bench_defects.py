@@ -6,7 +6,7 @@
 
 DATA_DIR defaults to Spike-Zoo's base/train clips (never base/test for choosing). Hot pixels fire
 every frame, dead ones never; the repair is the one ``stir-ros eval`` and the node use (the map
-estimated from each whole clip, each defective pixel given a good neighbour's spike train).
+estimated from each whole clip, each defective pixel given a spike train at its good neighbours' mean rate).
 Not a test: it prints a table.
 """
 

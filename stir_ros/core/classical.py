@@ -68,10 +68,7 @@ def tfp(spikes: np.ndarray | torch.Tensor, alpha: float = ALPHA, window: int | N
             h, w = spikes.height, spikes.width
             out = np.empty((len(spikes), h, w), np.float32)
             for i, parts in enumerate(spikes.windows):
-                out[i] = tfp_packed(parts, h, w, alpha)
-                repair = spikes.repairs[i]
-                if repair is not None:  # per pixel: the image of repaired frames, bit for bit
-                    repair.apply(out[i])
+                out[i] = tfp_packed(parts, h, w, alpha, spikes.repairs[i])
             return out
         spikes = np.asarray(spikes)
     first = t_len // 2 - window // 2
@@ -191,7 +188,9 @@ class PackedWindows:
         return out if dtype is None else out.astype(dtype)
 
 
-def tfp_packed(parts: Sequence[np.ndarray], height: int, width: int, alpha: float = ALPHA) -> np.ndarray:
+def tfp_packed(
+    parts: Sequence[np.ndarray], height: int, width: int, alpha: float = ALPHA, repair: PixelRepair | None = None
+) -> np.ndarray:
     """:func:`tfp` over all frames of a window given bit-packed; the same float32 bits.
 
     Args:
@@ -199,6 +198,8 @@ def tfp_packed(parts: Sequence[np.ndarray], height: int, width: int, alpha: floa
         height: Frame height.
         width: Frame width.
         alpha: Sensor alpha.
+        repair: Defective pixels to repair (their counts are repaired, which gives the image of
+            the repaired frames bit for bit).
 
     Returns:
         float32 ``[H, W]``, not clipped: ``tfp(unpacked window, alpha)`` exactly, at a fraction of
@@ -207,6 +208,8 @@ def tfp_packed(parts: Sequence[np.ndarray], height: int, width: int, alpha: floa
     if not alpha > 0:
         raise ConfigError(f"alpha must be positive, got {alpha}")
     counts = spike_counts_packed(parts, height, width)
+    if repair is not None:
+        repair.apply_counts(counts)
     frames = sum(np.asarray(p).size for p in parts) // ((height * width + 7) // 8)
     return _rate_image(counts, frames, alpha, frames)
 

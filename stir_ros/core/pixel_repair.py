@@ -1,6 +1,15 @@
 # Copyright 2026 The stir_ros authors
 # SPDX-License-Identifier: Apache-2.0
-"""The repair of defective pixels: each takes the spike train of a good neighbour.
+"""The repair of defective pixels: each gets a spike train at the mean rate of its good neighbours.
+
+A repaired pixel integrates, frame by frame, the spikes of its good direct and diagonal
+neighbours divided by how many there are, and fires when that reaches one spike (integrate and
+fire on the neighbours' mean, from half a spike at the window's first frame). Its spike count over
+a window is therefore the rounded mean of the neighbours' counts, which is what lets TFP's packed
+path repair counts instead of frames (:meth:`PixelRepair.apply_counts`). A bad pixel whose eight
+neighbours are all bad takes the spike train of the nearest good pixel within 3 pixels instead.
+Chosen on the validation clips against copying one neighbour's train: STIR 33.09 against 32.91 dB
+with 1 % dead pixels (MODEL_CARD.md, "A real sensor").
 
 A :class:`PixelRepair` is immutable: a window keeps the repair in force when it was cut
 (:mod:`stir_ros.core.stream`), however late the worker thread decodes it. Numpy only, no imports
@@ -14,6 +23,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 __all__ = ["PixelRepair", "donor_pixels", "NEIGHBOUR_ORDER"]
+
+#: The neighbours whose mean a repaired pixel takes: the direct ones and the diagonals.
+_RING = 8
 
 #: Donor search order, by ring: the 4 direct neighbours, the diagonals, then ring 2 and 3.
 NEIGHBOUR_ORDER: tuple[tuple[int, int], ...] = tuple(
@@ -45,10 +57,29 @@ def donor_pixels(bad: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return (ys * w + xs)[keep], src[keep]
 
 
+def _good_neighbours(bad: np.ndarray, dst: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(neighbours [n, 8], count [n])``: flat indices of each ``dst`` pixel's good ring-1 neighbours.
+
+    A missing neighbour (off the frame or bad) is ``-1``; ``count`` says how many are good.
+    """
+    h, w = bad.shape
+    ys, xs = np.divmod(dst, w)
+    out = np.full((dst.size, _RING), -1, np.int64)
+    for k, (dy, dx) in enumerate(NEIGHBOUR_ORDER[:_RING]):
+        y, x = ys + dy, xs + dx
+        ok = (y >= 0) & (y < h) & (x >= 0) & (x < w)
+        y, x = np.where(ok, y, 0), np.where(ok, x, 0)
+        ok &= ~bad[y, x]
+        out[ok, k] = (y * w + x)[ok]
+    return out, (out >= 0).sum(axis=1)
+
+
 @dataclass(frozen=True, eq=False)
 class PixelRepair:
-    """Which pixels to repair (``dst``) from which good pixel (``src``), for frames of ``height x width``.
+    """Which pixels to repair (``dst``), from which good neighbours, for frames of ``height x width``.
 
+    ``neighbours``/``count``: each repaired pixel's good ring-1 neighbours (``-1`` padded) and how
+    many; ``src``: the nearest good pixel, whose train a pixel without good ring-1 neighbours takes.
     Never modified after it is made (a new map makes a new object).
     """
 
@@ -57,15 +88,19 @@ class PixelRepair:
     dst: np.ndarray = field(repr=False)
     src: np.ndarray = field(repr=False)
     unrepaired: int = 0  # bad pixels without a good pixel near them
+    neighbours: np.ndarray = field(repr=False, default_factory=lambda: np.empty((0, _RING), np.int64))
+    count_good: np.ndarray = field(repr=False, default_factory=lambda: np.empty(0, np.int64))
 
     @classmethod
     def from_mask(cls, bad: np.ndarray) -> PixelRepair:
         """The repair of every ``True`` pixel of ``bad`` ``[H, W]``."""
         bad = np.asarray(bad, bool)
         dst, src = donor_pixels(bad)
-        dst.setflags(write=False)
-        src.setflags(write=False)
-        return cls(int(bad.shape[0]), int(bad.shape[1]), dst, src, int(bad.sum()) - int(dst.size))
+        neighbours, count_good = _good_neighbours(bad, dst)
+        for a in (dst, src, neighbours, count_good):
+            a.setflags(write=False)
+        return cls(int(bad.shape[0]), int(bad.shape[1]), dst, src, int(bad.sum()) - int(dst.size),
+                   neighbours, count_good)  # fmt: skip
 
     @property
     def count(self) -> int:
@@ -76,16 +111,49 @@ class PixelRepair:
         """Whether it is a repair for frames of this size."""
         return (self.height, self.width) == (height, width)
 
-    def apply(self, arr: np.ndarray) -> np.ndarray:
-        """Repair ``arr`` ``[..., H, W]`` in place (frames, spike counts or a per-pixel image); returns it.
+    def _neighbour_sum(self, flat: np.ndarray) -> np.ndarray:
+        """Sum over each repaired pixel's good neighbours of ``flat`` ``[..., H*W]`` (same dtype, ``[..., n]``).
 
-        For a per-pixel method (TFP, TFI) repairing its counts or image equals repairing the frames,
-        bit for bit: a donor is never repaired itself.
+        Spike frames sum in uint8 (at most 8 per frame); counts in their own wide type.
         """
-        if self.dst.size == 0 or not self.fits(arr.shape[-2], arr.shape[-1]):
-            return arr
-        flat = arr.reshape(*arr.shape[:-2], self.height * self.width)
-        if not np.shares_memory(flat, arr):
+        total = np.zeros((*flat.shape[:-1], self.dst.size), flat.dtype)
+        valid = self.neighbours >= 0
+        for k in range(self.neighbours.shape[1]):  # dense gathers, one per ring position (a fancy += is 10x slower)
+            index = np.ascontiguousarray(np.where(valid[:, k], self.neighbours[:, k], 0))
+            total += flat[..., index] * valid[:, k].astype(flat.dtype)
+        return total
+
+    def apply(self, frames: np.ndarray) -> np.ndarray:
+        """Repair binary ``frames`` ``[..., T, H, W]`` in place; returns them.
+
+        Idempotent, and deterministic: a window's repair depends only on its own frames.
+        """
+        if self.dst.size == 0 or not self.fits(frames.shape[-2], frames.shape[-1]):
+            return frames
+        if frames.ndim < 3:
+            raise ValueError("repair needs frames [..., T, H, W]; use apply_counts for per-pixel counts")
+        flat = frames.reshape(*frames.shape[:-2], self.height * self.width)
+        if not np.shares_memory(flat, frames):
             raise ValueError("repair needs a contiguous array")
-        flat[..., self.dst] = flat[..., self.src]
-        return arr
+        n = np.maximum(self.count_good, 1)
+        level = np.cumsum(self._neighbour_sum(flat), axis=-2, dtype=np.int64) + n // 2  # [..., T, n]
+        fired = level // n
+        fired[..., 1:, :] -= fired[..., :-1, :].copy()
+        trains = np.where(self.count_good > 0, fired, flat[..., self.src])
+        flat[..., self.dst] = trains.astype(frames.dtype)
+        return frames
+
+    def apply_counts(self, counts: np.ndarray) -> np.ndarray:
+        """Repair per-pixel spike counts ``[..., H, W]`` of whole windows in place; returns them.
+
+        The counts of :meth:`apply`'s frames, exactly: the rounded mean of the good neighbours' counts.
+        """
+        if self.dst.size == 0 or not self.fits(counts.shape[-2], counts.shape[-1]):
+            return counts
+        flat = counts.reshape(*counts.shape[:-2], self.height * self.width)
+        if not np.shares_memory(flat, counts):
+            raise ValueError("repair needs a contiguous array")
+        n = np.maximum(self.count_good, 1)
+        mean = (self._neighbour_sum(flat).astype(np.int64) + n // 2) // n
+        flat[..., self.dst] = np.where(self.count_good > 0, mean, flat[..., self.src]).astype(counts.dtype)
+        return counts
