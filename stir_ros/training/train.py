@@ -148,9 +148,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="keep an exponential moving average of the weights (e.g. 0.999); validation, "
                              "best.pt and snapshots then use the averaged weights (0: off)")
     parser.add_argument("--data-workers", type=int, default=0, metavar="N",
-                        help="make batches ahead in N worker processes, step k's batch seeded by (seed, k) "
-                             "(0: in the training process, one stream saved with the checkpoints). A run "
-                             "resumes only with the same choice of 0 or not 0")
+                        help="make batches ahead in N worker processes (per process under torchrun), step k's "
+                             "batch seeded by (seed, k) (0: in the training process, one stream saved with the "
+                             "checkpoints). A run resumes only with the same choice of 0 or not 0")
     parser.add_argument("--no-progress", action="store_true", help="plain log lines instead of a tqdm bar")
 
 
