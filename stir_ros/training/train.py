@@ -54,6 +54,7 @@ from stir_ros.training.state import WeightAverage, plain_args, restore, rng_stat
 
 __all__ = ["WeightAverage", "add_arguments", "run", "train", "learning_rate", "stir_loss", "resolve_device"]
 
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments of ``stir-ros train``."""
     parser.add_argument("--out", required=True, help="output folder for last.pt, best.pt and snapshots")
