@@ -15,7 +15,9 @@
 # OUT_DIR receives train.log, eval.json (PSNR/SSIM of every EMA snapshot and of init.pt) and the
 # last and the best snapshot as fp16 weights-only files.
 # Settings (environment): TRAIN_S (380), CROP (128), BATCH (12), LR (1e-4), WORKERS (cores - 2),
-# SEED (3), EMA (0.999), DEVICE (cuda), IMAGE_MAX_SIZE (256: the photographs' longer side, i.e. their
+# SEED (3), EMA (0.999), DEVICE (cuda), GPUS (1; K > 1: torchrun runs one process per GPU, BATCH is
+# then the global batch split across them, a multiple of K, and WORKERS defaults to (cores - 2) / K
+# per process; README "Training on several GPUs and machines"), IMAGE_MAX_SIZE (256: the photographs' longer side, i.e. their
 # detail density; on the CPU at 64x64 crops 256 beat 384 by about 0.1 dB at equal steps, see
 # stir_ros/weights/MODEL_CARD.md; an image smaller than the crop plus its motion margin, 176 px at
 # 128x128, is enlarged for that crop), TARGET_OFFSET (0.5: the target half a frame after the window's
@@ -64,7 +66,13 @@ DATA=${1:?DATA_DIR}; OUT=${2:?OUT_DIR}
 TRAIN_S=${TRAIN_S:-380}; CROP=${CROP:-128}; BATCH=${BATCH:-12}; LR=${LR:-1e-4}; SEED=${SEED:-3}
 EMA=${EMA:-0.999}; DEVICE=${DEVICE:-cuda}; IMAGE_MAX_SIZE=${IMAGE_MAX_SIZE:-256}; TARGET_OFFSET=${TARGET_OFFSET:-0.5}
 MAX_DISPLACEMENT=${MAX_DISPLACEMENT:-12}; MIN_DISPLACEMENT=${MIN_DISPLACEMENT:-6}; MAX_LAYERS=${MAX_LAYERS:-1}
-INPUT_LOWPASS=${INPUT_LOWPASS-0.55 1.3}; INPUT_BLUR=${INPUT_BLUR:-0}; WORKERS=${WORKERS:-$(( $(nproc) > 3 ? $(nproc) - 2 : 1 ))}
+INPUT_LOWPASS=${INPUT_LOWPASS-0.55 1.3}; INPUT_BLUR=${INPUT_BLUR:-0}; GPUS=${GPUS:-1}
+CPU_WORKERS=$(( $(nproc) > 3 ? $(nproc) - 2 : 1 )); WORKERS=${WORKERS:-$(( CPU_WORKERS / GPUS > 1 ? CPU_WORKERS / GPUS : 1 ))}
+if [ "$GPUS" -gt 1 ]; then  # one process per GPU; rank 0 prints and writes
+    TRAIN=(python -m torch.distributed.run --standalone --nproc-per-node "$GPUS" -m stir_ros.cli train)
+else
+    TRAIN=(python -m stir_ros.cli train)
+fi
 mkdir -p "$OUT"
 export PYTHONUNBUFFERED=1 PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
 RUN=$(mktemp -d)
@@ -73,10 +81,10 @@ COMMON=(--init-weights "$DATA/init.pt" --batch-size "$BATCH" --crop "$CROP" --lr
         --input-blur "$INPUT_BLUR" ${INPUT_LOWPASS:+--input-lowpass $INPUT_LOWPASS} --images "$DATA/images/skimage" "$DATA/images/photos" --no-skimage
         --image-max-size "$IMAGE_MAX_SIZE" --texture-candidates 4 --target-offset "$TARGET_OFFSET" --data-workers "$WORKERS" --seed "$SEED" --device "$DEVICE"
         --no-progress ${TRAIN_ARGS:-})
-nvidia-smi -L 2>/dev/null; echo "workers $WORKERS, crop $CROP, batch $BATCH, lr $LR, images <= ${IMAGE_MAX_SIZE} px, target +${TARGET_OFFSET} frame, shifts ${MIN_DISPLACEMENT}-${MAX_DISPLACEMENT} px, layers <= ${MAX_LAYERS}, low-pass ${INPUT_LOWPASS:-none}, blur <= ${INPUT_BLUR} px, train ${TRAIN_S}s"
+nvidia-smi -L 2>/dev/null; echo "$GPUS GPU process(es), workers $WORKERS each, crop $CROP, batch $BATCH, lr $LR, images <= ${IMAGE_MAX_SIZE} px, target +${TARGET_OFFSET} frame, shifts ${MIN_DISPLACEMENT}-${MAX_DISPLACEMENT} px, layers <= ${MAX_LAYERS}, low-pass ${INPUT_LOWPASS:-none}, blur <= ${INPUT_BLUR} px, train ${TRAIN_S}s"
 
 # Probe: seconds per step between steps 10 and 40 (after cuDNN's autotuning and the workers' start).
-python -m stir_ros.cli train --out "$RUN/probe" "${COMMON[@]}" --steps 100000 --stop-at 40 --log-every 10 \
+"${TRAIN[@]}" --out "$RUN/probe" "${COMMON[@]}" --steps 100000 --stop-at 40 --log-every 10 \
     --val-every 0 --checkpoint-every 100000 > "$OUT/probe.log" 2>&1 || { tail -20 "$OUT/probe.log"; exit 1; }
 STEPS=$(python - "$OUT/probe.log" "$TRAIN_S" <<'PY'
 import re, sys
@@ -88,7 +96,7 @@ PY
 EVERY=$(( STEPS / 6 ))
 echo "probe: $(grep -c loss "$OUT/probe.log") log lines; training $STEPS steps, snapshot every $EVERY"
 
-python -m stir_ros.cli train --out "$RUN/main" "${COMMON[@]}" --steps "$STEPS" --log-every 50 \
+"${TRAIN[@]}" --out "$RUN/main" "${COMMON[@]}" --steps "$STEPS" --log-every 50 \
     --val-every "$EVERY" --val-images "$DATA/val" --snapshot-every "$EVERY" --checkpoint-every "$EVERY" \
     --time-limit $(( TRAIN_S + 30 )) 2>&1 | tee "$OUT/train.log" | grep -E "val_psnr|done|error|Error" 
 

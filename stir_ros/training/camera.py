@@ -27,17 +27,16 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Unpack
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from stir_ros.core.defaults import ALPHA
 from stir_ros.core.errors import ConfigError
 from stir_ros.core.rng import make_generator, rand
 from stir_ros.core.scenes import soft_ellipses
-from stir_ros.core.sensor_model import SensorModel
-from stir_ros.core.simulator import simulate_spikes
+from stir_ros.training.windows import Simulation, SpikeOptions
 
 __all__ = ["CameraConfig", "CameraScene", "heavy_tail", "make_camera_batch", "render_camera_scene"]
 
@@ -356,27 +355,23 @@ def make_camera_batch(
     window_length: int,
     height: int,
     width: int,
-    alpha: float = ALPHA,
-    generator: torch.Generator | None = None,
-    device: str | torch.device = "cpu",
-    noise_std: float = 0.0,
-    sensor: SensorModel | None = None,
-    threshold: float = 1.0,
     config: CameraConfig | None = None,
     cutouts: Sequence[torch.Tensor] | None = None,
+    **options: Unpack[SpikeOptions],
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Camera-scene training windows, as :func:`stir_ros.training.scenes.make_training_batch` returns them.
+
+    ``options``: how the frames become spikes, and where (:class:`~stir_ros.training.windows.Simulation`).
 
     Returns:
         ``(spikes [B, T, H, W] float32 0/1, gt [B, 1, H, W] float32)`` on ``device``: the spikes of
         :func:`render_camera_scene`'s frames and its centre frame.
     """
-    gen = make_generator(None, generator, "cpu")
-    scene = render_camera_scene(images, batch, window_length, height, width, config, gen, cutouts, device)
-    spikes = simulate_spikes(scene.frames, alpha=alpha, threshold=threshold, noise_std=noise_std, generator=gen,
-                             sensor=sensor)
+    sim = Simulation(**options)
+    gen = sim.random_source()
+    scene = render_camera_scene(images, batch, window_length, height, width, config, gen, cutouts, sim.device)
     centre = window_length // 2
-    return spikes.float(), scene.frames[:, centre : centre + 1].contiguous()
+    return sim.spikes(scene.frames, gen), scene.frames[:, centre : centre + 1].contiguous()
 
 
 def _homographies(

@@ -14,7 +14,6 @@ rate** of the centre frame, ``alpha * intensity``, exactly as the Spike-Zoo retr
 
 from __future__ import annotations
 
-import functools
 import multiprocessing
 from concurrent.futures import ProcessPoolExecutor
 from collections import deque
@@ -29,7 +28,8 @@ import torch
 from stir_ros.core.errors import ConfigError
 from stir_ros.core.sensor_model import SensorModel
 from stir_ros.training.camera import CameraConfig, make_camera_batch
-from stir_ros.training.scenes import load_images, make_training_batch
+from stir_ros.training.scenes import make_training_batch
+from stir_ros.training.sources import load_clips_once, load_cutouts, load_training_images
 
 __all__ = [
     "MOTION_MODELS",
@@ -40,6 +40,8 @@ __all__ = [
     "describe",
     "load_cutouts",
     "load_training_images",
+    "sample_generator",
+    "samples_of_step",
     "step_batch",
     "step_generator",
     "validation_set",
@@ -170,50 +172,6 @@ class DataConfig:
             raise ConfigError("target_offset is not implemented for camera scenes (use the layers scene)")
 
 
-def load_training_images(
-    folders: Sequence[str] | None = None, max_size: int = 512, skimage: bool = True
-) -> list[np.ndarray]:
-    """Load scikit-image's bundled photographs (unless ``skimage`` is false) and the images in ``folders``.
-
-    Grayscale, in [0, 1], longer side at most ``max_size``.
-    """
-    images = load_images("skimage", max_size=max_size) if skimage else []
-    for folder in folders or ():
-        images.extend(load_images(folder, max_size=max_size))
-    if not images:
-        raise ConfigError("no training images")
-    return images
-
-
-@functools.lru_cache(maxsize=4)
-def load_cutouts(folder: str) -> tuple[torch.Tensor, ...]:
-    """Object cut-outs of a folder: each PNG with an alpha channel as ``[2, h, w]`` (gray, alpha) in [0, 1].
-
-    Loaded once per process (the worker processes make a batch per step).
-    """
-    from PIL import Image
-
-    from stir_ros.training.scenes import to_gray
-
-    paths = sorted(Path(folder).glob("*.png"))
-    out = []
-    for p in paths:
-        with Image.open(p) as im:
-            rgba = np.asarray(im.convert("RGBA"), dtype=np.float32) / 255.0
-        out.append(torch.from_numpy(np.stack([to_gray(rgba[..., :3]), rgba[..., 3]])))
-    if not out:
-        raise ConfigError(f"no cut-outs (*.png with alpha) in '{folder}'")
-    return tuple(out)
-
-
-@functools.lru_cache(maxsize=2)
-def _clips(folder: str, max_size: int | None) -> tuple[torch.Tensor, ...]:
-    """The clips of a folder, loaded once per process."""
-    from stir_ros.training.video import load_clips
-
-    return tuple(load_clips(folder, max_size=max_size))
-
-
 class SyntheticSpikeData:
     """Endless stream of ``(spikes [B, T, H, W], target [B, 1, H, W], alpha [B])`` batches.
 
@@ -241,7 +199,8 @@ class SyntheticSpikeData:
         self.generator = generator
         self.device = torch.device(device)
         self.cutouts = load_cutouts(config.cutouts) if config.scene == "camera" and config.cutouts else None
-        self.clips = _clips(config.videos, config.video_max_size) if config.videos and config.video_fraction > 0 else None
+        with_clips = config.videos and config.video_fraction > 0
+        self.clips = load_clips_once(config.videos, config.video_max_size) if with_clips else None
 
     def _uniform(self, lo: float, hi: float) -> float:
         return lo + (hi - lo) * float(torch.rand((), generator=self.generator))
@@ -317,26 +276,53 @@ def step_generator(seed: int, step: int) -> torch.Generator:
     return torch.Generator().manual_seed(int(state) & 0x7FFF_FFFF_FFFF_FFFF)
 
 
+def sample_generator(seed: int, step: int, index: int) -> torch.Generator:
+    """The generator of sample ``index`` of step ``step``'s global batch (runs under torchrun).
+
+    A function of ``(seed, step, index)`` alone, so the global batch does not depend on how
+    many processes share it out.
+    """
+    state = np.random.SeedSequence([int(seed), int(step), int(index)]).generate_state(1, dtype=np.uint64)[0]
+    return torch.Generator().manual_seed(int(state) & 0x7FFF_FFFF_FFFF_FFFF)
+
+
+def samples_of_step(
+    images: Sequence[np.ndarray], config: DataConfig, seed: int, step: int, first: int, count: int,
+    device: str | torch.device = "cpu",
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:  # fmt: skip
+    """Samples ``first`` to ``first + count - 1`` of step ``step``'s global batch, each from :func:`sample_generator`."""
+    drawn = [SyntheticSpikeData(images, config, sample_generator(seed, step, i), device).sample(1)
+             for i in range(first, first + count)]  # fmt: skip
+    spikes, target, alpha = zip(*drawn)
+    return torch.cat(spikes), torch.cat(target), torch.cat(alpha)
+
+
+def _compact(batch: tuple[torch.Tensor, torch.Tensor, torch.Tensor]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    spikes, target, alpha = batch
+    return spikes.to(torch.uint8).numpy(), target.numpy(), alpha.to(torch.float32).numpy()
+
+
 def step_batch(
     images: Sequence[np.ndarray], config: DataConfig, seed: int, step: int, batch: int
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Batch of step ``step`` as compact arrays: ``(spikes uint8 [B,T,H,W], target float32, alpha float32)``."""
-    data = SyntheticSpikeData(images, config, step_generator(seed, step))
-    spikes, target, alpha = data.sample(batch)
-    return spikes.to(torch.uint8).numpy(), target.numpy(), alpha.to(torch.float32).numpy()
+    return _compact(SyntheticSpikeData(images, config, step_generator(seed, step)).sample(batch))
 
 
 _WORKER: dict[str, Any] = {}
 
 
-def _worker_init(images: list[np.ndarray], config: DataConfig, seed: int, batch: int) -> None:
+def _worker_init(images: list[np.ndarray], config: DataConfig, seed: int, batch: int,
+                 samples: tuple[int, int] | None) -> None:  # fmt: skip
     torch.set_num_threads(1)
     _WORKER.update(images=[torch.as_tensor(im, dtype=torch.float32) for im in images], config=config,
-                   seed=seed, batch=batch)  # fmt: skip
+                   seed=seed, batch=batch, samples=samples)  # fmt: skip
 
 
 def _worker_batch(step: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     w = _WORKER
+    if w["samples"] is not None:
+        return _compact(samples_of_step(w["images"], w["config"], w["seed"], step, *w["samples"]))
     return step_batch(w["images"], w["config"], w["seed"], step, w["batch"])
 
 
@@ -344,8 +330,10 @@ class StepBatches:
     """Training batches made ahead of time in worker processes (``stir-ros train --data-workers``).
 
     Step ``k``'s batch is drawn from :func:`step_generator` ``(seed, k)``, so the stream is the
-    same for any number of workers and a resumed run continues it exactly. Up to ``prefetch``
-    batches are in flight; the training loop asks for the steps in order.
+    same for any number of workers and a resumed run continues it exactly. With ``samples``
+    (a run under torchrun), a process makes its share of the global batch instead, by
+    :func:`samples_of_step`. Up to ``prefetch`` batches are in flight; the training loop asks
+    for the steps in order.
 
     Args:
         images: Grayscale source images in [0, 1].
@@ -355,6 +343,8 @@ class StepBatches:
         workers: Worker processes (``spawn``: safe beside CUDA and OpenMP in the parent).
         device: Device of the returned tensors.
         prefetch: Batches made ahead (default: twice the workers).
+        samples: ``(first, count)``: these samples of each step's global batch (``batch`` is
+            then not used); ``None``: the whole batch from :func:`step_generator`.
     """
 
     def __init__(
@@ -366,6 +356,7 @@ class StepBatches:
         workers: int,
         device: str | torch.device = "cpu",
         prefetch: int = 0,
+        samples: tuple[int, int] | None = None,
     ) -> None:
         if workers < 1:
             raise ConfigError(f"data workers must be >= 1, got {workers}")
@@ -374,7 +365,7 @@ class StepBatches:
         # An executor, not a Pool: a worker that dies raises BrokenProcessPool instead of hanging.
         self._pool = ProcessPoolExecutor(
             workers, mp_context=multiprocessing.get_context("spawn"), initializer=_worker_init,
-            initargs=([np.asarray(im, dtype=np.float32) for im in images], config, seed, batch),
+            initargs=([np.asarray(im, dtype=np.float32) for im in images], config, seed, batch, samples),
         )  # fmt: skip
         self._pending: deque[tuple[int, Any]] = deque()
         self._next = 0

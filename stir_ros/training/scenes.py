@@ -16,17 +16,16 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Unpack
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from stir_ros.core.defaults import ALPHA
 from stir_ros.core.errors import ConfigError, SpikeFormatError
 from stir_ros.core.rng import make_generator, rand
 from stir_ros.core.scenes import Trajectory, render_moving_layers, soft_ellipses
-from stir_ros.core.sensor_model import SensorModel
-from stir_ros.core.simulator import simulate_spikes
+from stir_ros.training.windows import Simulation, SpikeOptions
 
 __all__ = [
     "SKIMAGE_IMAGES",
@@ -206,17 +205,11 @@ def make_training_batch(
     window_length: int,
     height: int,
     width: int,
-    alpha: float = ALPHA,
-    generator: torch.Generator | None = None,
-    device: str | torch.device = "cpu",
     num_layers: int = 1,
     max_displacement: float = 4.0,
     max_rotation: float = 0.0,
     max_zoom: float = 0.0,
     static_prob: float = 0.1,
-    noise_std: float = 0.0,
-    sensor: SensorModel | None = None,
-    threshold: float = 1.0,
     motion: str = "uniform",
     texture_candidates: int = 1,
     target_offset: float = 0.0,
@@ -224,6 +217,7 @@ def make_training_batch(
     input_blur: float = 0.0,
     input_lowpass: tuple[float, float] | None = None,
     min_displacement: float = 0.0,
+    **options: Unpack[SpikeOptions],
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Synthetic training windows: random crops of natural images moved along random trajectories.
 
@@ -237,17 +231,11 @@ def make_training_batch(
         window_length: Frames T per window (e.g. 61); the ground truth is at frame ``T // 2``.
         height: Crop height.
         width: Crop width.
-        alpha: Sensor alpha.
-        generator: Random source (CPU generators also drive CUDA batches).
-        device: Device of the results.
         num_layers: Background plus foreground layers.
         max_displacement: Largest first-to-last frame shift per layer, pixels.
         max_rotation: Largest rotation per window, radians.
         max_zoom: Largest relative zoom per window.
         static_prob: Probability that a layer does not move.
-        noise_std: Noise of the integrate-and-fire increments.
-        sensor: A real sensor's imperfections added by the simulator (``None``: the ideal sensor).
-        threshold: Firing threshold.
         motion: Displacement distribution of :func:`random_trajectory`.
         texture_candidates: Crop positions drawn per layer; the one with the largest mean
             absolute gradient is used (1: a plain random crop). Natural photographs have large
@@ -264,6 +252,8 @@ def make_training_batch(
             per sample, after ``input_blur``); the target stays sharp (``None``: none).
         min_displacement: Smallest first-to-last frame shift of a moving layer, pixels
             (:func:`random_trajectory`; 0: any).
+        **options: How the frames become spikes, and where (:class:`~stir_ros.training.windows.Simulation`:
+            ``alpha``, ``generator``, ``device``, ``noise_std``, ``sensor``, ``threshold``).
 
     Returns:
         ``(spikes [B, T, H, W] float32 0/1, gt [B, 1, H, W] float32)`` on ``device``.
@@ -275,7 +265,8 @@ def make_training_batch(
             "batch, window_length, height, width and num_layers must be >= 1, got "
             f"{batch}, {window_length}, {height}, {width}, {num_layers}"
         )
-    gen = make_generator(None, generator, "cpu")
+    sim = Simulation(**options)
+    gen, device = sim.random_source(), sim.device
     diag = math.hypot(height, width)
     margin = math.ceil(0.75 * max_displacement + 0.5 * diag * (max_rotation + max_zoom)) + 2
     hs, ws = height + 2 * margin, width + 2 * margin
@@ -327,9 +318,7 @@ def make_training_batch(
         cutoffs = low + rand((batch,), gen, "cpu") * (high - low)
         intensity = torch.stack([spectral_lowpass(x, float(c)) for x, c in zip(intensity, cutoffs, strict=True)])
         intensity.clamp_(0.0, 1.0)  # the filter rings at hard edges: 0.5 % of photograph pixels leave [0, 1]
-    spikes = simulate_spikes(intensity, alpha=alpha, threshold=threshold, noise_std=noise_std, generator=gen,
-                             sensor=sensor)
-    return spikes.float(), target
+    return sim.spikes(intensity, gen), target
 
 
 def gaussian_blur(frames: torch.Tensor, sigma: float) -> torch.Tensor:

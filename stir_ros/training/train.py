@@ -2,21 +2,18 @@
 # SPDX-License-Identifier: Apache-2.0
 """``stir-ros train``: train STIR on synthetic spikes, resumable and deterministic.
 
-Recipe (DESIGN.md §5, the authors' offline losses): Adam (0.9, 0.999) with L2 weight decay on
-every parameter; loss = L1(full) + sum over the 1/2..1/16 pyramid outputs of
-``w_k * L1(pred_k, avgpool^k(target)) / 4`` with ``w = 0.5, 0.25, 0.25, 0.25`` (the VGG
-perceptual term is left out: its weights cannot be downloaded here); ``--loss mse`` swaps the
-full-resolution L1 for a mean squared error scaled to L1's gradient size (:func:`stir_loss`).
-Learning rate: optional linear warm-up, then x0.7 at 25 %, 50 % and 75 % of ``--steps`` (the
-authors' epochs 50/100/150 of 200), computed from the step so that resuming needs no scheduler
-object.
-
-The network's target is ``alpha * gt`` (the centre frame's spike rate); see
-:mod:`stir_ros.training.data`.
+Recipe (DESIGN.md §5, the authors' offline losses; :mod:`stir_ros.training.recipe`): Adam (0.9,
+0.999) with L2 weight decay on every parameter; L1 + multi-scale L1 (:func:`stir_loss`;
+``--loss mse`` swaps the full-resolution L1 for a mean squared error scaled to L1's gradient size);
+learning rate from the step (:func:`learning_rate`). The network's target is ``alpha * gt`` (the
+centre frame's spike rate); see :mod:`stir_ros.training.data`.
 
 A checkpoint (``last.pt``, ``best.pt`` by validation PSNR on a held-out synthetic set) holds the
 weights, optimiser state, step and every RNG state, so ``--resume`` continues exactly where the
 run stopped: a resumed run gives the same weights as an uninterrupted one.
+
+Under ``torchrun`` the processes train one model with DistributedDataParallel; ``--batch-size``
+is then the global batch (:mod:`stir_ros.training.distributed`).
 """
 
 from __future__ import annotations
@@ -26,25 +23,20 @@ import copy
 import dataclasses
 import math
 import os
-import random
 import signal
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
+from torch.nn.parallel import DistributedDataParallel
 
-from stir_ros.core.defaults import ALPHA
 from stir_ros.core.errors import ConfigError
-from stir_ros.core.metrics import psnr
 from stir_ros.core.sensor_model import parse_sensor
 from stir_ros.core.paths import check_output_apart, make_output_folder
-from stir_ros.models import build_model, read_checkpoint, save_checkpoint
-from stir_ros.models.checkpoint import check_weights_file
+from stir_ros.models import build_model
 from stir_ros.training.camera import CameraConfig
 from stir_ros.training.data import (
     MOTION_MODELS,
@@ -52,16 +44,15 @@ from stir_ros.training.data import (
     DataConfig,
     StepBatches,
     SyntheticSpikeData,
-    describe,
     load_training_images,
+    samples_of_step,
     validation_set,
 )
+from stir_ros.training.distributed import World, finish, global_batchnorm, start, world_from_env
+from stir_ros.training.recipe import LOSSES, learning_rate, stir_loss, validate
+from stir_ros.training.state import WeightAverage, plain_args, restore, rng_state, save_run, seed_everything
 
 __all__ = ["WeightAverage", "add_arguments", "run", "train", "learning_rate", "stir_loss", "resolve_device"]
-
-PYRAMID_WEIGHTS = (0.5, 0.25, 0.25, 0.25)  # the authors' weights of levels 1/2 .. 1/16
-LR_MILESTONES = (0.25, 0.5, 0.75)
-LR_GAMMA = 0.7
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -69,7 +60,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, help="output folder for last.pt, best.pt and snapshots")
     parser.add_argument("--window-length", type=int, default=61, choices=(61, 41))
     parser.add_argument("--steps", type=int, default=200_000, help="total optimiser steps (default: authors' 200k)")
-    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--batch-size", type=int, default=8,
+                        help="samples per step; under torchrun the global batch, split across the processes")
     parser.add_argument("--crop", type=int, default=96, help="square crop, a multiple of 16")
     parser.add_argument("--lr", type=float, default=1e-4)
     parser.add_argument("--warmup", type=int, default=0, help="linear learning-rate warm-up steps")
@@ -157,9 +149,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="keep an exponential moving average of the weights (e.g. 0.999); validation, "
                              "best.pt and snapshots then use the averaged weights (0: off)")
     parser.add_argument("--data-workers", type=int, default=0, metavar="N",
-                        help="make batches ahead in N worker processes, step k's batch seeded by (seed, k) "
-                             "(0: in the training process, one stream saved with the checkpoints). A run "
-                             "resumes only with the same choice of 0 or not 0")
+                        help="make batches ahead in N worker processes (per process under torchrun), step k's "
+                             "batch seeded by (seed, k) (0: in the training process, one stream saved with the "
+                             "checkpoints). A run resumes only with the same choice of 0 or not 0")
     parser.add_argument("--no-progress", action="store_true", help="plain log lines instead of a tqdm bar")
 
 
@@ -170,153 +162,7 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def learning_rate(step: int, total: int, base: float, warmup: int = 0) -> float:
-    """Learning rate for optimiser step ``step`` (0-based)."""
-    lr = base * min(1.0, (step + 1) / warmup) if warmup > 0 else base
-    drops = sum(step >= int(m * total) for m in LR_MILESTONES)
-    return lr * LR_GAMMA**drops
-
-
-LOSSES = ("l1", "mse")
-
-
-def stir_loss(pred: Tensor, pyramid: list[Tensor], target: Tensor, kind: str = "l1") -> tuple[Tensor, Tensor]:
-    """The authors' L1 + multi-scale L1; returns ``(total, full-resolution L1)``.
-
-    ``kind="mse"`` replaces the full-resolution L1 by the mean squared error divided by the
-    batch's mean absolute error (not differentiated): its minimum is the mean squared error's
-    (what PSNR scores), and its gradients are as large as L1's, so the learning rate and the
-    weight decay keep their meaning. The pyramid terms stay L1.
-    """
-    if kind not in LOSSES:
-        raise ConfigError(f"loss must be one of {', '.join(LOSSES)}, got {kind!r}")
-    rec = F.l1_loss(pred, target)
-    if kind == "mse":
-        full = F.mse_loss(pred, target) / rec.detach().clamp_min(1e-6)
-    else:
-        full = rec
-    multi = pred.new_zeros(())
-    t = target
-    for weight, level in zip(PYRAMID_WEIGHTS, pyramid):
-        t = F.avg_pool2d(t, 2, ceil_mode=True)
-        multi = multi + weight * F.l1_loss(level, t[..., : level.shape[-2], : level.shape[-1]]) / len(pyramid)
-    return full + multi, rec
-
-
-class WeightAverage:
-    """Exponential moving average of a model's parameters and buffers (kept in fp32).
-
-    The decay ramps up as ``min(decay, (1 + n) / (10 + n))`` over the first updates so that an
-    average started from fresh weights is not dominated by them. BatchNorm statistics and other
-    buffers are averaged the same way (integer buffers are copied).
-    """
-
-    def __init__(self, model: nn.Module, decay: float) -> None:
-        if not 0.0 < decay < 1.0:
-            raise ConfigError(f"--ema must be in (0, 1), got {decay}")
-        self.decay = float(decay)
-        self.updates = 0
-        self.state = {k: v.detach().float().clone() for k, v in model.state_dict().items()}
-
-    @torch.no_grad()
-    def update(self, model: nn.Module) -> None:
-        """Blend the model's current weights into the average."""
-        d = min(self.decay, (1 + self.updates) / (10 + self.updates))
-        for k, v in model.state_dict().items():
-            avg = self.state[k]
-            if v.is_floating_point():
-                avg.mul_(d).add_(v.detach().float(), alpha=1 - d)
-            else:
-                avg.copy_(v)
-        self.updates += 1
-
-    def state_dict(self) -> dict[str, Any]:
-        return {"decay": self.decay, "updates": self.updates, "weights": self.state}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.updates = int(state["updates"])
-        self.state = {k: v.float().clone() for k, v in state["weights"].items()}
-
-    def copy_to(self, model: nn.Module) -> None:
-        """Load the averaged weights into ``model`` (e.g. a copy used for validation)."""
-        model.load_state_dict({k: v.to(model.state_dict()[k].dtype) for k, v in self.state.items()})
-
-
-# --------------------------------------------------------------------------- RNG state
-
-
-def _rng_state(data_gen: torch.Generator) -> dict[str, Any]:
-    np_state = np.random.get_state()
-    py_version, py_state, py_gauss = random.getstate()
-    state: dict[str, Any] = {
-        "python": [py_version, list(py_state), py_gauss],
-        "numpy": [np_state[0], torch.from_numpy(np_state[1].copy()), int(np_state[2]), int(np_state[3]), float(np_state[4])],
-        "torch": torch.get_rng_state(),
-        "data": data_gen.get_state(),
-    }
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def _set_rng_state(state: dict[str, Any], data_gen: torch.Generator) -> None:
-    version, py_state, gauss = state["python"]
-    random.setstate((version, tuple(py_state), gauss))
-    name, keys, pos, has_gauss, cached = state["numpy"]
-    np.random.set_state((name, keys.numpy().astype(np.uint32), pos, has_gauss, cached))
-    torch.set_rng_state(state["torch"])
-    data_gen.set_state(state["data"])
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
-
-
-def _seed_everything(seed: int) -> torch.Generator:
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
-    return torch.Generator().manual_seed(seed)
-
-
-# --------------------------------------------------------------------------- validation
-
-
-@torch.no_grad()
-def validate(model: nn.Module, samples: list[tuple[Tensor, Tensor, Tensor]], device: torch.device) -> float:
-    """Mean PSNR of ``clamp(raw / alpha, 0, 1)`` against the ground truth on the held-out set."""
-    was_training = model.training
-    model.eval()
-    values = []
-    for spikes, target, alpha in samples:
-        a = alpha.to(device).view(-1, 1, 1, 1)
-        raw = model(spikes.to(device))
-        image = (raw.float() / a).clamp(0, 1)
-        gt = target.to(device) / a
-        values.append(psnr(image[0, 0].cpu(), gt[0, 0].cpu()))
-    model.train(was_training)
-    return float(np.mean(values))
-
-
 # --------------------------------------------------------------------------- training loop
-
-
-def _loss_name(args: argparse.Namespace) -> str:
-    return "MSE (scaled to L1)" if getattr(args, "loss", "l1") == "mse" else "L1"
-
-
-def _save(path: Path, model: nn.Module, step: int, args: argparse.Namespace, data_cfg: DataConfig,
-          extra: dict[str, Any] | None) -> None:  # fmt: skip
-    meta = {
-        "window_length": args.window_length,
-        "alpha": ALPHA,
-        "training_data": describe(data_cfg, args.images, skimage=not getattr(args, "no_skimage", False)),
-        "steps": step,
-        "notes": (
-            f"stir-ros train: batch {args.batch_size}, crop {args.crop}, lr {args.lr}, warmup {args.warmup}, "
-            f"weight decay {args.weight_decay}, seed {args.seed}; loss {_loss_name(args)} + multi-scale L1; "
-            "network target alpha*gt (engine: clamp(raw / alpha, 0, 1))"
-        ),
-    }
-    save_checkpoint(path, model, meta, extra=extra)
 
 
 def _data_config(args: argparse.Namespace, crop: int) -> DataConfig:
@@ -374,23 +220,20 @@ def _video_fields(args: argparse.Namespace) -> dict[str, Any]:
             "video_max_size": args.image_max_size}  # fmt: skip
 
 
-def _plain_args(args: argparse.Namespace) -> dict[str, Any]:
-    keep = (bool, int, float, str, type(None))
-    out: dict[str, Any] = {}
-    for k, v in vars(args).items():
-        if isinstance(v, keep):
-            out[k] = v
-        elif isinstance(v, (list, tuple)) and all(isinstance(x, keep) for x in v):
-            out[k] = list(v)
-    return out
-
-
 def train(args: argparse.Namespace) -> dict[str, Any]:
-    """Run training as configured by the ``stir-ros train`` arguments.
+    """Run training as configured by the ``stir-ros train`` arguments (one process, or one of torchrun's).
 
     Returns:
-        Summary: ``step``, ``best_val_psnr``, ``last_val_psnr``, ``wall_time_s`` and paths.
+        Summary: ``step``, ``best_val_psnr``, ``last_val_psnr``, ``wall_time_s``, paths and ``rank``.
     """
+    world = world_from_env()
+    try:
+        return _train(args, world)
+    finally:
+        finish(world)  # also after a refusal: the process group is left
+
+
+def _train(args: argparse.Namespace, world: World) -> dict[str, Any]:
     if args.crop % 16:
         raise ConfigError(f"--crop must be a multiple of 16, got {args.crop}")
     if args.texture_candidates < 1:
@@ -403,9 +246,10 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
     if args.no_skimage and not args.images:
         raise ConfigError("--no-skimage needs --images DIR (there would be nothing to train on)")
     data_cfg = _data_config(args, args.crop)  # every data option is checked before anything is written
+    first, count = world.share(args.batch_size)  # this process's samples of each step's (global) batch
     if args.threads:
         torch.set_num_threads(args.threads)
-    device = resolve_device(args.device)
+    device = start(world, resolve_device(args.device))
     use_amp = (device.type == "cuda") if args.amp is None else bool(args.amp)
     amp_dtype = torch.bfloat16 if device.type != "cuda" or torch.cuda.is_bf16_supported() else torch.float16
     out = Path(args.out)
@@ -413,55 +257,24 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
                    getattr(args, "videos", None), getattr(args, "init_weights", None)]
     check_output_apart(out, data_inputs, what="--out folder", folder=True)
     check_output_apart(out, [getattr(args, "resume", None)], what="--out folder")  # resuming from OUT/last.pt is the usual case
-    make_output_folder(out, "--out folder")
+    if world.is_main:  # rank 0 alone writes
+        make_output_folder(out, "--out folder")
 
-    data_gen = _seed_everything(args.seed)
-    model = build_model({"type": "stir", "window_length": args.window_length}).to(device)
+    data_gen = seed_everything(args.seed)
+    model = build_model({"type": "stir", "window_length": args.window_length})
+    model = (global_batchnorm(model) if world.distributed else model).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=args.lr, betas=(0.9, 0.999), weight_decay=args.weight_decay)
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp and amp_dtype == torch.float16)
-    step, best, wall_before = 0, -math.inf, 0.0
-
-    if args.resume and getattr(args, "init_weights", None):
-        raise ConfigError("--resume and --init-weights exclude each other: resume restores the weights too")
-    if getattr(args, "init_weights", None):
-        check_weights_file(args.init_weights)  # the same one-line refusals as the node and bag reconstruct
-        init = read_checkpoint(args.init_weights)
-        if init["model_config"].get("window_length") != args.window_length:
-            raise ConfigError(
-                f"{args.init_weights} is for window_length {init['model_config'].get('window_length')}, "
-                f"not {args.window_length}"
-            )
-        model.load_state_dict(init["state_dict"], strict=True)  # fp16-stored weights are cast to fp32
-    if args.resume:
-        ckpt = read_checkpoint(args.resume)
-        extra = ckpt.get("extra") or {}
-        if "optimizer" not in extra:
-            raise ConfigError(f"{args.resume} holds no training state (optimizer, step, RNG); it cannot be resumed")
-        if ckpt["model_config"].get("window_length") != args.window_length:
-            raise ConfigError(f"{args.resume} is for window_length {ckpt['model_config'].get('window_length')}")
-        model.load_state_dict(ckpt["state_dict"], strict=True)
-        optimizer.load_state_dict(extra["optimizer"])
-        if "scaler" in extra and scaler.is_enabled():
-            scaler.load_state_dict(extra["scaler"])
-        saved_workers = int((extra.get("args") or {}).get("data_workers", 0) or 0)
-        if (saved_workers > 0) != (workers > 0):
-            raise ConfigError(
-                f"{args.resume} was trained with --data-workers {saved_workers}: the batches of a run made "
-                "in worker processes and of one made in-process are different streams; resume with "
-                + ("--data-workers N (any N >= 1)" if saved_workers else "--data-workers 0")
-            )
-        step = int(extra["step"])
-        best = float(extra.get("best_val_psnr", -math.inf))
-        wall_before = float(extra.get("wall_time_s", 0.0))
-        _set_rng_state(extra["rng"], data_gen)
+    resumed = restore(args, model, optimizer, scaler, data_gen, world.size if world.distributed else 0)
+    step, best = int(resumed.get("step", 0)), float(resumed.get("best_val_psnr", -math.inf))
+    wall_before = float(resumed.get("wall_time_s", 0.0))
+    net = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None,
+                                  broadcast_buffers=False) if world.distributed else model  # fmt: skip
 
     ema_decay = float(getattr(args, "ema", 0.0) or 0.0)
     ema = WeightAverage(model, ema_decay) if ema_decay else None
     if ema is not None and args.resume:
-        saved = (read_checkpoint(args.resume).get("extra") or {}).get("ema")
-        if saved is None:
-            raise ConfigError(f"{args.resume} was trained without --ema; resume it without --ema")
-        ema.load_state_dict(saved)
+        ema.load_state_dict(resumed["ema"])
     # Validation, best.pt and snapshots use the averaged weights when there are any.
     averaged = copy.deepcopy(model) if ema is not None else None
 
@@ -480,34 +293,57 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
         load_training_images(args.val_images, max_size=args.image_max_size, skimage=False)
         if args.val_images else images
     )  # fmt: skip
-    val_samples = validation_set(val_images, val_cfg, count=args.val_samples) if args.val_every > 0 else []
+    validating = args.val_every > 0 and world.is_main
+    val_samples = validation_set(val_images, val_cfg, count=args.val_samples) if validating else []
 
     def training_state(wall: float) -> dict[str, Any]:
         state = {
             "step": step,
             "optimizer": optimizer.state_dict(),
-            "rng": _rng_state(data_gen),
+            "rng": rng_state(data_gen),
             "best_val_psnr": best,
             "wall_time_s": wall,
-            "args": _plain_args(args),
+            "args": plain_args(args),
         }
+        if world.distributed:
+            state["world_size"] = world.size
         if scaler.is_enabled():
             state["scaler"] = scaler.state_dict()
         if ema is not None:
             state["ema"] = ema.state_dict()
         return state
 
+    def save(name: str, module: nn.Module, wall: float | None = None) -> None:
+        """Rank 0 writes; ``wall`` given: with the training state (last.pt)."""
+        if world.is_main:
+            save_run(out / name, module, step, args, data_cfg, None if wall is None else training_state(wall), world.size)
+
+    def log(line: str) -> None:
+        if world.is_main:
+            print(line, flush=True)
+
+    def batch_of_step() -> tuple[Tensor, Tensor, Tensor]:
+        if batches is not None:
+            return batches.get(step)
+        if world.distributed:
+            return samples_of_step(images, data_cfg, args.seed, step, first, count, device)
+        return data.sample(args.batch_size)
+
     # SIGTERM (e.g. `kill PID`) saves last.pt before exiting, like Ctrl-C.
     def _terminate(signum: int, frame: Any) -> None:
         raise KeyboardInterrupt
 
-    batches = StepBatches(images, data_cfg, args.seed, args.batch_size, workers, device) if workers else None
+    if workers:
+        samples = (first, count) if world.distributed else None
+        batches = StepBatches(images, data_cfg, args.seed, args.batch_size, workers, device, samples=samples)
+    else:
+        batches = None
     previous = signal.signal(signal.SIGTERM, _terminate) if hasattr(signal, "SIGTERM") else None
     model.train()
-    start = time.time()
+    start_time = time.time()
     last_val = float("nan")
     bar = None
-    if not args.no_progress:
+    if not args.no_progress and world.is_main:
         from tqdm import tqdm
 
         bar = tqdm(total=args.steps, initial=step, desc="train", dynamic_ncols=True, mininterval=5.0, file=sys.stderr)
@@ -516,53 +352,53 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
     try:
         stop = min(args.steps, args.stop_at) if args.stop_at else args.steps
         while step < stop:
-            if args.time_limit and time.time() - start > args.time_limit:
-                print(f"time limit reached at step {step}", flush=True)
+            if args.time_limit and world.any(time.time() - start_time > args.time_limit, device):
+                log(f"time limit reached at step {step}")
                 break
             lr = learning_rate(step, args.steps, args.lr, args.warmup)
             for group in optimizer.param_groups:
                 group["lr"] = lr
-            spikes, target, _ = batches.get(step) if batches is not None else data.sample(args.batch_size)
+            spikes, target, _ = batch_of_step()
             with torch.autocast(device.type, dtype=amp_dtype, enabled=use_amp):
-                pred, pyramid = model(spikes, return_pyramid=True)
+                pred, pyramid = net(spikes, return_pyramid=True)
             loss, rec = stir_loss(pred.float(), [p.float() for p in pyramid], target, getattr(args, "loss", "l1"))
             if not torch.isfinite(loss):
                 raise FloatingPointError(f"loss is {loss.item()} at step {step}")
             optimizer.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
+            scaler.scale(loss).backward()  # under torchrun, DDP averages the gradients over the ranks here
             scaler.step(optimizer)
             scaler.update()
             if ema is not None:
                 ema.update(model)
             step += 1
-            value = float(loss.detach())
+            value, l1 = world.mean(loss, rec)  # the global batch's, under torchrun
             smooth = value if smooth is None else 0.95 * smooth + 0.05 * value
             if bar is not None:
                 bar.update(1)
                 bar.set_postfix(loss=f"{smooth:.4f}", lr=f"{lr:.1e}", refresh=False)
-            elapsed = time.time() - start
+            elapsed = time.time() - start_time
             if args.log_every and (step % args.log_every == 0 or step == stop):
-                print(f"step {step} loss {value:.5f} (avg {smooth:.5f}) l1 {float(rec.detach()):.5f} lr {lr:.2e} "
-                      f"wall {wall_before + elapsed:.1f}s", flush=True)  # fmt: skip
+                log(f"step {step} loss {value:.5f} (avg {smooth:.5f}) l1 {l1:.5f} lr {lr:.2e} "
+                    f"wall {wall_before + elapsed:.1f}s")  # fmt: skip
             if val_samples and (step % args.val_every == 0 or step == stop):
                 judged = weights_to_judge()
                 last_val = validate(judged, val_samples, device)
                 improved = last_val > best
                 best = max(best, last_val)
                 label = "ema val_psnr" if ema is not None else "val_psnr"
-                print(f"step {step} {label} {last_val:.3f} dB (best {best:.3f})", flush=True)
+                log(f"step {step} {label} {last_val:.3f} dB (best {best:.3f})")
                 if improved:
-                    _save(out / "best.pt", judged, step, args, data_cfg, None)
+                    save("best.pt", judged)
             if step % args.checkpoint_every == 0 or step == stop:
-                _save(out / "last.pt", model, step, args, data_cfg, training_state(wall_before + elapsed))
+                save("last.pt", model, wall_before + elapsed)
                 saved_step = step
             if args.snapshot_every and step % args.snapshot_every == 0:
-                _save(out / f"step_{step:06d}.pt", weights_to_judge(), step, args, data_cfg, None)
+                save(f"step_{step:06d}.pt", weights_to_judge())
         if saved_step != step:  # stopped by --time-limit
-            _save(out / "last.pt", model, step, args, data_cfg, training_state(wall_before + time.time() - start))
+            save("last.pt", model, wall_before + time.time() - start_time)
     except KeyboardInterrupt:
-        print(f"interrupted at step {step}; saving {out / 'last.pt'}", flush=True)
-        _save(out / "last.pt", model, step, args, data_cfg, training_state(wall_before + time.time() - start))
+        log(f"interrupted at step {step}; saving {out / 'last.pt'}")
+        save("last.pt", model, wall_before + time.time() - start_time)
     finally:
         if batches is not None:
             batches.close()
@@ -574,15 +410,18 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
         "step": step,
         "best_val_psnr": best,
         "last_val_psnr": last_val,
-        "wall_time_s": wall_before + time.time() - start,
+        "wall_time_s": wall_before + time.time() - start_time,
         "last": os.fspath(out / "last.pt"),
         "best": os.fspath(out / "best.pt"),
+        "rank": world.rank,
     }
 
 
 def run(args: argparse.Namespace) -> int:
     """Entry point of ``stir-ros train``."""
     summary = train(args)
+    if summary["rank"]:
+        return 0  # rank 0 reports
     print(
         f"done: step {summary['step']}, best validation PSNR {summary['best_val_psnr']:.3f} dB, "
         f"wall time {summary['wall_time_s']:.0f} s; weights in {summary['last']}"

@@ -26,17 +26,16 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Unpack
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from stir_ros.core.defaults import ALPHA
 from stir_ros.core.errors import ConfigError
-from stir_ros.core.rng import make_generator, rand
-from stir_ros.core.sensor_model import SensorModel
-from stir_ros.core.simulator import simulate_spikes
+from stir_ros.core.rng import rand
 from stir_ros.training.scenes import load_images, mean_gradient
+from stir_ros.training.windows import Simulation, SpikeOptions
 
 __all__ = ["interpolate_frames", "load_clips", "make_video_batch", "optical_flow", "warp"]
 
@@ -138,15 +137,10 @@ def make_video_batch(
     window_length: int,
     height: int,
     width: int,
-    alpha: float = ALPHA,
-    generator: torch.Generator | None = None,
-    device: str | torch.device = "cpu",
-    noise_std: float = 0.0,
-    sensor: SensorModel | None = None,
-    threshold: float = 1.0,
     max_displacement: float = 16.0,
     texture_candidates: int = 1,
     target_offset: float = 0.0,
+    **options: Unpack[SpikeOptions],
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Training windows rendered between two frames of real clips (see the module's docstring).
 
@@ -157,16 +151,11 @@ def make_video_batch(
         window_length: Frames T per window; the ground truth is at frame ``T // 2``.
         height: Crop height.
         width: Crop width.
-        alpha: Sensor alpha.
-        generator: Random source.
-        device: Device of the results.
-        noise_std: Noise of the integrate-and-fire increments.
-        sensor: A real sensor's imperfections added by the simulator (``None``: the ideal sensor).
-        threshold: Firing threshold.
         max_displacement: Largest first-to-last-frame displacement of the fastest part of a crop
             (the drawn displacement is uniform up to this; the clip's own motion caps it).
         texture_candidates: Crop positions drawn; the most textured (in frame ``A``) is used.
         target_offset: Time of the ground truth after the centre frame ``T // 2``, in frames.
+        **options: How the frames become spikes, and where (:class:`~stir_ros.training.windows.Simulation`).
 
     Returns:
         ``(spikes [B, T, H, W] float32 0/1, gt [B, 1, H, W] float32)`` on ``device``.
@@ -175,7 +164,8 @@ def make_video_batch(
         raise ConfigError("make_video_batch needs at least one clip")
     if min(batch, window_length, height, width, texture_candidates) < 1:
         raise ConfigError("batch, window_length, height, width and texture_candidates must be >= 1")
-    gen = make_generator(None, generator, "cpu")
+    sim = Simulation(**options)
+    gen = sim.random_source()
     frames_out = []
     for _ in range(batch):
         c = int(torch.randint(len(clips), (), generator=gen))
@@ -210,8 +200,5 @@ def make_video_batch(
         window = interpolate_frames(a, b, flow_ab, flow_ba, times.clamp(0, 1), top, left, (height, width))
         dims = [d for d, u in ((1, u_fy), (2, u_fx)) if u < 0.5]
         frames_out.append(window.flip(dims) if dims else window)
-    intensity = torch.stack(frames_out).to(device).clamp_(0.0, 1.0)
-    target = intensity[:, window_length:].contiguous()
-    spikes = simulate_spikes(intensity[:, :window_length], alpha=alpha, threshold=threshold, noise_std=noise_std,
-                             generator=gen, sensor=sensor)  # fmt: skip
-    return spikes.float(), target
+    intensity = torch.stack(frames_out).to(sim.device).clamp_(0.0, 1.0)
+    return sim.spikes(intensity[:, :window_length], gen), intensity[:, window_length:].contiguous()
