@@ -102,8 +102,9 @@ def test_the_plan_carries_state_and_overlap(recordings) -> None:
     assert [s.first_window for s in plan.spans] == list(range(0, 118, 10))
     assert [s.windows for s in plan.spans] == [10] * 11 + [None]
     assert plan.spans[0].state == b"" and all(s.state for s in plan.spans[1:])
-    # Window 10 covers frames 200-240; it is completed by the packet of frames 240-247 (number 30).
-    assert (plan.spans[1].first_packet, plan.spans[1].skip_windows) == (30, 0)
+    # Window 10 covers frames 200-240; it is completed by the packet of frames 240-247 (number 30),
+    # where reading starts (the first spike message of its time).
+    assert (plan.spans[1].first_stamp, plan.spans[1].first_packet, plan.spans[1].skip_windows) == (START + 240 * 50_000, 0, 0)
 
 
 @pytest.mark.parametrize(("fpp", "shard_windows"), [(8, 2), (8, 10), (64, 6), (64, 48), (64, 1000)])

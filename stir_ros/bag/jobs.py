@@ -176,6 +176,8 @@ def run_job(
     """
     if to_folder and shard_windows:
         raise ConfigError("shards are merged into output bags: --shard-windows cannot write PNG folders")
+    if shard_windows and opts.keep_topics is not None:
+        raise ConfigError("shards merge the images only: --keep-topics needs --shard-windows 0")
     t0 = time.perf_counter()
     summary = JobSummary(recordings=len(recordings), runner=runner.name, workers=runner.workers)
     works: list[_Work] = []

@@ -320,7 +320,7 @@ class _Pipeline:
         topics = [self.spike_topic, *self.keep]
         if self.info_topic and self.info_topic not in topics:
             topics.append(self.info_topic)
-        for msg in self.bag.messages(topics):
+        for msg in self.bag.messages(topics, self.range.start_ns if self.range else None):
             if self.range is not None and self.range.skip(msg.topic == self.spike_topic):
                 continue
             if msg.topic == self.info_topic:

@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from stir_ros.bag.model import BagProblem
+from stir_ros.bag.model import DAMAGE_KINDS, BagProblem
 from stir_ros.bag.outputs import ImageOutputs
 from stir_ros.bag.reader import BagReader, check_spike_topic
 from stir_ros.bag.reconstruct import ReconstructOptions, reconstruct_bag
@@ -94,11 +94,16 @@ def plan_recording(in_path: str, opts: ReconstructOptions, shard_windows: int) -
                              defects=defect_tracker(opts.defect_correction, opts.defect_map_url,
                                                     opts.defect_sample_period_frames, opts.defect_hot_rate))
     starts = [WindowRange()]
+    ordinals = [0]  # of each start's packet, counted from the recording's start
     cut, boundary, ordinal, camera_info = 0, shard_windows, -1, None
+    stamp, same, latest_start = -1, 0, -1  # spike messages of this stamp so far; the latest start's stamp
     with BagReader(in_path, on_problem=problems.append) as bag:
         spike_topic = check_spike_topic(bag, opts.spike_topic)
         info_topic = camera_info_topic(bag, spike_topic)
         for msg in bag.messages([t for t in (spike_topic, info_topic) if t]):
+            if msg.timestamp < latest_start:  # out of time order (overlapping split files): no seeking there
+                starts = [s if (s.first_stamp or 0) <= msg.timestamp else dataclasses.replace(s, first_stamp=None)
+                          for s in starts]
             if msg.topic == info_topic:
                 try:
                     camera_info = bag.deserialize(msg)
@@ -106,6 +111,8 @@ def plan_recording(in_path: str, opts: ReconstructOptions, shard_windows: int) -
                     pass  # reported by the shard that reads it
                 continue
             ordinal += 1  # every spike message counts, as RangeCursor.skip counts them
+            same = same + 1 if msg.timestamp == stamp else 1
+            stamp = msg.timestamp
             try:
                 packet = bag.deserialize(msg)
             except StirRosError as err:
@@ -120,9 +127,15 @@ def plan_recording(in_path: str, opts: ReconstructOptions, shard_windows: int) -
             out = stream.push(header, packet_payload(packet))
             made = len(out.windows)
             while boundary < cut + made:  # window number `boundary` is completed by this packet
-                starts.append(WindowRange(boundary, None, ordinal, boundary - cut, state))
+                starts.append(WindowRange(boundary, None, same - 1, boundary - cut, state, msg.timestamp))
+                ordinals.append(ordinal)
+                latest_start = msg.timestamp
                 boundary += shard_windows
             cut += made
+    # Where a start cannot be sought (damage: rows may be listed out of time order), count from the start.
+    damaged = any(p.kind in DAMAGE_KINDS for p in problems)
+    starts = [s if s.first_stamp is not None and not damaged else dataclasses.replace(s, first_packet=n,
+              first_stamp=None) for s, n in zip(starts, ordinals)]  # fmt: skip
     spans = [dataclasses.replace(s, windows=nxt.first_window - s.first_window) for s, nxt in zip(starts, starts[1:])]
     spans.append(starts[-1])  # the last shard reads to the end: the stream's events are complete
     return RecordingPlan(spans, cut, problems, time.perf_counter() - t0)

@@ -48,7 +48,10 @@ class WindowRange:
         first_window: Number of the range's first window in the whole run (0-based).
         windows: Windows in the range; ``None``: every window to the end of the stream.
         first_packet: Number of the spike-topic message (0-based, in reading order, damaged ones
-            included) to start reading at; the messages before it are skipped unread.
+            included) to start at, counted from the first message read: from the recording's
+            start, or from ``first_stamp``.
+        first_stamp: Recording time of that message, where reading may start (``None``: read
+            from the start; the messages before are read and skipped).
         skip_windows: Windows that this packet and the held frames complete before ``first_window``.
         state: :func:`freeze_state` of the stream just before ``first_packet``; empty for a range
             that starts with the recording (a fresh stream).
@@ -59,6 +62,7 @@ class WindowRange:
     first_packet: int = 0
     skip_windows: int = 0
     state: bytes = b""
+    first_stamp: int | None = None
 
     def cursor(self) -> RangeCursor:
         """A fresh cursor that follows this range through one reading of the recording."""
@@ -73,6 +77,11 @@ class RangeCursor:
         self._seen = 0  # spike messages passed
         self._cut = 0  # windows cut since first_packet
         self._taken = 0  # windows handed on
+
+    @property
+    def start_ns(self) -> int | None:
+        """Where reading starts (``None``: at the recording's start)."""
+        return self.span.first_stamp
 
     def restore(self, fresh: StreamProcessor) -> tuple[StreamProcessor, Any]:
         """The stream processor and camera_info to start with (``fresh`` and none at the recording's start).
