@@ -9,7 +9,8 @@ It writes two bags of SpikePackets (integrate-and-fire spikes of a smooth random
 frames per packet) and reconstructs both with tfp through the job of ``stir-ros bag reconstruct
 A B OUT`` (:func:`stir_ros.bag.jobs.run_job`), in turns:
 
-- 1 worker: the shards one after the other in this process (what ``--workers 1`` does);
+- 1 worker: the shards one after the other in this process (what ``--workers 1`` does; its
+  reader, inference and writer threads may use more than one core: the CPU use is printed);
 - 2 workers: a local Ray instance of 2 CPUs (``--workers 2``), started once; its start-up and
   the first tasks (each worker imports stir_ros and torch) are timed apart, then the job.
 
@@ -23,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import shutil
 import statistics
 import sys
@@ -70,12 +72,19 @@ def timed_job(bags: list[Path], out: Path, opts: ReconstructOptions, runner: Run
     for leftover in out.parent.glob(f"{out.name}*"):
         shutil.rmtree(leftover, ignore_errors=True) if leftover.is_dir() else leftover.unlink()
     jobs = [Recording(str(b), str(out / b.name)) for b in bags]
-    t0 = time.perf_counter()
+    t0, cpu0 = time.perf_counter(), _cpu()
     summary = run_job(jobs, opts, runner, shard_windows=shard_windows, progress=False, on_note=lambda _: None)
     seconds = time.perf_counter() - t0
     if summary.failures:
         raise SystemExit(f"the job failed: {summary.failures}")
+    timed_job.cores = (_cpu() - cpu0) / seconds  # type: ignore[attr-defined]
     return seconds, summary.images
+
+
+def _cpu() -> float:
+    """CPU seconds of this process (all its threads)."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 def main() -> None:
@@ -110,8 +119,9 @@ def main() -> None:
                 for label, runner in (("1 worker", LocalRunner()), ("2 workers", ray)):
                     seconds, images = timed_job(bags, folder / "out", opts, runner, args.shard_windows)
                     runs[label].append(seconds)
+                    cores = f", this process {timed_job.cores:.2f} cores" if runner is not ray else ""  # type: ignore
                     print(f"  run {r + 1} {label:9s}: {images} images in {seconds:6.2f} s = "
-                          f"{images / seconds:7.1f} images/s (load {os.getloadavg()[0]:.1f})")
+                          f"{images / seconds:7.1f} images/s (load {os.getloadavg()[0]:.1f}{cores})")
         finally:
             ray.close()
         one, two = (statistics.median(runs[k]) for k in ("1 worker", "2 workers"))

@@ -177,6 +177,10 @@ class ShardDone:
 def run_shard(task: ShardTask) -> ShardDone:
     """Reconstruct one shard; an error of the input or the settings comes back in ``error``."""
     done = ShardDone(task.recording, task.index)
+    if os.path.lexists(task.output):
+        # The job found this output free (or its own, unfinished) before it sent the task: what is there
+        # now is an earlier attempt of this task whose worker died (Ray runs it again).
+        _remove(task.output)
     try:
         result = reconstruct_bag(task.input, None if task.to_folder else task.output, task.options,
                                  to_folder=task.output if task.to_folder else None, on_problem=done.problems.append,
