@@ -91,3 +91,25 @@ def test_workers_without_ray_run_in_process_and_say_so(tmp_path, capsys, monkeyp
     assert images_in(tmp_path / "out" / "r0") == 8 and images_in(tmp_path / "out" / "r1") == 8
     with pytest.raises(Exception, match="--ray-address needs Ray"):
         make_runner(1, "auto", notes.append)
+
+
+def test_from_dat_of_a_folder_makes_one_bag_per_file_and_goes_on_past_a_bad_one(tmp_path, capsys):
+    dats = tmp_path / "dats"
+    dats.mkdir()
+    for i, frames in enumerate((64, 96)):
+        rng = np.random.default_rng(i)
+        write_dat(dats / f"cam{i}.dat", (rng.random((frames, 16, 24)) < 0.3).astype(np.uint8))
+    (dats / "cut.dat").write_bytes(b"x" * 100)  # not a whole number of 16x24 frames
+    (dats / "notes.txt").write_text("not a recording")
+    out = tmp_path / "bags"
+    status = cli_main(["bag", "from-dat", str(dats), str(out), "--height", "16", "--width", "24",
+                       "--frame-rate-hz", "20000", "--frames-per-packet", "16"])  # fmt: skip
+    err = capsys.readouterr().err
+    assert status == 1
+    assert sorted(p.name for p in out.iterdir()) == ["cam0", "cam1"]
+    for name, packets in (("cam0", 4), ("cam1", 6)):
+        with BagReader(out / name) as bag:
+            assert bag.topics["/spikes"].message_count == packets
+    assert "2 of 3 file(s) converted" in err
+    failed = [line for line in err.splitlines() if line.startswith("failed:")]
+    assert len(failed) == 1 and "cut.dat" in failed[0] and "whole number" in failed[0]

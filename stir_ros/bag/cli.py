@@ -98,7 +98,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.set_defaults(_bag_run=_run_reconstruct)
 
     p = sub.add_parser("from-dat", help="convert a Vidar .dat file into a bag of SpikePackets")
-    p.add_argument("dat")
+    p.add_argument("dat", nargs="+", help=".dat file; or several, folders of them or globs, then OUTPUT is a folder "
+                   "with one bag per file, named after the file")
     p.add_argument("output")
     p.add_argument("--height", type=int, required=True)
     p.add_argument("--width", type=int, required=True)
@@ -248,15 +249,23 @@ def _run_reconstruct(args: argparse.Namespace) -> int:
 
 def _run_from_dat(args: argparse.Namespace) -> int:
     from stir_ros.bag.convert import dat_to_bag, parse_time_ns
+    from stir_ros.bag.jobs import convert_each, expand_inputs, is_dat
 
     start = parse_time_ns(args.start_time) if args.start_time is not None else None
-    result = dat_to_bag(
-        args.dat, args.output, args.height, args.width, args.frame_rate_hz,
-        frames_per_packet=args.frames_per_packet, topic=args.spikes_topic, frame_id=args.frame_id, start_ns=start,
-        storage=args.storage, encoding=args.encoding,
-    )  # fmt: skip
-    print(f"wrote {result.num_frames} frames in {result.num_packets} packets on {args.spikes_topic} to '{args.output}' "
-          f"({args.storage}), starting at {result.start_ns} ns", file=sys.stderr)
+
+    def convert(dat: str, output: str) -> None:
+        result = dat_to_bag(
+            dat, output, args.height, args.width, args.frame_rate_hz,
+            frames_per_packet=args.frames_per_packet, topic=args.spikes_topic, frame_id=args.frame_id, start_ns=start,
+            storage=args.storage, encoding=args.encoding,
+        )  # fmt: skip
+        print(f"wrote {result.num_frames} frames in {result.num_packets} packets on {args.spikes_topic} to '{output}' "
+              f"({args.storage}), starting at {result.start_ns} ns", file=sys.stderr)
+
+    inputs, many = expand_inputs(args.dat, is_dat, ".dat files")
+    if many:
+        return convert_each(inputs, args.output, convert)
+    convert(inputs[0], args.output)
     return 0
 
 

@@ -38,6 +38,7 @@ from stir_ros.core.paths import check_output_apart, make_output_folder
 __all__ = ["Recording", "JobSummary", "expand_inputs", "name_outputs", "run_job"]
 
 BAG_SUFFIXES = (".db3", ".mcap")
+_NAMED_BY_STEM = (*BAG_SUFFIXES, ".dat")
 _GLOB_CHARS = "*?["
 
 
@@ -57,29 +58,34 @@ def is_bag(path: str) -> bool:
     return p.is_dir() and ((p / "metadata.yaml").is_file() or any(c.suffix in BAG_SUFFIXES for c in p.iterdir()))
 
 
-def expand_inputs(args: Sequence[str]) -> tuple[list[str], bool]:
-    """The input bags that ``args`` name, in order, and whether they are many (an output folder is needed).
+def is_dat(path: str) -> bool:
+    """A Vidar ``.dat`` file."""
+    return Path(path).is_file() and Path(path).suffix == ".dat"
 
-    A folder that is not itself a bag stands for the bags directly inside it, in name order; an
-    argument with ``*``, ``?`` or ``[`` that names no file is a glob.
+
+def expand_inputs(args: Sequence[str], is_input: Callable[[str], bool] = is_bag,
+                  what: str = "bag folders or .db3/.mcap files") -> tuple[list[str], bool]:  # fmt: skip
+    """The inputs that ``args`` name, in order, and whether they are many (an output folder is needed).
+
+    A folder that is not itself an input (a bag) stands for the inputs directly inside it, in
+    name order; an argument with ``*``, ``?`` or ``[`` that names no file is a glob.
 
     Raises:
-        ConfigError: A glob or folder without bags.
+        ConfigError: A glob or folder without inputs.
     """
     found: list[str] = []
     many = len(args) > 1
     for arg in args:
         if not os.path.lexists(arg) and any(c in arg for c in _GLOB_CHARS):
-            matches = sorted(m for m in glob.glob(arg) if is_bag(m))
+            matches = sorted(m for m in glob.glob(arg) if is_input(m))
             if not matches:
-                raise ConfigError(f"no bag matches '{arg}'; expected bag folders or .db3/.mcap files")
+                raise ConfigError(f"nothing matches '{arg}'; expected {what}")
             found += matches
             many = True
-        elif os.path.isdir(arg) and not is_bag(arg):
-            inside = sorted(str(c) for c in Path(arg).iterdir() if is_bag(str(c)))
+        elif os.path.isdir(arg) and not is_input(arg):
+            inside = sorted(str(c) for c in Path(arg).iterdir() if is_input(str(c)))
             if not inside:
-                raise ConfigError(f"folder '{arg}' is not a bag and holds no bag (folders with metadata.yaml, "
-                                  ".db3 or .mcap files)")
+                raise ConfigError(f"folder '{arg}' holds none of the inputs expected: {what}")
             found += inside
             many = True
         else:
@@ -88,9 +94,9 @@ def expand_inputs(args: Sequence[str]) -> tuple[list[str], bool]:
 
 
 def bag_name(path: str) -> str:
-    """The name of a bag: its folder's name, or a single file's name without the suffix."""
+    """The name of a bag: its folder's name, or a single file's (or a .dat's) name without the suffix."""
     p = Path(os.path.abspath(path))
-    return p.stem if p.suffix in BAG_SUFFIXES and not p.is_dir() else p.name
+    return p.stem if p.suffix in _NAMED_BY_STEM and not p.is_dir() else p.name
 
 
 def name_outputs(inputs: Sequence[str], output: str, many: bool) -> list[Recording]:
@@ -347,7 +353,6 @@ def run_job_command(args: Any, opts: ReconstructOptions, inputs: list[str], many
                     warn: Callable[[str], None]) -> int:  # fmt: skip
     """``bag reconstruct`` as a job: prints the summary; returns the exit status (1 if any input failed)."""
     from stir_ros.bag.ray_runner import make_runner
-    from stir_ros.core.text_output import printable
 
     if args.video:
         raise ConfigError("--video needs one input and one process: leave out --workers, --ray-address and "
@@ -367,6 +372,34 @@ def run_job_command(args: Any, opts: ReconstructOptions, inputs: list[str], many
           f"{summary.images_per_second:.1f} images/s, {opts.method}, {summary.workers} worker(s) "
           f"({summary.runner})" + (f"; {len(summary.skipped)} complete earlier" if summary.skipped else ""),
           file=sys.stderr)
-    for path, why in summary.failures.items():
+    return _report_failures(summary.failures)
+
+
+def _report_failures(failures: dict[str, str]) -> int:
+    """One ``failed: INPUT: why`` line per input; the exit status (1 if any failed)."""
+    from stir_ros.core.text_output import printable
+
+    for path, why in failures.items():
         print(f"failed: {printable(path)}: {printable(why)}", file=sys.stderr)
-    return 1 if summary.failures else 0
+    return 1 if failures else 0
+
+
+def convert_each(inputs: list[str], output: str, convert: Callable[[str, str], None], progress: bool = True) -> int:
+    """``convert(input, OUTPUT/<name>)`` for each input (``bag from-dat`` of many files); returns the exit status.
+
+    An input that fails is reported (one line) and the others go on.
+    """
+    from tqdm import tqdm
+
+    recordings = name_outputs(inputs, output, many=True)
+    make_output_folder(output)
+    failures: dict[str, str] = {}
+    t0 = time.perf_counter()
+    for rec in tqdm(recordings, unit="file", file=sys.stderr, disable=not progress, desc="convert"):
+        try:
+            convert(rec.input, rec.output)
+        except StirRosError as err:
+            failures[rec.input] = str(err)
+    print(f"{len(recordings) - len(failures)} of {len(recordings)} file(s) converted into '{output}' in "
+          f"{time.perf_counter() - t0:.2f} s", file=sys.stderr)
+    return _report_failures(failures)
