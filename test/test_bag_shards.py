@@ -19,9 +19,12 @@ import pytest
 
 from stir_ros.bag.convert import dat_to_bag
 from stir_ros.bag.jobs import Recording, run_job
+from stir_ros.bag.reader import BagReader
 from stir_ros.bag.ray_runner import LocalRunner
 from stir_ros.bag.reconstruct import ReconstructOptions, reconstruct_bag
 from stir_ros.bag.shards import plan_recording, run_shard, shard_path
+from stir_ros.bag.types import CAMERA_INFO, get_typestore
+from stir_ros.bag.writer import BagWriter, copy_topics, serialize
 from stir_ros.core.dat import write_dat
 from stir_ros.core.scenes import synthetic_image
 from stir_ros.core.sensor_model import SensorModel
@@ -144,6 +147,39 @@ def test_an_interrupted_job_resumes_to_the_same_bytes(recordings, tmp_path: Path
     again = Counting()
     summary = run_job(job, OPTIONS, again, shard_windows=shard_windows, progress=False, on_note=notes.append)
     assert again.ran == 0 and summary.skipped == [str(bag)] and summary.images == 0
+
+
+def with_camera_info(src: Path, dst: Path) -> Path:
+    """``src`` with the driver's ``/spikes/camera_info`` beside it, a new calibration every 40 packets."""
+    types = get_typestore().types
+    with BagReader(src) as bag, BagWriter(dst) as writer:
+        spikes = copy_topics(bag, writer, ["/spikes"])["/spikes"]
+        info_conn = writer.add_topic("/spikes/camera_info", CAMERA_INFO, None)
+        for n, msg in enumerate(bag.messages(["/spikes"])):
+            if n % 40 == 0:
+                sec, nsec = divmod(msg.timestamp, 10**9)
+                info = types[CAMERA_INFO](
+                    header=types["std_msgs/msg/Header"](stamp=types["builtin_interfaces/msg/Time"](sec=sec, nanosec=nsec),
+                                                       frame_id="cam0"),
+                    height=32, width=48, distortion_model="plumb_bob", d=np.zeros(5), k=np.full(9, float(n)),
+                    r=np.eye(3).reshape(-1), p=np.zeros(12), binning_x=0, binning_y=0,
+                    roi=types["sensor_msgs/msg/RegionOfInterest"](x_offset=0, y_offset=0, height=0, width=0,
+                                                                  do_rectify=False))  # fmt: skip
+                writer.write(info_conn, msg.timestamp, serialize(info, CAMERA_INFO))
+            writer.write(spikes, msg.timestamp, msg.data)
+    return dst
+
+
+def test_shards_start_with_the_camera_info_in_force(recordings, tmp_path: Path) -> None:
+    bag = with_camera_info(recordings[8][0], tmp_path / "with_info")
+    reconstruct_bag(bag, tmp_path / "one_run", OPTIONS)
+    summary = run_job([Recording(str(bag), str(tmp_path / "out"))], OPTIONS, LocalRunner(), shard_windows=4,
+                      progress=False)
+    assert summary.failures == {}
+    with BagReader(tmp_path / "one_run") as out:
+        calibrations = {float(out.deserialize(m).k[0]) for m in out.messages(["/camera_info"])}
+    assert len(calibrations) == 8  # 300 packets: the shards cross several calibrations
+    assert bag_content(tmp_path / "out") == bag_content(tmp_path / "one_run")
 
 
 def test_two_ray_workers_give_the_bytes_of_one_run(recordings, tmp_path: Path) -> None:
