@@ -9,22 +9,22 @@ It writes two bags of SpikePackets (integrate-and-fire spikes of a smooth random
 frames per packet) and reconstructs both with tfp through the job of ``stir-ros bag reconstruct
 A B OUT`` (:func:`stir_ros.bag.jobs.run_job`), in turns:
 
-- 1 worker: the shards one after the other in this process (what ``--workers 1`` does; its
-  reader, inference and writer threads may use more than one core: the CPU use is printed);
+- 1 worker: the shards one after the other in this process (what ``--workers 1`` does);
 - 2 workers: a local Ray instance of 2 CPUs (``--workers 2``), started once; its start-up and
   the first tasks (each worker imports stir_ros and torch) are timed apart, then the job.
 
-It prints images/s of each run, the ratio of the medians (2 workers / 1 worker) with the Ray
-start-up excluded (what a long job sees) and included (what this short job's command sees), and
-the costs for BENCHMARKS.md's scaling argument: seconds per window of one worker, the planning
-pass per window (with ``--shard-windows`` > 0) and the merge (copying the shard bags).
+It prints images/s and the workers' CPU seconds (process time, all threads) of each run, the
+ratio of the medians (2 workers / 1 worker) with the Ray start-up excluded (what a long job sees)
+and included (what this short job's command sees), and the costs for BENCHMARKS.md's scaling
+argument: wall and CPU time per window, the planning pass per window (needed with
+``--shard-windows`` > 0) and one bag in shards of 100 windows against one shard (plan + merge).
+On a machine shared with other jobs the CPU seconds are the steadier figure.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-import resource
 import shutil
 import statistics
 import sys
@@ -66,25 +66,18 @@ def make_bag(folder: Path, name: str, frames: int, height: int, width: int, seed
 
 
 def timed_job(bags: list[Path], out: Path, opts: ReconstructOptions, runner: Runner, shard_windows: int) -> tuple[
-        float, int]:  # fmt: skip
-    """Seconds and images of one job over ``bags`` into a fresh ``out``."""
+        float, int, float]:  # fmt: skip
+    """Seconds, images and the workers' CPU seconds of one job over ``bags`` into a fresh ``out``."""
     shutil.rmtree(out, ignore_errors=True)
     for leftover in out.parent.glob(f"{out.name}*"):
         shutil.rmtree(leftover, ignore_errors=True) if leftover.is_dir() else leftover.unlink()
     jobs = [Recording(str(b), str(out / b.name)) for b in bags]
-    t0, cpu0 = time.perf_counter(), _cpu()
+    t0 = time.perf_counter()
     summary = run_job(jobs, opts, runner, shard_windows=shard_windows, progress=False, on_note=lambda _: None)
     seconds = time.perf_counter() - t0
     if summary.failures:
         raise SystemExit(f"the job failed: {summary.failures}")
-    timed_job.cores = (_cpu() - cpu0) / seconds  # type: ignore[attr-defined]
-    return seconds, summary.images
-
-
-def _cpu() -> float:
-    """CPU seconds of this process (all its threads)."""
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
+    return seconds, summary.images, summary.cpu_seconds
 
 
 def main() -> None:
@@ -113,30 +106,34 @@ def main() -> None:
         warm = time.perf_counter() - t0
         print(f"Ray: local instance of {ray.workers} CPUs started in {started:.1f} s, first tasks {warm:.1f} s")
         runs: dict[str, list[float]] = {"1 worker": [], "2 workers": []}
+        cpu: dict[str, list[float]] = {"1 worker": [], "2 workers": []}
         images = 0
         try:
             for r in range(args.repeat):
                 for label, runner in (("1 worker", LocalRunner()), ("2 workers", ray)):
-                    seconds, images = timed_job(bags, folder / "out", opts, runner, args.shard_windows)
+                    seconds, images, cpu_s = timed_job(bags, folder / "out", opts, runner, args.shard_windows)
                     runs[label].append(seconds)
-                    cores = f", this process {timed_job.cores:.2f} cores" if runner is not ray else ""  # type: ignore
+                    cpu[label].append(cpu_s)
                     print(f"  run {r + 1} {label:9s}: {images} images in {seconds:6.2f} s = "
-                          f"{images / seconds:7.1f} images/s (load {os.getloadavg()[0]:.1f}{cores})")
+                          f"{images / seconds:7.1f} images/s, workers' CPU {cpu_s:.2f} s = {cpu_s / seconds:.2f} "
+                          f"cores (load {os.getloadavg()[0]:.1f})")
         finally:
             ray.close()
         one, two = (statistics.median(runs[k]) for k in ("1 worker", "2 workers"))
         print(f"median: 1 worker {images / one:.1f} images/s, 2 workers {images / two:.1f} images/s")
         print(f"ratio 2 workers / 1 worker: {one / two:.2f}x (Ray already started); "
               f"{one / (two + started + warm):.2f}x with this job paying the Ray start-up ({started + warm:.1f} s)")
-        print(f"per window, 1 worker: {one / images * 1e3:.2f} ms")
+        cpu_one, cpu_two = (statistics.median(cpu[k]) for k in ("1 worker", "2 workers"))
+        print(f"per window, 1 worker: {one / images * 1e3:.2f} ms of wall time, {cpu_one / images * 1e3:.2f} ms of "
+              f"CPU; 2 workers: {cpu_two / images * 1e3:.2f} ms of CPU ({cpu_two / cpu_one:.2f}x the work of one)")
         t0 = time.perf_counter()
         windows = sum(plan_recording(str(b), opts, 100).windows or 0 for b in bags)
         plan = time.perf_counter() - t0
         print(f"planning pass (only with --shard-windows > 0): {plan / windows * 1e3:.3f} ms per window "
               f"({plan / one * 100:.0f} % of the reconstruction)")
         t0 = time.perf_counter()
-        shard_s, _ = timed_job(bags[:1], folder / "sharded", opts, LocalRunner(), 100)
-        whole_s, _ = timed_job(bags[:1], folder / "whole", opts, LocalRunner(), 0)
+        shard_s, _, _ = timed_job(bags[:1], folder / "sharded", opts, LocalRunner(), 100)
+        whole_s, _, _ = timed_job(bags[:1], folder / "whole", opts, LocalRunner(), 0)
         print(f"one bag in shards of 100 windows (plan + shards + merge) {shard_s:.2f} s against one shard "
               f"{whole_s:.2f} s: shard overhead {(shard_s / whole_s - 1) * 100:.0f} %")
 

@@ -131,6 +131,7 @@ class JobSummary:
 
     recordings: int = 0
     images: int = 0  # made by this run (not those of shards done earlier)
+    cpu_seconds: float = 0.0  # of the workers' processes while they ran this run's shards
     seconds: float = 0.0
     skipped: list[str] = field(default_factory=list)  # complete from an earlier run
     failures: dict[str, str] = field(default_factory=dict)  # input -> why
@@ -237,6 +238,7 @@ def run_job(
             else:
                 work.manifest.record(done)
                 summary.images += done.images
+                summary.cpu_seconds += done.cpu_seconds
         if bar is not None:
             bar.update(1)
             bar.set_postfix(images=summary.images, images_per_s=f"{summary.images / (time.perf_counter() - t0):.1f}")

@@ -168,6 +168,7 @@ class ShardDone:
     images: int = 0
     frames: int = 0
     seconds: float = 0.0
+    cpu_seconds: float = 0.0  # of the worker's process (all its threads) while it ran the shard
     device: str = ""
     stream_events: dict[str, int] = field(default_factory=dict)
     problems: list[BagProblem] = field(default_factory=list)
@@ -181,6 +182,7 @@ def run_shard(task: ShardTask) -> ShardDone:
         # The job found this output free (or its own, unfinished) before it sent the task: what is there
         # now is an earlier attempt of this task whose worker died (Ray runs it again).
         _remove(task.output)
+    cpu0 = time.process_time()
     try:
         result = reconstruct_bag(task.input, None if task.to_folder else task.output, task.options,
                                  to_folder=task.output if task.to_folder else None, on_problem=done.problems.append,
@@ -190,6 +192,7 @@ def run_shard(task: ShardTask) -> ShardDone:
         return done
     done.images, done.frames, done.seconds, done.device = result.images, result.frames, result.seconds, result.device
     done.stream_events = dict(result.stream_events)
+    done.cpu_seconds = time.process_time() - cpu0
     return done
 
 
