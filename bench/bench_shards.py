@@ -16,8 +16,8 @@ A B OUT`` (:func:`stir_ros.bag.jobs.run_job`), in turns:
 It prints images/s and the workers' CPU seconds (process time, all threads) of each run, the
 ratio of the medians (2 workers / 1 worker) with the Ray start-up excluded (what a long job sees)
 and included (what this short job's command sees), and the costs for BENCHMARKS.md's scaling
-argument: wall and CPU time per window, the planning pass per window (needed with
-``--shard-windows`` > 0) and one bag in shards of 100 windows against one shard (plan + merge).
+argument: wall and CPU time per window, and the CPU cost of splitting one bag into shards of
+``--split-windows``: the planning pass, each extra shard and the merge.
 On a machine shared with other jobs the CPU seconds are the steadier figure.
 """
 
@@ -39,8 +39,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from stir_ros.bag.convert import dat_to_bag  # noqa: E402
 from stir_ros.bag.jobs import Recording, run_job  # noqa: E402
 from stir_ros.bag.ray_runner import LocalRunner, RayRunner, Runner  # noqa: E402
-from stir_ros.bag.reconstruct import ReconstructOptions  # noqa: E402
-from stir_ros.bag.shards import plan_recording  # noqa: E402
+from stir_ros.bag.reconstruct import ReconstructOptions, reconstruct_bag  # noqa: E402
+from stir_ros.bag.shards import ShardTask, merge_shards, plan_recording, run_shard, shard_path  # noqa: E402
 from stir_ros.core.dat import DatWriter  # noqa: E402
 from _common import cpu_model  # noqa: E402  (bench/ is on sys.path)
 
@@ -88,6 +88,7 @@ def main() -> None:
     parser.add_argument("--stride-frames", type=int, default=5, help="default 5: 8 windows share each frame")
     parser.add_argument("--shard-windows", type=int, default=0, help="0 (default): one shard per bag")
     parser.add_argument("--repeat", type=int, default=2)
+    parser.add_argument("--split-windows", type=int, default=100, help="shard size of the split costs (default 100)")
     args = parser.parse_args()
     opts = ReconstructOptions(method="tfp", stride_frames=args.stride_frames, device="cpu")
     print(f"CPU: {cpu_model()}, {os.cpu_count()} cores; load average {os.getloadavg()[0]:.1f} at the start")
@@ -126,17 +127,34 @@ def main() -> None:
         cpu_one, cpu_two = (statistics.median(cpu[k]) for k in ("1 worker", "2 workers"))
         print(f"per window, 1 worker: {one / images * 1e3:.2f} ms of wall time, {cpu_one / images * 1e3:.2f} ms of "
               f"CPU; 2 workers: {cpu_two / images * 1e3:.2f} ms of CPU ({cpu_two / cpu_one:.2f}x the work of one)")
-        t0 = time.perf_counter()
-        windows = sum(plan_recording(str(b), opts, 100).windows or 0 for b in bags)
-        plan = time.perf_counter() - t0
-        print(f"planning pass (only with --shard-windows > 0): {plan / windows * 1e3:.3f} ms per window "
-              f"({plan / one * 100:.0f} % of the reconstruction)")
-        t0 = time.perf_counter()
-        shard_s, _, _ = timed_job(bags[:1], folder / "sharded", opts, LocalRunner(), 100)
-        whole_s, _, _ = timed_job(bags[:1], folder / "whole", opts, LocalRunner(), 0)
-        print(f"one bag in shards of 100 windows (plan + shards + merge) {shard_s:.2f} s against one shard "
-              f"{whole_s:.2f} s: shard overhead {(shard_s / whole_s - 1) * 100:.0f} %")
+        split_costs(bags[0], folder, opts, args.split_windows)
 
+
+def split_costs(bag: Path, folder: Path, opts: ReconstructOptions, shard_windows: int) -> None:
+    """CPU seconds of this process for one bag as one shard, and split: plan, shards, merge."""
+    cpu0 = time.process_time()
+    whole = reconstruct_bag(bag, folder / "whole", opts)
+    cpu_whole = time.process_time() - cpu0
+    cpu0 = time.process_time()
+    plan = plan_recording(str(bag), opts, shard_windows)
+    cpu_plan = time.process_time() - cpu0
+    out = str(folder / "split")
+    os.makedirs(f"{out}.shards")
+    paths = [shard_path(out, i) for i in range(len(plan.spans))]
+    cpu0 = time.process_time()
+    for i, (span, path) in enumerate(zip(plan.spans, paths)):
+        done = run_shard(ShardTask(0, i, str(bag), path, opts, span))
+        assert not done.error, done.error
+    cpu_shards = time.process_time() - cpu0
+    cpu0 = time.process_time()
+    merge_shards(out, paths, opts, "sqlite3", {})
+    cpu_merge = time.process_time() - cpu0
+    n, k = whole.images, len(plan.spans)
+    print(f"one bag ({n} windows), CPU seconds of this process: as one shard {cpu_whole:.2f} s "
+          f"({cpu_whole / n * 1e3:.2f} ms per window); in {k} shards of {shard_windows}: plan {cpu_plan:.2f} s "
+          f"({cpu_plan / n * 1e3:.3f} ms per window), shards {cpu_shards:.2f} s "
+          f"({(cpu_shards - cpu_whole) / (k - 1) * 1e3:+.0f} ms per extra shard), merge {cpu_merge:.2f} s "
+          f"({cpu_merge / n * 1e3:.3f} ms per window)")
 
 if __name__ == "__main__":
     main()

@@ -248,8 +248,15 @@ def run_job(
     finally:
         if bar is not None:
             bar.close()
+    def merged(work: _Work, why: str | BaseException) -> None:
+        if why:
+            fail(work, getattr(why, "cause", None) or why)
+        else:
+            work.manifest.save(complete=True)
+
+    # On the workers too: the recordings of a job merge at the same time.
+    runner.map(_merger(opts), [w for w in works if w.plan and len(w.manifest.shards) >= len(w.plan.spans)], merged)
     for work in works:
-        _finish(work, opts, fail)
         if work.damage and work.rec.input not in summary.failures:
             fail(work, f"damaged input ({work.damage} problem(s)); everything readable was written")
     summary.seconds = time.perf_counter() - t0
@@ -300,26 +307,28 @@ def _tasks(works: list[_Work], opts: ReconstructOptions, to_folder: bool, fail: 
     return tasks
 
 
-def _finish(work: _Work, opts: ReconstructOptions, fail: Callable[[_Work, Any], None]) -> None:
-    """Merge a split recording whose shards are all done, and mark its output complete."""
-    if work.plan is None:
-        return
-    spans = len(work.plan.spans)
-    if len(work.manifest.shards) < spans:
-        return
-    out = work.rec.output
-    if spans > 1:
+class _merger:
+    """Merge a split recording whose shards are all done (a picklable callable; ``""``: done, else why not)."""
+
+    def __init__(self, opts: ReconstructOptions) -> None:
+        self.opts = opts
+
+    def __call__(self, work: _Work) -> str:
+        assert work.plan is not None
+        spans = len(work.plan.spans)
+        if spans == 1:  # written in place by its only shard
+            return ""
+        out = work.rec.output
         shards = [shard_path(out, i) for i in range(spans)]
         try:
             with BagReader(shards[0]) as first:
                 storage = first.storage_id or "sqlite3"
             events = dict(work.manifest.shards[spans - 1].get("stream_events", {}))
-            merge_shards(out, shards, opts, storage, events)
+            merge_shards(out, shards, self.opts, storage, events)
         except StirRosError as err:
-            fail(work, err)
-            return
+            return str(err)
         remove_shard_folder(out)
-    work.manifest.save(complete=True)
+        return ""
 
 
 def _bar(total: int, progress: bool) -> Any:
