@@ -149,8 +149,11 @@ def test_an_interrupted_job_resumes_to_the_same_bytes(recordings, tmp_path: Path
     assert again.ran == 0 and summary.skipped == [str(bag)] and summary.images == 0
 
 
-def with_camera_info(src: Path, dst: Path) -> Path:
-    """``src`` with the driver's ``/spikes/camera_info`` beside it, a new calibration every 40 packets."""
+def rewritten(src: Path, dst: Path, lose: tuple[int, ...] = ()) -> Path:
+    """``src`` with the driver's camera_info, a new calibration every 40 packets, less the packets in ``lose``.
+
+    The lost packets leave gaps in the stream.
+    """
     types = get_typestore().types
     with BagReader(src) as bag, BagWriter(dst) as writer:
         spikes = copy_topics(bag, writer, ["/spikes"])["/spikes"]
@@ -166,12 +169,13 @@ def with_camera_info(src: Path, dst: Path) -> Path:
                     roi=types["sensor_msgs/msg/RegionOfInterest"](x_offset=0, y_offset=0, height=0, width=0,
                                                                   do_rectify=False))  # fmt: skip
                 writer.write(info_conn, msg.timestamp, serialize(info, CAMERA_INFO))
-            writer.write(spikes, msg.timestamp, msg.data)
+            if n not in lose:
+                writer.write(spikes, msg.timestamp, msg.data)
     return dst
 
 
 def test_shards_start_with_the_camera_info_in_force(recordings, tmp_path: Path) -> None:
-    bag = with_camera_info(recordings[8][0], tmp_path / "with_info")
+    bag = rewritten(recordings[8][0], tmp_path / "with_info")
     reconstruct_bag(bag, tmp_path / "one_run", OPTIONS)
     summary = run_job([Recording(str(bag), str(tmp_path / "out"))], OPTIONS, LocalRunner(), shard_windows=4,
                       progress=False)
@@ -179,6 +183,19 @@ def test_shards_start_with_the_camera_info_in_force(recordings, tmp_path: Path) 
     with BagReader(tmp_path / "one_run") as out:
         calibrations = {float(out.deserialize(m).k[0]) for m in out.messages(["/camera_info"])}
     assert len(calibrations) == 8  # 300 packets: the shards cross several calibrations
+    assert bag_content(tmp_path / "out") == bag_content(tmp_path / "one_run")
+
+
+def test_lost_packets_cut_the_windows_of_every_split_alike(recordings, tmp_path: Path) -> None:
+    # Packets 100 and 101, and 200, lost: the stream monitor counts gaps, the cutter starts afresh
+    # after each, and the events are written into the output bag; shards of 4 windows meet both.
+    bag = rewritten(recordings[8][0], tmp_path / "lossy", lose=(100, 101, 200))
+    one = reconstruct_bag(bag, tmp_path / "one_run", OPTIONS)
+    assert one.stream_events and one.images < 118
+    summary = run_job([Recording(str(bag), str(tmp_path / "out"))], OPTIONS, LocalRunner(), shard_windows=4,
+                      progress=False)
+    assert summary.failures == {} and summary.images == one.images
+    assert "stream_events" in (tmp_path / "out" / "metadata.yaml").read_text()
     assert bag_content(tmp_path / "out") == bag_content(tmp_path / "one_run")
 
 
