@@ -9,6 +9,7 @@ stream before it (the repair map, the frames of overlap) would give other images
 
 from __future__ import annotations
 
+import shutil
 import sqlite3
 from contextlib import closing
 from pathlib import Path
@@ -196,6 +197,21 @@ def test_lost_packets_cut_the_windows_of_every_split_alike(recordings, tmp_path:
                       progress=False)
     assert summary.failures == {} and summary.images == one.images
     assert "stream_events" in (tmp_path / "out" / "metadata.yaml").read_text()
+    assert bag_content(tmp_path / "out") == bag_content(tmp_path / "one_run")
+
+
+def test_a_damaged_recording_is_split_without_seeking_and_gives_the_same_bytes(recordings, tmp_path: Path) -> None:
+    bag = tmp_path / "damaged"
+    shutil.copytree(recordings[64][0], bag)
+    db = next(bag.glob("*.db3"))
+    db.write_bytes(db.read_bytes()[: int(db.stat().st_size * 0.9)])  # a cut tail: damaged pages
+    one = reconstruct_bag(bag, tmp_path / "one_run", OPTIONS)
+    assert one.damage and 0 < one.images < 118
+    plan = plan_recording(str(bag), OPTIONS, 10)
+    assert plan.problems and all(s.first_stamp is None for s in plan.spans)  # counted from the start
+    summary = run_job([Recording(str(bag), str(tmp_path / "out"))], OPTIONS, LocalRunner(), shard_windows=10,
+                      progress=False)
+    assert summary.images == one.images and "damaged input" in summary.failures[str(bag)]
     assert bag_content(tmp_path / "out") == bag_content(tmp_path / "one_run")
 
 
