@@ -248,6 +248,7 @@ def run_job(
     finally:
         if bar is not None:
             bar.close()
+
     def merged(work: _Work, why: str | BaseException) -> None:
         if why:
             fail(work, getattr(why, "cause", None) or why)
