@@ -77,6 +77,7 @@ def timed_job(bags: list[Path], out: Path, opts: ReconstructOptions, runner: Run
     seconds = time.perf_counter() - t0
     if summary.failures:
         raise SystemExit(f"the job failed: {summary.failures}")
+    timed_job.shape = (len(summary.worker_processes), summary.shard_seconds / seconds)  # type: ignore[attr-defined]
     return seconds, summary.images, summary.cpu_seconds
 
 
@@ -117,7 +118,8 @@ def main() -> None:
                     cpu[label].append(cpu_s)
                     print(f"  run {r + 1} {label:9s}: {images} images in {seconds:6.2f} s = "
                           f"{images / seconds:7.1f} images/s, workers' CPU {cpu_s:.2f} s = {cpu_s / seconds:.2f} "
-                          f"cores (load {os.getloadavg()[0]:.1f})")
+                          f"cores, {timed_job.shape[0]} worker process(es), {timed_job.shape[1]:.2f} shards at once "  # type: ignore[attr-defined]
+                          f"(load {os.getloadavg()[0]:.1f})")
         finally:
             ray.close()
         one, two = (statistics.median(runs[k]) for k in ("1 worker", "2 workers"))

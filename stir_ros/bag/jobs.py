@@ -132,6 +132,8 @@ class JobSummary:
     recordings: int = 0
     images: int = 0  # made by this run (not those of shards done earlier)
     cpu_seconds: float = 0.0  # of the workers' processes while they ran this run's shards
+    shard_seconds: float = 0.0  # wall time of this run's shards, added up (/ seconds: shards at once)
+    worker_processes: set[int] = field(default_factory=set)
     seconds: float = 0.0
     skipped: list[str] = field(default_factory=list)  # complete from an earlier run
     failures: dict[str, str] = field(default_factory=dict)  # input -> why
@@ -239,6 +241,8 @@ def run_job(
                 work.manifest.record(done)
                 summary.images += done.images
                 summary.cpu_seconds += done.cpu_seconds
+                summary.shard_seconds += done.span_s[1] - done.span_s[0]
+                summary.worker_processes.add(done.worker)
         if bar is not None:
             bar.update(1)
             bar.set_postfix(images=summary.images, images_per_s=f"{summary.images / (time.perf_counter() - t0):.1f}")

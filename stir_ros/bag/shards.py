@@ -169,6 +169,8 @@ class ShardDone:
     frames: int = 0
     seconds: float = 0.0
     cpu_seconds: float = 0.0  # of the worker's process (all its threads) while it ran the shard
+    worker: int = 0  # process id of the worker
+    span_s: tuple[float, float] = (0.0, 0.0)  # wall-clock start and end (time.time())
     device: str = ""
     stream_events: dict[str, int] = field(default_factory=dict)
     problems: list[BagProblem] = field(default_factory=list)
@@ -177,7 +179,8 @@ class ShardDone:
 
 def run_shard(task: ShardTask) -> ShardDone:
     """Reconstruct one shard; an error of the input or the settings comes back in ``error``."""
-    done = ShardDone(task.recording, task.index)
+    done = ShardDone(task.recording, task.index, worker=os.getpid())
+    started = time.time()
     if os.path.lexists(task.output):
         # The job found this output free (or its own, unfinished) before it sent the task: what is there
         # now is an earlier attempt of this task whose worker died (Ray runs it again).
@@ -193,6 +196,7 @@ def run_shard(task: ShardTask) -> ShardDone:
     done.images, done.frames, done.seconds, done.device = result.images, result.frames, result.seconds, result.device
     done.stream_events = dict(result.stream_events)
     done.cpu_seconds = time.process_time() - cpu0
+    done.span_s = (started, time.time())
     return done
 
 
