@@ -9,7 +9,8 @@ can register SpikePacket with rosbags without a ROS installation.
 
 Extras: ``stir`` is PyTorch (the STIR network, the simulator, training: requirements/stir.txt),
 which no ROS distribution packages, so package.xml leaves it out and a robot adds it with
-``pip install '.[stir]'``; ``deploy`` (OpenVINO, ONNX) and ``test`` include it.
+``pip install '.[stir]'``; ``deploy`` (OpenVINO, ONNX) and ``test`` include it. ``cluster`` is Ray
+(requirements/cluster.txt), which runs the shards of ``stir-ros bag reconstruct --workers N``.
 """
 
 from __future__ import annotations
@@ -61,6 +62,7 @@ setup(
     extras_require={
         "stir": _requirements("stir.txt"),
         "deploy": _requirements("deploy.txt") + _requirements("stir.txt"),
+        "cluster": _requirements("cluster.txt"),
         "test": _requirements("test.txt") + _requirements("stir.txt"),
     },
     entry_points={

@@ -57,7 +57,7 @@ PIP=("$VENV/bin/python" -m pip --disable-pip-version-check)
 
 req_files=(requirements/ros-jazzy.txt requirements/base.txt "requirements/torch-$TORCH_FLAVOUR.txt"
            requirements/test.txt requirements/test-nodeps.txt requirements/deploy.txt
-           requirements/constraints.txt)
+           requirements/cluster.txt requirements/constraints.txt)
 req_hash=$(cat "${req_files[@]}" scripts/fix_ros_wheels.py | sha256sum | cut -c1-16)
 if [ "$FORCE" = 1 ] || [ "$(cat "$STAMPS/pip" 2>/dev/null)" != "$req_hash" ]; then
   log "installing pinned packages (torch: $TORCH_FLAVOUR)"
@@ -90,7 +90,7 @@ PY
   # those lines say nothing about the install, so they are filtered out.
   "${pip_env[@]}" "${PIP[@]}" install -q \
     -r requirements/ros-jazzy.txt -r requirements/base.txt -r "requirements/torch-$TORCH_FLAVOUR.txt" \
-    -r requirements/test.txt -r requirements/deploy.txt -c requirements/constraints.txt 2> >(grep -v 'is ignored: it is neither' >&2)
+    -r requirements/test.txt -r requirements/deploy.txt -r requirements/cluster.txt -c requirements/constraints.txt 2> >(grep -v 'is ignored: it is neither' >&2)
   "${PIP[@]}" install -q --no-deps -r requirements/test-nodeps.txt 2> >(grep -v 'is ignored: it is neither' >&2)
   "$VENV/bin/python" scripts/fix_ros_wheels.py "$VENV"
   echo "$req_hash" > "$STAMPS/pip"

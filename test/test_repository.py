@@ -176,7 +176,7 @@ ROSDEP_KEYS = {
 OPTIONAL = {"imageio_ffmpeg", "openvino", "onnx", "onnxruntime", "compression", "spikezoo", "cv2"}
 #: Pip-only packages no ROS distribution has: a setup.py extra (requirements/<extra>.txt), never in
 #: package.xml. The nodes run without them (test/test_torch_optional.py) and say how to install them.
-EXTRAS = {"torch": "stir"}
+EXTRAS = {"torch": "stir", "ray": "cluster"}
 
 
 def _imported_modules() -> set[str]:

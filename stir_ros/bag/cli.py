@@ -22,6 +22,7 @@ import argparse
 import sys
 from typing import Any
 
+from stir_ros.bag.jobs import add_job_arguments
 from stir_ros.core import defaults
 from stir_ros.core.errors import ConfigError
 from stir_ros.core.imaging import IMAGE_ENCODINGS
@@ -54,7 +55,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
     p = sub.add_parser("reconstruct", help="reconstruct images from the spike stream of a bag",
                        description="Offline reconstruction: the same images as the live spike_reconstructor.")
-    p.add_argument("input", help="input bag with SpikePackets")
+    p.add_argument("input", nargs="+", help="input bag with SpikePackets; or several, folders of bags or globs, "
+                   "then OUTPUT is a folder with one output per input, named after the input bag")
     p.add_argument("output", help="output bag (or folder with --to-folder)")
     p.add_argument("--method", choices=METHODS, default="stir")
     p.add_argument("--weights", default=None, help="STIR checkpoint (default: the shipped one)")
@@ -92,10 +94,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--video", default=None, help="also write a video: .gif/.apng (Pillow) or .mp4 etc. (ffmpeg)")
     p.add_argument("--video-fps", type=float, default=30.0)
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_job_arguments(p)
     p.set_defaults(_bag_run=_run_reconstruct)
 
     p = sub.add_parser("from-dat", help="convert a Vidar .dat file into a bag of SpikePackets")
-    p.add_argument("dat")
+    p.add_argument("dat", nargs="+", help=".dat file; or several, folders of them or globs, then OUTPUT is a folder "
+                   "with one bag per file, named after the file")
     p.add_argument("output")
     p.add_argument("--height", type=int, required=True)
     p.add_argument("--width", type=int, required=True)
@@ -205,6 +209,7 @@ def _run_info(args: argparse.Namespace) -> int:
 
 
 def _run_reconstruct(args: argparse.Namespace) -> int:
+    from stir_ros.bag.jobs import expand_inputs, run_job_command, wants_job
     from stir_ros.bag.reconstruct import ReconstructOptions, reconstruct_bag
 
     if args.to_folder and args.output_encoding == "32FC1":
@@ -224,8 +229,11 @@ def _run_reconstruct(args: argparse.Namespace) -> int:
         defect_correction=args.defect_correction, defect_map_url=args.defect_map_url,
         defect_sample_period_frames=args.defect_sample_period_frames, defect_hot_rate=args.defect_hot_rate,
     )  # fmt: skip
+    inputs, many = expand_inputs(args.input)
+    if wants_job(args, many):
+        return run_job_command(args, opts, inputs, many, _warn)
     result = reconstruct_bag(
-        args.input, None if args.to_folder else args.output, opts,
+        inputs[0], None if args.to_folder else args.output, opts,
         to_folder=args.output if args.to_folder else None, video=args.video, video_fps=args.video_fps,
         on_problem=_warn, progress=not args.no_progress,
     )  # fmt: skip
@@ -241,15 +249,23 @@ def _run_reconstruct(args: argparse.Namespace) -> int:
 
 def _run_from_dat(args: argparse.Namespace) -> int:
     from stir_ros.bag.convert import dat_to_bag, parse_time_ns
+    from stir_ros.bag.jobs import convert_each, expand_inputs, is_dat
 
     start = parse_time_ns(args.start_time) if args.start_time is not None else None
-    result = dat_to_bag(
-        args.dat, args.output, args.height, args.width, args.frame_rate_hz,
-        frames_per_packet=args.frames_per_packet, topic=args.spikes_topic, frame_id=args.frame_id, start_ns=start,
-        storage=args.storage, encoding=args.encoding,
-    )  # fmt: skip
-    print(f"wrote {result.num_frames} frames in {result.num_packets} packets on {args.spikes_topic} to '{args.output}' "
-          f"({args.storage}), starting at {result.start_ns} ns", file=sys.stderr)
+
+    def convert(dat: str, output: str) -> None:
+        result = dat_to_bag(
+            dat, output, args.height, args.width, args.frame_rate_hz,
+            frames_per_packet=args.frames_per_packet, topic=args.spikes_topic, frame_id=args.frame_id, start_ns=start,
+            storage=args.storage, encoding=args.encoding,
+        )  # fmt: skip
+        print(f"wrote {result.num_frames} frames in {result.num_packets} packets on {args.spikes_topic} to '{output}' "
+              f"({args.storage}), starting at {result.start_ns} ns", file=sys.stderr)
+
+    inputs, many = expand_inputs(args.dat, is_dat, ".dat files")
+    if many:
+        return convert_each(inputs, args.output, convert)
+    convert(inputs[0], args.output)
     return 0
 
 

@@ -83,6 +83,12 @@ class ImageOutputs:
         if self.writer is not None:
             self.writer.write(self._conns[msg.topic], msg.timestamp, msg.data)
 
+    def write_copied(self, msg: Any) -> None:
+        """Copy an image or camera_info message of another output bag (a shard of a job), as read."""
+        if self.writer is not None:
+            conn = self._image_conn if msg.topic == self.image_topic else self._info_conn
+            self.writer.write(conn, msg.timestamp, msg.data)
+
     def write_image(self, index: int, image: np.ndarray, stamp: int, frame_id: str, camera_info: Any) -> None:
         """Write image number ``index`` (float, as reconstructed) to every output."""
         pixels = to_image_array(image, self.encoding)

@@ -335,11 +335,12 @@ class BagReader:
 
     # -- messages --------------------------------------------------------------------------
 
-    def messages(self, topics: Collection[str] | None = None) -> Iterator[BagMessage]:
+    def messages(self, topics: Collection[str] | None = None, start_ns: int | None = None) -> Iterator[BagMessage]:
         """Yield the messages of ``topics`` (all if ``None``), in recording-time order per file.
 
         The files of a split bag are read one after the other (rosbag2 splits in time order).
-        Damaged parts are skipped and reported.
+        Damaged parts are skipped and reported. ``start_ns``: only the messages from that
+        recording time on (sqlite3 files do not read the others; mcap files read and drop them).
         """
         wanted = None if topics is None else set(topics)
         for storage in self._storages:
@@ -350,12 +351,14 @@ class BagReader:
             if not selected:
                 continue
             if storage.kind == "sqlite3":
-                source = sqlite_messages(storage.handles.dbconn, storage.path, selected, self._problem)
+                source = sqlite_messages(storage.handles.dbconn, storage.path, selected, self._problem, start_ns)
             elif storage.kind == "mcap":
                 source = self._mcap_messages(storage, selected)
             else:
                 source = storage.plugin.messages(selected)
             for cid, timestamp, data in source:
+                if start_ns is not None and timestamp < start_ns:
+                    continue
                 if self._message_compression:
                     try:
                         data = zstd.decompress(data)

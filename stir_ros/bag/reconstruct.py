@@ -36,7 +36,7 @@ from stir_ros.core.defect_file import defect_tracker
 from stir_ros.bag.model import DAMAGE_KINDS, BagProblem
 from stir_ros.bag.outputs import VIDEO_SUFFIXES, ImageOutputs
 from stir_ros.bag.reader import BagReader, check_spike_topic
-from stir_ros.bag.types import CAMERA_INFO
+from stir_ros.bag.window_range import WindowRange, camera_info_topic
 from stir_ros.core.errors import BagError, ConfigError, StirRosError
 from stir_ros.core.imaging import IMAGE_ENCODINGS
 from stir_ros.core.limits import check_parameter
@@ -187,6 +187,7 @@ def reconstruct_bag(
     on_problem: Callable[[BagProblem], None] | None = None,
     progress: bool = False,
     engine: Any = None,
+    windows: WindowRange | None = None,
 ) -> ReconstructResult:
     """Reconstruct every window of a bag's spike stream.
 
@@ -202,6 +203,7 @@ def reconstruct_bag(
         progress: Show a progress bar on stderr.
         engine: A ready :class:`~stir_ros.engine.ReconstructionEngine` to use instead of
             building one from ``options`` (benchmarks, tests).
+        windows: Make only this range of the recording's windows (a shard, ``stir_ros.bag.shards``).
 
     Returns:
         Counts, stamps of the images, problems and the time taken.
@@ -246,7 +248,7 @@ def reconstruct_bag(
         result.device = engine.device_name
         outputs.create()
         try:
-            _Pipeline(bag, spike_topic, keep, opts, engine, outputs, result, problem, progress).run()
+            _Pipeline(bag, spike_topic, keep, opts, engine, outputs, result, problem, progress, windows).run()
         finally:
             outputs.close(result.stream_events)  # even on failure or Ctrl-C: what was written is kept
     result.seconds = time.perf_counter() - t_start
@@ -280,7 +282,7 @@ class _Pipeline:
 
     def __init__(self, bag: BagReader, spike_topic: str, keep: list[str], opts: ReconstructOptions, engine: Any,
                  outputs: ImageOutputs, result: ReconstructResult, problem: Callable[[BagProblem], None],
-                 progress: bool) -> None:  # fmt: skip
+                 progress: bool, windows: WindowRange | None = None) -> None:  # fmt: skip
         self.bag, self.spike_topic, self.keep, self.opts, self.engine = bag, spike_topic, keep, opts, engine
         self.outputs, self.result, self.problem = outputs, result, problem
         # The node's packet path. Frames are decoded once on arrival (windows overlap when the
@@ -289,6 +291,8 @@ class _Pipeline:
                                  opts.defect_hot_rate)
         self.stream = StreamProcessor(engine.window_length, opts.stride_frames, opts.output_rate_hz, decode=True,
                                       max_window_bytes=None, defects=defects)
+        self.range = windows.cursor() if windows is not None else None  # a shard: its state, where to start
+        self.stream, camera_info = self.range.restore(self.stream) if self.range else (self.stream, None)
         result.stream_events = self.stream.events  # counted by the processor, written to the output bag
         self.windows: queue.Queue[Any] = queue.Queue(maxsize=2)  # stacked batches
         self.to_write: queue.Queue[Any] = queue.Queue(maxsize=4 * opts.max_batch + 64)
@@ -297,10 +301,8 @@ class _Pipeline:
         self.halt = threading.Event()
         self.stop_all = threading.Event()
         self.errors: list[BaseException] = []
-        self.info_topic = f"{spike_topic}/camera_info"
-        if bag.topics.get(self.info_topic) is None or bag.topics[self.info_topic].msgtype != CAMERA_INFO:
-            self.info_topic = ""
-        self.camera_info: Any = None
+        self.info_topic = camera_info_topic(bag, spike_topic)
+        self.camera_info: Any = camera_info
         self.bar = None
         if progress:
             from tqdm import tqdm
@@ -318,7 +320,9 @@ class _Pipeline:
         topics = [self.spike_topic, *self.keep]
         if self.info_topic and self.info_topic not in topics:
             topics.append(self.info_topic)
-        for msg in self.bag.messages(topics):
+        for msg in self.bag.messages(topics, self.range.start_ns if self.range else None):
+            if self.range is not None and self.range.skip(msg.topic == self.spike_topic):
+                continue
             if msg.topic == self.info_topic:
                 try:
                     self.camera_info = self.bag.deserialize(msg)
@@ -347,12 +351,14 @@ class _Pipeline:
             if self.bar is not None and self.bar.total is None:
                 self.bar.total = self.bag.topics[self.spike_topic].message_count * out.header.num_frames or None
             frame_id = self.opts.frame_id or str(packet.header.frame_id)
-            for window in out.windows:
+            for window in out.windows if self.range is None else self.range.take(out.windows):
                 if pending and (pending[0][0].height, pending[0][0].width) != (window.height, window.width):
                     self._send_batch(pending)  # a batch holds windows of one size
                 pending.append((window, frame_id, self.camera_info))
                 if len(pending) == self.opts.max_batch:
                     self._send_batch(pending)
+            if self.range is not None and self.range.finished:
+                break
         if pending:
             self._send_batch(pending)
 

@@ -117,7 +117,7 @@ class SqliteSalvage:
 
 
 def sqlite_messages(db: Any, path: Path, selected: dict[int, tuple[str, str]],
-                    problem: ProblemCallback) -> Iterator[tuple[int, int, bytes]]:
+                    problem: ProblemCallback, start_ns: int | None = None) -> Iterator[tuple[int, int, bytes]]:
     """(topic id, time, data) of the selected topics of a sqlite3 file in time order, skipping rows that cannot be read.
 
     The (id, time, size) list comes through the timestamp index; if that fails the table is
@@ -129,6 +129,7 @@ def sqlite_messages(db: Any, path: Path, selected: dict[int, tuple[str, str]],
         path: The file, for the problems reported.
         selected: Topic id -> (topic, type) of the topics to read.
         problem: Called for each damaged part.
+        start_ns: Skip the messages before this time without reading them (a shard of ``bag reconstruct``).
     """
     ids = tuple(selected)
     marks = ",".join("?" * len(ids))
@@ -144,6 +145,8 @@ def sqlite_messages(db: Any, path: Path, selected: dict[int, tuple[str, str]],
                     "through the timestamp index")
         except apsw.Error:
             rows = _sqlite_scan_ids(db, ids, marks, path, problem, err)
+    if start_ns is not None:
+        rows = [r for r in rows if r[1] >= start_ns]
     bad = 0
     i = 0
     while i < len(rows):
