@@ -32,10 +32,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from stir_ros.core.defaults import ALPHA, BACKENDS, METHODS, PRECISIONS
-from stir_ros.core import classical
+from stir_ros.core.defaults import ALPHA, BACKENDS, PRECISIONS
 from stir_ros.core.errors import CheckpointError, ConfigError, SpikeFormatError
 from stir_ros.core.inference_path import SHIPPED_BF16_LOSS_DB, InferencePath, resolve_inference_path
+from stir_ros.core.methods import METHOD_TABLE, METHODS, method_spec, torch_free_methods
 from stir_ros.core.optional import import_torch, is_tensor, torch_required
 from stir_ros.core.weights import default_weights_path
 
@@ -58,7 +58,7 @@ __all__ = [
 #: ``torch.compile`` modes of the STIR predictor (``none``: eager).
 COMPILE_MODES = ("none", "default", "reduce-overhead", "max-autotune")
 #: Window length of tfp/tfi when ``window_length`` is 0 (the REDS-derived 41-frame setting).
-DEFAULT_WINDOW_LENGTH = 41
+DEFAULT_WINDOW_LENGTH = METHOD_TABLE["tfp"].default_window_length
 
 
 @dataclass(frozen=True)
@@ -139,12 +139,10 @@ class EngineConfig:
     feature_reuse: bool = False
 
     def __post_init__(self) -> None:
-        if self.method not in METHODS:
-            raise ConfigError(f"method must be one of {', '.join(METHODS)}, got {self.method!r}")
+        spec = method_spec(self.method)
         if isinstance(self.window_length, bool) or not isinstance(self.window_length, int) or self.window_length < 0:
             raise ConfigError(f"window_length must be an integer >= 0 (0 = automatic), got {self.window_length!r}")
-        if self.method == "stir" and self.window_length not in (0, 41, 61):
-            raise ConfigError(f"STIR supports window_length 41 or 61 (0 = the checkpoint's), got {self.window_length}")
+        spec.check_window_length(self.window_length)
         if not isinstance(self.alpha, (int, float)) or not (math.isfinite(self.alpha) and self.alpha > 0):
             raise ConfigError(f"alpha must be a positive number, got {self.alpha!r}")
         if not _valid_device(self.device):
@@ -181,16 +179,21 @@ class ReconstructionEngine:
     worker); :meth:`pop_warnings` may be called from any thread.
     """
 
-    def __init__(self, config: EngineConfig) -> None:
+    def __init__(self, config: EngineConfig, checkpoint: tuple[Any, Any] | None = None) -> None:
         """Resolve the device and, for ``stir``, load the weights.
+
+        ``checkpoint``: the ``(model, metadata)`` that :func:`stir_ros.models.load_checkpoint` already
+        read from ``config.weights`` (on the CPU), so that the file is read once; ``None``: read here.
 
         Raises:
             CheckpointError: The weights are missing, corrupt or for another window length.
             BackendUnavailableError: ``backend`` names a runtime that is not installed.
             ConfigError: ``stir`` on a machine without PyTorch (the message says how to install it).
         """
-        if config.method == "stir" and import_torch() is None:
-            raise torch_required("method 'stir'", "methods tfp and tfi run without it")
+        #: The method's entry in :data:`stir_ros.core.methods.METHOD_TABLE`.
+        self.spec = spec = method_spec(config.method)
+        if spec.needs_weights and import_torch() is None:
+            raise torch_required(f"method {spec.name!r}", f"methods {' and '.join(torch_free_methods())} run without it")
         self.config = config
         self.method = config.method
         self.alpha = float(config.alpha)
@@ -207,15 +210,15 @@ class ReconstructionEngine:
         self.metadata: Any = None
 
         requested = config.device
-        if requested == "auto" and config.method != "stir":
-            requested = "cpu"  # TFP/TFI are memory-bound sums: not worth a transfer
+        if requested == "auto":
+            requested = spec.auto_device
         self.device, warning = resolve_device(requested)
         if warning:
             self._warn(warning)
         #: The resolved backend and precision of ``auto`` and why (stir; None for tfp/tfi).
         self.inference_path: InferencePath | None = None
         self.precision, self.backend = config.precision, config.backend
-        if self.method == "stir":
+        if spec.needs_weights:
             self.inference_path = resolve_inference_path(
                 self.device.type, config.backend, config.precision,
                 torch_only=config.compile != "none" or config.feature_reuse,
@@ -231,20 +234,20 @@ class ReconstructionEngine:
 
             self._warn(f"backend openvino runs on the CPU; device {config.device!r} ignored")
             self.device = torch.device("cpu")
-        if self.method == "stir":
+        if spec.needs_weights:
             if self.precision == "fp16" and self.device.type == "cpu":
                 self._warn("fp16 is not supported on the CPU; using fp32")
                 self.precision = "fp32"
-            self._load_model()
+            self._load_model(checkpoint)
             if self.backend == "openvino":
                 from stir_ros.models.runtime import OpenVinoSTIR  # raises BackendUnavailableError
 
                 assert self.model is not None
                 self._predictor = OpenVinoSTIR(self.model, precision=self.precision)
         else:
-            self.window_length = config.window_length or DEFAULT_WINDOW_LENGTH
+            self.window_length = config.window_length or spec.default_window_length
         #: Whether :meth:`reconstruct` uses the windows' start indices (STIR on torch with feature_reuse).
-        self.feature_reuse = bool(config.feature_reuse) and self.method == "stir" and self.backend == "torch"
+        self.feature_reuse = bool(config.feature_reuse) and spec.feature_reuse and self.backend == "torch"
         if config.feature_reuse and not self.feature_reuse:
             self._warn(f"feature_reuse applies to stir on the torch backend; off for {self.method} on {self.backend}")
         elif self.feature_reuse and (config.compile != "none" or config.cuda_graphs):
@@ -252,9 +255,7 @@ class ReconstructionEngine:
 
     # ------------------------------------------------------------------ set-up
 
-    def _load_model(self) -> None:
-        from stir_ros.models import load_checkpoint  # torch model code only when STIR is used
-
+    def _load_model(self, checkpoint: tuple[Any, Any] | None) -> None:
         if self.config.weights:
             path = Path(self.config.weights).expanduser()
             if not path.is_file():
@@ -266,9 +267,12 @@ class ReconstructionEngine:
                     f"the default STIR weights '{path}' are not installed; pass weights:=PATH to a "
                     "checkpoint (stir-ros train writes one) or use method tfp or tfi"
                 )
-        expected = self.config.window_length or None
-        model, meta = load_checkpoint(path, device=self.device, expected_window_length=expected)
-        self.model = model.eval()
+        if checkpoint is None:
+            from stir_ros.models import load_checkpoint  # torch model code only when STIR is used
+
+            checkpoint = load_checkpoint(path, device=self.device, expected_window_length=self.config.window_length or None)
+        model, meta = checkpoint
+        self.model = model.to(self.device).eval()
         self.metadata = meta
         self.weights_path = path
         self.window_length = int(meta.window_length)
@@ -338,7 +342,7 @@ class ReconstructionEngine:
         n = windows.shape[0]
         if n == 0:
             return np.zeros((0, *windows.shape[2:]), np.float32)
-        if self.method != "stir" and self.device.type == "cpu":
+        if not self.spec.needs_weights and self.device.type == "cpu":
             return self._classical_numpy(windows)
         import torch  # stir, or tfp/tfi on CUDA: torch is there (the device came from it)
 
@@ -357,7 +361,8 @@ class ReconstructionEngine:
     def _classical_numpy(self, windows: np.ndarray | torch.Tensor) -> np.ndarray:
         if is_tensor(windows):
             windows = windows.detach().cpu().numpy()
-        fn = classical.tfp if self.method == "tfp" else classical.tfi
+        fn = self.spec.estimate
+        assert fn is not None  # a classical method
         out = np.empty((windows.shape[0], *windows.shape[2:]), np.float32)
         for start in range(0, windows.shape[0], self.batch_size):
             chunk = windows[start : start + self.batch_size]
@@ -371,14 +376,12 @@ class ReconstructionEngine:
         x = torch.as_tensor(chunk)
         x = x.to(self.device, non_blocking=True)
         with torch.inference_mode():
-            if self.method == "stir" and self.feature_reuse and starts is not None:
+            if self.spec.estimate is not None:
+                raw = self.spec.estimate(x, alpha=self.alpha)
+            elif self.feature_reuse and starts is not None:
                 raw = self._streaming().reconstruct_stream(x, starts)[:, 0] / self.alpha
-            elif self.method == "stir":
-                raw = self._stir_predictor()(x)[:, 0] / self.alpha
-            elif self.method == "tfp":
-                raw = classical.tfp(x, alpha=self.alpha)
             else:
-                raw = classical.tfi(x, alpha=self.alpha)
+                raw = self._stir_predictor()(x)[:, 0] / self.alpha
             img = torch.nan_to_num(raw.float(), nan=0.0, posinf=1.0).clamp_(0.0, 1.0)
         return img.cpu().numpy()
 

@@ -32,6 +32,7 @@ from stir_ros.core.defects import DEFECT_CORRECTIONS
 from stir_ros.core.errors import BackendUnavailableError, CheckpointError, ConfigError, StirRosError
 from stir_ros.core.imaging import IMAGE_ENCODINGS
 from stir_ros.core.limits import check_parameter
+from stir_ros.core.methods import method_spec
 from stir_ros.core.optional import import_torch
 from stir_ros.core.parameters import RECONSTRUCTOR_NAME, RECONSTRUCTOR_PARAMETERS
 from stir_ros.core.rate_policy import RATE_POLICIES
@@ -135,39 +136,49 @@ class ReconstructorSettings:
         )  # fmt: skip
 
 
-def build_engine(settings: ReconstructorSettings, warn: Callable[[str, str], Any]) -> ReconstructionEngine:
+def build_engine(
+    settings: ReconstructorSettings | EngineConfig, warn: Callable[[str, str], Any]
+) -> ReconstructionEngine:
     """The engine of ``settings``; ``warn(message, summary)`` hears of each fallback and engine warning.
 
-    ``weights`` are checked first, whatever the method. A backend that is not installed
-    (OpenVINO) falls back to torch. Whatever else building fails with is a
-    :class:`~stir_ros.core.errors.CheckpointError` (a refusal, not a crash).
+    The one way the node, ``stir-ros bag reconstruct`` and ``stir-ros eval`` build their engine.
+    ``weights`` are checked first, whatever the method, and read once: the engine takes the model
+    this check loaded. A backend that is not installed (OpenVINO) falls back to torch. Whatever
+    else building fails with is a :class:`~stir_ros.core.errors.CheckpointError` (a refusal, not
+    a crash).
     """
-    if settings.method == "stir" or settings.weights:
-        _check_weights(settings)
+    config = settings.engine_config() if isinstance(settings, ReconstructorSettings) else settings
+    checkpoint = _check_weights(config)
+    if not method_spec(config.method).needs_weights:
+        checkpoint = None  # checked for a later switch of method; this engine reads no weights
     try:
         try:
-            engine = ReconstructionEngine(settings.engine_config())
+            engine = ReconstructionEngine(config, checkpoint)
         except BackendUnavailableError as err:  # a robot without OpenVINO still gets images
-            warn(f"{err}; falling back to backend torch", f"backend {settings.backend} unavailable; using torch")
-            engine = ReconstructionEngine(replace(settings.engine_config(), backend="torch"))
+            warn(f"{err}; falling back to backend torch", f"backend {config.backend} unavailable; using torch")
+            engine = ReconstructionEngine(replace(config, backend="torch"), checkpoint)
     except StirRosError:
         raise
     except Exception as err:  # noqa: BLE001 - whatever torch raises is a refusal, not a crash
-        raise CheckpointError(f"cannot build the {settings.method} engine: {type(err).__name__}: {err}") from err
+        raise CheckpointError(f"cannot build the {config.method} engine: {type(err).__name__}: {err}") from err
     for warning in engine.pop_warnings():
         warn(warning, warning)
     return engine
 
 
-def _check_weights(settings: ReconstructorSettings) -> None:
-    """Validate ``weights`` (whatever the method) before an engine needs them."""
-    if not settings.weights:
-        return
-    if import_torch() is None:
-        return  # no torch: the engine refuses stir with the install instruction; tfp/tfi read no weights
-    from stir_ros.models.checkpoint import check_weights_file  # torch model code only when used
+def _check_weights(config: EngineConfig) -> tuple[Any, Any] | None:
+    """Validate ``weights`` (whatever the method) before an engine needs them: the model and its metadata.
 
-    check_weights_file(os.path.expanduser(settings.weights), settings.window_length or None)
+    The check of :func:`stir_ros.models.checkpoint.check_weights_file` (a ``weights_only`` load on the
+    CPU); ``None`` when no file is named or torch is not installed (the engine then refuses stir
+    with the install instruction; tfp/tfi read no weights).
+    """
+    if not config.weights or import_torch() is None:
+        return None
+    from stir_ros.models.checkpoint import load_checkpoint  # torch model code only when used
+
+    return load_checkpoint(os.path.expanduser(config.weights), device="cpu",
+                           expected_window_length=config.window_length or None)
 
 
 def warm_up(
@@ -180,7 +191,7 @@ def warm_up(
     """
     engine.warmup(height, width)
     key = (id(engine), height, width)
-    if engine.method != "stir" or key in noted:
+    if not method_spec(engine.method).needs_weights or key in noted:
         return None
     noted.add(key)
     batch = 1  # one extra window: a batch of max_batch would delay the first image by seconds on a CPU

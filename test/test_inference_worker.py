@@ -410,10 +410,10 @@ def test_build_engine_falls_back_and_reports_what_the_node_logs(tmp_path, monkey
     heard: list[tuple[str, str]] = []
     real = rs.ReconstructionEngine
 
-    def no_openvino(config):
+    def no_openvino(config, checkpoint=None):
         if config.backend == "openvino":
             raise BackendUnavailableError("OpenVINO is not installed (injected)")
-        return real(config)
+        return real(config, checkpoint)
 
     monkeypatch.setattr(rs, "ReconstructionEngine", no_openvino)
     settings = rs.ReconstructorSettings(method="tfp", backend="openvino", device="cuda:7")
@@ -425,7 +425,7 @@ def test_build_engine_falls_back_and_reports_what_the_node_logs(tmp_path, monkey
     with pytest.raises(CheckpointError):
         rs.build_engine(replace(settings, weights=str(tmp_path / "missing.pt")), lambda *_: None)
 
-    def torch_fails(config):
+    def torch_fails(config, checkpoint=None):
         raise RuntimeError("injected: what torch raises")
 
     monkeypatch.setattr(rs, "ReconstructionEngine", torch_fails)

@@ -233,14 +233,16 @@ def reconstruct_bag(
         storage = opts.storage or (bag.storage_id if bag.storage_id in ("sqlite3", "mcap") else "sqlite3")
         outputs = ImageOutputs(out_path, storage, to_folder, video, video_fps, opts.output_encoding, opts.image_topic,
                                opts.camera_info_topic)
-        if engine is None:
-            from stir_ros.engine import EngineConfig, ReconstructionEngine  # torch on use only
+        if engine is None:  # the node's engine, with its fallbacks
+            from stir_ros.engine import EngineConfig  # torch on use only
+            from stir_ros.reconstructor_settings import build_engine
 
-            engine = ReconstructionEngine(EngineConfig(
+            engine = build_engine(EngineConfig(
                 method=opts.method, window_length=opts.window_length, alpha=opts.alpha, device=opts.device,
                 precision=opts.precision, max_batch=opts.max_batch, weights=opts.weights, backend=opts.backend,
-                compile=opts.torch_compile, cuda_graphs=opts.cuda_graphs, feature_reuse=opts.feature_reuse))
-        for warning in engine.pop_warnings():
+                compile=opts.torch_compile, cuda_graphs=opts.cuda_graphs, feature_reuse=opts.feature_reuse),
+                lambda message, _summary: problem(BagProblem("engine", "engine", message)))
+        for warning in engine.pop_warnings():  # an engine handed in
             problem(BagProblem("engine", "engine", warning))
         result.window_length = int(engine.window_length)
         result.device = engine.device_name

@@ -40,6 +40,7 @@ from torch import Tensor, nn
 
 from stir_ros.core.defaults import ALPHA
 from stir_ros.core.errors import ConfigError
+from stir_ros.core.methods import STIR_WINDOW_LENGTHS
 from stir_ros.core.metrics import psnr
 from stir_ros.core.sensor_model import parse_sensor
 from stir_ros.core.paths import check_output_apart, make_output_folder
@@ -67,7 +68,7 @@ LR_GAMMA = 0.7
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments of ``stir-ros train``."""
     parser.add_argument("--out", required=True, help="output folder for last.pt, best.pt and snapshots")
-    parser.add_argument("--window-length", type=int, default=61, choices=(61, 41))
+    parser.add_argument("--window-length", type=int, default=61, choices=STIR_WINDOW_LENGTHS)
     parser.add_argument("--steps", type=int, default=200_000, help="total optimiser steps (default: authors' 200k)")
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--crop", type=int, default=96, help="square crop, a multiple of 16")
