@@ -365,14 +365,14 @@ class _InterruptingEngine:
 
     def __init__(self) -> None:
         self.inner = ReconstructionEngine(EngineConfig(method="tfp", device="cpu"))
-        self.window_length = self.inner.window_length
+        self.method, self.device, self.window_length = "tfp", self.inner.device, self.inner.window_length
         self.device_name = "cpu"
         self.calls = 0
 
     def pop_warnings(self) -> list[str]:
         return []
 
-    def reconstruct(self, windows: np.ndarray) -> np.ndarray:
+    def reconstruct(self, windows: np.ndarray, starts: list[int] | None = None) -> np.ndarray:
         self.calls += 1
         if self.calls == 3:
             raise KeyboardInterrupt

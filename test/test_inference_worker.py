@@ -51,7 +51,7 @@ class FakeEngine:
         self.warnings: list[str] = []
         self.niceness: list[int | None] = []
 
-    def reconstruct(self, windows):
+    def reconstruct(self, windows, starts=None):
         self.niceness.append(thread_niceness())
         self.hold.wait(20)
         self.calls.append(len(windows))
@@ -256,7 +256,7 @@ def test_the_threads_torch_starts_for_the_worker_inherit_its_priority():
     seen: dict[str, object] = {}
 
     class Convolving(FakeEngine):
-        def reconstruct(self, windows):
+        def reconstruct(self, windows, starts=None):
             existing = set(_nice_values())
             conv = torch.nn.Conv2d(8, 8, 3, padding=1)
             with torch.no_grad():

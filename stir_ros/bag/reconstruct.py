@@ -27,6 +27,7 @@ import queue
 import sys
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -38,10 +39,11 @@ from stir_ros.bag.outputs import VIDEO_SUFFIXES, ImageOutputs
 from stir_ros.bag.reader import BagReader, check_spike_topic
 from stir_ros.bag.types import CAMERA_INFO
 from stir_ros.core.errors import BagError, ConfigError, StirRosError
-from stir_ros.core.imaging import IMAGE_ENCODINGS
+from stir_ros.core.imaging import IMAGE_ENCODINGS, image_frame_id
 from stir_ros.core.limits import check_parameter
 from stir_ros.core.paths import check_output_apart
-from stir_ros.core.stream import Window, stack_windows
+from stir_ros.core.batch_runner import batch_input, run_batch, same_size, take_batch
+from stir_ros.core.stream import Window
 from stir_ros.core.stream_processor import DROPPED, REJECTED, StreamProcessor, packet_header, packet_payload
 
 __all__ = ["ReconstructOptions", "ReconstructResult", "reconstruct_bag", "VIDEO_SUFFIXES"]
@@ -316,7 +318,7 @@ class _Pipeline:
     def _read(self) -> None:
         # Packet by packet what the node's spikes callback does (StreamProcessor), except that
         # nothing is dropped for lack of time.
-        pending: list[tuple[Window, str, Any]] = []
+        pending: deque[tuple[Window, str, Any]] = deque()
         topics = [self.spike_topic, *self.keep]
         if self.info_topic and self.info_topic not in topics:
             topics.append(self.info_topic)
@@ -348,29 +350,28 @@ class _Pipeline:
             self.result.packets, self.result.frames = self.stream.packets, self.stream.frames
             if self.bar is not None and self.bar.total is None:
                 self.bar.total = self.bag.topics[self.spike_topic].message_count * out.header.num_frames or None
-            frame_id = self.opts.frame_id or str(packet.header.frame_id)
+            frame_id = image_frame_id(self.opts.frame_id, str(packet.header.frame_id))
             for window in out.windows:
-                if pending and (pending[0][0].height, pending[0][0].width) != (window.height, window.width):
-                    self._send_batch(pending)  # a batch holds windows of one size
                 pending.append((window, frame_id, self.camera_info))
-                if len(pending) == self.opts.max_batch:
+                # Full batches of one size: a size change sends what came before it.
+                while pending and (len(pending) >= self.opts.max_batch or not same_size(pending[0][0], window)):
                     self._send_batch(pending)
-        if pending:
+        while pending:
             self._send_batch(pending)
 
-    def _send_batch(self, pending: list[tuple[Window, str, Any]]) -> None:
-        """Stack a batch here, off the inference thread, and queue it (full batches, in order).
+    def _send_batch(self, pending: deque[tuple[Window, str, Any]]) -> None:
+        """Take the next batch, prepare the engine's input here, off the inference thread, and queue it.
 
-        Only the stacked frames and each window's stamp travel on: the windows themselves (and
-        the frames they cache) are released here.
+        Only that input and each window's stamp travel on: the windows themselves (and the frames
+        they cache) are released here.
         """
-        stacked = stack_windows([item[0] for item in pending])
-        labels = [(int(w.centre_stamp_ns), frame_id, info) for w, frame_id, info in pending]
-        starts = [int(item[0].first_frame_index) for item in pending]
-        pending.clear()
+        batch = take_batch(pending, self.opts.max_batch, lambda item: item[0])
+        spikes = batch_input(self.engine, [item[0] for item in batch])
+        labels = [(int(w.centre_stamp_ns), frame_id, info) for w, frame_id, info in batch]
+        del batch
         # The progress bar advances when a batch is reconstructed, to the input frames read when it
         # was cut: reading runs ahead of inference, which is where the time goes.
-        _put(self.windows, (labels, stacked, starts, self.result.frames), self.halt)
+        _put(self.windows, (labels, spikes, self.result.frames), self.halt)
 
     # -- stage 2: inference (caller's thread) ---------------------------------------------
 
@@ -381,17 +382,12 @@ class _Pipeline:
             item = _get(self.windows, self.halt)
             if item is _END:
                 return
-            labels, stacked, starts, frames_done = item
+            labels, spikes, frames_done = item
             del item
-            if getattr(self.engine, "feature_reuse", False):  # the windows' places: shared blocks computed once
-                images = self.engine.reconstruct(stacked, starts=starts)
-            else:
-                images = self.engine.reconstruct(stacked)
-            del stacked
+            images = run_batch(self.engine, spikes, lambda warning: self.problem(BagProblem("engine", "engine", warning)))
+            del spikes
             for (stamp, frame_id, info), image in zip(labels, images, strict=True):
                 _put(self.to_write, ("image", stamp, frame_id, info, image), self.stop_all)
-            for warning in self.engine.pop_warnings():
-                self.problem(BagProblem("engine", "engine", warning))
             if self.bar is not None and frames_done > self.bar.n:
                 self.bar.update(frames_done - self.bar.n)
 
