@@ -8,6 +8,7 @@ import subprocess
 import sys
 
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -358,6 +359,27 @@ def test_bad_packets_are_reported_and_skipped(tmp_path: Path) -> None:
     good = _good_windows(_expected(frames, 20), lost)
     got = _images(tmp_path / "out")
     assert sorted(got) == sorted(good) and all(np.array_equal(got[s], good[s]) for s in good)
+
+
+def test_stir_without_openvino_falls_back_to_torch_as_the_node_does(tmp_path: Path, random_stir41_weights: Path,
+                                                                    monkeypatch) -> None:
+    import stir_ros.models.runtime as runtime
+    from stir_ros.core.errors import BackendUnavailableError
+
+    def not_installed(*args, **kwargs):
+        raise BackendUnavailableError("OpenVINO is not installed (injected)")
+
+    monkeypatch.setattr(runtime, "OpenVinoSTIR", not_installed)
+    bag = _make_bag(tmp_path, "in", _frames(140, 16, 16), 20, "sqlite3")
+    opts = ReconstructOptions(method="stir", weights=str(random_stir41_weights), device="cpu", stride_frames=40)
+    problems: list = []
+    result = reconstruct_bag(bag, tmp_path / "fallback", replace(opts, backend="openvino"), on_problem=problems.append)
+    assert result.images == 3
+    assert [(p.kind, p.detail) for p in problems] == [
+        ("engine", "OpenVINO is not installed (injected); falling back to backend torch")]
+    reconstruct_bag(bag, tmp_path / "torch", replace(opts, backend="torch"))
+    fallback, torch_run = _images(tmp_path / "fallback"), _images(tmp_path / "torch")
+    assert sorted(fallback) == sorted(torch_run) and all(np.array_equal(fallback[s], torch_run[s]) for s in fallback)
 
 
 class _InterruptingEngine:

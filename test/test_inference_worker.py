@@ -433,6 +433,28 @@ def test_build_engine_falls_back_and_reports_what_the_node_logs(tmp_path, monkey
         rs.build_engine(rs.ReconstructorSettings(method="tfp"), lambda *_: None)
 
 
+@pytest.mark.parametrize("method", ["stir", "tfp"])
+def test_build_engine_reads_the_weights_file_once(random_stir41_weights, monkeypatch, method):
+    """The check at start loads the checkpoint and hands it to the engine; tfp checks it for a later switch."""
+    import stir_ros.models.checkpoint as checkpoint
+    import stir_ros.reconstructor_settings as rs
+
+    reads: list[str] = []
+    real = checkpoint.read_torch_file
+
+    def counting(path, *args, **kwargs):
+        reads.append(str(path))
+        return real(path, *args, **kwargs)
+
+    monkeypatch.setattr(checkpoint, "read_torch_file", counting)
+    settings = rs.ReconstructorSettings(method=method, weights=str(random_stir41_weights), device="cpu")
+    engine = rs.build_engine(settings, lambda *_: None)
+    assert reads == [str(random_stir41_weights)]
+    if method == "stir":
+        assert engine.weights_path == random_stir41_weights and engine.window_length == 41
+        assert next(engine.model.parameters()).device.type == "cpu"
+
+
 def test_warm_up_says_what_stir_on_a_cpu_gives_once(random_stir41_weights):
     pytest.importorskip("torch")
     from stir_ros.reconstructor_settings import ReconstructorSettings, build_engine, warm_up
