@@ -37,6 +37,7 @@ from stir_ros.core.defect_file import defect_tracker
 from stir_ros.bag.model import DAMAGE_KINDS, BagProblem
 from stir_ros.bag.outputs import VIDEO_SUFFIXES, ImageOutputs
 from stir_ros.bag.reader import BagReader, check_spike_topic
+from stir_ros.bag.stages import Stopped as _Stop, get as _get, put as _put
 from stir_ros.bag.types import CAMERA_INFO
 from stir_ros.core.errors import BagError, ConfigError, StirRosError
 from stir_ros.core.imaging import IMAGE_ENCODINGS, image_frame_id
@@ -44,6 +45,8 @@ from stir_ros.core.limits import check_parameter
 from stir_ros.core.paths import check_output_apart
 from stir_ros.core.batch_runner import batch_input, run_batch, same_size, take_batch
 from stir_ros.core.stream import Window
+from stir_ros.engine import EngineConfig
+from stir_ros.reconstructor_settings import build_engine
 from stir_ros.core.stream_processor import DROPPED, REJECTED, StreamProcessor, packet_header, packet_payload
 
 __all__ = ["ReconstructOptions", "ReconstructResult", "reconstruct_bag", "VIDEO_SUFFIXES"]
@@ -153,31 +156,6 @@ class ReconstructResult:
         return [p for p in self.problems if p.kind in DAMAGE_KINDS]
 
 
-class _Stop(Exception):
-    """Another stage failed: leave quietly, the failure is reported by the caller."""
-
-
-def _put(q: queue.Queue[Any], item: Any, stop: threading.Event) -> None:
-    while True:
-        if stop.is_set():
-            raise _Stop
-        try:
-            q.put(item, timeout=0.1)
-            return
-        except queue.Full:
-            continue
-
-
-def _get(q: queue.Queue[Any], stop: threading.Event) -> Any:
-    while True:
-        if stop.is_set():
-            raise _Stop
-        try:
-            return q.get(timeout=0.1)
-        except queue.Empty:
-            continue
-
-
 def reconstruct_bag(
     in_path: str | os.PathLike[str],
     out_path: str | os.PathLike[str] | None,
@@ -235,10 +213,7 @@ def reconstruct_bag(
         storage = opts.storage or (bag.storage_id if bag.storage_id in ("sqlite3", "mcap") else "sqlite3")
         outputs = ImageOutputs(out_path, storage, to_folder, video, video_fps, opts.output_encoding, opts.image_topic,
                                opts.camera_info_topic)
-        if engine is None:  # the node's engine, with its fallbacks
-            from stir_ros.engine import EngineConfig  # torch on use only
-            from stir_ros.reconstructor_settings import build_engine
-
+        if engine is None:  # the node's engine, with its fallbacks (torch is imported on use only)
             engine = build_engine(EngineConfig(
                 method=opts.method, window_length=opts.window_length, alpha=opts.alpha, device=opts.device,
                 precision=opts.precision, max_batch=opts.max_batch, weights=opts.weights, backend=opts.backend,
