@@ -26,7 +26,7 @@ import os
 import threading
 from collections import deque
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -48,6 +48,7 @@ __all__ = [
     "PRECISIONS",
     "BACKENDS",
     "DEFAULT_WINDOW_LENGTH",
+    "ENGINE_FIELDS",
     "EngineConfig",
     "NumpyCPU",
     "ReconstructionEngine",
@@ -114,7 +115,7 @@ class EngineConfig:
         weights: STIR checkpoint; ``None`` (or empty) is the shipped default.
         backend: ``auto``, ``torch`` or ``openvino`` (``stir`` on the CPU; fp32 or bf16). An OpenVINO
             that is not installed raises :class:`BackendUnavailableError` at construction.
-        compile: ``none`` or a ``torch.compile`` mode (``default``, ``reduce-overhead``,
+        torch_compile: ``none`` or a ``torch.compile`` mode (``default``, ``reduce-overhead``,
             ``max-autotune``) for ``stir`` on the torch backend. Off by default: on a 2-core CPU
             it gained 1.14x after a cold compile of about 130 s (BENCHMARKS.md).
         cuda_graphs: Replay one captured CUDA graph per input shape (``stir`` on CUDA; ignored
@@ -134,7 +135,7 @@ class EngineConfig:
     max_batch: int = 4
     weights: str | None = None
     backend: str = "torch"
-    compile: str = "none"
+    torch_compile: str = "none"
     cuda_graphs: bool = False
     feature_reuse: bool = False
 
@@ -153,14 +154,24 @@ class EngineConfig:
             raise ConfigError(f"max_batch must be a positive integer, got {self.max_batch!r}")
         if self.weights is not None and not isinstance(self.weights, (str, os.PathLike)):
             raise ConfigError(f"weights must be a file path, got {self.weights!r}")
-        if self.compile not in COMPILE_MODES:
-            raise ConfigError(f"compile must be one of {', '.join(COMPILE_MODES)}, got {self.compile!r}")
+        if self.torch_compile not in COMPILE_MODES:
+            raise ConfigError(f"torch_compile must be one of {', '.join(COMPILE_MODES)}, got {self.torch_compile!r}")
         if not isinstance(self.cuda_graphs, bool):
             raise ConfigError(f"cuda_graphs must be true or false, got {self.cuda_graphs!r}")
         if not isinstance(self.feature_reuse, bool):
             raise ConfigError(f"feature_reuse must be true or false, got {self.feature_reuse!r}")
         if self.backend not in BACKENDS:
             raise ConfigError(f"backend must be one of {', '.join(BACKENDS)}, got {self.backend!r}")
+
+    @classmethod
+    def from_settings(cls, settings: Any) -> EngineConfig:
+        """The engine part of settings that have its fields by name (node, bag reconstruct); ``weights`` "": default."""
+        values = {name: getattr(settings, name) for name in ENGINE_FIELDS}
+        return cls(**{**values, "weights": values["weights"] or None})
+
+
+#: The settings that make up the engine, by the node parameters' names: a change of one builds a new engine.
+ENGINE_FIELDS = tuple(f.name for f in fields(EngineConfig))
 
 
 def _valid_device(device: Any) -> bool:
@@ -221,7 +232,7 @@ class ReconstructionEngine:
         if spec.needs_weights:
             self.inference_path = resolve_inference_path(
                 self.device.type, config.backend, config.precision,
-                torch_only=config.compile != "none" or config.feature_reuse,
+                torch_only=config.torch_compile != "none" or config.feature_reuse,
                 bf16_loss_db=None if config.weights else SHIPPED_BF16_LOSS_DB,
             )  # fmt: skip
             self.backend, self.precision = self.inference_path.backend, self.inference_path.precision
@@ -250,7 +261,7 @@ class ReconstructionEngine:
         self.feature_reuse = bool(config.feature_reuse) and spec.feature_reuse and self.backend == "torch"
         if config.feature_reuse and not self.feature_reuse:
             self._warn(f"feature_reuse applies to stir on the torch backend; off for {self.method} on {self.backend}")
-        elif self.feature_reuse and (config.compile != "none" or config.cuda_graphs):
+        elif self.feature_reuse and (config.torch_compile != "none" or config.cuda_graphs):
             self._warn("feature_reuse runs the eager network: torch_compile and cuda_graphs are not used")
 
     # ------------------------------------------------------------------ set-up
@@ -398,7 +409,7 @@ class ReconstructionEngine:
             assert self.model is not None
             self._predictor = prepare_for_inference(
                 self.model, device=self.device, precision=self.precision,
-                compile=False if self.config.compile == "none" else self.config.compile,
+                compile=False if self.config.torch_compile == "none" else self.config.torch_compile,
                 cuda_graphs=self.config.cuda_graphs,
             )  # fmt: skip
             for message in self._predictor.warnings:

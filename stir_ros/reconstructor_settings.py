@@ -36,7 +36,7 @@ from stir_ros.core.methods import method_spec
 from stir_ros.core.optional import import_torch
 from stir_ros.core.parameters import RECONSTRUCTOR_NAME, RECONSTRUCTOR_PARAMETERS
 from stir_ros.core.rate_policy import RATE_POLICIES
-from stir_ros.engine import EngineConfig, ReconstructionEngine
+from stir_ros.engine import ENGINE_FIELDS, EngineConfig, ReconstructionEngine
 
 __all__ = [
     "COMPRESSED_FORMATS", "ENGINE_FIELDS", "EXECUTORS", "ReconstructorSettings", "build_engine", "warm_up",
@@ -48,11 +48,6 @@ __all__ = [
 EXECUTORS = ("events", "single_threaded")
 #: ``compressed_format`` values: "" (off), lossless png or lossy jpeg (``jpeg_quality``).
 COMPRESSED_FORMATS = ("", "png", "jpeg")
-#: The settings that make up the engine: a change of one of them builds a new engine.
-ENGINE_FIELDS = (
-    "method", "weights", "device", "precision", "backend", "window_length", "alpha", "max_batch", "torch_compile",
-    "cuda_graphs", "feature_reuse",
-)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -129,11 +124,7 @@ class ReconstructorSettings:
 
     def engine_config(self) -> EngineConfig:
         """The :class:`EngineConfig` part."""
-        return EngineConfig(
-            method=self.method, window_length=self.window_length, alpha=self.alpha, device=self.device,
-            precision=self.precision, max_batch=self.max_batch, weights=self.weights or None, backend=self.backend,
-            compile=self.torch_compile, cuda_graphs=self.cuda_graphs, feature_reuse=self.feature_reuse,
-        )  # fmt: skip
+        return EngineConfig.from_settings(self)
 
 
 def build_engine(

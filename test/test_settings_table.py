@@ -311,6 +311,22 @@ def test_engine_config_holds_the_reconstructor_defaults():
         assert _same(_no_weights(default), TABLE[RECONSTRUCTOR_NAME][name]), f"EngineConfig.{name} = {default!r}"
 
 
+def test_every_engine_setting_has_one_name_the_node_parameters():
+    """EngineConfig's fields are reconstructor parameters by name: settings give it theirs without a mapping."""
+    if importlib.util.find_spec("torch") is None:
+        pytest.skip("the engine needs PyTorch (the stir extra)")
+    from stir_ros.bag.reconstruct import ReconstructOptions
+    from stir_ros.engine import ENGINE_FIELDS, EngineConfig
+
+    assert set(ENGINE_FIELDS) == {f.name for f in dataclasses.fields(EngineConfig)}
+    assert set(ENGINE_FIELDS) <= set(TABLE[RECONSTRUCTOR_NAME])
+    assert set(ENGINE_FIELDS) <= {f.name for f in dataclasses.fields(ReconstructOptions)}
+    options = ReconstructOptions(method="tfi", torch_compile="default", weights="", window_length=61, max_batch=2)
+    config = EngineConfig.from_settings(options)
+    assert (config.method, config.torch_compile, config.weights, config.window_length, config.max_batch) == (
+        "tfi", "default", None, 61, 2)
+
+
 # --------------------------------------------------------------------------- stir-ros bag flags
 
 
@@ -341,7 +357,6 @@ def test_bag_reconstruct_flags_default_to_the_options_dataclass():
     from stir_ros.bag.reconstruct import ReconstructOptions
 
     args = vars(_bag_defaults("reconstruct", "in", "out"))
-    args["spike_topic"] = args.pop("spikes_topic")  # the flag's name is the launch argument's
     fields = {f.name: f.default for f in dataclasses.fields(ReconstructOptions)}
     shared = set(fields) & set(args)
     assert set(RECONSTRUCT_FLAGS) <= shared

@@ -217,7 +217,7 @@ def _run_reconstruct(args: argparse.Namespace) -> int:
         method=args.method, window_length=args.window_length, stride_frames=args.stride_frames,
         output_rate_hz=args.output_rate_hz, alpha=args.alpha,
         device=args.device, precision=args.precision, max_batch=args.max_batch, weights=args.weights,
-        spike_topic=args.spikes_topic, image_topic=args.image_topic, camera_info_topic=args.camera_info_topic,
+        spikes_topic=args.spikes_topic, image_topic=args.image_topic, camera_info_topic=args.camera_info_topic,
         output_encoding=args.output_encoding, frame_id=args.frame_id, storage=args.storage,
         keep_topics=args.keep_topics, backend=args.backend, torch_compile=args.torch_compile,
         cuda_graphs=args.cuda_graphs, feature_reuse=args.feature_reuse,

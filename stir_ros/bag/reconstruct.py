@@ -68,7 +68,7 @@ class ReconstructOptions:
         precision: ``auto``, ``fp32``, ``fp16`` or ``bf16`` (stir; ``auto``: see ``EngineConfig``).
         max_batch: Windows per forward pass.
         weights: STIR checkpoint (``None``: the shipped default).
-        spike_topic: Topic to read; ``None``: ``/spikes`` or the bag's only SpikePacket topic.
+        spikes_topic: Topic to read; ``None``: ``/spikes`` or the bag's only SpikePacket topic.
         image_topic: Output ``sensor_msgs/Image`` topic.
         camera_info_topic: Output ``sensor_msgs/CameraInfo`` topic; empty for none.
         output_encoding: ``mono8``, ``mono16`` or ``32FC1``.
@@ -76,7 +76,7 @@ class ReconstructOptions:
         storage: Output storage; ``None``: the input's.
         keep_topics: Other topics to copy: ``None`` none, ``()`` all, or the names.
         backend: ``auto``, ``torch`` or ``openvino`` (stir on the CPU; see ``EngineConfig``).
-        torch_compile: ``torch.compile`` mode of stir (``none``: eager; ``EngineConfig.compile``).
+        torch_compile: ``torch.compile`` mode of stir (``none``: eager).
         cuda_graphs: Replay stir from captured CUDA graphs (CUDA only).
         feature_reuse: Overlapping windows (stride shorter than the window) reuse the stir block
             features of the frames they share (``EngineConfig.feature_reuse``; the same images).
@@ -93,7 +93,7 @@ class ReconstructOptions:
     precision: str = "auto"
     max_batch: int = 4
     weights: str | None = None
-    spike_topic: str | None = None
+    spikes_topic: str | None = None
     image_topic: str = "/image"
     camera_info_topic: str = "/camera_info"
     output_encoding: str = "mono8"
@@ -206,7 +206,7 @@ def reconstruct_bag(
 
     t_start = time.perf_counter()
     with BagReader(in_path, on_problem=problem) as bag:
-        spike_topic = check_spike_topic(bag, opts.spike_topic)
+        spike_topic = check_spike_topic(bag, opts.spikes_topic)
         result.spike_topic = spike_topic
         keep = _topics_to_keep(bag, opts, spike_topic, problem)
         # Check every output before the (slow) engine is built; create them after.
@@ -214,11 +214,8 @@ def reconstruct_bag(
         outputs = ImageOutputs(out_path, storage, to_folder, video, video_fps, opts.output_encoding, opts.image_topic,
                                opts.camera_info_topic)
         if engine is None:  # the node's engine, with its fallbacks (torch is imported on use only)
-            engine = build_engine(EngineConfig(
-                method=opts.method, window_length=opts.window_length, alpha=opts.alpha, device=opts.device,
-                precision=opts.precision, max_batch=opts.max_batch, weights=opts.weights, backend=opts.backend,
-                compile=opts.torch_compile, cuda_graphs=opts.cuda_graphs, feature_reuse=opts.feature_reuse),
-                lambda message, _summary: problem(BagProblem("engine", "engine", message)))
+            engine = build_engine(EngineConfig.from_settings(opts),
+                                  lambda message, _summary: problem(BagProblem("engine", "engine", message)))
         for warning in engine.pop_warnings():  # an engine handed in
             problem(BagProblem("engine", "engine", warning))
         result.window_length = int(engine.window_length)
