@@ -364,6 +364,19 @@ def test_bag_reconstruct_flags_default_to_the_options_dataclass():
         assert _same(args[name], fields[name]), f"--{name.replace('_', '-')} {args[name]!r}, ReconstructOptions {fields[name]!r}"
 
 
+def test_every_reconstruct_option_is_the_flag_of_its_name():
+    """``bag reconstruct`` builds its options by name (``ReconstructOptions.from_args``): none may lack its flag."""
+    from stir_ros.bag.reconstruct import ReconstructOptions
+
+    args = _bag_defaults("reconstruct", "in", "out", "--method", "tfi", "--spikes-topic", "/cam/spikes",
+                         "--max-batch", "3", "--torch-compile", "default", "--keep-topics")
+    names = {f.name for f in dataclasses.fields(ReconstructOptions)}
+    assert names <= set(vars(args)), f"options without a flag: {sorted(names - set(vars(args)))}"
+    opts = ReconstructOptions.from_args(args)
+    assert (opts.method, opts.spikes_topic, opts.max_batch, opts.torch_compile, opts.keep_topics) == (
+        "tfi", "/cam/spikes", 3, "default", [])
+
+
 def test_other_bag_flags_default_to_the_driver_parameters():
     from_dat = _bag_defaults("from-dat", "a.dat", "out", "--height", "1", "--width", "1", "--frame-rate-hz", "1")
     assert _same(from_dat.frames_per_packet, TABLE[DRIVER_NAME]["frames_per_packet"])

@@ -213,17 +213,7 @@ def _run_reconstruct(args: argparse.Namespace) -> int:
         from stir_ros.models.checkpoint import check_weights_file
 
         check_weights_file(args.weights, args.window_length or None)
-    opts = ReconstructOptions(
-        method=args.method, window_length=args.window_length, stride_frames=args.stride_frames,
-        output_rate_hz=args.output_rate_hz, alpha=args.alpha,
-        device=args.device, precision=args.precision, max_batch=args.max_batch, weights=args.weights,
-        spikes_topic=args.spikes_topic, image_topic=args.image_topic, camera_info_topic=args.camera_info_topic,
-        output_encoding=args.output_encoding, frame_id=args.frame_id, storage=args.storage,
-        keep_topics=args.keep_topics, backend=args.backend, torch_compile=args.torch_compile,
-        cuda_graphs=args.cuda_graphs, feature_reuse=args.feature_reuse,
-        defect_correction=args.defect_correction, defect_map_url=args.defect_map_url,
-        defect_sample_period_frames=args.defect_sample_period_frames, defect_hot_rate=args.defect_hot_rate,
-    )  # fmt: skip
+    opts = ReconstructOptions.from_args(args)
     result = reconstruct_bag(
         args.input, None if args.to_folder else args.output, opts,
         to_folder=args.output if args.to_folder else None, video=args.video, video_fps=args.video_fps,

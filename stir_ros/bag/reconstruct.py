@@ -29,7 +29,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from stir_ros.core.defaults import ALPHA, DEFECT_CORRECTION, DEFECT_HOT_RATE, DEFECT_SAMPLE_PERIOD_FRAMES
@@ -59,15 +59,11 @@ class ReconstructOptions:
     """Settings of an offline reconstruction (the node's parameter names).
 
     Attributes:
-        method: ``stir``, ``tfp`` or ``tfi``.
-        window_length: Frames per window; 0 = the checkpoint's (stir) or 41 (tfp/tfi).
+        method, window_length, alpha, device, precision, max_batch, weights, backend, torch_compile,
+            cuda_graphs, feature_reuse: The engine's settings (:class:`~stir_ros.engine.EngineConfig`,
+            by these names; ``weights`` ``None``: the shipped default).
         stride_frames: Frames between consecutive windows (one image per stride).
         output_rate_hz: If > 0, overrides ``stride_frames``: ``round(frame_rate_hz / output_rate_hz)``.
-        alpha: Sensor alpha; images are divided by it.
-        device: ``auto``, ``cpu``, ``cuda`` or ``cuda:N``.
-        precision: ``auto``, ``fp32``, ``fp16`` or ``bf16`` (stir; ``auto``: see ``EngineConfig``).
-        max_batch: Windows per forward pass.
-        weights: STIR checkpoint (``None``: the shipped default).
         spikes_topic: Topic to read; ``None``: ``/spikes`` or the bag's only SpikePacket topic.
         image_topic: Output ``sensor_msgs/Image`` topic.
         camera_info_topic: Output ``sensor_msgs/CameraInfo`` topic; empty for none.
@@ -75,11 +71,6 @@ class ReconstructOptions:
         frame_id: Image frame; empty: the ``header.frame_id`` of the packet completing each window.
         storage: Output storage; ``None``: the input's.
         keep_topics: Other topics to copy: ``None`` none, ``()`` all, or the names.
-        backend: ``auto``, ``torch`` or ``openvino`` (stir on the CPU; see ``EngineConfig``).
-        torch_compile: ``torch.compile`` mode of stir (``none``: eager).
-        cuda_graphs: Replay stir from captured CUDA graphs (CUDA only).
-        feature_reuse: Overlapping windows (stride shorter than the window) reuse the stir block
-            features of the frames they share (``EngineConfig.feature_reuse``; the same images).
         defect_correction, defect_map_url, defect_sample_period_frames, defect_hot_rate: The
             node's hot/dead pixel repair (README, "Using a real camera").
     """
@@ -122,6 +113,11 @@ class ReconstructOptions:
         for name in ("window_length", "stride_frames", "output_rate_hz", "alpha", "max_batch",
                      "defect_sample_period_frames", "defect_hot_rate"):
             check_parameter("spike_reconstructor", name, getattr(self, name))
+
+    @classmethod
+    def from_args(cls, args: Any) -> ReconstructOptions:
+        """The options of a parsed ``bag reconstruct`` command line: each flag sets the field of its name."""
+        return cls(**{f.name: getattr(args, f.name) for f in fields(cls) if hasattr(args, f.name)})
 
 
 @dataclass
