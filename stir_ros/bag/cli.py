@@ -25,6 +25,7 @@ from typing import Any
 from stir_ros.core import defaults
 from stir_ros.core.errors import ConfigError
 from stir_ros.core.imaging import IMAGE_ENCODINGS
+from stir_ros.core.packing import ENCODINGS as PAYLOAD_ENCODINGS
 from stir_ros.core.text_output import printable
 from stir_ros.engine import BACKENDS, COMPILE_MODES, METHODS, PRECISIONS
 
@@ -107,7 +108,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                    help=f"header.frame_id of the packets (default {defaults.FRAME_ID}, as the driver)")
     p.add_argument("--start-time", default=None,
                    help="header/bag time of frame 0 in seconds since the epoch (default: file time - duration)")
-    p.add_argument("--encoding", choices=("vidar_bitpacked", "unpacked_u8"), default=defaults.PAYLOAD_ENCODING,
+    p.add_argument("--encoding", choices=PAYLOAD_ENCODINGS, default=defaults.PAYLOAD_ENCODING,
                    help=f"payload encoding of the packets (the driver's encoding; default {defaults.PAYLOAD_ENCODING})")
     _storage_arg(p, "sqlite3")
     p.set_defaults(_bag_run=_run_from_dat)
