@@ -32,7 +32,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-from stir_ros.core.defaults import ALPHA, DEFECT_CORRECTION, DEFECT_HOT_RATE, DEFECT_SAMPLE_PERIOD_FRAMES
+from stir_ros.core.defaults import DEFECT_CORRECTION, DEFECT_HOT_RATE, DEFECT_SAMPLE_PERIOD_FRAMES
 from stir_ros.core.defect_file import defect_tracker
 from stir_ros.bag.model import DAMAGE_KINDS, BagProblem
 from stir_ros.bag.outputs import VIDEO_SUFFIXES, ImageOutputs
@@ -46,7 +46,7 @@ from stir_ros.core.paths import check_output_apart
 from stir_ros.core.batch_runner import batch_input, run_batch, same_size, take_batch
 from stir_ros.core.stream import Window
 from stir_ros.engine import EngineConfig
-from stir_ros.reconstructor_settings import build_engine
+from stir_ros.reconstructor_settings import DEFAULTS, build_engine
 from stir_ros.core.stream_processor import DROPPED, REJECTED, StreamProcessor, packet_header, packet_payload
 
 __all__ = ["ReconstructOptions", "ReconstructResult", "reconstruct_bag", "VIDEO_SUFFIXES"]
@@ -56,7 +56,7 @@ _END = object()
 
 @dataclass(frozen=True)
 class ReconstructOptions:
-    """Settings of an offline reconstruction (the node's parameter names).
+    """Settings of an offline reconstruction (the node's parameter names, and its defaults but for ``stride_frames``).
 
     Attributes:
         method, window_length, alpha, device, precision, max_batch, weights, backend, torch_compile,
@@ -75,26 +75,26 @@ class ReconstructOptions:
             node's hot/dead pixel repair (README, "Using a real camera").
     """
 
-    method: str = "stir"
-    window_length: int = 0
+    method: str = DEFAULTS["method"]
+    window_length: int = DEFAULTS["window_length"]
     stride_frames: int = 20
-    output_rate_hz: float = 0.0
-    alpha: float = ALPHA
-    device: str = "auto"
-    precision: str = "auto"
-    max_batch: int = 4
+    output_rate_hz: float = DEFAULTS["output_rate_hz"]
+    alpha: float = DEFAULTS["alpha"]
+    device: str = DEFAULTS["device"]
+    precision: str = DEFAULTS["precision"]
+    max_batch: int = DEFAULTS["max_batch"]
     weights: str | None = None
     spikes_topic: str | None = None
     image_topic: str = "/image"
     camera_info_topic: str = "/camera_info"
-    output_encoding: str = "mono8"
-    frame_id: str = ""
+    output_encoding: str = DEFAULTS["output_encoding"]
+    frame_id: str = DEFAULTS["frame_id"]
     storage: str | None = None
     keep_topics: Sequence[str] | None = None
-    backend: str = "auto"
-    torch_compile: str = "none"
-    cuda_graphs: bool = False
-    feature_reuse: bool = False
+    backend: str = DEFAULTS["backend"]
+    torch_compile: str = DEFAULTS["torch_compile"]
+    cuda_graphs: bool = DEFAULTS["cuda_graphs"]
+    feature_reuse: bool = DEFAULTS["feature_reuse"]
     defect_correction: str = DEFECT_CORRECTION
     defect_map_url: str = ""
     defect_sample_period_frames: int = DEFECT_SAMPLE_PERIOD_FRAMES
