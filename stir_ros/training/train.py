@@ -40,7 +40,6 @@ from torch import Tensor, nn
 
 from stir_ros.core.defaults import ALPHA
 from stir_ros.core.errors import ConfigError
-from stir_ros.core.methods import STIR_WINDOW_LENGTHS
 from stir_ros.core.metrics import psnr
 from stir_ros.core.sensor_model import parse_sensor
 from stir_ros.core.paths import check_output_apart, make_output_folder
@@ -67,6 +66,8 @@ LR_GAMMA = 0.7
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments of ``stir-ros train``."""
+    from stir_ros.core.methods import STIR_WINDOW_LENGTHS
+
     parser.add_argument("--out", required=True, help="output folder for last.pt, best.pt and snapshots")
     parser.add_argument("--window-length", type=int, default=61, choices=STIR_WINDOW_LENGTHS)
     parser.add_argument("--steps", type=int, default=200_000, help="total optimiser steps (default: authors' 200k)")
