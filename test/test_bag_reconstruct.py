@@ -382,6 +382,27 @@ def test_stir_without_openvino_falls_back_to_torch_as_the_node_does(tmp_path: Pa
     assert sorted(fallback) == sorted(torch_run) and all(np.array_equal(fallback[s], torch_run[s]) for s in fallback)
 
 
+def test_tfp_counts_the_packed_bits_offline_as_live(tmp_path: Path) -> None:
+    """No window is unpacked for tfp on the CPU (core.batch_runner), offline as live; the images are the same."""
+    from stir_ros.core.classical import PackedWindows
+
+    engine = ReconstructionEngine(EngineConfig(method="tfp", device="cpu"))
+    inputs: list[type] = []
+    real = engine.reconstruct
+
+    def recording(windows, starts=None):
+        inputs.append(type(windows))
+        return real(windows, starts)
+
+    engine.reconstruct = recording  # type: ignore[method-assign]
+    frames = _frames(200, 16, 16)
+    bag = _make_bag(tmp_path, "in", frames, 20, "sqlite3")
+    result = reconstruct_bag(bag, tmp_path / "out", ReconstructOptions(method="tfp", stride_frames=20), engine=engine)
+    assert result.images == 8 and inputs and all(t is PackedWindows for t in inputs)
+    expected, got = _expected(frames, 20), _images(tmp_path / "out")
+    assert sorted(got) == sorted(expected) and all(np.array_equal(got[s], expected[s]) for s in got)
+
+
 class _InterruptingEngine:
     """A tfp engine that is interrupted (Ctrl-C) during its third batch."""
 

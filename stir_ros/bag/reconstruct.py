@@ -43,7 +43,7 @@ from stir_ros.core.errors import BagError, ConfigError, StirRosError
 from stir_ros.core.imaging import IMAGE_ENCODINGS, image_frame_id
 from stir_ros.core.limits import check_parameter
 from stir_ros.core.paths import check_output_apart
-from stir_ros.core.batch_runner import batch_input, run_batch, same_size, take_batch
+from stir_ros.core.batch_runner import batch_input, counts_packed, run_batch, same_size, take_batch
 from stir_ros.core.stream import Window
 from stir_ros.engine import EngineConfig
 from stir_ros.reconstructor_settings import DEFAULTS, build_engine
@@ -256,10 +256,12 @@ class _Pipeline:
         self.bag, self.spike_topic, self.keep, self.opts, self.engine = bag, spike_topic, keep, opts, engine
         self.outputs, self.result, self.problem = outputs, result, problem
         # The node's packet path. Frames are decoded once on arrival (windows overlap when the
-        # stride is shorter than a window); no window-size limit (nothing is held for lack of time).
+        # stride is shorter than a window), unless the engine counts the packed bits (TFP on the
+        # CPU, as live); no window-size limit (nothing is held for lack of time).
         defects = defect_tracker(opts.defect_correction, opts.defect_map_url, opts.defect_sample_period_frames,
                                  opts.defect_hot_rate)
-        self.stream = StreamProcessor(engine.window_length, opts.stride_frames, opts.output_rate_hz, decode=True,
+        self.stream = StreamProcessor(engine.window_length, opts.stride_frames, opts.output_rate_hz,
+                                      decode=not counts_packed(engine),
                                       max_window_bytes=None, defects=defects)
         result.stream_events = self.stream.events  # counted by the processor, written to the output bag
         self.windows: queue.Queue[Any] = queue.Queue(maxsize=2)  # stacked batches

@@ -29,7 +29,7 @@ from typing import Any, Protocol, TypeVar
 from stir_ros.core.methods import method_spec
 from stir_ros.core.stream import Window, packed_windows, stack_windows
 
-__all__ = ["BatchInput", "Engine", "batch_input", "run_batch", "same_size", "take_batch"]
+__all__ = ["BatchInput", "Engine", "batch_input", "counts_packed", "run_batch", "same_size", "take_batch"]
 
 _Item = TypeVar("_Item")
 
@@ -79,10 +79,15 @@ class BatchInput:
         return len(self.starts)
 
 
+def counts_packed(engine: Engine) -> bool:
+    """Whether ``engine`` takes bit-packed windows (its method counts spikes from them, on the CPU)."""
+    return method_spec(engine.method).counts_packed and engine.device.type == "cpu"
+
+
 def batch_input(engine: Engine, windows: Sequence[Window]) -> BatchInput:
     """The engine's input for equally sized ``windows``: packed bits where its method counts them, else frames."""
     spikes: Any = None
-    if method_spec(engine.method).counts_packed and engine.device.type == "cpu":
+    if counts_packed(engine):
         # The spikes are counted from the packed frames: no window is unpacked, the image is the same.
         spikes = packed_windows(windows)  # None where a window is not bit-packed
     if spikes is None:
