@@ -37,6 +37,8 @@ def test_every_entry_is_a_network_or_an_estimate():
         assert spec.default_window_length > 0
     with pytest.raises(ConfigError, match="method must be one of stir, tfp, tfi, got 'nope'"):
         method_spec("nope")
+    with pytest.raises(ConfigError, match=r"method must be one of stir, tfp, tfi, got \['stir'\]"):
+        EngineConfig(method=["stir"])  # type: ignore[arg-type]  # a YAML list, say: refused, not a TypeError
 
 
 def test_networks_name_registered_models_with_the_window_lengths_they_are_built_for():

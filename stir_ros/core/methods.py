@@ -90,7 +90,7 @@ METHODS = tuple(METHOD_TABLE)
 
 def method_spec(name: str) -> ReconstructionMethod:
     """The entry of method ``name``; :class:`ConfigError` for a name that is not in the table."""
-    spec = METHOD_TABLE.get(name)
+    spec = METHOD_TABLE.get(name) if isinstance(name, str) else None
     if spec is None:
         raise ConfigError(f"method must be one of {', '.join(METHODS)}, got {name!r}")
     return spec
