@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from stir_ros.core.defaults import METHODS
+from stir_ros.core.methods import METHODS
 from stir_ros.core.errors import ConfigError
 from stir_ros.core.paths import check_output_apart, make_output_folder
 
@@ -58,7 +58,7 @@ def _size(text: str) -> tuple[int, int]:
 
 def choose_method(method: str, weights: str = "") -> str:
     """Resolve ``auto``: stir with installed weights on CUDA, else tfp."""
-    if method != "auto":
+    if method in METHODS:
         return method
     import torch
 

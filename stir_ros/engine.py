@@ -26,16 +26,16 @@ import os
 import threading
 from collections import deque
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from stir_ros.core.defaults import ALPHA, BACKENDS, METHODS, PRECISIONS
-from stir_ros.core import classical
+from stir_ros.core.defaults import ALPHA, BACKENDS, PRECISIONS
 from stir_ros.core.errors import CheckpointError, ConfigError, SpikeFormatError
 from stir_ros.core.inference_path import SHIPPED_BF16_LOSS_DB, InferencePath, resolve_inference_path
+from stir_ros.core.methods import METHOD_TABLE, METHODS, method_spec, torch_free_methods
 from stir_ros.core.optional import import_torch, is_tensor, torch_required
 from stir_ros.core.weights import default_weights_path
 
@@ -48,6 +48,7 @@ __all__ = [
     "PRECISIONS",
     "BACKENDS",
     "DEFAULT_WINDOW_LENGTH",
+    "ENGINE_FIELDS",
     "EngineConfig",
     "NumpyCPU",
     "ReconstructionEngine",
@@ -58,7 +59,7 @@ __all__ = [
 #: ``torch.compile`` modes of the STIR predictor (``none``: eager).
 COMPILE_MODES = ("none", "default", "reduce-overhead", "max-autotune")
 #: Window length of tfp/tfi when ``window_length`` is 0 (the REDS-derived 41-frame setting).
-DEFAULT_WINDOW_LENGTH = 41
+DEFAULT_WINDOW_LENGTH = METHOD_TABLE["tfp"].default_window_length
 
 
 @dataclass(frozen=True)
@@ -114,7 +115,7 @@ class EngineConfig:
         weights: STIR checkpoint; ``None`` (or empty) is the shipped default.
         backend: ``auto``, ``torch`` or ``openvino`` (``stir`` on the CPU; fp32 or bf16). An OpenVINO
             that is not installed raises :class:`BackendUnavailableError` at construction.
-        compile: ``none`` or a ``torch.compile`` mode (``default``, ``reduce-overhead``,
+        torch_compile: ``none`` or a ``torch.compile`` mode (``default``, ``reduce-overhead``,
             ``max-autotune``) for ``stir`` on the torch backend. Off by default: on a 2-core CPU
             it gained 1.14x after a cold compile of about 130 s (BENCHMARKS.md).
         cuda_graphs: Replay one captured CUDA graph per input shape (``stir`` on CUDA; ignored
@@ -134,17 +135,15 @@ class EngineConfig:
     max_batch: int = 4
     weights: str | None = None
     backend: str = "torch"
-    compile: str = "none"
+    torch_compile: str = "none"
     cuda_graphs: bool = False
     feature_reuse: bool = False
 
     def __post_init__(self) -> None:
-        if self.method not in METHODS:
-            raise ConfigError(f"method must be one of {', '.join(METHODS)}, got {self.method!r}")
+        spec = method_spec(self.method)
         if isinstance(self.window_length, bool) or not isinstance(self.window_length, int) or self.window_length < 0:
             raise ConfigError(f"window_length must be an integer >= 0 (0 = automatic), got {self.window_length!r}")
-        if self.method == "stir" and self.window_length not in (0, 41, 61):
-            raise ConfigError(f"STIR supports window_length 41 or 61 (0 = the checkpoint's), got {self.window_length}")
+        spec.check_window_length(self.window_length)
         if not isinstance(self.alpha, (int, float)) or not (math.isfinite(self.alpha) and self.alpha > 0):
             raise ConfigError(f"alpha must be a positive number, got {self.alpha!r}")
         if not _valid_device(self.device):
@@ -155,14 +154,24 @@ class EngineConfig:
             raise ConfigError(f"max_batch must be a positive integer, got {self.max_batch!r}")
         if self.weights is not None and not isinstance(self.weights, (str, os.PathLike)):
             raise ConfigError(f"weights must be a file path, got {self.weights!r}")
-        if self.compile not in COMPILE_MODES:
-            raise ConfigError(f"compile must be one of {', '.join(COMPILE_MODES)}, got {self.compile!r}")
+        if self.torch_compile not in COMPILE_MODES:
+            raise ConfigError(f"torch_compile must be one of {', '.join(COMPILE_MODES)}, got {self.torch_compile!r}")
         if not isinstance(self.cuda_graphs, bool):
             raise ConfigError(f"cuda_graphs must be true or false, got {self.cuda_graphs!r}")
         if not isinstance(self.feature_reuse, bool):
             raise ConfigError(f"feature_reuse must be true or false, got {self.feature_reuse!r}")
         if self.backend not in BACKENDS:
             raise ConfigError(f"backend must be one of {', '.join(BACKENDS)}, got {self.backend!r}")
+
+    @classmethod
+    def from_settings(cls, settings: Any) -> EngineConfig:
+        """The engine part of settings that have its fields by name (node, bag reconstruct); ``weights`` "": default."""
+        values = {name: getattr(settings, name) for name in ENGINE_FIELDS}
+        return cls(**{**values, "weights": values["weights"] or None})
+
+
+#: The settings that make up the engine, by the node parameters' names: a change of one builds a new engine.
+ENGINE_FIELDS = tuple(f.name for f in fields(EngineConfig))
 
 
 def _valid_device(device: Any) -> bool:
@@ -181,16 +190,21 @@ class ReconstructionEngine:
     worker); :meth:`pop_warnings` may be called from any thread.
     """
 
-    def __init__(self, config: EngineConfig) -> None:
+    def __init__(self, config: EngineConfig, checkpoint: tuple[Any, Any] | None = None) -> None:
         """Resolve the device and, for ``stir``, load the weights.
+
+        ``checkpoint``: the ``(model, metadata)`` that :func:`stir_ros.models.load_checkpoint` already
+        read from ``config.weights`` (on the CPU), so that the file is read once; ``None``: read here.
 
         Raises:
             CheckpointError: The weights are missing, corrupt or for another window length.
             BackendUnavailableError: ``backend`` names a runtime that is not installed.
             ConfigError: ``stir`` on a machine without PyTorch (the message says how to install it).
         """
-        if config.method == "stir" and import_torch() is None:
-            raise torch_required("method 'stir'", "methods tfp and tfi run without it")
+        #: The method's entry in :data:`stir_ros.core.methods.METHOD_TABLE`.
+        self.spec = spec = method_spec(config.method)
+        if spec.needs_weights and import_torch() is None:
+            raise torch_required(f"method {spec.name!r}", f"methods {' and '.join(torch_free_methods())} run without it")
         self.config = config
         self.method = config.method
         self.alpha = float(config.alpha)
@@ -207,18 +221,18 @@ class ReconstructionEngine:
         self.metadata: Any = None
 
         requested = config.device
-        if requested == "auto" and config.method != "stir":
-            requested = "cpu"  # TFP/TFI are memory-bound sums: not worth a transfer
+        if requested == "auto":
+            requested = spec.auto_device
         self.device, warning = resolve_device(requested)
         if warning:
             self._warn(warning)
         #: The resolved backend and precision of ``auto`` and why (stir; None for tfp/tfi).
         self.inference_path: InferencePath | None = None
         self.precision, self.backend = config.precision, config.backend
-        if self.method == "stir":
+        if spec.needs_weights:
             self.inference_path = resolve_inference_path(
                 self.device.type, config.backend, config.precision,
-                torch_only=config.compile != "none" or config.feature_reuse,
+                torch_only=config.torch_compile != "none" or config.feature_reuse,
                 bf16_loss_db=None if config.weights else SHIPPED_BF16_LOSS_DB,
             )  # fmt: skip
             self.backend, self.precision = self.inference_path.backend, self.inference_path.precision
@@ -231,30 +245,28 @@ class ReconstructionEngine:
 
             self._warn(f"backend openvino runs on the CPU; device {config.device!r} ignored")
             self.device = torch.device("cpu")
-        if self.method == "stir":
+        if spec.needs_weights:
             if self.precision == "fp16" and self.device.type == "cpu":
                 self._warn("fp16 is not supported on the CPU; using fp32")
                 self.precision = "fp32"
-            self._load_model()
+            self._load_model(checkpoint)
             if self.backend == "openvino":
                 from stir_ros.models.runtime import OpenVinoSTIR  # raises BackendUnavailableError
 
                 assert self.model is not None
                 self._predictor = OpenVinoSTIR(self.model, precision=self.precision)
         else:
-            self.window_length = config.window_length or DEFAULT_WINDOW_LENGTH
+            self.window_length = config.window_length or spec.default_window_length
         #: Whether :meth:`reconstruct` uses the windows' start indices (STIR on torch with feature_reuse).
-        self.feature_reuse = bool(config.feature_reuse) and self.method == "stir" and self.backend == "torch"
+        self.feature_reuse = bool(config.feature_reuse) and spec.feature_reuse and self.backend == "torch"
         if config.feature_reuse and not self.feature_reuse:
             self._warn(f"feature_reuse applies to stir on the torch backend; off for {self.method} on {self.backend}")
-        elif self.feature_reuse and (config.compile != "none" or config.cuda_graphs):
+        elif self.feature_reuse and (config.torch_compile != "none" or config.cuda_graphs):
             self._warn("feature_reuse runs the eager network: torch_compile and cuda_graphs are not used")
 
     # ------------------------------------------------------------------ set-up
 
-    def _load_model(self) -> None:
-        from stir_ros.models import load_checkpoint  # torch model code only when STIR is used
-
+    def _load_model(self, checkpoint: tuple[Any, Any] | None) -> None:
         if self.config.weights:
             path = Path(self.config.weights).expanduser()
             if not path.is_file():
@@ -266,9 +278,12 @@ class ReconstructionEngine:
                     f"the default STIR weights '{path}' are not installed; pass weights:=PATH to a "
                     "checkpoint (stir-ros train writes one) or use method tfp or tfi"
                 )
-        expected = self.config.window_length or None
-        model, meta = load_checkpoint(path, device=self.device, expected_window_length=expected)
-        self.model = model.eval()
+        if checkpoint is None:
+            from stir_ros.models import load_checkpoint  # torch model code only when STIR is used
+
+            checkpoint = load_checkpoint(path, device=self.device, expected_window_length=self.config.window_length or None)
+        model, meta = checkpoint
+        self.model = model.to(self.device).eval()
         self.metadata = meta
         self.weights_path = path
         self.window_length = int(meta.window_length)
@@ -338,7 +353,7 @@ class ReconstructionEngine:
         n = windows.shape[0]
         if n == 0:
             return np.zeros((0, *windows.shape[2:]), np.float32)
-        if self.method != "stir" and self.device.type == "cpu":
+        if not self.spec.needs_weights and self.device.type == "cpu":
             return self._classical_numpy(windows)
         import torch  # stir, or tfp/tfi on CUDA: torch is there (the device came from it)
 
@@ -357,7 +372,8 @@ class ReconstructionEngine:
     def _classical_numpy(self, windows: np.ndarray | torch.Tensor) -> np.ndarray:
         if is_tensor(windows):
             windows = windows.detach().cpu().numpy()
-        fn = classical.tfp if self.method == "tfp" else classical.tfi
+        fn = self.spec.estimate
+        assert fn is not None  # a classical method
         out = np.empty((windows.shape[0], *windows.shape[2:]), np.float32)
         for start in range(0, windows.shape[0], self.batch_size):
             chunk = windows[start : start + self.batch_size]
@@ -371,14 +387,12 @@ class ReconstructionEngine:
         x = torch.as_tensor(chunk)
         x = x.to(self.device, non_blocking=True)
         with torch.inference_mode():
-            if self.method == "stir" and self.feature_reuse and starts is not None:
+            if self.spec.estimate is not None:
+                raw = self.spec.estimate(x, alpha=self.alpha)
+            elif self.feature_reuse and starts is not None:
                 raw = self._streaming().reconstruct_stream(x, starts)[:, 0] / self.alpha
-            elif self.method == "stir":
-                raw = self._stir_predictor()(x)[:, 0] / self.alpha
-            elif self.method == "tfp":
-                raw = classical.tfp(x, alpha=self.alpha)
             else:
-                raw = classical.tfi(x, alpha=self.alpha)
+                raw = self._stir_predictor()(x)[:, 0] / self.alpha
             img = torch.nan_to_num(raw.float(), nan=0.0, posinf=1.0).clamp_(0.0, 1.0)
         return img.cpu().numpy()
 
@@ -395,7 +409,7 @@ class ReconstructionEngine:
             assert self.model is not None
             self._predictor = prepare_for_inference(
                 self.model, device=self.device, precision=self.precision,
-                compile=False if self.config.compile == "none" else self.config.compile,
+                compile=False if self.config.torch_compile == "none" else self.config.torch_compile,
                 cuda_graphs=self.config.cuda_graphs,
             )  # fmt: skip
             for message in self._predictor.warnings:

@@ -21,13 +21,14 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from stir_ros.core.defaults import ALPHA, BACKENDS, FRAME_RATE_HZ, METHODS, PRECISIONS
+from stir_ros.core.defaults import ALPHA, BACKENDS, FRAME_RATE_HZ, PRECISIONS
+from stir_ros.core.methods import METHODS, method_spec
 from stir_ros.core.dat import centre_window
 from stir_ros.core.errors import ConfigError
 from stir_ros.core.metrics import psnr, ssim
@@ -153,8 +154,11 @@ def evaluate(
     fault_seed: int = 0,
     frame_rate_hz: float = FRAME_RATE_HZ,
     defect_correction: bool = True,
+    warn: Callable[[str], Any] = lambda message: None,
 ) -> dict[str, Any]:
     """Evaluate ``methods`` on every clip of ``data_dir``.
+
+    ``warn`` hears of each engine fallback (e.g. an OpenVINO that is not installed: torch).
 
     ``faults`` adds a sensor's dark-current spikes, hot and dead pixels to each clip's window
     (:func:`~stir_ros.core.sensor_model.add_faults`, seeded by ``fault_seed`` and the clip's
@@ -170,7 +174,8 @@ def evaluate(
         frames (:func:`stir_ros.core.defects.estimate_defects`, the node's rules) and repaired in
         the window before a method sees it; ``repaired_pixels`` counts them per clip.
     """
-    from stir_ros.engine import EngineConfig, ReconstructionEngine
+    from stir_ros.engine import EngineConfig
+    from stir_ros.reconstructor_settings import build_engine
 
     pairs = find_pairs(data_dir)
     gts = {name: load_gt(png) for name, _, png in pairs}
@@ -179,9 +184,9 @@ def evaluate(
     for method in methods:
         cfg = EngineConfig(
             method=method, window_length=window_length, alpha=alpha, device=device, precision=precision,
-            max_batch=1, weights=weights if method == "stir" else None, backend=backend,
+            max_batch=1, weights=weights if method_spec(method).needs_weights else None, backend=backend,
         )  # fmt: skip
-        engine = ReconstructionEngine(cfg)
+        engine = build_engine(cfg, lambda message, _summary: warn(message))
         clips, seconds = [], 0.0
         for index, (name, dat, _) in enumerate(pairs):
             gt = gts[name]
@@ -215,7 +220,7 @@ def evaluate(
             "seconds_per_frame": seconds / len(clips),
             "clips": clips,
         }
-        if method == "stir":
+        if engine.spec.needs_weights:
             entry["weights"] = str(engine.weights_path)
             entry["steps"] = int(getattr(engine.metadata, "steps", 0))
             entry["backend"], entry["precision"] = engine.backend, engine.precision
@@ -338,7 +343,8 @@ def run(args: argparse.Namespace) -> int:
         check_weights_file(args.weights, args.window_length or None)
     options = dict(weights=args.weights, alpha=args.alpha, window_length=args.window_length, device=args.device,
                    precision=args.precision, backend=args.backend, frame_rate_hz=args.frame_rate_hz,
-                   defect_correction=args.defect_correction)  # fmt: skip
+                   defect_correction=args.defect_correction,
+                   warn=lambda message: print(f"warning: {message}", file=sys.stderr))  # fmt: skip
     if getattr(args, "sensor", None) and not args.faults:
         raise ConfigError("--sensor is scored with --faults")
     if args.faults:

@@ -3,8 +3,8 @@
 """The reconstructor's settings, validated (one field per parameter of the settings table), and its engine.
 
 :class:`ReconstructorSettings` has exactly the parameters of
-:data:`stir_ros.core.parameters.RECONSTRUCTOR_PARAMETERS`, with their defaults (checked when this
-module is imported, and by ``test/test_settings_table.py``); every number is checked against its
+:data:`stir_ros.core.parameters.RECONSTRUCTOR_PARAMETERS`, whose defaults it takes from there
+(:data:`DEFAULTS`; the names are checked when this module is imported); every number is checked against its
 bound (:data:`stir_ros.core.limits.PARAMETER_BOUNDS`), every choice against its list, and the
 engine's part by :class:`stir_ros.engine.EngineConfig`. A refused value raises
 :class:`~stir_ros.core.errors.ConfigError` with the parameter's name, what it accepts and what it got.
@@ -22,23 +22,23 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable
-from dataclasses import MISSING, dataclass, fields, replace
+from dataclasses import dataclass, fields, replace
 from typing import Any
 
 import numpy as np
 
-from stir_ros.core.defaults import ALPHA, DEFECT_CORRECTION, DEFECT_HOT_RATE, DEFECT_SAMPLE_PERIOD_FRAMES
 from stir_ros.core.defects import DEFECT_CORRECTIONS
 from stir_ros.core.errors import BackendUnavailableError, CheckpointError, ConfigError, StirRosError
 from stir_ros.core.imaging import IMAGE_ENCODINGS
 from stir_ros.core.limits import check_parameter
+from stir_ros.core.methods import method_spec
 from stir_ros.core.optional import import_torch
 from stir_ros.core.parameters import RECONSTRUCTOR_NAME, RECONSTRUCTOR_PARAMETERS
 from stir_ros.core.rate_policy import RATE_POLICIES
-from stir_ros.engine import EngineConfig, ReconstructionEngine
+from stir_ros.engine import ENGINE_FIELDS, EngineConfig, ReconstructionEngine
 
 __all__ = [
-    "COMPRESSED_FORMATS", "ENGINE_FIELDS", "EXECUTORS", "ReconstructorSettings", "build_engine", "warm_up",
+    "COMPRESSED_FORMATS", "DEFAULTS", "ENGINE_FIELDS", "EXECUTORS", "ReconstructorSettings", "build_engine", "warm_up",
 ]  # fmt: skip
 
 #: ``events``: rclpy's C++ EventsExecutor (rclpy.experimental). A bare subscriber took 400
@@ -47,47 +47,46 @@ __all__ = [
 EXECUTORS = ("events", "single_threaded")
 #: ``compressed_format`` values: "" (off), lossless png or lossy jpeg (``jpeg_quality``).
 COMPRESSED_FORMATS = ("", "png", "jpeg")
-#: The settings that make up the engine: a change of one of them builds a new engine.
-ENGINE_FIELDS = (
-    "method", "weights", "device", "precision", "backend", "window_length", "alpha", "max_batch", "torch_compile",
-    "cuda_graphs", "feature_reuse",
-)  # fmt: skip
+
+
+#: Each reconstructor parameter's default, from the table (written there only).
+DEFAULTS: dict[str, Any] = {spec.name: spec.default for spec in RECONSTRUCTOR_PARAMETERS}
 
 
 @dataclass(frozen=True)
 class ReconstructorSettings:
     """The reconstructor's parameters, validated (see ``RECONSTRUCTOR_PARAMETERS``)."""
 
-    method: str = "stir"
-    weights: str = ""
-    device: str = "auto"
-    precision: str = "auto"
-    backend: str = "auto"
-    torch_compile: str = "none"
-    cuda_graphs: bool = False
-    feature_reuse: bool = False
-    window_length: int = 0
-    stride_frames: int = 200
-    output_rate_hz: float = 0.0
-    max_batch: int = 4
-    alpha: float = ALPHA
-    output_encoding: str = "mono8"
-    rate_policy: str = "drop_oldest"
-    queue_size: int = 4
-    frame_id: str = ""
-    diagnostics_period_s: float = 1.0
-    warmup_height: int = 0
-    warmup_width: int = 0
-    executor: str = "events"
-    stall_timeout_s: float = 30.0
-    compressed_format: str = ""
-    jpeg_quality: int = 90
-    lazy: bool = False
-    defect_correction: str = DEFECT_CORRECTION
-    defect_map_url: str = ""
-    defect_sample_period_frames: int = DEFECT_SAMPLE_PERIOD_FRAMES
-    defect_hot_rate: float = DEFECT_HOT_RATE
-    worker_niceness: int = 5
+    method: str = DEFAULTS["method"]
+    weights: str = DEFAULTS["weights"]
+    device: str = DEFAULTS["device"]
+    precision: str = DEFAULTS["precision"]
+    backend: str = DEFAULTS["backend"]
+    torch_compile: str = DEFAULTS["torch_compile"]
+    cuda_graphs: bool = DEFAULTS["cuda_graphs"]
+    feature_reuse: bool = DEFAULTS["feature_reuse"]
+    window_length: int = DEFAULTS["window_length"]
+    stride_frames: int = DEFAULTS["stride_frames"]
+    output_rate_hz: float = DEFAULTS["output_rate_hz"]
+    max_batch: int = DEFAULTS["max_batch"]
+    alpha: float = DEFAULTS["alpha"]
+    output_encoding: str = DEFAULTS["output_encoding"]
+    rate_policy: str = DEFAULTS["rate_policy"]
+    queue_size: int = DEFAULTS["queue_size"]
+    frame_id: str = DEFAULTS["frame_id"]
+    diagnostics_period_s: float = DEFAULTS["diagnostics_period_s"]
+    warmup_height: int = DEFAULTS["warmup_height"]
+    warmup_width: int = DEFAULTS["warmup_width"]
+    executor: str = DEFAULTS["executor"]
+    stall_timeout_s: float = DEFAULTS["stall_timeout_s"]
+    compressed_format: str = DEFAULTS["compressed_format"]
+    jpeg_quality: int = DEFAULTS["jpeg_quality"]
+    lazy: bool = DEFAULTS["lazy"]
+    defect_correction: str = DEFAULTS["defect_correction"]
+    defect_map_url: str = DEFAULTS["defect_map_url"]
+    defect_sample_period_frames: int = DEFAULTS["defect_sample_period_frames"]
+    defect_hot_rate: float = DEFAULTS["defect_hot_rate"]
+    worker_niceness: int = DEFAULTS["worker_niceness"]
 
     def __post_init__(self) -> None:
         # Every number against its bound (finite, within what the machine and sensor allow).
@@ -128,46 +127,52 @@ class ReconstructorSettings:
 
     def engine_config(self) -> EngineConfig:
         """The :class:`EngineConfig` part."""
-        return EngineConfig(
-            method=self.method, window_length=self.window_length, alpha=self.alpha, device=self.device,
-            precision=self.precision, max_batch=self.max_batch, weights=self.weights or None, backend=self.backend,
-            compile=self.torch_compile, cuda_graphs=self.cuda_graphs, feature_reuse=self.feature_reuse,
-        )  # fmt: skip
+        return EngineConfig.from_settings(self)
 
 
-def build_engine(settings: ReconstructorSettings, warn: Callable[[str, str], Any]) -> ReconstructionEngine:
+def build_engine(
+    settings: ReconstructorSettings | EngineConfig, warn: Callable[[str, str], Any]
+) -> ReconstructionEngine:
     """The engine of ``settings``; ``warn(message, summary)`` hears of each fallback and engine warning.
 
-    ``weights`` are checked first, whatever the method. A backend that is not installed
-    (OpenVINO) falls back to torch. Whatever else building fails with is a
-    :class:`~stir_ros.core.errors.CheckpointError` (a refusal, not a crash).
+    The one way the node, ``stir-ros bag reconstruct`` and ``stir-ros eval`` build their engine.
+    ``weights`` are checked first, whatever the method, and read once: the engine takes the model
+    this check loaded. A backend that is not installed (OpenVINO) falls back to torch. Whatever
+    else building fails with is a :class:`~stir_ros.core.errors.CheckpointError` (a refusal, not
+    a crash).
     """
-    if settings.method == "stir" or settings.weights:
-        _check_weights(settings)
+    config = settings.engine_config() if isinstance(settings, ReconstructorSettings) else settings
+    checkpoint = _check_weights(config)
+    if not method_spec(config.method).needs_weights:
+        checkpoint = None  # checked for a later switch of method; this engine reads no weights
     try:
         try:
-            engine = ReconstructionEngine(settings.engine_config())
+            engine = ReconstructionEngine(config, checkpoint)
         except BackendUnavailableError as err:  # a robot without OpenVINO still gets images
-            warn(f"{err}; falling back to backend torch", f"backend {settings.backend} unavailable; using torch")
-            engine = ReconstructionEngine(replace(settings.engine_config(), backend="torch"))
+            warn(f"{err}; falling back to backend torch", f"backend {config.backend} unavailable; using torch")
+            engine = ReconstructionEngine(replace(config, backend="torch"), checkpoint)
     except StirRosError:
         raise
     except Exception as err:  # noqa: BLE001 - whatever torch raises is a refusal, not a crash
-        raise CheckpointError(f"cannot build the {settings.method} engine: {type(err).__name__}: {err}") from err
+        raise CheckpointError(f"cannot build the {config.method} engine: {type(err).__name__}: {err}") from err
     for warning in engine.pop_warnings():
         warn(warning, warning)
     return engine
 
 
-def _check_weights(settings: ReconstructorSettings) -> None:
-    """Validate ``weights`` (whatever the method) before an engine needs them."""
-    if not settings.weights:
-        return
-    if import_torch() is None:
-        return  # no torch: the engine refuses stir with the install instruction; tfp/tfi read no weights
-    from stir_ros.models.checkpoint import check_weights_file  # torch model code only when used
+def _check_weights(config: EngineConfig) -> tuple[Any, Any] | None:
+    """Validate ``weights`` (whatever the method) before an engine needs them: the model and its metadata.
 
-    check_weights_file(os.path.expanduser(settings.weights), settings.window_length or None)
+    The check of :func:`stir_ros.models.checkpoint.check_weights_file` (a ``weights_only`` load on the
+    CPU); ``None`` when no file is named or torch is not installed (the engine then refuses stir
+    with the install instruction; tfp/tfi read no weights).
+    """
+    if not config.weights or import_torch() is None:
+        return None
+    from stir_ros.models.checkpoint import load_checkpoint  # torch model code only when used
+
+    return load_checkpoint(os.path.expanduser(config.weights), device="cpu",
+                           expected_window_length=config.window_length or None)
 
 
 def warm_up(
@@ -180,7 +185,7 @@ def warm_up(
     """
     engine.warmup(height, width)
     key = (id(engine), height, width)
-    if engine.method != "stir" or key in noted:
+    if not method_spec(engine.method).needs_weights or key in noted:
         return None
     noted.add(key)
     batch = 1  # one extra window: a batch of max_batch would delay the first image by seconds on a CPU
@@ -201,13 +206,11 @@ def warm_up(
 
 
 def _check_table() -> None:
-    """The dataclass holds the table's parameters with the table's defaults (fails at import otherwise)."""
-    table = {spec.name: spec.default for spec in RECONSTRUCTOR_PARAMETERS}
-    ours = {f.name: f.default for f in fields(ReconstructorSettings)}
-    if set(ours) != set(table) or any(d is MISSING or type(d) is not type(table[n]) or d != table[n]
-                                      for n, d in ours.items()):  # fmt: skip
+    """The dataclass holds every parameter of the table, typed as its default (fails at import otherwise)."""
+    ours = {f.name: f.type for f in fields(ReconstructorSettings)}  # "str", "int", ... (postponed annotations)
+    if set(ours) != set(DEFAULTS) or any(t != type(DEFAULTS[n]).__name__ for n, t in ours.items()):
         raise ImportError("ReconstructorSettings does not hold the parameters of RECONSTRUCTOR_PARAMETERS "
-                          f"(fields {sorted(ours)}, table {sorted(table)})")  # fmt: skip
+                          f"(fields {sorted(ours)}, table {sorted(DEFAULTS)})")  # fmt: skip
 
 
 _check_table()

@@ -8,6 +8,7 @@ import subprocess
 import sys
 
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -360,19 +361,61 @@ def test_bad_packets_are_reported_and_skipped(tmp_path: Path) -> None:
     assert sorted(got) == sorted(good) and all(np.array_equal(got[s], good[s]) for s in good)
 
 
+def test_stir_without_openvino_falls_back_to_torch_as_the_node_does(tmp_path: Path, random_stir41_weights: Path,
+                                                                    monkeypatch) -> None:
+    import stir_ros.models.runtime as runtime
+    from stir_ros.core.errors import BackendUnavailableError
+
+    def not_installed(*args, **kwargs):
+        raise BackendUnavailableError("OpenVINO is not installed (injected)")
+
+    monkeypatch.setattr(runtime, "OpenVinoSTIR", not_installed)
+    bag = _make_bag(tmp_path, "in", _frames(140, 16, 16), 20, "sqlite3")
+    opts = ReconstructOptions(method="stir", weights=str(random_stir41_weights), device="cpu", stride_frames=40)
+    problems: list = []
+    result = reconstruct_bag(bag, tmp_path / "fallback", replace(opts, backend="openvino"), on_problem=problems.append)
+    assert result.images == 3
+    assert [(p.kind, p.detail) for p in problems] == [
+        ("engine", "OpenVINO is not installed (injected); falling back to backend torch")]
+    reconstruct_bag(bag, tmp_path / "torch", replace(opts, backend="torch"))
+    fallback, torch_run = _images(tmp_path / "fallback"), _images(tmp_path / "torch")
+    assert sorted(fallback) == sorted(torch_run) and all(np.array_equal(fallback[s], torch_run[s]) for s in fallback)
+
+
+def test_tfp_counts_the_packed_bits_offline_as_live(tmp_path: Path) -> None:
+    """No window is unpacked for tfp on the CPU (core.batch_runner), offline as live; the images are the same."""
+    from stir_ros.core.classical import PackedWindows
+
+    engine = ReconstructionEngine(EngineConfig(method="tfp", device="cpu"))
+    inputs: list[type] = []
+    real = engine.reconstruct
+
+    def recording(windows, starts=None):
+        inputs.append(type(windows))
+        return real(windows, starts)
+
+    engine.reconstruct = recording  # type: ignore[method-assign]
+    frames = _frames(200, 16, 16)
+    bag = _make_bag(tmp_path, "in", frames, 20, "sqlite3")
+    result = reconstruct_bag(bag, tmp_path / "out", ReconstructOptions(method="tfp", stride_frames=20), engine=engine)
+    assert result.images == 8 and inputs and all(t is PackedWindows for t in inputs)
+    expected, got = _expected(frames, 20), _images(tmp_path / "out")
+    assert sorted(got) == sorted(expected) and all(np.array_equal(got[s], expected[s]) for s in got)
+
+
 class _InterruptingEngine:
     """A tfp engine that is interrupted (Ctrl-C) during its third batch."""
 
     def __init__(self) -> None:
         self.inner = ReconstructionEngine(EngineConfig(method="tfp", device="cpu"))
-        self.window_length = self.inner.window_length
+        self.method, self.device, self.window_length = "tfp", self.inner.device, self.inner.window_length
         self.device_name = "cpu"
         self.calls = 0
 
     def pop_warnings(self) -> list[str]:
         return []
 
-    def reconstruct(self, windows: np.ndarray) -> np.ndarray:
+    def reconstruct(self, windows: np.ndarray, starts: list[int] | None = None) -> np.ndarray:
         self.calls += 1
         if self.calls == 3:
             raise KeyboardInterrupt

@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 
 import numpy as np
@@ -160,7 +161,7 @@ def test_warmup_runs_once_per_size(monkeypatch):
         runs.append(tuple(windows.shape))
         return real(windows, *args, **kwargs)
 
-    monkeypatch.setattr(classical, "tfp", counting)
+    monkeypatch.setattr(engine, "spec", dataclasses.replace(engine.spec, estimate=counting))  # the registry's tfp
     engine.warmup(H, W)
     assert runs == [(1, 41, H, W)]  # on the CPU: one window
     engine.warmup(H, W)

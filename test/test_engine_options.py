@@ -1,6 +1,6 @@
 # Copyright 2026 The stir_ros authors
 # SPDX-License-Identifier: Apache-2.0
-"""The engine's optional STIR speed-ups (``compile``, ``cuda_graphs``, ``feature_reuse``) reach the predictor."""
+"""The engine's optional STIR speed-ups (``torch_compile``, ``cuda_graphs``, ``feature_reuse``) reach the predictor."""
 
 from __future__ import annotations
 
@@ -13,7 +13,8 @@ from stir_ros.engine import COMPILE_MODES, EngineConfig, ReconstructionEngine
 
 @pytest.mark.parametrize(
     ("kwargs", "needle"),
-    [({"compile": "fastest"}, "compile must be one of"), ({"cuda_graphs": "yes"}, "cuda_graphs must be true or false")],
+    [({"torch_compile": "fastest"}, "torch_compile must be one of"),
+     ({"cuda_graphs": "yes"}, "cuda_graphs must be true or false")],
 )
 def test_bad_options_are_refused(kwargs, needle) -> None:
     with pytest.raises(ConfigError, match=needle):
@@ -22,7 +23,7 @@ def test_bad_options_are_refused(kwargs, needle) -> None:
 
 def test_defaults_are_eager_without_graphs() -> None:
     config = EngineConfig()
-    assert config.compile == "none" and config.cuda_graphs is False
+    assert config.torch_compile == "none" and config.cuda_graphs is False
     assert COMPILE_MODES[0] == "none"
 
 
@@ -31,7 +32,7 @@ def test_options_reach_the_predictor(random_stir41_weights) -> None:
     assert eager._stir_predictor().compile is False
     # Compilation happens at the first call, so building the predictor is cheap.
     compiled = ReconstructionEngine(
-        EngineConfig(method="stir", weights=str(random_stir41_weights), device="cpu", compile="default")
+        EngineConfig(method="stir", weights=str(random_stir41_weights), device="cpu", torch_compile="default")
     )
     assert compiled._stir_predictor().compile == "default"
 
@@ -51,7 +52,7 @@ def test_node_parameters_reach_the_engine_config() -> None:
     from stir_ros.ros.reconstructor_node import ReconstructorSettings
 
     config = ReconstructorSettings(method="stir", torch_compile="max-autotune", cuda_graphs=True).engine_config()
-    assert config.compile == "max-autotune" and config.cuda_graphs is True
+    assert config.torch_compile == "max-autotune" and config.cuda_graphs is True
     with pytest.raises(ConfigError, match="compile must be one of"):
         ReconstructorSettings(torch_compile="fastest")
 
@@ -94,7 +95,7 @@ def test_feature_reuse_is_refused_or_noted_where_it_does_not_apply(random_stir41
     tfp = ReconstructionEngine(EngineConfig(method="tfp", device="cpu", feature_reuse=True))
     assert not tfp.feature_reuse and any("feature_reuse applies to stir" in w for w in tfp.pop_warnings())
     compiled = ReconstructionEngine(EngineConfig(method="stir", weights=str(random_stir41_weights), device="cpu",
-                                                 feature_reuse=True, compile="default"))  # fmt: skip
+                                                 feature_reuse=True, torch_compile="default"))  # fmt: skip
     assert any("feature_reuse runs the eager network" in w for w in compiled.pop_warnings())
 
 

@@ -131,3 +131,21 @@ def test_faults_table_scores_each_condition(data_dir: Path, tmp_path: Path, caps
     assert scores[names[-1]] < scores["dead 1 %"] - 3.0
     assert main(["eval", str(data_dir), "--method", "tfp", "--sensor", "dead_fraction=0.2"]) == 1
     assert "--sensor is scored with --faults" in capsys.readouterr().err
+
+
+def test_eval_without_openvino_falls_back_to_torch_as_the_node_does(data_dir: Path, random_stir41_weights: Path,
+                                                                   monkeypatch, capsys) -> None:
+    import stir_ros.models.runtime as runtime
+    from stir_ros.core.errors import BackendUnavailableError
+
+    def not_installed(*args, **kwargs):
+        raise BackendUnavailableError("OpenVINO is not installed (injected)")
+
+    monkeypatch.setattr(runtime, "OpenVinoSTIR", not_installed)
+    args = ["eval", str(data_dir), "--method", "stir", "--weights", str(random_stir41_weights), "--device", "cpu"]
+    assert main([*args, "--backend", "openvino", "--json", str(data_dir.parent / "fallback.json")]) == 0
+    assert "warning: OpenVINO is not installed (injected); falling back to backend torch" in capsys.readouterr().err
+    fallback = json.loads((data_dir.parent / "fallback.json").read_text())["methods"]["stir"]
+    assert fallback["backend"] == "torch"
+    torch_run = evaluation.evaluate(data_dir, ["stir"], weights=str(random_stir41_weights), device="cpu")
+    assert [c["psnr"] for c in fallback["clips"]] == [c["psnr"] for c in torch_run["methods"]["stir"]["clips"]]

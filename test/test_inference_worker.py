@@ -51,7 +51,7 @@ class FakeEngine:
         self.warnings: list[str] = []
         self.niceness: list[int | None] = []
 
-    def reconstruct(self, windows):
+    def reconstruct(self, windows, starts=None):
         self.niceness.append(thread_niceness())
         self.hold.wait(20)
         self.calls.append(len(windows))
@@ -256,7 +256,7 @@ def test_the_threads_torch_starts_for_the_worker_inherit_its_priority():
     seen: dict[str, object] = {}
 
     class Convolving(FakeEngine):
-        def reconstruct(self, windows):
+        def reconstruct(self, windows, starts=None):
             existing = set(_nice_values())
             conv = torch.nn.Conv2d(8, 8, 3, padding=1)
             with torch.no_grad():
@@ -410,10 +410,10 @@ def test_build_engine_falls_back_and_reports_what_the_node_logs(tmp_path, monkey
     heard: list[tuple[str, str]] = []
     real = rs.ReconstructionEngine
 
-    def no_openvino(config):
+    def no_openvino(config, checkpoint=None):
         if config.backend == "openvino":
             raise BackendUnavailableError("OpenVINO is not installed (injected)")
-        return real(config)
+        return real(config, checkpoint)
 
     monkeypatch.setattr(rs, "ReconstructionEngine", no_openvino)
     settings = rs.ReconstructorSettings(method="tfp", backend="openvino", device="cuda:7")
@@ -425,12 +425,34 @@ def test_build_engine_falls_back_and_reports_what_the_node_logs(tmp_path, monkey
     with pytest.raises(CheckpointError):
         rs.build_engine(replace(settings, weights=str(tmp_path / "missing.pt")), lambda *_: None)
 
-    def torch_fails(config):
+    def torch_fails(config, checkpoint=None):
         raise RuntimeError("injected: what torch raises")
 
     monkeypatch.setattr(rs, "ReconstructionEngine", torch_fails)
     with pytest.raises(CheckpointError, match="cannot build the tfp engine: RuntimeError: injected"):
         rs.build_engine(rs.ReconstructorSettings(method="tfp"), lambda *_: None)
+
+
+@pytest.mark.parametrize("method", ["stir", "tfp"])
+def test_build_engine_reads_the_weights_file_once(random_stir41_weights, monkeypatch, method):
+    """The check at start loads the checkpoint and hands it to the engine; tfp checks it for a later switch."""
+    import stir_ros.models.checkpoint as checkpoint
+    import stir_ros.reconstructor_settings as rs
+
+    reads: list[str] = []
+    real = checkpoint.read_torch_file
+
+    def counting(path, *args, **kwargs):
+        reads.append(str(path))
+        return real(path, *args, **kwargs)
+
+    monkeypatch.setattr(checkpoint, "read_torch_file", counting)
+    settings = rs.ReconstructorSettings(method=method, weights=str(random_stir41_weights), device="cpu")
+    engine = rs.build_engine(settings, lambda *_: None)
+    assert reads == [str(random_stir41_weights)]
+    if method == "stir":
+        assert engine.weights_path == random_stir41_weights and engine.window_length == 41
+        assert next(engine.model.parameters()).device.type == "cpu"
 
 
 def test_warm_up_says_what_stir_on_a_cpu_gives_once(random_stir41_weights):

@@ -311,6 +311,22 @@ def test_engine_config_holds_the_reconstructor_defaults():
         assert _same(_no_weights(default), TABLE[RECONSTRUCTOR_NAME][name]), f"EngineConfig.{name} = {default!r}"
 
 
+def test_every_engine_setting_has_one_name_the_node_parameters():
+    """EngineConfig's fields are reconstructor parameters by name: settings give it theirs without a mapping."""
+    if importlib.util.find_spec("torch") is None:
+        pytest.skip("the engine needs PyTorch (the stir extra)")
+    from stir_ros.bag.reconstruct import ReconstructOptions
+    from stir_ros.engine import ENGINE_FIELDS, EngineConfig
+
+    assert set(ENGINE_FIELDS) == {f.name for f in dataclasses.fields(EngineConfig)}
+    assert set(ENGINE_FIELDS) <= set(TABLE[RECONSTRUCTOR_NAME])
+    assert set(ENGINE_FIELDS) <= {f.name for f in dataclasses.fields(ReconstructOptions)}
+    options = ReconstructOptions(method="tfi", torch_compile="default", weights="", window_length=61, max_batch=2)
+    config = EngineConfig.from_settings(options)
+    assert (config.method, config.torch_compile, config.weights, config.window_length, config.max_batch) == (
+        "tfi", "default", None, 61, 2)
+
+
 # --------------------------------------------------------------------------- stir-ros bag flags
 
 
@@ -341,12 +357,24 @@ def test_bag_reconstruct_flags_default_to_the_options_dataclass():
     from stir_ros.bag.reconstruct import ReconstructOptions
 
     args = vars(_bag_defaults("reconstruct", "in", "out"))
-    args["spike_topic"] = args.pop("spikes_topic")  # the flag's name is the launch argument's
     fields = {f.name: f.default for f in dataclasses.fields(ReconstructOptions)}
     shared = set(fields) & set(args)
     assert set(RECONSTRUCT_FLAGS) <= shared
     for name in shared:
         assert _same(args[name], fields[name]), f"--{name.replace('_', '-')} {args[name]!r}, ReconstructOptions {fields[name]!r}"
+
+
+def test_every_reconstruct_option_is_the_flag_of_its_name():
+    """``bag reconstruct`` builds its options by name (``ReconstructOptions.from_args``): none may lack its flag."""
+    from stir_ros.bag.reconstruct import ReconstructOptions
+
+    args = _bag_defaults("reconstruct", "in", "out", "--method", "tfi", "--spikes-topic", "/cam/spikes",
+                         "--max-batch", "3", "--torch-compile", "default", "--keep-topics")
+    names = {f.name for f in dataclasses.fields(ReconstructOptions)}
+    assert names <= set(vars(args)), f"options without a flag: {sorted(names - set(vars(args)))}"
+    opts = ReconstructOptions.from_args(args)
+    assert (opts.method, opts.spikes_topic, opts.max_batch, opts.torch_compile, opts.keep_topics) == (
+        "tfi", "/cam/spikes", 3, "default", [])
 
 
 def test_other_bag_flags_default_to_the_driver_parameters():

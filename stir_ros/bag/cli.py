@@ -26,6 +26,7 @@ from stir_ros.bag.jobs import add_job_arguments
 from stir_ros.core import defaults
 from stir_ros.core.errors import ConfigError
 from stir_ros.core.imaging import IMAGE_ENCODINGS
+from stir_ros.core.packing import ENCODINGS as PAYLOAD_ENCODINGS
 from stir_ros.core.text_output import printable
 from stir_ros.engine import BACKENDS, COMPILE_MODES, METHODS, PRECISIONS
 
@@ -111,7 +112,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                    help=f"header.frame_id of the packets (default {defaults.FRAME_ID}, as the driver)")
     p.add_argument("--start-time", default=None,
                    help="header/bag time of frame 0 in seconds since the epoch (default: file time - duration)")
-    p.add_argument("--encoding", choices=("vidar_bitpacked", "unpacked_u8"), default=defaults.PAYLOAD_ENCODING,
+    p.add_argument("--encoding", choices=PAYLOAD_ENCODINGS, default=defaults.PAYLOAD_ENCODING,
                    help=f"payload encoding of the packets (the driver's encoding; default {defaults.PAYLOAD_ENCODING})")
     _storage_arg(p, "sqlite3")
     p.set_defaults(_bag_run=_run_from_dat)
@@ -218,17 +219,7 @@ def _run_reconstruct(args: argparse.Namespace) -> int:
         from stir_ros.models.checkpoint import check_weights_file
 
         check_weights_file(args.weights, args.window_length or None)
-    opts = ReconstructOptions(
-        method=args.method, window_length=args.window_length, stride_frames=args.stride_frames,
-        output_rate_hz=args.output_rate_hz, alpha=args.alpha,
-        device=args.device, precision=args.precision, max_batch=args.max_batch, weights=args.weights,
-        spike_topic=args.spikes_topic, image_topic=args.image_topic, camera_info_topic=args.camera_info_topic,
-        output_encoding=args.output_encoding, frame_id=args.frame_id, storage=args.storage,
-        keep_topics=args.keep_topics, backend=args.backend, torch_compile=args.torch_compile,
-        cuda_graphs=args.cuda_graphs, feature_reuse=args.feature_reuse,
-        defect_correction=args.defect_correction, defect_map_url=args.defect_map_url,
-        defect_sample_period_frames=args.defect_sample_period_frames, defect_hot_rate=args.defect_hot_rate,
-    )  # fmt: skip
+    opts = ReconstructOptions.from_args(args)
     inputs, many = expand_inputs(args.input)
     if wants_job(args, many):
         return run_job_command(args, opts, inputs, many, _warn)

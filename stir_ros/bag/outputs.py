@@ -24,7 +24,7 @@ from stir_ros.bag.reader import BagReader
 from stir_ros.bag.types import CAMERA_INFO, IMAGE, get_typestore
 from stir_ros.bag.writer import BagWriter, copy_topics, serialize
 from stir_ros.core.errors import BagError, ConfigError
-from stir_ros.core.imaging import to_image_array
+from stir_ros.core.imaging import to_image_array, uncalibrated_camera_info
 from stir_ros.core.paths import make_output_folder
 
 __all__ = ["ImageOutputs", "VIDEO_SUFFIXES"]
@@ -133,11 +133,8 @@ class ImageOutputs:
         if info is not None:
             return serialize(dataclasses.replace(info, header=self._header(stamp, frame_id)), CAMERA_INFO)
         t = self.store.types
-        h, w = shape
         msg = t[CAMERA_INFO](
-            header=self._header(stamp, frame_id), height=h, width=w, distortion_model="plumb_bob",
-            d=np.zeros(0, np.float64), k=np.zeros(9, np.float64), r=np.eye(3).reshape(-1), p=np.zeros(12, np.float64),
-            binning_x=0, binning_y=0,
+            header=self._header(stamp, frame_id), **uncalibrated_camera_info(*shape),
             roi=t["sensor_msgs/msg/RegionOfInterest"](x_offset=0, y_offset=0, height=0, width=0, do_rectify=False))
         return serialize(msg, CAMERA_INFO)
 

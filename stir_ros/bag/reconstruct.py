@@ -27,21 +27,26 @@ import queue
 import sys
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
-from stir_ros.core.defaults import ALPHA, DEFECT_CORRECTION, DEFECT_HOT_RATE, DEFECT_SAMPLE_PERIOD_FRAMES
+from stir_ros.core.defaults import DEFECT_CORRECTION, DEFECT_HOT_RATE, DEFECT_SAMPLE_PERIOD_FRAMES
 from stir_ros.core.defect_file import defect_tracker
 from stir_ros.bag.model import DAMAGE_KINDS, BagProblem
 from stir_ros.bag.outputs import VIDEO_SUFFIXES, ImageOutputs
 from stir_ros.bag.reader import BagReader, check_spike_topic
+from stir_ros.bag.stages import Stopped as _Stop, get as _get, put as _put
 from stir_ros.bag.window_range import WindowRange, camera_info_topic
 from stir_ros.core.errors import BagError, ConfigError, StirRosError
-from stir_ros.core.imaging import IMAGE_ENCODINGS
+from stir_ros.core.imaging import IMAGE_ENCODINGS, image_frame_id
 from stir_ros.core.limits import check_parameter
 from stir_ros.core.paths import check_output_apart
-from stir_ros.core.stream import Window, stack_windows
+from stir_ros.core.batch_runner import batch_input, counts_packed, run_batch, same_size, take_batch
+from stir_ros.core.stream import Window
+from stir_ros.engine import EngineConfig
+from stir_ros.reconstructor_settings import DEFAULTS, build_engine
 from stir_ros.core.stream_processor import DROPPED, REJECTED, StreamProcessor, packet_header, packet_payload
 
 __all__ = ["ReconstructOptions", "ReconstructResult", "reconstruct_bag", "VIDEO_SUFFIXES"]
@@ -51,54 +56,45 @@ _END = object()
 
 @dataclass(frozen=True)
 class ReconstructOptions:
-    """Settings of an offline reconstruction (the node's parameter names).
+    """Settings of an offline reconstruction (the node's parameter names, and its defaults but for ``stride_frames``).
 
     Attributes:
-        method: ``stir``, ``tfp`` or ``tfi``.
-        window_length: Frames per window; 0 = the checkpoint's (stir) or 41 (tfp/tfi).
+        method, window_length, alpha, device, precision, max_batch, weights, backend, torch_compile,
+            cuda_graphs, feature_reuse: The engine's settings (:class:`~stir_ros.engine.EngineConfig`,
+            by these names; ``weights`` ``None``: the shipped default).
         stride_frames: Frames between consecutive windows (one image per stride).
         output_rate_hz: If > 0, overrides ``stride_frames``: ``round(frame_rate_hz / output_rate_hz)``.
-        alpha: Sensor alpha; images are divided by it.
-        device: ``auto``, ``cpu``, ``cuda`` or ``cuda:N``.
-        precision: ``auto``, ``fp32``, ``fp16`` or ``bf16`` (stir; ``auto``: see ``EngineConfig``).
-        max_batch: Windows per forward pass.
-        weights: STIR checkpoint (``None``: the shipped default).
-        spike_topic: Topic to read; ``None``: ``/spikes`` or the bag's only SpikePacket topic.
+        spikes_topic: Topic to read; ``None``: ``/spikes`` or the bag's only SpikePacket topic.
         image_topic: Output ``sensor_msgs/Image`` topic.
         camera_info_topic: Output ``sensor_msgs/CameraInfo`` topic; empty for none.
         output_encoding: ``mono8``, ``mono16`` or ``32FC1``.
         frame_id: Image frame; empty: the ``header.frame_id`` of the packet completing each window.
         storage: Output storage; ``None``: the input's.
         keep_topics: Other topics to copy: ``None`` none, ``()`` all, or the names.
-        backend: ``auto``, ``torch`` or ``openvino`` (stir on the CPU; see ``EngineConfig``).
-        torch_compile: ``torch.compile`` mode of stir (``none``: eager; ``EngineConfig.compile``).
-        cuda_graphs: Replay stir from captured CUDA graphs (CUDA only).
-        feature_reuse: Overlapping windows (stride shorter than the window) reuse the stir block
-            features of the frames they share (``EngineConfig.feature_reuse``; the same images).
         defect_correction, defect_map_url, defect_sample_period_frames, defect_hot_rate: The
             node's hot/dead pixel repair (README, "Using a real camera").
     """
 
-    method: str = "stir"
-    window_length: int = 0
+    method: str = DEFAULTS["method"]
+    window_length: int = DEFAULTS["window_length"]
     stride_frames: int = 20
-    output_rate_hz: float = 0.0
-    alpha: float = ALPHA
-    device: str = "auto"
-    precision: str = "auto"
-    max_batch: int = 4
+    output_rate_hz: float = DEFAULTS["output_rate_hz"]
+    alpha: float = DEFAULTS["alpha"]
+    device: str = DEFAULTS["device"]
+    precision: str = DEFAULTS["precision"]
+    max_batch: int = DEFAULTS["max_batch"]
     weights: str | None = None
-    spike_topic: str | None = None
+    spikes_topic: str | None = None
     image_topic: str = "/image"
     camera_info_topic: str = "/camera_info"
-    output_encoding: str = "mono8"
-    frame_id: str = ""
+    output_encoding: str = DEFAULTS["output_encoding"]
+    frame_id: str = DEFAULTS["frame_id"]
     storage: str | None = None
     keep_topics: Sequence[str] | None = None
-    backend: str = "auto"
-    torch_compile: str = "none"
-    cuda_graphs: bool = False
-    feature_reuse: bool = False
+    backend: str = DEFAULTS["backend"]
+    torch_compile: str = DEFAULTS["torch_compile"]
+    cuda_graphs: bool = DEFAULTS["cuda_graphs"]
+    feature_reuse: bool = DEFAULTS["feature_reuse"]
     defect_correction: str = DEFECT_CORRECTION
     defect_map_url: str = ""
     defect_sample_period_frames: int = DEFECT_SAMPLE_PERIOD_FRAMES
@@ -117,6 +113,11 @@ class ReconstructOptions:
         for name in ("window_length", "stride_frames", "output_rate_hz", "alpha", "max_batch",
                      "defect_sample_period_frames", "defect_hot_rate"):
             check_parameter("spike_reconstructor", name, getattr(self, name))
+
+    @classmethod
+    def from_args(cls, args: Any) -> ReconstructOptions:
+        """The options of a parsed ``bag reconstruct`` command line: each flag sets the field of its name."""
+        return cls(**{f.name: getattr(args, f.name) for f in fields(cls) if hasattr(args, f.name)})
 
 
 @dataclass
@@ -149,31 +150,6 @@ class ReconstructResult:
     def damage(self) -> list[BagProblem]:
         """Problems that are damage to the input file (not stream events)."""
         return [p for p in self.problems if p.kind in DAMAGE_KINDS]
-
-
-class _Stop(Exception):
-    """Another stage failed: leave quietly, the failure is reported by the caller."""
-
-
-def _put(q: queue.Queue[Any], item: Any, stop: threading.Event) -> None:
-    while True:
-        if stop.is_set():
-            raise _Stop
-        try:
-            q.put(item, timeout=0.1)
-            return
-        except queue.Full:
-            continue
-
-
-def _get(q: queue.Queue[Any], stop: threading.Event) -> Any:
-    while True:
-        if stop.is_set():
-            raise _Stop
-        try:
-            return q.get(timeout=0.1)
-        except queue.Empty:
-            continue
 
 
 def reconstruct_bag(
@@ -228,21 +204,17 @@ def reconstruct_bag(
 
     t_start = time.perf_counter()
     with BagReader(in_path, on_problem=problem) as bag:
-        spike_topic = check_spike_topic(bag, opts.spike_topic)
+        spike_topic = check_spike_topic(bag, opts.spikes_topic)
         result.spike_topic = spike_topic
         keep = _topics_to_keep(bag, opts, spike_topic, problem)
         # Check every output before the (slow) engine is built; create them after.
         storage = opts.storage or (bag.storage_id if bag.storage_id in ("sqlite3", "mcap") else "sqlite3")
         outputs = ImageOutputs(out_path, storage, to_folder, video, video_fps, opts.output_encoding, opts.image_topic,
                                opts.camera_info_topic)
-        if engine is None:
-            from stir_ros.engine import EngineConfig, ReconstructionEngine  # torch on use only
-
-            engine = ReconstructionEngine(EngineConfig(
-                method=opts.method, window_length=opts.window_length, alpha=opts.alpha, device=opts.device,
-                precision=opts.precision, max_batch=opts.max_batch, weights=opts.weights, backend=opts.backend,
-                compile=opts.torch_compile, cuda_graphs=opts.cuda_graphs, feature_reuse=opts.feature_reuse))
-        for warning in engine.pop_warnings():
+        if engine is None:  # the node's engine, with its fallbacks (torch is imported on use only)
+            engine = build_engine(EngineConfig.from_settings(opts),
+                                  lambda message, _summary: problem(BagProblem("engine", "engine", message)))
+        for warning in engine.pop_warnings():  # an engine handed in
             problem(BagProblem("engine", "engine", warning))
         result.window_length = int(engine.window_length)
         result.device = engine.device_name
@@ -286,10 +258,12 @@ class _Pipeline:
         self.bag, self.spike_topic, self.keep, self.opts, self.engine = bag, spike_topic, keep, opts, engine
         self.outputs, self.result, self.problem = outputs, result, problem
         # The node's packet path. Frames are decoded once on arrival (windows overlap when the
-        # stride is shorter than a window); no window-size limit (nothing is held for lack of time).
+        # stride is shorter than a window), unless the engine counts the packed bits (TFP on the
+        # CPU, as live); no window-size limit (nothing is held for lack of time).
         defects = defect_tracker(opts.defect_correction, opts.defect_map_url, opts.defect_sample_period_frames,
                                  opts.defect_hot_rate)
-        self.stream = StreamProcessor(engine.window_length, opts.stride_frames, opts.output_rate_hz, decode=True,
+        self.stream = StreamProcessor(engine.window_length, opts.stride_frames, opts.output_rate_hz,
+                                      decode=not counts_packed(engine),
                                       max_window_bytes=None, defects=defects)
         self.range = windows.cursor() if windows is not None else None  # a shard: its state, where to start
         self.stream, camera_info = self.range.restore(self.stream) if self.range else (self.stream, None)
@@ -316,7 +290,7 @@ class _Pipeline:
     def _read(self) -> None:
         # Packet by packet what the node's spikes callback does (StreamProcessor), except that
         # nothing is dropped for lack of time.
-        pending: list[tuple[Window, str, Any]] = []
+        pending: deque[tuple[Window, str, Any]] = deque()
         topics = [self.spike_topic, *self.keep]
         if self.info_topic and self.info_topic not in topics:
             topics.append(self.info_topic)
@@ -350,31 +324,30 @@ class _Pipeline:
             self.result.packets, self.result.frames = self.stream.packets, self.stream.frames
             if self.bar is not None and self.bar.total is None:
                 self.bar.total = self.bag.topics[self.spike_topic].message_count * out.header.num_frames or None
-            frame_id = self.opts.frame_id or str(packet.header.frame_id)
+            frame_id = image_frame_id(self.opts.frame_id, str(packet.header.frame_id))
             for window in out.windows if self.range is None else self.range.take(out.windows):
-                if pending and (pending[0][0].height, pending[0][0].width) != (window.height, window.width):
-                    self._send_batch(pending)  # a batch holds windows of one size
                 pending.append((window, frame_id, self.camera_info))
-                if len(pending) == self.opts.max_batch:
+                # Full batches of one size: a size change sends what came before it.
+                while pending and (len(pending) >= self.opts.max_batch or not same_size(pending[0][0], window)):
                     self._send_batch(pending)
             if self.range is not None and self.range.finished:
                 break
-        if pending:
+        while pending:
             self._send_batch(pending)
 
-    def _send_batch(self, pending: list[tuple[Window, str, Any]]) -> None:
-        """Stack a batch here, off the inference thread, and queue it (full batches, in order).
+    def _send_batch(self, pending: deque[tuple[Window, str, Any]]) -> None:
+        """Take the next batch, prepare the engine's input here, off the inference thread, and queue it.
 
-        Only the stacked frames and each window's stamp travel on: the windows themselves (and
-        the frames they cache) are released here.
+        Only that input and each window's stamp travel on: the windows themselves (and the frames
+        they cache) are released here.
         """
-        stacked = stack_windows([item[0] for item in pending])
-        labels = [(int(w.centre_stamp_ns), frame_id, info) for w, frame_id, info in pending]
-        starts = [int(item[0].first_frame_index) for item in pending]
-        pending.clear()
+        batch = take_batch(pending, self.opts.max_batch, lambda item: item[0])
+        spikes = batch_input(self.engine, [item[0] for item in batch])
+        labels = [(int(w.centre_stamp_ns), frame_id, info) for w, frame_id, info in batch]
+        del batch
         # The progress bar advances when a batch is reconstructed, to the input frames read when it
         # was cut: reading runs ahead of inference, which is where the time goes.
-        _put(self.windows, (labels, stacked, starts, self.result.frames), self.halt)
+        _put(self.windows, (labels, spikes, self.result.frames), self.halt)
 
     # -- stage 2: inference (caller's thread) ---------------------------------------------
 
@@ -385,17 +358,12 @@ class _Pipeline:
             item = _get(self.windows, self.halt)
             if item is _END:
                 return
-            labels, stacked, starts, frames_done = item
+            labels, spikes, frames_done = item
             del item
-            if getattr(self.engine, "feature_reuse", False):  # the windows' places: shared blocks computed once
-                images = self.engine.reconstruct(stacked, starts=starts)
-            else:
-                images = self.engine.reconstruct(stacked)
-            del stacked
+            images = run_batch(self.engine, spikes, lambda warning: self.problem(BagProblem("engine", "engine", warning)))
+            del spikes
             for (stamp, frame_id, info), image in zip(labels, images, strict=True):
                 _put(self.to_write, ("image", stamp, frame_id, info, image), self.stop_all)
-            for warning in self.engine.pop_warnings():
-                self.problem(BagProblem("engine", "engine", warning))
             if self.bar is not None and frames_done > self.bar.n:
                 self.bar.update(frames_done - self.bar.n)
 

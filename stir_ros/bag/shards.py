@@ -37,6 +37,7 @@ from typing import Any
 from stir_ros.bag.model import DAMAGE_KINDS, BagProblem
 from stir_ros.bag.outputs import ImageOutputs
 from stir_ros.bag.reader import BagReader, check_spike_topic
+from stir_ros.core.methods import method_spec
 from stir_ros.bag.reconstruct import ReconstructOptions, reconstruct_bag
 from stir_ros.bag.window_range import WindowRange, camera_info_topic, freeze_state
 from stir_ros.core.defect_file import defect_tracker
@@ -53,10 +54,9 @@ def window_length_of(opts: ReconstructOptions) -> int:
     """The window length the engine of ``opts`` will use (the checkpoint's for stir with 0)."""
     if opts.window_length:
         return opts.window_length
-    if opts.method != "stir":
-        from stir_ros.engine import DEFAULT_WINDOW_LENGTH
-
-        return DEFAULT_WINDOW_LENGTH
+    spec = method_spec(opts.method)
+    if not spec.needs_weights:
+        return spec.default_window_length
     from stir_ros.core.weights import default_weights_path
     from stir_ros.models.checkpoint import check_weights_file
 
@@ -98,7 +98,7 @@ def plan_recording(in_path: str, opts: ReconstructOptions, shard_windows: int) -
     cut, boundary, ordinal, camera_info = 0, shard_windows, -1, None
     stamp, same, latest_start = -1, 0, -1  # spike messages of this stamp so far; the latest start's stamp
     with BagReader(in_path, on_problem=problems.append) as bag:
-        spike_topic = check_spike_topic(bag, opts.spike_topic)
+        spike_topic = check_spike_topic(bag, opts.spikes_topic)
         info_topic = camera_info_topic(bag, spike_topic)
         for msg in bag.messages([t for t in (spike_topic, info_topic) if t]):
             if msg.timestamp < latest_start:  # out of time order (overlapping split files): no seeking there

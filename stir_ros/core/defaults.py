@@ -13,7 +13,6 @@ from __future__ import annotations
 __all__ = [
     "ALPHA",
     "BACKENDS",
-    "METHODS",
     "PRECISIONS",
     "FRAME_ID",
     "FRAME_RATE_HZ",
@@ -40,8 +39,6 @@ FRAMES_PER_PACKET = 100
 PAYLOAD_ENCODING = "vidar_bitpacked"
 #: Sensor alpha: spike rate at intensity 1 (DESIGN.md §4).
 ALPHA = 0.6
-#: Reconstruction methods of the engine, the nodes, ``bag reconstruct`` and ``eval``.
-METHODS = ("stir", "tfp", "tfi")
 #: Inference precisions of STIR; ``auto``: :func:`stir_ros.core.inference_path.resolve_inference_path`.
 PRECISIONS = ("auto", "fp32", "fp16", "bf16")
 #: STIR inference backends: eager PyTorch (CPU or CUDA) or OpenVINO (CPU; stir_ros.models.runtime);

@@ -2,7 +2,9 @@
 # SPDX-License-Identifier: Apache-2.0
 """Intensity images in [0, 1] to the pixel bytes of a ``sensor_msgs/Image`` (and back).
 
-Used by the reconstruction node and the offline bag tools, so that both publish the same bytes.
+Used by the reconstruction node and the offline bag tools, so that both publish the same bytes,
+with the same ``frame_id`` (:func:`image_frame_id`) and, for a camera without calibration, the
+same ``camera_info`` (:func:`uncalibrated_camera_info`).
 Encodings follow ``sensor_msgs/image_encodings``: ``mono8`` and ``mono16`` are scaled to the
 full integer range with rounding to nearest, ``32FC1`` is the float value itself. Multi-byte
 pixels are little-endian (``is_bigendian = 0``).
@@ -16,7 +18,10 @@ import numpy as np
 
 from stir_ros.core.errors import ConfigError, SpikeFormatError
 
-__all__ = ["IMAGE_ENCODINGS", "to_image_array", "to_image_bytes", "from_image_bytes"]
+__all__ = [
+    "IMAGE_ENCODINGS", "from_image_bytes", "image_frame_id", "to_image_array", "to_image_bytes",
+    "uncalibrated_camera_info",
+]  # fmt: skip
 
 #: Output encoding -> (numpy dtype, full-scale value or None for float).
 IMAGE_ENCODINGS: dict[str, tuple[np.dtype[Any], float | None]] = {
@@ -83,3 +88,21 @@ def from_image_bytes(data: Any, height: int, width: int, step: int, encoding: st
     pixels = np.ascontiguousarray(rows).view(dtype).reshape(height, width)
     out = pixels.astype(np.float32)
     return out if scale is None else out / np.float32(scale)
+
+
+def image_frame_id(frame_id_setting: str, packet_frame_id: str) -> str:
+    """The ``frame_id`` of an image: the ``frame_id`` setting, or (empty) that of the packet completing its window."""
+    return frame_id_setting or packet_frame_id
+
+
+def uncalibrated_camera_info(height: int, width: int) -> dict[str, Any]:
+    """The fields of a ``sensor_msgs/CameraInfo`` that says only the image size (K, P all zero, R identity).
+
+    What the node and ``bag reconstruct`` publish when the camera sent no calibration; the header
+    and the region of interest (all zero) are left to the message's own defaults.
+    """
+    return {
+        "height": int(height), "width": int(width), "distortion_model": "plumb_bob",
+        "d": np.zeros(0, np.float64), "k": np.zeros(9, np.float64), "r": np.eye(3).reshape(-1),
+        "p": np.zeros(12, np.float64), "binning_x": 0, "binning_y": 0,
+    }  # fmt: skip

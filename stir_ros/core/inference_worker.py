@@ -14,7 +14,8 @@ The worker thread lowers its own scheduling priority by ``niceness`` (Linux, whe
 its own nice value): when TFP or STIR saturates a core, the thread that receives the spikes still
 gets the CPU, and windows are dropped (counted) instead of packets (issue 14).
 
-ROS-free and torch-free: the engine is anything with the few attributes :class:`Engine` names
+ROS-free and torch-free: the engine is anything with the few attributes
+:class:`~stir_ros.core.batch_runner.Engine` names
 (:class:`stir_ros.engine.ReconstructionEngine`), and what ROS does (publishing, logging, the
 clock) comes in as callbacks.
 """
@@ -28,31 +29,17 @@ import time
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 
 from stir_ros.core.errors import StirRosError
 from stir_ros.core.limits import batch_limit
-from stir_ros.core.stream import Window, WindowCutter, packed_windows, stack_windows
+from stir_ros.core.batch_runner import Engine, batch_input, run_batch, take_batch
+from stir_ros.core.stream import Window, WindowCutter
 
 __all__ = ["Engine", "InferenceWorker", "Pending", "lower_thread_priority", "thread_niceness"]
 
-
-
-class Engine(Protocol):
-    """What the worker uses of :class:`stir_ros.engine.ReconstructionEngine`."""
-
-    method: str
-    window_length: int
-    batch_size: int
-
-    @property
-    def device(self) -> Any: ...
-
-    def reconstruct(self, windows: Any, starts: Sequence[int] | None = None) -> Any: ...
-
-    def pop_warnings(self) -> list[str]: ...
 
 
 @dataclass
@@ -281,14 +268,8 @@ class InferenceWorker:
             engine = self.engine
             assert engine is not None, "a released worker was started"
             first = self.queue[0].window
-            batch: list[Pending] = []
             limit = batch_limit(engine.batch_size, first.length, first.height, first.width)
-            # One batch holds windows of one size (a size change resets the stream anyway).
-            while self.queue and len(batch) < limit:
-                w = self.queue[0].window
-                if (w.height, w.width, w.length) != (first.height, first.width, first.length):
-                    break
-                batch.append(self.queue.popleft())
+            batch = take_batch(self.queue, limit, lambda p: p.window)
             self.busy = True
             return engine, batch
 
@@ -324,21 +305,10 @@ class InferenceWorker:
                     self.unserved_since = None
             return
         self._prepare(engine, first.height, first.width)
-        windows = [p.window for p in batch]
         started = time.perf_counter()
-        stacked: Any = None
-        if engine.method == "tfp" and engine.device.type == "cpu":
-            # TFP counts the spikes from the packed frames: no window is unpacked, the image is the same.
-            stacked = packed_windows(windows)  # array-like [B, T, H, W] (core.classical.PackedWindows)
-        stacked = stack_windows(windows) if stacked is None else stacked
-        if getattr(engine, "feature_reuse", False):  # the windows' places: shared blocks computed once
-            images = engine.reconstruct(stacked, starts=[w.first_frame_index for w in windows])
-        else:
-            images = engine.reconstruct(stacked)
-        self.window_s.append((time.perf_counter() - started) / len(windows))
+        images = run_batch(engine, batch_input(engine, [p.window for p in batch]), self._on_warning)
+        self.window_s.append((time.perf_counter() - started) / len(batch))
         self.on_timing(time.perf_counter() - started, len(batch))
-        for warning in engine.pop_warnings():
-            self._on_warning(warning)
         now_ns = self._clock_ns()
         for pending, img in zip(batch, images):
             if not self.running or not self._publish(pending, img):

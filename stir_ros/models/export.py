@@ -39,6 +39,7 @@ from torch import Tensor, nn
 from stir_ros.core.defaults import ALPHA
 from stir_ros.core.errors import BackendUnavailableError, ConfigError, SpikeFormatError
 from stir_ros.core.limits import bound_for
+from stir_ros.core.methods import STIR_WINDOW_LENGTHS
 from stir_ros.core.paths import check_output_apart
 
 __all__ = [
@@ -331,8 +332,9 @@ def run(args: argparse.Namespace) -> int:
     from stir_ros.models.checkpoint import load_checkpoint
 
     path = default_weights_path() if args.weights == "default" else Path(args.weights).expanduser()
-    if args.window_length not in (0, 41, 61):
-        raise ConfigError(f"--window-length must be 41 or 61 (0: the checkpoint's), got {args.window_length}")
+    if args.window_length not in (0, *STIR_WINDOW_LENGTHS):
+        supported = " or ".join(str(n) for n in STIR_WINDOW_LENGTHS)
+        raise ConfigError(f"--window-length must be {supported} (0: the checkpoint's), got {args.window_length}")
     check_output_apart(args.out, [path, *args.check_dat], what="output file")
     if args.dynamic and args.batch is not None:
         raise ConfigError("--batch is for fixed-size files; a --dynamic file takes any batch")

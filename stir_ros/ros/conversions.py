@@ -27,7 +27,7 @@ from rclpy.clock import Clock, ClockType
 from sensor_msgs.msg import CameraInfo, Image
 
 from stir_ros.core.errors import ConfigError
-from stir_ros.core.imaging import from_image_bytes, to_image_array
+from stir_ros.core.imaging import from_image_bytes, to_image_array, uncalibrated_camera_info
 from stir_ros.core.limits import MAX_FRAME_SIDE, bound_for
 from stir_ros.core.packing import ENCODING_VIDAR_BITPACKED, decode_payload, encode_frames
 from stir_ros.core.stream_processor import packet_header, packet_payload  # shared with the bag tools
@@ -233,12 +233,10 @@ def camera_info_from_file(url: str, frame_id: str = "") -> CameraInfo:
 
 def default_camera_info(height: int, width: int, frame_id: str = "", stamp_ns: int = 0) -> CameraInfo:
     """An uncalibrated CameraInfo: only the size, frame and stamp (K and P all zero)."""
-    info = CameraInfo()
+    fields = uncalibrated_camera_info(height, width)  # the same fields as bag reconstruct's
+    info = CameraInfo(**{k: v.tolist() if isinstance(v, np.ndarray) else v for k, v in fields.items()})
     info.header.stamp = ns_to_stamp(stamp_ns)
     info.header.frame_id = frame_id
-    info.height, info.width = int(height), int(width)
-    info.distortion_model = "plumb_bob"
-    info.r = [1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0]
     return info
 
 

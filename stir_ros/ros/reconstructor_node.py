@@ -47,7 +47,9 @@ from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 
 from stir_ros.engine import ReconstructionEngine
 from stir_ros.core.errors import ConfigError, PacketError, StirRosError
+from stir_ros.core.imaging import image_frame_id
 from stir_ros.core.inference_worker import InferenceWorker, Pending
+from stir_ros.core.methods import method_spec
 from stir_ros.core.reconstructor_status import ReconstructorStatus
 from stir_ros.core.stream import WindowCutter
 from stir_ros.core.spike_cdr import parse_spike_packet
@@ -343,7 +345,7 @@ class ReconstructorWork:
         """Warm up at this size; for STIR, time a window: the next packet logs what is sustainable."""
         first = (id(engine), height, width) not in self._throughput_noted
         warm_up(engine, height, width, self._throughput_noted, self.pacer.observe)
-        if first and engine.method == "stir":
+        if first and method_spec(engine.method).needs_weights:
             self._statement_due = f"{engine.method} at {height}x{width}"
 
     def _engine_warning(self, message: str, summary: str | None = None) -> None:
@@ -419,7 +421,7 @@ class ReconstructorWork:
             self._warn(out.notable_event, out.message)
         if not out.windows:
             return
-        frame_id = settings.frame_id or msg_frame_id
+        frame_id = image_frame_id(settings.frame_id, msg_frame_id)
         if self.worker.submit(out.windows, received, frame_id, settings.queue_size):
             period_s = self.stream.stride_for(header.frame_rate_hz) / header.frame_rate_hz
             kind, message = self.worker.drop_cause(period_s, settings.queue_size)

@@ -57,8 +57,10 @@ __all__ = ["WeightAverage", "add_arguments", "run", "train", "learning_rate", "s
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments of ``stir-ros train``."""
+    from stir_ros.core.methods import STIR_WINDOW_LENGTHS
+
     parser.add_argument("--out", required=True, help="output folder for last.pt, best.pt and snapshots")
-    parser.add_argument("--window-length", type=int, default=61, choices=(61, 41))
+    parser.add_argument("--window-length", type=int, default=61, choices=STIR_WINDOW_LENGTHS)
     parser.add_argument("--steps", type=int, default=200_000, help="total optimiser steps (default: authors' 200k)")
     parser.add_argument("--batch-size", type=int, default=8,
                         help="samples per step; under torchrun the global batch, split across the processes")
