@@ -37,7 +37,8 @@ from stir_ros.core.limits import (  # noqa: E402
     reconstructor_memory_bound,
 )
 from stir_ros.core.packing import ENCODING_UNPACKED_U8, ENCODING_VIDAR_BITPACKED  # noqa: E402
-from stir_ros.core.stream import stride_for_rate, validate_packet  # noqa: E402
+from stir_ros.core.packet import PacketHeader, validate_packet  # noqa: E402
+from stir_ros.core.stream import stride_for_rate  # noqa: E402
 from stir_ros.ros import RateLimitedLog  # noqa: E402
 from stir_ros.ros.conversions import frames_to_packet  # noqa: E402
 from stir_ros.ros.reconstructor_node import ReconstructorSettings, SpikeReconstructor  # noqa: E402
@@ -271,7 +272,7 @@ def test_node_descriptors_carry_the_ranges(node):
 )  # fmt: skip
 def test_packet_fields_beyond_what_a_sensor_produces(h, w, n, rate, kind):
     with pytest.raises(PacketError) as info:
-        validate_packet(bytes(16), h, w, n, ENCODING_VIDAR_BITPACKED, rate)
+        validate_packet(bytes(16), PacketHeader(0, 0, n, h, w, ENCODING_VIDAR_BITPACKED, 0, rate))
     assert info.value.kind == kind
 
 

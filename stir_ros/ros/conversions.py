@@ -30,7 +30,7 @@ from stir_ros.core.errors import ConfigError
 from stir_ros.core.imaging import from_image_bytes, to_image_array
 from stir_ros.core.limits import MAX_FRAME_SIDE, bound_for
 from stir_ros.core.packing import ENCODING_VIDAR_BITPACKED, decode_payload, encode_frames
-from stir_ros.core.stream_processor import packet_header, packet_payload  # shared with the bag tools
+from stir_ros.core.packet import packet_header, packet_payload  # shared with the bag tools
 from stir_ros.core.yaml_files import load_yaml
 from stir_ros.msg import SpikePacket
 
