@@ -449,14 +449,14 @@ def test_jpeg_compressed_output_is_close_to_the_image():
     import cv2
 
     from stir_ros.core.imaging import to_image_array
-    from stir_ros.ros.reconstructor_node import _compress
+    from stir_ros.ros.conversions import compressed_image_msg
 
     img = np.clip(np.add.outer(np.linspace(0, 1, 48), np.linspace(0, 0.5, 64)), 0, 1).astype(np.float32)
-    msg = _compress(img, "32FC1", "jpeg", 95, 123, "cam")
+    msg = compressed_image_msg(img, "32FC1", "jpeg", 95, 123, "cam")
     assert msg.format == "mono8; jpeg compressed mono8" and msg.header.frame_id == "cam"
     decoded = cv2.imdecode(np.frombuffer(bytes(msg.data), np.uint8), cv2.IMREAD_UNCHANGED)
     assert np.abs(decoded.astype(int) - to_image_array(img, "mono8").astype(int)).max() <= 3
-    png = _compress(img, "mono16", "png", 90, 123, "cam")
+    png = compressed_image_msg(img, "mono16", "png", 90, 123, "cam")
     assert png.format == "mono16; png compressed mono16"
     np.testing.assert_array_equal(cv2.imdecode(np.frombuffer(bytes(png.data), np.uint8), cv2.IMREAD_UNCHANGED),
                                   to_image_array(img, "mono16"))  # fmt: skip
