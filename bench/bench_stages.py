@@ -65,7 +65,8 @@ def stages(h: int, w: int, fpp: int, rate: float, stride: int, window: int, repe
     from stir_ros.core.dat import DatWriter
     from stir_ros.core.packing import pack_frames, packed_frame_bytes, unpack_frames
     from stir_ros.core.sources import DatSource
-    from stir_ros.core.stream import WindowCutter, validate_packet
+    from stir_ros.core.packet import PacketHeader, validate_packet
+    from stir_ros.core.stream import WindowCutter
 
     fb = packed_frame_bytes(h, w)
     nbytes = fpp * fb
@@ -140,8 +141,8 @@ def stages(h: int, w: int, fpp: int, rate: float, stride: int, window: int, repe
     index = [0]
 
     def cut() -> object:
-        raw_view = validate_packet(payload, h, w, fpp, "vidar_bitpacked", rate)
-        windows = cutter.push_payload(raw_view, h, w, fpp, "vidar_bitpacked", index[0], 0, rate)
+        header = PacketHeader(0, index[0], fpp, h, w, "vidar_bitpacked", 0, rate)
+        windows = cutter.push_payload(validate_packet(payload, header), header)
         index[0] += fpp
         return windows
 
@@ -151,7 +152,7 @@ def stages(h: int, w: int, fpp: int, rate: float, stride: int, window: int, repe
     cutter2 = WindowCutter(window, stride)
     wins = []
     for i, p in enumerate(packets):
-        wins += cutter2.push_payload(p, h, w, fpp, "vidar_bitpacked", i * fpp, 0, rate)
+        wins += cutter2.push_payload(p, PacketHeader(i, i * fpp, fpp, h, w, "vidar_bitpacked", 0, rate))
     win = wins[0]
     decoded = [None]
 

@@ -13,7 +13,8 @@ from stir_ros.core.packing import encode_frames
 from stir_ros.core.pixel_repair import PixelRepair
 from stir_ros.core.scenes import MovingScene
 from stir_ros.core.simulator import simulate_spikes
-from stir_ros.core.stream import PacketHeader, packed_windows, stack_windows
+from stir_ros.core.packet import PacketHeader
+from stir_ros.core.stream import packed_windows, stack_windows
 from stir_ros.core.stream_processor import StreamProcessor
 
 
@@ -77,7 +78,7 @@ def test_tracker_samples_on_the_sensor_clock_whatever_the_packets() -> None:
         for first in range(0, len(frames), per_packet):
             block = frames[first : first + per_packet]
             raw = encode_frames(block, "vidar_bitpacked")
-            t.observe(raw, 64, 80, len(block), "vidar_bitpacked", first, 20000.0)
+            t.observe(raw, PacketHeader(0, first, len(block), 64, 80, "vidar_bitpacked", 0, 20000.0))
         assert t.frames_sampled == SAMPLE_FRAMES * 15
         maps.append(t.current)
     assert maps[0] is not None and np.array_equal(maps[0].hot, maps[1].hot) and np.array_equal(maps[0].dead, maps[1].dead)

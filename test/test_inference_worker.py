@@ -24,7 +24,7 @@ from stir_ros.core.inference_worker import InferenceWorker, Pending, lower_threa
 from stir_ros.core.packing import ENCODING_VIDAR_BITPACKED, encode_frames
 from stir_ros.core.parameters import RECONSTRUCTOR_PARAMETERS
 from stir_ros.core.reconstructor_status import ReconstructorStatus
-from stir_ros.core.stream import PacketHeader
+from stir_ros.core.packet import PacketHeader
 from stir_ros.core.stream_processor import StreamProcessor
 
 RATE = 20000.0

@@ -25,7 +25,7 @@ from stir_ros.core.limits import (
     check_parameter,
 )
 from stir_ros.core.packing import ENCODING_VIDAR_BITPACKED
-from stir_ros.core.stream import validate_packet
+from stir_ros.core.packet import PacketHeader, validate_packet
 
 
 @pytest.mark.parametrize(
@@ -40,11 +40,12 @@ from stir_ros.core.stream import validate_packet
 )  # fmt: skip
 def test_packet_fields_exactly_at_a_limit_pass_and_one_over_fail(h, w, n, rate, kind):
     payload = np.zeros(min(n, MAX_PACKET_BYTES) * ((h * w + 7) // 8), np.uint8)
+    header = PacketHeader(0, 0, n, h, w, ENCODING_VIDAR_BITPACKED, 0, rate)
     if kind is None:
-        assert validate_packet(payload, h, w, n, ENCODING_VIDAR_BITPACKED, rate).size == payload.size
+        assert validate_packet(payload, header).size == payload.size
     else:
         with pytest.raises(PacketError) as info:
-            validate_packet(payload, h, w, n, ENCODING_VIDAR_BITPACKED, rate)
+            validate_packet(payload, header)
         assert info.value.kind == kind
 
 

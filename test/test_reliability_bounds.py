@@ -37,7 +37,8 @@ from stir_ros.core.limits import (  # noqa: E402
     reconstructor_memory_bound,
 )
 from stir_ros.core.packing import ENCODING_UNPACKED_U8, ENCODING_VIDAR_BITPACKED  # noqa: E402
-from stir_ros.core.stream import stride_for_rate, validate_packet  # noqa: E402
+from stir_ros.core.packet import PacketHeader, validate_packet  # noqa: E402
+from stir_ros.core.stream import stride_for_rate  # noqa: E402
 from stir_ros.ros import RateLimitedLog  # noqa: E402
 from stir_ros.ros.conversions import frames_to_packet  # noqa: E402
 from stir_ros.ros.reconstructor_node import ReconstructorSettings, SpikeReconstructor  # noqa: E402
@@ -271,7 +272,7 @@ def test_node_descriptors_carry_the_ranges(node):
 )  # fmt: skip
 def test_packet_fields_beyond_what_a_sensor_produces(h, w, n, rate, kind):
     with pytest.raises(PacketError) as info:
-        validate_packet(bytes(16), h, w, n, ENCODING_VIDAR_BITPACKED, rate)
+        validate_packet(bytes(16), PacketHeader(0, 0, n, h, w, ENCODING_VIDAR_BITPACKED, 0, rate))
     assert info.value.kind == kind
 
 
@@ -448,14 +449,14 @@ def test_jpeg_compressed_output_is_close_to_the_image():
     import cv2
 
     from stir_ros.core.imaging import to_image_array
-    from stir_ros.ros.reconstructor_node import _compress
+    from stir_ros.ros.conversions import compressed_image_msg
 
     img = np.clip(np.add.outer(np.linspace(0, 1, 48), np.linspace(0, 0.5, 64)), 0, 1).astype(np.float32)
-    msg = _compress(img, "32FC1", "jpeg", 95, 123, "cam")
+    msg = compressed_image_msg(img, "32FC1", "jpeg", 95, 123, "cam")
     assert msg.format == "mono8; jpeg compressed mono8" and msg.header.frame_id == "cam"
     decoded = cv2.imdecode(np.frombuffer(bytes(msg.data), np.uint8), cv2.IMREAD_UNCHANGED)
     assert np.abs(decoded.astype(int) - to_image_array(img, "mono8").astype(int)).max() <= 3
-    png = _compress(img, "mono16", "png", 90, 123, "cam")
+    png = compressed_image_msg(img, "mono16", "png", 90, 123, "cam")
     assert png.format == "mono16; png compressed mono16"
     np.testing.assert_array_equal(cv2.imdecode(np.frombuffer(bytes(png.data), np.uint8), cv2.IMREAD_UNCHANGED),
                                   to_image_array(img, "mono16"))  # fmt: skip

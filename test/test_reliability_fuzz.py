@@ -27,7 +27,9 @@ from hypothesis import strategies as st
 from stir_ros.core.dat import DatReader, dat_num_frames
 from stir_ros.core.errors import DatFileError, PacketError
 from stir_ros.core.packing import ENCODING_UNPACKED_U8, ENCODING_VIDAR_BITPACKED, ENCODINGS, decode_payload, encode_frames
-from stir_ros.core.stream import MIN_FRAME_RATE_HZ, PacketHeader, StreamMonitor, validate_packet
+from stir_ros.core.limits import MIN_FRAME_RATE_HZ
+from stir_ros.core.packet import PacketHeader, validate_packet
+from stir_ros.core.stream_monitor import StreamMonitor
 
 FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 ENCODING = st.sampled_from([ENCODING_VIDAR_BITPACKED, ENCODING_UNPACKED_U8, "", "VIDAR_BITPACKED", "h264", "vidar_bitpacked\0"])
@@ -52,7 +54,7 @@ FRAME_RATE = st.one_of(
 )
 def test_validate_packet_agrees_with_decode(data, h, w, n, encoding, rate):
     try:
-        raw = validate_packet(data, h, w, n, encoding, rate)
+        raw = validate_packet(data, PacketHeader(0, 0, n, h, w, encoding, 0, rate))
     except PacketError as err:
         assert err.kind in {"unknown_encoding", "bad_num_frames", "bad_frame_rate", "bad_size", "payload_length", "bad_values"}
         assert str(err)
@@ -71,7 +73,7 @@ def test_validate_packet_agrees_with_decode(data, h, w, n, encoding, rate):
 def test_validate_packet_absurd_headers_never_allocate(h, w, n, encoding, extra):
     # Claims of up to 4e9 x 4e9 x 4e9 with a small payload: rejected from the header alone.
     with pytest.raises(PacketError):
-        validate_packet(bytes(max(0, 64 + extra)), max(h, 1) | 2**20, max(w, 1), n, encoding, 20000.0)
+        validate_packet(bytes(max(0, 64 + extra)), PacketHeader(0, 0, n, max(h, 1) | 2**20, max(w, 1), encoding, 0, 20000.0))
 
 
 # --------------------------------------------------------------------------- StreamMonitor
@@ -209,7 +211,7 @@ def test_spike_packet_round_trip_through_serialization(n, h, w, encoding, seq, f
     assert packet_header(back) == PacketHeader(seq, first, n, h, w, encoding, stamp, rate)
     assert back.header.frame_id == frame_id
     np.testing.assert_array_equal(packet_to_frames(back), frames)
-    validate_packet(back.data, h, w, n, encoding, rate)
+    validate_packet(back.data, packet_header(back))
 
 
 @pytest.fixture(scope="module")
@@ -299,7 +301,7 @@ def _invalid(msg: SpikePacket) -> bool:
     """Whether the node must reject the packet (header and payload disagree or are invalid)."""
     h = packet_header(msg)
     try:
-        validate_packet(bytes(msg.data), h.height, h.width, h.num_frames, h.encoding, h.frame_rate_hz)
+        validate_packet(bytes(msg.data), h)
     except PacketError:
         return True
     return False

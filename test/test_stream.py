@@ -13,14 +13,9 @@ from hypothesis import strategies as st
 
 from stir_ros.core.errors import ConfigError, PacketError, SpikeFormatError
 from stir_ros.core.packing import ENCODING_UNPACKED_U8, ENCODING_VIDAR_BITPACKED, encode_frames
-from stir_ros.core.stream import (
-    PacketHeader,
-    StreamMonitor,
-    WindowCutter,
-    stack_windows,
-    stride_for_rate,
-    validate_packet,
-)
+from stir_ros.core.packet import PacketHeader, validate_packet
+from stir_ros.core.stream import WindowCutter, stack_windows, stride_for_rate
+from stir_ros.core.stream_monitor import StreamMonitor
 
 RATE = 20000.0
 T0 = 1_000_000_000
@@ -40,7 +35,7 @@ def _feed(cutter: WindowCutter, frames: np.ndarray, sizes: list[int], first: int
         else:
             data = encode_frames(block, payload)
             h, w = block.shape[1:]
-            windows += cutter.push_payload(data, h, w, len(block), payload, first + i, stamp, RATE)
+            windows += cutter.push_payload(data, PacketHeader(0, first + i, len(block), h, w, payload, stamp, RATE))
         i += size
     return windows
 
@@ -127,6 +122,11 @@ def test_cutting_is_independent_of_packetisation(sizes, window, stride):
 # --------------------------------------------------------------------------- packet validation
 
 
+def _loose(data, h, w, n, encoding, rate):
+    """``validate_packet``'s arguments from the header fields it checks."""
+    return data, PacketHeader(0, 0, n, h, w, encoding, 0, rate)
+
+
 @pytest.mark.parametrize(
     ("args", "kind"),
     [
@@ -142,7 +142,7 @@ def test_cutting_is_independent_of_packetisation(sizes, window, stride):
 )
 def test_validate_packet_names_the_problem(args, kind):
     with pytest.raises(PacketError) as info:
-        validate_packet(*args)
+        validate_packet(*_loose(*args))
     assert info.value.kind == kind
 
 
@@ -151,7 +151,7 @@ def test_absurd_header_does_not_allocate():
     try:
         for h, w, n in [(65535, 65535, 1), (4_000_000_000, 1, 1), (250, 400, 4_000_000_000)]:
             with pytest.raises(PacketError):
-                validate_packet(b"\0" * 100, h, w, n, ENCODING_VIDAR_BITPACKED, RATE)
+                validate_packet(*_loose(b"\0" * 100, h, w, n, ENCODING_VIDAR_BITPACKED, RATE))
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
@@ -160,7 +160,7 @@ def test_absurd_header_does_not_allocate():
 
 def test_validate_packet_returns_a_view():
     data = encode_frames(_stream(3), ENCODING_VIDAR_BITPACKED)
-    raw = validate_packet(data, 5, 7, 3, ENCODING_VIDAR_BITPACKED, RATE)
+    raw = validate_packet(*_loose(data, 5, 7, 3, ENCODING_VIDAR_BITPACKED, RATE))
     assert raw.base is data or np.shares_memory(raw, data)
 
 

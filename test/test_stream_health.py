@@ -6,30 +6,34 @@ from __future__ import annotations
 
 import pytest
 
-from stir_ros.core.stream_health import PacketInfo, StreamHealth
+from stir_ros.core.packet import PacketHeader
+from stir_ros.core.stream_health import StreamHealth
 
 RATE = 20000.0
 FRAMES = 100  # 5 ms per packet
 
 
-def _packet(seq: int, index: int, stamp_ns: int, payload: int = 1000) -> PacketInfo:
-    return PacketInfo(seq=seq, stamp_ns=stamp_ns, first_frame_index=index, num_frames=FRAMES,
-                      frame_rate_hz=RATE, payload_bytes=payload)  # fmt: skip
+PAYLOAD = 1000  # bytes per packet
 
 
-def _nominal(seq: int, t0: int = 10**18) -> tuple[PacketInfo, int]:
+def _packet(seq: int, index: int, stamp_ns: int) -> PacketHeader:
+    return PacketHeader(seq=seq, first_frame_index=index, num_frames=FRAMES, height=20, width=400,
+                        encoding="vidar_bitpacked", stamp_ns=stamp_ns, frame_rate_hz=RATE)  # fmt: skip
+
+
+def _nominal(seq: int, t0: int = 10**18) -> tuple[PacketHeader, int, int]:
     """Packet ``seq`` with nominal stamps, received 2 ms after its last frame was captured."""
     index = seq * FRAMES
     stamp = t0 + round(index / RATE * 1e9)
     last_frame = stamp + round((FRAMES - 1) / RATE * 1e9)
-    return _packet(seq, index, stamp), last_frame + 2_000_000
+    return _packet(seq, index, stamp), last_frame + 2_000_000, PAYLOAD
 
 
 def test_rates_delay_and_no_drift_for_a_clean_stream() -> None:
     health = StreamHealth()
     for seq in range(200):  # 1 s of stream
-        packet, received = _nominal(seq)
-        health.add(packet, received)
+        packet, received, payload = _nominal(seq)
+        health.add(packet, received, payload)
     first = _nominal(0)[1]
     report = health.report(first + 1_000_000_000)
     assert report.packets_per_s == pytest.approx(200)
@@ -68,7 +72,7 @@ def test_drift_of_a_fast_header_clock() -> None:
     for seq in range(2001):  # 10 s
         index = seq * FRAMES
         stamp = t0 + round(index / RATE * 1e9 * (1 + 100e-6))
-        health.add(_packet(seq, index, stamp), stamp + 10**7)
+        health.add(_packet(seq, index, stamp), stamp + 10**7, PAYLOAD)
     report = health.report(t0 + 11 * 10**9)
     assert report.drift_ppm == pytest.approx(100.0, rel=1e-3)
     assert report.drift_ms == pytest.approx(1.0, rel=1e-3)  # 100 ppm of 10 s

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from stir_ros.core.packing import pack_frames
+from stir_ros.core.packet import PacketHeader
 from stir_ros.core.stream import WindowCutter, packed_parts, packed_windows, stack_windows
 from stir_ros.engine import EngineConfig, ReconstructionEngine
 
@@ -19,7 +20,7 @@ def _cut(frames: np.ndarray, fpp: int, window: int, stride: int, encoding: str =
     for first in range(0, n, fpp):
         block = frames[first : first + fpp]
         payload = pack_frames(block) if encoding == "vidar_bitpacked" else block.reshape(-1)
-        windows += cutter.push_payload(payload, h, w, len(block), encoding, first, first * 50_000, 20000.0)
+        windows += cutter.push_payload(payload, PacketHeader(0, first, len(block), h, w, encoding, first * 50_000, 20000.0))
     return windows
 
 

@@ -12,7 +12,8 @@ import pytest
 
 from stir_ros.core.limits import MAX_WINDOW_BYTES, MAX_WINDOW_LENGTH
 from stir_ros.core.packing import ENCODING_UNPACKED_U8, ENCODING_VIDAR_BITPACKED, encode_frames
-from stir_ros.core.stream import PacketHeader, stack_windows
+from stir_ros.core.packet import PacketHeader
+from stir_ros.core.stream import stack_windows
 from stir_ros.core.stream_processor import (
     ACCEPTED,
     DROPPED,

@@ -18,7 +18,8 @@ import pytest
 from PIL import Image
 
 from stir_ros.cli import main
-from stir_ros.core.stream_health import PacketInfo, StreamHealth
+from stir_ros.core.packet import PacketHeader
+from stir_ros.core.stream_health import StreamHealth
 from stir_ros.core.text_output import json_text, printable, write_json
 
 HOSTILE = "cam\x1b[2J\x1b]0;title\x07\r\nseq 999 forged\u202egnp.exe\x9b31m\\n"
@@ -51,8 +52,8 @@ def test_stream_health_rejects_impossible_frame_rates_with_their_reason() -> Non
     health = StreamHealth()
     t0 = 10**18
     for seq, rate in enumerate((2000.0, 1e-300, math.inf, math.nan, 0.0, 2000.0)):
-        health.add(PacketInfo(seq=seq, stamp_ns=t0 + seq * 10_000_000, first_frame_index=20 * seq, num_frames=20,
-                              frame_rate_hz=rate, payload_bytes=16), t0 + seq * 10_000_000 + 12_000_000)  # fmt: skip
+        header = PacketHeader(seq, 20 * seq, 20, 8, 8, "vidar_bitpacked", t0 + seq * 10_000_000, rate)
+        health.add(header, t0 + seq * 10_000_000 + 12_000_000, 16)
     report = health.report(t0 + 10**9)
     assert report.rejected == 4 and report.totals["packets"] == 2
     assert health.rejections == {"frame_rate_hz outside [0.001, 1e+06] Hz": 4}

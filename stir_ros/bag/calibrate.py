@@ -57,8 +57,7 @@ def count_spikes(path: str, height: int | None, width: int | None, frame_rate_hz
                 counts += reader.read(first, min(_BLOCK, total - first)).sum(axis=0, dtype=np.uint64)
         return counts, total, frame_rate_hz
     from stir_ros.bag.reader import BagReader, check_spike_topic
-    from stir_ros.core.stream import validate_packet
-    from stir_ros.core.stream_processor import packet_header, packet_payload
+    from stir_ros.core.packet import packet_header, packet_payload, validate_packet
 
     acc: np.ndarray | None = None
     frames, rate = 0, frame_rate_hz
@@ -67,7 +66,7 @@ def count_spikes(path: str, height: int | None, width: int | None, frame_rate_hz
         for msg in bag.messages([name]):
             packet = bag.deserialize(msg)
             h = packet_header(packet)
-            raw = validate_packet(packet_payload(packet), h.height, h.width, h.num_frames, h.encoding, h.frame_rate_hz)
+            raw = validate_packet(packet_payload(packet), h)
             if acc is not None and acc.shape != (h.height, h.width):
                 raise ConfigError(f"frame size changes in '{path}' ({acc.shape} -> {h.height}x{h.width})")
             c = payload_counts(raw, h.height, h.width, h.encoding, 0, h.num_frames)

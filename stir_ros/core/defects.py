@@ -25,6 +25,7 @@ import numpy as np
 
 from stir_ros.core.classical import spike_counts_packed
 from stir_ros.core.errors import ConfigError
+from stir_ros.core.packet import PacketHeader
 from stir_ros.core.packing import ENCODING_VIDAR_BITPACKED
 from stir_ros.core.pixel_repair import PixelRepair
 
@@ -177,11 +178,12 @@ class DefectTracker:
         m = self.current
         return None if m is None or m.repair.count == 0 else m.repair
 
-    def observe(self, raw: np.ndarray, height: int, width: int, num_frames: int, encoding: str,
-                first_frame_index: int, frame_rate_hz: float) -> None:
-        """Count the sampled frames of one accepted packet; re-estimate when enough are held."""
+    def observe(self, raw: np.ndarray, header: PacketHeader) -> None:
+        """Count the sampled frames of one accepted packet (its checked payload); re-estimate when enough are held."""
         if self.mode != "auto":
             return
+        height, width, encoding = header.height, header.width, header.encoding
+        first_frame_index, num_frames, frame_rate_hz = header.first_frame_index, header.num_frames, header.frame_rate_hz
         if self._size != (height, width):
             self._size, self._counts, self._held, self._since = (height, width), None, 0, 0
             self.estimated = None

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from stir_ros.core.errors import PacketError
-from stir_ros.core.stream import PacketHeader
+from stir_ros.core.packet import PacketHeader
 
 __all__ = ["ParsedPacket", "parse_spike_packet"]
 

@@ -1,21 +1,19 @@
 # Copyright 2026 The stir_ros authors
 # SPDX-License-Identifier: Apache-2.0
-"""Spike-stream bookkeeping shared by the live node and the offline bag tools.
+"""Windows of one spike stream: frames in, windows on the sensor-clock grid out (live and offline alike).
 
-Two pieces, both ROS-free:
-
-- :class:`WindowCutter` keeps the recent frames of one stream and cuts windows of
-  ``window_length`` frames that start at frame indices ``k * stride_frames`` (counted from the
-  stream start, the sensor clock), so the live node and an offline pass over a bag give the same
-  windows and therefore the same images.
-- :class:`StreamMonitor` looks at packet headers (``seq``, frame index, size, encoding, stamp) and
-  says whether to accept a packet, accept it after resetting the buffer, or drop it; it counts
-  lost packets, duplicates, reordering, restarts and stamps going backwards.
+:class:`WindowCutter` keeps the recent frames of one stream and cuts windows of ``window_length``
+frames that start at frame indices ``k * stride_frames`` (counted from the stream start, the
+sensor clock), so the live node and an offline pass over a bag give the same windows and therefore
+the same images. Whether a packet belongs to the stream is the
+:class:`~stir_ros.core.stream_monitor.StreamMonitor`'s question, and its header
+(:class:`~stir_ros.core.packet.PacketHeader`) is checked against its payload in
+:mod:`stir_ros.core.packet`.
 
 Frames may be pushed decoded (``[N, H, W]`` uint8) or as a packet payload. Payloads are only
 validated on arrival and decoded when a window is materialised (:attr:`Window.frames`), which the
 node does in its worker thread: windows dropped from a full queue then cost nothing, and the
-thread that receives spikes never unpacks bits.
+thread that receives spikes never unpacks bits. ROS-free.
 """
 
 from __future__ import annotations
@@ -30,33 +28,12 @@ from typing import Any
 import numpy as np
 
 from stir_ros.core.classical import PackedWindows
-from stir_ros.core.errors import ConfigError, PacketError, SpikeFormatError
-from stir_ros.core.limits import MAX_FRAME_RATE_HZ, MAX_FRAME_SIDE, MAX_PACKET_BYTES, MIN_FRAME_RATE_HZ
+from stir_ros.core.errors import ConfigError, SpikeFormatError
+from stir_ros.core.packet import PacketHeader, validate_packet
+from stir_ros.core.packing import ENCODING_UNPACKED_U8, ENCODING_VIDAR_BITPACKED, unpack_frames
 from stir_ros.core.pixel_repair import PixelRepair
-from stir_ros.core.packing import (
-    ENCODING_UNPACKED_U8,
-    ENCODING_VIDAR_BITPACKED,
-    ENCODINGS,
-    as_byte_array,
-    payload_size,
-    unpack_frames,
-)
 
-__all__ = [
-    "Window",
-    "WindowCutter",
-    "PacketHeader",
-    "PacketCheck",
-    "StreamMonitor",
-    "validate_packet",
-    "stride_for_rate",
-    "stack_windows",
-    "packed_parts",
-    "packed_windows",
-    "MIN_FRAME_RATE_HZ",
-    "MAX_FRAME_RATE_HZ",
-]
-
+__all__ = ["Window", "WindowCutter", "stride_for_rate", "stack_windows", "packed_parts", "packed_windows"]
 
 
 # --------------------------------------------------------------------------- chunks
@@ -252,48 +229,27 @@ class WindowCutter:
         chunk = _Chunk(int(first_frame_index), n, int(first_stamp_ns), float(frame_rate_hz), h, w, frames=frames)
         return self._add(chunk)
 
-    def push_payload(
-        self,
-        data: Any,
-        height: int,
-        width: int,
-        num_frames: int,
-        encoding: str,
-        first_frame_index: int,
-        first_stamp_ns: int,
-        frame_rate_hz: float,
-    ) -> list[Window]:
+    def push_payload(self, data: Any, header: PacketHeader) -> list[Window]:
         """Add a packet payload without decoding it; windows decode their frames on access.
 
-        The header is validated first (:func:`validate_packet`); the payload is kept by
-        reference as a uint8 view.
+        The header is validated first (:func:`~stir_ros.core.packet.validate_packet`); the
+        payload is kept by reference as a uint8 view.
 
         Raises:
             PacketError: If the header and payload disagree or are out of range.
         """
-        raw = validate_packet(data, height, width, num_frames, encoding, frame_rate_hz)
-        return self.push_checked(raw, height, width, num_frames, encoding, first_frame_index, first_stamp_ns,
-                                 frame_rate_hz)  # fmt: skip
+        return self.push_checked(validate_packet(data, header), header)
 
-    def push_checked(
-        self,
-        raw: np.ndarray,
-        height: int,
-        width: int,
-        num_frames: int,
-        encoding: str,
-        first_frame_index: int,
-        first_stamp_ns: int,
-        frame_rate_hz: float,
-    ) -> list[Window]:
-        """:meth:`push_payload` for a payload that :func:`validate_packet` has already returned.
+    def push_checked(self, raw: np.ndarray, header: PacketHeader) -> list[Window]:
+        """:meth:`push_payload` for a payload that :func:`~stir_ros.core.packet.validate_packet` has already returned.
 
         The stream processor validates every packet before its monitor sees it; validating again
         here would be a second pass over an ``unpacked_u8`` payload on the hot path.
         """
+        h = header
         chunk = _Chunk(
-            int(first_frame_index), int(num_frames), int(first_stamp_ns), float(frame_rate_hz),
-            int(height), int(width), payload=raw, encoding=encoding,
+            int(h.first_frame_index), int(h.num_frames), int(h.stamp_ns), float(h.frame_rate_hz),
+            int(h.height), int(h.width), payload=raw, encoding=h.encoding,
         )  # fmt: skip
         return self._add(chunk)
 
@@ -365,202 +321,3 @@ def stack_windows(windows: Sequence[Window]) -> np.ndarray:
         if w.repair is not None:
             w.repair.apply(out[i])
     return out
-
-
-
-# --------------------------------------------------------------------------- packet checks
-
-
-def _packet_error(kind: str, message: str) -> PacketError:
-    err = PacketError(message)
-    err.kind = kind  # type: ignore[attr-defined]
-    return err
-
-
-def validate_packet(
-    data: Any, height: int, width: int, num_frames: int, encoding: str, frame_rate_hz: float
-) -> np.ndarray:
-    """Check a packet header against its payload without allocating; return the payload view.
-
-    Raises:
-        PacketError: Unknown encoding, zero/absurd size (a side over ``MAX_FRAME_SIDE``, a payload
-            over ``MAX_PACKET_BYTES``), ``num_frames`` 0, a frame rate outside
-            ``MIN_FRAME_RATE_HZ..MAX_FRAME_RATE_HZ``, a payload length that disagrees with the
-            header, or an ``unpacked_u8`` payload
-            with values other than 0 and 1 (one pass over the bytes; ``vidar_bitpacked`` payloads
-            cannot hold a bad value). The exception's ``kind`` attribute names the problem for
-            counters: ``unknown_encoding``, ``bad_num_frames``, ``bad_frame_rate``, ``bad_size``,
-            ``payload_length`` or ``bad_values``.
-    """
-    if encoding not in ENCODINGS:
-        raise _packet_error("unknown_encoding", f"unknown encoding {encoding!r}; expected one of {ENCODINGS}")
-    if isinstance(num_frames, bool) or not isinstance(num_frames, (int, np.integer)) or num_frames <= 0:
-        raise _packet_error("bad_num_frames", f"num_frames must be a positive integer, got {num_frames!r}")
-    if not (
-        isinstance(frame_rate_hz, (int, float))
-        and math.isfinite(frame_rate_hz)
-        and MIN_FRAME_RATE_HZ <= frame_rate_hz <= MAX_FRAME_RATE_HZ
-    ):
-        raise _packet_error(
-            "bad_frame_rate",
-            f"frame_rate_hz must be a number in {MIN_FRAME_RATE_HZ:g}..{MAX_FRAME_RATE_HZ:g} Hz, got {frame_rate_hz!r}",
-        )
-    try:
-        expected = payload_size(height, width, int(num_frames), encoding)
-    except SpikeFormatError as err:
-        raise _packet_error("bad_size", str(err)) from err
-    if height > MAX_FRAME_SIDE or width > MAX_FRAME_SIDE:
-        raise _packet_error(
-            "bad_size", f"frame size {height}x{width} exceeds {MAX_FRAME_SIDE} pixels per side (no spike sensor is larger)"
-        )
-    if expected > MAX_PACKET_BYTES:
-        raise _packet_error(
-            "bad_size", f"packet of {num_frames} frames of {height}x{width} would be {expected} bytes; "
-            f"the limit is {MAX_PACKET_BYTES} bytes per packet"
-        )
-    raw = as_byte_array(data, PacketError)
-    if raw.size != expected:
-        raise _packet_error(
-            "payload_length",
-            f"payload has {raw.size} bytes, expected {expected} for {num_frames} frames of "
-            f"{height}x{width} in {encoding}",
-        )
-    # Checked here rather than when the window is decoded: there a bad packet would fail the whole
-    # batch, good windows included.
-    if encoding == ENCODING_UNPACKED_U8 and raw.size and int(raw.max()) > 1:
-        raise _packet_error("bad_values", f"unpacked_u8 payload has values other than 0 and 1 (max {int(raw.max())})")
-    return raw
-
-
-@dataclass(frozen=True)
-class PacketHeader:
-    """The header fields of a SpikePacket that stream bookkeeping needs."""
-
-    seq: int
-    first_frame_index: int
-    num_frames: int
-    height: int
-    width: int
-    encoding: str
-    stamp_ns: int
-    frame_rate_hz: float
-
-
-@dataclass(frozen=True)
-class PacketCheck:
-    """What to do with a packet.
-
-    Attributes:
-        action: ``"accept"``, ``"reset"`` (reset the window buffer, then accept) or ``"drop"``.
-        event: ``None`` for an ordinary packet, else one of ``"start"``, ``"gap"``, ``"restart"``,
-            ``"duplicate"``, ``"reordered"``, ``"frame_gap"``, ``"size_change"``,
-            ``"encoding_change"``, ``"rate_change"``, ``"stamp_backwards"``.
-        lost_packets: Packets this one shows to be lost (``seq`` gap).
-        message: Human-readable explanation for the log.
-    """
-
-    action: str
-    event: str | None = None
-    lost_packets: int = 0
-    message: str = ""
-
-
-class StreamMonitor:
-    """Follows ``seq``, frame index, size, encoding, rate and stamp of one packet stream.
-
-    Rules (the first that applies wins):
-
-    - first packet: accept (event ``start``);
-    - ``seq`` equal to the last one, same first frame: duplicate, drop;
-    - ``seq`` 0, more than ``reorder_window`` behind, or behind with a stamp later than the last
-      packet's (a restarted publisher whose first packets were missed): restarted; reset;
-    - ``seq`` behind by at most ``reorder_window``, stamp not later: a late (reordered) packet, drop;
-    - ``seq`` ahead of the expected one: ``seq - expected`` packets lost; reset;
-    - size, encoding or frame rate changed: reset;
-    - first frame not following the previous packet: frames lost; reset;
-    - stamp earlier than the previous packet's: reset (windows must not straddle a clock jump).
-
-    Counters are plain attributes so that the node can publish them as diagnostics.
-    """
-
-    def __init__(self, reorder_window: int = 64) -> None:
-        self.reorder_window = int(reorder_window)
-        self.packets = 0  # accepted
-        self.frames = 0  # accepted
-        self.lost_packets = 0
-        self.duplicates = 0
-        self.reordered = 0
-        self.restarts = 0
-        self.frame_gaps = 0
-        self.size_changes = 0
-        self.encoding_changes = 0
-        self.rate_changes = 0
-        self.stamps_backwards = 0
-        self._last: PacketHeader | None = None
-
-    def reset(self) -> None:
-        """Forget the stream (the next packet is a start); counters are kept."""
-        self._last = None
-
-    def check(self, header: PacketHeader) -> PacketCheck:
-        """Classify ``header`` and update the state and counters."""
-        last = self._last
-        if last is None:
-            return self._accept(header, "reset", "start", 0, "stream started")
-        expected = last.seq + 1
-        if header.seq == last.seq and header.first_frame_index == last.first_frame_index:
-            self.duplicates += 1
-            return PacketCheck("drop", "duplicate", 0, f"duplicate packet seq {header.seq} dropped")
-        if header.seq < expected:
-            behind = expected - header.seq
-            # A late packet is older than the last one; a restarted driver stamps with a newer clock.
-            if header.seq == 0 or behind > self.reorder_window or header.stamp_ns > last.stamp_ns:
-                self.restarts += 1
-                msg = f"stream restarted: seq {header.seq} after {last.seq}; buffer reset"
-                return self._accept(header, "reset", "restart", 0, msg)
-            self.reordered += 1
-            msg = f"late packet seq {header.seq} (expected {expected}) dropped"
-            return PacketCheck("drop", "reordered", 0, msg)
-        if header.seq > expected:
-            lost = header.seq - expected
-            self.lost_packets += lost
-            msg = f"{lost} packet(s) lost (seq {last.seq} -> {header.seq}); buffer reset"
-            return self._accept(header, "reset", "gap", lost, msg)
-        if (header.height, header.width) != (last.height, last.width):
-            self.size_changes += 1
-            msg = f"frame size changed {last.height}x{last.width} -> {header.height}x{header.width}; buffer reset"
-            return self._accept(header, "reset", "size_change", 0, msg)
-        if header.encoding != last.encoding:
-            self.encoding_changes += 1
-            msg = f"encoding changed {last.encoding!r} -> {header.encoding!r}; buffer reset"
-            return self._accept(header, "reset", "encoding_change", 0, msg)
-        if header.frame_rate_hz != last.frame_rate_hz:
-            self.rate_changes += 1
-            msg = f"frame rate changed {last.frame_rate_hz} -> {header.frame_rate_hz} Hz; buffer reset"
-            return self._accept(header, "reset", "rate_change", 0, msg)
-        if header.first_frame_index != last.first_frame_index + last.num_frames:
-            self.frame_gaps += 1
-            msg = (
-                f"frame index jumped from {last.first_frame_index + last.num_frames} to "
-                f"{header.first_frame_index} with consecutive seq; buffer reset"
-            )
-            return self._accept(header, "reset", "frame_gap", 0, msg)
-        if header.stamp_ns < last.stamp_ns:
-            self.stamps_backwards += 1
-            msg = f"stamp went backwards by {(last.stamp_ns - header.stamp_ns) / 1e6:.3f} ms; buffer reset"
-            return self._accept(header, "reset", "stamp_backwards", 0, msg)
-        return self._accept(header, "accept", None, 0, "")
-
-    def _accept(self, header: PacketHeader, action: str, event: str | None, lost: int, msg: str) -> PacketCheck:
-        self._last = header
-        self.packets += 1
-        self.frames += header.num_frames
-        return PacketCheck(action, event, lost, msg)
-
-    def counters(self) -> dict[str, int]:
-        """All counters by name."""
-        names = (
-            "packets", "frames", "lost_packets", "duplicates", "reordered", "restarts", "frame_gaps",
-            "size_changes", "encoding_changes", "rate_changes", "stamps_backwards",
-        )  # fmt: skip
-        return {n: int(getattr(self, n)) for n in names}

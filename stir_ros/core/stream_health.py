@@ -2,7 +2,8 @@
 # SPDX-License-Identifier: Apache-2.0
 """Health of a live spike stream, as ``stir-ros perf`` reports it (ROS-free).
 
-Fed with the header fields of every packet and the time it was received, :class:`StreamHealth`
+Fed with the header of every packet (:class:`~stir_ros.core.packet.PacketHeader`), its payload's
+size and the time it was received, :class:`StreamHealth`
 measures over each reporting period:
 
 - rates: packets/s, frames/s and payload MB/s (per second of receive time);
@@ -29,22 +30,9 @@ import math
 from dataclasses import dataclass, field
 
 from stir_ros.core.limits import MAX_FRAME_RATE_HZ, MIN_FRAME_RATE_HZ
+from stir_ros.core.packet import PacketHeader
 
-__all__ = ["PacketInfo", "StreamHealth", "HealthReport", "implausible"]
-
-
-@dataclass(frozen=True)
-class PacketInfo:
-    """The header fields of one packet that the health report needs."""
-
-    seq: int
-    stamp_ns: int
-    first_frame_index: int
-    num_frames: int
-    frame_rate_hz: float
-    payload_bytes: int
-    height: int = 0
-    width: int = 0
+__all__ = ["StreamHealth", "HealthReport", "implausible"]
 
 
 @dataclass
@@ -95,8 +83,8 @@ class StreamHealth:
         self._period = {"packets": 0, "frames": 0, "bytes": 0, "lost": 0, "reordered": 0, "restarts": 0, "rejected": 0}
         self._delays: list[float] = []
 
-    def add(self, packet: PacketInfo, receive_ns: int) -> None:
-        """Account for one received packet."""
+    def add(self, packet: PacketHeader, receive_ns: int, payload_bytes: int) -> None:
+        """Account for one received packet (its header, when it came, how large its payload was)."""
         if self._period_start is None:
             self._period_start = receive_ns
         p = self._period
@@ -113,10 +101,10 @@ class StreamHealth:
                 p["lost"] += packet.seq - self._expected_seq
             else:  # late or duplicate: does not move the expectation back
                 p["reordered"] += 1
-                self._count(packet, receive_ns)
+                self._count(packet, receive_ns, payload_bytes)
                 return
         self._expected_seq = packet.seq + 1
-        self._count(packet, receive_ns)
+        self._count(packet, receive_ns, payload_bytes)
         rate = packet.frame_rate_hz
         if self._origin is None:
             self._origin = (packet.stamp_ns, packet.first_frame_index, receive_ns)
@@ -126,11 +114,11 @@ class StreamHealth:
         self._last_drift_ms = (header_ns - sensor_ns) / 1e6
         self._last_drift_ppm = (header_ns - sensor_ns) / sensor_ns * 1e6 if sensor_ns > 0 else 0.0
 
-    def _count(self, packet: PacketInfo, receive_ns: int) -> None:
+    def _count(self, packet: PacketHeader, receive_ns: int, payload_bytes: int) -> None:
         p = self._period
         p["packets"] += 1
         p["frames"] += packet.num_frames
-        p["bytes"] += packet.payload_bytes
+        p["bytes"] += payload_bytes
         last_frame_ns = packet.stamp_ns + (packet.num_frames - 1) / packet.frame_rate_hz * 1e9
         self._delays.append((receive_ns - last_frame_ns) / 1e6)
 
@@ -160,7 +148,7 @@ class StreamHealth:
         return report
 
 
-def implausible(packet: PacketInfo) -> str:
+def implausible(packet: PacketHeader) -> str:
     """Why ``packet`` cannot be measured (empty if it can): a frame rate no sensor has."""
     rate = packet.frame_rate_hz
     if not (math.isfinite(rate) and MIN_FRAME_RATE_HZ <= rate <= MAX_FRAME_RATE_HZ):

@@ -6,9 +6,9 @@
 the offline ``bag reconstruct`` do, in one place so that they cannot drift apart (their images
 are compared byte for byte by ``test/test_bag_live_vs_offline.py``):
 
-1. validate the header against the payload (:func:`~stir_ros.core.stream.validate_packet`) and
+1. validate the header against the payload (:func:`~stir_ros.core.packet.validate_packet`) and
    the window it would make against ``max_window_bytes``: a bad packet is *rejected*;
-2. let the :class:`~stir_ros.core.stream.StreamMonitor` classify it: a duplicate or late packet
+2. let the :class:`~stir_ros.core.stream_monitor.StreamMonitor` classify it: a duplicate or late packet
    is *dropped*, a lost packet, restart, size/encoding/rate change, frame gap or stamp going
    backwards resets the window buffer;
 3. let the :class:`~stir_ros.core.defects.DefectTracker` count the spikes of the frames it samples
@@ -19,25 +19,26 @@ are compared byte for byte by ``test/test_bag_live_vs_offline.py``):
    carrying the defect repair in force now (applied when its frames are decoded, DESIGN.md §8).
 
 What happens around it (logging, queueing, publishing, writing a bag) stays with the caller. The
-header of a message, live (rclpy) or read from a bag (rosbags), comes from :func:`packet_header`.
+header of a message, live (rclpy) or read from a bag (rosbags), is made once, where the message
+arrives (:func:`~stir_ros.core.packet.packet_header`, re-exported here for the bag tools, or
+:func:`~stir_ros.core.spike_cdr.parse_spike_packet`), and that one object is passed on.
 
 ROS-free: no rclpy here.
 """
 
 from __future__ import annotations
 
-import array
 from collections import Counter
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
-import numpy as np
-
 from stir_ros.core.defects import DefectTracker
 from stir_ros.core.errors import PacketError
 from stir_ros.core.limits import MAX_WINDOW_BYTES
+from stir_ros.core.packet import PacketHeader, packet_header, packet_payload, validate_packet
 from stir_ros.core.packing import decode_payload
-from stir_ros.core.stream import PacketHeader, StreamMonitor, Window, WindowCutter, stride_for_rate, validate_packet
+from stir_ros.core.stream import Window, WindowCutter, stride_for_rate
+from stir_ros.core.stream_monitor import StreamMonitor
 
 __all__ = [
     "REJECTED", "DROPPED", "IDLE", "ACCEPTED", "PacketOutcome", "StreamProcessor", "packet_header", "packet_payload",
@@ -50,27 +51,6 @@ IDLE = "idle"  # accepted and counted, but the caller is idle: no window is cut
 ACCEPTED = "accepted"  # pushed to the window cutter (its windows may be none)
 
 
-def packet_header(msg: Any) -> PacketHeader:
-    """The header fields of a SpikePacket, live (rclpy) or deserialised from a bag (rosbags)."""
-    stamp = msg.header.stamp
-    return PacketHeader(
-        seq=int(msg.seq), first_frame_index=int(msg.first_frame_index), num_frames=int(msg.num_frames),
-        height=int(msg.height), width=int(msg.width), encoding=str(msg.encoding),
-        stamp_ns=int(stamp.sec) * 1_000_000_000 + int(stamp.nanosec), frame_rate_hz=float(msg.frame_rate_hz),
-    )  # fmt: skip
-
-
-def packet_payload(msg: Any) -> np.ndarray:
-    """The payload of a SpikePacket as a 1-D uint8 array sharing memory with the message (no copy).
-
-    rclpy holds ``uint8[]`` fields as ``array.array('B')``, rosbags as a numpy array.
-    """
-    data = msg.data
-    if isinstance(data, (array.array, bytes, bytearray, memoryview)):
-        return np.frombuffer(data, np.uint8)
-    return np.asarray(data, np.uint8).reshape(-1)
-
-
 class PacketOutcome(NamedTuple):
     """What :meth:`StreamProcessor.push` did with one packet (a tuple: one per packet, made cheaply).
 
@@ -79,7 +59,7 @@ class PacketOutcome(NamedTuple):
         status: ``"rejected"``, ``"dropped"``, ``"idle"`` or ``"accepted"`` (see the constants).
         windows: The windows the packet completed, oldest first (only when accepted).
         event: The monitor's event (``None`` for an ordinary packet, ``"start"``, ``"gap"``,
-            ``"duplicate"``, ...; see :class:`~stir_ros.core.stream.PacketCheck`); ``None`` when
+            ``"duplicate"``, ...; see :class:`~stir_ros.core.stream_monitor.PacketCheck`); ``None`` when
             rejected.
         message: The monitor's explanation of the event, or the rejection's.
         error: Why the packet was rejected (its ``kind`` attribute names the problem).
@@ -195,8 +175,7 @@ class StreamProcessor:
                 but no window is cut (the node's ``lazy`` mode with nobody subscribed).
         """
         try:
-            raw = validate_packet(payload, header.height, header.width, header.num_frames, header.encoding,
-                                  header.frame_rate_hz)  # fmt: skip
+            raw = validate_packet(payload, header)
             self._check_window_size(header)
         except PacketError as err:
             self.rejected[getattr(err, "kind", "invalid")] += 1
@@ -206,9 +185,8 @@ class StreamProcessor:
             self.events[check.event] = self.events.get(check.event, 0) + 1
         if check.action == "drop":
             return PacketOutcome(header, DROPPED, event=check.event, message=check.message)
-        h, w, n = header.height, header.width, header.num_frames
         # Before the idle check: the maps do not depend on whether anybody watched.
-        self.defects.observe(raw, h, w, n, header.encoding, header.first_frame_index, header.frame_rate_hz)
+        self.defects.observe(raw, header)
         if idle is not None and idle():
             return PacketOutcome(header, IDLE, event=check.event, message=check.message)
         stride = self.stride_for(header.frame_rate_hz)
@@ -220,11 +198,10 @@ class StreamProcessor:
             cutter.reset()
         cutter.repair = self.defects.repair
         if self.decode:
-            frames = decode_payload(raw, h, w, n, header.encoding)
+            frames = decode_payload(raw, header.height, header.width, header.num_frames, header.encoding)
             windows = cutter.push(frames, header.first_frame_index, header.stamp_ns, header.frame_rate_hz)
         else:
-            windows = cutter.push_checked(raw, h, w, n, header.encoding, header.first_frame_index, header.stamp_ns,
-                                          header.frame_rate_hz)  # fmt: skip
+            windows = cutter.push_checked(raw, header)
         self.windows_cut += len(windows)
         if cutter.repair is not None:
             self.windows_repaired += len(windows)

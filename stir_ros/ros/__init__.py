@@ -2,8 +2,9 @@
 # SPDX-License-Identifier: Apache-2.0
 """ROS 2 adapters: message conversions, the two nodes, the node graph and its runner.
 
-Only :mod:`stir_ros.ros.conversions` and the node modules import rclpy and message types;
-:mod:`stir_ros.ros.graph` is pure Python so that launch files and tests can call it anywhere.
+Only :mod:`stir_ros.ros.conversions`, the node modules and their parts import rclpy and message
+types; :mod:`stir_ros.ros.graph` is pure Python so that launch files and tests can call it
+anywhere, and so are :mod:`stir_ros.ros.driver_settings` and :mod:`stir_ros.ros.device_memory`.
 """
 
 from __future__ import annotations

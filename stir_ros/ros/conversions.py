@@ -2,7 +2,8 @@
 # SPDX-License-Identifier: Apache-2.0
 """The one place where ROS messages become numpy arrays and back.
 
-SpikePacket <-> frames or payloads, float images -> ``sensor_msgs/Image``, ``CameraInfo`` from a
+SpikePacket <-> frames or payloads, float images -> ``sensor_msgs/Image`` (and
+``CompressedImage``), ``CameraInfo`` from a
 camera_calibration YAML file, ``builtin_interfaces/Time`` <-> integer nanoseconds, and
 ``diagnostic_msgs`` status entries. Payloads are viewed without copying where rclpy allows it
 (``uint8[]`` fields are ``array.array('B')`` in rclpy).
@@ -24,13 +25,13 @@ from builtin_interfaces.msg import Time
 from diagnostic_msgs.msg import DiagnosticStatus, KeyValue
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
 from rclpy.clock import Clock, ClockType
-from sensor_msgs.msg import CameraInfo, Image
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 
 from stir_ros.core.errors import ConfigError
 from stir_ros.core.imaging import from_image_bytes, to_image_array, uncalibrated_camera_info
 from stir_ros.core.limits import MAX_FRAME_SIDE, bound_for
 from stir_ros.core.packing import ENCODING_VIDAR_BITPACKED, decode_payload, encode_frames
-from stir_ros.core.stream_processor import packet_header, packet_payload  # shared with the bag tools
+from stir_ros.core.packet import packet_header, packet_payload  # shared with the bag tools
 from stir_ros.core.yaml_files import load_yaml
 from stir_ros.msg import SpikePacket
 
@@ -43,6 +44,7 @@ __all__ = [
     "make_packet",
     "frames_to_packet",
     "image_to_msg",
+    "compressed_image_msg",
     "image_msg_to_array",
     "camera_info_from_file",
     "default_camera_info",
@@ -148,6 +150,29 @@ def image_to_msg(img: np.ndarray, encoding: str, stamp_ns: int, frame_id: str) -
     data = array.array("B")
     data.frombytes(np.ascontiguousarray(pixels).view(np.uint8).reshape(-1).data)
     msg.data = data
+    return msg
+
+
+def compressed_image_msg(
+    img: np.ndarray, encoding: str, fmt: str, quality: int, stamp_ns: int, frame_id: str
+) -> CompressedImage:
+    """``image/compressed`` in the compressed_image_transport format (``"<enc>; <fmt> compressed <enc>"``).
+
+    png keeps mono8/mono16 exactly (32FC1 is sent as mono16); jpeg is 8-bit (mono8).
+    """
+    import cv2  # opencv: only when compressed output is on
+
+    enc = encoding if fmt == "png" and encoding in ("mono8", "mono16") else ("mono16" if fmt == "png" else "mono8")
+    pixels = np.ascontiguousarray(to_image_array(img, enc))
+    params = [cv2.IMWRITE_JPEG_QUALITY, int(quality)] if fmt == "jpeg" else [cv2.IMWRITE_PNG_COMPRESSION, 1]
+    ok, buf = cv2.imencode(".jpg" if fmt == "jpeg" else ".png", pixels, params)
+    if not ok:
+        raise ConfigError(f"OpenCV could not encode a {pixels.shape} {enc} image as {fmt}")
+    msg = CompressedImage()
+    msg.header.stamp = ns_to_stamp(stamp_ns)
+    msg.header.frame_id = frame_id
+    msg.format = f"{enc}; {fmt} compressed {enc}"
+    msg.data = buf.tobytes()
     return msg
 
 

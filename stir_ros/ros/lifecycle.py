@@ -16,6 +16,7 @@ state machine does not allow it, and the node stays in its state.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 from lifecycle_msgs.srv import ChangeState
@@ -24,7 +25,18 @@ from rclpy.lifecycle import LifecycleState, TransitionCallbackReturn
 
 from stir_ros.core.errors import StirRosError
 
-__all__ = ["ManagedTransitions"]
+__all__ = ["ManagedTransitions", "under_state_lock"]
+
+
+def under_state_lock(step: Callable[[Any], None]) -> Callable[[Any], None]:
+    """The transition ``step``, run holding the node's ``_state_lock`` (a re-entrant lock)."""
+
+    def transition(self: Any) -> None:
+        with self._state_lock:
+            step(self)
+
+    transition.__doc__ = step.__doc__
+    return transition
 
 
 class ManagedTransitions:

@@ -93,20 +93,10 @@ def _spin(args: argparse.Namespace, name: str, on_packet: Any, on_tick: Any = No
         rclpy.try_shutdown()
 
 
-def _info(msg: Any) -> Any:
-    from stir_ros.core.stream_health import PacketInfo
-    from stir_ros.ros.conversions import stamp_to_ns
-
-    return PacketInfo(
-        seq=int(msg.seq), stamp_ns=stamp_to_ns(msg.header.stamp), first_frame_index=int(msg.first_frame_index),
-        num_frames=int(msg.num_frames), frame_rate_hz=float(msg.frame_rate_hz), payload_bytes=len(msg.data),
-        height=int(msg.height), width=int(msg.width),
-    )  # fmt: skip
-
-
 def run_perf(args: argparse.Namespace) -> int:
     """Entry point of ``stir-ros perf``."""
     from stir_ros.core.stream_health import StreamHealth
+    from stir_ros.ros.conversions import packet_header
 
     _check(args)
     health = StreamHealth()
@@ -115,7 +105,7 @@ def run_perf(args: argparse.Namespace) -> int:
 
     def on_packet(msg: Any, now_ns: int) -> None:
         sizes.add(f"{msg.height}x{msg.width} {printable(msg.encoding)} @ {msg.frame_rate_hz:g} Hz")
-        health.add(_info(msg), now_ns)
+        health.add(packet_header(msg), now_ns, len(msg.data))
 
     def on_tick(now_ns: int) -> None:
         report = health.report(now_ns)
