@@ -6,13 +6,14 @@ from __future__ import annotations
 
 import pytest
 
-from stir_ros.core.rate_policy import HEADROOM, RATE_POLICIES, RatePacer, paced_stride
+from stir_ros.core.rate_policy import DWELL, HEADROOM, RATE_POLICIES, RatePacer, ladder_step, paced_stride
 from stir_ros.core.stream_processor import StreamProcessor
 
 
 def test_paced_stride_is_the_smallest_sustained_multiple():
-    # 20 kHz, stride 200 (100 images/s asked), 0.3 s per window: 0.375 s with headroom = 7500 frames.
-    assert paced_stride(200, 0.3, 20000.0) == 7600
+    # 20 kHz, stride 200 (100 images/s asked), 0.3 s per window: 0.36 s with headroom = 36 strides, a ladder step.
+    assert paced_stride(200, 0.3, 20000.0) == 7200
+    assert paced_stride(200, 0.33, 20000.0) == 8000  # 39.6 strides -> the next step, 40
     assert paced_stride(200, 0.3, 20000.0) % 200 == 0
     assert paced_stride(200, 0.001, 20000.0) == 200  # keeps up: as asked
     assert paced_stride(200, 0.0, 20000.0) == 200  # not measured: as asked
@@ -22,26 +23,38 @@ def test_paced_stride_is_the_smallest_sustained_multiple():
 
 
 def test_even_stretches_and_drop_oldest_does_not():
-    assert RATE_POLICIES[0] == "even"
+    assert set(RATE_POLICIES) == {"even", "drop_oldest"}
     even, drop = RatePacer("even"), RatePacer("drop_oldest")
     assert even.stride(200, 20000.0) == 200  # nothing measured yet
     for pacer in (even, drop):
         pacer.observe(0.6, 2)  # 0.3 s per window
     assert even.seconds_per_window == pytest.approx(0.3)
-    assert even.stride(200, 20000.0) == 7600
+    assert even.stride(200, 20000.0) == 7200
     assert drop.stride(200, 20000.0) == 200
     with pytest.raises(ValueError):
         RatePacer("fastest")
 
 
-def test_even_shrinks_only_with_room_to_spare():
+def test_ladder_steps_are_at_most_one_eighth_apart():
+    steps = sorted({ladder_step(x / 4) for x in range(1, 4000)})
+    assert steps[:18] == [*range(1, 17), 18, 20] and ladder_step(33) == 36 and ladder_step(1000) == 1024
+    assert all(b / a <= 1 + 1 / 8 + 1e-9 for a, b in zip(steps[16:], steps[17:]))
+
+
+def test_even_shrinks_only_with_room_to_spare_and_after_a_dwell():
     pacer = RatePacer("even", samples=1)
     pacer.observe(0.3)
-    assert pacer.stride(200, 20000.0) == 7600
-    pacer.observe(0.295)  # a little faster: needs 7400, but no room to spare -> stays
-    assert pacer.stride(200, 20000.0) == 7600
-    pacer.observe(0.1)  # much faster: shrinks
-    assert pacer.stride(200, 20000.0) == paced_stride(200, 0.1, 20000.0) == 2600
+    assert pacer.stride(200, 20000.0) == 7200
+    for _ in range(DWELL - 1):
+        pacer.observe(0.1)  # much faster, but too few windows timed at this stride: stays
+        assert pacer.stride(200, 20000.0) == 7200
+    pacer.observe(0.1)
+    assert pacer.stride(200, 20000.0) == paced_stride(200, 0.1, 20000.0) == 2400
+    for _ in range(2 * DWELL):
+        pacer.observe(0.09)  # a little faster: 2200 would do, but no room to spare -> stays
+        assert pacer.stride(200, 20000.0) == 2400
+    pacer.observe(0.25)  # slower than the stride's period: grows at once
+    assert pacer.stride(200, 20000.0) == paced_stride(200, 0.25, 20000.0) == 6000
 
 
 def test_statement_says_what_is_sustainable():
@@ -49,7 +62,7 @@ def test_statement_says_what_is_sustainable():
     pacer.observe(0.3)
     text = pacer.statement(200, 20000.0)
     assert "3.33 images/s" in text and "asked for 100 images/s" in text and "NOT sustainable" in text
-    assert "stride 7600" in text
+    assert "stride 7200" in text
     fast = RatePacer("drop_oldest")
     fast.observe(0.001)
     assert "sustainable" in fast.statement(200, 20000.0) and "NOT" not in fast.statement(200, 20000.0)

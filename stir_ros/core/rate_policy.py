@@ -2,17 +2,30 @@
 # SPDX-License-Identifier: Apache-2.0
 """What the reconstructor can sustain, and the ``rate_policy`` that keeps up with it.
 
-- ``even`` (the default): the stride is stretched to a whole multiple of the requested stride that
-  inference sustains (measured time per window, with :data:`HEADROOM`), so windows reach the worker
-  no faster than it finishes them: images are evenly spaced on the sensor clock, none waits in the
-  queue, each is as fresh as inference allows (what SLAM and visual odometry want). A multiple of the
-  requested stride keeps the windows on the requested grid: every live image is byte-identical to
-  the image ``stir-ros bag reconstruct`` (which has no time pressure and never stretches) makes for
-  the same window. When inference keeps up, nothing is stretched and the two streams are the same.
 - ``drop_oldest``: the requested stride; when inference falls behind the queue drops its oldest
   windows (counted): images come in bursts, each later than it need be.
+- ``even``: the stride is stretched to what inference sustains, so windows reach the worker no
+  faster than it finishes them: images are evenly spaced on the sensor clock, none waits in the
+  queue, each is as fresh as inference allows (what SLAM and visual odometry want).
 
-Chosen by measurement (BENCHMARKS.md, issue 29). Pure Python.
+How ``even`` stays steady on a loaded CPU, where the measured time per window moves:
+
+- the estimate is a high quantile (:data:`QUANTILE`) of the last :data:`SAMPLES` times per window,
+  not their median: occasional slow windows fit in the period, a lone spike moves nothing;
+- the stride is a multiple of the requested stride taken from a ladder of :data:`STEPS_PER_OCTAVE`
+  steps per doubling (1, 2, ... 8, 9, ... 16, 18, 20, ... 32, 36, ...), so small changes of the
+  estimate land on the same step; every step is a multiple of the requested stride and windows
+  start at whole multiples of the stride in force (:class:`~stir_ros.core.stream.WindowCutter`), so
+  every live image is one ``stir-ros bag reconstruct`` makes for the same window, and the grid does
+  not drift;
+- hysteresis: the stride is chosen with :data:`HEADROOM` over the estimate; it grows at once when
+  its period no longer covers the estimate (:data:`GROW_AT`), or the lower median of the latest
+  :data:`LATEST` windows (a rising load is met within a few windows, in one step; a lone slow window
+  moves nothing), and shrinks only when the sustained rate has risen by more than
+  :data:`SHRINK_MARGIN` and :data:`DWELL` windows have been timed at the stride in force.
+
+When inference keeps up, nothing is stretched and the two policies cut the same windows. Chosen by
+measurement (BENCHMARKS.md, issue 29). Pure Python.
 """
 
 from __future__ import annotations
@@ -20,57 +33,90 @@ from __future__ import annotations
 import math
 import statistics
 from collections import deque
+from collections.abc import Iterable
 
-__all__ = ["HEADROOM", "RATE_POLICIES", "RatePacer", "paced_stride"]
+__all__ = ["HEADROOM", "RATE_POLICIES", "RatePacer", "ladder_step", "paced_stride"]
 
 #: ``rate_policy`` values; the first is the default.
-RATE_POLICIES = ("even", "drop_oldest")
-#: Windows are cut this much slower than measured inference: room for the receiving thread and jitter.
-HEADROOM = 1.25
-#: A stretched stride shrinks only when this much shorter would still be sustained (no flapping).
-_SHRINK = 0.8
+RATE_POLICIES = ("drop_oldest", "even")
+#: The period of a stretched stride covers this much more than the estimated time per window.
+HEADROOM = 1.2
+#: A stretched stride grows (to :data:`HEADROOM`) once its period covers less than this x the estimate.
+GROW_AT = 1.0
+#: The estimate: this quantile of the recent times per window.
+QUANTILE = 0.75
+#: Times per window kept for the estimate.
+SAMPLES = 40
+#: A stretched stride shrinks only when the estimate fell by this fraction (the sustainable rate rose by 1/(1-x)).
+SHRINK_MARGIN = 0.2
+#: Windows timed at the stride in force before it may shrink.
+DWELL = 12
+#: The stride also grows when most of the latest this many windows took longer than its period (a rising load).
+LATEST = 8
+#: Steps of the stride ladder per doubling (consecutive steps at most 1 + 1/STEPS_PER_OCTAVE apart).
+STEPS_PER_OCTAVE = 8
+
+
+def ladder_step(multiple: float) -> int:
+    """The smallest step of the stride ladder (1, 2, ..., 16, 18, 20, ..., 32, 36, ...) at least ``multiple``."""
+    k = max(1, math.ceil(multiple - 1e-9))
+    if k <= 2 * STEPS_PER_OCTAVE:
+        return k
+    shift = k.bit_length() - STEPS_PER_OCTAVE.bit_length()  # k in [8, 16) * 2**shift
+    return ((k + (1 << shift) - 1) >> shift) << shift  # k rounded up to a multiple of 2**shift
 
 
 def paced_stride(requested: int, seconds_per_window: float, frame_rate_hz: float, headroom: float = HEADROOM) -> int:
-    """The smallest multiple of ``requested`` whose period covers ``headroom`` x the time per window."""
+    """The requested stride times the smallest ladder step whose period covers ``headroom`` x the time per window."""
     if requested < 1 or not frame_rate_hz > 0:
         raise ValueError(f"requested stride {requested} and frame rate {frame_rate_hz} must be positive")
     if not math.isfinite(seconds_per_window) or seconds_per_window <= 0:
         return requested
-    return requested * max(1, math.ceil(seconds_per_window * headroom * frame_rate_hz / requested - 1e-9))
+    return requested * ladder_step(seconds_per_window * headroom * frame_rate_hz / requested)
 
 
 class RatePacer:
     """Measured seconds per window (warm-up, then each batch) and the stride of a ``rate_policy``."""
 
-    def __init__(self, policy: str = RATE_POLICIES[0], samples: int = 20) -> None:
+    def __init__(self, policy: str = RATE_POLICIES[0], samples: int = SAMPLES) -> None:
         if policy not in RATE_POLICIES:
             raise ValueError(f"rate_policy must be one of {', '.join(RATE_POLICIES)}, got {policy!r}")
         self.policy = policy
         self._times: deque[float] = deque(maxlen=samples)
         self._stride: int | None = None  # the stride in force (even), None: not decided yet
+        self._since_change = 0  # windows timed since the stride in force was chosen
 
     def observe(self, seconds: float, windows: int = 1) -> None:
         """One forward pass of ``windows`` windows took ``seconds``."""
         if windows > 0 and math.isfinite(seconds) and seconds > 0:
-            self._times.append(seconds / windows)
+            self._times.extend([seconds / windows] * min(windows, SAMPLES))  # each window of the batch counts
+            self._since_change += windows
 
     @property
     def seconds_per_window(self) -> float:
         """Median measured time per window (0: none measured yet)."""
         return statistics.median(self._times) if self._times else 0.0
 
+    @property
+    def planned_seconds(self) -> float:
+        """The estimate ``even`` plans with: the :data:`QUANTILE` of the recent times per window (0: none yet)."""
+        return _quantile(self._times)
+
     def stride(self, requested: int, frame_rate_hz: float) -> int:
         """The stride to cut at: as requested (``drop_oldest``), or paced (``even``; grows at once, shrinks with hysteresis)."""
         if self.policy != "even" or not self._times:
             return requested
-        need = paced_stride(requested, self.seconds_per_window, frame_rate_hz)
-        current = self._stride if self._stride is not None and self._stride % requested == 0 else requested
-        if need > current:
-            current = need
-        elif need < current and paced_stride(requested, self.seconds_per_window / _SHRINK, frame_rate_hz) < current:
-            current = need
-        self._stride = current
+        planned = self.planned_seconds
+        current = self._stride
+        latest = sorted(list(self._times)[-LATEST:])
+        rising = max(planned, latest[(len(latest) - 1) // 2])  # the lower median: most of the latest windows
+        if current is None or current % requested or paced_stride(requested, rising, frame_rate_hz, GROW_AT) > current:
+            # First, a new request, or it cannot keep up: sized for the latest windows too (the load that rose).
+            current = paced_stride(requested, max(planned, _quantile(latest)), frame_rate_hz)
+        elif self._since_change >= DWELL and paced_stride(requested, planned / (1 - SHRINK_MARGIN), frame_rate_hz) < current:
+            current = paced_stride(requested, planned, frame_rate_hz)  # sustained faster by the margin: shrink
+        if current != self._stride:
+            self._stride, self._since_change = current, 0
         return current
 
     def statement(self, requested: int, frame_rate_hz: float) -> str:
@@ -83,7 +129,7 @@ class RatePacer:
         if can >= asked * HEADROOM:
             return (f"inference sustains about {can:.3g} images/s ({per * 1e3:.0f} ms per window); asked for "
                     f"{asked:.3g} images/s (stride {requested} at {frame_rate_hz:g} Hz): sustainable")  # fmt: skip
-        stride = paced_stride(requested, per, frame_rate_hz)
+        stride = paced_stride(requested, self.planned_seconds, frame_rate_hz)
         if self.policy == "even":
             then = (f"rate_policy even: stride {stride} ({frame_rate_hz / stride:.3g} images/s, evenly spaced, one window "
                     f"in {stride // requested} of the requested grid)")  # fmt: skip
@@ -91,3 +137,9 @@ class RatePacer:
             then = "rate_policy drop_oldest: windows the queue cannot hold are dropped, oldest first"
         return (f"inference sustains about {can:.3g} images/s ({per * 1e3:.0f} ms per window); asked for {asked:.3g} "
                 f"images/s (stride {requested} at {frame_rate_hz:g} Hz): NOT sustainable; {then}")  # fmt: skip
+
+
+def _quantile(times: Iterable[float]) -> float:
+    """The :data:`QUANTILE` of ``times`` (nearest rank above; 0 when empty)."""
+    ordered = sorted(times)
+    return ordered[min(len(ordered) - 1, int(QUANTILE * len(ordered)))] if ordered else 0.0
