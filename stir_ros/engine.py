@@ -122,7 +122,7 @@ class EngineConfig:
             elsewhere, with a warning). Off by default: not yet measured on a GPU.
         feature_reuse: ``stir`` on the torch backend: windows that overlap (stride shorter than
             the window) reuse the block features of the frames they share
-            (:class:`stir_ros.models.inference.StreamingSTIR`), when :meth:`ReconstructionEngine.reconstruct`
+            (:class:`stir_ros.models.streaming.StreamingSTIR`), when :meth:`ReconstructionEngine.reconstruct`
             is given each window's first frame index. Runs the eager network (no ``torch.compile``
             or CUDA graphs for those calls). Same images within 1e-5.
     """
@@ -420,7 +420,7 @@ class ReconstructionEngine:
         """:class:`StreamingSTIR` over the current predictor (made again when the predictor is)."""
         predictor = self._stir_predictor()
         if self._stream is None or self._stream.predictor is not predictor:
-            from stir_ros.models.inference import StreamingSTIR
+            from stir_ros.models.streaming import StreamingSTIR
 
             self._stream = StreamingSTIR(predictor)
         return self._stream

@@ -13,7 +13,8 @@ import torch
 
 from stir_ros.core.errors import ConfigError, SpikeFormatError
 from stir_ros.models import STIR, load_official
-from stir_ros.models.inference import InferenceModel, StreamingSTIR, fold_batch_norms, prepare_for_inference
+from stir_ros.models.inference import InferenceModel, fold_batch_norms, prepare_for_inference
+from stir_ros.models.streaming import StreamingSTIR
 
 torch.set_num_threads(2)
 

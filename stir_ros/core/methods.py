@@ -48,7 +48,7 @@ class ReconstructionMethod:
             (:class:`stir_ros.core.classical.PackedWindows`), so no window is unpacked.
         auto_device: What ``device: auto`` means: ``auto`` (CUDA when available) or ``cpu``.
         feature_reuse: Overlapping windows can share the network's block features
-            (:class:`stir_ros.models.inference.StreamingSTIR`).
+            (:class:`stir_ros.models.streaming.StreamingSTIR`).
     """
 
     name: str

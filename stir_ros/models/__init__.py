@@ -8,7 +8,8 @@ See ``README.md`` in this folder for the architecture and the mapping from the a
 from __future__ import annotations
 
 from stir_ros.models.checkpoint import CheckpointMetadata, load_checkpoint, read_checkpoint, save_checkpoint
-from stir_ros.models.inference import InferenceModel, StreamingSTIR, prepare_for_inference
+from stir_ros.models.inference import InferenceModel, prepare_for_inference
+from stir_ros.models.streaming import StreamingSTIR
 from stir_ros.models.official import load_official
 from stir_ros.models.registry import build_model, count_parameters, list_models, register_model
 from stir_ros.models.stir import STIR
