@@ -94,6 +94,7 @@ def stages(h: int, w: int, fpp: int, rate: float, stride: int, window: int, repe
         "one copy, strided rows")
     try:
         from stir_ros.msg import SpikePacket
+        from stir_ros.core.packet import PacketHeader
         from stir_ros.ros.conversions import make_packet
 
         have_ros = True
@@ -102,8 +103,9 @@ def stages(h: int, w: int, fpp: int, rate: float, stride: int, window: int, repe
     if have_ros:
         def read_and_build() -> object:
             block = source.read(fpp)
-            return make_packet(block.data, height=h, width=w, num_frames=block.num_frames, seq=0,
-                               first_frame_index=0, frame_rate_hz=rate, stamp_ns=0, encoding="vidar_bitpacked")
+            header = PacketHeader(seq=0, first_frame_index=0, num_frames=block.num_frames, height=h, width=w,
+                                  encoding="vidar_bitpacked", stamp_ns=0, frame_rate_hz=rate)
+            return make_packet(block.data, header)
 
         row("driver before: read + make_packet", timed(read_and_build, repeat), fpp,
             "two copies + a fresh 1-2 page-faulted buffer per packet")
@@ -120,8 +122,9 @@ def stages(h: int, w: int, fpp: int, rate: float, stride: int, window: int, repe
     if have_ros:
         from rclpy.serialization import deserialize_message, serialize_message
 
-        msg = make_packet(src, height=h, width=w, num_frames=fpp, seq=0, first_frame_index=0,
-                          frame_rate_hz=rate, stamp_ns=0, encoding="vidar_bitpacked")
+        header = PacketHeader(seq=0, first_frame_index=0, num_frames=fpp, height=h, width=w,
+                              encoding="vidar_bitpacked", stamp_ns=0, frame_rate_hz=rate)
+        msg = make_packet(src, header)
         row("serialize_message (py -> C -> CDR)", timed(lambda: serialize_message(msg), repeat), fpp,
             "two copies + allocation")
         raw = serialize_message(msg)

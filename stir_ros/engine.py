@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from stir_ros.core.defaults import ALPHA, BACKENDS, PRECISIONS
-from stir_ros.core.errors import CheckpointError, ConfigError, SpikeFormatError
+from stir_ros.core.errors import CheckpointError, ConfigError, SpikeFormatError, check_choice
 from stir_ros.core.inference_path import SHIPPED_BF16_LOSS_DB, InferencePath, resolve_inference_path
 from stir_ros.core.methods import METHOD_TABLE, METHODS, method_spec, torch_free_methods
 from stir_ros.core.optional import import_torch, is_tensor, torch_required
@@ -148,20 +148,17 @@ class EngineConfig:
             raise ConfigError(f"alpha must be a positive number, got {self.alpha!r}")
         if not _valid_device(self.device):
             raise ConfigError(f"device must be auto, cpu, cuda or cuda:N, got {self.device!r}")
-        if self.precision not in PRECISIONS:
-            raise ConfigError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
+        check_choice("precision", self.precision, PRECISIONS)
         if isinstance(self.max_batch, bool) or not isinstance(self.max_batch, int) or self.max_batch < 1:
             raise ConfigError(f"max_batch must be a positive integer, got {self.max_batch!r}")
         if self.weights is not None and not isinstance(self.weights, (str, os.PathLike)):
             raise ConfigError(f"weights must be a file path, got {self.weights!r}")
-        if self.torch_compile not in COMPILE_MODES:
-            raise ConfigError(f"torch_compile must be one of {', '.join(COMPILE_MODES)}, got {self.torch_compile!r}")
+        check_choice("torch_compile", self.torch_compile, COMPILE_MODES)
         if not isinstance(self.cuda_graphs, bool):
             raise ConfigError(f"cuda_graphs must be true or false, got {self.cuda_graphs!r}")
         if not isinstance(self.feature_reuse, bool):
             raise ConfigError(f"feature_reuse must be true or false, got {self.feature_reuse!r}")
-        if self.backend not in BACKENDS:
-            raise ConfigError(f"backend must be one of {', '.join(BACKENDS)}, got {self.backend!r}")
+        check_choice("backend", self.backend, BACKENDS)
 
     @classmethod
     def from_settings(cls, settings: Any) -> EngineConfig:

@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from stir_ros.core.defects import DEFECT_CORRECTIONS
-from stir_ros.core.errors import BackendUnavailableError, CheckpointError, ConfigError, StirRosError
+from stir_ros.core.errors import BackendUnavailableError, CheckpointError, ConfigError, StirRosError, check_choice
 from stir_ros.core.imaging import IMAGE_ENCODINGS
 from stir_ros.core.limits import check_parameter
 from stir_ros.core.methods import method_spec
@@ -99,10 +99,8 @@ class ReconstructorSettings:
             raise ConfigError(f"stride_frames must be >= 1, got {self.stride_frames}")
         if self.output_rate_hz < 0:
             raise ConfigError(f"output_rate_hz must be >= 0 (0: use stride_frames), got {self.output_rate_hz}")
-        if self.output_encoding not in IMAGE_ENCODINGS:
-            raise ConfigError(f"output_encoding must be one of {', '.join(IMAGE_ENCODINGS)}, got {self.output_encoding!r}")
-        if self.rate_policy not in RATE_POLICIES:
-            raise ConfigError(f"rate_policy must be one of {', '.join(RATE_POLICIES)}, got {self.rate_policy!r}")
+        check_choice("output_encoding", self.output_encoding, IMAGE_ENCODINGS)
+        check_choice("rate_policy", self.rate_policy, RATE_POLICIES)
         if self.queue_size < 1:
             raise ConfigError(f"queue_size must be >= 1, got {self.queue_size}")
         if not self.diagnostics_period_s > 0:
@@ -111,13 +109,10 @@ class ReconstructorSettings:
             raise ConfigError("warmup_height and warmup_width must be >= 0")
         if not isinstance(self.lazy, bool):
             raise ConfigError(f"lazy must be true or false, got {self.lazy!r}")
-        if self.defect_correction not in DEFECT_CORRECTIONS:
-            raise ConfigError(f"defect_correction must be one of {', '.join(DEFECT_CORRECTIONS)}, "
-                              f"got {self.defect_correction!r}")
+        check_choice("defect_correction", self.defect_correction, DEFECT_CORRECTIONS)
         if self.defect_correction == "file" and not self.defect_map_url:
             raise ConfigError("defect_correction 'file' needs defect_map_url (a calibrate-defects file)")
-        if self.executor not in EXECUTORS:
-            raise ConfigError(f"executor must be one of {', '.join(EXECUTORS)}, got {self.executor!r}")
+        check_choice("executor", self.executor, EXECUTORS)
 
     @classmethod
     def from_mapping(cls, values: dict[str, Any]) -> ReconstructorSettings:

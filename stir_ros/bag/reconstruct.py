@@ -39,7 +39,7 @@ from stir_ros.bag.outputs import VIDEO_SUFFIXES, ImageOutputs
 from stir_ros.bag.reader import BagReader, check_spike_topic
 from stir_ros.bag.stages import Stopped as _Stop, get as _get, put as _put
 from stir_ros.bag.window_range import WindowRange, camera_info_topic
-from stir_ros.core.errors import BagError, ConfigError, StirRosError
+from stir_ros.core.errors import BagError, ConfigError, StirRosError, check_choice
 from stir_ros.core.imaging import IMAGE_ENCODINGS, image_frame_id
 from stir_ros.core.limits import check_parameter
 from stir_ros.core.paths import check_output_apart
@@ -103,8 +103,7 @@ class ReconstructOptions:
     def __post_init__(self) -> None:
         if isinstance(self.stride_frames, bool) or not isinstance(self.stride_frames, int) or self.stride_frames < 1:
             raise ConfigError(f"stride_frames must be a positive integer, got {self.stride_frames!r}")
-        if self.output_encoding not in IMAGE_ENCODINGS:
-            raise ConfigError(f"output encoding must be one of {', '.join(IMAGE_ENCODINGS)}, got {self.output_encoding!r}")
+        check_choice("output encoding", self.output_encoding, IMAGE_ENCODINGS)
         if not self.image_topic:
             raise ConfigError("image_topic must not be empty")
         if not self.output_rate_hz >= 0:

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from stir_ros.core.classical import spike_counts_packed
-from stir_ros.core.errors import ConfigError
+from stir_ros.core.errors import ConfigError, check_choice
 from stir_ros.core.packet import PacketHeader
 from stir_ros.core.packing import ENCODING_VIDAR_BITPACKED
 from stir_ros.core.pixel_repair import PixelRepair
@@ -154,8 +154,7 @@ class DefectTracker:
 
     def __init__(self, mode: str = "auto", file_map: DefectMap | None = None, *, sample_period_frames: int = 2000,
                  hot_rate: float = 0.9, update_frames: int = 1000, max_frames: int = 20000) -> None:
-        if mode not in DEFECT_CORRECTIONS:
-            raise ConfigError(f"defect_correction must be one of {', '.join(DEFECT_CORRECTIONS)}, got {mode!r}")
+        check_choice("defect_correction", mode, DEFECT_CORRECTIONS)
         if mode == "file" and file_map is None:
             raise ConfigError("defect_correction 'file' needs a defect map file (defect_map_url)")
         if sample_period_frames < SAMPLE_FRAMES:

@@ -8,6 +8,8 @@ boundary, log once per kind, count them and keep running.
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
 __all__ = [
     "StirRosError",
     "SpikeFormatError",
@@ -17,6 +19,7 @@ __all__ = [
     "ConfigError",
     "BagError",
     "BackendUnavailableError",
+    "check_choice",
 ]
 
 
@@ -50,3 +53,9 @@ class BagError(StirRosError):
 
 class BackendUnavailableError(ConfigError):
     """An inference backend (OpenVINO, ...) or a package it needs is not installed on this machine."""
+
+
+def check_choice(name: str, value: object, choices: Collection[str]) -> None:
+    """Raise :class:`ConfigError` unless ``value`` is one of ``choices`` (the message names them all)."""
+    if value not in choices:
+        raise ConfigError(f"{name} must be one of {', '.join(choices)}, got {value!r}")

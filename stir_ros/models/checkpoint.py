@@ -43,7 +43,12 @@ from stir_ros.core.defaults import ALPHA
 from stir_ros.core.errors import CheckpointError, ConfigError
 from stir_ros.models.official import load_official, looks_official, unwrap_state_dict
 from stir_ros.models.registry import build_model
-from stir_ros.models.torch_file import MAX_CHECKPOINT_BYTES, check_weights_archive, read_torch_file
+from stir_ros.models.torch_file import (
+    MAX_CHECKPOINT_BYTES,
+    check_weights_archive,
+    read_torch_file,
+    state_dict_problems,
+)
 
 __all__ = [
     "FORMAT",
@@ -325,15 +330,9 @@ def _load_strict(model: nn.Module, state: Mapping[str, Tensor], path: str, confi
         for k in sorted(set(state) & set(reference))
         if state[k].shape != reference[k].shape
     ]
-    problems = []
-    if missing:
-        problems.append(f"missing keys {missing}")
-    if unexpected:
-        problems.append(f"unexpected keys {unexpected}")
-    if mismatched:
-        problems.append(f"shape mismatch {mismatched}")
+    problems = state_dict_problems(missing, unexpected, mismatched)
     if problems:
-        raise CheckpointError(f"{path}: weights do not fit architecture {config!r}: " + "; ".join(problems))
+        raise CheckpointError(f"{path}: weights do not fit architecture {config!r}: {problems}")
     model.load_state_dict(state, strict=True)
 
 

@@ -19,7 +19,7 @@ from torch import Tensor
 
 from stir_ros.core.errors import CheckpointError
 from stir_ros.models.stir import STIR
-from stir_ros.models.torch_file import read_torch_file
+from stir_ros.models.torch_file import read_torch_file, state_dict_problems
 
 __all__ = ["load_official", "convert_official_state_dict", "official_prefix_map", "looks_official", "unwrap_state_dict"]
 
@@ -201,15 +201,10 @@ def convert_official_state_dict(state: Mapping[str, Tensor], window_length: int 
         else:
             converted[ours] = value
     missing = sorted(set(reference) - set(converted) - {_rename(k, rules) for k in state})
-    problems = []
-    if missing:
-        problems.append(f"missing keys (ours): {missing}")
-    if unexpected:
-        problems.append(f"unexpected keys: {sorted(unexpected)}")
-    if mismatched:
-        problems.append(f"shape mismatch: {mismatched}")
+    labels = ("missing keys (ours):", "unexpected keys:", "shape mismatch:")
+    problems = state_dict_problems(missing, sorted(unexpected), mismatched, labels)
     if problems:
-        raise CheckpointError("authors' STIR state dict does not match: " + "; ".join(problems))
+        raise CheckpointError(f"authors' STIR state dict does not match: {problems}")
     return converted
 
 

@@ -24,6 +24,7 @@ __all__ = [
     "MAX_COMPRESSION_RATIO",
     "check_weights_archive",
     "read_torch_file",
+    "state_dict_problems",
 ]
 
 #: Largest weights file accepted, on disk and inflated (the shipped STIR checkpoint is 10 MB).
@@ -140,6 +141,24 @@ def read_torch_file(path: str | os.PathLike[str]) -> Any:
         raise CheckpointError(
             f"{path} is truncated, corrupt or not a torch file: {type(err).__name__}: {_first_line(err)}"
         ) from err
+
+
+def state_dict_problems(
+    missing: list[str],
+    unexpected: list[str],
+    mismatched: list[str],
+    labels: tuple[str, str, str] = ("missing keys", "unexpected keys", "shape mismatch"),
+) -> str:
+    """Say how a state dict fails to fit a model, in one line; empty when it fits.
+
+    Args:
+        missing: keys the model has and the state dict lacks.
+        unexpected: keys the state dict has and the model lacks.
+        mismatched: one description per key whose tensor has the wrong shape.
+        labels: the words put before each of the three lists.
+    """
+    found = zip(labels, (missing, unexpected, mismatched))
+    return "; ".join(f"{label} {keys}" for label, keys in found if keys)
 
 
 def _first_line(err: BaseException) -> str:

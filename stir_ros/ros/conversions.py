@@ -31,7 +31,7 @@ from stir_ros.core.errors import ConfigError
 from stir_ros.core.imaging import from_image_bytes, to_image_array, uncalibrated_camera_info
 from stir_ros.core.limits import MAX_FRAME_SIDE, bound_for
 from stir_ros.core.packing import ENCODING_VIDAR_BITPACKED, decode_payload, encode_frames
-from stir_ros.core.packet import packet_header, packet_payload  # shared with the bag tools
+from stir_ros.core.packet import PacketHeader, packet_header, packet_payload  # shared with the bag tools
 from stir_ros.core.yaml_files import load_yaml
 from stir_ros.msg import SpikePacket
 
@@ -85,29 +85,17 @@ def packet_to_frames(msg: SpikePacket) -> np.ndarray:
     return decode_payload(packet_payload(msg), int(msg.height), int(msg.width), int(msg.num_frames), str(msg.encoding))
 
 
-def make_packet(
-    payload: Any,
-    *,
-    height: int,
-    width: int,
-    num_frames: int,
-    seq: int,
-    first_frame_index: int,
-    frame_rate_hz: float,
-    stamp_ns: int,
-    frame_id: str = "",
-    encoding: str = ENCODING_VIDAR_BITPACKED,
-) -> SpikePacket:
+def make_packet(payload: Any, header: PacketHeader, frame_id: str = "") -> SpikePacket:
     """Build a SpikePacket around an already encoded payload (one copy into the message)."""
     msg = SpikePacket()
-    msg.header.stamp = ns_to_stamp(stamp_ns)
+    msg.header.stamp = ns_to_stamp(header.stamp_ns)
     msg.header.frame_id = frame_id
-    msg.height, msg.width = int(height), int(width)
-    msg.seq = int(seq)
-    msg.first_frame_index = int(first_frame_index)
-    msg.frame_rate_hz = float(frame_rate_hz)
-    msg.num_frames = int(num_frames)
-    msg.encoding = encoding
+    msg.height, msg.width = int(header.height), int(header.width)
+    msg.seq = int(header.seq)
+    msg.first_frame_index = int(header.first_frame_index)
+    msg.frame_rate_hz = float(header.frame_rate_hz)
+    msg.num_frames = int(header.num_frames)
+    msg.encoding = header.encoding
     data = array.array("B")
     data.frombytes(np.ascontiguousarray(payload, dtype=np.uint8).data)
     msg.data = data
@@ -128,10 +116,11 @@ def frames_to_packet(
     frames = np.asarray(frames)
     payload = encode_frames(frames, encoding)
     n, h, w = frames.shape
-    return make_packet(
-        payload, height=h, width=w, num_frames=n, seq=seq, first_frame_index=first_frame_index,
-        frame_rate_hz=frame_rate_hz, stamp_ns=stamp_ns, frame_id=frame_id, encoding=encoding,
+    header = PacketHeader(
+        seq=seq, first_frame_index=first_frame_index, num_frames=n, height=h, width=w, encoding=encoding,
+        stamp_ns=stamp_ns, frame_rate_hz=frame_rate_hz,
     )  # fmt: skip
+    return make_packet(payload, header, frame_id)
 
 
 # --------------------------------------------------------------------------- images

@@ -41,7 +41,7 @@ from stir_ros.ros.conversions import parameter_descriptor, restamp_camera_info
 from stir_ros.ros.driver_diagnostics import DriverDiagnostics
 from stir_ros.ros.driver_settings import DriverSettings, make_source
 from stir_ros.ros.graph import DRIVER_NAME, DRIVER_PARAMETERS
-from stir_ros.ros.lifecycle import ManagedTransitions
+from stir_ros.ros.lifecycle import ManagedTransitions, PlainTransitions
 from stir_ros.ros.node_main import destroy_entities, run_node
 from stir_ros.ros.packet_writer import PacketWriter
 
@@ -66,6 +66,8 @@ class DriverWork(DriverDiagnostics):
     publishing thread), :meth:`_deactivate` (stop it; the stream resumes where it stopped) and
     :meth:`_cleanup` (close the source, destroy the publishers).
     """
+
+    node_name = DRIVER_NAME
 
     def _declare(self) -> None:
         for spec in DRIVER_PARAMETERS:
@@ -229,14 +231,8 @@ class DriverWork(DriverDiagnostics):
             self.source.close()
 
 
-class SpikeCameraDriver(DriverWork, Node):
+class SpikeCameraDriver(DriverWork, PlainTransitions, Node):
     """Reads a :class:`SpikeSource` in a publishing thread and publishes SpikePackets."""
-
-    def __init__(self, **kwargs: Any) -> None:
-        Node.__init__(self, DRIVER_NAME, **kwargs)
-        self._declare()
-        self._configure()
-        self._activate()
 
 
 class ManagedSpikeCameraDriver(DriverWork, ManagedTransitions, LifecycleNode):
@@ -246,11 +242,6 @@ class ManagedSpikeCameraDriver(DriverWork, ManagedTransitions, LifecycleNode):
     activate: publishing starts (or resumes where it stopped); deactivate: publishing stops;
     cleanup: source closed, publishers destroyed; shutdown from any state.
     """
-
-    def __init__(self, **kwargs: Any) -> None:
-        LifecycleNode.__init__(self, DRIVER_NAME, **kwargs)
-        self._declare()
-        self._guard_change_state()
 
 
 

@@ -26,7 +26,7 @@ import yaml
 
 from stir_ros.core import defaults
 from stir_ros.core.config_files import PACKAGE, find_config
-from stir_ros.core.errors import ConfigError
+from stir_ros.core.errors import ConfigError, check_choice
 from stir_ros.core.parameters import (
     DRIVER_NAME,
     DRIVER_PARAMETERS,
@@ -286,8 +286,7 @@ def build_graph(
     Raises:
         ConfigError: Unknown mode or argument, a value of the wrong type, or replay without a bag.
     """
-    if mode not in MODES:
-        raise ConfigError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
+    check_choice("mode", mode, MODES)
     if config is None:
         config = default_config(mode)
     params = load_params_file(config) if isinstance(config, (str, os.PathLike)) else dict(config)

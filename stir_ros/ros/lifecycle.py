@@ -2,9 +2,10 @@
 # SPDX-License-Identifier: Apache-2.0
 """The lifecycle transitions shared by the managed driver and reconstructor.
 
-Each node's work class provides ``_configure``, ``_activate``, ``_deactivate``, ``_cleanup`` and
-``settings`` (``None`` until configured); :class:`ManagedTransitions` maps rclpy's lifecycle
-callbacks onto them, so the plain and the managed node run the same steps.
+Each node's work class provides ``node_name``, ``_declare``, ``_configure``, ``_activate``,
+``_deactivate``, ``_cleanup`` and ``settings`` (``None`` until configured);
+:class:`ManagedTransitions` maps rclpy's lifecycle callbacks onto them and :class:`PlainTransitions`
+runs the first three in the constructor, so the plain and the managed node run the same steps.
 
 rclpy's ``change_state`` service raises inside the executor for a transition that the current
 state does not offer (an unknown id, another state's transition, an intermediate one such as
@@ -21,11 +22,12 @@ from typing import Any
 
 from lifecycle_msgs.srv import ChangeState
 from rclpy.exceptions import ParameterException
-from rclpy.lifecycle import LifecycleState, TransitionCallbackReturn
+from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
+from rclpy.node import Node
 
 from stir_ros.core.errors import StirRosError
 
-__all__ = ["ManagedTransitions", "under_state_lock"]
+__all__ = ["ManagedTransitions", "PlainTransitions", "under_state_lock"]
 
 
 def under_state_lock(step: Callable[[Any], None]) -> Callable[[Any], None]:
@@ -39,16 +41,34 @@ def under_state_lock(step: Callable[[Any], None]) -> Callable[[Any], None]:
     return transition
 
 
+class PlainTransitions:
+    """The constructor of a plain ``(Work, PlainTransitions, Node)`` class: configured and active at once."""
+
+    node_name: str
+
+    def __init__(self, **kwargs: Any) -> None:
+        Node.__init__(self, self.node_name, **kwargs)  # type: ignore[arg-type]
+        self._declare()  # type: ignore[attr-defined]
+        self._configure()  # type: ignore[attr-defined]
+        self._activate()  # type: ignore[attr-defined]
+
+
 class ManagedTransitions:
     """Lifecycle callbacks for a ``(Work, ManagedTransitions, LifecycleNode)`` class.
 
-    ``finalized_at`` is the ``time.monotonic()`` of shutdown: the process exits shortly after,
-    once the transition has been answered.
+    It starts unconfigured. ``finalized_at`` is the ``time.monotonic()`` of shutdown: the process
+    exits shortly after, once the transition has been answered.
     """
 
     finalized_at: float | None = None
     refused_transitions = 0  #: transition requests answered with success false, unrun
     settings: Any
+    node_name: str
+
+    def __init__(self, **kwargs: Any) -> None:
+        LifecycleNode.__init__(self, self.node_name, **kwargs)  # type: ignore[arg-type]
+        self._declare()  # type: ignore[attr-defined]
+        self._guard_change_state()
 
     def _guard_change_state(self) -> None:
         """Answer a transition the current state does not offer with ``success`` false (see the module's text)."""

@@ -45,7 +45,7 @@ from stir_ros.ros.conversions import STEADY, compressed_image_msg, default_camer
 from stir_ros.ros.conversions import parameter_descriptor, restamp_camera_info
 from stir_ros.ros.device_memory import release_device_memory
 from stir_ros.ros.graph import RECONSTRUCTOR_NAME, RECONSTRUCTOR_PARAMETERS
-from stir_ros.ros.lifecycle import ManagedTransitions, under_state_lock
+from stir_ros.ros.lifecycle import ManagedTransitions, PlainTransitions, under_state_lock
 from stir_ros.ros.node_main import destroy_entities, make_executor, run_node
 from stir_ros.ros.reconstructor_diagnostics import ReconstructorDiagnostics
 from stir_ros.ros.reconstructor_input import ReconstructorInput
@@ -77,6 +77,8 @@ class ReconstructorWork(ReconstructorInput, ReconstructorParameters, Reconstruct
     (:mod:`~stir_ros.ros.reconstructor_parameters`), counters and ``/diagnostics``
     (:mod:`~stir_ros.ros.reconstructor_diagnostics`).
     """
+
+    node_name = RECONSTRUCTOR_NAME
 
     def _declare(self) -> None:
         for spec in RECONSTRUCTOR_PARAMETERS:
@@ -244,14 +246,8 @@ class ReconstructorWork(ReconstructorInput, ReconstructorParameters, Reconstruct
             self.worker.stop(timeout=10.0)
 
 
-class SpikeReconstructor(ReconstructorWork, Node):
+class SpikeReconstructor(ReconstructorWork, PlainTransitions, Node):
     """Subscribes to SpikePackets and publishes reconstructed images (see module docstring)."""
-
-    def __init__(self, **kwargs: Any) -> None:
-        Node.__init__(self, RECONSTRUCTOR_NAME, **kwargs)
-        self._declare()
-        self._configure()
-        self._activate()
 
 
 class ManagedSpikeReconstructor(ReconstructorWork, ManagedTransitions, LifecycleNode):
@@ -263,11 +259,6 @@ class ManagedSpikeReconstructor(ReconstructorWork, ManagedTransitions, Lifecycle
     unsubscribes, drops waiting windows, keeps parameters and model; cleanup: releases the model
     (and CUDA's cached memory); shutdown from any state.
     """
-
-    def __init__(self, **kwargs: Any) -> None:
-        LifecycleNode.__init__(self, RECONSTRUCTOR_NAME, **kwargs)
-        self._declare()
-        self._guard_change_state()
 
 
 def _run(make_node: type[ReconstructorWork], args: list[str] | None) -> int:

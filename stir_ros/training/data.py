@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from stir_ros.core.errors import ConfigError
+from stir_ros.core.errors import ConfigError, check_choice
 from stir_ros.core.sensor_model import SensorModel
 from stir_ros.training.camera import CameraConfig, make_camera_batch
 from stir_ros.training.scenes import make_training_batch
@@ -136,10 +136,8 @@ class DataConfig:
             raise ConfigError(f"sensor_fraction must be in [0, 1], got {self.sensor_fraction}")
         if self.sensor_fraction > 0 and self.sensor_max is None:
             raise ConfigError("sensor_fraction > 0 needs sensor_max (the most a sensor adds)")
-        if self.scene not in SCENE_MODELS:
-            raise ConfigError(f"scene must be one of {', '.join(SCENE_MODELS)}, got {self.scene!r}")
-        if self.motion not in MOTION_MODELS:
-            raise ConfigError(f"motion must be one of {', '.join(MOTION_MODELS)}, got {self.motion!r}")
+        check_choice("scene", self.scene, SCENE_MODELS)
+        check_choice("motion", self.motion, MOTION_MODELS)
         if self.texture_candidates < 1:
             raise ConfigError(f"texture_candidates must be >= 1, got {self.texture_candidates}")
         if not 0.0 <= self.video_fraction <= 1.0:

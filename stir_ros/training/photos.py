@@ -183,6 +183,34 @@ def _licence_of(copyright_text: str, relative_path: str) -> str:
     return best or default or "see the package's copyright file"
 
 
+#: The record fields shown in each ATTRIBUTION.md table, in their order.
+_COLUMNS = ("name", "package", "version", "file", "licence")
+
+
+def _record(source: PhotoSource, version: str, name: str, rel: str, copyright_text: str) -> dict[str, str]:
+    """The sources.json record of one stored file: where it came from and under which licence."""
+    return {
+        "name": name, "package": source.package, "version": version, "file": f"/{source.folder}/{rel}",
+        "licence": _licence_of(copyright_text, rel),
+    }  # fmt: skip
+
+
+def _save_downscaled(img: Any, max_size: int, out: Path) -> None:
+    """Write a PIL image as a PNG whose longer side is at most ``max_size``."""
+    from PIL import Image
+
+    img.thumbnail((max_size, max_size), Image.Resampling.LANCZOS)
+    img.save(out)
+
+
+def _write_attribution(out_dir: Path, records: Any, intro: list[str], columns: list[str], rows: list[list[str]]) -> None:
+    """Write ``sources.json`` (the records) and ``ATTRIBUTION.md`` (``intro``, then a table) in ``out_dir``."""
+    (out_dir / "sources.json").write_text(json_text(records))
+    lines = [*intro, "", "| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    (out_dir / "ATTRIBUTION.md").write_text("\n".join(lines) + "\n")
+
+
 def _run(cmd: Sequence[str], cwd: Path) -> None:
     try:
         subprocess.run(list(cmd), cwd=cwd, check=True, capture_output=True, text=True)
@@ -245,29 +273,18 @@ def build(cache: Path, max_size: int = 1024, log: Callable[[str], None] = print)
                     with Image.open(path) as im:
                         im.draft("RGB", (max_size, max_size))  # JPEG: decode at a reduced scale
                         gray = to_gray(np.asarray(im.convert("RGB")))
-                    img = Image.fromarray(np.round(gray * 255).astype(np.uint8))
-                    img.thumbnail((max_size, max_size), Image.Resampling.LANCZOS)
-                    img.save(out)
-                records[split].append({
-                    "name": name, "package": source.package, "version": version,
-                    "file": f"/{source.folder}/{rel}", "licence": _licence_of(copyright_text, rel),
-                })  # fmt: skip
+                    _save_downscaled(Image.fromarray(np.round(gray * 255).astype(np.uint8)), max_size, out)
+                records[split].append(_record(source, version, name, rel, copyright_text))
         log(f"{source.package} {version}: {len(source.files)} photograph(s)")
-    (cache / "sources.json").write_text(json_text(records))
-    lines = [
+    intro = [
         "# Training photographs",
         "",
         "Made by `stir-ros data`. Grayscale, downscaled copies of photographs from Debian packages;",
         "each keeps the licence of its original (the package's `usr/share/doc/PACKAGE/copyright`).",
-        "",
-        "| split | image | package | version | original file | licence |",
-        "|---|---|---|---|---|---|",
     ]
-    for split, items in records.items():
-        lines += [
-            f"| {split} | {r['name']} | {r['package']} | {r['version']} | {r['file']} | {r['licence']} |" for r in items
-        ]
-    (cache / "ATTRIBUTION.md").write_text("\n".join(lines) + "\n")
+    columns = ["split", "image", "package", "version", "original file", "licence"]
+    rows = [[split, *(r[k] for k in _COLUMNS)] for split, items in records.items() for r in items]
+    _write_attribution(cache, records, intro, columns, rows)
     return records
 
 
@@ -305,28 +322,19 @@ def build_cutouts(cache: Path, max_size: int = 256, log: Callable[[str], None] =
             if not is_photographic(rgba, rel):
                 continue
             gray = np.round(to_gray(rgba[..., :3]) * 255).astype(np.uint8)
-            img = Image.fromarray(np.stack([gray, rgba[..., 3]], -1))  # 2 channels of uint8: LA
-            img.thumbnail((max_size, max_size), Image.Resampling.LANCZOS)
-            img.save(out)
-        records.append({
-            "name": name, "package": source.package, "version": version, "file": f"/{source.folder}/{rel}",
-            "licence": _licence_of(copyright_text, rel),
-        })  # fmt: skip
+            _save_downscaled(Image.fromarray(np.stack([gray, rgba[..., 3]], -1)), max_size, out)  # LA, uint8
+        records.append(_record(source, version, name, rel, copyright_text))
     if not records:
         raise ConfigError(f"{source.package} {version}: no photographic stamps found")
-    (out_dir / "sources.json").write_text(json_text(records))
-    lines = [
+    intro = [
         "# Object cut-outs",
         "",
         "Made by `stir-ros data --cutouts`. Grayscale + alpha, downscaled copies of the photographic stamps",
         f"of Tux Paint ({source.package} {version}); each keeps the licence of its original",
         f"(`/usr/share/doc/{source.package}/copyright`).",
-        "",
-        "| cut-out | package | version | original file | licence |",
-        "|---|---|---|---|---|",
     ]
-    lines += [f"| {r['name']} | {r['package']} | {r['version']} | {r['file']} | {r['licence']} |" for r in records]
-    (out_dir / "ATTRIBUTION.md").write_text("\n".join(lines) + "\n")
+    columns = ["cut-out", "package", "version", "original file", "licence"]
+    _write_attribution(out_dir, records, intro, columns, [[r[k] for k in _COLUMNS] for r in records])
     log(f"{source.package} {version}: {len(records)} photographic cut-out(s)")
     return records
 
@@ -370,35 +378,24 @@ def build_videos(cache: Path, max_size: int = 384, log: Callable[[str], None] = 
                 if not ok:
                     break
                 img = Image.fromarray(np.round(to_gray(frame[..., ::-1]) * 255).astype(np.uint8))
-                img.thumbnail((max_size, max_size), Image.Resampling.LANCZOS)
-                img.save(clip_dir / f"{count:05d}.png")
+                _save_downscaled(img, max_size, clip_dir / f"{count:05d}.png")
                 count += 1
             capture.release()
             if count < 2:
                 raise ConfigError(f"OpenCV decoded {count} frame(s) of {path}; is its video support installed?")
             done.write_text(f"{count}\n")
-        records.append({
-            "name": clip_dir.name, "package": source.package, "version": version,
-            "file": f"/{source.folder}/{rel}", "licence": _licence_of(copyright_text, rel),
-            "frames": done.read_text().strip(),
-        })  # fmt: skip
+        records.append({**_record(source, version, clip_dir.name, rel, copyright_text), "frames": done.read_text().strip()})
         log(f"{source.package} {version}: {rel}, {records[-1]['frames']} frames")
-    (out_dir / "sources.json").write_text(json_text(records))
-    lines = [
+    intro = [
         "# Video clips",
         "",
         "Made by `stir-ros data --videos`. Grayscale, downscaled frames of sample videos of",
         f"{source.package} {version}; each keeps the licence of its original",
         f"(`/usr/share/doc/{source.package}/copyright`).",
-        "",
-        "| clip | frames | package | version | original file | licence |",
-        "|---|---|---|---|---|---|",
     ]
-    lines += [
-        f"| {r['name']} | {r['frames']} | {r['package']} | {r['version']} | {r['file']} | {r['licence']} |"
-        for r in records
-    ]
-    (out_dir / "ATTRIBUTION.md").write_text("\n".join(lines) + "\n")
+    columns = ["clip", "frames", "package", "version", "original file", "licence"]
+    rows = [[r["name"], r["frames"], *(r[k] for k in _COLUMNS[1:])] for r in records]
+    _write_attribution(out_dir, records, intro, columns, rows)
     return records
 
 

@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from stir_ros.core.errors import ConfigError
+from stir_ros.core.errors import check_choice
 from stir_ros.core.metrics import psnr
 
 __all__ = ["LOSSES", "learning_rate", "stir_loss", "validate"]
@@ -42,8 +42,7 @@ def stir_loss(pred: Tensor, pyramid: list[Tensor], target: Tensor, kind: str = "
     (what PSNR scores), and its gradients are as large as L1's, so the learning rate and the
     weight decay keep their meaning. The pyramid terms stay L1.
     """
-    if kind not in LOSSES:
-        raise ConfigError(f"loss must be one of {', '.join(LOSSES)}, got {kind!r}")
+    check_choice("loss", kind, LOSSES)
     rec = F.l1_loss(pred, target)
     if kind == "mse":
         full = F.mse_loss(pred, target) / rec.detach().clamp_min(1e-6)

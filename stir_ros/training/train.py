@@ -199,27 +199,39 @@ def _validation_config(args: argparse.Namespace) -> DataConfig:
                       target_offset=getattr(args, "target_offset", 0.0))  # fmt: skip
 
 
+def _given_with_fraction(
+    args: argparse.Namespace, source: str, fraction_name: str, default: float, needs: str
+) -> tuple[Any, float] | None:
+    """An optional source option and the share of samples it takes; ``None`` without the source.
+
+    The share has a default only when the source is given; a share without its source is an error
+    (``needs``, the one-line message).
+    """
+    given = getattr(args, source, None)
+    fraction = getattr(args, fraction_name, None)
+    if not given:
+        if fraction is not None:
+            raise ConfigError(needs)
+        return None
+    return given, default if fraction is None else fraction
+
+
 def _sensor_fields(args: argparse.Namespace) -> dict[str, Any]:
     """DataConfig's sensor fields: only with --sensor-max (otherwise the ideal sensor)."""
-    spec = getattr(args, "sensor_max", None)
-    fraction = getattr(args, "sensor_fraction", None)
-    if not spec:
-        if fraction is not None:
-            raise ConfigError("--sensor-fraction needs --sensor-max (the most a sensor adds)")
+    needs = "--sensor-fraction needs --sensor-max (the most a sensor adds)"
+    given = _given_with_fraction(args, "sensor_max", "sensor_fraction", 0.75, needs)
+    if given is None:
         return {}
-    return {"sensor_max": parse_sensor(spec), "sensor_fraction": 0.75 if fraction is None else fraction}
+    return {"sensor_max": parse_sensor(given[0]), "sensor_fraction": given[1]}
 
 
 def _video_fields(args: argparse.Namespace) -> dict[str, Any]:
     """DataConfig's video fields: only with --videos (otherwise the defaults, videos off)."""
-    videos = getattr(args, "videos", None)
-    fraction = getattr(args, "video_fraction", None)
-    if not videos:
-        if fraction is not None:
-            raise ConfigError("--video-fraction needs --videos DIR (the clips of stir-ros data --videos)")
+    needs = "--video-fraction needs --videos DIR (the clips of stir-ros data --videos)"
+    given = _given_with_fraction(args, "videos", "video_fraction", 0.25, needs)
+    if given is None:
         return {}
-    return {"videos": videos, "video_fraction": 0.25 if fraction is None else fraction,
-            "video_max_size": args.image_max_size}  # fmt: skip
+    return {"videos": given[0], "video_fraction": given[1], "video_max_size": args.image_max_size}
 
 
 def train(args: argparse.Namespace) -> dict[str, Any]:
