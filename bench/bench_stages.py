@@ -218,7 +218,7 @@ def main() -> int:
     print(f"hardware: {cpu_model()}, {os.cpu_count()} cores; load average {os.getloadavg()[0]:.2f}")
     print(f"TFP window {args.window}, stride {args.stride_frames}; "
           f"'core @ {args.rate:g} Hz' = per-frame cost x rate (100 % = one core); fastest of {args.repeat}")
-    from stir_ros.core.throughput import recommended_frames_per_packet
+    from stir_ros.runtime.throughput import recommended_frames_per_packet
 
     with tempfile.TemporaryDirectory() as tmp:
         for size in args.sizes:

@@ -238,14 +238,14 @@ def main() -> int:
     args = parser.parse_args()
     h, w = (int(v) for v in args.size.split("x"))
     if args.frames_per_packet <= 0:
-        from stir_ros.core.throughput import recommended_frames_per_packet
+        from stir_ros.runtime.throughput import recommended_frames_per_packet
 
         args.frames_per_packet = recommended_frames_per_packet(h, w)
     env = dict(os.environ)
     env.setdefault("ROS_DOMAIN_ID", str(100 + os.getpid() % 100))
     env.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
     os.environ.update(env)
-    from stir_ros.core.dds_profile import apply_fastdds_profile
+    from stir_ros.runtime.dds_profile import apply_fastdds_profile
 
     profile_env = dict(env)
     nodes_profile = apply_fastdds_profile(profile_env)

@@ -12,8 +12,8 @@ Use photographs the weights were not trained on (``stir-ros data`` puts a valida
 ``~/.cache/stir_ros/photos/val``) and a seed of your own; then score it, with the faults added by
 ``stir-ros eval``::
 
-    python scripts/make_heldout_set.py ~/.cache/stir_ros/photos/val /tmp/heldout --count 6 --seed 7
-    stir-ros eval /tmp/heldout --method tfp tfi stir --faults --fault-seeds 2 3
+    python scripts/make_heldout_set.py ~/.cache/stir_ros/photos/val heldout --count 6 --seed 7
+    stir-ros eval heldout --method tfp tfi stir --faults --fault-seeds 2 3
 """
 
 from __future__ import annotations

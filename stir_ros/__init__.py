@@ -2,8 +2,8 @@
 # SPDX-License-Identifier: Apache-2.0
 """stir_ros: ROS 2 driver and STIR reconstruction for spiking cameras.
 
-The package is split in a ROS-free core (``stir_ros.core``, ``stir_ros.models``,
-``stir_ros.bag``, ``stir_ros.training``) that imports neither rclpy nor message modules, and thin
+The package is split in a ROS-free core (``stir_ros.core``, ``stir_ros.runtime``,
+``stir_ros.models``, ``stir_ros.bag``, ``stir_ros.training``) that imports neither rclpy nor message modules, and thin
 ROS 2 adapters in ``stir_ros.ros``. After ``colcon build`` the generated message module
 ``stir_ros.msg`` sits next to these sources.
 """

@@ -3,7 +3,7 @@
 """The reconstructor's settings, validated (one field per parameter of the settings table), and its engine.
 
 :class:`ReconstructorSettings` has exactly the parameters of
-:data:`stir_ros.core.parameters.RECONSTRUCTOR_PARAMETERS`, whose defaults it takes from there
+:data:`stir_ros.runtime.parameters.RECONSTRUCTOR_PARAMETERS`, whose defaults it takes from there
 (:data:`DEFAULTS`; the names are checked when this module is imported); every number is checked against its
 bound (:data:`stir_ros.core.limits.PARAMETER_BOUNDS`), every choice against its list, and the
 engine's part by :class:`stir_ros.engine.EngineConfig`. A refused value raises
@@ -33,8 +33,8 @@ from stir_ros.core.imaging import IMAGE_ENCODINGS
 from stir_ros.core.limits import check_parameter
 from stir_ros.core.methods import method_spec
 from stir_ros.core.optional import import_torch
-from stir_ros.core.parameters import RECONSTRUCTOR_NAME, RECONSTRUCTOR_PARAMETERS
-from stir_ros.core.rate_policy import RATE_POLICIES
+from stir_ros.runtime.parameters import RECONSTRUCTOR_NAME, RECONSTRUCTOR_PARAMETERS
+from stir_ros.runtime.rate_policy import RATE_POLICIES
 from stir_ros.engine import ENGINE_FIELDS, EngineConfig, ReconstructionEngine
 
 __all__ = [

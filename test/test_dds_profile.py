@@ -22,8 +22,8 @@ from pathlib import Path
 import pytest
 
 from stir_ros.core.errors import ConfigError
-from stir_ros.core.fastdds_shm import STALE_AFTER_S, StaleSegments, remove_stale_segments
-from stir_ros.core.dds_profile import (
+from stir_ros.runtime.fastdds_shm import STALE_AFTER_S, StaleSegments, remove_stale_segments
+from stir_ros.runtime.dds_profile import (
     PROFILE_FILE,
     PROFILE_VARIABLES,
     SWITCH_VARIABLE,

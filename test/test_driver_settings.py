@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: Apache-2.0
 """The driver's settings: defaults taken from the parameter table, every number within its bound.
 
-ROS-free (``stir_ros.ros.driver_settings`` and ``stir_ros.core.settings_table`` import no rclpy).
+ROS-free (``stir_ros.ros.driver_settings`` and ``stir_ros.runtime.settings_table`` import no rclpy).
 The start values a node refuses with these messages: ``test_reliability_faults.py``.
 """
 
@@ -15,8 +15,8 @@ import pytest
 
 from stir_ros.core.errors import ConfigError
 from stir_ros.core.limits import bound_for
-from stir_ros.core.parameters import DRIVER_NAME, DRIVER_PARAMETERS, ParamSpec
-from stir_ros.core.settings_table import defaults_from_table
+from stir_ros.runtime.parameters import DRIVER_NAME, DRIVER_PARAMETERS, ParamSpec
+from stir_ros.runtime.settings_table import defaults_from_table
 from stir_ros.ros.driver_settings import DriverSettings
 
 

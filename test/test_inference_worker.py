@@ -2,8 +2,8 @@
 # SPDX-License-Identifier: Apache-2.0
 """The reconstructor's ROS-free pieces, without rclpy.
 
-The inference worker and its thread priority (stir_ros.core.inference_worker), the diagnostics
-values (stir_ros.core.reconstructor_status) and the validated settings (stir_ros.reconstructor_settings).
+The inference worker and its thread priority (stir_ros.runtime.inference_worker), the diagnostics
+values (stir_ros.runtime.reconstructor_status) and the validated settings (stir_ros.reconstructor_settings).
 """
 
 from __future__ import annotations
@@ -20,10 +20,10 @@ import numpy as np
 import pytest
 
 from stir_ros.core.errors import ConfigError
-from stir_ros.core.inference_worker import InferenceWorker, Pending, lower_thread_priority, thread_niceness
+from stir_ros.runtime.inference_worker import InferenceWorker, Pending, lower_thread_priority, thread_niceness
 from stir_ros.core.packing import ENCODING_VIDAR_BITPACKED, encode_frames
-from stir_ros.core.parameters import RECONSTRUCTOR_PARAMETERS
-from stir_ros.core.reconstructor_status import ReconstructorStatus
+from stir_ros.runtime.parameters import RECONSTRUCTOR_PARAMETERS
+from stir_ros.runtime.reconstructor_status import ReconstructorStatus
 from stir_ros.core.packet import PacketHeader
 from stir_ros.core.stream_processor import StreamProcessor
 

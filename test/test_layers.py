@@ -3,8 +3,9 @@
 """The layers of DESIGN.md §2 hold: import-linter's contracts (.importlinter) and private names.
 
 `lint-imports` checks that each layer imports only the layers below it (entry points -> ros | bag |
-training | evaluation -> engine -> models -> core), that the ROS-free layers never import ROS 2 or
-the ROS adapters, that the core imports no model code and that no package has an import cycle.
+training | evaluation -> reconstructor_settings -> engine -> models | runtime -> core), that the
+ROS-free layers never import ROS 2 or the ROS adapters, that the core and the runtime import no
+model code and that no package has an import cycle.
 The contracts are shown to be live: a wrong import planted in a copy of the package breaks them.
 Runs in `make test`, `make lint`, CI and `colcon test`.
 """
@@ -51,6 +52,10 @@ WRONG_IMPORTS = [
     pytest.param("training/data.py", "import rclpy", "stir_ros.training.data -> rclpy", id="training-imports-rclpy"),
     pytest.param("models/official.py", "from stir_ros.models import checkpoint", ".official -> .checkpoint",
                  id="cycle-in-models"),
+    pytest.param("core/stream.py", "from stir_ros.runtime import rate_policy",
+                 "stir_ros.core.stream -> stir_ros.runtime.rate_policy", id="core-imports-runtime"),
+    pytest.param("runtime/inference_worker.py", "from stir_ros.models import stir",
+                 "stir_ros.runtime.inference_worker -> stir_ros.models.stir", id="runtime-imports-models"),
 ]  # fmt: skip
 
 

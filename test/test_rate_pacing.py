@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from stir_ros.core.defects import DefectTracker
-from stir_ros.core.rate_policy import HEADROOM, RatePacer
+from stir_ros.runtime.rate_policy import HEADROOM, RatePacer
 from stir_ros.core.stream import PacketHeader, Window
 from stir_ros.core.stream_processor import StreamProcessor
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from stir_ros.core.rate_policy import DWELL, HEADROOM, RATE_POLICIES, RatePacer, ladder_step, paced_stride
+from stir_ros.runtime.rate_policy import DWELL, HEADROOM, RATE_POLICIES, RatePacer, ladder_step, paced_stride
 from stir_ros.core.stream_processor import StreamProcessor
 
 

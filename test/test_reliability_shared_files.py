@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from stir_ros.core.fastdds_shm import STALE_AFTER_S, remove_stale_segments
+from stir_ros.runtime.fastdds_shm import STALE_AFTER_S, remove_stale_segments
 
 #: Planted, all old enough to count as stale: a FIFO lock (with a segment beside it), a lock and
 #: a segment that are symbolic links to files elsewhere.
@@ -43,7 +43,7 @@ def test_stale_segment_cleanup_neither_blocks_on_a_fifo_nor_follows_links(tmp_pa
     victim.write_bytes(b"keep")
     _plant(shm, victim)
     # In a child process: before the fix this open never returned.
-    code = "import sys; from pathlib import Path; from stir_ros.core.fastdds_shm import remove_stale_segments as r; " \
+    code = "import sys; from pathlib import Path; from stir_ros.runtime.fastdds_shm import remove_stale_segments as r; " \
            "print(r(Path(sys.argv[1])).removed)"  # fmt: skip
     done = subprocess.run([sys.executable, "-c", code, str(shm)], capture_output=True, text=True, timeout=30)
     assert done.returncode == 0 and done.stdout.strip() == "()", done

@@ -20,9 +20,9 @@ pytest.importorskip("rclpy")
 
 from ros_support import RATE, Collector, spin_until  # noqa: E402  (test/ is on sys.path under pytest)
 
-from stir_ros.core.rate_policy import paced_stride  # noqa: E402
+from stir_ros.runtime.rate_policy import paced_stride  # noqa: E402
 from stir_ros.core.stream import WindowCutter, stack_windows  # noqa: E402
-from stir_ros.core.stream_processor import packet_payload  # noqa: E402
+from stir_ros.core.stream_processor import packet_header, packet_payload  # noqa: E402
 from stir_ros.engine import EngineConfig, ReconstructionEngine, default_weights_path  # noqa: E402
 from stir_ros.ros.conversions import image_msg_to_array, stamp_to_ns  # noqa: E402
 
@@ -61,9 +61,7 @@ def test_even_stretches_the_stride_to_what_inference_sustains(nodes, ros_node):
     assert col.packets[0].first_frame_index == 0
     engine = ReconstructionEngine(EngineConfig(method="stir", device="cpu"))  # torch fp32, as the node was told
     cutter = WindowCutter(engine.window_length, STRIDE)  # the requested grid; payloads decoded only where compared
-    grid = {w.centre_stamp_ns: w for p in col.packets for w in cutter.push_payload(
-        packet_payload(p), p.height, p.width, p.num_frames, p.encoding, p.first_frame_index,
-        stamp_to_ns(p.header.stamp), p.frame_rate_hz)}  # fmt: skip
+    grid = {w.centre_stamp_ns: w for p in col.packets for w in cutter.push_payload(packet_payload(p), packet_header(p))}
     stamps = [stamp_to_ns(m.header.stamp) for m in col.images]
     assert all(s in grid for s in stamps), "an image off the requested stride's grid"
     starts = [grid[s].first_frame_index for s in stamps]

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from stir_ros.core.packet import PacketHeader
-from stir_ros.core.stream_health import StreamHealth
+from stir_ros.runtime.stream_health import StreamHealth
 
 RATE = 20000.0
 FRAMES = 100  # 5 ms per packet

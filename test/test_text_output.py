@@ -19,7 +19,7 @@ from PIL import Image
 
 from stir_ros.cli import main
 from stir_ros.core.packet import PacketHeader
-from stir_ros.core.stream_health import StreamHealth
+from stir_ros.runtime.stream_health import StreamHealth
 from stir_ros.core.text_output import json_text, printable, write_json
 
 HOSTILE = "cam\x1b[2J\x1b]0;title\x07\r\nseq 999 forged\u202egnp.exe\x9b31m\\n"

@@ -1,12 +1,12 @@
 # Copyright 2026 The stir_ros authors
 # SPDX-License-Identifier: Apache-2.0
-"""The driver's statement of whether its sensor mode can be sustained (stir_ros.core.throughput)."""
+"""The driver's statement of whether its sensor mode can be sustained (stir_ros.runtime.throughput)."""
 
 from __future__ import annotations
 
 import time
 
-from stir_ros.core.throughput import HEADROOM, PublishMeter, probe, recommended_frames_per_packet, verdict
+from stir_ros.runtime.throughput import HEADROOM, PublishMeter, probe, recommended_frames_per_packet, verdict
 
 
 def test_verdict_sustainable_with_headroom_and_a_fitting_packet() -> None:

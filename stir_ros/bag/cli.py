@@ -283,7 +283,7 @@ def _topic_count(text: str) -> tuple[str, int]:
 
 def _run_play(args: argparse.Namespace) -> int:
     from stir_ros.bag.play import play
-    from stir_ros.core.dds_profile import apply_fastdds_profile
+    from stir_ros.runtime.dds_profile import apply_fastdds_profile
 
     print(apply_fastdds_profile().message, file=sys.stderr)  # before rclpy.init: large spike packets
     result = play(

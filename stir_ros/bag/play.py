@@ -30,7 +30,7 @@ from typing import Any
 
 from stir_ros.bag.model import BagMessage, BagProblem
 from stir_ros.bag.reader import BagReader
-from stir_ros.core.signals import install_stop_handlers
+from stir_ros.runtime.signals import install_stop_handlers
 from stir_ros.bag.types import CLOCK, SPIKE_PACKET
 from stir_ros.core.defaults import WAIT_FOR_SUBSCRIBERS_TIMEOUT_S
 from stir_ros.core.errors import BagError, ConfigError

@@ -25,7 +25,7 @@ from typing import Any
 
 from stir_ros.bag.model import make_qos
 from stir_ros.bag.play import ros_init_args, message_class
-from stir_ros.core.signals import install_stop_handlers
+from stir_ros.runtime.signals import install_stop_handlers
 from stir_ros.bag.writer import BagWriter
 from stir_ros.core.errors import BagError, ConfigError
 from stir_ros.core.text_output import printable

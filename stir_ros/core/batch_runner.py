@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: Apache-2.0
 """From cut windows to images: the batch path that the live node and ``bag reconstruct`` share.
 
-The node's inference worker (:mod:`stir_ros.core.inference_worker`) and the offline
+The node's inference worker (:mod:`stir_ros.runtime.inference_worker`) and the offline
 reconstruction (:mod:`stir_ros.bag.reconstruct`) cut the same windows (the stream processor) and
 turn them into images with these three steps, so that they give the same images byte for byte:
 

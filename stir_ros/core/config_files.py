@@ -3,7 +3,7 @@
 """Where the package's config files live (``config/`` of the checkout or ``share/stir_ros/config``).
 
 Pure Python: the ROS graph (:mod:`stir_ros.ros.graph`) and the ROS-free tools (the Fast DDS
-profile of :mod:`stir_ros.core.dds_profile`) find their files through the one function here.
+profile of :mod:`stir_ros.runtime.dds_profile`) find their files through the one function here.
 """
 
 from __future__ import annotations

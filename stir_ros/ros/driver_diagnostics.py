@@ -3,7 +3,7 @@
 """The driver's mode statement and ``/diagnostics``: can it sustain its mode, and does it.
 
 A part of :class:`stir_ros.ros.driver_node.DriverWork` (a mixin: ``self`` is the node). At
-configure the per-packet work is measured (:func:`stir_ros.core.throughput.verdict`: the mode
+configure the per-packet work is measured (:func:`stir_ros.runtime.throughput.verdict`: the mode
 statement, logged); while publishing, the measured rate and the publishing thread's load are
 reported once a second.
 """
@@ -15,7 +15,7 @@ import time
 from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.node import Node
 
-from stir_ros.core.throughput import ModeVerdict, verdict
+from stir_ros.runtime.throughput import ModeVerdict, verdict
 from stir_ros.msg import SpikePacket
 from stir_ros.ros.conversions import diagnostic_status
 

@@ -30,10 +30,10 @@ from rclpy.qos import QoSDurabilityPolicy, QoSHistoryPolicy, QoSProfile, QoSReli
 from rclpy.qos_overriding_options import QoSOverridingOptions
 from sensor_msgs.msg import CameraInfo
 
-from stir_ros.core.dds_profile import active_shm_segment_size
+from stir_ros.runtime.dds_profile import active_shm_segment_size
 from stir_ros.core.errors import StirRosError
 from stir_ros.core.sources import SpikeSource
-from stir_ros.core.throughput import PublishMeter
+from stir_ros.runtime.throughput import PublishMeter
 from stir_ros.msg import SpikePacket
 from stir_ros.ros import RateLimitedLog
 from stir_ros.ros.conversions import STEADY, camera_info_from_file, default_camera_info, ns_to_stamp

@@ -3,7 +3,7 @@
 """The driver's settings, validated: one field per parameter of the table, and the source they open.
 
 :class:`DriverSettings` takes its fields' defaults from
-:data:`stir_ros.core.parameters.DRIVER_PARAMETERS` (the defaults, names and meanings the node
+:data:`stir_ros.runtime.parameters.DRIVER_PARAMETERS` (the defaults, names and meanings the node
 declares); every number is checked against its bound (:data:`stir_ros.core.limits.PARAMETER_BOUNDS`)
 and every choice against its list. A refused value raises
 :class:`~stir_ros.core.errors.ConfigError` with the parameter's name, what it accepts and what it
@@ -17,9 +17,9 @@ from typing import Any
 
 from stir_ros.core.errors import ConfigError
 from stir_ros.core.packing import ENCODINGS
-from stir_ros.core.parameters import DRIVER_NAME, DRIVER_PARAMETERS
+from stir_ros.runtime.parameters import DRIVER_NAME, DRIVER_PARAMETERS
 from stir_ros.core.sensor_model import parse_sensor
-from stir_ros.core.settings_table import check_bounds, defaults_from_table
+from stir_ros.runtime.settings_table import check_bounds, defaults_from_table
 from stir_ros.core.sources import DatSource, SimSource, SpikeSource
 
 __all__ = ["DriverSettings", "SOURCES", "make_source"]

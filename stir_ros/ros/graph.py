@@ -27,7 +27,7 @@ import yaml
 from stir_ros.core import defaults
 from stir_ros.core.config_files import PACKAGE, find_config
 from stir_ros.core.errors import ConfigError, check_choice
-from stir_ros.core.parameters import (
+from stir_ros.runtime.parameters import (
     DRIVER_NAME,
     DRIVER_PARAMETERS,
     RECONSTRUCTOR_NAME,

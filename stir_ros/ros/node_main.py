@@ -19,9 +19,9 @@ from rclpy.exceptions import ParameterException
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.timer import Timer
 
-from stir_ros.core.dds_profile import apply_fastdds_profile
+from stir_ros.runtime.dds_profile import apply_fastdds_profile
 from stir_ros.core.errors import StirRosError
-from stir_ros.core.signals import install_stop_handlers
+from stir_ros.runtime.signals import install_stop_handlers
 
 __all__ = ["destroy_entities", "make_executor", "run_node"]
 

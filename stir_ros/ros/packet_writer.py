@@ -12,7 +12,7 @@ import numpy as np
 
 from stir_ros.core.packing import ENCODING_VIDAR_BITPACKED, decode_payload, encode_frames, payload_size
 from stir_ros.core.sources import DatSource, SpikeSource
-from stir_ros.core.throughput import probe
+from stir_ros.runtime.throughput import probe
 from stir_ros.msg import SpikePacket
 from stir_ros.ros.driver_settings import DriverSettings
 

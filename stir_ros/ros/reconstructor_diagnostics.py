@@ -3,7 +3,7 @@
 """The reconstructor's counters and ``/diagnostics``: what the node reports, read from its parts.
 
 A part of :class:`stir_ros.ros.reconstructor_node.ReconstructorWork` (a mixin: ``self`` is the
-node). The values and the judgement are ROS-free (:class:`stir_ros.core.reconstructor_status.ReconstructorStatus`);
+node). The values and the judgement are ROS-free (:class:`stir_ros.runtime.reconstructor_status.ReconstructorStatus`);
 this reads them from the stream, the worker and the engine, and publishes them.
 """
 
@@ -13,7 +13,7 @@ from typing import Any
 
 from diagnostic_msgs.msg import DiagnosticArray
 
-from stir_ros.core.parameters import RECONSTRUCTOR_NAME
+from stir_ros.runtime.parameters import RECONSTRUCTOR_NAME
 from stir_ros.core.stream import WindowCutter
 from stir_ros.ros.conversions import diagnostic_status
 

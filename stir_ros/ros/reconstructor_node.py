@@ -12,7 +12,7 @@ Topics (relative names, remappable):
     /diagnostics         (out) diagnostic_msgs/DiagnosticArray
 
 The spikes callback only checks headers and cuts windows (:mod:`stir_ros.core.stream_processor`,
-the path ``bag reconstruct`` takes too); the inference worker (:mod:`stir_ros.core.inference_worker`:
+the path ``bag reconstruct`` takes too); the inference worker (:mod:`stir_ros.runtime.inference_worker`:
 a lower-priority thread, a bounded queue that drops the oldest window) decodes, batches and
 reconstructs them and hands each image back to be published, so the thread that receives spikes
 never waits for inference. This module declares the parameters, converts and publishes.
@@ -33,9 +33,9 @@ from rclpy.qos_overriding_options import QoSOverridingOptions
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 
 from stir_ros.core.defect_file import defect_tracker
-from stir_ros.core.inference_worker import InferenceWorker, Pending
-from stir_ros.core.rate_policy import RatePacer
-from stir_ros.core.reconstructor_status import ReconstructorStatus
+from stir_ros.runtime.inference_worker import InferenceWorker, Pending
+from stir_ros.runtime.rate_policy import RatePacer
+from stir_ros.runtime.reconstructor_status import ReconstructorStatus
 from stir_ros.core.stream_processor import StreamProcessor
 from stir_ros.engine import ReconstructionEngine
 from stir_ros.msg import SpikePacket

@@ -17,7 +17,7 @@ from rclpy.parameter import Parameter
 
 from stir_ros.core.methods import method_spec
 from stir_ros.core.errors import ConfigError, StirRosError
-from stir_ros.core.rate_policy import RatePacer
+from stir_ros.runtime.rate_policy import RatePacer
 from stir_ros.engine import ReconstructionEngine
 from stir_ros.reconstructor_settings import ENGINE_FIELDS, ReconstructorSettings, build_engine, warm_up
 from stir_ros.ros import emit

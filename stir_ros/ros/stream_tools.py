@@ -4,7 +4,7 @@
 
 ``perf`` prints, once per ``--period``, the rates, the loss counted from ``seq`` gaps, the delay
 of the header stamps behind this node's clock and the drift of the header clock against the
-sensor clock (:mod:`stir_ros.core.stream_health`). ``echo`` prints one line per packet: its
+sensor clock (:mod:`stir_ros.runtime.stream_health`). ``echo`` prints one line per packet: its
 header fields and the fraction of pixels that fired, never the payload itself.
 
 Both subscribe reliably with a depth of 50, as the reconstructor does (``--best-effort`` for
@@ -95,7 +95,7 @@ def _spin(args: argparse.Namespace, name: str, on_packet: Any, on_tick: Any = No
 
 def run_perf(args: argparse.Namespace) -> int:
     """Entry point of ``stir-ros perf``."""
-    from stir_ros.core.stream_health import StreamHealth
+    from stir_ros.runtime.stream_health import StreamHealth
     from stir_ros.ros.conversions import packet_header
 
     _check(args)

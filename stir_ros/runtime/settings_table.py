@@ -3,7 +3,7 @@
 """Settings dataclasses whose defaults come from the parameter table, written there once.
 
 :func:`defaults_from_table` fills in a settings class's defaults from the parameter table
-(:mod:`stir_ros.core.parameters`: the values the node declares) and refuses a class whose fields
+(:mod:`stir_ros.runtime.parameters`: the values the node declares) and refuses a class whose fields
 are not exactly the table's parameters; :func:`check_bounds` checks every number of a settings
 object against :data:`stir_ros.core.limits.PARAMETER_BOUNDS`. Pure Python.
 """
@@ -15,7 +15,7 @@ from dataclasses import fields
 from typing import Any, TypeVar
 
 from stir_ros.core.limits import check_parameter
-from stir_ros.core.parameters import ParamSpec
+from stir_ros.runtime.parameters import ParamSpec
 
 __all__ = ["check_bounds", "defaults_from_table"]
 

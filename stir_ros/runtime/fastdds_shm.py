@@ -16,7 +16,7 @@ locked it yet for a moment; the age keeps such a segment safe). The segment name
 participant and never reused, so removing a dead one cannot take anything from a living process.
 Fast DDS's port files (``fastrtps_port<N>``, 52 KB each, reused by port number) are left alone.
 
-:func:`stir_ros.core.dds_profile.apply_fastdds_profile` calls it when a driver, reconstructor or
+:func:`stir_ros.runtime.dds_profile.apply_fastdds_profile` calls it when a driver, reconstructor or
 ``stir-ros bag play`` process starts, before it creates its own participant, and its log line
 says what was removed. The same rule as eProsima's ``fastdds shm clean`` tool, which also
 removes ports.

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from stir_ros.core.defects import DARK_RATE_WARN_HZ, DEAD_WARN_FRACTION, HOT_WARN_FRACTION
-from stir_ros.core.inference_worker import InferenceWorker
+from stir_ros.runtime.inference_worker import InferenceWorker
 from stir_ros.core.stream_processor import StreamProcessor
 
 __all__ = ["COUNTED", "ReconstructorStatus"]

@@ -8,7 +8,7 @@ in shared memory, readers depend on reliable repairs, and at 40 kHz packets leav
 history before they are repaired. ``config/fastdds_spike_stream.xml`` keeps the usual transports
 (shared memory + UDPv4) with a 16 MB segment; measured in ``bench/bench_transport.py`` and
 BENCHMARKS.md ("Transport"). The segment is sized from the sensor modes: the packet size measured
-best is about 2.5 MB in every mode (:func:`stir_ros.core.throughput.recommended_frames_per_packet`),
+best is about 2.5 MB in every mode (:func:`stir_ros.runtime.throughput.recommended_frames_per_packet`),
 so 16 MB holds 6-12 packets in flight; :func:`active_shm_segment_size` tells the driver which
 segment it has, and it says at start when its packets do not fit it twice (BENCHMARKS.md,
 "Issue 14").
@@ -29,7 +29,7 @@ from pathlib import Path
 
 from stir_ros.core.config_files import find_config
 from stir_ros.core.errors import ConfigError
-from stir_ros.core.fastdds_shm import remove_stale_segments
+from stir_ros.runtime.fastdds_shm import remove_stale_segments
 
 __all__ = [
     "PROFILE_FILE", "SWITCH_VARIABLE", "PROFILE_VARIABLES", "FASTDDS_DEFAULT_SEGMENT_BYTES", "ProfileChoice",
@@ -62,7 +62,7 @@ def apply_fastdds_profile(environ: MutableMapping[str, str] | None = None) -> Pr
 
     For this process's own environment (``environ`` None) with Fast DDS as the RMW, it also
     removes the shared-memory segments that killed processes left behind
-    (:func:`stir_ros.core.fastdds_shm.remove_stale_segments`) and says so in the message.
+    (:func:`stir_ros.runtime.fastdds_shm.remove_stale_segments`) and says so in the message.
 
     Raises:
         ConfigError: ``STIR_ROS_FASTDDS_PROFILE`` names a file that does not exist.
