@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: Apache-2.0
 """Live STIR: images/s, latency and spacing of parameter sets, side by side on the same simulated stream.
 
-    python bench/bench_live.py [--seconds 60] [--repeat 3] [--size 250x400]
+    python bench/bench_live.py [--seconds 60] [--repeat 3] [--size 250x400] [--dat REC.dat]
                                [--config NAME=k:=v,k:=v ...]
 
 ``spike_camera_driver`` (simulated scene, real time, 20 kHz, 100 frames per packet) and
@@ -56,7 +56,8 @@ SPACING_SHARE, LATENCY_WINDOWS = 0.9, 2.0
 MIN_IMAGES = 10  # fewer received images (after the first tenth) are not judged
 
 
-def run_once(name: str, params: str, h: int, w: int, seconds: float, env: dict[str, str]) -> dict[str, float]:
+def run_once(name: str, params: str, h: int, w: int, seconds: float, env: dict[str, str],
+             dat: str = "") -> dict[str, float]:
     import rclpy
     from diagnostic_msgs.msg import DiagnosticArray
     from sensor_msgs.msg import Image
@@ -92,7 +93,8 @@ def run_once(name: str, params: str, h: int, w: int, seconds: float, env: dict[s
         deadline = time.monotonic() + 180
         while not diag and time.monotonic() < deadline:
             rclpy.spin_once(node, timeout_sec=0.1)
-        drv = subprocess.Popen(["spike_camera_driver", *ros, "-p", "source:=sim", "-p", f"height:={h}", "-p", f"width:={w}",
+        source = ["-p", "source:=dat", "-p", f"dat_path:={dat}", "-p", "loop:=true"] if dat else ["-p", "source:=sim"]
+        drv = subprocess.Popen(["spike_camera_driver", *ros, *source, "-p", f"height:={h}", "-p", f"width:={w}",
                                 "-p", f"max_frames:={int(seconds * RATE_HZ) // 100 * 100}", "-p", "wait_for_subscribers:=1",
                                 "--log-level", "error"], env=env)  # fmt: skip
         stop_at = time.monotonic() + 2 * seconds + 60  # a driver that lags behind real time is stopped here
@@ -153,6 +155,9 @@ def main() -> int:
     parser.add_argument("--size", default="250x400")
     parser.add_argument("--config", nargs="*", default=None, metavar="NAME=k:=v,k:=v",
                         help="parameter sets (default: old, drop_oldest, even)")  # fmt: skip
+    parser.add_argument("--dat", default="", metavar="FILE.dat",
+                        help="play this recording (looped, real time) instead of simulating: the simulator "
+                             "costs the driver far more CPU at 250x400 (e.g. `stir-ros simulate rec.dat`)")  # fmt: skip
     args = parser.parse_args()
     configs = dict(c.split("=", 1) for c in args.config) if args.config else CONFIGS
     h, w = (int(v) for v in args.size.split("x"))
@@ -166,13 +171,14 @@ def main() -> int:
     native = [f for f in ("avx512_bf16", "amx_bf16") if f in flags] or ["no native bf16"]
     print(f"hardware: {cpu_model()} ({', '.join(native)}), {os.cpu_count()} cores; load average "
           f"{os.getloadavg()[0]:.2f} at start", flush=True)  # fmt: skip
-    print(f"stream: sim {h}x{w} at 20 kHz, {args.seconds:g} s per run, stride 200 asked for (100 images/s)", flush=True)
+    stream = f"dat {args.dat} (looped)" if args.dat else "sim"
+    print(f"stream: {stream} {h}x{w} at 20 kHz, {args.seconds:g} s per run, stride 200 asked for (100 images/s)", flush=True)
     rclpy.init()
     results: dict[str, list[dict[str, float]]] = {k: [] for k in configs}
     try:
         for r in range(args.repeat):
             for name, params in configs.items():
-                row = run_once(name, params, h, w, args.seconds, env)
+                row = run_once(name, params, h, w, args.seconds, env, str(Path(args.dat).resolve()) if args.dat else "")
                 results[name].append(row)
                 print(f"  repeat {r + 1} {name:10s} " + ", ".join(f"{k} {v:.3g}" for k, v in row.items()), flush=True)
     finally:
