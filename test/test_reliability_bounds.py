@@ -131,11 +131,11 @@ def test_worker_survives_a_rejected_packet_then_an_inference_error(node, monkeyp
     real = node.engine.reconstruct
     calls = {"n": 0}
 
-    def fails_once(windows):
+    def fails_once(windows, starts=None):  # the engine's signature: the batch path passes starts
         calls["n"] += 1
         if calls["n"] == 1:
             raise RuntimeError("injected: what torch raises on a bad kernel")
-        return real(windows)
+        return real(windows, starts=starts)
 
     monkeypatch.setattr(node.engine, "reconstruct", fails_once)
     for _ in range(3):
@@ -198,7 +198,7 @@ def test_dead_worker_is_restarted_and_reported(node, monkeypatch):
 
 
 def test_stall_goes_to_error_and_clears_when_images_resume(node, monkeypatch):
-    def always_fails(windows):
+    def always_fails(windows, starts=None):
         raise RuntimeError("injected: inference keeps failing")
 
     real = node.engine.reconstruct
@@ -388,9 +388,9 @@ def test_dropped_windows_are_logged_not_only_counted(node, monkeypatch, capfd):
     release = threading.Event()
     real = node.engine.reconstruct
 
-    def blocks(windows):
+    def blocks(windows, starts=None):
         release.wait(20)
-        return real(windows)
+        return real(windows, starts=starts)
 
     monkeypatch.setattr(node.engine, "reconstruct", blocks)
     s = Stream()
