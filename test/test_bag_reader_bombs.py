@@ -20,11 +20,12 @@ from pathlib import Path
 
 import pytest
 
-from stir_ros.bag.mcap_records import RECORD_HEAD, Opcode, read_chunk
+from stir_ros.bag.mcap_records import MAGIC, RECORD_HEAD, Opcode, decompress_bounded, read_chunk
 from stir_ros.bag.reader import BagReader, zstd
 from stir_ros.bag.types import get_typestore
 from stir_ros.bag.writer import BagWriter, serialize
 from stir_ros.core import limits
+from stir_ros.core.errors import BagError
 
 BOMB_BYTES = 512 * 1024 * 1024  # unpacked size of every bomb here
 START = 1_700_000_000_000_000_000
@@ -106,7 +107,7 @@ def _plant_chunk(data: bytearray, offset: int, size: int, declared: int | None, 
     body[:] = new + bytes(len(body) - len(new))
 
 
-@pytest.mark.parametrize("index", ["indexed", "scanned"])
+@pytest.mark.parametrize("index", ["indexed", "scanned", "footer without summary"])
 @pytest.mark.parametrize("declared", ["its own size", "more than the limit"])
 def test_an_mcap_chunk_that_expands_without_bound_is_skipped(tmp_path: Path, bomb: bytes, index: str,
                                                              declared: str) -> None:
@@ -121,6 +122,10 @@ def test_an_mcap_chunk_that_expands_without_bound_is_skipped(tmp_path: Path, bom
     if index == "scanned":  # no summary: the reader's own linear scan, up to a cut in the last chunk
         lost |= _numbers_in(data, chunks[-1])
         data = data[:chunks[-1][0] + chunks[-1][1] // 2]
+    elif index == "footer without summary":  # rosbags scans the chunks when it opens the file
+        footer = len(data) - len(MAGIC) - RECORD_HEAD.size - 20
+        assert data[footer] == Opcode.FOOTER
+        data[footer + RECORD_HEAD.size:footer + RECORD_HEAD.size + 20] = bytes(20)  # summary start 0, CRC 0
     mcap.write_bytes(bytes(data))
     numbers, reader, peak = _read(bag)
     assert lost and numbers == [k for k in range(COUNT) if k not in lost]
@@ -178,3 +183,20 @@ def test_a_file_that_expands_without_bound_is_stopped_and_deleted(tmp_path: Path
     assert [(p.kind, Path(p.where).name) for p in reader.problems] == [("bad_file", "bomb.db3.zstd")]
     assert "would leave less than" in reader.problems[0].detail, reader.problems
     assert left == [[]] and unpacked == ["good.db3"]  # the partial file was deleted at once
+
+
+@pytest.mark.parametrize("compression", ["zstd", "lz4"])
+def test_bounded_decompression_of_frames(compression: str) -> None:
+    import lz4.frame  # type: ignore[import-untyped]
+
+    pack = zstd.compress if compression == "zstd" else lz4.frame.compress
+    two = pack(b"a" * 1000) + pack(b"b" * 24)  # two frames, as rosbags' one-shot decompressors accept
+    assert decompress_bounded(two, compression, 1024) == b"a" * 1000 + b"b" * 24
+    with pytest.raises(BagError, match="expands to more than 1023 bytes"):
+        decompress_bounded(two, compression, 1023)
+    with pytest.raises(BagError, match="expands to more than 4096 bytes"):
+        decompress_bounded(pack(bytes(64 << 20)), compression, 4096)
+    with pytest.raises(BagError, match="cut short|cannot decompress"):
+        decompress_bounded(two[:len(two) // 3], compression, 1024)
+    with pytest.raises(BagError, match="unsupported compression 'bz2'"):
+        decompress_bounded(two, "bz2", 1024)

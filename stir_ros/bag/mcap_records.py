@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import struct
 import zlib
-from collections.abc import Collection, Iterator
+from collections.abc import Callable, Collection, Iterator
 from enum import IntEnum
 from io import BytesIO
 from typing import BinaryIO
@@ -22,13 +22,14 @@ try:
 except ImportError:
     from backports import zstd  # what rosbags uses before 3.14
 from lz4.frame import LZ4FrameDecompressor  # type: ignore[import-untyped]
+from rosbags.rosbag2 import ReaderError, storage_mcap
 
 from stir_ros.core.errors import BagError
 from stir_ros.core.limits import MAX_DECOMPRESSED_BYTES
 
 __all__ = [
-    "MAGIC", "MESSAGE_HEAD", "RECORD_HEAD", "Opcode", "channel_metadata", "chunk_messages", "decompress_bounded",
-    "iter_records", "read_chunk", "read_record", "read_string",
+    "MAGIC", "MESSAGE_HEAD", "RECORD_HEAD", "Opcode", "bound_rosbags_chunks", "channel_metadata", "chunk_messages",
+    "chunk_records", "decompress_bounded", "iter_records", "read_chunk", "read_record", "read_string",
 ]
 
 #: The first (and last) 8 bytes of an MCAP file, major version 0.
@@ -150,6 +151,46 @@ def decompress_bounded(data: bytes, compression: str, limit: int) -> bytes:
             return parts[0] if len(parts) == 1 else b"".join(parts)
 
 
+def chunk_records(data: bytes, compression: str, size: int) -> bytes:
+    """The records of a chunk: its ``data`` decompressed to at most its declared ``size``.
+
+    Raises:
+        BagError: If ``size`` is over :data:`~stir_ros.core.limits.MAX_DECOMPRESSED_BYTES`
+            (before anything is decompressed), or :func:`decompress_bounded` fails.
+    """
+    if size > MAX_DECOMPRESSED_BYTES:
+        raise BagError(f"chunk declares {size} uncompressed bytes, more than the limit of "
+                       f"{MAX_DECOMPRESSED_BYTES}; refused")
+    try:
+        return decompress_bounded(data, compression, size)
+    except BagError as err:
+        raise BagError(f"chunk of declared size {size}: {err}") from err
+
+
+def bound_rosbags_chunks() -> None:
+    """Make rosbags' own reads of mcap chunks unpack a chunk to at most its declared size.
+
+    ``McapReader.open()`` scans the chunks of a file whose summary lacks an index or statistics,
+    and ``messages()`` those of a file without chunk indexes; both decompress with rosbags'
+    ``zstd.decompress`` / ``lz4.frame.decompress``, without bound, through its module table
+    ``DECOMPRESSORS[compression](data, declared size)`` (rosbags 0.11.9; undocumented, like the
+    attributes that ``stir_ros.bag.reader._rosbags_handles`` reads: test/test_bag_reader_bombs.py
+    fails if it changes). The table's entries are replaced by :func:`chunk_records`, raising
+    ReaderError as rosbags' own checks do. Called once, by :mod:`stir_ros.bag.reader`.
+    """
+
+    def bounded(compression: str) -> Callable[[bytes, int], bytes]:
+        def records(data: bytes, size: int) -> bytes:
+            try:
+                return chunk_records(data, compression, size)
+            except BagError as err:
+                raise ReaderError(str(err)) from err
+        return records
+
+    for compression in ("zstd", "lz4"):
+        storage_mcap.DECOMPRESSORS[compression] = bounded(compression)
+
+
 def read_chunk(body: bytes | memoryview) -> tuple[int, int, bytes]:
     """Decode a Chunk record body; returns (start time, end time, uncompressed records).
 
@@ -171,13 +212,7 @@ def read_chunk(body: bytes | memoryview) -> tuple[int, int, bytes]:
     data = bytes(body[pos + 8:pos + 8 + dlen])
     if len(data) != dlen:
         raise BagError(f"chunk data truncated: {len(data)} of {dlen} bytes")
-    if size > MAX_DECOMPRESSED_BYTES:
-        raise BagError(f"chunk declares {size} uncompressed bytes, more than the limit of "
-                       f"{MAX_DECOMPRESSED_BYTES}; refused")
-    try:
-        records = decompress_bounded(data, compression, size)
-    except BagError as err:
-        raise BagError(f"chunk of declared size {size}: {err}") from err
+    records = chunk_records(data, compression, size)
     if len(records) != size:
         raise BagError(f"Chunk size mismatch: declared {size} bytes, decompressed to {len(records)}")
     if crc and zlib.crc32(records) != crc:

@@ -32,7 +32,7 @@ from rosbags.rosbag2 import ReaderError
 from rosbags.rosbag2.storage_mcap import McapReader
 from rosbags.rosbag2.storage_sqlite3 import Sqlite3Reader
 
-from stir_ros.bag.mcap_records import channel_metadata, decompress_bounded, zstd
+from stir_ros.bag.mcap_records import bound_rosbags_chunks, channel_metadata, decompress_bounded, zstd
 from stir_ros.bag.metadata import BagMetadata, read_metadata
 from stir_ros.bag.model import BagMessage, BagProblem, TopicInfo
 from stir_ros.bag.recovery import McapScan, SqliteSalvage, mcap_chunk_messages, sqlite_messages
@@ -77,6 +77,9 @@ def _rosbags_handles(plugin: Sqlite3Reader | McapReader) -> _Handles:
         return _Handles(dbconn=plugin.dbconn)
     return _Handles(bio=plugin.bio, chunks=plugin.chunks,
                     channel_metadata={cid: ch.metadata for cid, ch in plugin.channels.items()})
+
+
+bound_rosbags_chunks()  # rosbags' own chunk reads, in McapReader.open() and .messages()
 
 
 @dataclass
@@ -212,7 +215,7 @@ class BagReader:
                 while block := infile.read(1 << 20):
                     free = shutil.disk_usage(out.parent).free
                     if free - len(block) < limits.MIN_FREE_DISK_BYTES:
-                        raise BagError(f"stopped after {dst.tell()} bytes: the next would leave less than "
+                        raise BagError(f"stopped after {dst.tell()} bytes: the next MiB would leave less than "
                                        f"{limits.MIN_FREE_DISK_BYTES} bytes free on the file system of the "
                                        f"temporary directory {out.parent}")
                     dst.write(block)
