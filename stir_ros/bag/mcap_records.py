@@ -11,19 +11,25 @@ from __future__ import annotations
 
 import os
 import struct
-from collections.abc import Collection, Iterator
+import zlib
+from collections.abc import Callable, Collection, Iterator
 from enum import IntEnum
 from io import BytesIO
 from typing import BinaryIO
 
-from rosbags.rosbag2 import ReaderError
-from rosbags.rosbag2.storage_mcap import decompress
+try:
+    from compression import zstd  # type: ignore[import-not-found]  # Python >= 3.14
+except ImportError:
+    from backports import zstd  # what rosbags uses before 3.14
+from lz4.frame import LZ4FrameDecompressor  # type: ignore[import-untyped]
+from rosbags.rosbag2 import ReaderError, storage_mcap
 
 from stir_ros.core.errors import BagError
+from stir_ros.core.limits import MAX_DECOMPRESSED_BYTES
 
 __all__ = [
-    "MAGIC", "MESSAGE_HEAD", "RECORD_HEAD", "Opcode", "channel_metadata", "chunk_messages", "iter_records",
-    "read_chunk", "read_record", "read_string",
+    "MAGIC", "MESSAGE_HEAD", "RECORD_HEAD", "Opcode", "bound_rosbags_chunks", "channel_metadata", "chunk_messages",
+    "chunk_records", "decompress_bounded", "iter_records", "read_chunk", "read_record", "read_string",
 ]
 
 #: The first (and last) 8 bytes of an MCAP file, major version 0.
@@ -109,11 +115,92 @@ def channel_metadata(raw: bytes) -> dict[str, str]:
     return out
 
 
+def decompress_bounded(data: bytes, compression: str, limit: int) -> bytes:
+    """Decompress ``data`` (``zstd``, ``lz4`` or ``""`` for none; one frame or several) to at most ``limit`` bytes.
+
+    The decompressors are asked for at most ``limit + 1`` bytes, so that a small input that
+    would expand to gigabytes (a "zip bomb") costs ``limit`` bytes of memory, not the gigabytes.
+
+    Raises:
+        BagError: If the compression is unknown, the data is damaged or cut short, or it expands
+            to more than ``limit`` bytes.
+    """
+    if compression not in ("", "zstd", "lz4"):
+        raise BagError(f"unsupported compression {compression!r}; expected zstd, lz4 or none")
+    if not compression:
+        if len(data) > limit:
+            raise BagError(f"{len(data)} bytes, more than the limit of {limit}")
+        return data
+    parts: list[bytes] = []
+    total = 0
+    rest = data
+    while True:
+        dec = zstd.ZstdDecompressor() if compression == "zstd" else LZ4FrameDecompressor()
+        try:
+            part = dec.decompress(rest, max_length=limit - total + 1)
+        except (zstd.ZstdError, RuntimeError, EOFError) as err:  # lz4 raises RuntimeError on garbage
+            raise BagError(f"cannot decompress ({compression}): {err}") from err
+        total += len(part)
+        if total > limit:
+            raise BagError(f"{compression} data expands to more than {limit} bytes (the limit); refused")
+        parts.append(part)
+        if not dec.eof:
+            raise BagError(f"{compression} data cut short: its frame does not end")
+        rest = dec.unused_data
+        if not rest:
+            return parts[0] if len(parts) == 1 else b"".join(parts)
+
+
+def chunk_records(data: bytes, compression: str, size: int) -> bytes:
+    """The records of a chunk: its ``data`` decompressed to at most its declared ``size``.
+
+    Raises:
+        BagError: If ``size`` is over :data:`~stir_ros.core.limits.MAX_DECOMPRESSED_BYTES`
+            (before anything is decompressed), or :func:`decompress_bounded` fails.
+    """
+    if size > MAX_DECOMPRESSED_BYTES:
+        raise BagError(f"chunk declares {size} uncompressed bytes, more than the limit of "
+                       f"{MAX_DECOMPRESSED_BYTES}; refused")
+    try:
+        return decompress_bounded(data, compression, size)
+    except BagError as err:
+        raise BagError(f"chunk of declared size {size}: {err}") from err
+
+
+def bound_rosbags_chunks() -> None:
+    """Make rosbags' own reads of mcap chunks unpack a chunk to at most its declared size.
+
+    ``McapReader.open()`` scans the chunks of a file whose summary lacks an index or statistics,
+    and ``messages()`` those of a file without chunk indexes; both decompress with rosbags'
+    ``zstd.decompress`` / ``lz4.frame.decompress``, without bound, through its module table
+    ``DECOMPRESSORS[compression](data, declared size)`` (rosbags 0.11.9; undocumented, like the
+    attributes that ``stir_ros.bag.reader._rosbags_handles`` reads: test/test_bag_reader_bombs.py
+    fails if it changes). The table's entries are replaced by :func:`chunk_records`, raising
+    ReaderError as rosbags' own checks do. Called once, by :mod:`stir_ros.bag.reader`.
+    """
+
+    def bounded(compression: str) -> Callable[[bytes, int], bytes]:
+        def records(data: bytes, size: int) -> bytes:
+            try:
+                return chunk_records(data, compression, size)
+            except BagError as err:
+                raise ReaderError(str(err)) from err
+        return records
+
+    for compression in ("zstd", "lz4"):
+        storage_mcap.DECOMPRESSORS[compression] = bounded(compression)
+
+
 def read_chunk(body: bytes | memoryview) -> tuple[int, int, bytes]:
     """Decode a Chunk record body; returns (start time, end time, uncompressed records).
 
+    A chunk that declares more than :data:`~stir_ros.core.limits.MAX_DECOMPRESSED_BYTES`
+    uncompressed bytes is refused before anything is decompressed, and one whose data expands
+    past its declared size is refused as soon as it does.
+
     Raises:
-        BagError: If the body is cut short, its compression is unknown, or its size or CRC is wrong.
+        BagError: If the body is cut short, its compression is unknown, its declared size is over
+            the limit, or its real size or CRC is wrong.
         struct.error: If the body is too short for its fixed fields.
     """
     start, end, size, crc = _CHUNK_HEAD.unpack_from(body, 0)
@@ -125,12 +212,12 @@ def read_chunk(body: bytes | memoryview) -> tuple[int, int, bytes]:
     data = bytes(body[pos + 8:pos + 8 + dlen])
     if len(data) != dlen:
         raise BagError(f"chunk data truncated: {len(data)} of {dlen} bytes")
-    try:
-        return start, end, decompress(data, compression, size, crc)
-    except ReaderError as err:
-        raise BagError(str(err)) from err
-    except Exception as err:  # noqa: BLE001 - zstd/lz4 raise their own types on garbage
-        raise BagError(f"cannot decompress chunk ({compression}): {err}") from err
+    records = chunk_records(data, compression, size)
+    if len(records) != size:
+        raise BagError(f"Chunk size mismatch: declared {size} bytes, decompressed to {len(records)}")
+    if crc and zlib.crc32(records) != crc:
+        raise BagError(f"Chunk checksum mismatch: declared {crc:#010x}, computed {zlib.crc32(records):#010x}")
+    return start, end, records
 
 
 def iter_records(data: bytes | memoryview) -> Iterator[tuple[int, memoryview]]:

@@ -14,6 +14,7 @@ Built on ``rosbags``, with an addition that recordings from a robot need:
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -21,11 +22,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 import apsw
-
-try:
-    from compression import zstd  # type: ignore[import-not-found]  # Python >= 3.14
-except ImportError:
-    from backports import zstd  # what rosbags uses before 3.14
 from rosbags.interfaces import (
     ConnectionExtRosbag2,
     MessageDefinition,
@@ -36,11 +32,12 @@ from rosbags.rosbag2 import ReaderError
 from rosbags.rosbag2.storage_mcap import McapReader
 from rosbags.rosbag2.storage_sqlite3 import Sqlite3Reader
 
-from stir_ros.bag.mcap_records import channel_metadata
+from stir_ros.bag.mcap_records import bound_rosbags_chunks, channel_metadata, decompress_bounded, zstd
 from stir_ros.bag.metadata import BagMetadata, read_metadata
 from stir_ros.bag.model import BagMessage, BagProblem, TopicInfo
 from stir_ros.bag.recovery import McapScan, SqliteSalvage, mcap_chunk_messages, sqlite_messages
 from stir_ros.bag.types import SPIKE_PACKET, get_typestore, type_hash
+from stir_ros.core import limits
 from stir_ros.core.errors import BagError
 
 if TYPE_CHECKING:
@@ -80,6 +77,9 @@ def _rosbags_handles(plugin: Sqlite3Reader | McapReader) -> _Handles:
         return _Handles(dbconn=plugin.dbconn)
     return _Handles(bio=plugin.bio, chunks=plugin.chunks,
                     channel_metadata={cid: ch.metadata for cid, ch in plugin.channels.items()})
+
+
+bound_rosbags_chunks()  # rosbags' own chunk reads, in McapReader.open() and .messages()
 
 
 @dataclass
@@ -201,14 +201,26 @@ class BagReader:
         return files, meta
 
     def _decompress_file(self, path: Path) -> Path | None:
+        """Unpack a file of a ``compression_mode: file`` bag into the temporary directory.
+
+        Its unpacked size is known only at the end, so each block is written only while the
+        file system keeps :data:`~stir_ros.core.limits.MIN_FREE_DISK_BYTES` free after it: a
+        crafted file that expands without end is stopped and deleted, not left to fill the disk.
+        """
         if self._tmpdir is None:
             self._tmpdir = tempfile.TemporaryDirectory(prefix="stir_ros_bag_")
         out = Path(self._tmpdir.name) / path.stem  # "x.mcap.zstd" -> "x.mcap"
         try:
             with path.open("rb") as src, zstd.open(src, "rb") as infile, out.open("wb") as dst:
                 while block := infile.read(1 << 20):
+                    free = shutil.disk_usage(out.parent).free
+                    if free - len(block) < limits.MIN_FREE_DISK_BYTES:
+                        raise BagError(f"stopped after {dst.tell()} bytes: the next MiB would leave less than "
+                                       f"{limits.MIN_FREE_DISK_BYTES} bytes free on the file system of the "
+                                       f"temporary directory {out.parent}")
                     dst.write(block)
-        except (OSError, zstd.ZstdError) as err:
+        except (OSError, EOFError, zstd.ZstdError, BagError) as err:
+            out.unlink(missing_ok=True)
             self._problem("bad_file", path, f"cannot decompress: {err}; skipped")
             return None
         return out
@@ -361,8 +373,8 @@ class BagReader:
                     continue
                 if self._message_compression:
                     try:
-                        data = zstd.decompress(data)
-                    except zstd.ZstdError as err:
+                        data = decompress_bounded(data, "zstd", limits.MAX_DECOMPRESSED_BYTES)
+                    except BagError as err:
                         self._problem("bad_message", f"{storage.path} t={timestamp}", f"cannot decompress: {err}")
                         continue
                 topic, msgtype = selected[cid]

@@ -32,6 +32,8 @@ __all__ = [
     "MAX_PACKET_BYTES",
     "MAX_FRAME_ID_CHARS",
     "MAX_MESSAGE_OVERHEAD_BYTES",
+    "MAX_DECOMPRESSED_BYTES",
+    "MIN_FREE_DISK_BYTES",
     "bound_for",
     "check_parameter",
     "batch_limit",
@@ -58,6 +60,18 @@ MAX_FRAME_ID_CHARS = 1024
 #: Most bytes a held packet may keep alive besides its payload (header, strings, anything after
 #: the payload): past this the payload is copied out and the message let go.
 MAX_MESSAGE_OVERHEAD_BYTES = 4096
+#: Most bytes one compressed part of a bag may expand to when it is read: an mcap chunk (its
+#: declared uncompressed size is refused above this before anything is decompressed) or one
+#: message of a bag recorded with ``compression_mode: message``. A writer closes a chunk once it
+#: passes its chunk size (rosbag2's mcap default: 768 KiB), so a chunk is that plus one message,
+#: and a packet is at most MAX_PACKET_BYTES; 4x that leaves room for a larger configured chunk
+#: size and other topics' bigger messages while a crafted "zip bomb" costs at most this much memory.
+MAX_DECOMPRESSED_BYTES = 4 * MAX_PACKET_BYTES
+#: Free space that unpacking a bag recorded with ``compression_mode: file`` leaves on the
+#: temporary directory's file system: the unpacked size is known only at the end, so the
+#: reader stops (and deletes the partial file) before a crafted file would fill the disk that
+#: the recorder, the logs and the rest of the system write to.
+MIN_FREE_DISK_BYTES = 1024 * 1024 * 1024
 
 
 @dataclass(frozen=True)
