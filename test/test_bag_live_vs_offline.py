@@ -91,7 +91,8 @@ def test_live_node_and_offline_reconstruction_agree_stir(tmp_path: Path, ros_env
     weights = random_stir41_weights
     _live_vs_offline(
         tmp_path, dict(ros_env, OMP_NUM_THREADS="1"),
-        ["-p", "method:=stir", "-p", f"weights:={weights}", "-p", "device:=cpu", "-p", "max_batch:=1"],
+        ["-p", "method:=stir", "-p", f"weights:={weights}", "-p", "device:=cpu", "-p", "max_batch:=1",
+         "-p", "rate_policy:=drop_oldest"],  # every window of the grid, as offline
         ReconstructOptions(method="stir", weights=str(weights), device="cpu", stride_frames=20, max_batch=1),
         n_frames=121, h=32, w=48, expected_images=5,
     )

@@ -264,8 +264,9 @@ def test_stop_while_reconstructing_logs_nothing_alarming(nodes, ros_node):
     base = f"advstop_{uuid.uuid4().hex[:8]}"
     cams = [f"{base}_a", f"{base}_b"]
     cols = {ns: Collector(ros_node, ns, spikes=False) for ns in cams}
-    procs = {ns: nodes.start("spike_reconstructor", ns, {"method": "stir", "device": "cpu", "stride_frames": 41,
-                                                          "queue_size": 16, "max_batch": 1}) for ns in cams}  # fmt: skip
+    params = {"method": "stir", "device": "cpu", "stride_frames": 41, "queue_size": 16, "max_batch": 1,
+              "rate_policy": "drop_oldest"}  # windows wait in the queue when SIGINT comes
+    procs = {ns: nodes.start("spike_reconstructor", ns, params) for ns in cams}
     for ns in cams:
         cols[ns].wait_for_reconstructor(nodes, timeout=90)
     pubs = {ns: _publisher(ros_node, f"/{ns}/spikes") for ns in cams}

@@ -36,7 +36,8 @@ def _run_pipeline(nodes, ros_node, backend: str) -> tuple[Collector, np.ndarray]
     col = Collector(ros_node, ns)
     nodes.start("spike_reconstructor", ns, {
         "method": "stir", "backend": backend, "precision": "fp32", "device": "cpu", "stride_frames": STRIDE,
-        "output_encoding": "32FC1", "max_batch": 1, "queue_size": 16, "warmup_height": H, "warmup_width": W,
+        "rate_policy": "drop_oldest", "output_encoding": "32FC1", "max_batch": 1, "queue_size": 16,
+        "warmup_height": H, "warmup_width": W,
     })  # fmt: skip
     col.wait_for_reconstructor(nodes, timeout=90)
     nodes.start("spike_camera_driver", ns, {

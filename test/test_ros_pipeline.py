@@ -112,7 +112,8 @@ def test_sim_driver_to_stir_images(nodes, ros_node, random_stir41_weights):
     col = Collector(ros_node, ns)
     nodes.start("spike_reconstructor", ns, {
         "method": "stir", "weights": str(random_stir41_weights), "device": "cpu", "stride_frames": stride,
-        "output_encoding": "32FC1", "max_batch": 2, "queue_size": 16, "warmup_height": h, "warmup_width": w,
+        "rate_policy": "drop_oldest", "output_encoding": "32FC1", "max_batch": 2, "queue_size": 16,
+        "warmup_height": h, "warmup_width": w,
     })  # fmt: skip
     col.wait_for_reconstructor(nodes, timeout=60)
     nodes.start("spike_camera_driver", ns, {

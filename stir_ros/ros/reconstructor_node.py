@@ -35,6 +35,7 @@ from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from stir_ros.core.defect_file import defect_tracker
 from stir_ros.runtime.inference_worker import InferenceWorker, Pending
 from stir_ros.runtime.rate_policy import RatePacer
+from stir_ros.core.methods import method_spec
 from stir_ros.runtime.reconstructor_status import ReconstructorStatus
 from stir_ros.core.stream_processor import StreamProcessor
 from stir_ros.engine import ReconstructionEngine
@@ -119,7 +120,11 @@ class ReconstructorWork(ReconstructorInput, ReconstructorParameters, Reconstruct
                                  settings.defect_sample_period_frames, settings.defect_hot_rate)
         self.stream = StreamProcessor(engine.window_length, settings.stride_frames, settings.output_rate_hz,
                                       defects=defects)
-        self.stream.pace = lambda stride, rate: self.pacer.stride(stride, rate)
+        # rate_policy paces networks (STIR); TFP and TFI keep the stride asked for (they are cheap, and a
+        # stretch would follow every scheduling hiccup of a stride of a millisecond).
+        self.stream.pace = lambda stride, rate: (
+            self.pacer.stride(stride, rate) if method_spec(self.engine.method).needs_weights else stride
+        )
         self.camera_info: CameraInfo | None = None
         self.bad_packets: Counter[str] = Counter()
         self.errors = Counter()

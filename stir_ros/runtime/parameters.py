@@ -82,9 +82,10 @@ RECONSTRUCTOR_PARAMETERS: tuple[ParamSpec, ...] = (
     ParamSpec("max_batch", 4, "Most windows per forward pass.", True),
     ParamSpec("alpha", defaults.ALPHA, "Sensor alpha; images are divided by it.", True),
     ParamSpec("output_encoding", "mono8", "Image encoding: 'mono8', 'mono16' or '32FC1'.", True),
-    ParamSpec("rate_policy", "drop_oldest", "When STIR cannot keep up with the stride asked for: 'even' (stretch the stride to "
+    ParamSpec("rate_policy", "even", "When STIR cannot keep up with the stride asked for: 'even' (stretch the stride to "
               "a multiple of it that inference sustains, measured: evenly spaced, fresh images, each identical to bag "
-              "reconstruct's for its window) or 'drop_oldest' (the full queue drops its oldest window).", True),
+              "reconstruct's for its window) or 'drop_oldest' (the full queue drops its oldest window). TFP and TFI always "
+              "keep the stride asked for.", True),
     ParamSpec("queue_size", 4, "Windows waiting for inference; when full the oldest is dropped (counted).", True),
     ParamSpec("frame_id", "", "frame_id of the images; empty: the spike packets' frame_id.", True),
     ParamSpec("diagnostics_period_s", 1.0, "Period of /diagnostics messages, seconds."),

@@ -38,7 +38,7 @@ from collections.abc import Iterable
 __all__ = ["HEADROOM", "RATE_POLICIES", "RatePacer", "ladder_step", "paced_stride"]
 
 #: ``rate_policy`` values; the first is the default.
-RATE_POLICIES = ("drop_oldest", "even")
+RATE_POLICIES = ("even", "drop_oldest")
 #: The period of a stretched stride covers this much more than the estimated time per window.
 HEADROOM = 1.2
 #: A stretched stride grows (to :data:`HEADROOM`) once its period covers less than this x the estimate.
