@@ -61,6 +61,17 @@ def test_repair_fires_at_the_good_neighbours_mean_and_is_idempotent(seed: int) -
         repair.apply(frames[0].copy())
 
 
+def test_repaired_counts_do_not_overflow_the_uint8_of_short_windows() -> None:
+    # TFP counts windows of up to 255 frames in uint8; eight neighbours' counts sum past 255.
+    bad = np.zeros((9, 13), bool)
+    bad[4, 6] = bad[0, 0] = True
+    counts = np.full((9, 13), 200, np.uint8)
+    repair = PixelRepair.from_mask(bad)
+    assert (repair.apply_counts(counts) == 200).all()
+    frames = np.ones((200, 9, 13), np.uint8)
+    assert np.array_equal(repair.apply(frames.copy()).sum(axis=0), np.full((9, 13), 200))
+
+
 def test_estimate_finds_injected_hot_and_dead_pixels_and_nothing_on_clean_spikes() -> None:
     clean = _scene(400)
     assert estimate_defects(clean.sum(0), len(clean)).repair.count == 0

@@ -111,16 +111,17 @@ class PixelRepair:
         """Whether it is a repair for frames of this size."""
         return (self.height, self.width) == (height, width)
 
-    def _neighbour_sum(self, flat: np.ndarray) -> np.ndarray:
-        """Sum over each repaired pixel's good neighbours of ``flat`` ``[..., H*W]`` (same dtype, ``[..., n]``).
+    def _neighbour_sum(self, flat: np.ndarray, dtype: type = np.int64) -> np.ndarray:
+        """Sum over each repaired pixel's good neighbours of ``flat`` ``[..., H*W]``, in ``dtype``: ``[..., n]``.
 
-        Spike frames sum in uint8 (at most 8 per frame); counts in their own wide type.
+        Binary frames sum in uint8 (at most 8 per frame, and no cast: a cast costs more than the sum);
+        counts in int64 (eight counts of a window overflow the uint8 that short windows count in).
         """
-        total = np.zeros((*flat.shape[:-1], self.dst.size), flat.dtype)
+        total = np.zeros((*flat.shape[:-1], self.dst.size), dtype)
         valid = self.neighbours >= 0
         for k in range(self.neighbours.shape[1]):  # dense gathers, one per ring position (a fancy += is 10x slower)
             index = np.ascontiguousarray(np.where(valid[:, k], self.neighbours[:, k], 0))
-            total += flat[..., index] * valid[:, k].astype(flat.dtype)
+            total += flat[..., index] * valid[:, k].astype(dtype)
         return total
 
     def apply(self, frames: np.ndarray) -> np.ndarray:
@@ -136,7 +137,7 @@ class PixelRepair:
         if not np.shares_memory(flat, frames):
             raise ValueError("repair needs a contiguous array")
         n = np.maximum(self.count_good, 1)
-        level = np.cumsum(self._neighbour_sum(flat), axis=-2, dtype=np.int64) + n // 2  # [..., T, n]
+        level = np.cumsum(self._neighbour_sum(flat, np.uint8), axis=-2, dtype=np.int64) + n // 2  # [..., T, n]
         fired = level // n
         fired[..., 1:, :] -= fired[..., :-1, :].copy()
         trains = np.where(self.count_good > 0, fired, flat[..., self.src])
@@ -154,6 +155,6 @@ class PixelRepair:
         if not np.shares_memory(flat, counts):
             raise ValueError("repair needs a contiguous array")
         n = np.maximum(self.count_good, 1)
-        mean = (self._neighbour_sum(flat).astype(np.int64) + n // 2) // n
+        mean = (self._neighbour_sum(flat) + n // 2) // n
         flat[..., self.dst] = np.where(self.count_good > 0, mean, flat[..., self.src]).astype(counts.dtype)
         return counts
