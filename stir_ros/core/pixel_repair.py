@@ -78,8 +78,10 @@ def _good_neighbours(bad: np.ndarray, dst: np.ndarray) -> tuple[np.ndarray, np.n
 class PixelRepair:
     """Which pixels to repair (``dst``), from which good neighbours, for frames of ``height x width``.
 
-    ``neighbours``/``count``: each repaired pixel's good ring-1 neighbours (``-1`` padded) and how
-    many; ``src``: the nearest good pixel, whose train a pixel without good ring-1 neighbours takes.
+    ``gather``/``valid``: per ring position (8 rows, each contiguous: one dense gather per row), the
+    flat index of each repaired pixel's neighbour there (0 where it is off the frame or bad) and
+    whether it counts (1/0); ``count_good``: how many do; ``src``: the nearest good pixel, whose
+    train a pixel without good ring-1 neighbours takes. Made once per map, not per window.
     Never modified after it is made (a new map makes a new object).
     """
 
@@ -88,7 +90,8 @@ class PixelRepair:
     dst: np.ndarray = field(repr=False)
     src: np.ndarray = field(repr=False)
     unrepaired: int = 0  # bad pixels without a good pixel near them
-    neighbours: np.ndarray = field(repr=False, default_factory=lambda: np.empty((0, _RING), np.int64))
+    gather: np.ndarray = field(repr=False, default_factory=lambda: np.empty((_RING, 0), np.int64))
+    valid: np.ndarray = field(repr=False, default_factory=lambda: np.empty((_RING, 0), np.uint8))
     count_good: np.ndarray = field(repr=False, default_factory=lambda: np.empty(0, np.int64))
 
     @classmethod
@@ -97,10 +100,12 @@ class PixelRepair:
         bad = np.asarray(bad, bool)
         dst, src = donor_pixels(bad)
         neighbours, count_good = _good_neighbours(bad, dst)
-        for a in (dst, src, neighbours, count_good):
+        gather = np.ascontiguousarray(np.where(neighbours >= 0, neighbours, 0).T)
+        valid = np.ascontiguousarray((neighbours >= 0).T.astype(np.uint8))
+        for a in (dst, src, gather, valid, count_good):
             a.setflags(write=False)
         return cls(int(bad.shape[0]), int(bad.shape[1]), dst, src, int(bad.sum()) - int(dst.size),
-                   neighbours, count_good)  # fmt: skip
+                   gather, valid, count_good)  # fmt: skip
 
     @property
     def count(self) -> int:
@@ -118,10 +123,8 @@ class PixelRepair:
         counts in int64 (eight counts of a window overflow the uint8 that short windows count in).
         """
         total = np.zeros((*flat.shape[:-1], self.dst.size), dtype)
-        valid = self.neighbours >= 0
-        for k in range(self.neighbours.shape[1]):  # dense gathers, one per ring position (a fancy += is 10x slower)
-            index = np.ascontiguousarray(np.where(valid[:, k], self.neighbours[:, k], 0))
-            total += flat[..., index] * valid[:, k].astype(dtype)
+        for index, valid in zip(self.gather, self.valid):  # dense gathers, one per ring position (a fancy += is 10x slower)
+            total += flat[..., index] * valid.astype(dtype, copy=False)
         return total
 
     def apply(self, frames: np.ndarray) -> np.ndarray:
