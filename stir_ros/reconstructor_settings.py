@@ -114,6 +114,14 @@ class ReconstructorSettings:
             raise ConfigError("defect_correction 'file' needs defect_map_url (a calibrate-defects file)")
         check_choice("executor", self.executor, EXECUTORS)
 
+    @property
+    def applied_rate_policy(self) -> str:
+        """``rate_policy`` as applied: a network is paced; TFP and TFI keep the stride asked for.
+
+        They are cheap, and a stretched stride of a millisecond would follow every scheduling hiccup.
+        """
+        return self.rate_policy if method_spec(self.method).needs_weights else "drop_oldest"
+
     @classmethod
     def from_mapping(cls, values: dict[str, Any]) -> ReconstructorSettings:
         """Build from parameter values (unknown keys are ignored)."""

@@ -35,7 +35,6 @@ from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from stir_ros.core.defect_file import defect_tracker
 from stir_ros.runtime.inference_worker import InferenceWorker, Pending
 from stir_ros.runtime.rate_policy import RatePacer
-from stir_ros.core.methods import method_spec
 from stir_ros.runtime.reconstructor_status import ReconstructorStatus
 from stir_ros.core.stream_processor import StreamProcessor
 from stir_ros.engine import ReconstructionEngine
@@ -109,7 +108,7 @@ class ReconstructorWork(ReconstructorInput, ReconstructorParameters, Reconstruct
         settings = ReconstructorSettings.from_mapping(self._parameter_values())
         self._last_warning = ""  # before the engine: its start-up warnings (no CUDA) must show
         engine = self._make_engine(settings)
-        self.pacer = RatePacer(settings.rate_policy)  # measured time per window -> stride (rate_policy)
+        self.pacer = RatePacer(settings.applied_rate_policy)  # measured time per window -> stride (rate_policy)
         self._statement_due = ""  # what the sustainability statement is about; logged at the next packet
         if settings.warmup_height and settings.warmup_width:
             self._warmup(engine, settings.warmup_height, settings.warmup_width)
@@ -120,11 +119,7 @@ class ReconstructorWork(ReconstructorInput, ReconstructorParameters, Reconstruct
                                  settings.defect_sample_period_frames, settings.defect_hot_rate)
         self.stream = StreamProcessor(engine.window_length, settings.stride_frames, settings.output_rate_hz,
                                       defects=defects)
-        # rate_policy paces networks (STIR); TFP and TFI keep the stride asked for (they are cheap, and a
-        # stretch would follow every scheduling hiccup of a stride of a millisecond).
-        self.stream.pace = lambda stride, rate: (
-            self.pacer.stride(stride, rate) if method_spec(self.engine.method).needs_weights else stride
-        )
+        self.stream.pace = lambda stride, rate: self.pacer.stride(stride, rate)
         self.camera_info: CameraInfo | None = None
         self.bad_packets: Counter[str] = Counter()
         self.errors = Counter()
@@ -160,7 +155,7 @@ class ReconstructorWork(ReconstructorInput, ReconstructorParameters, Reconstruct
         self.get_logger().info(
             f"ready: method {engine.method}, window {engine.window_length}, "
             f"device {engine.device_name}, precision {engine.precision}, backend {engine.backend}{path}, "
-            f"rate_policy {settings.rate_policy}"
+            f"rate_policy {settings.applied_rate_policy}"
         )
 
     def _activate_locked(self) -> None:

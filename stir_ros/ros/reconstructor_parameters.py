@@ -57,8 +57,8 @@ class ReconstructorParameters:
         with worker.lock:  # the worker takes its next batch with the new engine and settings together
             worker.swap_engine(engine)
             if engine is not self.engine:
-                self.pacer = RatePacer(new.rate_policy)  # the new engine's time is measured afresh
-            self.pacer.policy = new.rate_policy
+                self.pacer = RatePacer(new.applied_rate_policy)  # the new engine's time is measured afresh
+            self.pacer.policy = new.applied_rate_policy
             self.engine = engine
             self.settings = new
         emit(self.get_logger().info, f"parameters changed: {changes}")
