@@ -21,6 +21,7 @@ from stir_ros.core.errors import ConfigError
 from stir_ros.core.scenes import synthetic_image
 from stir_ros.training import photos
 from stir_ros.training import train as train_mod
+from stir_ros.training.data_args import data_config
 from stir_ros.training.camera import CameraConfig, heavy_tail, make_camera_batch, render_camera_scene
 from stir_ros.training.data import DataConfig, SyntheticSpikeData, describe, load_cutouts, step_batch
 
@@ -161,11 +162,11 @@ def test_data_config_stream_workers_and_cli(tmp_path: Path) -> None:
     parser = argparse.ArgumentParser()
     train_mod.add_arguments(parser)
     args = parser.parse_args(["--out", str(tmp_path), "--scene", "camera", "--cutouts", "objs"])
-    made = train_mod._data_config(args, 64)
+    made = data_config(args, 64)
     assert made.scene == "camera" and made.cutouts == "objs" and made.crop == 64
-    assert train_mod._data_config(parser.parse_args(["--out", str(tmp_path)]), 64) == DataConfig(crop=64)
+    assert data_config(parser.parse_args(["--out", str(tmp_path)]), 64) == DataConfig(crop=64)
     assert made.camera == CameraConfig()  # the validation clips' motion unless told otherwise
-    bigger = train_mod._data_config(parser.parse_args(
+    bigger = data_config(parser.parse_args(
         ["--out", str(tmp_path), "--scene", "camera", "--camera-shift", "6", "0.3", "--max-displacement", "12"]), 64)
     assert (bigger.camera.shift_median, bigger.camera.object_shift_median, bigger.camera.tail_prob,
             bigger.camera.max_shift) == (6.0, 6.0, 0.3, 12.0)  # fmt: skip

@@ -27,6 +27,7 @@ from stir_ros.training.scenes import (
 from stir_ros.models import read_checkpoint
 from stir_ros.training import photos
 from stir_ros.training import train as train_mod
+from stir_ros.training.data_args import data_config, validation_config
 from stir_ros.training.data import DataConfig, describe
 
 
@@ -232,9 +233,9 @@ def test_min_displacement_keeps_moving_layers_in_a_ring() -> None:
 
 def test_validation_windows_follow_the_target_offset(tmp_path: Path, train_args) -> None:
     """The target's time is part of the task: a run trained half a frame later is validated so."""
-    later = train_mod._validation_config(train_args(tmp_path, "--target-offset", "0.5", "--scene", "camera"))
+    later = validation_config(train_args(tmp_path, "--target-offset", "0.5", "--scene", "camera"))
     assert later.target_offset == 0.5 and later.scene == "layers"  # the recipe's scene does not carry over
-    assert train_mod._validation_config(train_args(tmp_path)).target_offset == 0.0
+    assert validation_config(train_args(tmp_path)).target_offset == 0.0
 
 
 def test_input_blur_softens_the_spikes_not_the_target() -> None:
@@ -298,11 +299,11 @@ def test_input_lowpass_removes_fine_detail_keeps_coarse_and_the_target() -> None
 
 def test_sharpness_and_motion_flags_reach_the_data_and_the_metadata(tmp_path: Path, train_args) -> None:
     args = train_args(tmp_path, "--input-lowpass", "0.45", "0.6")
-    config = train_mod._data_config(args, 32)
+    config = data_config(args, 32)
     assert config.input_lowpass == (0.45, 0.6)
     assert "input low-pass cutoff 0.45-0.6 cycles/px" in describe(config, None)
-    assert train_mod._data_config(train_args(tmp_path), 32).input_lowpass is None
-    ring = train_mod._data_config(train_args(tmp_path, "--max-displacement", "12", "--min-displacement", "6"), 32)
+    assert data_config(train_args(tmp_path), 32).input_lowpass is None
+    ring = data_config(train_args(tmp_path, "--max-displacement", "12", "--min-displacement", "6"), 32)
     assert ring.min_displacement == 6.0 and "moving layers shift>=6px" in describe(ring, None)
 
 

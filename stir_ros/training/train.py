@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import dataclasses
 import math
 import os
 import signal
@@ -34,20 +33,16 @@ from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
 
 from stir_ros.core.errors import ConfigError
-from stir_ros.core.sensor_model import parse_sensor
 from stir_ros.core.paths import check_output_apart, make_output_folder
 from stir_ros.models import build_model
-from stir_ros.training.camera import CameraConfig
 from stir_ros.training.data import (
-    MOTION_MODELS,
-    SCENE_MODELS,
-    DataConfig,
     StepBatches,
     SyntheticSpikeData,
     load_training_images,
     samples_of_step,
     validation_set,
 )
+from stir_ros.training.data_args import add_data_arguments, data_config, validation_config
 from stir_ros.training.distributed import World, finish, global_batchnorm, start, world_from_env
 from stir_ros.training.recipe import LOSSES, learning_rate, stir_loss, validate
 from stir_ros.training.state import WeightAverage, plain_args, restore, rng_state, save_run, seed_everything
@@ -91,55 +86,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--val-samples", type=int, default=8)
     parser.add_argument("--log-every", type=int, default=10)
     parser.add_argument("--threads", type=int, default=0, help="CPU threads for torch (0: torch's default)")
-    parser.add_argument("--max-layers", type=int, default=3)
-    parser.add_argument("--max-displacement", type=float, default=8.0)
-    parser.add_argument("--max-noise-std", type=float, default=0.02)
-    parser.add_argument("--motion", choices=MOTION_MODELS, default="uniform",
-                        help="layer displacement distribution: uniform in a disc of --max-displacement, or "
-                             "heavy-tail (mostly under 3 px, a quarter up to --max-displacement; REDS-like)")
-    parser.add_argument("--texture-candidates", type=int, default=1, metavar="K",
-                        help="draw K crop positions per layer and keep the most textured (1: plain random crops; "
-                             "--scene layers only)")
-    parser.add_argument("--scene", choices=SCENE_MODELS, default="layers",
-                        help="scene model of the training windows: layers (1 to --max-layers rigid layers) or "
-                             "camera (camera homography with heavy-tailed motion, local deformation, 0-3 moving "
-                             "objects, downscaled textured crops; the layer options above do not apply)")
-    parser.add_argument("--camera-shift", type=float, nargs=2, default=None, metavar=("MEDIAN", "TAIL_PROB"),
-                        help="--scene camera: median camera translation over a window (pixels) and the share of "
-                             "tail draws (4 px to --max-displacement); default 0.4 0.05 (the validation clips' "
-                             "statistics). Objects move relative to the camera by the same law")
-    parser.add_argument("--cutouts", default=None, metavar="DIR",
-                        help="--scene camera: object cut-outs (gray + alpha PNGs, stir-ros data --cutouts) "
-                             "instead of soft ellipses over photograph crops")
-    parser.add_argument("--videos", default=None, metavar="DIR",
-                        help="folder of real video clips (stir-ros data --videos); --video-fraction of the samples "
-                             "are rendered between two frames of a clip along its optical flow")
-    parser.add_argument("--video-fraction", type=float, default=None, metavar="P",
-                        help="share of the samples taken from --videos, in [0, 1] (default 0.25)")
-    parser.add_argument("--target-offset", type=float, default=0.0, metavar="FRAMES",
-                        help="train the network to show the scene this many frames after the window's centre "
-                             "frame, in (-1, 1) (default 0). The Spike-Zoo REDS-derived clips' ground truth lies "
-                             "about 0.5 frame after it (model card)")
-    parser.add_argument("--curvature", type=float, default=1.0,
-                        help="scale of the layer paths' quadratic term, in [0, 4] (default 1; 0: straight paths at "
-                             "constant speed)")
-    parser.add_argument("--input-blur", type=float, default=0.0, metavar="SIGMA",
-                        help="blur the frames the spikes are simulated from by a Gaussian of up to SIGMA pixels "
-                             "(drawn per sample; the target stays sharp), in [0, 3] (default 0)")
-    parser.add_argument("--min-displacement", type=float, default=0.0, metavar="PIXELS",
-                        help="smallest first-to-last-frame shift of a moving layer (layer scenes, uniform motion): "
-                             "shifts uniform in the ring from PIXELS to --max-displacement (default 0: the whole disc)")
-    parser.add_argument("--input-lowpass", type=float, nargs=2, default=None, metavar=("LOW", "HIGH"),
-                        help="filter the frames the spikes are simulated from by exp(-(f / cutoff) ** 3.6), the "
-                             "cutoff drawn per sample in [LOW, HIGH] cycles per pixel (the target stays sharp); "
-                             "the Spike-Zoo REDS-derived clips measure 0.46-0.72 and 0.55 0.7 trained best "
-                             "(model card). Default: off")
-    parser.add_argument("--sensor-max", nargs="+", default=None, metavar="PRESET|FIELD=VALUE",
-                        help="the most a real sensor adds to a sample (a preset such as 'realistic' and/or fields "
-                             "of stir_ros.core.sensor_model.SensorModel, dark rates at 20 kHz); each noisy sample "
-                             "draws its levels from zero up to these")  # fmt: skip
-    parser.add_argument("--sensor-fraction", type=float, default=None, metavar="P",
-                        help="share of the samples from a drawn real sensor (default with --sensor-max: 0.75)")
+    add_data_arguments(parser)
     parser.add_argument("--no-skimage", action="store_true",
                         help="train on --images only, without scikit-image's bundled photographs")
     parser.add_argument("--image-max-size", type=int, default=512,
@@ -167,73 +114,6 @@ def resolve_device(name: str) -> torch.device:
 # --------------------------------------------------------------------------- training loop
 
 
-def _data_config(args: argparse.Namespace, crop: int) -> DataConfig:
-    camera = CameraConfig()
-    shift = getattr(args, "camera_shift", None)
-    if shift is not None:
-        median, tail = shift
-        camera = dataclasses.replace(camera, shift_median=median, object_shift_median=median, tail_prob=tail,
-                                     max_shift=args.max_displacement)  # fmt: skip
-    return DataConfig(
-        window_length=args.window_length, crop=crop, max_layers=args.max_layers,
-        max_displacement=args.max_displacement, max_noise_std=args.max_noise_std,
-        motion=args.motion, texture_candidates=args.texture_candidates,
-        scene=getattr(args, "scene", "layers"), cutouts=getattr(args, "cutouts", None), camera=camera,
-        target_offset=getattr(args, "target_offset", 0.0), curvature=getattr(args, "curvature", 1.0),
-        input_blur=getattr(args, "input_blur", 0.0),
-        input_lowpass=tuple(args.input_lowpass) if getattr(args, "input_lowpass", None) else None,
-        min_displacement=getattr(args, "min_displacement", 0.0),
-        **_video_fields(args), **_sensor_fields(args),
-    )  # fmt: skip
-
-
-def _validation_config(args: argparse.Namespace) -> DataConfig:
-    """The held-out synthetic windows' recipe.
-
-    The default scene model whatever the training recipe, so that runs with different recipes
-    are scored on the same kind of windows; the target's time is part of the task, not of the
-    recipe, so it follows ``--target-offset``.
-    """
-    return DataConfig(window_length=args.window_length, crop=args.val_crop, max_layers=args.max_layers,
-                      max_displacement=args.max_displacement, max_noise_std=args.max_noise_std,
-                      target_offset=getattr(args, "target_offset", 0.0))  # fmt: skip
-
-
-def _given_with_fraction(
-    args: argparse.Namespace, source: str, fraction_name: str, default: float, needs: str
-) -> tuple[Any, float] | None:
-    """An optional source option and the share of samples it takes; ``None`` without the source.
-
-    The share has a default only when the source is given; a share without its source is an error
-    (``needs``, the one-line message).
-    """
-    given = getattr(args, source, None)
-    fraction = getattr(args, fraction_name, None)
-    if not given:
-        if fraction is not None:
-            raise ConfigError(needs)
-        return None
-    return given, default if fraction is None else fraction
-
-
-def _sensor_fields(args: argparse.Namespace) -> dict[str, Any]:
-    """DataConfig's sensor fields: only with --sensor-max (otherwise the ideal sensor)."""
-    needs = "--sensor-fraction needs --sensor-max (the most a sensor adds)"
-    given = _given_with_fraction(args, "sensor_max", "sensor_fraction", 0.75, needs)
-    if given is None:
-        return {}
-    return {"sensor_max": parse_sensor(given[0]), "sensor_fraction": given[1]}
-
-
-def _video_fields(args: argparse.Namespace) -> dict[str, Any]:
-    """DataConfig's video fields: only with --videos (otherwise the defaults, videos off)."""
-    needs = "--video-fraction needs --videos DIR (the clips of stir-ros data --videos)"
-    given = _given_with_fraction(args, "videos", "video_fraction", 0.25, needs)
-    if given is None:
-        return {}
-    return {"videos": given[0], "video_fraction": given[1], "video_max_size": args.image_max_size}
-
-
 def train(args: argparse.Namespace) -> dict[str, Any]:
     """Run training as configured by the ``stir-ros train`` arguments (one process, or one of torchrun's).
 
@@ -259,7 +139,7 @@ def _train(args: argparse.Namespace, world: World) -> dict[str, Any]:
         raise ConfigError(f"--data-workers must be >= 0, got {workers}")
     if args.no_skimage and not args.images:
         raise ConfigError("--no-skimage needs --images DIR (there would be nothing to train on)")
-    data_cfg = _data_config(args, args.crop)  # every data option is checked before anything is written
+    data_cfg = data_config(args, args.crop)  # every data option is checked before anything is written
     first, count = world.share(args.batch_size)  # this process's samples of each step's (global) batch
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -302,7 +182,7 @@ def _train(args: argparse.Namespace, world: World) -> dict[str, Any]:
     data = SyntheticSpikeData(images, data_cfg, data_gen, device)
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
-    val_cfg = _validation_config(args)
+    val_cfg = validation_config(args)
     val_images = (
         load_training_images(args.val_images, max_size=args.image_max_size, skimage=False)
         if args.val_images else images
