@@ -31,6 +31,7 @@ import torch
 from stir_ros.training.camera import render_camera_scene
 from stir_ros.training.data import DataConfig, SyntheticSpikeData, load_cutouts
 from stir_ros.training.scenes import load_images, random_trajectory
+from stir_ros.training.windows import WindowShape
 
 TILE = 64
 
@@ -89,7 +90,7 @@ def camera_motion(images: list[np.ndarray], cfg: DataConfig, count: int, seed: i
     cutouts = load_cutouts(cfg.cutouts) if cfg.cutouts else None
     out = []
     for _ in range(count // 8):
-        scene = render_camera_scene(images, 8, cfg.window_length, TILE, TILE, cfg.camera, gen, cutouts)
+        scene = render_camera_scene(images, WindowShape(8, cfg.window_length, TILE, TILE), cfg.camera, gen, cutouts)
         out.append(scene.flow.mean((1, 2)).norm(dim=-1).numpy())
     return np.concatenate(out)
 

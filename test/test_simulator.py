@@ -16,6 +16,7 @@ from stir_ros.core.metrics import psnr
 from stir_ros.core.scenes import MovingScene, Trajectory, render_moving_layers, synthetic_image
 from stir_ros.core.simulator import IntegrateAndFire, _integrate_numpy, _integrate_torch, simulate_spikes
 from stir_ros.training.scenes import load_images, make_training_batch, random_trajectory
+from stir_ros.training.windows import WindowShape
 
 
 @pytest.mark.parametrize("intensity", [0.0, 0.1, 0.37, 0.5, 0.8, 1.0])
@@ -172,26 +173,26 @@ def test_render_composites_foreground_over_background() -> None:
 def test_make_training_batch() -> None:
     images = [synthetic_image(128, 160, seed=s) for s in range(3)]
     gen = torch.Generator().manual_seed(0)
-    spikes, gt = make_training_batch(images, 4, 61, 48, 64, alpha=0.6, generator=gen, num_layers=2)
+    spikes, gt = make_training_batch(images, WindowShape(4, 61, 48, 64), alpha=0.6, generator=gen, num_layers=2)
     assert spikes.shape == (4, 61, 48, 64) and gt.shape == (4, 1, 48, 64)
     assert spikes.dtype == torch.float32 and gt.dtype == torch.float32
     assert set(spikes.unique().tolist()) <= {0.0, 1.0}
     assert 0 <= gt.min() and gt.max() <= 1
     assert abs(spikes.mean().item() - 0.6 * gt.mean().item()) < 0.01
     again = make_training_batch(
-        images, 4, 61, 48, 64, alpha=0.6, generator=torch.Generator().manual_seed(0), num_layers=2
+        images, WindowShape(4, 61, 48, 64), alpha=0.6, generator=torch.Generator().manual_seed(0), num_layers=2
     )
     torch.testing.assert_close(again[0], spikes, rtol=0, atol=0)
     torch.testing.assert_close(again[1], gt, rtol=0, atol=0)
     # Without motion the window's TFP recovers the ground truth.
-    spikes, gt = make_training_batch(images, 2, 61, 32, 32, generator=gen, max_displacement=0.0)
+    spikes, gt = make_training_batch(images, WindowShape(2, 61, 32, 32), generator=gen, max_displacement=0.0)
     for i in range(2):
         assert psnr(tfp(spikes[i], 0.6).clamp(0, 1), gt[i, 0]) > 30
     # Small images are enlarged to fit the crop.
-    spikes, gt = make_training_batch([synthetic_image(20, 20, seed=0)], 1, 9, 40, 40, generator=gen)
+    spikes, gt = make_training_batch([synthetic_image(20, 20, seed=0)], WindowShape(1, 9, 40, 40), generator=gen)
     assert spikes.shape == (1, 9, 40, 40)
     with pytest.raises(ConfigError):
-        make_training_batch([], 1, 9, 40, 40)
+        make_training_batch([], WindowShape(1, 9, 40, 40))
 
 
 def test_moving_scene_is_chunking_independent() -> None:
@@ -220,6 +221,6 @@ def test_cuda_simulation_and_batch() -> None:
     torch.testing.assert_close(torch.cat([sensor.step(x[:50]), sensor.step(x[50:])]), spikes, rtol=0, atol=0)
     images = [synthetic_image(128, 128, seed=0)]
     s, gt = make_training_batch(
-        images, 2, 61, 32, 32, generator=torch.Generator().manual_seed(0), device="cuda"
+        images, WindowShape(2, 61, 32, 32), generator=torch.Generator().manual_seed(0), device="cuda"
     )
     assert s.is_cuda and gt.is_cuda

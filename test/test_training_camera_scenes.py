@@ -24,6 +24,7 @@ from stir_ros.training import train as train_mod
 from stir_ros.training.data_args import data_config
 from stir_ros.training.camera import CameraConfig, heavy_tail, make_camera_batch, render_camera_scene
 from stir_ros.training.data import DataConfig, SyntheticSpikeData, describe, load_cutouts, step_batch
+from stir_ros.training.windows import WindowShape
 
 IMAGES = [synthetic_image(160, 224, seed) for seed in range(3)]
 
@@ -42,9 +43,9 @@ def _gen(seed: int = 0) -> torch.Generator:
 
 
 def test_shapes_dtypes_and_determinism() -> None:
-    a = make_camera_batch(IMAGES, 3, 21, 32, 48, alpha=0.6, generator=_gen(1), noise_std=0.01)
-    b = make_camera_batch(IMAGES, 3, 21, 32, 48, alpha=0.6, generator=_gen(1), noise_std=0.01)
-    c = make_camera_batch(IMAGES, 3, 21, 32, 48, alpha=0.6, generator=_gen(2), noise_std=0.01)
+    a = make_camera_batch(IMAGES, WindowShape(3, 21, 32, 48), alpha=0.6, generator=_gen(1), noise_std=0.01)
+    b = make_camera_batch(IMAGES, WindowShape(3, 21, 32, 48), alpha=0.6, generator=_gen(1), noise_std=0.01)
+    c = make_camera_batch(IMAGES, WindowShape(3, 21, 32, 48), alpha=0.6, generator=_gen(2), noise_std=0.01)
     spikes, gt = a
     assert spikes.shape == (3, 21, 32, 48) and spikes.dtype == torch.float32
     assert gt.shape == (3, 1, 32, 48) and gt.dtype == torch.float32
@@ -59,21 +60,21 @@ def test_target_is_the_unresampled_centre_frame() -> None:
     # frame holds only the image's own values (no interpolation), the other frames do not.
     img = (np.random.default_rng(0).integers(0, 256, (96, 96)) / 255.0).astype(np.float32)
     cfg = CameraConfig(max_objects=0, source_size=(512.0, 512.0), static_prob=0.0, tail_prob=1.0)
-    scene = render_camera_scene([img], 4, 21, 32, 32, cfg, _gen(3))
+    scene = render_camera_scene([img], WindowShape(4, 21, 32, 32), cfg, _gen(3))
     levels = np.round(scene.frames.numpy() * 255)
     centre = scene.frames[:, 10].numpy()
     assert np.allclose(centre * 255, levels[:, 10], atol=1e-4)
     assert not np.allclose(scene.frames[:, 0].numpy() * 255, levels[:, 0], atol=1e-3)
     # make_camera_batch returns that frame as the target (same draws, same order).
-    _, gt = make_camera_batch([img], 4, 21, 32, 32, generator=_gen(3), config=cfg)
+    _, gt = make_camera_batch([img], WindowShape(4, 21, 32, 32), generator=_gen(3), config=cfg)
     assert torch.equal(gt[:, 0], scene.frames[:, 10])
     # A still window: every frame is the centre one (resampled at the identity, objects included).
-    still = render_camera_scene(IMAGES, 4, 5, 32, 32, CameraConfig(static_prob=1.0), _gen(3))
+    still = render_camera_scene(IMAGES, WindowShape(4, 5, 32, 32), CameraConfig(static_prob=1.0), _gen(3))
     assert torch.allclose(still.frames, still.frames[:, 2:3].expand(-1, 5, -1, -1), atol=1e-4)
     assert float(still.coverage.amax()) > 0.5 and float(still.flow.abs().max()) < 1e-4
     # With objects too, the target is the centre frame of the rendered sequence.
-    scene = render_camera_scene(IMAGES, 4, 21, 32, 32, None, _gen(4))
-    _, gt = make_camera_batch(IMAGES, 4, 21, 32, 32, generator=_gen(4))
+    scene = render_camera_scene(IMAGES, WindowShape(4, 21, 32, 32), None, _gen(4))
+    _, gt = make_camera_batch(IMAGES, WindowShape(4, 21, 32, 32), generator=_gen(4))
     assert torch.equal(gt[:, 0], scene.frames[:, 10])
 
 
@@ -83,7 +84,7 @@ def test_motion_is_mostly_small_with_a_heavy_tail() -> None:
     gen = _gen(5)
     tiles = []
     for _ in range(25):
-        scene = render_camera_scene(IMAGES, 16, 3, 64, 64, None, gen)
+        scene = render_camera_scene(IMAGES, WindowShape(16, 3, 64, 64), None, gen)
         tiles.append(scene.flow.mean((1, 2)).norm(dim=-1))
     d = torch.cat(tiles)
     assert float(d.median()) < 1.5
@@ -100,7 +101,7 @@ def test_camera_is_still_at_the_centre_and_the_flow_matches_the_frames() -> None
     # the first one moved by the flow.
     cfg = CameraConfig(max_objects=0, edge_median=0.0, max_deformation=0.0, static_prob=0.0, tail_prob=1.0)
     img = synthetic_image(256, 256, 7)
-    scene = render_camera_scene([img], 2, 21, 48, 48, cfg, _gen(6))
+    scene = render_camera_scene([img], WindowShape(2, 21, 48, 48), cfg, _gen(6))
     flow = scene.flow[:, 0, 0]  # uniform
     assert torch.allclose(scene.flow, flow[:, None, None], atol=1e-3) and float(flow.norm(dim=-1).min()) > 3.5
     for b in range(2):
@@ -128,7 +129,7 @@ def test_objects_occlude_the_background(tmp_path: Path) -> None:
     background = np.full((200, 200), 0.2, np.float32)
     cutouts = load_cutouts(str(_cutout_folder(tmp_path)))
     assert cutouts[0].shape == (2, 40, 40)
-    scene = render_camera_scene([background], 16, 21, 48, 48, CameraConfig(max_objects=3), _gen(8), cutouts)
+    scene = render_camera_scene([background], WindowShape(16, 21, 48, 48), CameraConfig(max_objects=3), _gen(8), cutouts)
     centre = scene.frames[:, 10]
     free = scene.coverage < 1e-3
     assert free.any() and torch.allclose(centre[free], torch.tensor(0.2), atol=1e-4)
@@ -140,7 +141,7 @@ def test_objects_occlude_the_background(tmp_path: Path) -> None:
     # The objects move: somewhere a pixel is covered at one end of the window and not at the other.
     assert float((scene.frames[:, 0] - scene.frames[:, -1]).abs().max()) > 0.5
     # Soft-ellipse objects over textured crops: part of the centre frame is covered.
-    scene = render_camera_scene(IMAGES, 8, 9, 32, 32, CameraConfig(max_objects=3), _gen(9))
+    scene = render_camera_scene(IMAGES, WindowShape(8, 9, 32, 32), CameraConfig(max_objects=3), _gen(9))
     assert float(scene.coverage.amax()) > 0.9
 
 

@@ -29,6 +29,7 @@ from stir_ros.training import photos
 from stir_ros.training import train as train_mod
 from stir_ros.training.data_args import data_config, validation_config
 from stir_ros.training.data import DataConfig, describe
+from stir_ros.training.windows import WindowShape
 
 
 def _end_to_end(motion: str, seed: int = 0) -> torch.Tensor:
@@ -56,7 +57,7 @@ def test_texture_candidates_pick_textured_crops() -> None:
 
     def flat_fraction(k: int) -> float:
         gen = torch.Generator().manual_seed(1)
-        _, gt = make_training_batch([img], 64, 5, 32, 32, generator=gen, static_prob=1.0, texture_candidates=k)
+        _, gt = make_training_batch([img], WindowShape(64, 5, 32, 32), generator=gen, static_prob=1.0, texture_candidates=k)
         return float(np.mean([mean_gradient(g[0]) < 0.05 for g in gt]))
 
     plain, picky = flat_fraction(1), flat_fraction(4)
@@ -68,9 +69,9 @@ def test_texture_candidates_pick_textured_crops() -> None:
 def test_default_recipe_stream_unchanged_by_new_options() -> None:
     """motion='uniform' and one candidate draw exactly what the recipe drew before the options."""
     img = np.random.default_rng(3).uniform(0, 1, (128, 128)).astype(np.float32)
-    a = make_training_batch([img], 2, 9, 32, 32, generator=torch.Generator().manual_seed(5), num_layers=2)
+    a = make_training_batch([img], WindowShape(2, 9, 32, 32), generator=torch.Generator().manual_seed(5), num_layers=2)
     b = make_training_batch(
-        [img], 2, 9, 32, 32, generator=torch.Generator().manual_seed(5), num_layers=2,
+        [img], WindowShape(2, 9, 32, 32), generator=torch.Generator().manual_seed(5), num_layers=2,
         motion="uniform", texture_candidates=1,
     )  # fmt: skip
     assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])
@@ -175,7 +176,7 @@ def test_target_offset_puts_the_target_between_two_frames() -> None:
 
     def batch(offset: float) -> tuple[torch.Tensor, torch.Tensor]:
         gen = torch.Generator().manual_seed(6)
-        return make_training_batch([img], 3, 9, 32, 32, generator=gen, num_layers=2, max_displacement=8.0,
+        return make_training_batch([img], WindowShape(3, 9, 32, 32), generator=gen, num_layers=2, max_displacement=8.0,
                                    static_prob=0.0, target_offset=offset)  # fmt: skip
 
     (s0, gt0), (s5, gt5) = batch(0.0), batch(0.5)
@@ -192,7 +193,7 @@ def test_target_offset_puts_the_target_between_two_frames() -> None:
     with pytest.raises(ConfigError, match="camera"):
         DataConfig(target_offset=0.5, scene="camera")
     with pytest.raises(ConfigError, match="target_offset"):
-        make_training_batch([img], 1, 9, 32, 32, target_offset=-1.5)
+        make_training_batch([img], WindowShape(1, 9, 32, 32), target_offset=-1.5)
 
 
 def test_curvature_zero_gives_straight_paths_at_constant_speed() -> None:
@@ -244,7 +245,7 @@ def test_input_blur_softens_the_spikes_not_the_target() -> None:
 
     def batch(blur: float) -> tuple[torch.Tensor, torch.Tensor]:
         gen = torch.Generator().manual_seed(3)
-        return make_training_batch([stripes], 4, 41, 32, 32, generator=gen, static_prob=1.0, input_blur=blur)
+        return make_training_batch([stripes], WindowShape(4, 41, 32, 32), generator=gen, static_prob=1.0, input_blur=blur)
 
     (s0, gt0), (s1, gt1) = batch(0.0), batch(3.0)
     assert torch.equal(gt0, gt1)  # the same sharp target
@@ -265,7 +266,7 @@ def test_input_lowpass_removes_fine_detail_keeps_coarse_and_the_target() -> None
         stripes = np.zeros((128, 128), np.float32)
         stripes[:, (np.arange(128) % period) < period // 2] = 1.0
         gen = torch.Generator().manual_seed(3)
-        return make_training_batch([stripes], 4, 41, 32, 32, generator=gen, static_prob=1.0, input_lowpass=lowpass)
+        return make_training_batch([stripes], WindowShape(4, 41, 32, 32), generator=gen, static_prob=1.0, input_lowpass=lowpass)
 
     contrast = lambda s: float(s.mean(1).std(-1).mean())  # noqa: E731
     for period, kept in ((2, False), (16, True)):
@@ -280,7 +281,7 @@ def test_input_lowpass_removes_fine_detail_keeps_coarse_and_the_target() -> None
     assert float(spectral_lowpass(step, 0.45).min()) < -0.01
     edges = np.zeros((128, 128), np.float32)
     edges[:, (np.arange(128) % 6) < 3] = 1.0  # unfiltered, the light ones' rate is alpha; filtered, 1.12 alpha
-    spikes, _ = make_training_batch([edges], 2, 401, 32, 32, generator=torch.Generator().manual_seed(1),
+    spikes, _ = make_training_batch([edges], WindowShape(2, 401, 32, 32), generator=torch.Generator().manual_seed(1),
                                     static_prob=1.0, input_lowpass=(0.45, 0.45))  # fmt: skip
     assert float(spikes.mean(1).max()) <= 0.6 + 0.01  # alpha * 1 at most: no intensity above 1
     # The gain is exp(-(f / cutoff) ** 3.6): 1/e at the cutoff, ~1 at a quarter of it.

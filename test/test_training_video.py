@@ -18,6 +18,7 @@ from stir_ros.training import photos
 from stir_ros.training import train as train_mod
 from stir_ros.training.data import DataConfig, SyntheticSpikeData
 from stir_ros.training.video import interpolate_frames, load_clips, make_video_batch, optical_flow
+from stir_ros.training.windows import WindowShape
 
 cv2 = pytest.importorskip("cv2")
 
@@ -65,7 +66,7 @@ def test_video_windows_are_deterministic_and_capped() -> None:
     clips = [torch.from_numpy(_panning_clip(6, 5, seed)) for seed in (1, 2)]
 
     def draw(seed: int, **kw: float) -> tuple[torch.Tensor, torch.Tensor]:
-        return make_video_batch(clips, 3, 21, 32, 32, alpha=0.6, generator=torch.Generator().manual_seed(seed), **kw)
+        return make_video_batch(clips, WindowShape(3, 21, 32, 32), alpha=0.6, generator=torch.Generator().manual_seed(seed), **kw)
 
     s1, gt1 = draw(4, max_displacement=8.0, texture_candidates=3)
     s2, gt2 = draw(4, max_displacement=8.0, texture_candidates=3)
@@ -81,7 +82,7 @@ def test_video_windows_are_deterministic_and_capped() -> None:
     (s0, gt0), (s5, gt5) = draw(4, max_displacement=8.0), draw(4, max_displacement=8.0, target_offset=0.5)
     assert torch.equal(gt0, gt5) and not torch.equal(s0, s5)
     with pytest.raises(ConfigError, match="at least one clip"):
-        make_video_batch([], 1, 5, 16, 16)
+        make_video_batch([], WindowShape(1, 5, 16, 16))
 
 
 def test_load_clips_reads_folders_and_refuses_what_is_not_a_clip(tmp_path: Path) -> None:

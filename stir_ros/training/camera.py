@@ -36,7 +36,7 @@ import torch.nn.functional as F
 from stir_ros.core.errors import ConfigError
 from stir_ros.core.rng import make_generator, rand
 from stir_ros.core.scenes import soft_ellipses
-from stir_ros.training.windows import Simulation, SpikeOptions
+from stir_ros.training.windows import Simulation, SpikeOptions, WindowShape
 
 __all__ = ["CameraConfig", "CameraScene", "heavy_tail", "make_camera_batch", "render_camera_scene"]
 
@@ -215,23 +215,17 @@ def _cutout_layer(
 
 def render_camera_scene(
     images: Sequence[np.ndarray | torch.Tensor],
-    batch: int,
-    window_length: int,
-    height: int,
-    width: int,
+    shape: WindowShape,
     config: CameraConfig | None = None,
     generator: torch.Generator | None = None,
     cutouts: Sequence[torch.Tensor] | None = None,
     device: str | torch.device = "cpu",
 ) -> CameraScene:
-    """Render ``batch`` camera scenes of ``window_length`` frames (see the module docstring).
+    """Render ``shape.batch`` camera scenes of ``shape.window_length`` frames (see the module docstring).
 
     Args:
         images: Grayscale ``[H, W]`` photographs in [0, 1].
-        batch: Samples B.
-        window_length: Frames T; the scene is still (identity warp) at frame ``T // 2``.
-        height: Output height.
-        width: Output width.
+        shape: ``[B, T, H, W]`` of the frames; the scene is still (identity warp) at frame ``T // 2``.
         config: Scene parameters (defaults: :class:`CameraConfig`).
         generator: Random source (a CPU generator; it also drives other devices).
         cutouts: Optional ``[2, h, w]`` (gray, alpha) object cut-outs; half of the objects use one
@@ -244,9 +238,7 @@ def render_camera_scene(
     cfg = config or CameraConfig()
     if not images:
         raise ConfigError("camera scenes need at least one image")
-    if min(batch, window_length, height, width) < 1:
-        raise ConfigError(f"batch, window_length, height and width must be >= 1, got {batch}, {window_length}, "
-                          f"{height}, {width}")  # fmt: skip
+    batch, window_length, height, width = shape
     gen = make_generator(None, generator, "cpu")
     dev = torch.device(device)
     t_len, centre = window_length, window_length // 2
@@ -351,10 +343,7 @@ def render_camera_scene(
 
 def make_camera_batch(
     images: Sequence[np.ndarray | torch.Tensor],
-    batch: int,
-    window_length: int,
-    height: int,
-    width: int,
+    shape: WindowShape,
     config: CameraConfig | None = None,
     cutouts: Sequence[torch.Tensor] | None = None,
     **options: Unpack[SpikeOptions],
@@ -369,8 +358,8 @@ def make_camera_batch(
     """
     sim = Simulation(**options)
     gen = sim.random_source()
-    scene = render_camera_scene(images, batch, window_length, height, width, config, gen, cutouts, sim.device)
-    centre = window_length // 2
+    scene = render_camera_scene(images, shape, config, gen, cutouts, sim.device)
+    centre = shape.window_length // 2
     return sim.spikes(scene.frames, gen), scene.frames[:, centre : centre + 1].contiguous()
 
 

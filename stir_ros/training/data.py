@@ -30,6 +30,7 @@ from stir_ros.core.sensor_model import SensorModel
 from stir_ros.training.camera import CameraConfig, make_camera_batch
 from stir_ros.training.scenes import make_training_batch
 from stir_ros.training.sources import load_clips_once, load_cutouts, load_training_images
+from stir_ros.training.windows import WindowShape
 
 __all__ = [
     "MOTION_MODELS",
@@ -217,6 +218,7 @@ class SyntheticSpikeData:
     def sample(self, batch: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Draw one batch; each sample has its own alpha, layer count and noise level."""
         cfg = self.config
+        shape = WindowShape(1, cfg.window_length, cfg.crop, cfg.crop)  # a sample at a time, each its own draws
         spikes, targets, alphas = [], [], []
         for _ in range(batch):
             sensor = self._draw_sensor()
@@ -227,9 +229,9 @@ class SyntheticSpikeData:
                 alpha = self._uniform(*cfg.alpha_range)
                 noise = self._uniform(0.0, cfg.max_noise_std)
                 s, gt = make_video_batch(
-                    self.clips, 1, cfg.window_length, cfg.crop, cfg.crop, alpha=alpha, generator=self.generator,
-                    device=self.device, noise_std=noise, sensor=sensor, max_displacement=cfg.max_displacement,
-                    texture_candidates=cfg.texture_candidates, target_offset=cfg.target_offset,
+                    self.clips, shape, alpha=alpha, generator=self.generator, device=self.device, noise_std=noise,
+                    sensor=sensor, max_displacement=cfg.max_displacement, texture_candidates=cfg.texture_candidates,
+                    target_offset=cfg.target_offset,
                 )  # fmt: skip
                 spikes.append(s)
                 targets.append(gt * alpha)
@@ -239,8 +241,8 @@ class SyntheticSpikeData:
                 alpha = self._uniform(*cfg.alpha_range)
                 noise = self._uniform(0.0, cfg.max_noise_std)
                 s, gt = make_camera_batch(
-                    self.images, 1, cfg.window_length, cfg.crop, cfg.crop, alpha=alpha, generator=self.generator,
-                    device=self.device, noise_std=noise, sensor=sensor, config=cfg.camera, cutouts=self.cutouts,
+                    self.images, shape, alpha=alpha, generator=self.generator, device=self.device, noise_std=noise,
+                    sensor=sensor, config=cfg.camera, cutouts=self.cutouts,
                 )  # fmt: skip
                 spikes.append(s)
                 targets.append(gt * alpha)
@@ -250,8 +252,7 @@ class SyntheticSpikeData:
             layers = int(torch.randint(1, cfg.max_layers + 1, (), generator=self.generator))
             noise = self._uniform(0.0, cfg.max_noise_std)
             s, gt = make_training_batch(
-                self.images, 1, cfg.window_length, cfg.crop, cfg.crop, alpha=alpha,
-                generator=self.generator, device=self.device, num_layers=layers,
+                self.images, shape, alpha=alpha, generator=self.generator, device=self.device, num_layers=layers,
                 max_displacement=cfg.max_displacement, max_rotation=cfg.max_rotation,
                 max_zoom=cfg.max_zoom, static_prob=cfg.static_prob, noise_std=noise, sensor=sensor,
                 motion=cfg.motion, texture_candidates=cfg.texture_candidates, target_offset=cfg.target_offset,

@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from stir_ros.core.errors import ConfigError, SpikeFormatError
 from stir_ros.core.rng import make_generator, rand
 from stir_ros.core.scenes import Trajectory, render_moving_layers, soft_ellipses
-from stir_ros.training.windows import Simulation, SpikeOptions
+from stir_ros.training.windows import Simulation, SpikeOptions, WindowShape
 
 __all__ = [
     "SKIMAGE_IMAGES",
@@ -201,10 +201,7 @@ def random_trajectory(
 
 def make_training_batch(
     images: Sequence[np.ndarray | torch.Tensor],
-    batch: int,
-    window_length: int,
-    height: int,
-    width: int,
+    shape: WindowShape,
     num_layers: int = 1,
     max_displacement: float = 4.0,
     max_rotation: float = 0.0,
@@ -227,10 +224,7 @@ def make_training_batch(
 
     Args:
         images: Grayscale ``[H, W]`` images in [0, 1], e.g. from :func:`load_images`.
-        batch: Samples B.
-        window_length: Frames T per window (e.g. 61); the ground truth is at frame ``T // 2``.
-        height: Crop height.
-        width: Crop width.
+        shape: ``[B, T, H, W]`` of the spikes (e.g. T = 61); the ground truth is at frame ``T // 2``.
         num_layers: Background plus foreground layers.
         max_displacement: Largest first-to-last frame shift per layer, pixels.
         max_rotation: Largest rotation per window, radians.
@@ -260,11 +254,9 @@ def make_training_batch(
     """
     if not images:
         raise ConfigError("make_training_batch needs at least one image")
-    if min(batch, window_length, height, width, num_layers) < 1:
-        raise ConfigError(
-            "batch, window_length, height, width and num_layers must be >= 1, got "
-            f"{batch}, {window_length}, {height}, {width}, {num_layers}"
-        )
+    if num_layers < 1:
+        raise ConfigError(f"num_layers must be >= 1, got {num_layers}")
+    batch, window_length, height, width = shape
     sim = Simulation(**options)
     gen, device = sim.random_source(), sim.device
     diag = math.hypot(height, width)

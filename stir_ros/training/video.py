@@ -35,7 +35,7 @@ import torch.nn.functional as F
 from stir_ros.core.errors import ConfigError
 from stir_ros.core.rng import rand
 from stir_ros.training.scenes import load_images, mean_gradient
-from stir_ros.training.windows import Simulation, SpikeOptions
+from stir_ros.training.windows import Simulation, SpikeOptions, WindowShape
 
 __all__ = ["interpolate_frames", "load_clips", "make_video_batch", "optical_flow", "warp"]
 
@@ -133,10 +133,7 @@ def interpolate_frames(
 
 def make_video_batch(
     clips: Sequence[torch.Tensor],
-    batch: int,
-    window_length: int,
-    height: int,
-    width: int,
+    shape: WindowShape,
     max_displacement: float = 16.0,
     texture_candidates: int = 1,
     target_offset: float = 0.0,
@@ -147,10 +144,7 @@ def make_video_batch(
     Args:
         clips: ``[N, H, W]`` frame stacks in [0, 1] (:func:`load_clips`); frames smaller than the
             crop are enlarged.
-        batch: Samples B.
-        window_length: Frames T per window; the ground truth is at frame ``T // 2``.
-        height: Crop height.
-        width: Crop width.
+        shape: ``[B, T, H, W]`` of the spikes; the ground truth is at frame ``T // 2``.
         max_displacement: Largest first-to-last-frame displacement of the fastest part of a crop
             (the drawn displacement is uniform up to this; the clip's own motion caps it).
         texture_candidates: Crop positions drawn; the most textured (in frame ``A``) is used.
@@ -162,8 +156,9 @@ def make_video_batch(
     """
     if not clips:
         raise ConfigError("make_video_batch needs at least one clip")
-    if min(batch, window_length, height, width, texture_candidates) < 1:
-        raise ConfigError("batch, window_length, height, width and texture_candidates must be >= 1")
+    if texture_candidates < 1:
+        raise ConfigError(f"texture_candidates must be >= 1, got {texture_candidates}")
+    batch, window_length, height, width = shape
     sim = Simulation(**options)
     gen = sim.random_source()
     frames_out = []

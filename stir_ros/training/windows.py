@@ -1,25 +1,51 @@
 # Copyright 2026 The stir_ros authors
 # SPDX-License-Identifier: Apache-2.0
-"""What the three makers of training windows share: how their frames become spikes.
+"""What the three makers of training windows share: the shape of their batch, and how their frames become spikes.
 
 :func:`~stir_ros.training.scenes.make_training_batch`, :func:`~stir_ros.training.camera.make_camera_batch`
-and :func:`~stir_ros.training.video.make_video_batch` take these as keyword options
-(:class:`SpikeOptions`) and hand them to one :class:`Simulation`.
+and :func:`~stir_ros.training.video.make_video_batch` take a :class:`WindowShape`, and the
+simulation's keyword options (:class:`SpikeOptions`) that they hand to one :class:`Simulation`.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TypedDict
 
 import torch
 
 from stir_ros.core.defaults import ALPHA
+from stir_ros.core.errors import ConfigError
 from stir_ros.core.rng import make_generator
 from stir_ros.core.sensor_model import SensorModel
 from stir_ros.core.simulator import simulate_spikes
 
-__all__ = ["Simulation", "SpikeOptions"]
+__all__ = ["Simulation", "SpikeOptions", "WindowShape"]
+
+
+@dataclass(frozen=True)
+class WindowShape:
+    """The ``[B, T, H, W]`` of a batch of training windows' spikes; iterates as those four numbers.
+
+    Attributes:
+        batch: Samples B.
+        window_length: Frames T per window; the ground truth is at frame ``T // 2``.
+        height: Crop height H.
+        width: Crop width W.
+    """
+
+    batch: int
+    window_length: int
+    height: int
+    width: int
+
+    def __post_init__(self) -> None:
+        if min(self) < 1:
+            raise ConfigError(f"batch, window_length, height and width must be >= 1, got {', '.join(map(str, self))}")
+
+    def __iter__(self) -> Iterator[int]:
+        return iter((self.batch, self.window_length, self.height, self.width))
 
 
 class SpikeOptions(TypedDict, total=False):
