@@ -30,7 +30,8 @@ import torch
 
 from stir_ros.training.camera import render_camera_scene
 from stir_ros.training.data import DataConfig, SyntheticSpikeData, load_cutouts
-from stir_ros.training.scenes import load_images, random_trajectory
+from stir_ros.training.scenes import random_trajectory
+from stir_ros.training.sources import load_images
 from stir_ros.training.windows import WindowShape
 
 TILE = 64

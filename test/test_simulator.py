@@ -15,7 +15,8 @@ from stir_ros.core.errors import ConfigError, SpikeFormatError
 from stir_ros.core.metrics import psnr
 from stir_ros.core.scenes import MovingScene, Trajectory, render_moving_layers, synthetic_image
 from stir_ros.core.simulator import IntegrateAndFire, _integrate_numpy, _integrate_torch, simulate_spikes
-from stir_ros.training.scenes import load_images, make_training_batch, random_trajectory
+from stir_ros.training.scenes import make_training_batch, random_trajectory
+from stir_ros.training.sources import load_images
 from stir_ros.training.windows import WindowShape
 
 

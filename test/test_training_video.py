@@ -17,7 +17,8 @@ from stir_ros.models import read_checkpoint
 from stir_ros.training import photos
 from stir_ros.training import train as train_mod
 from stir_ros.training.data import DataConfig, SyntheticSpikeData
-from stir_ros.training.video import interpolate_frames, load_clips, make_video_batch, optical_flow
+from stir_ros.training.sources import load_clips
+from stir_ros.training.video import interpolate_frames, make_video_batch, optical_flow
 from stir_ros.training.windows import WindowShape
 
 cv2 = pytest.importorskip("cv2")

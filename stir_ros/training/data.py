@@ -81,7 +81,7 @@ class DataConfig:
         cutouts: Folder of object cut-outs (gray + alpha PNGs, :func:`load_cutouts`) for the
             camera scenes; ``None``: objects are photograph crops cut out by soft ellipses.
         videos: Folder of real video clips (one sub-folder of frames per clip,
-            :func:`~stir_ros.training.video.load_clips`); with ``video_fraction`` > 0 that share
+            :func:`~stir_ros.training.sources.load_clips`); with ``video_fraction`` > 0 that share
             of the samples is rendered between two frames of a clip
             (:func:`~stir_ros.training.video.make_video_batch`, with ``max_displacement`` and
             ``texture_candidates``) instead of by ``scene``.

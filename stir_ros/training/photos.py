@@ -252,7 +252,7 @@ def build(cache: Path, max_size: int = 1024, log: Callable[[str], None] = print)
     import numpy as np
     from PIL import Image
 
-    from stir_ros.training.scenes import to_gray
+    from stir_ros.training.sources import to_gray
 
     records: dict[str, list[dict[str, str]]] = {"train": [], "val": []}
     for split in records:
@@ -301,7 +301,7 @@ def build_cutouts(cache: Path, max_size: int = 256, log: Callable[[str], None] =
     import numpy as np
     from PIL import Image
 
-    from stir_ros.training.scenes import to_gray
+    from stir_ros.training.sources import to_gray
 
     source = CUTOUT_SOURCE
     root, version = _fetch(source, cache, log)
@@ -355,7 +355,7 @@ def build_videos(cache: Path, max_size: int = 384, log: Callable[[str], None] = 
         import cv2
     except ImportError as err:  # pragma: no cover - opencv comes with the test requirements
         raise ConfigError("stir-ros data --videos needs OpenCV (pip install opencv-python-headless)") from err
-    from stir_ros.training.scenes import to_gray
+    from stir_ros.training.sources import to_gray
 
     source = VIDEO_SOURCE
     root, version = _fetch(source, cache, log)

@@ -3,7 +3,8 @@
 """Training scenes: random crops of photographs moved along random trajectories, as spikes.
 
 :func:`make_training_batch` picks crops (optionally the most textured of a few) of natural images
-(:func:`load_images`: scikit-image's bundled photographs or a folder of the user's), moves each
+(:func:`~stir_ros.training.sources.load_images`: scikit-image's bundled photographs or a folder of the
+user's), moves each
 layer along a :func:`random_trajectory` that is the identity at its centre frame, renders them with
 the scene code of the core (:mod:`stir_ros.core.scenes`) and simulates the spikes. The ground truth
 of a window is therefore the unwarped image crop itself, without interpolation blur.
@@ -15,106 +16,18 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Unpack
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from stir_ros.core.errors import ConfigError, SpikeFormatError
+from stir_ros.core.errors import ConfigError
 from stir_ros.core.rng import make_generator, rand
 from stir_ros.core.scenes import Trajectory, render_moving_layers, soft_ellipses
 from stir_ros.training.windows import Simulation, SpikeOptions, WindowShape
 
-__all__ = [
-    "SKIMAGE_IMAGES",
-    "load_images",
-    "make_training_batch",
-    "mean_gradient",
-    "random_trajectory",
-    "to_gray",
-]
-
-# Photographs bundled with scikit-image (no download needed).
-SKIMAGE_IMAGES = (
-    "astronaut", "camera", "coffee", "chelsea", "rocket", "brick", "grass", "gravel", "moon",
-    "coins", "clock", "cell", "page", "text", "hubble_deep_field", "immunohistochemistry",
-)  # fmt: skip
-
-_IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".pgm", ".ppm"}
-
-
-# --------------------------------------------------------------------------- images
-
-
-def to_gray(arr: np.ndarray) -> np.ndarray:
-    arr = np.asarray(arr)
-    scale = 255.0 if arr.dtype == np.uint8 else (65535.0 if arr.dtype == np.uint16 else 1.0)
-    arr = arr.astype(np.float32) / scale
-    if arr.ndim == 3 and arr.shape[-1] in (1, 2):  # gray, or gray + alpha
-        arr = arr[..., 0]
-    elif arr.ndim == 3:
-        # ITU-R BT.601 luma, as OpenCV's and PIL's gray conversion.
-        arr = arr[..., :3] @ np.array([0.299, 0.587, 0.114], np.float32)
-    if arr.ndim != 2:
-        raise SpikeFormatError(f"expected a grayscale or RGB(A) image, got shape {arr.shape}")
-    return np.clip(arr, 0.0, 1.0)
-
-
-def load_images(
-    source: str | Path | Sequence[str | Path] = "skimage", max_size: int | None = None
-) -> list[np.ndarray]:
-    """Load natural images as grayscale float32 arrays in [0, 1].
-
-    Args:
-        source: ``"skimage"`` for scikit-image's bundled photographs (:data:`SKIMAGE_IMAGES`),
-            a folder (its image files, sorted, not recursive), one image file, or a list of files.
-        max_size: Downscale so that the longer side is at most this many pixels.
-
-    Returns:
-        List of ``[H, W]`` float32 arrays.
-
-    Raises:
-        ConfigError: If the folder or a file does not exist or holds no images.
-    """
-    if isinstance(source, str) and source == "skimage":
-        import skimage.data
-
-        images = [to_gray(getattr(skimage.data, name)()) for name in SKIMAGE_IMAGES]
-    else:
-        from PIL import Image
-
-        if isinstance(source, (str, Path)):
-            path = Path(source)
-            if path.is_dir():
-                paths = sorted(p for p in path.iterdir() if p.suffix.lower() in _IMAGE_SUFFIXES)
-            else:
-                paths = [path]
-        else:
-            paths = [Path(p) for p in source]
-        if not paths:
-            raise ConfigError(f"no image files ({', '.join(sorted(_IMAGE_SUFFIXES))}) in '{source}'")
-        images = []
-        for p in paths:
-            try:
-                with Image.open(p) as im:
-                    images.append(to_gray(np.asarray(im.convert("RGB"))))
-            except OSError as err:
-                raise ConfigError(f"cannot read image '{p}': {err}") from err
-    if max_size is not None:
-        images = [_shrink(im, max_size) for im in images]
-    return images
-
-
-def _shrink(img: np.ndarray, max_size: int) -> np.ndarray:
-    factor = max_size / max(img.shape)
-    if factor >= 1:
-        return img
-    size = (max(1, round(img.shape[0] * factor)), max(1, round(img.shape[1] * factor)))
-    out = F.interpolate(torch.from_numpy(img)[None, None], size=size, mode="area")
-    return out[0, 0].numpy()
-
+__all__ = ["make_training_batch", "mean_gradient", "random_trajectory"]
 
 # --------------------------------------------------------------------------- motion and crops
 

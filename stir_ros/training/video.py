@@ -18,14 +18,13 @@ moves at most a displacement drawn uniformly up to ``max_displacement``. The win
 extrapolates past ``A`` or ``B``, so the motion is never larger than the clip's own.
 
 Clips are folders of frames (``stir-ros data --videos`` writes them) loaded by
-:func:`load_clips`.
+:func:`~stir_ros.training.sources.load_clips`.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Unpack
 
 import numpy as np
@@ -34,38 +33,13 @@ import torch.nn.functional as F
 
 from stir_ros.core.errors import ConfigError
 from stir_ros.core.rng import rand
-from stir_ros.training.scenes import load_images, mean_gradient
+from stir_ros.training.scenes import mean_gradient
 from stir_ros.training.windows import Simulation, SpikeOptions, WindowShape
 
-__all__ = ["interpolate_frames", "load_clips", "make_video_batch", "optical_flow", "warp"]
+__all__ = ["interpolate_frames", "make_video_batch", "optical_flow", "warp"]
 
 MAX_GAP = 3
 """Largest distance, in video frames, between the two frames a window is rendered between."""
-
-
-def load_clips(folder: str | Path, max_size: int | None = None) -> list[torch.Tensor]:
-    """Load every clip under ``folder``: one sub-folder of frame images (sorted by name) per clip.
-
-    Returns:
-        One ``[N, H, W]`` float32 tensor in [0, 1] per clip, longer side at most ``max_size``.
-
-    Raises:
-        ConfigError: If ``folder`` has no clip of at least two frames, or the frames of a clip
-            differ in size.
-    """
-    root = Path(folder)
-    if not root.is_dir():
-        raise ConfigError(f"video folder '{folder}' does not exist (make it with: stir-ros data --videos)")
-    clips = []
-    for sub in sorted(p for p in root.iterdir() if p.is_dir()):
-        frames = load_images(sub, max_size=max_size)
-        if len({f.shape for f in frames}) != 1:
-            raise ConfigError(f"the frames of clip '{sub}' differ in size")
-        if len(frames) >= 2:
-            clips.append(torch.from_numpy(np.stack(frames)))
-    if not clips:
-        raise ConfigError(f"no clip of two or more frames under '{folder}' (one sub-folder of frames per clip)")
-    return clips
 
 
 def optical_flow(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -142,7 +116,7 @@ def make_video_batch(
     """Training windows rendered between two frames of real clips (see the module's docstring).
 
     Args:
-        clips: ``[N, H, W]`` frame stacks in [0, 1] (:func:`load_clips`); frames smaller than the
+        clips: ``[N, H, W]`` frame stacks in [0, 1] (:func:`~stir_ros.training.sources.load_clips`); frames smaller than the
             crop are enlarged.
         shape: ``[B, T, H, W]`` of the spikes; the ground truth is at frame ``T // 2``.
         max_displacement: Largest first-to-last-frame displacement of the fastest part of a crop
