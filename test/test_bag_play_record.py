@@ -130,3 +130,26 @@ def test_play_refuses_a_topic_to_wait_for_that_is_not_absolute_topic_and_count(t
                          capture_output=True, text=True, timeout=60)  # fmt: skip
     assert out.returncode == 2 and "expected an absolute topic name and a count" in out.stderr, out.stderr
     assert "Traceback" not in out.stderr
+
+
+def test_play_and_record_clean_up_when_rclpy_refuses_their_ros_arguments(tmp_path: Path) -> None:
+    """rclpy.init fails (a malformed ``--ros-args``): the error goes up, and the tools clean up.
+
+    Each restores SIGINT/SIGTERM; record also ends its writer thread and closes its bag (metadata written).
+    """
+    import threading
+
+    from stir_ros.bag.play import play
+    from stir_ros.bag.record import record
+
+    handlers = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
+    bad = ["--ros-args", "-p"]  # a -p without its name:=value
+    with pytest.raises(RuntimeError, match="-p"):
+        record(tmp_path / "rec", ["/spikes"], ros_args=bad, duration=1.0)
+    assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == handlers
+    assert "bag-writer" not in {t.name for t in threading.enumerate()}
+    with BagReader(tmp_path / "rec") as bag:
+        assert bag.topics == {}
+    with pytest.raises(RuntimeError, match="-p"):
+        play(_make_bag(tmp_path, "sqlite3", n_frames=100), ros_args=bad)
+    assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == handlers

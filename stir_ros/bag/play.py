@@ -23,7 +23,8 @@ import queue
 import sys
 import threading
 import time
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
@@ -36,7 +37,7 @@ from stir_ros.core.defaults import WAIT_FOR_SUBSCRIBERS_TIMEOUT_S
 from stir_ros.core.errors import BagError, ConfigError
 from stir_ros.core.text_output import printable
 
-__all__ = ["PlayResult", "play", "message_class", "ros_init_args"]
+__all__ = ["PlayResult", "play", "message_class", "progress_log", "ros_init_args", "ros_node"]
 
 _END = object()
 
@@ -145,12 +146,10 @@ def play(
         if not topic.startswith("/") or count < 0:
             raise ConfigError(f"wait for subscribers on {topic!r}: expected an absolute topic name and a count >= 0, "
                               f"got {count}")
-    import rclpy
     from rclpy.duration import Duration
     from rclpy.qos import QoSProfile, ReliabilityPolicy
-    from rclpy.signals import SignalHandlerOptions
 
-    say = log or (lambda line: print(f"[play] {printable(line)}", file=sys.stderr, flush=True))
+    say = log or progress_log("play")
     stop = stop or threading.Event()
     result = PlayResult()
     restore = install_stop_handlers(stop, result)
@@ -173,38 +172,33 @@ def play(
             raise BagError(f"none of the topics of bag '{bag_path}' can be played here")
         t_first = bag.start_time + round(start_offset * 1e9)
 
-        rclpy.init(args=ros_init_args(ros_args), signal_handler_options=SignalHandlerOptions.NO)
-        node = None
         try:
-            node = rclpy.create_node("stir_ros_bag_player")
-            pubs = {t: node.create_publisher(cls, t, _qos_from_bag(bag.topics[t].offered_qos_profiles, qos_depth))
-                    for t, cls in classes.items()}
-            clock_pub = None
-            if clock_hz > 0:
-                clock_cls = message_class(CLOCK)
-                clock_pub = node.create_publisher(clock_cls, "/clock",
-                                                  QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE))
-            result.published = dict.fromkeys(pubs, 0)
-            spike_pubs = {t: p for t, p in pubs.items() if bag.topics[t].msgtype == SPIKE_PACKET} or pubs
-            needed = {t: (p.get_subscription_count, wait_for_subscribers)
-                      for t, p in {**spike_pubs, **({"/clock": clock_pub} if clock_pub else {})}.items()}
-            needed.update({t: (partial(node.count_subscribers, t), n) for t, n in wait_for_topics.items()})
-            _wait_for_subscribers(needed, wait_for_subscribers_timeout_s, stop, say)
-            _sleep_until(time.monotonic() + delay, stop)
-            say(f"playing {', '.join(pubs)} from '{bag_path}' at rate {rate}" + (" (loop)" if loop else ""))
-            while not stop.is_set():
-                _play_once(bag, pubs, clock_pub, t_first, rate, clock_hz, read_ahead, stop, result)
-                result.loops += 1
-                if not loop:
-                    break
-            for pub in pubs.values():
-                pub.wait_for_all_acked(Duration(seconds=5))
-            say("published " + ", ".join(f"{n} on {t}" for t, n in result.published.items())
-                + (f", {result.clock_messages} on /clock" if clock_pub is not None else ""))
+            with ros_node("stir_ros_bag_player", ros_args) as node:
+                pubs = {t: node.create_publisher(cls, t, _qos_from_bag(bag.topics[t].offered_qos_profiles, qos_depth))
+                        for t, cls in classes.items()}
+                clock_pub = None
+                if clock_hz > 0:
+                    clock_cls = message_class(CLOCK)
+                    clock_pub = node.create_publisher(clock_cls, "/clock",
+                                                      QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE))
+                result.published = dict.fromkeys(pubs, 0)
+                spike_pubs = {t: p for t, p in pubs.items() if bag.topics[t].msgtype == SPIKE_PACKET} or pubs
+                needed = {t: (p.get_subscription_count, wait_for_subscribers)
+                          for t, p in {**spike_pubs, **({"/clock": clock_pub} if clock_pub else {})}.items()}
+                needed.update({t: (partial(node.count_subscribers, t), n) for t, n in wait_for_topics.items()})
+                _wait_for_subscribers(needed, wait_for_subscribers_timeout_s, stop, say)
+                _sleep_until(time.monotonic() + delay, stop)
+                say(f"playing {', '.join(pubs)} from '{bag_path}' at rate {rate}" + (" (loop)" if loop else ""))
+                while not stop.is_set():
+                    _play_once(bag, pubs, clock_pub, t_first, rate, clock_hz, read_ahead, stop, result)
+                    result.loops += 1
+                    if not loop:
+                        break
+                for pub in pubs.values():
+                    pub.wait_for_all_acked(Duration(seconds=5))
+                say("published " + ", ".join(f"{n} on {t}" for t, n in result.published.items())
+                    + (f", {result.clock_messages} on /clock" if clock_pub is not None else ""))
         finally:
-            if node is not None:
-                node.destroy_node()
-            rclpy.try_shutdown()
             restore()
     return result
 
@@ -216,6 +210,33 @@ def ros_init_args(ros_args: Sequence[str]) -> list[str] | None:
         return None
     args = list(ros_args)
     return ["stir-ros", *(args if args[0] == "--ros-args" else ["--ros-args", *args])]
+
+
+@contextmanager
+def ros_node(name: str, ros_args: Sequence[str]) -> Iterator[Any]:
+    """The rclpy node of a bag tool (``play``, ``record``): destroyed, and rclpy shut down, on the way out.
+
+    rclpy starts with ``ros_args`` and without its signal handlers: SIGINT and SIGTERM set the
+    tool's stop event instead (:func:`~stir_ros.runtime.signals.install_stop_handlers`), so that
+    it ends cleanly.
+    """
+    import rclpy
+    from rclpy.signals import SignalHandlerOptions
+
+    rclpy.init(args=ros_init_args(ros_args), signal_handler_options=SignalHandlerOptions.NO)
+    node = None
+    try:
+        node = rclpy.create_node(name)
+        yield node
+    finally:
+        if node is not None:
+            node.destroy_node()
+        rclpy.try_shutdown()
+
+
+def progress_log(tool: str) -> Callable[[str], None]:
+    """A bag tool's default ``log``: each line on stderr as ``[tool] line``, made printable."""
+    return lambda line: print(f"[{tool}] {printable(line)}", file=sys.stderr, flush=True)
 
 
 def _wait_for_subscribers(needed: dict[str, tuple[Callable[[], int], int]], timeout: float,

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import os
 import queue
-import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -24,11 +23,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from stir_ros.bag.model import make_qos
-from stir_ros.bag.play import ros_init_args, message_class
+from stir_ros.bag.play import message_class, progress_log, ros_node
 from stir_ros.runtime.signals import install_stop_handlers
 from stir_ros.bag.writer import BagWriter
 from stir_ros.core.errors import BagError, ConfigError
-from stir_ros.core.text_output import printable
 
 __all__ = ["RecordResult", "record"]
 
@@ -124,12 +122,10 @@ def record(
         raise ConfigError(f"duration must be positive, got {duration}")
     if max_messages is not None and max_messages < 1:
         raise ConfigError(f"max_messages must be positive, got {max_messages}")
-    import rclpy
     from rclpy.executors import SingleThreadedExecutor
     from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
-    from rclpy.signals import SignalHandlerOptions
 
-    say = log or (lambda line: print(f"[record] {printable(line)}", file=sys.stderr, flush=True))
+    say = log or progress_log("record")
     stop = stop or threading.Event()
     result = RecordResult()
     restore = install_stop_handlers(stop, result)
@@ -165,80 +161,75 @@ def record(
 
     writer = threading.Thread(target=write_loop, name="bag-writer", daemon=True)
     writer.start()
-    rclpy.init(args=ros_init_args(ros_args), signal_handler_options=SignalHandlerOptions.NO)
-    node = None
     received = 0
     t0 = time.monotonic()
     try:
-        node = rclpy.create_node("stir_ros_bag_recorder")
-        executor = SingleThreadedExecutor()
-        executor.add_node(node)
-        clock = node.get_clock()
-        subscribed: dict[str, Any] = {}
+        with ros_node("stir_ros_bag_recorder", ros_args) as node:
+            executor = SingleThreadedExecutor()
+            executor.add_node(node)
+            clock = node.get_clock()
+            subscribed: dict[str, Any] = {}
 
-        def callback_for(name: str) -> Callable[[bytes], None]:
-            def on_message(data: bytes) -> None:
-                nonlocal received
-                if max_messages is not None and received >= max_messages:
-                    return
-                try:
-                    inbox.put_nowait(("msg", name, clock.now().nanoseconds, data))
-                except queue.Full:
-                    result.dropped += 1
-                    return
-                received += 1
-                if max_messages is not None and received >= max_messages:
-                    stop.set()
+            def callback_for(name: str) -> Callable[[bytes], None]:
+                def on_message(data: bytes) -> None:
+                    nonlocal received
+                    if max_messages is not None and received >= max_messages:
+                        return
+                    try:
+                        inbox.put_nowait(("msg", name, clock.now().nanoseconds, data))
+                    except queue.Full:
+                        result.dropped += 1
+                        return
+                    received += 1
+                    if max_messages is not None and received >= max_messages:
+                        stop.set()
 
-            return on_message
+                return on_message
 
-        def discover() -> None:
-            for name, types in node.get_topic_names_and_types():
-                if name in subscribed or (not all_topics and name not in wanted):
-                    continue
-                if len(types) != 1:
-                    say(f"warning: topic {name} has several types {types}; not recorded")
-                    subscribed[name] = None
-                    continue
-                infos = node.get_publishers_info_by_topic(name)
-                if not infos:
-                    continue  # only subscribers so far: wait for a publisher to learn its QoS
-                msgtype = types[0]
-                try:
-                    cls = message_class(msgtype)
-                except BagError as err:
-                    say(f"warning: topic {name} not recorded: {err}")
-                    subscribed[name] = None
-                    continue
-                reliable = all(i.qos_profile.reliability == ReliabilityPolicy.RELIABLE for i in infos)
-                transient = all(i.qos_profile.durability == DurabilityPolicy.TRANSIENT_LOCAL for i in infos)
-                qos = QoSProfile(
-                    history=HistoryPolicy.KEEP_LAST, depth=qos_depth,
-                    reliability=ReliabilityPolicy.RELIABLE if reliable else ReliabilityPolicy.BEST_EFFORT,
-                    durability=DurabilityPolicy.TRANSIENT_LOCAL if transient else DurabilityPolicy.VOLATILE)
-                digest = next((h for h in map(_type_hash_text, infos) if h), "")
-                inbox.put(("topic", name, msgtype, [_offered_qos(i) for i in infos], digest))
-                subscribed[name] = node.create_subscription(cls, name, callback_for(name), qos, raw=True)
-                say(f"subscribed to {name} ({msgtype}, {'reliable' if reliable else 'best effort'})")
+            def discover() -> None:
+                for name, types in node.get_topic_names_and_types():
+                    if name in subscribed or (not all_topics and name not in wanted):
+                        continue
+                    if len(types) != 1:
+                        say(f"warning: topic {name} has several types {types}; not recorded")
+                        subscribed[name] = None
+                        continue
+                    infos = node.get_publishers_info_by_topic(name)
+                    if not infos:
+                        continue  # only subscribers so far: wait for a publisher to learn its QoS
+                    msgtype = types[0]
+                    try:
+                        cls = message_class(msgtype)
+                    except BagError as err:
+                        say(f"warning: topic {name} not recorded: {err}")
+                        subscribed[name] = None
+                        continue
+                    reliable = all(i.qos_profile.reliability == ReliabilityPolicy.RELIABLE for i in infos)
+                    transient = all(i.qos_profile.durability == DurabilityPolicy.TRANSIENT_LOCAL for i in infos)
+                    qos = QoSProfile(
+                        history=HistoryPolicy.KEEP_LAST, depth=qos_depth,
+                        reliability=ReliabilityPolicy.RELIABLE if reliable else ReliabilityPolicy.BEST_EFFORT,
+                        durability=DurabilityPolicy.TRANSIENT_LOCAL if transient else DurabilityPolicy.VOLATILE)
+                    digest = next((h for h in map(_type_hash_text, infos) if h), "")
+                    inbox.put(("topic", name, msgtype, [_offered_qos(i) for i in infos], digest))
+                    subscribed[name] = node.create_subscription(cls, name, callback_for(name), qos, raw=True)
+                    say(f"subscribed to {name} ({msgtype}, {'reliable' if reliable else 'best effort'})")
 
-        say(f"recording to '{bag_path}' ({storage}): " + ("all topics" if all_topics else ", ".join(sorted(wanted))))
-        next_discovery = 0.0
-        while not stop.is_set():
-            now = time.monotonic()
-            if duration is not None and now - t0 >= duration:
-                break
-            if now >= next_discovery:
-                discover()
-                next_discovery = now + 0.1
-            executor.spin_once(timeout_sec=0.05)
-        # Take what has already arrived before closing.
-        for sub in list(subscribed.values()):
-            if sub is not None:
-                node.destroy_subscription(sub)
+            say(f"recording to '{bag_path}' ({storage}): " + ("all topics" if all_topics else ", ".join(sorted(wanted))))
+            next_discovery = 0.0
+            while not stop.is_set():
+                now = time.monotonic()
+                if duration is not None and now - t0 >= duration:
+                    break
+                if now >= next_discovery:
+                    discover()
+                    next_discovery = now + 0.1
+                executor.spin_once(timeout_sec=0.05)
+            # Take what has already arrived before closing.
+            for sub in list(subscribed.values()):
+                if sub is not None:
+                    node.destroy_subscription(sub)
     finally:
-        if node is not None:
-            node.destroy_node()
-        rclpy.try_shutdown()
         inbox.put(_END)
         writer.join()
         try:
