@@ -1,0 +1,95 @@
+# Copyright 2026 The stir_ros authors
+# SPDX-License-Identifier: Apache-2.0
+"""How many dark-current spikes a window holds, measured from the spikes alone.
+
+An integrate-and-fire pixel under steady light fires at a near constant interval. A dark-current
+event adds one threshold of charge: the pixel fires once more at a random frame and the rest of its
+train is unchanged (DESIGN.md §4), so the extra spike splits one interval in two. A spike is counted
+as a **dark event** when taking it out leaves three consecutive intervals that agree — the one it
+split and the intervals on either side — within :func:`_tolerance` frames (exact below 5 frames,
+where the quantised intervals of a steady pixel (e.g. 2, 2, 1, 2) could fake it; then 20 %); a
+split interval of 2 frames needs two more intervals of 2 on each side (:func:`_flagged`).
+
+What it measures is a rate: dark events per pixel per frame, of which it finds about 40-70 %: those
+in pixels with at least two spikes on each side of the event inside the window and intervals of
+about 5 frames or more (under about 0.2 spikes per frame) or of exactly 2 (about 0.5); between them
+the split interval is too short to tell from quantisation. An event next to a real spike may count twice (either could
+be the extra one). It finds almost none
+in clean spikes: 0.3-5 per million pixel-frames on simulated clips, about 40 on Spike-Zoo's
+recorded-scene clips, against 90-220 with dark-current spikes of 10 Hz per pixel at 20 kHz and 340-820
+with 40 Hz (``stir-ros eval`` windows, BENCHMARKS.md). The reconstruction engine sends a window above
+:data:`DARK_EVENT_SWITCH` to the dark-robust network (:class:`~stir_ros.engine.EngineConfig`
+``dark_weights``).
+
+Counted on every :data:`SUBSAMPLE`-th row and column (a quarter of the pixels): enough events for a
+clear decision, and a few milliseconds for a 250x400 window. Pure numpy, deterministic: the node and
+``stir-ros bag reconstruct`` decide alike for the same window.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["DARK_EVENT_SWITCH", "SUBSAMPLE", "dark_event_rate", "dark_events"]
+
+#: Dark events per pixel-frame above which a window counts as holding dark-current spikes
+#: (between clean recorded scenes, about 4e-5, and 10 Hz dark current at 20 kHz, 9e-5 and more).
+DARK_EVENT_SWITCH = 6.5e-5
+#: Rows and columns counted: every SUBSAMPLE-th of each.
+SUBSAMPLE = 2
+
+
+def _tolerance(gap: np.ndarray) -> np.ndarray:
+    """Frames by which three intervals may differ and still agree: 0 below 5 frames, else 20 % (at least 1)."""
+    return np.where(gap >= 5, np.maximum(1, (gap * 0.2).astype(np.int32)), 0)
+
+
+def _flagged(pixel_major: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Pixel and frame of every dark event of ``pixel_major [P, T]`` (0/1)."""
+    pixel, frame = np.nonzero(pixel_major)  # sorted by pixel, then frame: each pixel's train in order
+    frame = frame.astype(np.int32)
+    if len(frame) < 5:
+        return pixel[:0], frame[:0]
+    # For the spike k = 2 .. n-3: its neighbours k-2, k-1 (before) and k+1, k+2 (after), all in its pixel.
+    same = pixel[:-4] == pixel[4:]  # sorted: the ends in one pixel means all five are
+    before = frame[1:-3] - frame[:-4]
+    gap = frame[3:-1] - frame[1:-3]
+    after = frame[4:] - frame[3:-1]
+    spread = np.maximum(np.maximum(gap, before), after) - np.minimum(np.minimum(gap, before), after)
+    hit = np.flatnonzero(same & (spread <= _tolerance(gap))) + 2
+    # A split interval of 2 frames (1, 1 between 2 and 2) is also a steady train above 2/3 spikes per
+    # frame (2, 1, 1, 2, 1, 1); there it must have two more intervals of 2 on each side (2, 2, 1, 1, 2, 2),
+    # which no steady train holds (above 2/3 the 2s stand alone, at or below 2/3 the 1s do).
+    short = (frame[np.minimum(hit + 1, len(frame) - 1)] - frame[hit - 1]) == 2
+    if short.any():
+        k = hit[short]
+        inside = (k >= 3) & (k + 3 < len(frame))
+        k3, kk = np.clip(k - 3, 0, None), np.clip(k + 3, None, len(frame) - 1)
+        wide = inside & (pixel[k3] == pixel[kk]) & (frame[k - 2] - frame[k3] == 2) & (frame[kk] - frame[k + 2] == 2)
+        keep = np.ones(len(hit), bool)
+        keep[np.flatnonzero(short)[~wide]] = False
+        hit = hit[keep]
+    return pixel[hit], frame[hit]
+
+
+def dark_events(spikes: np.ndarray) -> np.ndarray:
+    """Boolean ``[T, ...]``: the spikes of ``spikes [T, ...]`` (0/1, time first) counted as dark events."""
+    s = np.asarray(spikes).reshape(spikes.shape[0], -1)
+    pixel, frame = _flagged(np.ascontiguousarray(s.T))
+    out = np.zeros(s.shape, bool)
+    out[frame, pixel] = True
+    return out.reshape(spikes.shape)
+
+
+def dark_event_rate(windows: np.ndarray) -> np.ndarray:
+    """Dark events per pixel-frame of each window of ``windows [B, T, H, W]`` (0/1), float64 ``[B]``."""
+    w = np.asarray(windows)
+    if w.ndim != 4:
+        raise ValueError(f"windows must be [B, T, H, W], got shape {w.shape}")
+    sub = w[:, :, ::SUBSAMPLE, ::SUBSAMPLE]
+    if sub.size == 0:
+        return np.zeros(w.shape[0])
+    b, frames = sub.shape[:2]
+    pixels = sub[0, 0].size
+    counts = [len(_flagged(np.ascontiguousarray(sub[i].reshape(frames, pixels).T))[0]) for i in range(b)]
+    return np.asarray(counts, np.float64) / (frames * pixels)

@@ -1,0 +1,63 @@
+# Copyright 2026 The stir_ros authors
+# SPDX-License-Identifier: Apache-2.0
+"""Dark events counted from the spikes alone (stir_ros.core.dark_events)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from stir_ros.core.dark_events import DARK_EVENT_SWITCH, dark_event_rate, dark_events
+from stir_ros.core.scenes import MovingScene
+from stir_ros.core.sensor_model import SensorModel
+from stir_ros.core.simulator import simulate_spikes
+
+
+def _steady(rates: np.ndarray, frames: int = 61, seed: int = 0) -> np.ndarray:
+    """Integrate-and-fire spikes ``[T, P]`` of steady light: pixel p fires at ``rates[p]`` per frame."""
+    phase = np.random.default_rng(seed).random(len(rates))
+    charge = phase[None] + rates[None] * np.arange(1, frames + 1)[:, None]
+    return np.diff(np.floor(np.concatenate([phase[None], charge])), axis=0).astype(np.uint8)
+
+
+def test_steady_trains_of_every_rate_hold_no_dark_event() -> None:
+    # 0.02-0.98 spikes per frame, random phases: the quantised intervals of a steady pixel (e.g. 2, 2, 1)
+    # must never look like a split interval.
+    rates = np.linspace(0.02, 0.98, 4000)
+    spikes = _steady(rates)
+    assert spikes.sum() > 50_000
+    assert not dark_events(spikes).any()
+
+
+def test_an_inserted_spike_is_found_where_its_neighbours_are_steady() -> None:
+    # Intervals of 10, 5 and 2 frames (module doc: 3 and 4 are too short to tell from quantisation,
+    # 20 leaves fewer than two spikes on a side of the event in 61 frames).
+    rates = np.repeat([0.1, 0.2, 0.5], 500)
+    clean = _steady(rates, seed=1)
+    rng = np.random.default_rng(2)
+    noisy = clean.copy()
+    where = rng.integers(20, 41, size=len(rates))  # the middle of the window: two spikes either side
+    inserted = noisy[where, np.arange(len(rates))] == 0
+    noisy[where, np.arange(len(rates))] = 1
+    found = dark_events(noisy)
+    hits = found[where, np.arange(len(rates))] & inserted
+    print(f"inserted {inserted.sum()}, found {hits.sum()} of them, {found.sum() - hits.sum()} other spikes")
+    assert hits.sum() >= 0.9 * inserted.sum()
+    # A spike inserted next to a real one leaves it open which is the extra one: both may count.
+    assert found.sum() - hits.sum() <= 0.25 * inserted.sum()
+
+
+@pytest.mark.parametrize("dark_hz", [10.0, 40.0])
+def test_the_rate_separates_a_clean_sensor_from_dark_current(dark_hz: float) -> None:
+    scene = MovingScene(96, 128, seed=3)
+    light = scene.render(0, 61).numpy()
+    clean = simulate_spikes(light, seed=4)
+    dark = simulate_spikes(light, seed=4, sensor=SensorModel(dark_rate_hz=dark_hz, dark_rate_spread=0.4))
+    rates = dark_event_rate(np.stack([clean, dark]))
+    assert rates[0] < DARK_EVENT_SWITCH < rates[1]
+
+
+def test_rate_checks_its_input() -> None:
+    with pytest.raises(ValueError, match=r"\[B, T, H, W\]"):
+        dark_event_rate(np.zeros((61, 8, 8), np.uint8))
+    assert dark_event_rate(np.zeros((2, 61, 8, 8), np.uint8)).tolist() == [0.0, 0.0]
