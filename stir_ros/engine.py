@@ -32,7 +32,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from stir_ros.core.defaults import ALPHA, BACKENDS, PRECISIONS
+from stir_ros.core.devices import NumpyCPU, resolve_device
+from stir_ros.core.defaults import ALPHA, BACKENDS, DARK_WEIGHTS, PRECISIONS
 from stir_ros.core.errors import CheckpointError, ConfigError, SpikeFormatError, check_choice
 from stir_ros.core.inference_path import SHIPPED_BF16_LOSS_DB, InferencePath, resolve_inference_path
 from stir_ros.core.methods import METHOD_TABLE, METHODS, method_spec, torch_free_methods
@@ -52,6 +53,7 @@ __all__ = [
     "EngineConfig",
     "NumpyCPU",
     "ReconstructionEngine",
+    "add_dark_weights_argument",
     "default_weights_path",
     "resolve_device",
 ]
@@ -60,42 +62,6 @@ __all__ = [
 COMPILE_MODES = ("none", "default", "reduce-overhead", "max-autotune")
 #: Window length of tfp/tfi when ``window_length`` is 0 (the REDS-derived 41-frame setting).
 DEFAULT_WINDOW_LENGTH = METHOD_TABLE["tfp"].default_window_length
-
-
-@dataclass(frozen=True)
-class NumpyCPU:
-    """The device where PyTorch is not installed: the CPU, with what the engine reads of a ``torch.device``."""
-
-    type: str = "cpu"
-    index: int | None = None
-
-    def __str__(self) -> str:
-        return "cpu"
-
-
-def resolve_device(device: str) -> tuple[torch.device | NumpyCPU, str | None]:
-    """Turn ``auto|cpu|cuda|cuda:N`` into a torch device; returns ``(device, warning or None)``.
-
-    A CUDA device that does not exist falls back to the CPU with a warning rather than failing,
-    so that a robot whose GPU is missing still gets (slower) images. Without PyTorch the device is
-    always :class:`NumpyCPU` (a CUDA request gets the warning).
-    """
-    torch = import_torch()
-    if torch is None:
-        if device in ("auto", "cpu"):
-            return NumpyCPU(), None
-        return NumpyCPU(), f"device {device!r} requested but PyTorch is not installed; using the CPU (numpy)"
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu"), None
-    if device == "cpu":
-        return torch.device("cpu"), None
-    if not torch.cuda.is_available():
-        return torch.device("cpu"), f"device {device!r} requested but CUDA is not available; using the CPU"
-    index = int(device.split(":", 1)[1]) if ":" in device else 0
-    if index >= torch.cuda.device_count():
-        msg = f"device {device!r} requested but only {torch.cuda.device_count()} CUDA device(s) exist; using cuda:0"
-        return torch.device("cuda", 0), msg
-    return torch.device("cuda", index), None
 
 
 @dataclass(frozen=True)
@@ -125,6 +91,9 @@ class EngineConfig:
             (:class:`stir_ros.models.streaming.StreamingSTIR`), when :meth:`ReconstructionEngine.reconstruct`
             is given each window's first frame index. Runs the eager network (no ``torch.compile``
             or CUDA graphs for those calls). Same images within 1e-5.
+        dark_weights: ``stir``: the network for windows that hold dark-current spikes
+            (:mod:`stir_ros.models.dark_routing`): ``auto`` (the shipped dark-robust weights when
+            ``weights`` is the shipped default, else none), ``none``, or a checkpoint path.
     """
 
     method: str = "stir"
@@ -138,6 +107,7 @@ class EngineConfig:
     torch_compile: str = "none"
     cuda_graphs: bool = False
     feature_reuse: bool = False
+    dark_weights: str = DARK_WEIGHTS
 
     def __post_init__(self) -> None:
         spec = method_spec(self.method)
@@ -159,12 +129,21 @@ class EngineConfig:
         if not isinstance(self.feature_reuse, bool):
             raise ConfigError(f"feature_reuse must be true or false, got {self.feature_reuse!r}")
         check_choice("backend", self.backend, BACKENDS)
+        if not isinstance(self.dark_weights, str) or not self.dark_weights:
+            raise ConfigError(f"dark_weights must be auto, none or a file path, got {self.dark_weights!r}")
 
     @classmethod
     def from_settings(cls, settings: Any) -> EngineConfig:
         """The engine part of settings that have its fields by name (node, bag reconstruct); ``weights`` "": default."""
         values = {name: getattr(settings, name) for name in ENGINE_FIELDS}
         return cls(**{**values, "weights": values["weights"] or None})
+
+
+def add_dark_weights_argument(parser: Any) -> None:
+    """``--dark-weights`` of the offline commands (the node's ``dark_weights``)."""
+    parser.add_argument("--dark-weights", default=DARK_WEIGHTS, metavar="auto|none|PATH",
+                        help="stir: the network for windows that hold dark-current spikes (the node's dark_weights; "
+                             "default auto: the shipped dark-robust weights with the shipped weights)")
 
 
 #: The settings that make up the engine, by the node parameters' names: a change of one builds a new engine.
@@ -216,6 +195,8 @@ class ReconstructionEngine:
         self._stream: Any = None  # StreamingSTIR over the predictor (feature_reuse)
         self.weights_path: Path | None = None
         self.metadata: Any = None
+        #: STIR: the second network for windows with dark-current spikes (None: off).
+        self.dark: Any = None
 
         requested = config.device
         if requested == "auto":
@@ -247,11 +228,9 @@ class ReconstructionEngine:
                 self._warn("fp16 is not supported on the CPU; using fp32")
                 self.precision = "fp32"
             self._load_model(checkpoint)
-            if self.backend == "openvino":
-                from stir_ros.models.runtime import OpenVinoSTIR  # raises BackendUnavailableError
-
+            if self.backend == "openvino":  # compiled now: raises BackendUnavailableError here
                 assert self.model is not None
-                self._predictor = OpenVinoSTIR(self.model, precision=self.precision)
+                self._predictor = self.prepare(self.model)
         else:
             self.window_length = config.window_length or spec.default_window_length
         #: Whether :meth:`reconstruct` uses the windows' start indices (STIR on torch with feature_reuse).
@@ -260,6 +239,10 @@ class ReconstructionEngine:
             self._warn(f"feature_reuse applies to stir on the torch backend; off for {self.method} on {self.backend}")
         elif self.feature_reuse and (config.torch_compile != "none" or config.cuda_graphs):
             self._warn("feature_reuse runs the eager network: torch_compile and cuda_graphs are not used")
+        if spec.needs_weights:
+            from stir_ros.models.dark_routing import dark_routing
+
+            self.dark = dark_routing(self, self._warn)
 
     # ------------------------------------------------------------------ set-up
 
@@ -310,7 +293,8 @@ class ReconstructionEngine:
     def warmup(self, height: int, width: int) -> None:
         """Run the model once at this size so that the first real output is not slow.
 
-        Lazy initialisation (CUDA context, cuDNN autotuning, allocator growth) happens here.
+        Lazy initialisation (CUDA context, cuDNN autotuning, allocator growth, an OpenVINO compile)
+        happens here, for STIR's dark-robust network too (:attr:`dark`).
         """
         if (height, width) in self._warmed:
             return
@@ -318,7 +302,10 @@ class ReconstructionEngine:
         if self.device.type == "cuda" and self.batch_size > 1:
             sizes.append(self.batch_size)
         for b in sizes:
-            self.reconstruct(np.zeros((b, self.window_length, height, width), np.uint8))
+            zeros = np.zeros((b, self.window_length, height, width), np.uint8)
+            self.reconstruct(zeros)
+            if self.dark is not None:
+                self.dark.warmup(zeros, self.device)
         self._warmed.add((height, width))
 
     # ------------------------------------------------------------------ inference
@@ -388,6 +375,8 @@ class ReconstructionEngine:
                 raw = self.spec.estimate(x, alpha=self.alpha)
             elif self.feature_reuse and starts is not None:
                 raw = self._streaming().reconstruct_stream(x, starts)[:, 0] / self.alpha
+            elif self.dark is not None:
+                raw = self.dark.run(chunk, x, self._stir_predictor())[:, 0] / self.alpha
             else:
                 raw = self._stir_predictor()(x)[:, 0] / self.alpha
             img = torch.nan_to_num(raw.float(), nan=0.0, posinf=1.0).clamp_(0.0, 1.0)
@@ -401,17 +390,26 @@ class ReconstructionEngine:
         bf16 instructions about twice as fast as the plain model (BENCHMARKS.md).
         """
         if self._predictor is None or self._predictor.device.type != self.device.type:
-            from stir_ros.models.inference import prepare_for_inference
-
             assert self.model is not None
-            self._predictor = prepare_for_inference(
-                self.model, device=self.device, precision=self.precision,
-                compile=False if self.config.torch_compile == "none" else self.config.torch_compile,
-                cuda_graphs=self.config.cuda_graphs,
-            )  # fmt: skip
-            for message in self._predictor.warnings:
-                self._warn(message)
+            self._predictor = self.prepare(self.model)
         return self._predictor
+
+    def prepare(self, model: torch.nn.Module) -> Any:
+        """``model`` made ready for this engine's backend, device and precision (its warnings noted)."""
+        if self.backend == "openvino":
+            from stir_ros.models.runtime import OpenVinoSTIR
+
+            return OpenVinoSTIR(model, precision=self.precision)
+        from stir_ros.models.inference import prepare_for_inference
+
+        predictor = prepare_for_inference(
+            model, device=self.device, precision=self.precision,
+            compile=False if self.config.torch_compile == "none" else self.config.torch_compile,
+            cuda_graphs=self.config.cuda_graphs,
+        )  # fmt: skip
+        for message in predictor.warnings:
+            self._warn(message)
+        return predictor
 
     def _streaming(self) -> Any:
         """:class:`StreamingSTIR` over the current predictor (made again when the predictor is)."""
@@ -436,9 +434,12 @@ class ReconstructionEngine:
             raise MemoryError("out of memory on the CPU")
         self._warn("CUDA out of memory at batch size 1; moving the model to the CPU")
         self.device = torch.device("cpu")
-        if self.model is not None:
-            self.model.to(self.device)
-        self._predictor = self._stream = None  # prepared again for the CPU at the next call
+        for model in (self.model, self.dark and self.dark.model):
+            if model is not None:
+                model.to(self.device)
+        self._predictor = self._stream = None
+        if self.dark is not None:
+            self.dark.predictor = None  # prepared again for the CPU at the next call
         if self.precision == "fp16":
             self.precision = "fp32"
         self._warmed.clear()

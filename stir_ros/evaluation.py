@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from stir_ros.core.defaults import ALPHA, BACKENDS, FRAME_RATE_HZ, PRECISIONS
+from stir_ros.core.defaults import ALPHA, BACKENDS, DARK_WEIGHTS, FRAME_RATE_HZ, PRECISIONS
 from stir_ros.core.methods import METHODS, method_spec
 from stir_ros.core.dat import centre_window
 from stir_ros.core.errors import ConfigError
@@ -35,6 +35,7 @@ from stir_ros.core.metrics import psnr, ssim
 from stir_ros.core.paths import check_output_apart, make_output_folder
 from stir_ros.core.text_output import write_json
 from stir_ros.core.sensor_model import FAULT_CONDITIONS, SensorModel, add_faults, parse_sensor
+from stir_ros.engine import add_dark_weights_argument
 
 __all__ = [
     "add_arguments", "run", "find_pairs", "load_gt", "evaluate", "evaluate_faults", "format_fault_table",
@@ -62,6 +63,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-defect-correction", dest="defect_correction", action="store_false",
                         help="do not repair hot/dead pixels (by default they are estimated from each whole clip "
                              "and repaired, as the node does)")
+    add_dark_weights_argument(parser)
     parser.add_argument("--json", metavar="OUT.json", help="write the results here")
     parser.add_argument("--save-images", metavar="DIR", help="write each reconstruction as a PNG")
     parser.add_argument("--faults", action="store_true",
@@ -155,6 +157,7 @@ def evaluate(
     frame_rate_hz: float = FRAME_RATE_HZ,
     defect_correction: bool = True,
     warn: Callable[[str], Any] = lambda message: None,
+    dark_weights: str = DARK_WEIGHTS,
 ) -> dict[str, Any]:
     """Evaluate ``methods`` on every clip of ``data_dir``.
 
@@ -185,6 +188,7 @@ def evaluate(
         cfg = EngineConfig(
             method=method, window_length=window_length, alpha=alpha, device=device, precision=precision,
             max_batch=1, weights=weights if method_spec(method).needs_weights else None, backend=backend,
+            dark_weights=dark_weights,
         )  # fmt: skip
         engine = build_engine(cfg, lambda message, _summary: warn(message))
         clips, seconds = [], 0.0
@@ -224,6 +228,8 @@ def evaluate(
             entry["weights"] = str(engine.weights_path)
             entry["steps"] = int(getattr(engine.metadata, "steps", 0))
             entry["backend"], entry["precision"] = engine.backend, engine.precision
+            entry["dark_weights"] = str(engine.dark.path) if engine.dark else None
+            entry["dark_windows"] = engine.dark.windows if engine.dark else 0
         results["methods"][method] = entry
     return results
 
@@ -343,7 +349,7 @@ def run(args: argparse.Namespace) -> int:
         check_weights_file(args.weights, args.window_length or None)
     options = dict(weights=args.weights, alpha=args.alpha, window_length=args.window_length, device=args.device,
                    precision=args.precision, backend=args.backend, frame_rate_hz=args.frame_rate_hz,
-                   defect_correction=args.defect_correction,
+                   defect_correction=args.defect_correction, dark_weights=args.dark_weights,
                    warn=lambda message: print(f"warning: {message}", file=sys.stderr))  # fmt: skip
     if getattr(args, "sensor", None) and not args.faults:
         raise ConfigError("--sensor is scored with --faults")

@@ -65,6 +65,7 @@ class ReconstructorSettings:
     torch_compile: str = DEFAULTS["torch_compile"]
     cuda_graphs: bool = DEFAULTS["cuda_graphs"]
     feature_reuse: bool = DEFAULTS["feature_reuse"]
+    dark_weights: str = DEFAULTS["dark_weights"]
     window_length: int = DEFAULTS["window_length"]
     stride_frames: int = DEFAULTS["stride_frames"]
     output_rate_hz: float = DEFAULTS["output_rate_hz"]

@@ -40,9 +40,11 @@ def _messages(bag_path: Path, topic: str) -> dict[int, bytes]:
 
 
 def _live_vs_offline(tmp_path: Path, env: dict[str, str], params: list[str], options: ReconstructOptions,
-                     n_frames: int, h: int, w: int, expected_images: int, defects: bool = False) -> None:
+                     n_frames: int, h: int, w: int, expected_images: int, defects: bool = False,
+                     frames: np.ndarray | None = None) -> None:
     ns = f"lvo_{uuid.uuid4().hex[:8]}"
-    frames = (np.random.default_rng(11).random((n_frames, h, w)) < np.random.default_rng(12).random((h, w)) * 0.7)
+    if frames is None:
+        frames = (np.random.default_rng(11).random((n_frames, h, w)) < np.random.default_rng(12).random((h, w)) * 0.7)
     if defects:  # 1 % hot, 2 % dead pixels: the repair is in force after the first 1000 frames
         u = np.random.default_rng(13).random((h, w))
         frames[:, u < 0.01], frames[:, (u >= 0.01) & (u < 0.03)] = 1, 0
@@ -95,6 +97,31 @@ def test_live_node_and_offline_reconstruction_agree_stir(tmp_path: Path, ros_env
          "-p", "rate_policy:=drop_oldest"],  # every window of the grid, as offline
         ReconstructOptions(method="stir", weights=str(weights), device="cpu", stride_frames=20, max_batch=1),
         n_frames=121, h=32, w=48, expected_images=5,
+    )
+
+
+def test_live_and_offline_agree_when_stir_routes_dark_windows(tmp_path: Path, ros_env: dict[str, str]) -> None:
+    """The shipped pair of networks: clean windows to the main one, dark-current windows to the other."""
+    from stir_ros.core.dark_events import DARK_EVENT_SWITCH, dark_event_rate
+    from stir_ros.core.scenes import MovingScene
+    from stir_ros.core.sensor_model import SensorModel
+    from stir_ros.core.simulator import simulate_spikes
+
+    h, w, n = 32, 48, 241
+    light = MovingScene(h, w, seed=7).render(0, n).numpy()
+    clean = simulate_spikes(light, seed=8)
+    dark = simulate_spikes(light, seed=8, sensor=SensorModel(dark_rate_hz=100.0, dark_rate_spread=0.4))
+    frames = np.concatenate([clean[:121], dark[121:]]).astype(np.uint8)
+    grid = np.stack([frames[s : s + 61] for s in range(0, n - 60, 20)])
+    routed = dark_event_rate(grid) > DARK_EVENT_SWITCH
+    assert routed.any() and not routed.all(), "the stream must give both networks windows"
+    _live_vs_offline(
+        tmp_path, dict(ros_env, OMP_NUM_THREADS="1"),
+        ["-p", "method:=stir", "-p", "device:=cpu", "-p", "backend:=torch", "-p", "precision:=fp32",
+         "-p", "max_batch:=1", "-p", "rate_policy:=drop_oldest"],
+        ReconstructOptions(method="stir", device="cpu", backend="torch", precision="fp32", stride_frames=20,
+                           max_batch=1),
+        n_frames=n, h=h, w=w, expected_images=len(grid), frames=frames,
     )
 
 

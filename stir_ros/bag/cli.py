@@ -28,7 +28,7 @@ from stir_ros.core.errors import ConfigError
 from stir_ros.core.imaging import IMAGE_ENCODINGS
 from stir_ros.core.packing import ENCODINGS as PAYLOAD_ENCODINGS
 from stir_ros.core.text_output import printable
-from stir_ros.engine import BACKENDS, COMPILE_MODES, METHODS, PRECISIONS
+from stir_ros.engine import BACKENDS, COMPILE_MODES, METHODS, PRECISIONS, add_dark_weights_argument
 
 __all__ = ["add_arguments", "run"]
 
@@ -81,6 +81,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                    help="overlapping windows (stride < window) reuse the stir features of shared frames "
                         "(the node's feature_reuse; the same images)")
     p.add_argument("--max-batch", type=int, default=4, help="windows per forward pass (default 4)")
+    add_dark_weights_argument(p)
     add_defect_arguments(p)
     _spikes_topic_arg(p, None, f"SpikePacket topic (default: {SPIKES_TOPIC} or the only SpikePacket topic)")
     p.add_argument("--image-topic", default="/image")

@@ -60,7 +60,7 @@ class ReconstructOptions:
 
     Attributes:
         method, window_length, alpha, device, precision, max_batch, weights, backend, torch_compile,
-            cuda_graphs, feature_reuse: The engine's settings (:class:`~stir_ros.engine.EngineConfig`,
+            cuda_graphs, feature_reuse, dark_weights: The engine's settings (:class:`~stir_ros.engine.EngineConfig`,
             by these names; ``weights`` ``None``: the shipped default).
         stride_frames: Frames between consecutive windows (one image per stride).
         output_rate_hz: If > 0, overrides ``stride_frames``: ``round(frame_rate_hz / output_rate_hz)``.
@@ -95,6 +95,7 @@ class ReconstructOptions:
     torch_compile: str = DEFAULTS["torch_compile"]
     cuda_graphs: bool = DEFAULTS["cuda_graphs"]
     feature_reuse: bool = DEFAULTS["feature_reuse"]
+    dark_weights: str = DEFAULTS["dark_weights"]
     defect_correction: str = DEFECT_CORRECTION
     defect_map_url: str = ""
     defect_sample_period_frames: int = DEFECT_SAMPLE_PERIOD_FRAMES

@@ -25,6 +25,7 @@ __all__ = [
     "DEFECT_CORRECTION",
     "DEFECT_SAMPLE_PERIOD_FRAMES",
     "DEFECT_HOT_RATE",
+    "DARK_WEIGHTS",
 ]
 
 #: header.frame_id of spike packets and camera_info: the camera's optical frame (REP-103 naming).
@@ -55,3 +56,6 @@ REPLAY_WAIT_FOR_IMAGE_SUBSCRIBERS = 1
 DEFECT_CORRECTION = "auto"
 DEFECT_SAMPLE_PERIOD_FRAMES = 2000
 DEFECT_HOT_RATE = 0.9
+#: STIR's network for windows with dark-current spikes: ``auto`` (the shipped dark-robust weights
+#: with the shipped weights), ``none``, or a checkpoint path (stir_ros.models.dark_routing).
+DARK_WEIGHTS = "auto"

@@ -35,8 +35,10 @@ AUTO = "auto"
 #: ``auto`` never picks a path that loses more than this on the validation clips (Spike-Zoo base/train).
 MAX_AUTO_LOSS_DB = 0.05
 #: OpenVINO bf16 against f32 with the shipped weights on the validation clips, dB lost (BENCHMARKS.md,
-#: issue 29: ``stir-ros eval <spikezoo>/data/base/train --backend openvino --precision bf16`` vs ``fp32``).
-SHIPPED_BF16_LOSS_DB = 0.028
+#: issue 29: ``stir-ros eval <spikezoo>/data/base/train --backend openvino --precision bf16`` vs ``fp32``):
+#: the larger of the two networks' losses (stir_default.pt 0.037 on clean clips, stir_dark.pt at most 0.030
+#: under each fault condition of ``--faults``).
+SHIPPED_BF16_LOSS_DB = 0.037
 #: /proc/cpuinfo flags of native bf16 arithmetic (AVX512-BF16 on Zen 4 / Cooper Lake, AMX on Sapphire Rapids).
 BF16_FLAGS = ("avx512_bf16", "amx_bf16")
 

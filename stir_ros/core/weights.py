@@ -6,10 +6,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-__all__ = ["default_weights_path"]
+__all__ = ["dark_weights_path", "default_weights_path"]
 
 
-def default_weights_path() -> Path:
+def default_weights_path(name: str = "stir_default.pt") -> Path:
     """Where the shipped STIR checkpoint lives (``stir_ros/weights/stir_default.pt``).
 
     The package may span a source checkout and a colcon install space; the first directory that
@@ -17,8 +17,16 @@ def default_weights_path() -> Path:
     """
     import stir_ros
 
-    candidates = [Path(p) / "weights" / "stir_default.pt" for p in stir_ros.__path__]
+    candidates = [Path(p) / "weights" / name for p in stir_ros.__path__]
     for path in candidates:
         if path.is_file():
             return path
     return candidates[0]
+
+
+def dark_weights_path() -> Path:
+    """Where the shipped dark-robust STIR checkpoint lives (``stir_ros/weights/stir_dark.pt``).
+
+    The engine sends it the windows that hold dark-current spikes (:mod:`stir_ros.core.dark_events`).
+    """
+    return default_weights_path("stir_dark.pt")

@@ -76,6 +76,9 @@ RECONSTRUCTOR_PARAMETERS: tuple[ParamSpec, ...] = (
     ParamSpec("cuda_graphs", False, "Replay STIR from one captured CUDA graph per input shape (CUDA only).", True),
     ParamSpec("feature_reuse", False, "STIR on torch: windows that overlap (stride_frames shorter than the window) "
               "reuse the block features of the frames they share; the same images, eager network.", True),
+    ParamSpec("dark_weights", defaults.DARK_WEIGHTS, "STIR: the network for windows that hold dark-current spikes "
+              "(counted from each window's own spikes): 'auto' (the shipped dark-robust weights when weights is the "
+              "shipped default), 'none', or a checkpoint path (README, 'A real sensor').", True),
     ParamSpec("window_length", 0, "Frames per window; 0: the checkpoint's for stir (41/61), 41 for tfp/tfi.", True),
     ParamSpec("stride_frames", 200, "Frames between consecutive windows (one image per stride).", True),
     ParamSpec("output_rate_hz", 0.0, "If > 0, overrides stride_frames: stride = round(frame_rate_hz / output_rate_hz).", True),

@@ -102,6 +102,9 @@ class ReconstructorStatus:
         }
         values.update(stream.defects.values())
         values["windows_repaired"] = stream.windows_repaired
+        dark = getattr(engine, "dark", None)  # STIR's dark-robust network (stir_ros.models.dark_routing)
+        values["windows_dark_weights"] = dark.windows if dark is not None else 0
+        values["dark_events_per_pixel_frame"] = dark.last_rate if dark is not None else float("nan")
         values.update({f"input_{k}": v for k, v in m.counters().items()})
         values.update({f"bad_packets_{k}": v for k, v in sorted(bad_packets.items())})
         return values
