@@ -78,6 +78,7 @@ class ReconstructorDiagnostics:
                     self.late_callbacks += 1
                     return
                 self._check_worker()
+                self._state_sustainable()  # a warm-up that ended after the last packet (a short stream)
                 self._diagnostics()
         except Exception as err:  # noqa: BLE001 - a timer callback that raises would end the node
             self._error("diagnostics", f"diagnostics failed: {err!r}")

@@ -110,9 +110,8 @@ class ReconstructorInput:
             self._warn(f"bad:{kind}", f"rejected packet seq {header.seq}: {out.error}")
             return
         self._packet_span_s = header.num_frames / header.frame_rate_hz
-        if self._statement_due and self.pacer.seconds_per_window:  # once, like the driver's sustainability line
-            what, self._statement_due, rate = self._statement_due, "", header.frame_rate_hz
-            emit(self.get_logger().info, f"{what}: {self.pacer.statement(self.stream.requested_stride(rate), rate)}")
+        self._frame_rate_hz = header.frame_rate_hz
+        self._state_sustainable()
         if out.status == DROPPED:
             self._warn(out.event or "drop", out.message)
             return
@@ -128,3 +127,13 @@ class ReconstructorInput:
             kind, message = self.worker.drop_cause(period_s, settings.queue_size)
             self._warn(f"windows_dropped_{kind}", message)
 
+    def _state_sustainable(self) -> None:
+        """Once the warm-up has timed a window: log what is sustainable.
+
+        Called when the warm-up ends (the worker thread), at each packet and at the diagnostics timer,
+        whichever first knows both the time per window and the stream's frame rate.
+        """
+        rate = self._frame_rate_hz
+        if self._statement_due and self.pacer.seconds_per_window and rate > 0:  # once, like the driver's line
+            what, self._statement_due = self._statement_due, ""
+            emit(self.get_logger().info, f"{what}: {self.pacer.statement(self.stream.requested_stride(rate), rate)}")

@@ -109,7 +109,8 @@ class ReconstructorWork(ReconstructorInput, ReconstructorParameters, Reconstruct
         self._last_warning = ""  # before the engine: its start-up warnings (no CUDA) must show
         engine = self._make_engine(settings)
         self.pacer = RatePacer(settings.applied_rate_policy)  # measured time per window -> stride (rate_policy)
-        self._statement_due = ""  # what the sustainability statement is about; logged at the next packet
+        self._statement_due = ""  # what the sustainability statement is about; logged at the next packet or timer
+        self._frame_rate_hz = 0.0  # the latest packet's
         if settings.warmup_height and settings.warmup_width:
             self._warmup(engine, settings.warmup_height, settings.warmup_width)
         self.settings, self.engine = settings, engine

@@ -74,6 +74,7 @@ class ReconstructorParameters:
         warm_up(engine, height, width, self._throughput_noted, self.pacer.observe)
         if first and method_spec(engine.method).needs_weights:
             self._statement_due = f"{engine.method} at {height}x{width}"
+            self._state_sustainable()  # now, if packets have told the frame rate (else at the next packet)
 
     def _engine_warning(self, message: str, summary: str | None = None) -> None:
         """Log an engine's warning; ``summary`` (default: the message) is the last_warning of /diagnostics."""
