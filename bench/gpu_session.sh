@@ -10,7 +10,8 @@
 # It runs, each with its own time limit so that one hang cannot eat the lease:
 #   the CUDA tests of the inference path (fp16/bf16 equality, CUDA graphs), bench_stir.py on the
 #   GPU (latency, throughput, 1000x1000, fp16/bf16 accuracy against the authors' eager STIR in the
-#   same process), bench_bag.py --device cuda (offline reconstruction vs the bare model).
+#   same process), bench_bag.py --device cuda (offline reconstruction vs the bare model),
+#   bench_dark_routing.py --device cuda (what counting dark events on the CPU costs a GPU window).
 # Record what comes back in BENCHMARKS.md ("GPU") with the device name the scripts print.
 set -u
 
@@ -59,3 +60,4 @@ step() {  # step NAME SECONDS COMMAND...
 step pytest_cuda 120 python3 -m pytest -q -p no:cacheprovider test/test_inference.py -m cuda
 step bench_stir 240 python3 bench/bench_stir.py --device cuda --json "$OUT/stir_gpu.json"
 step bench_bag 120 python3 bench/bench_bag.py --device cuda
+step bench_dark_routing 90 python3 bench/bench_dark_routing.py --device cuda --repeat 20
