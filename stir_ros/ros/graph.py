@@ -81,6 +81,8 @@ DEFAULT_TOPICS = {
 LAUNCH_ARGUMENTS: dict[str, tuple[tuple[str, ...], str | None, str]] = {
     "method": ((RECONSTRUCTOR_NAME,), "method", "stir | tfp | tfi"),
     "weights": ((RECONSTRUCTOR_NAME,), "weights", "STIR checkpoint (empty: shipped default)"),
+    "dark_weights": ((RECONSTRUCTOR_NAME,), "dark_weights",
+                     "STIR network for windows with dark-current spikes: auto | none | PATH"),
     "device": ((RECONSTRUCTOR_NAME,), "device", "auto | cpu | cuda | cuda:N"),
     "precision": ((RECONSTRUCTOR_NAME,), "precision", "fp32 | fp16 | bf16"),
     "backend": ((RECONSTRUCTOR_NAME,), "backend", "torch | openvino"),
@@ -117,7 +119,7 @@ LAUNCH_ARGUMENTS: dict[str, tuple[tuple[str, ...], str | None, str]] = {
 
 
 _MODEL_ARGUMENTS = (
-    "method", "weights", "device", "precision", "backend", "window_length", "stride_frames", "output_rate_hz",
+    "method", "weights", "dark_weights", "device", "precision", "backend", "window_length", "stride_frames", "output_rate_hz",
     "max_batch", "alpha", "output_encoding", "lazy", "frame_id", "use_sim_time", "spikes_topic", "image_topic",
     "camera_info_topic", "namespace", "lifecycle",
 )
