@@ -91,5 +91,7 @@ def dark_event_rate(windows: np.ndarray) -> np.ndarray:
         return np.zeros(w.shape[0])
     b, frames = sub.shape[:2]
     pixels = sub[0, 0].size
-    counts = [len(_flagged(np.ascontiguousarray(sub[i].reshape(frames, pixels).T))[0]) for i in range(b)]
+    # Pixel-major in one copy (the strided view's reshape would copy once more before the transpose).
+    counts = [len(_flagged(np.ascontiguousarray(np.moveaxis(sub[i], 0, -1)).reshape(pixels, frames))[0])
+              for i in range(b)]
     return np.asarray(counts, np.float64) / (frames * pixels)

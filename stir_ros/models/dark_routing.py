@@ -57,10 +57,14 @@ class DarkRouting:
     def warmup(self, windows: np.ndarray, device: Any) -> None:
         """Prepare the network and run it once on ``windows`` (the engine's warm-up: compile, allocation)."""
         x = torch.as_tensor(windows).to(device)
+        with torch.inference_mode():
+            self._ready(x)(x)
+
+    def _ready(self, x: torch.Tensor) -> Any:
+        """The prepared network for ``x``'s device (prepared again after the engine moved device)."""
         if self.predictor is None or self.predictor.device.type != x.device.type:
             self.predictor = self._prepare(self.model)
-        with torch.inference_mode():
-            self.predictor(x)
+        return self.predictor
 
     def run(self, windows: Any, x: torch.Tensor, main: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
         """The raw output ``[B, 1, H, W]`` of ``x`` (``windows`` on the device), each window by its network."""
@@ -70,13 +74,12 @@ class DarkRouting:
         dark = rates > DARK_EVENT_SWITCH
         if not dark.any():
             return main(x)
-        if self.predictor is None or self.predictor.device.type != x.device.type:
-            self.predictor = self._prepare(self.model)
+        robust = self._ready(x)
         self.windows += int(dark.sum())
         if dark.all():
-            return self.predictor(x)
+            return robust(x)
         pick = torch.from_numpy(dark).to(x.device)
-        clean, noisy = main(x[~pick]), self.predictor(x[pick])
+        clean, noisy = main(x[~pick]), robust(x[pick])
         out = torch.empty((x.shape[0], *clean.shape[1:]), dtype=clean.dtype, device=clean.device)
         out[~pick] = clean
         out[pick] = noisy.to(clean.dtype)
