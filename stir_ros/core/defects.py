@@ -7,7 +7,11 @@
   at intensity 1 gives ``alpha``, about 0.6 spikes per frame), or ``hot_margin`` spikes per frame
   above the second-highest of its 8 neighbours (a thin bright line has two bright neighbours, an
   isolated hot pixel none). **Dead**: at most ``1/dead_ratio`` of the second-lowest of its 8
-  neighbours, while that neighbour fired at least ``dead_min_count`` times.
+  neighbours, while that neighbour fired at least ``dead_min_count`` times; or, for a clump of two
+  or three dead pixels side by side (whose second-lowest neighbour is dead too), the same against
+  the second-lowest of the 16 pixels two away, which a thin dark line (two of them dark) fails.
+  Neighbours off the frame do not count. Before the clump rule, a pixel with two dead neighbours
+  was missed, and each one missed cost up to 1.4 dB on a clean validation clip.
 - :class:`DefectTracker` samples the stream on the sensor clock (the frames ``f`` with
   ``f % sample_period_frames < SAMPLE_FRAMES``, whatever the packets), counts their spikes
   straight from the bit-packed payload and re-estimates the map every ``update_frames``
@@ -47,14 +51,43 @@ DARK_RATE_WARN_HZ = 20.0
 DARK_PERCENTILE = 0.1
 
 
-def neighbour_ranks(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Second-lowest and second-highest of the 8 neighbours of every pixel (edges mirrored)."""
+#: The offsets of the 8 neighbours (ring 1) and of the 16 pixels two away (ring 2).
+_RINGS = {r: tuple((dy, dx) for dy in range(-r, r + 1) for dx in range(-r, r + 1) if max(abs(dy), abs(dx)) == r)
+          for r in (1, 2)}  # fmt: skip
+_OFFSETS = _RINGS[1]
+
+
+def neighbour_ranks(
+    values: np.ndarray, missing: np.ndarray | None = None, at: tuple[np.ndarray, np.ndarray] | None = None,
+    ring: int = 1,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Second-lowest and second-highest of the 8 neighbours of every pixel (or of the pixels ``at``).
+
+    ``ring`` 2: of the 16 pixels two away instead.
+
+    Neighbours off the frame and those ``missing`` (bool ``[H, W]``) do not count: a pixel with
+    fewer than two that count gets ``inf`` (lowest) and ``-inf`` (highest), which no rule flags.
+    ``at``: ``(ys, xs)`` of the pixels wanted (results ``[n]``); all pixels by default (``[H, W]``).
+    """
     h, w = values.shape
-    p = np.pad(values, 1, mode="reflect" if min(h, w) > 1 else "edge")
-    stack = np.stack([p[1 + dy : 1 + dy + h, 1 + dx : 1 + dx + w]
-                      for dy in (-1, 0, 1) for dx in (-1, 0, 1) if (dy, dx) != (0, 0)])  # fmt: skip
-    stack.sort(axis=0)
-    return stack[1], stack[-2]
+    offsets = _RINGS[ring]
+    values = np.asarray(values, np.float32)  # exact for counts below 2**24
+    low_src = values if missing is None else np.where(missing, np.float32(np.inf), values)
+    high_src = values if missing is None else np.where(missing, np.float32(-np.inf), values)
+    if at is None:  # the whole frame: shifted views of the padded frame
+        lo, hi = np.pad(low_src, ring, constant_values=np.inf), np.pad(high_src, ring, constant_values=-np.inf)
+        lows = np.stack([lo[ring + dy : ring + dy + h, ring + dx : ring + dx + w] for dy, dx in offsets])
+        highs = np.stack([hi[ring + dy : ring + dy + h, ring + dx : ring + dx + w] for dy, dx in offsets])
+    else:  # a few pixels: gathers
+        ys, xs = at
+        lows = np.empty((len(offsets), len(ys)), np.float32)
+        highs = np.empty_like(lows)
+        for k, (dy, dx) in enumerate(offsets):
+            y, x = ys + dy, xs + dx
+            ok = (y >= 0) & (y < h) & (x >= 0) & (x < w)
+            y, x = np.where(ok, y, 0), np.where(ok, x, 0)
+            lows[k], highs[k] = np.where(ok, low_src[y, x], np.inf), np.where(ok, high_src[y, x], -np.inf)
+    return np.partition(lows, 1, axis=0)[1], np.partition(highs, -2, axis=0)[-2]
 
 
 @dataclass(frozen=True, eq=False)
@@ -119,9 +152,16 @@ def estimate_defects(
         raise ConfigError(f"a defect map needs counted frames, got {frames}")
     counts = np.asarray(counts, np.float64)
     rate = counts / frames
-    low2, high2 = neighbour_ranks(counts)
-    hot = (rate >= hot_rate) | (rate - high2 / frames >= hot_margin)
-    dead = (counts * dead_ratio <= low2) & (low2 >= dead_min_count) & ~hot
+    hot = rate >= hot_rate
+    low2, high2 = neighbour_ranks(counts, hot)
+    hot |= (counts - high2 >= hot_margin * frames) & np.isfinite(high2)
+    dead = (counts * dead_ratio <= low2) & (low2 >= dead_min_count) & np.isfinite(low2) & ~hot
+    # A clump: dark, with a bright neighbour, but with two or three dark ones (two or three dead pixels
+    # side by side); its pixels two away are bright, where a thin dark line's are not.
+    ys, xs = np.nonzero((counts * dead_ratio <= high2) & ~(hot | dead))
+    at = (ys, xs)
+    far2, _ = neighbour_ranks(counts, None, at, ring=2)
+    dead[at] |= (counts[at] * dead_ratio <= far2) & (far2 >= dead_min_count) & np.isfinite(far2)
     good = rate[~(hot | dead)]
     dark_hz = float("nan")
     if frame_rate_hz > 0 and good.size:
