@@ -16,6 +16,7 @@ from stir_ros.bag.convert import dat_to_bag
 from stir_ros.bag.reader import BagReader
 from stir_ros.bag.types import CLOCK, SPIKE_PACKET, type_hash
 from stir_ros.core.dat import write_dat
+from stir_ros.core.errors import ConfigError
 
 pytestmark = pytest.mark.ros
 pytest.importorskip("rclpy")
@@ -133,7 +134,7 @@ def test_play_refuses_a_topic_to_wait_for_that_is_not_absolute_topic_and_count(t
 
 
 def test_play_and_record_clean_up_when_rclpy_refuses_their_ros_arguments(tmp_path: Path) -> None:
-    """rclpy.init fails (a malformed ``--ros-args``): the error goes up, and the tools clean up.
+    """rclpy.init fails (a malformed ``--ros-args``): a ConfigError goes up, and the tools clean up.
 
     Each restores SIGINT/SIGTERM; record also ends its writer thread and closes its bag (metadata written).
     """
@@ -144,12 +145,12 @@ def test_play_and_record_clean_up_when_rclpy_refuses_their_ros_arguments(tmp_pat
 
     handlers = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
     bad = ["--ros-args", "-p"]  # a -p without its name:=value
-    with pytest.raises(RuntimeError, match="-p"):
+    with pytest.raises(ConfigError, match="trailing -p flag"):
         record(tmp_path / "rec", ["/spikes"], ros_args=bad, duration=1.0)
     assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == handlers
     assert "bag-writer" not in {t.name for t in threading.enumerate()}
     with BagReader(tmp_path / "rec") as bag:
         assert bag.topics == {}
-    with pytest.raises(RuntimeError, match="-p"):
+    with pytest.raises(ConfigError, match="trailing -p flag"):
         play(_make_bag(tmp_path, "sqlite3", n_frames=100), ros_args=bad)
     assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == handlers

@@ -34,7 +34,7 @@ from stir_ros.bag.reader import BagReader
 from stir_ros.runtime.signals import install_stop_handlers
 from stir_ros.bag.types import CLOCK, SPIKE_PACKET
 from stir_ros.core.defaults import WAIT_FOR_SUBSCRIBERS_TIMEOUT_S
-from stir_ros.core.errors import BagError, ConfigError
+from stir_ros.core.errors import BagError, ConfigError, ros_arguments_checked
 from stir_ros.core.text_output import printable
 
 __all__ = ["PlayResult", "play", "message_class", "progress_log", "ros_init_args", "ros_node"]
@@ -223,7 +223,8 @@ def ros_node(name: str, ros_args: Sequence[str]) -> Iterator[Any]:
     import rclpy
     from rclpy.signals import SignalHandlerOptions
 
-    rclpy.init(args=ros_init_args(ros_args), signal_handler_options=SignalHandlerOptions.NO)
+    with ros_arguments_checked():
+        rclpy.init(args=ros_init_args(ros_args), signal_handler_options=SignalHandlerOptions.NO)
     node = None
     try:
         node = rclpy.create_node(name)
