@@ -154,3 +154,27 @@ def test_play_and_record_clean_up_when_rclpy_refuses_their_ros_arguments(tmp_pat
     with pytest.raises(ConfigError, match="trailing -p flag"):
         play(_make_bag(tmp_path, "sqlite3", n_frames=100), ros_args=bad)
     assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == handlers
+
+
+def test_play_and_record_restore_the_signal_handlers_when_the_bag_cannot_be_used(tmp_path: Path) -> None:
+    """A missing or corrupt bag, a topic it lacks, an output that exists: SIGINT/SIGTERM as before.
+
+    Left installed, the tools' handlers would only set a stop event nobody waits for any more, and
+    Ctrl-C would no longer interrupt the caller.
+    """
+    from stir_ros.bag.play import play
+    from stir_ros.bag.record import record
+    from stir_ros.core.errors import BagError
+
+    handlers = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
+    (tmp_path / "corrupt.mcap").write_bytes(b"not an mcap file")
+    bag = _make_bag(tmp_path, "sqlite3", n_frames=100)
+    for path, topics, needle in [(tmp_path / "missing", None, "does not exist"),
+                                 (tmp_path / "corrupt.mcap", None, "corrupt.mcap"),
+                                 (bag, ["/image"], "has no topic /image")]:  # fmt: skip
+        with pytest.raises(BagError, match=needle):
+            play(path, topics=topics)
+        assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == handlers, path
+    with pytest.raises(BagError, match="exists already"):
+        record(bag, ["/spikes"], duration=1.0)
+    assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == handlers

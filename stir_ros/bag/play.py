@@ -152,7 +152,6 @@ def play(
     say = log or progress_log("play")
     stop = stop or threading.Event()
     result = PlayResult()
-    restore = install_stop_handlers(stop, result)
 
     with BagReader(bag_path, on_problem=result.problems.append) as bag:
         for p in bag.problems:
@@ -172,6 +171,7 @@ def play(
             raise BagError(f"none of the topics of bag '{bag_path}' can be played here")
         t_first = bag.start_time + round(start_offset * 1e9)
 
+        restore = install_stop_handlers(stop, result)  # only now: every way out from here restores them
         try:
             with ros_node("stir_ros_bag_player", ros_args) as node:
                 pubs = {t: node.create_publisher(cls, t, _qos_from_bag(bag.topics[t].offered_qos_profiles, qos_depth))

@@ -128,7 +128,6 @@ def record(
     say = log or progress_log("record")
     stop = stop or threading.Event()
     result = RecordResult()
-    restore = install_stop_handlers(stop, result)
     wanted = set(topics)
     inbox: queue.Queue[Any] = queue.Queue(maxsize=queue_size)
     writer_error: list[BaseException] = []
@@ -163,6 +162,7 @@ def record(
     writer.start()
     received = 0
     t0 = time.monotonic()
+    restore = install_stop_handlers(stop, result)  # only now: every way out from here restores them
     try:
         with ros_node("stir_ros_bag_recorder", ros_args) as node:
             executor = SingleThreadedExecutor()
