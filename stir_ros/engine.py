@@ -315,7 +315,8 @@ class ReconstructionEngine:
 
         Args:
             windows: ``[B, T, H, W]`` (or one window ``[T, H, W]``) of 0/1 spikes, uint8, bool or
-                float, numpy or torch; T must be :attr:`window_length`.
+                float, numpy (any view: flipped, strided, either byte order) or torch; T must be
+                :attr:`window_length`.
             starts: Each window's first frame index in its stream. With :attr:`feature_reuse`,
                 the features of blocks shared with earlier windows are reused; ignored otherwise.
 
@@ -368,6 +369,8 @@ class ReconstructionEngine:
     def _run_torch(self, chunk: np.ndarray | torch.Tensor, starts: Sequence[int] | None = None) -> np.ndarray:
         import torch
 
+        if isinstance(chunk, np.ndarray) and (min(chunk.strides, default=0) < 0 or not chunk.dtype.isnative):
+            chunk = np.ascontiguousarray(chunk, chunk.dtype.newbyteorder("="))  # torch shares neither (e.g. [..., ::-1])
         x = torch.as_tensor(chunk)
         x = x.to(self.device, non_blocking=True)
         with torch.inference_mode():

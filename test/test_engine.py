@@ -70,6 +70,46 @@ def test_classical_torch_path_equals_numpy_path():
     np.testing.assert_allclose(torch_engine._run_torch(win), numpy_engine.reconstruct(win), atol=1e-6)
 
 
+def _views(win: np.ndarray) -> dict[str, np.ndarray]:
+    """Odd but valid layouts of spike windows, each with its plain C-contiguous uint8 twin."""
+    wide = np.concatenate([win, win], axis=3)
+    return {
+        "flipped columns": win[:, :, :, ::-1],
+        "np.flip of time": np.flip(win, axis=1),
+        "every other column": wide[:, :, :, ::2],
+        "Fortran order": np.asfortranarray(win),
+        "bool": win.astype(bool),
+        "big-endian float": win.astype(">f4"),
+        "flipped bool one window": win[0, ::-1].astype(bool),
+    }
+
+
+@pytest.mark.parametrize(
+    "config",
+    [
+        {"method": "tfp"},
+        {"method": "tfi"},
+        {"method": "tfp", "torch_path": True},  # the path tfp/tfi take on CUDA, run here on the CPU
+        {"method": "stir", "device": "cpu", "max_batch": 2},  # the shipped weights, dark routing included
+    ],
+    ids=lambda c: "-".join(f"{k}={v}" for k, v in c.items()),
+)
+def test_non_contiguous_windows_give_the_images_of_the_contiguous_array(config):
+    """Negative strides, strided views, Fortran order, bool, a foreign byte order: taken, same images."""
+    config = dict(config)
+    torch_path = config.pop("torch_path", False)
+    engine = ReconstructionEngine(EngineConfig(**config))
+    # On the CPU reconstruct() takes tfp/tfi's numpy path; the torch path is called as in the test above.
+    run = (lambda w: engine._run_torch(w if w.ndim == 4 else w[None])) if torch_path else engine.reconstruct
+    win = _windows(3, engine.window_length, seed=4)
+    for name, view in _views(win).items():
+        plain = np.ascontiguousarray(view, view.dtype.newbyteorder("=")).astype(np.uint8)
+        assert plain.flags.c_contiguous and not np.shares_memory(plain, view)
+        expected = run(plain)
+        np.testing.assert_array_equal(run(view), expected, err_msg=name)
+        assert expected.shape == (3 if view.ndim == 4 else 1, H, view.shape[-1]), name
+
+
 def test_wrong_window_length_is_refused():
     engine = ReconstructionEngine(EngineConfig(method="tfp", window_length=21))
     with pytest.raises(SpikeFormatError, match="expects 21"):
