@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from stir_ros.core.classical import check_spike_values
 from stir_ros.core.devices import NumpyCPU, resolve_device
 from stir_ros.core.defaults import ALPHA, BACKENDS, DARK_WEIGHTS, PRECISIONS
 from stir_ros.core.errors import CheckpointError, ConfigError, SpikeFormatError, check_choice
@@ -324,8 +325,10 @@ class ReconstructionEngine:
             float32 numpy ``[B, H, W]`` scene intensity in [0, 1].
 
         Raises:
-            SpikeFormatError: For a wrong shape.
+            SpikeFormatError: For a wrong shape, no pixels, or values that cannot be spikes (not
+                numbers, NaN, infinite).
         """
+        check_spike_values(windows)
         if windows.ndim == 3:
             windows = windows[None]
             starts = None if starts is None else list(starts)[:1]

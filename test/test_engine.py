@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 
 import numpy as np
 import pytest
@@ -116,6 +117,29 @@ def test_wrong_window_length_is_refused():
         engine.reconstruct(_windows(1, 41))
     with pytest.raises(SpikeFormatError):
         engine.reconstruct(np.zeros((2, 2), np.uint8))
+
+
+@pytest.mark.parametrize("method", ["tfp", "stir"])
+def test_what_cannot_be_spikes_is_refused_with_the_reason(method):
+    engine = ReconstructionEngine(EngineConfig(method=method, device="cpu"))  # stir: the shipped weights
+    t = engine.window_length
+    win = _windows(2, t).astype(np.float32)
+    nan, inf = win.copy(), win.copy()
+    nan[1, 20, 3, 4], inf[0, 0, 0, 0] = np.nan, np.inf
+    for bad, needle in [
+        (nan, "NaN or infinite"),
+        (inf[0], "NaN or infinite"),
+        (torch.from_numpy(nan), "NaN or infinite"),
+        (win.astype(np.complex64), "got dtype complex64"),
+        (torch.from_numpy(win.astype(np.complex64)), "got dtype torch.complex64"),
+        (win.astype(object), "got dtype object"),
+        (win.astype(str), "got dtype <U32"),
+        (np.zeros((1, t, 0, 8), np.uint8), "non-empty H and W"),
+        (win.tolist(), "numpy array or a torch tensor, got list"),
+        (win[0, 0], "must be [B, T, H, W]"),
+    ]:
+        with pytest.raises(SpikeFormatError, match=re.escape(needle)):
+            engine.reconstruct(bad)
 
 
 def test_missing_weights_fail_clearly(tmp_path, monkeypatch):
