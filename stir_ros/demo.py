@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from stir_ros.core.methods import METHODS
-from stir_ros.core.errors import ConfigError
+from stir_ros.core.errors import ConfigError, ros_arguments_checked
 from stir_ros.core.paths import check_output_apart, make_output_folder
 
 __all__ = ["add_arguments", "run", "demo_stream", "choose_method"]
@@ -135,7 +135,8 @@ def run(args: argparse.Namespace) -> int:
     print(f"stir-ros demo: {dat} at {args.frame_rate_hz:g} Hz -> {method} -> {out}/", flush=True)
 
     ros_args = list(getattr(args, "ros_args", None) or [])
-    rclpy.init(args=["stir-ros", *ros_args])
+    with ros_arguments_checked():
+        rclpy.init(args=["stir-ros", *ros_args])
     runner = GraphRunner(graph, ros_args)
     try:
         node = rclpy.create_node("stir_ros_demo")

@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from stir_ros.core.classical import check_spike_values
 from stir_ros.core.devices import NumpyCPU, resolve_device
 from stir_ros.core.defaults import ALPHA, BACKENDS, DARK_WEIGHTS, PRECISIONS
 from stir_ros.core.errors import CheckpointError, ConfigError, SpikeFormatError, check_choice
@@ -315,7 +316,8 @@ class ReconstructionEngine:
 
         Args:
             windows: ``[B, T, H, W]`` (or one window ``[T, H, W]``) of 0/1 spikes, uint8, bool or
-                float, numpy or torch; T must be :attr:`window_length`.
+                float, numpy (any view: flipped, strided, either byte order) or torch; T must be
+                :attr:`window_length`.
             starts: Each window's first frame index in its stream. With :attr:`feature_reuse`,
                 the features of blocks shared with earlier windows are reused; ignored otherwise.
 
@@ -323,8 +325,10 @@ class ReconstructionEngine:
             float32 numpy ``[B, H, W]`` scene intensity in [0, 1].
 
         Raises:
-            SpikeFormatError: For a wrong shape.
+            SpikeFormatError: For a wrong shape, no pixels, or values that cannot be spikes (not
+                numbers, NaN, infinite).
         """
+        check_spike_values(windows)
         if windows.ndim == 3:
             windows = windows[None]
             starts = None if starts is None else list(starts)[:1]
@@ -368,6 +372,8 @@ class ReconstructionEngine:
     def _run_torch(self, chunk: np.ndarray | torch.Tensor, starts: Sequence[int] | None = None) -> np.ndarray:
         import torch
 
+        if isinstance(chunk, np.ndarray) and (min(chunk.strides, default=0) < 0 or not chunk.dtype.isnative):
+            chunk = np.ascontiguousarray(chunk, chunk.dtype.newbyteorder("="))  # torch shares neither (e.g. [..., ::-1])
         x = torch.as_tensor(chunk)
         x = x.to(self.device, non_blocking=True)
         with torch.inference_mode():

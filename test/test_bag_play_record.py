@@ -16,6 +16,7 @@ from stir_ros.bag.convert import dat_to_bag
 from stir_ros.bag.reader import BagReader
 from stir_ros.bag.types import CLOCK, SPIKE_PACKET, type_hash
 from stir_ros.core.dat import write_dat
+from stir_ros.core.errors import ConfigError
 
 pytestmark = pytest.mark.ros
 pytest.importorskip("rclpy")
@@ -133,9 +134,10 @@ def test_play_refuses_a_topic_to_wait_for_that_is_not_absolute_topic_and_count(t
 
 
 def test_play_and_record_clean_up_when_rclpy_refuses_their_ros_arguments(tmp_path: Path) -> None:
-    """rclpy.init fails (a malformed ``--ros-args``): the error goes up, and the tools clean up.
+    """rclpy.init fails (a malformed ``--ros-args``): a ConfigError goes up, and the tools clean up.
 
-    Each restores SIGINT/SIGTERM; record also ends its writer thread and closes its bag (metadata written).
+    Each restores SIGINT/SIGTERM; record also ends its writer thread and leaves no bag behind, so
+    that the same command with the arguments put right records to the same path.
     """
     import threading
 
@@ -144,12 +146,35 @@ def test_play_and_record_clean_up_when_rclpy_refuses_their_ros_arguments(tmp_pat
 
     handlers = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
     bad = ["--ros-args", "-p"]  # a -p without its name:=value
-    with pytest.raises(RuntimeError, match="-p"):
+    with pytest.raises(ConfigError, match="trailing -p flag"):
         record(tmp_path / "rec", ["/spikes"], ros_args=bad, duration=1.0)
     assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == handlers
     assert "bag-writer" not in {t.name for t in threading.enumerate()}
-    with BagReader(tmp_path / "rec") as bag:
-        assert bag.topics == {}
-    with pytest.raises(RuntimeError, match="-p"):
+    assert not (tmp_path / "rec").exists()
+    with pytest.raises(ConfigError, match="trailing -p flag"):
         play(_make_bag(tmp_path, "sqlite3", n_frames=100), ros_args=bad)
+    assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == handlers
+
+
+def test_play_and_record_restore_the_signal_handlers_when_the_bag_cannot_be_used(tmp_path: Path) -> None:
+    """A missing or corrupt bag, a topic it lacks, an output that exists: SIGINT/SIGTERM as before.
+
+    Left installed, the tools' handlers would only set a stop event nobody waits for any more, and
+    Ctrl-C would no longer interrupt the caller.
+    """
+    from stir_ros.bag.play import play
+    from stir_ros.bag.record import record
+    from stir_ros.core.errors import BagError
+
+    handlers = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
+    (tmp_path / "corrupt.mcap").write_bytes(b"not an mcap file")
+    bag = _make_bag(tmp_path, "sqlite3", n_frames=100)
+    for path, topics, needle in [(tmp_path / "missing", None, "does not exist"),
+                                 (tmp_path / "corrupt.mcap", None, "corrupt.mcap"),
+                                 (bag, ["/image"], "has no topic /image")]:  # fmt: skip
+        with pytest.raises(BagError, match=needle):
+            play(path, topics=topics)
+        assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == handlers, path
+    with pytest.raises(BagError, match="exists already"):
+        record(bag, ["/spikes"], duration=1.0)
     assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == handlers

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 
 import numpy as np
 import pytest
@@ -70,12 +71,75 @@ def test_classical_torch_path_equals_numpy_path():
     np.testing.assert_allclose(torch_engine._run_torch(win), numpy_engine.reconstruct(win), atol=1e-6)
 
 
+def _views(win: np.ndarray) -> dict[str, np.ndarray]:
+    """Odd but valid layouts of spike windows, each with its plain C-contiguous uint8 twin."""
+    wide = np.concatenate([win, win], axis=3)
+    return {
+        "flipped columns": win[:, :, :, ::-1],
+        "np.flip of time": np.flip(win, axis=1),
+        "every other column": wide[:, :, :, ::2],
+        "Fortran order": np.asfortranarray(win),
+        "bool": win.astype(bool),
+        "big-endian float": win.astype(">f4"),
+        "flipped bool one window": win[0, ::-1].astype(bool),
+    }
+
+
+@pytest.mark.parametrize(
+    "config",
+    [
+        {"method": "tfp"},
+        {"method": "tfi"},
+        {"method": "tfp", "torch_path": True},  # the path tfp/tfi take on CUDA, run here on the CPU
+        {"method": "stir", "device": "cpu", "max_batch": 2},  # the shipped weights, dark routing included
+    ],
+    ids=lambda c: "-".join(f"{k}={v}" for k, v in c.items()),
+)
+def test_non_contiguous_windows_give_the_images_of_the_contiguous_array(config):
+    """Negative strides, strided views, Fortran order, bool, a foreign byte order: taken, same images."""
+    config = dict(config)
+    torch_path = config.pop("torch_path", False)
+    engine = ReconstructionEngine(EngineConfig(**config))
+    # On the CPU reconstruct() takes tfp/tfi's numpy path; the torch path is called as in the test above.
+    run = (lambda w: engine._run_torch(w if w.ndim == 4 else w[None])) if torch_path else engine.reconstruct
+    win = _windows(3, engine.window_length, seed=4)
+    for name, view in _views(win).items():
+        plain = np.ascontiguousarray(view, view.dtype.newbyteorder("=")).astype(np.uint8)
+        assert plain.flags.c_contiguous and not np.shares_memory(plain, view)
+        expected = run(plain)
+        np.testing.assert_array_equal(run(view), expected, err_msg=name)
+        assert expected.shape == (3 if view.ndim == 4 else 1, H, view.shape[-1]), name
+
+
 def test_wrong_window_length_is_refused():
     engine = ReconstructionEngine(EngineConfig(method="tfp", window_length=21))
     with pytest.raises(SpikeFormatError, match="expects 21"):
         engine.reconstruct(_windows(1, 41))
     with pytest.raises(SpikeFormatError):
         engine.reconstruct(np.zeros((2, 2), np.uint8))
+
+
+@pytest.mark.parametrize("method", ["tfp", "stir"])
+def test_what_cannot_be_spikes_is_refused_with_the_reason(method):
+    engine = ReconstructionEngine(EngineConfig(method=method, device="cpu"))  # stir: the shipped weights
+    t = engine.window_length
+    win = _windows(2, t).astype(np.float32)
+    nan, inf = win.copy(), win.copy()
+    nan[1, 20, 3, 4], inf[0, 0, 0, 0] = np.nan, np.inf
+    for bad, needle in [
+        (nan, "NaN or infinite"),
+        (inf[0], "NaN or infinite"),
+        (torch.from_numpy(nan), "NaN or infinite"),
+        (win.astype(np.complex64), "got dtype complex64"),
+        (torch.from_numpy(win.astype(np.complex64)), "got dtype torch.complex64"),
+        (win.astype(object), "got dtype object"),
+        (win.astype(str), "got dtype <U32"),
+        (np.zeros((1, t, 0, 8), np.uint8), "non-empty H and W"),
+        (win.tolist(), "numpy array or a torch tensor, got list"),
+        (win[0, 0], "must be [B, T, H, W]"),
+    ]:
+        with pytest.raises(SpikeFormatError, match=re.escape(needle)):
+            engine.reconstruct(bad)
 
 
 def test_missing_weights_fail_clearly(tmp_path, monkeypatch):

@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import sys
 import time
 import uuid
 
@@ -249,6 +250,42 @@ def test_invalid_parameters_at_start_exit_with_the_reason(ros_env):
         assert p.returncode == 1, (exe, name, value, out)
         assert "cannot start: " in out and needle in out, (exe, name, value, out)
         assert "Traceback" not in out, out
+
+
+def test_malformed_ros_arguments_exit_with_one_line_not_a_traceback(ros_env, tmp_path):
+    """rclpy.init refuses the command line: every entry point says why in one line and exits 1."""
+    from stir_ros.bag.convert import dat_to_bag
+
+    write_dat(tmp_path / "a.dat", np.zeros((40, 8, 8), np.uint8))
+    dat_to_bag(tmp_path / "a.dat", tmp_path / "bag", 8, 8, RATE, frames_per_packet=20)
+    cli = [sys.executable, "-m", "stir_ros.cli"]
+    cases = [  # command, what rclpy refused (its words), the line that says so
+        (["spike_camera_driver", "--ros-args", "-p"], "trailing -p flag", "[spike_camera_driver]: cannot start: "),
+        (["spike_reconstructor_lifecycle", "--ros-args", "-r", "a:="], "remap rule: '-r a:='",
+         "[spike_reconstructor]: cannot start: "),
+        ([*cli, "bag", "play", str(tmp_path / "bag"), "--ros-args", "-p", "name:="], "'-p name:='",
+         "stir-ros bag: error: "),
+        ([*cli, "bag", "record", str(tmp_path / "rec"), "/spikes", "--ros-args", "-r"], "trailing -r flag",
+         "stir-ros bag: error: "),
+        ([*cli, "perf", "/spikes", "--ros-args", "--bogus"], "['--bogus']", "stir-ros perf: error: "),
+        ([*cli, "echo", "/spikes", "--ros-args", "-p"], "trailing -p flag", "stir-ros echo: error: "),
+        ([*cli, "demo", "--dat", str(tmp_path / "a.dat"), "--size", "8x8", "--method", "tfp",
+          "--out", str(tmp_path / "demo"), "--ros-args", "-p"], "trailing -p flag", "stir-ros demo: error: "),
+    ]  # fmt: skip
+    procs = [subprocess.Popen(cmd, env=ros_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+             for cmd, _, _ in cases]  # fmt: skip
+    try:
+        outputs = [p.communicate(timeout=120)[0] for p in procs]
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait(timeout=5)
+    for (cmd, refused, prefix), p, out in zip(cases, procs, outputs):
+        assert p.returncode == 1 and "Traceback" not in out, (cmd, out)
+        line = next((ln for ln in out.splitlines() if prefix in ln), "")
+        assert "rclpy refused the command line" in line and refused in line, (cmd, out)
+        assert "expected --ros-args followed by rules such as -p name:=value" in line, (cmd, out)
 
 
 # The other start values go through the same settings classes (and the same main()).

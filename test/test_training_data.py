@@ -8,6 +8,7 @@ and the weight average (EMA) with exact resume.
 
 from __future__ import annotations
 
+import re
 import shutil
 from pathlib import Path
 
@@ -118,6 +119,38 @@ def test_photo_cache_from_a_real_deb(tmp_path: Path, monkeypatch: pytest.MonkeyP
     monkeypatch.setattr(photos, "SOURCES", (photos.PhotoSource(source.package, source.folder, ("nope.jpg",)),))
     with pytest.raises(ConfigError, match="stir-test-photos 1.0-1 has no"):
         photos.build(cache, max_size=200, log=lambda m: None)
+
+
+@pytest.mark.skipif(shutil.which("dpkg-deb") is None, reason="needs Debian's dpkg-deb")
+def test_photo_cache_deletes_and_overwrites_only_what_it_made(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                              debian_package) -> None:  # fmt: skip
+    """The user's own folder or files under the names the cache uses are refused, never removed."""
+    cache = tmp_path / "cache"
+    source = _fake_package(tmp_path, cache, debian_package)
+    monkeypatch.setattr(photos, "SOURCES", (source,))
+    own = cache / "pkgs" / source.package
+    for path, text, refused in [
+        (cache / "ATTRIBUTION.md", "# My photographs\n", cache / "ATTRIBUTION.md"),
+        (cache / "sources.json", "[]", cache / "sources.json"),
+        (own / "notes.txt", "a folder of mine that happens to share the name", own),
+    ]:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+        with pytest.raises(ConfigError, match=re.escape(f"'{refused}' exists and was not ") + "(made|written)"):
+            photos.build(cache, max_size=200, log=lambda m: None)
+        assert path.read_text() == text  # neither removed nor overwritten
+        path.unlink()  # the user moves it away, as the message says
+        if refused == own:
+            own.rmdir()
+    # An unpack of its own that was interrupted (its marker, no photographs yet) is made again.
+    assert not own.exists()
+    own.mkdir()
+    (own / photos.MARKER).write_text("")
+    (own / "half-unpacked").write_text("")
+    records = photos.build(cache, max_size=200, log=lambda m: None)
+    assert len(records["train"] + records["val"]) == 2
+    assert not (own / "half-unpacked").exists() and (own / photos.MARKER).is_file()
+    assert photos.build(cache, max_size=200, log=lambda m: None) == records  # its own files: built again
 
 
 def test_validation_split_is_stable_and_about_the_configured_fraction() -> None:

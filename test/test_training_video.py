@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 from pathlib import Path
 
@@ -133,9 +134,8 @@ def test_train_with_videos_records_them(tmp_path: Path, train_args) -> None:
     assert not (tmp_path / "bad2").exists()
 
 
-@pytest.mark.skipif(shutil.which("dpkg-deb") is None, reason="needs Debian's dpkg-deb")
-def test_video_cache_from_a_real_deb(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, debian_package) -> None:
-    cache = tmp_path / "cache"
+def _video_package(tmp_path: Path, cache: Path, debian_package) -> photos.PhotoSource:
+    """A real Debian package holding one 5-frame panning clip, pan.avi (MJPG)."""
     root = tmp_path / "pkgroot"
     data = root / "usr/share/doc/stir-test-videos/examples"
     data.mkdir(parents=True)
@@ -146,7 +146,13 @@ def test_video_cache_from_a_real_deb(tmp_path: Path, monkeypatch: pytest.MonkeyP
     debian_package(root, cache, "stir-test-videos", "2.0-1",
                    "Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/\n\n"
                    "Files: *\nCopyright: someone\nLicense: Apache-2.0\n")  # fmt: skip
-    source = photos.PhotoSource("stir-test-videos", "usr/share/doc/stir-test-videos/examples", ("pan.avi",))
+    return photos.PhotoSource("stir-test-videos", "usr/share/doc/stir-test-videos/examples", ("pan.avi",))
+
+
+@pytest.mark.skipif(shutil.which("dpkg-deb") is None, reason="needs Debian's dpkg-deb")
+def test_video_cache_from_a_real_deb(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, debian_package) -> None:
+    cache = tmp_path / "cache"
+    source = _video_package(tmp_path, cache, debian_package)
     monkeypatch.setattr(photos, "VIDEO_SOURCE", source)
     records = photos.build_videos(cache, max_size=64, log=lambda m: None)
     assert records == [{
@@ -161,3 +167,22 @@ def test_video_cache_from_a_real_deb(tmp_path: Path, monkeypatch: pytest.MonkeyP
     monkeypatch.setattr(photos, "VIDEO_SOURCE", photos.PhotoSource(source.package, source.folder, ("nope.avi",)))
     with pytest.raises(ConfigError, match="stir-test-videos 2.0-1 has no"):
         photos.build_videos(cache, max_size=64, log=lambda m: None)
+
+
+@pytest.mark.skipif(shutil.which("dpkg-deb") is None, reason="needs Debian's dpkg-deb")
+def test_video_cache_replaces_only_a_clip_folder_it_made(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                         debian_package) -> None:  # fmt: skip
+    """A clip of the user's named like one it writes (video/pan) is refused, never removed."""
+    cache = tmp_path / "cache"
+    monkeypatch.setattr(photos, "VIDEO_SOURCE", _video_package(tmp_path, cache, debian_package))
+    clip = cache / "video" / "pan"
+    clip.mkdir(parents=True)
+    Image.fromarray(np.zeros((8, 8), np.uint8)).save(clip / "00000.png")
+    mine = (clip / "00000.png").read_bytes()
+    with pytest.raises(ConfigError, match=re.escape(f"'{clip}' exists and was not made by stir-ros data")):
+        photos.build_videos(cache, max_size=64, log=lambda m: None)
+    assert sorted(p.name for p in clip.iterdir()) == ["00000.png"] and (clip / "00000.png").read_bytes() == mine
+    # A decode of its own that was interrupted (its marker, no .complete) is made again.
+    (clip / photos.MARKER).write_text("")
+    assert photos.build_videos(cache, max_size=64, log=lambda m: None)[0]["frames"] == "5"
+    assert (clip / "00000.png").read_bytes() != mine and (clip / ".complete").read_text() == "5\n"

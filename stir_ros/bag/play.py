@@ -34,7 +34,7 @@ from stir_ros.bag.reader import BagReader
 from stir_ros.runtime.signals import install_stop_handlers
 from stir_ros.bag.types import CLOCK, SPIKE_PACKET
 from stir_ros.core.defaults import WAIT_FOR_SUBSCRIBERS_TIMEOUT_S
-from stir_ros.core.errors import BagError, ConfigError
+from stir_ros.core.errors import BagError, ConfigError, ros_arguments_checked
 from stir_ros.core.text_output import printable
 
 __all__ = ["PlayResult", "play", "message_class", "progress_log", "ros_init_args", "ros_node"]
@@ -152,7 +152,6 @@ def play(
     say = log or progress_log("play")
     stop = stop or threading.Event()
     result = PlayResult()
-    restore = install_stop_handlers(stop, result)
 
     with BagReader(bag_path, on_problem=result.problems.append) as bag:
         for p in bag.problems:
@@ -172,6 +171,7 @@ def play(
             raise BagError(f"none of the topics of bag '{bag_path}' can be played here")
         t_first = bag.start_time + round(start_offset * 1e9)
 
+        restore = install_stop_handlers(stop, result)  # only now: every way out from here restores them
         try:
             with ros_node("stir_ros_bag_player", ros_args) as node:
                 pubs = {t: node.create_publisher(cls, t, _qos_from_bag(bag.topics[t].offered_qos_profiles, qos_depth))
@@ -223,7 +223,8 @@ def ros_node(name: str, ros_args: Sequence[str]) -> Iterator[Any]:
     import rclpy
     from rclpy.signals import SignalHandlerOptions
 
-    rclpy.init(args=ros_init_args(ros_args), signal_handler_options=SignalHandlerOptions.NO)
+    with ros_arguments_checked():
+        rclpy.init(args=ros_init_args(ros_args), signal_handler_options=SignalHandlerOptions.NO)
     node = None
     try:
         node = rclpy.create_node(name)

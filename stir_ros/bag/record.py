@@ -128,13 +128,11 @@ def record(
     say = log or progress_log("record")
     stop = stop or threading.Event()
     result = RecordResult()
-    restore = install_stop_handlers(stop, result)
     wanted = set(topics)
     inbox: queue.Queue[Any] = queue.Queue(maxsize=queue_size)
     writer_error: list[BaseException] = []
 
-    bag = BagWriter(bag_path, storage)
-    bag.open()
+    bag = BagWriter(bag_path, storage)  # refuses an existing path; creates nothing yet
 
     def write_loop() -> None:
         conns: dict[str, Any] = {}
@@ -163,8 +161,10 @@ def record(
     writer.start()
     received = 0
     t0 = time.monotonic()
+    restore = install_stop_handlers(stop, result)  # only now: every way out from here restores them
     try:
         with ros_node("stir_ros_bag_recorder", ros_args) as node:
+            bag.open()  # once rclpy took the ROS arguments: a malformed one leaves no bag behind
             executor = SingleThreadedExecutor()
             executor.add_node(node)
             clock = node.get_clock()

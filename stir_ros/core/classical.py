@@ -26,7 +26,7 @@ from stir_ros.core.pixel_repair import PixelRepair
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["PackedWindows", "spike_counts_packed", "tfi", "tfp", "tfp_packed"]
+__all__ = ["PackedWindows", "check_spike_values", "spike_counts_packed", "tfi", "tfp", "tfp_packed"]
 
 #: Packed bytes per frame summed at a time by :func:`spike_counts_packed`: the unpacked block
 #: (frames x 8 x this) stays in the CPU's L2 cache instead of going through memory.
@@ -41,6 +41,31 @@ def _check(spikes: Any, alpha: float) -> int:
     if not alpha > 0:
         raise ConfigError(f"alpha must be positive, got {alpha}")
     return int(spikes.shape[-3])
+
+
+def check_spike_values(windows: Any) -> None:
+    """Refuse windows ``[B, T, H, W]`` or ``[T, H, W]`` that cannot be spikes (checked by the engine).
+
+    Not numbers (strings, objects, complex), no pixels, NaN or infinite values: each a
+    :class:`SpikeFormatError`. Only float input costs a pass over the data; uint8 and bool (what
+    the node and the bag tools pass) cannot be NaN, and their values are taken as they are.
+    """
+    if not hasattr(windows, "shape"):
+        raise SpikeFormatError(f"windows must be a numpy array or a torch tensor, got {type(windows).__name__}")
+    if len(windows.shape) in (3, 4) and 0 in windows.shape[-2:]:  # other ranks: refused by reconstruct
+        raise SpikeFormatError(f"windows must have a non-empty H and W, got shape {tuple(windows.shape)}")
+    if isinstance(windows, np.ndarray):
+        if windows.dtype.kind not in "biuf":
+            raise SpikeFormatError(f"windows must be 0/1 spikes of bool, integer or float, got dtype {windows.dtype}")
+        finite = windows.dtype.kind != "f" or bool(np.isfinite(windows).all())
+    elif is_tensor(windows):
+        if windows.is_complex():
+            raise SpikeFormatError(f"windows must be 0/1 spikes of bool, integer or float, got dtype {windows.dtype}")
+        finite = not windows.is_floating_point() or bool(windows.isfinite().all())
+    else:
+        return  # PackedWindows: bits are always spikes
+    if not finite:
+        raise SpikeFormatError("windows hold NaN or infinite values; expected 0/1 spikes")
 
 
 def tfp(spikes: np.ndarray | torch.Tensor, alpha: float = ALPHA, window: int | None = None) -> Any:

@@ -8,7 +8,9 @@ boundary, log once per kind, count them and keep running.
 
 from __future__ import annotations
 
-from collections.abc import Collection
+import re
+from collections.abc import Collection, Iterator
+from contextlib import contextmanager
 
 __all__ = [
     "StirRosError",
@@ -20,6 +22,7 @@ __all__ = [
     "BagError",
     "BackendUnavailableError",
     "check_choice",
+    "ros_arguments_checked",
 ]
 
 
@@ -59,3 +62,20 @@ def check_choice(name: str, value: object, choices: Collection[str]) -> None:
     """Raise :class:`ConfigError` unless ``value`` is one of ``choices`` (the message names them all)."""
     if value not in choices:
         raise ConfigError(f"{name} must be one of {', '.join(choices)}, got {value!r}")
+
+
+@contextmanager
+def ros_arguments_checked() -> Iterator[None]:
+    """Around ``rclpy.init``: its refusal of the command line becomes a :class:`ConfigError`.
+
+    rclpy raises ``RCLError`` or ``UnknownROSArgsError`` (both ``RuntimeError``) for a malformed
+    ``--ros-args`` (a ``-p`` without ``name:=value``, a broken ``-r`` remap, an unknown flag) or an
+    invalid ``ROS_DOMAIN_ID``; the entry points print a ``ConfigError`` as one line, not a traceback.
+    """
+    try:
+        yield
+    except RuntimeError as err:
+        reason = re.sub(r", at \S+:\d+", "", str(err))  # rcl's source locations say nothing to a user
+        raise ConfigError(f"rclpy refused the command line ({type(err).__name__}: {reason}); "
+                          "expected --ros-args followed by rules such as -p name:=value, -r from:=to, "
+                          "--params-file FILE") from err

@@ -20,7 +20,7 @@ from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.timer import Timer
 
 from stir_ros.runtime.dds_profile import apply_fastdds_profile
-from stir_ros.core.errors import StirRosError
+from stir_ros.core.errors import StirRosError, ros_arguments_checked
 from stir_ros.runtime.signals import install_stop_handlers
 
 __all__ = ["destroy_entities", "make_executor", "run_node"]
@@ -77,7 +77,8 @@ def run_node(
     restore = install_stop_handlers(stop)  # SIGINT/SIGTERM end the loop below, never raise inside a callback
     try:
         profile = apply_fastdds_profile()  # before rclpy.init creates the participant
-        rclpy.init(args=args)
+        with ros_arguments_checked():  # a malformed --ros-args: one line, as for a bad parameter
+            rclpy.init(args=args)
         node = make_node()
         node.get_logger().info(profile.message)  # under the node's own (namespaced) name
         # An executor of its own: rclpy.spin_once's global one is gone (None) once a signal has

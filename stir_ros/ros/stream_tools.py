@@ -18,6 +18,7 @@ import argparse
 import time
 from typing import Any
 
+from stir_ros.core.errors import ros_arguments_checked
 from stir_ros.core.text_output import printable, write_json
 
 __all__ = ["add_perf_arguments", "add_echo_arguments", "echo_line", "run_perf", "run_echo"]
@@ -63,7 +64,8 @@ def _spin(args: argparse.Namespace, name: str, on_packet: Any, on_tick: Any = No
 
     from stir_ros.msg import SpikePacket
 
-    rclpy.init(args=["stir_ros", *getattr(args, "ros_args", [])])
+    with ros_arguments_checked():
+        rclpy.init(args=["stir_ros", *getattr(args, "ros_args", [])])
     try:
         node = rclpy.create_node(name)
         reliability = QoSReliabilityPolicy.BEST_EFFORT if args.best_effort else QoSReliabilityPolicy.RELIABLE

@@ -26,6 +26,10 @@ Layout of the cache (default ``~/.cache/stir_ros/photos``)::
     video/CLIP/ (``--videos``) the frames of real video clips as grayscale PNGs, with
                 ATTRIBUTION.md and sources.json in ``video/``: the clips of ``stir-ros train
                 --videos CACHE/video``
+
+Nothing that this command did not make is deleted or overwritten: a folder it may rebuild
+(``pkgs/NAME``, ``video/CLIP``) carries its :data:`MARKER`, and one without it, or an
+ATTRIBUTION.md or sources.json it did not write, is an error instead.
 """
 
 from __future__ import annotations
@@ -45,11 +49,15 @@ from stir_ros.core.errors import ConfigError
 from stir_ros.core.text_output import json_text
 
 __all__ = [
-    "CUTOUT_SOURCE", "VIDEO_SOURCE", "PhotoSource", "SOURCES", "add_arguments", "build", "build_cutouts",
+    "CUTOUT_SOURCE", "MARKER", "VIDEO_SOURCE", "PhotoSource", "SOURCES", "add_arguments", "build", "build_cutouts",
     "build_videos", "is_photographic", "run",
 ]  # fmt: skip
 
 VAL_FRACTION = 0.15
+#: In every folder this command makes and may remove to build again: a folder without it is not ours.
+MARKER = ".made-by-stir-ros-data"
+#: A line of every ATTRIBUTION.md this command writes: one without it is not ours to replace.
+_ATTRIBUTION_MARK = "Made by `stir-ros data"
 
 
 @dataclass(frozen=True)
@@ -211,6 +219,27 @@ def _write_attribution(out_dir: Path, records: Any, intro: list[str], columns: l
     (out_dir / "ATTRIBUTION.md").write_text("\n".join(lines) + "\n")
 
 
+def _fresh_folder(folder: Path) -> None:
+    """An empty ``folder`` with this command's marker; one that exists is removed only if it has the marker."""
+    if folder.exists():
+        if not (folder / MARKER).is_file():
+            raise ConfigError(f"'{folder}' exists and was not made by stir-ros data (no {MARKER} in it); "
+                              "move it away or choose another --cache")
+        shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    (folder / MARKER).write_text("made by stir-ros data: removed and made again when incomplete\n")
+
+
+def _check_attribution_ours(out_dir: Path) -> None:
+    """Refuse to start where ATTRIBUTION.md or sources.json exist and were not written by this command."""
+    attribution = out_dir / "ATTRIBUTION.md"
+    ours = attribution.is_file() and _ATTRIBUTION_MARK in attribution.read_text(errors="replace")
+    for path in (attribution, out_dir / "sources.json"):
+        if path.exists() and not ours:
+            raise ConfigError(f"'{path}' exists and was not written by stir-ros data; "
+                              "move it away or choose another --cache")
+
+
 def _run(cmd: Sequence[str], cwd: Path) -> None:
     try:
         subprocess.run(list(cmd), cwd=cwd, check=True, capture_output=True, text=True)
@@ -236,8 +265,7 @@ def _fetch(source: PhotoSource, cache: Path, log: Callable[[str], None]) -> tupl
     version = deb.name.split("_")[1].replace("%3a", ":")
     root = cache / "pkgs" / source.package
     if not (root / source.folder).is_dir():
-        shutil.rmtree(root, ignore_errors=True)
-        root.mkdir(parents=True)
+        _fresh_folder(root)  # an interrupted unpack of ours; never a folder of the user's
         _run(["dpkg-deb", "-x", os.fspath(deb), os.fspath(root)], cache)
     return root, version
 
@@ -254,6 +282,7 @@ def build(cache: Path, max_size: int = 1024, log: Callable[[str], None] = print)
 
     from stir_ros.training.sources import to_gray
 
+    _check_attribution_ours(cache)
     records: dict[str, list[dict[str, str]]] = {"train": [], "val": []}
     for split in records:
         (cache / split).mkdir(parents=True, exist_ok=True)
@@ -304,6 +333,7 @@ def build_cutouts(cache: Path, max_size: int = 256, log: Callable[[str], None] =
     from stir_ros.training.sources import to_gray
 
     source = CUTOUT_SOURCE
+    _check_attribution_ours(cache / "cutouts")
     root, version = _fetch(source, cache, log)
     copyright_text = _copyright_text(root, source.package)
     out_dir = cache / "cutouts"
@@ -358,6 +388,7 @@ def build_videos(cache: Path, max_size: int = 384, log: Callable[[str], None] = 
     from stir_ros.training.sources import to_gray
 
     source = VIDEO_SOURCE
+    _check_attribution_ours(cache / "video")
     root, version = _fetch(source, cache, log)
     copyright_text = _copyright_text(root, source.package)
     out_dir = cache / "video"
@@ -369,8 +400,7 @@ def build_videos(cache: Path, max_size: int = 384, log: Callable[[str], None] = 
         clip_dir = out_dir / rel.rsplit(".", 1)[0]
         done = clip_dir / ".complete"
         if not done.is_file():
-            shutil.rmtree(clip_dir, ignore_errors=True)
-            clip_dir.mkdir(parents=True)
+            _fresh_folder(clip_dir)  # an interrupted decode of ours; never a clip of the user's
             capture = cv2.VideoCapture(os.fspath(path))
             count = 0
             while True:
