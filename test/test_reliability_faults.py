@@ -232,6 +232,17 @@ BAD_START = [
 ]  # fmt: skip
 
 
+def _outputs(procs: list[subprocess.Popen], timeout: float) -> list[str]:
+    """Each process's output once it exited (killed if it is still running at the end)."""
+    try:
+        return [p.communicate(timeout=timeout)[0] for p in procs]
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait(timeout=5)
+
+
 def test_invalid_parameters_at_start_exit_with_the_reason(ros_env):
     # All at once: each process mostly waits for imports.
     procs = [
@@ -239,13 +250,7 @@ def test_invalid_parameters_at_start_exit_with_the_reason(ros_env):
                          env=ros_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         for i, (exe, name, value, _) in enumerate(BAD_START)
     ]  # fmt: skip
-    try:
-        outputs = [p.communicate(timeout=60)[0] for p in procs]
-    finally:
-        for p in procs:
-            if p.poll() is None:
-                p.kill()
-                p.wait(timeout=5)
+    outputs = _outputs(procs, 60)
     for (exe, name, value, needle), p, out in zip(BAD_START, procs, outputs):
         assert p.returncode == 1, (exe, name, value, out)
         assert "cannot start: " in out and needle in out, (exe, name, value, out)
@@ -274,13 +279,7 @@ def test_malformed_ros_arguments_exit_with_one_line_not_a_traceback(ros_env, tmp
     ]  # fmt: skip
     procs = [subprocess.Popen(cmd, env=ros_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
              for cmd, _, _ in cases]  # fmt: skip
-    try:
-        outputs = [p.communicate(timeout=120)[0] for p in procs]
-    finally:
-        for p in procs:
-            if p.poll() is None:
-                p.kill()
-                p.wait(timeout=5)
+    outputs = _outputs(procs, 120)
     for (cmd, refused, prefix), p, out in zip(cases, procs, outputs):
         assert p.returncode == 1 and "Traceback" not in out, (cmd, out)
         line = next((ln for ln in out.splitlines() if prefix in ln), "")

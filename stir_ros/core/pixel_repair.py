@@ -2,14 +2,17 @@
 # SPDX-License-Identifier: Apache-2.0
 """The repair of defective pixels: each gets a spike train at the mean rate of its good neighbours.
 
-A repaired pixel integrates, frame by frame, the spikes of its good direct and diagonal
-neighbours divided by how many there are, and fires when that reaches one spike (integrate and
+A repaired pixel integrates, frame by frame, the spikes of its good direct neighbours (up, down,
+left, right) divided by how many there are, and fires when that reaches one spike (integrate and
 fire on the neighbours' mean, from half a spike at the window's first frame). Its spike count over
 a window is therefore the rounded mean of the neighbours' counts, which is what lets TFP's packed
-path repair counts instead of frames (:meth:`PixelRepair.apply_counts`). A bad pixel whose eight
-neighbours are all bad takes the spike train of the nearest good pixel within 3 pixels instead.
-Chosen on the validation clips against copying one neighbour's train: STIR 33.09 against 32.91 dB
-with 1 % dead pixels (MODEL_CARD.md, "A real sensor").
+path repair counts instead of frames (:meth:`PixelRepair.apply_counts`). A bad pixel whose four
+direct neighbours are all bad takes the spike train of the nearest good pixel within 3 pixels
+instead. Chosen on the validation clips with 1 % dead pixels: against copying one neighbour's
+train (STIR 33.09 against 32.91 dB on ``base/train``), then against the mean of all eight
+neighbours, diagonals included (33.23 against 33.16 dB on ``base/train``, 40.52 against 40.51 on
+simulated clips; weighting the direct ones 2:1 or 3:1 scored between the two), MODEL_CARD.md,
+"A real sensor".
 
 A :class:`PixelRepair` is immutable: a window keeps the repair in force when it was cut
 (:mod:`stir_ros.core.stream`), however late the worker thread decodes it. Numpy only, no imports
@@ -24,8 +27,8 @@ import numpy as np
 
 __all__ = ["PixelRepair", "donor_pixels", "NEIGHBOUR_ORDER"]
 
-#: The neighbours whose mean a repaired pixel takes: the direct ones and the diagonals.
-_RING = 8
+#: The neighbours whose mean a repaired pixel takes: the first of :data:`NEIGHBOUR_ORDER`, the direct ones.
+_RING = 4
 
 #: Donor search order, by ring: the 4 direct neighbours, the diagonals, then ring 2 and 3.
 NEIGHBOUR_ORDER: tuple[tuple[int, int], ...] = tuple(
@@ -58,7 +61,7 @@ def donor_pixels(bad: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _good_neighbours(bad: np.ndarray, dst: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``(neighbours [n, 8], count [n])``: flat indices of each ``dst`` pixel's good ring-1 neighbours.
+    """``(neighbours [n, 4], count [n])``: flat indices of each ``dst`` pixel's good direct neighbours.
 
     A missing neighbour (off the frame or bad) is ``-1``; ``count`` says how many are good.
     """
@@ -78,7 +81,7 @@ def _good_neighbours(bad: np.ndarray, dst: np.ndarray) -> tuple[np.ndarray, np.n
 class PixelRepair:
     """Which pixels to repair (``dst``), from which good neighbours, for frames of ``height x width``.
 
-    ``gather``/``valid``: per ring position (8 rows, each contiguous: one dense gather per row), the
+    ``gather``/``valid``: per direct neighbour (4 rows, each contiguous: one dense gather per row), the
     flat index of each repaired pixel's neighbour there (0 where it is off the frame or bad) and
     whether it counts (1/0); ``count_good``: how many do; ``src``: the nearest good pixel, whose
     train a pixel without good ring-1 neighbours takes. Made once per map, not per window.
@@ -120,10 +123,10 @@ class PixelRepair:
         """Sum over each repaired pixel's good neighbours of ``flat`` ``[..., H*W]``, in ``dtype``: ``[..., n]``.
 
         Binary frames sum in uint8 (at most 8 per frame, and no cast: a cast costs more than the sum);
-        counts in int64 (eight counts of a window overflow the uint8 that short windows count in).
+        counts in int64 (four counts of a window overflow the uint8 that short windows count in).
         """
         total = np.zeros((*flat.shape[:-1], self.dst.size), dtype)
-        for index, valid in zip(self.gather, self.valid):  # dense gathers, one per ring position (a fancy += is 10x slower)
+        for index, valid in zip(self.gather, self.valid):  # dense gathers, one per neighbour (a fancy += is 10x slower)
             total += flat[..., index] * valid.astype(dtype, copy=False)
         return total
 
