@@ -61,3 +61,36 @@ def test_rate_checks_its_input() -> None:
     with pytest.raises(ValueError, match=r"\[B, T, H, W\]"):
         dark_event_rate(np.zeros((61, 8, 8), np.uint8))
     assert dark_event_rate(np.zeros((2, 61, 8, 8), np.uint8)).tolist() == [0.0, 0.0]
+
+
+@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(
+    not __import__("torch").cuda.is_available(), reason="needs a CUDA GPU"))])
+def test_a_tensor_is_counted_on_its_device_as_numpy_counts_it(device: str) -> None:
+    # On a GPU the routing counts the windows where they are: the same count as numpy's, so the node
+    # decides alike on either device. Windows of steady trains (2-frame splits included), dark current
+    # at two rates and an empty one.
+    torch = pytest.importorskip("torch")
+    light = MovingScene(50, 70, seed=5).render(0, 61).numpy()
+    windows = np.stack([
+        simulate_spikes(light, seed=6),
+        simulate_spikes(light, seed=6, sensor=SensorModel(dark_rate_hz=40.0, dark_rate_spread=0.4)),
+        simulate_spikes(0.3 + 0.7 * light, seed=7, sensor=SensorModel(dark_rate_hz=200.0)),
+        np.zeros_like(light, dtype=np.uint8),
+        _steady(np.linspace(0.02, 0.98, 50 * 70), seed=8).reshape(61, 50, 70),
+    ]).astype(np.uint8)  # fmt: skip
+    expected = dark_event_rate(windows)
+    assert expected[2] > expected[1] > DARK_EVENT_SWITCH > expected[0] and expected[3] == expected[4] == 0
+    got = dark_event_rate(torch.from_numpy(windows).to(device))
+    assert np.array_equal(got, expected)
+    spikes = torch.from_numpy(windows[1]).reshape(61, -1).to(device)
+    assert np.array_equal(dark_events(windows[1]), dark_events_of_tensor(spikes).reshape(windows[1].shape))
+
+
+def dark_events_of_tensor(spikes):
+    """:func:`dark_events` of a ``[T, P]`` tensor, through the tensor path of the count (back on the host)."""
+    from stir_ros.core.dark_events import _flagged
+
+    pixel, frame = _flagged(spikes.T.contiguous())
+    out = np.zeros(tuple(spikes.shape), bool)
+    out[frame.cpu().numpy(), pixel.cpu().numpy()] = True
+    return out

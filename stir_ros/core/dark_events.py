@@ -28,7 +28,11 @@ clear decision, and a few milliseconds for a 250x400 window. Pure numpy, determi
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
+
+from stir_ros.core.optional import is_tensor
 
 __all__ = ["DARK_EVENT_SWITCH", "SUBSAMPLE", "dark_event_rate", "dark_events"]
 
@@ -39,15 +43,65 @@ DARK_EVENT_SWITCH = 6.5e-5
 SUBSAMPLE = 2
 
 
-def _tolerance(gap: np.ndarray) -> np.ndarray:
-    """Frames by which three intervals may differ and still agree: 0 below 5 frames, else 20 % (at least 1)."""
-    return np.where(gap >= 5, np.maximum(1, (gap * 0.2).astype(np.int32)), 0)
+class _Numpy:
+    """The few operations :func:`_flagged` needs that numpy and torch spell differently (numpy here)."""
+
+    @staticmethod
+    def nonzero(a: Any) -> tuple[Any, Any]:
+        return np.nonzero(a)  # type: ignore[return-value]
+
+    @staticmethod
+    def flatnonzero(a: Any) -> Any:
+        return np.flatnonzero(a)
+
+    @staticmethod
+    def int32(a: Any) -> Any:
+        return a.astype(np.int32)
+
+    @staticmethod
+    def ones(n: int, like: Any) -> Any:
+        return np.ones(n, bool)
 
 
-def _flagged(pixel_major: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Pixel and frame of every dark event of ``pixel_major [P, T]`` (0/1)."""
-    pixel, frame = np.nonzero(pixel_major)  # sorted by pixel, then frame: each pixel's train in order
-    frame = frame.astype(np.int32)
+class _Torch:
+    """:class:`_Numpy` for torch tensors, on their own device (no copy to the host)."""
+
+    @staticmethod
+    def nonzero(a: Any) -> tuple[Any, Any]:
+        return a.nonzero(as_tuple=True)
+
+    @staticmethod
+    def flatnonzero(a: Any) -> Any:
+        return a.nonzero().flatten()
+
+    @staticmethod
+    def int32(a: Any) -> Any:
+        import torch
+
+        return a.to(torch.int32)
+
+    @staticmethod
+    def ones(n: int, like: Any) -> Any:
+        import torch
+
+        return torch.ones(n, dtype=torch.bool, device=like.device)
+
+
+def _tolerance(gap: Any, ops: Any) -> Any:
+    """Frames by which three intervals may differ and still agree: 0 below 5 frames, else 20 % (rounded down).
+
+    ``gap * 0.2`` rounded down, not ``gap // 5``: the same numbers (0.2 is stored a little above 0.2,
+    in float32 and float64) at a quarter of the time (numpy divides integers without SIMD).
+    """
+    return _xp(gap).where(gap >= 5, ops.int32(gap * 0.2), 0)
+
+
+def _flagged(pixel_major: Any) -> tuple[Any, Any]:
+    """Pixel and frame of every dark event of ``pixel_major [P, T]`` (0/1; numpy, or a torch tensor on any device)."""
+    ops = _Torch if is_tensor(pixel_major) else _Numpy
+    xp = _xp(pixel_major)
+    pixel, frame = ops.nonzero(pixel_major)  # sorted by pixel, then frame: each pixel's train in order
+    frame = ops.int32(frame)
     if len(frame) < 5:
         return pixel[:0], frame[:0]
     # For the spike k = 2 .. n-3: its neighbours k-2, k-1 (before) and k+1, k+2 (after), all in its pixel.
@@ -55,21 +109,31 @@ def _flagged(pixel_major: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     before = frame[1:-3] - frame[:-4]
     gap = frame[3:-1] - frame[1:-3]
     after = frame[4:] - frame[3:-1]
-    spread = np.maximum(np.maximum(gap, before), after) - np.minimum(np.minimum(gap, before), after)
-    hit = np.flatnonzero(same & (spread <= _tolerance(gap))) + 2
+    spread = xp.maximum(xp.maximum(gap, before), after) - xp.minimum(xp.minimum(gap, before), after)
+    hit = ops.flatnonzero(same & (spread <= _tolerance(gap, ops))) + 2
     # A split interval of 2 frames (1, 1 between 2 and 2) is also a steady train above 2/3 spikes per
     # frame (2, 1, 1, 2, 1, 1); there it must have two more intervals of 2 on each side (2, 2, 1, 1, 2, 2),
     # which no steady train holds (above 2/3 the 2s stand alone, at or below 2/3 the 1s do).
-    short = (frame[np.minimum(hit + 1, len(frame) - 1)] - frame[hit - 1]) == 2
-    if short.any():
+    last = len(frame) - 1
+    short = (frame[xp.clip(hit + 1, None, last)] - frame[hit - 1]) == 2
+    if bool(short.any()):
         k = hit[short]
-        inside = (k >= 3) & (k + 3 < len(frame))
-        k3, kk = np.clip(k - 3, 0, None), np.clip(k + 3, None, len(frame) - 1)
+        inside = (k >= 3) & (k + 3 <= last)
+        k3, kk = xp.clip(k - 3, 0, None), xp.clip(k + 3, None, last)
         wide = inside & (pixel[k3] == pixel[kk]) & (frame[k - 2] - frame[k3] == 2) & (frame[kk] - frame[k + 2] == 2)
-        keep = np.ones(len(hit), bool)
-        keep[np.flatnonzero(short)[~wide]] = False
+        keep = ops.ones(len(hit), hit)
+        keep[ops.flatnonzero(short)[~wide]] = False
         hit = hit[keep]
     return pixel[hit], frame[hit]
+
+
+def _xp(a: Any) -> Any:
+    """The module whose functions take ``a``: numpy, or torch for a tensor."""
+    if is_tensor(a):
+        import torch
+
+        return torch
+    return np
 
 
 def dark_events(spikes: np.ndarray) -> np.ndarray:
@@ -81,17 +145,24 @@ def dark_events(spikes: np.ndarray) -> np.ndarray:
     return out.reshape(spikes.shape)
 
 
-def dark_event_rate(windows: np.ndarray) -> np.ndarray:
-    """Dark events per pixel-frame of each window of ``windows [B, T, H, W]`` (0/1), float64 ``[B]``."""
-    w = np.asarray(windows)
+def dark_event_rate(windows: Any) -> np.ndarray:
+    """Dark events per pixel-frame of each window of ``windows [B, T, H, W]`` (0/1), float64 ``[B]``.
+
+    A torch tensor is counted on its own device (a GPU's windows are not copied to the host first);
+    the count is the same as numpy's for the same spikes.
+    """
+    tensor = is_tensor(windows)
+    w: Any = windows if tensor else np.asarray(windows)
     if w.ndim != 4:
-        raise ValueError(f"windows must be [B, T, H, W], got shape {w.shape}")
+        raise ValueError(f"windows must be [B, T, H, W], got shape {tuple(w.shape)}")
     sub = w[:, :, ::SUBSAMPLE, ::SUBSAMPLE]
-    if sub.size == 0:
-        return np.zeros(w.shape[0])
     b, frames = sub.shape[:2]
-    pixels = sub[0, 0].size
-    # Pixel-major in one copy (the strided view's reshape would copy once more before the transpose).
-    counts = [len(_flagged(np.ascontiguousarray(np.moveaxis(sub[i], 0, -1)).reshape(pixels, frames))[0])
-              for i in range(b)]
+    pixels = sub.shape[2] * sub.shape[3]
+    if b * frames * pixels == 0:
+        return np.zeros(b)
+    if tensor:  # pixel-major: [B, H', W', T], one copy
+        major = sub.movedim(1, -1).contiguous().reshape(b, pixels, frames)
+    else:  # in one copy (the strided view's reshape would copy once more before the transpose)
+        major = np.ascontiguousarray(np.moveaxis(sub, 1, -1)).reshape(b, pixels, frames)
+    counts = [len(_flagged(major[i])[0]) for i in range(b)]
     return np.asarray(counts, np.float64) / (frames * pixels)

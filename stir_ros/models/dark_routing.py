@@ -68,8 +68,10 @@ class DarkRouting:
 
     def run(self, windows: Any, x: torch.Tensor, main: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
         """The raw output ``[B, 1, H, W]`` of ``x`` (``windows`` on the device), each window by its network."""
-        host = windows.detach().cpu().numpy() if isinstance(windows, torch.Tensor) else np.asarray(windows)
-        rates = dark_event_rate(host)
+        if x.device.type != "cpu":
+            rates = dark_event_rate(x)  # counted where the windows are (no copy back to the host)
+        else:
+            rates = dark_event_rate(windows.detach().cpu().numpy() if isinstance(windows, torch.Tensor) else windows)
         self.last_rate = float(rates[-1])
         dark = rates > DARK_EVENT_SWITCH
         if not dark.any():
