@@ -57,7 +57,7 @@ step() {  # step NAME SECONDS COMMAND...
     echo "=== $name exit ${PIPESTATUS[0]}"
 }
 
-step pytest_cuda 120 python3 -m pytest -q -p no:cacheprovider test/test_inference.py -m cuda
+step pytest_cuda 120 python3 -m pytest -q -p no:cacheprovider test/test_inference.py test/test_dark_events.py -m cuda
 step bench_stir 240 python3 bench/bench_stir.py --device cuda --json "$OUT/stir_gpu.json"
 step bench_bag 120 python3 bench/bench_bag.py --device cuda
 step bench_dark_routing 90 python3 bench/bench_dark_routing.py --device cuda --repeat 20

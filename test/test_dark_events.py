@@ -63,8 +63,7 @@ def test_rate_checks_its_input() -> None:
     assert dark_event_rate(np.zeros((2, 61, 8, 8), np.uint8)).tolist() == [0.0, 0.0]
 
 
-@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(
-    not __import__("torch").cuda.is_available(), reason="needs a CUDA GPU"))])
+@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=pytest.mark.cuda)])
 def test_a_tensor_is_counted_on_its_device_as_numpy_counts_it(device: str) -> None:
     # On a GPU the routing counts the windows where they are: the same count as numpy's, so the node
     # decides alike on either device. Windows of steady trains (2-frame splits included), dark current
