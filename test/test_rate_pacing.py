@@ -140,3 +140,21 @@ def test_a_lone_slow_window_does_not_move_the_stride():
     for _ in range(12):  # the load stays: most of the latest windows at 0.9 s
         pacer.observe(0.9)
     assert pacer.stride(REQUESTED, RATE) > before
+
+
+def test_a_stride_whose_time_depends_on_it_does_not_oscillate():
+    # On two cores the time per window depends on the stride itself: back to back (a short period) the
+    # driver preempts inference, with idle time between windows it does not. Measured: 8,000 and 10,400
+    # frames alternated every dozen windows. Here 0.28 s per window at strides of 10,000 frames or more,
+    # 0.42 s below: the time measured at the long stride promises a short one that is too short again.
+    sim = SimulatedLivePath("even", lambda t: 0.0, warmup_s=0.3)
+    sim.took = lambda t: 0.28 if (sim.pacer._stride or 0) >= 10000 else 0.42
+    sim.run(240)
+    _, starts, latency = sim.after(30.0)
+    strides = np.diff(starts)
+    changes = int(np.count_nonzero(np.diff(strides)))
+    # A retry of the shorter strides after RETRY_WINDOWS, then after twice as many (about 50 s and 100 s
+    # here), each moves it two or three times; without the backoff it moved every dozen windows (105 times).
+    assert changes <= 8, (changes, sorted(set(strides.tolist())))
+    assert np.mean(strides >= 10000) > 0.9
+    assert np.median(latency) < 2 * 0.42

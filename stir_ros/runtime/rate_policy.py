@@ -22,7 +22,13 @@ How ``even`` stays steady on a loaded CPU, where the measured time per window mo
   its period no longer covers the estimate (:data:`GROW_AT`), or the lower median of the latest
   :data:`LATEST` windows (a rising load is met within a few windows, in one step; a lone slow window
   moves nothing), and shrinks only when the sustained rate has risen by more than
-  :data:`SHRINK_MARGIN` and :data:`DWELL` windows have been timed at the stride in force.
+  :data:`SHRINK_MARGIN` and :data:`DWELL` windows have been timed at the stride in force;
+- a stride that had to grow is not shrunk back to for :data:`RETRY_WINDOWS` windows, twice as many
+  after each further failure: on two cores the time per window depends on the stride itself (at a
+  shorter period inference runs back to back and the driver preempts it), so the time measured at the
+  longer stride promised a shorter one that was then too short again. Measured (BENCHMARKS.md,
+  issue 29): 8,000 and 10,400 frames alternated every dozen windows in a 90 s run, 32 % of the
+  images within 10 % of the mean spacing.
 
 When inference keeps up, nothing is stretched and the two policies cut the same windows. Chosen by
 measurement (BENCHMARKS.md, issue 29). Pure Python.
@@ -35,7 +41,7 @@ import statistics
 from collections import deque
 from collections.abc import Iterable
 
-__all__ = ["HEADROOM", "RATE_POLICIES", "RatePacer", "ladder_step", "paced_stride"]
+__all__ = ["HEADROOM", "RATE_POLICIES", "RETRY_WINDOWS", "RatePacer", "ladder_step", "paced_stride"]
 
 #: ``rate_policy`` values; the first is the default.
 RATE_POLICIES = ("even", "drop_oldest")
@@ -55,6 +61,8 @@ DWELL = 12
 LATEST = 8
 #: Steps of the stride ladder per doubling (consecutive steps at most 1 + 1/STEPS_PER_OCTAVE apart).
 STEPS_PER_OCTAVE = 8
+#: Windows before a stride that had to grow may be shrunk back to (doubled at each further failure).
+RETRY_WINDOWS = 100
 
 
 def ladder_step(multiple: float) -> int:
@@ -85,12 +93,16 @@ class RatePacer:
         self._times: deque[float] = deque(maxlen=samples)
         self._stride: int | None = None  # the stride in force (even), None: not decided yet
         self._since_change = 0  # windows timed since the stride in force was chosen
+        self._windows = 0  # windows timed in all
+        self._retry = RETRY_WINDOWS
+        self._too_short: tuple[int, int] | None = None  # (the stride that had to grow, the window count until it is retried)
 
     def observe(self, seconds: float, windows: int = 1) -> None:
         """One forward pass of ``windows`` windows took ``seconds``."""
         if windows > 0 and math.isfinite(seconds) and seconds > 0:
             self._times.extend([seconds / windows] * min(windows, SAMPLES))  # each window of the batch counts
             self._since_change += windows
+            self._windows += windows
 
     @property
     def seconds_per_window(self) -> float:
@@ -112,9 +124,17 @@ class RatePacer:
         rising = max(planned, latest[(len(latest) - 1) // 2])  # the lower median: most of the latest windows
         if current is None or current % requested or paced_stride(requested, rising, frame_rate_hz, GROW_AT) > current:
             # First, a new request, or it cannot keep up: sized for the latest windows too (the load that rose).
-            current = paced_stride(requested, max(planned, _quantile(latest)), frame_rate_hz)
+            grown = paced_stride(requested, max(planned, _quantile(latest)), frame_rate_hz)
+            if current is not None and current % requested == 0 and grown > current:  # this stride proved too short
+                self._too_short, self._retry = (current, self._windows + self._retry), self._retry * 2
+            elif current is not None and current % requested:  # a new request: what was too short is no longer known
+                self._too_short, self._retry = None, RETRY_WINDOWS
+            current = grown
         elif self._since_change >= DWELL and paced_stride(requested, planned / (1 - SHRINK_MARGIN), frame_rate_hz) < current:
-            current = paced_stride(requested, planned, frame_rate_hz)  # sustained faster by the margin: shrink
+            shrunk = paced_stride(requested, planned, frame_rate_hz)  # sustained faster by the margin
+            failed = self._too_short
+            if failed is None or shrunk > failed[0] or self._windows >= failed[1]:
+                current = shrunk
         if current != self._stride:
             self._stride, self._since_change = current, 0
         return current
