@@ -43,65 +43,29 @@ DARK_EVENT_SWITCH = 6.5e-5
 SUBSAMPLE = 2
 
 
-class _Numpy:
-    """The few operations :func:`_flagged` needs that numpy and torch spell differently (numpy here)."""
-
-    @staticmethod
-    def nonzero(a: Any) -> tuple[Any, Any]:
-        return np.nonzero(a)  # type: ignore[return-value]
-
-    @staticmethod
-    def flatnonzero(a: Any) -> Any:
-        return np.flatnonzero(a)
-
-    @staticmethod
-    def int32(a: Any) -> Any:
-        return a.astype(np.int32)
-
-    @staticmethod
-    def ones(n: int, like: Any) -> Any:
-        return np.ones(n, bool)
-
-
-class _Torch:
-    """:class:`_Numpy` for torch tensors, on their own device (no copy to the host)."""
-
-    @staticmethod
-    def nonzero(a: Any) -> tuple[Any, Any]:
-        return a.nonzero(as_tuple=True)
-
-    @staticmethod
-    def flatnonzero(a: Any) -> Any:
-        return a.nonzero().flatten()
-
-    @staticmethod
-    def int32(a: Any) -> Any:
+def _library(a: Any) -> tuple[Any, Any, Any]:
+    """``(module, nonzero, to_int32)`` for ``a``: numpy's, or torch's for a tensor (on its own device, no copy to the host)."""
+    if is_tensor(a):
         import torch
 
-        return a.to(torch.int32)
-
-    @staticmethod
-    def ones(n: int, like: Any) -> Any:
-        import torch
-
-        return torch.ones(n, dtype=torch.bool, device=like.device)
+        return torch, lambda v: v.nonzero(as_tuple=True), lambda v: v.to(torch.int32)
+    return np, np.nonzero, lambda v: v.astype(np.int32)
 
 
-def _tolerance(gap: Any, ops: Any) -> Any:
+def _tolerance(gap: Any, xp: Any, int32: Any) -> Any:
     """Frames by which three intervals may differ and still agree: 0 below 5 frames, else 20 % (rounded down).
 
     ``gap * 0.2`` rounded down, not ``gap // 5``: the same numbers (0.2 is stored a little above 0.2,
     in float32 and float64) at a quarter of the time (numpy divides integers without SIMD).
     """
-    return _xp(gap).where(gap >= 5, ops.int32(gap * 0.2), 0)
+    return xp.where(gap >= 5, int32(gap * 0.2), 0)
 
 
 def _flagged(pixel_major: Any) -> tuple[Any, Any]:
     """Pixel and frame of every dark event of ``pixel_major [P, T]`` (0/1; numpy, or a torch tensor on any device)."""
-    ops = _Torch if is_tensor(pixel_major) else _Numpy
-    xp = _xp(pixel_major)
-    pixel, frame = ops.nonzero(pixel_major)  # sorted by pixel, then frame: each pixel's train in order
-    frame = ops.int32(frame)
+    xp, nonzero, int32 = _library(pixel_major)
+    pixel, frame = nonzero(pixel_major)  # sorted by pixel, then frame: each pixel's train in order
+    frame = int32(frame)
     if len(frame) < 5:
         return pixel[:0], frame[:0]
     # For the spike k = 2 .. n-3: its neighbours k-2, k-1 (before) and k+1, k+2 (after), all in its pixel.
@@ -110,7 +74,7 @@ def _flagged(pixel_major: Any) -> tuple[Any, Any]:
     gap = frame[3:-1] - frame[1:-3]
     after = frame[4:] - frame[3:-1]
     spread = xp.maximum(xp.maximum(gap, before), after) - xp.minimum(xp.minimum(gap, before), after)
-    hit = ops.flatnonzero(same & (spread <= _tolerance(gap, ops))) + 2
+    hit = nonzero(same & (spread <= _tolerance(gap, xp, int32)))[0] + 2
     # A split interval of 2 frames (1, 1 between 2 and 2) is also a steady train above 2/3 spikes per
     # frame (2, 1, 1, 2, 1, 1); there it must have two more intervals of 2 on each side (2, 2, 1, 1, 2, 2),
     # which no steady train holds (above 2/3 the 2s stand alone, at or below 2/3 the 1s do).
@@ -121,19 +85,10 @@ def _flagged(pixel_major: Any) -> tuple[Any, Any]:
         inside = (k >= 3) & (k + 3 <= last)
         k3, kk = xp.clip(k - 3, 0, None), xp.clip(k + 3, None, last)
         wide = inside & (pixel[k3] == pixel[kk]) & (frame[k - 2] - frame[k3] == 2) & (frame[kk] - frame[k + 2] == 2)
-        keep = ops.ones(len(hit), hit)
-        keep[ops.flatnonzero(short)[~wide]] = False
+        keep = ~short
+        keep[short] = wide
         hit = hit[keep]
     return pixel[hit], frame[hit]
-
-
-def _xp(a: Any) -> Any:
-    """The module whose functions take ``a``: numpy, or torch for a tensor."""
-    if is_tensor(a):
-        import torch
-
-        return torch
-    return np
 
 
 def dark_events(spikes: np.ndarray) -> np.ndarray:
