@@ -156,6 +156,25 @@ def test_play_and_record_clean_up_when_rclpy_refuses_their_ros_arguments(tmp_pat
     assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == handlers
 
 
+def test_only_rclpys_refusal_of_the_command_line_becomes_a_config_error() -> None:
+    """Another RuntimeError of rclpy.init (e.g. initialised twice by the calling program) is not a bad --ros-args."""
+    import rclpy
+
+    from stir_ros.core.errors import ros_arguments_checked
+
+    rclpy.init()
+    try:
+        with pytest.raises(RuntimeError, match="must only be called once") as caught:
+            with ros_arguments_checked():
+                rclpy.init()
+        assert not isinstance(caught.value, ConfigError)
+    finally:
+        rclpy.shutdown()
+    with pytest.raises(ConfigError, match="trailing -p flag"):
+        with ros_arguments_checked():
+            rclpy.init(args=["x", "--ros-args", "-p"])
+
+
 def test_play_and_record_restore_the_signal_handlers_when_the_bag_cannot_be_used(tmp_path: Path) -> None:
     """A missing or corrupt bag, a topic it lacks, an output that exists: SIGINT/SIGTERM as before.
 

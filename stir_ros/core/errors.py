@@ -64,6 +64,10 @@ def check_choice(name: str, value: object, choices: Collection[str]) -> None:
         raise ConfigError(f"{name} must be one of {', '.join(choices)}, got {value!r}")
 
 
+#: rclpy's exceptions for a command line it refuses.
+_RCLPY_REFUSALS = frozenset({"RCLError", "UnknownROSArgsError"})
+
+
 @contextmanager
 def ros_arguments_checked() -> Iterator[None]:
     """Around ``rclpy.init``: its refusal of the command line becomes a :class:`ConfigError`.
@@ -71,10 +75,13 @@ def ros_arguments_checked() -> Iterator[None]:
     rclpy raises ``RCLError`` or ``UnknownROSArgsError`` (both ``RuntimeError``) for a malformed
     ``--ros-args`` (a ``-p`` without ``name:=value``, a broken ``-r`` remap, an unknown flag) or an
     invalid ``ROS_DOMAIN_ID``; the entry points print a ``ConfigError`` as one line, not a traceback.
+    Other errors (e.g. rclpy initialised twice by the calling program) pass through as they are.
     """
     try:
         yield
     except RuntimeError as err:
+        if type(err).__name__ not in _RCLPY_REFUSALS:  # matched by name: the core does not import rclpy
+            raise
         reason = re.sub(r", at \S+:\d+", "", str(err))  # rcl's source locations say nothing to a user
         raise ConfigError(f"rclpy refused the command line ({type(err).__name__}: {reason}); "
                           "expected --ros-args followed by rules such as -p name:=value, -r from:=to, "
