@@ -68,10 +68,7 @@ class DarkRouting:
 
     def run(self, windows: Any, x: torch.Tensor, main: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
         """The raw output ``[B, 1, H, W]`` of ``x`` (``windows`` on the device), each window by its network."""
-        if x.device.type != "cpu":
-            rates = dark_event_rate(x)  # counted where the windows are (no copy back to the host)
-        else:
-            rates = dark_event_rate(windows.detach().cpu().numpy() if isinstance(windows, torch.Tensor) else windows)
+        rates = dark_event_rate(windows if x.device.type == "cpu" else x)  # where they are: no copy back to the host
         self.last_rate = float(rates[-1])
         dark = rates > DARK_EVENT_SWITCH
         if not dark.any():
