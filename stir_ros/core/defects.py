@@ -54,7 +54,6 @@ DARK_PERCENTILE = 0.1
 #: The offsets of the 8 neighbours (ring 1) and of the 16 pixels two away (ring 2).
 _RINGS = {r: tuple((dy, dx) for dy in range(-r, r + 1) for dx in range(-r, r + 1) if max(abs(dy), abs(dx)) == r)
           for r in (1, 2)}  # fmt: skip
-_OFFSETS = _RINGS[1]
 
 
 def neighbour_ranks(
