@@ -23,12 +23,16 @@ How ``even`` stays steady on a loaded CPU, where the measured time per window mo
   :data:`LATEST` windows (a rising load is met within a few windows, in one step; a lone slow window
   moves nothing), and shrinks only when the sustained rate has risen by more than
   :data:`SHRINK_MARGIN` and :data:`DWELL` windows have been timed at the stride in force;
-- a stride that had to grow is not shrunk back to for :data:`RETRY_WINDOWS` windows, twice as many
-  after each further failure: on two cores the time per window depends on the stride itself (at a
-  shorter period inference runs back to back and the driver preempts it), so the time measured at the
-  longer stride promised a shorter one that was then too short again. Measured (BENCHMARKS.md,
-  issue 29): 8,000 and 10,400 frames alternated every dozen windows in a 90 s run, 32 % of the
-  images within 10 % of the mean spacing.
+- a stride reached by shrinking that then had to grow is not shrunk back to for
+  :data:`RETRY_WINDOWS` windows, twice as many after each further failure: on two cores the time
+  per window depends on the stride itself (at a shorter period inference runs back to back and the
+  driver preempts it), so the time measured at the longer stride promised a shorter one that was
+  then too short again. Measured (BENCHMARKS.md, issue 29): 8,000 and 10,400 frames alternated
+  every dozen windows in a 90 s run, 32 % of the images within 10 % of the mean spacing. A stride
+  sized from the warm-up or grown to, then grown from, is not held back from: that is the stream
+  starting (its first windows slower than the steady ones), not a failed retry. Held back, 7,200 ->
+  12,000 -> 14,400 frames at start stayed at 14,400 for 100 windows where 10,400 was enough (46 %
+  within 10 % in a 90 s run).
 
 When inference keeps up, nothing is stretched and the two policies cut the same windows. Chosen by
 measurement (BENCHMARKS.md, issue 29). Pure Python.
@@ -96,6 +100,7 @@ class RatePacer:
         self._windows = 0  # windows timed in all
         self._retry = RETRY_WINDOWS
         self._too_short: tuple[int, int] | None = None  # (the stride that had to grow, the window count until it is retried)
+        self._shrunk = False  # the stride in force was reached by shrinking (a retry of a shorter period)
 
     def observe(self, seconds: float, windows: int = 1) -> None:
         """One forward pass of ``windows`` windows took ``seconds``."""
@@ -125,16 +130,17 @@ class RatePacer:
         if current is None or current % requested or paced_stride(requested, rising, frame_rate_hz, GROW_AT) > current:
             # First, a new request, or it cannot keep up: sized for the latest windows too (the load that rose).
             grown = paced_stride(requested, max(planned, _quantile(latest)), frame_rate_hz)
-            if current is not None and current % requested == 0 and grown > current:  # this stride proved too short
-                self._too_short, self._retry = (current, self._windows + self._retry), self._retry * 2
+            if current is not None and current % requested == 0 and grown > current:
+                if self._shrunk:  # a retry of a shorter period proved too short
+                    self._too_short, self._retry = (current, self._windows + self._retry), self._retry * 2
             elif current is not None and current % requested:  # a new request: what was too short is no longer known
                 self._too_short, self._retry = None, RETRY_WINDOWS
-            current = grown
+            current, self._shrunk = grown, False
         elif self._since_change >= DWELL and paced_stride(requested, planned / (1 - SHRINK_MARGIN), frame_rate_hz) < current:
             shrunk = paced_stride(requested, planned, frame_rate_hz)  # sustained faster by the margin
             failed = self._too_short
             if failed is None or shrunk > failed[0] or self._windows >= failed[1]:
-                current = shrunk
+                current, self._shrunk = shrunk, True
         if current != self._stride:
             self._stride, self._since_change = current, 0
         return current
