@@ -24,10 +24,11 @@ the reconstructor's median time per window (``sustainable_images_per_s`` of /dia
 stride in force, the windows dropped and its own p50 latency (packet that completed the window
 received -> image published, ``latency_ms_p50``); the driver's largest lag behind real time (it adds
 to every end-to-end latency: a driver that cannot keep up publishes its frames late, with their
-capture stamps). Then min / median over repeats, the targets (spacing: at least 90 % of arrivals
-within +-10 % of the mean; p50 latency below two measured window times) and images/s of the new
-inference path against ``old`` (both ``drop_oldest``: inference saturated). Not a test: the numbers
-depend on the machine.
+capture stamps); the CPU the reconstructor and the driver took while the stream ran (% of one core:
+on a small machine the driver's share is not inference's to take). Then min / median over repeats,
+the targets (spacing: at least 90 % of arrivals within +-10 % of the mean; p50 latency below two
+measured window times) and images/s of the new inference path against ``old`` (both ``drop_oldest``:
+inference saturated). Not a test: the numbers depend on the machine.
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ from collections import Counter
 from pathlib import Path
 
 import numpy as np
-from _common import cpu_model, stop_processes  # noqa: E402  (bench/ is on sys.path)
+from _common import cpu_model, cpu_seconds, stop_processes  # noqa: E402  (bench/ is on sys.path)
 
 CONFIGS = {
     "old": "precision:=fp32,backend:=torch,rate_policy:=drop_oldest",
@@ -98,8 +99,12 @@ def run_once(name: str, params: str, h: int, w: int, seconds: float, env: dict[s
                                 "-p", f"max_frames:={int(seconds * RATE_HZ) // 100 * 100}", "-p", "wait_for_subscribers:=1",
                                 "--log-level", "error"], env=env)  # fmt: skip
         stop_at = time.monotonic() + 2 * seconds + 60  # a driver that lags behind real time is stopped here
+        started, cpu0 = time.monotonic(), (cpu_seconds(rec.pid), cpu_seconds(drv.pid))
+        cpu1, ended = cpu0, started
         while drv.poll() is None and time.monotonic() < stop_at:
             rclpy.spin_once(node, timeout_sec=0.05)
+            if drv.poll() is None:  # the CPU both took while the stream ran (read before the driver exits)
+                cpu1, ended = (cpu_seconds(rec.pid), cpu_seconds(drv.pid)), time.monotonic()
         end = time.monotonic() + 3.0
         while time.monotonic() < end:
             rclpy.spin_once(node, timeout_sec=0.05)
@@ -115,7 +120,9 @@ def run_once(name: str, params: str, h: int, w: int, seconds: float, env: dict[s
           + ", ".join(f"{f} x{n}" for f, n in frames.most_common(6)), flush=True)  # fmt: skip
     return {**measure(arrivals), "window_ms": 1e3 / float(diag.get("sustainable_images_per_s", "nan") or "nan"),
             "stride": float(diag.get("stride_frames", "nan")), "dropped": float(diag.get("windows_dropped", "nan")),
-            "node_latency_p50_ms": float(diag.get("latency_ms_p50", "nan")), "driver_lag_s": lag[0]}  # fmt: skip
+            "node_latency_p50_ms": float(diag.get("latency_ms_p50", "nan")), "driver_lag_s": lag[0],
+            "rec_cpu_pct": 100 * (cpu1[0] - cpu0[0]) / max(ended - started, 1e-9),
+            "driver_cpu_pct": 100 * (cpu1[1] - cpu0[1]) / max(ended - started, 1e-9)}  # fmt: skip
 
 
 def _share_within(values: np.ndarray, fraction: float = 0.1) -> float:
