@@ -325,8 +325,8 @@ class ReconstructionEngine:
             float32 numpy ``[B, H, W]`` scene intensity in [0, 1].
 
         Raises:
-            SpikeFormatError: For a wrong shape, no pixels, or values that cannot be spikes (not
-                numbers, NaN, infinite).
+            SpikeFormatError: For a wrong shape, no pixels, or values that are not spikes (not
+                numbers, or anything but 0 and 1: NaN, infinite, 2, 255, 0.5, -1).
         """
         check_spike_values(windows)
         if windows.ndim == 3:
