@@ -180,6 +180,20 @@ def test_values_other_than_0_and_1_are_refused_with_value_count_and_place(method
         np.testing.assert_array_equal(engine.reconstruct(good), expected)
 
 
+@pytest.mark.parametrize("method", ["tfp", "tfi"])
+def test_values_are_checked_once_per_batch_not_again_per_chunk(method, monkeypatch):
+    """The engine checks a batch in one pass; tfp/tfi (which check their input as public API) do not repeat it."""
+    checked: list[tuple[int, ...]] = []
+    real = classical.check_spike_values
+    monkeypatch.setattr(classical, "check_spike_values", lambda w, *a: checked.append(tuple(w.shape)) or real(w, *a))
+    engine = ReconstructionEngine(EngineConfig(method=method, max_batch=2))
+    engine.reconstruct(_windows(5, 41))  # chunks of 2 + 2 + 1
+    engine._run_torch(_windows(3, 41))  # the path on CUDA, run here on the CPU
+    assert checked == []
+    classical.tfp(_windows(1, 41))
+    assert checked == [(1, 41, H, W)]  # the public function does check
+
+
 def test_missing_weights_fail_clearly(tmp_path, monkeypatch):
     import stir_ros.engine as engine_module
 

@@ -2,10 +2,10 @@
 # SPDX-License-Identifier: Apache-2.0
 """Classical reconstructions from a spike window: TFP (playback) and TFI (inter-spike interval).
 
-Both take spikes ``[..., T, H, W]`` (numpy or torch, any dtype with 0/1 values, any window length)
-and return the raw float32 intensity estimate ``[..., H, W]`` of the centre frame ``T // 2``,
-already divided by ``alpha``. They do NOT clip: values can exceed 1 (bright pixels, noise), and
-the caller clamps to its output range.
+Both take spikes ``[..., T, H, W]`` (numpy or torch; bool, integer or float holding only 0 and 1,
+which they check; any window length) and return the raw float32 intensity estimate ``[..., H, W]``
+of the centre frame ``T // 2``, already divided by ``alpha``. They do NOT clip: values can exceed
+1 (bright pixels, noise), and the caller clamps to its output range.
 
 numpy input runs in numpy and needs no torch (a robot without the ``stir`` extra,
 :mod:`stir_ros.core.optional`); torch is imported only for tensor input.
@@ -33,7 +33,9 @@ __all__ = ["PackedWindows", "check_spike_values", "spike_counts_packed", "tfi", 
 _CHUNK_BYTES = 4096
 
 
-def _check(spikes: Any, alpha: float) -> int:
+def _check(spikes: Any, alpha: float, check_values: bool) -> int:
+    if check_values:
+        check_spike_values(spikes, "spikes")
     if spikes.ndim < 3:
         raise SpikeFormatError(f"spikes must be [..., T, H, W], got shape {tuple(spikes.shape)}")
     if spikes.shape[-3] == 0:
@@ -44,7 +46,7 @@ def _check(spikes: Any, alpha: float) -> int:
 
 
 def check_spike_values(spikes: Any, name: str = "windows") -> None:
-    """Refuse spikes ``[..., T, H, W]`` whose values are not 0/1 spikes (the engine checks every batch).
+    """Refuse spikes ``[..., T, H, W]`` whose values are not 0/1 (checked by the engine, tfp and tfi).
 
     Not numbers (strings, objects, complex), no pixels, or any value other than 0 and 1 (2, 255,
     0.5, -1, NaN, infinite: bytes still packed, an image, a sign): each a :class:`SpikeFormatError`
@@ -120,7 +122,9 @@ def _number(value: Any) -> str:
     return str(int(value))
 
 
-def tfp(spikes: np.ndarray | torch.Tensor, alpha: float = ALPHA, window: int | None = None) -> Any:
+def tfp(
+    spikes: np.ndarray | torch.Tensor, alpha: float = ALPHA, window: int | None = None, *, check_values: bool = True
+) -> Any:
     """Texture from playback: the spike rate over a centred window, divided by ``alpha``.
 
     Args:
@@ -128,15 +132,18 @@ def tfp(spikes: np.ndarray | torch.Tensor, alpha: float = ALPHA, window: int | N
         alpha: Sensor alpha (firing rate at intensity 1).
         window: Frames averaged, centred on ``T // 2`` (frames ``T//2 - window//2`` onwards);
             ``None`` uses all T.
+        check_values: Refuse values other than 0 and 1 (:func:`check_spike_values`); ``False``
+            only where the caller has checked them (the engine checks each batch once).
 
     Returns:
         float32 ``[..., H, W]`` (numpy for numpy input, else a tensor on the same device); not
         clipped.
 
     Raises:
-        SpikeFormatError: For a wrong shape. ConfigError: For a bad alpha or window.
+        SpikeFormatError: For a wrong shape or values other than 0 and 1. ConfigError: For a bad
+            alpha or window.
     """
-    t_len = _check(spikes, alpha)
+    t_len = _check(spikes, alpha, check_values)
     window = t_len if window is None else int(window)
     if not 1 <= window <= t_len:
         raise ConfigError(f"window must be in [1, {t_len}] for {t_len} frames, got {window}")
@@ -291,7 +298,7 @@ def tfp_packed(
     return _rate_image(counts, frames, alpha, frames)
 
 
-def tfi(spikes: np.ndarray | torch.Tensor, alpha: float = ALPHA) -> Any:
+def tfi(spikes: np.ndarray | torch.Tensor, alpha: float = ALPHA, *, check_values: bool = True) -> Any:
     """Texture from inter-spike interval at the centre frame ``c = T // 2``.
 
     For every pixel the interval is ``R - L`` between the last spike at or before ``c`` (``L``)
@@ -303,12 +310,17 @@ def tfi(spikes: np.ndarray | torch.Tensor, alpha: float = ALPHA) -> Any:
     Args:
         spikes: ``[..., T, H, W]`` binary spikes.
         alpha: Sensor alpha.
+        check_values: As for :func:`tfp`.
 
     Returns:
         float32 ``[..., H, W]`` (numpy for numpy input, else a tensor on the same device); not
         clipped.
+
+    Raises:
+        SpikeFormatError: For a wrong shape or values other than 0 and 1. ConfigError: For a bad
+            alpha.
     """
-    t_len = _check(spikes, alpha)
+    t_len = _check(spikes, alpha, check_values)
     c = t_len // 2
     if is_tensor(spikes):
         import torch
