@@ -153,6 +153,41 @@ def test_photo_cache_deletes_and_overwrites_only_what_it_made(tmp_path: Path, mo
     assert photos.build(cache, max_size=200, log=lambda m: None) == records  # its own files: built again
 
 
+@pytest.mark.skipif(shutil.which("dpkg-deb") is None, reason="needs Debian's dpkg-deb")
+@pytest.mark.parametrize("stop", [KeyboardInterrupt(), ConfigError("dpkg-deb -x failed: No space left on device")],
+                         ids=["ctrl-c", "disk-full"])  # fmt: skip
+def test_an_interrupted_unpack_is_unpacked_again(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, debian_package,
+                                                 stop: BaseException) -> None:  # fmt: skip
+    """dpkg-deb -x stopped half-way leaves the package's folder with part of its files: a rerun redoes it."""
+    cache = tmp_path / "cache"
+    source = _fake_package(tmp_path, cache, debian_package)
+    monkeypatch.setattr(photos, "SOURCES", (source,))
+    real_run = photos._run
+
+    def stopped_half_way(cmd: list[str], cwd: Path) -> None:
+        real_run(cmd, cwd)
+        if cmd[0] == "dpkg-deb":  # what it leaves when stopped: the folders and some of the files
+            (Path(cmd[-1]) / source.folder / "river_by_B.png").unlink()
+            raise stop
+
+    monkeypatch.setattr(photos, "_run", stopped_half_way)
+    with pytest.raises(type(stop)):
+        photos.build(cache, max_size=200, log=lambda m: None)
+    monkeypatch.setattr(photos, "_run", real_run)
+    records = photos.build(cache, max_size=200, log=lambda m: None)
+    assert sorted(r["name"] for r in records["train"] + records["val"]) == [
+        "stir-test-photos__forest_by_A.png", "stir-test-photos__river_by_B.png",
+    ]  # fmt: skip
+    # Complete now: the next run uses the unpacked files as they are (a file of them gone stays gone).
+    (cache / "pkgs" / source.package / source.folder / "river_by_B.png").unlink()
+    again = photos.build(cache, max_size=200, log=lambda m: None)
+    assert [r["name"] for r in again["train"] + again["val"]] == ["stir-test-photos__forest_by_A.png"]
+    # A newer .deb of the package is unpacked, not the old version's files used under its number.
+    debian_package(tmp_path / "pkgroot", cache, source.package, "1.1-1", "Files: *\nCopyright: A\nLicense: MIT\n")
+    newer = photos.build(cache, max_size=200, log=lambda m: None)
+    assert [(r["version"], r["licence"]) for r in newer["train"] + newer["val"]] == [("1.1-1", "MIT")] * 2
+
+
 def test_validation_split_is_stable_and_about_the_configured_fraction() -> None:
     names = [f"pkg__image_{i}.png" for i in range(2000)]
     held = [n for n in names if photos.is_validation(n)]

@@ -29,7 +29,9 @@ Layout of the cache (default ``~/.cache/stir_ros/photos``)::
 
 Nothing that this command did not make is deleted or overwritten: a folder it may rebuild
 (``pkgs/NAME``, ``video/CLIP``) carries its :data:`MARKER`, and one without it, or an
-ATTRIBUTION.md or sources.json it did not write, is an error instead.
+ATTRIBUTION.md or sources.json it did not write, is an error instead. Such a folder counts as
+done only once its ``.complete`` is written, after the unpack or decode succeeded; a run
+stopped before that (Ctrl-C, a full disk) leaves it to be made again by the next.
 """
 
 from __future__ import annotations
@@ -56,6 +58,9 @@ __all__ = [
 VAL_FRACTION = 0.15
 #: In every folder this command makes and may remove to build again: a folder without it is not ours.
 MARKER = ".made-by-stir-ros-data"
+#: Written last into such a folder once it is whole (an unpack, a clip's frames): one without it is
+#: made again, so an interrupted run (Ctrl-C, a full disk) is never taken for a finished one.
+_COMPLETE = ".complete"
 #: A line of every ATTRIBUTION.md this command writes: one without it is not ours to replace.
 _ATTRIBUTION_MARK = "Made by `stir-ros data"
 
@@ -264,9 +269,11 @@ def _fetch(source: PhotoSource, cache: Path, log: Callable[[str], None]) -> tupl
     deb = found[-1]
     version = deb.name.split("_")[1].replace("%3a", ":")
     root = cache / "pkgs" / source.package
-    if not (root / source.folder).is_dir():
-        _fresh_folder(root)  # an interrupted unpack of ours; never a folder of the user's
+    done = root / _COMPLETE
+    if not done.is_file() or done.read_text().strip() != deb.name:
+        _fresh_folder(root)  # none, an interrupted unpack of ours or another version; never the user's
         _run(["dpkg-deb", "-x", os.fspath(deb), os.fspath(root)], cache)
+        done.write_text(f"{deb.name}\n")
     return root, version
 
 
@@ -398,7 +405,7 @@ def build_videos(cache: Path, max_size: int = 384, log: Callable[[str], None] = 
         if not path.is_file():
             raise ConfigError(f"{source.package} {version} has no {source.folder}/{rel}")
         clip_dir = out_dir / rel.rsplit(".", 1)[0]
-        done = clip_dir / ".complete"
+        done = clip_dir / _COMPLETE
         if not done.is_file():
             _fresh_folder(clip_dir)  # an interrupted decode of ours; never a clip of the user's
             capture = cv2.VideoCapture(os.fspath(path))
