@@ -225,14 +225,26 @@ def _write_attribution(out_dir: Path, records: Any, intro: list[str], columns: l
 
 
 def _fresh_folder(folder: Path) -> None:
-    """An empty ``folder`` with this command's marker; one that exists is removed only if it has the marker."""
+    """An empty ``folder`` with this command's marker; one that exists is emptied only if it has the marker.
+
+    The marker itself is kept: a removal stopped half-way (Ctrl-C) leaves a folder that the next
+    run still knows as its own, instead of one it must refuse as the user's.
+    """
+    marker = folder / MARKER
     if folder.exists():
-        if not (folder / MARKER).is_file():
+        if not marker.is_file():
             raise ConfigError(f"'{folder}' exists and was not made by stir-ros data (no {MARKER} in it); "
                               "move it away or choose another --cache")
-        shutil.rmtree(folder, ignore_errors=True)
+        for child in folder.iterdir():
+            if child.name == MARKER:
+                continue
+            if child.is_dir() and not child.is_symlink():
+                shutil.rmtree(child, ignore_errors=True)
+            else:
+                child.unlink(missing_ok=True)
+        return
     folder.mkdir(parents=True)
-    (folder / MARKER).write_text("made by stir-ros data: removed and made again when incomplete\n")
+    marker.write_text("made by stir-ros data: emptied and made again when incomplete\n")
 
 
 def _check_attribution_ours(out_dir: Path) -> None:
