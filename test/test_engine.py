@@ -166,6 +166,8 @@ def test_values_other_than_0_and_1_are_refused_with_value_count_and_place(method
         (torch.from_numpy(_planted(np.uint8, 2)), "(2 x1), the first at [1, 20, 3, 4]"),
         (torch.from_numpy(_planted(np.float32, 0.5)), "(0.5 x1)"),
         (torch.from_numpy(_planted(np.int16, -1)), "(-1 x1)"),
+        (torch.from_numpy(_planted(np.uint16, 7)), "(7 x1)"),  # a dtype torch has few reductions for
+        (_planted(np.float16, 3), "(3 x1)"),
     ]:
         with pytest.raises(SpikeFormatError, match=re.escape(needle)) as caught:
             engine.reconstruct(bad)
@@ -176,7 +178,8 @@ def test_values_other_than_0_and_1_are_refused_with_value_count_and_place(method
     signed_zero = win.astype(np.float32)
     signed_zero[signed_zero == 0] = -0.0
     for good in [win.astype(bool), win.astype(np.int8), win.astype(">i2"), win.astype(np.float64), signed_zero,
-                 torch.from_numpy(win.astype(np.int16)), torch.from_numpy(win).bool()]:
+                 torch.from_numpy(win.astype(np.int16)), torch.from_numpy(win.astype(np.uint16)),
+                 torch.from_numpy(win).bool()]:
         np.testing.assert_array_equal(engine.reconstruct(good), expected)
 
 

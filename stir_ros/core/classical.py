@@ -13,6 +13,7 @@ numpy input runs in numpy and needs no torch (a robot without the ``stir`` extra
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, NoReturn
 
@@ -81,13 +82,13 @@ def check_spike_values(spikes: Any, name: str = "windows") -> None:
 
         if spikes.dtype == torch.bool or spikes.numel() == 0:
             return
-        if spikes.is_floating_point():
-            ok = not bool(((spikes != 0) & (spikes != 1)).any())
-        elif spikes.dtype == torch.uint8:
+        if spikes.dtype == torch.uint8:
             ok = bool(spikes.max() <= 1)
-        else:
+        elif spikes.is_signed() and not spikes.is_floating_point():
             low, high = torch.aminmax(spikes)
             ok = bool(low >= 0) and bool(high <= 1)
+        else:  # floats (NaN and infinities too), and uint16/32/64, which torch cannot reduce
+            ok = not bool(((spikes != 0) & (spikes != 1)).any())
     else:
         return  # PackedWindows: bits are always spikes
     if not ok:
@@ -117,9 +118,10 @@ def _refuse_values(spikes: Any, name: str) -> NoReturn:
 
 def _number(value: Any) -> str:
     """``255``, ``-1``, ``0.5``, ``nan``: a value as a message shows it (whole floats without ``.0``)."""
-    if value.dtype.kind == "f" and not (np.isfinite(value) and value == np.round(value) and abs(value) < 2**53):
-        return str(value)
-    return str(int(value))
+    if value.dtype.kind != "f":
+        return str(int(value))
+    number = float(value)
+    return str(int(number)) if math.isfinite(number) and number.is_integer() and abs(number) < 2**53 else str(value)
 
 
 def tfp(
