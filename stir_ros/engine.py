@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from stir_ros.core.classical import check_spike_values
-from stir_ros.core.devices import NumpyCPU, resolve_device
+from stir_ros.core.devices import NumpyCPU, check_device, resolve_device
 from stir_ros.core.defaults import ALPHA, BACKENDS, DARK_WEIGHTS, PRECISIONS
 from stir_ros.core.errors import CheckpointError, ConfigError, SpikeFormatError, check_choice
 from stir_ros.core.inference_path import SHIPPED_BF16_LOSS_DB, InferencePath, resolve_inference_path
@@ -117,8 +117,7 @@ class EngineConfig:
         spec.check_window_length(self.window_length)
         if not isinstance(self.alpha, (int, float)) or not (math.isfinite(self.alpha) and self.alpha > 0):
             raise ConfigError(f"alpha must be a positive number, got {self.alpha!r}")
-        if not _valid_device(self.device):
-            raise ConfigError(f"device must be auto, cpu, cuda or cuda:N, got {self.device!r}")
+        check_device(self.device)
         check_choice("precision", self.precision, PRECISIONS)
         if isinstance(self.max_batch, bool) or not isinstance(self.max_batch, int) or self.max_batch < 1:
             raise ConfigError(f"max_batch must be a positive integer, got {self.max_batch!r}")
@@ -149,15 +148,6 @@ def add_dark_weights_argument(parser: Any) -> None:
 
 #: The settings that make up the engine, by the node parameters' names: a change of one builds a new engine.
 ENGINE_FIELDS = tuple(f.name for f in fields(EngineConfig))
-
-
-def _valid_device(device: Any) -> bool:
-    if not isinstance(device, str):
-        return False
-    if device in ("auto", "cpu", "cuda"):
-        return True
-    head, _, index = device.partition(":")
-    return head == "cuda" and index.isdigit()
 
 
 class ReconstructionEngine:
@@ -325,8 +315,8 @@ class ReconstructionEngine:
             float32 numpy ``[B, H, W]`` scene intensity in [0, 1].
 
         Raises:
-            SpikeFormatError: For a wrong shape, no pixels, or values that cannot be spikes (not
-                numbers, NaN, infinite).
+            SpikeFormatError: For a wrong shape, no pixels, or values that are not spikes (not
+                numbers, or anything but 0 and 1: NaN, infinite, 2, 255, 0.5, -1).
         """
         check_spike_values(windows)
         if windows.ndim == 3:

@@ -4,6 +4,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 import torch
@@ -121,6 +123,25 @@ def test_single_frame_and_errors() -> None:
         tfi(one, alpha=0.0)
 
 
+@pytest.mark.parametrize("fn", [tfp, tfi])
+def test_values_that_are_not_spikes_are_refused(fn) -> None:
+    """Public API: NaN, infinities and anything but 0/1 (packed bytes, an image) are refused, not estimated."""
+    spikes = (np.random.default_rng(3).random((2, 9, 4, 5)) < 0.4).astype(np.uint8)
+    for dtype, value, needle in [
+        (np.uint8, 255, "(255 x1)"), (np.int16, -1, "(-1 x1)"), (np.float32, 0.5, "(0.5 x1)"),
+        (np.float32, np.nan, "(nan x1; NaN or infinite)"), (np.float64, -np.inf, "(-inf x1; NaN or infinite)"),
+    ]:
+        bad = spikes.astype(dtype)
+        bad[1, 4, 2, 3] = value
+        for given in (bad, torch.from_numpy(bad)):
+            with pytest.raises(SpikeFormatError, match=re.escape(f"spikes hold 1 value other than 0 and 1 {needle}")):
+                fn(given, alpha=0.6)
+    with pytest.raises(SpikeFormatError, match="numpy array or a torch tensor, got list"):
+        fn(spikes.tolist(), alpha=0.6)
+    with pytest.raises(SpikeFormatError, match="got dtype complex64"):
+        fn(spikes.astype(np.complex64), alpha=0.6)
+
+
 def _tfp_int32(spikes: np.ndarray, alpha: float) -> np.ndarray:
     """TFP over all frames as it was computed before the uint16 and packed paths (the reference)."""
     return (spikes.sum(axis=-3, dtype=np.int32) / np.float32(spikes.shape[-3] * alpha)).astype(np.float32)
@@ -146,8 +167,10 @@ def test_tfp_fast_paths_give_the_same_bits(t: int, h: int, w: int) -> None:
 
 
 def test_tfp_uint8_values_above_one_are_summed_exactly() -> None:
-    spikes = np.full((41, 2, 3), 255, np.uint8)  # not spikes, but the sum must not wrap
-    np.testing.assert_array_equal(tfp(spikes, alpha=0.6), _tfp_int32(spikes, 0.6))
+    spikes = np.full((41, 2, 3), 255, np.uint8)  # not spikes: refused, and unchecked the sum must not wrap
+    with pytest.raises(SpikeFormatError, match=re.escape("246 values other than 0 and 1 (255 x246)")):
+        tfp(spikes, alpha=0.6)
+    np.testing.assert_array_equal(tfp(spikes, alpha=0.6, check_values=False), _tfp_int32(spikes, 0.6))
 
 
 def test_tfp_packed_over_several_cache_blocks_and_errors() -> None:

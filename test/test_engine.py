@@ -142,6 +142,61 @@ def test_what_cannot_be_spikes_is_refused_with_the_reason(method):
             engine.reconstruct(bad)
 
 
+def _planted(dtype: object, value: object, where: tuple[int, ...] = (1, 20, 3, 4), count: int = 1) -> np.ndarray:
+    """Two 0/1 windows of ``dtype`` with ``value`` planted at ``where`` and the ``count - 1`` pixels after it."""
+    win = _windows(2, 41).astype(dtype)
+    win[where[:3]].reshape(-1)[where[3] : where[3] + count] = value
+    return win
+
+
+@pytest.mark.parametrize("method", ["tfp", "tfi", "stir"])
+def test_values_other_than_0_and_1_are_refused_with_value_count_and_place(method, stir_weights):
+    """2, 255, 0.5 or -1 are not spikes (packed bytes not unpacked, an image, a sign): refused, not reconstructed."""
+    config = {"weights": stir_weights, "device": "cpu"} if method == "stir" else {"window_length": 41}
+    engine = ReconstructionEngine(EngineConfig(method=method, **config))
+    big_endian = _planted(np.int16, -1).astype(">i2")
+    for bad, needle in [
+        (_planted(np.uint8, 255, count=3), "3 values other than 0 and 1 (255 x3), the first at [1, 20, 3, 4]"),
+        (_planted(np.uint8, 2, (0, 0, 0, 0))[0], "1 value other than 0 and 1 (2 x1), the first at [0, 0, 0]"),
+        (_planted(np.float32, 0.5, count=2), "2 values other than 0 and 1 (0.5 x2)"),
+        (_planted(np.float64, -1.0), "(-1 x1)"),
+        (_planted(np.int8, -1), "(-1 x1)"),
+        (big_endian, "(-1 x1)"),
+        (_planted(np.int64, 2**40), f"({2**40} x1)"),
+        (torch.from_numpy(_planted(np.uint8, 2)), "(2 x1), the first at [1, 20, 3, 4]"),
+        (torch.from_numpy(_planted(np.float32, 0.5)), "(0.5 x1)"),
+        (torch.from_numpy(_planted(np.int16, -1)), "(-1 x1)"),
+        (torch.from_numpy(_planted(np.uint16, 7)), "(7 x1)"),  # a dtype torch has few reductions for
+        (_planted(np.float16, 3), "(3 x1)"),
+    ]:
+        with pytest.raises(SpikeFormatError, match=re.escape(needle)) as caught:
+            engine.reconstruct(bad)
+        assert "expected 0/1 spikes" in str(caught.value)
+    # Exactly 0 and 1 in every accepted dtype still reconstruct (-0.0 is 0).
+    win = _windows(2, 41)
+    expected = engine.reconstruct(win)
+    signed_zero = win.astype(np.float32)
+    signed_zero[signed_zero == 0] = -0.0
+    for good in [win.astype(bool), win.astype(np.int8), win.astype(">i2"), win.astype(np.float64), signed_zero,
+                 torch.from_numpy(win.astype(np.int16)), torch.from_numpy(win.astype(np.uint16)),
+                 torch.from_numpy(win).bool()]:
+        np.testing.assert_array_equal(engine.reconstruct(good), expected)
+
+
+@pytest.mark.parametrize("method", ["tfp", "tfi"])
+def test_values_are_checked_once_per_batch_not_again_per_chunk(method, monkeypatch):
+    """The engine checks a batch in one pass; tfp/tfi (which check their input as public API) do not repeat it."""
+    checked: list[tuple[int, ...]] = []
+    real = classical.check_spike_values
+    monkeypatch.setattr(classical, "check_spike_values", lambda w, *a: checked.append(tuple(w.shape)) or real(w, *a))
+    engine = ReconstructionEngine(EngineConfig(method=method, max_batch=2))
+    engine.reconstruct(_windows(5, 41))  # chunks of 2 + 2 + 1
+    engine._run_torch(_windows(3, 41))  # the path on CUDA, run here on the CPU
+    assert checked == []
+    classical.tfp(_windows(1, 41))
+    assert checked == [(1, 41, H, W)]  # the public function does check
+
+
 def test_missing_weights_fail_clearly(tmp_path, monkeypatch):
     import stir_ros.engine as engine_module
 

@@ -8,9 +8,13 @@ and the weight average (EMA) with exact resume.
 
 from __future__ import annotations
 
+import contextlib
+import os
 import re
 import shutil
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -151,6 +155,76 @@ def test_photo_cache_deletes_and_overwrites_only_what_it_made(tmp_path: Path, mo
     assert len(records["train"] + records["val"]) == 2
     assert not (own / "half-unpacked").exists() and (own / photos.MARKER).is_file()
     assert photos.build(cache, max_size=200, log=lambda m: None) == records  # its own files: built again
+
+
+@pytest.mark.skipif(shutil.which("dpkg-deb") is None, reason="needs Debian's dpkg-deb")
+@pytest.mark.parametrize("stop", [KeyboardInterrupt(), ConfigError("dpkg-deb -x failed: No space left on device")],
+                         ids=["ctrl-c", "disk-full"])  # fmt: skip
+def test_an_interrupted_unpack_is_unpacked_again(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, debian_package,
+                                                 stop: BaseException) -> None:  # fmt: skip
+    """dpkg-deb -x stopped half-way leaves the package's folder with part of its files: a rerun redoes it."""
+    cache = tmp_path / "cache"
+    source = _fake_package(tmp_path, cache, debian_package)
+    monkeypatch.setattr(photos, "SOURCES", (source,))
+    real_run = photos._run
+
+    def stopped_half_way(cmd: list[str], cwd: Path) -> None:
+        real_run(cmd, cwd)
+        if cmd[0] == "dpkg-deb":  # what it leaves when stopped: the folders and some of the files
+            (Path(cmd[-1]) / source.folder / "river_by_B.png").unlink()
+            raise stop
+
+    monkeypatch.setattr(photos, "_run", stopped_half_way)
+    with pytest.raises(type(stop)):
+        photos.build(cache, max_size=200, log=lambda m: None)
+    monkeypatch.setattr(photos, "_run", real_run)
+    records = photos.build(cache, max_size=200, log=lambda m: None)
+    assert sorted(r["name"] for r in records["train"] + records["val"]) == [
+        "stir-test-photos__forest_by_A.png", "stir-test-photos__river_by_B.png",
+    ]  # fmt: skip
+    # Complete now: the next run uses the unpacked files as they are (a file of them gone stays gone).
+    (cache / "pkgs" / source.package / source.folder / "river_by_B.png").unlink()
+    again = photos.build(cache, max_size=200, log=lambda m: None)
+    assert [r["name"] for r in again["train"] + again["val"]] == ["stir-test-photos__forest_by_A.png"]
+    # A newer .deb of the package is unpacked, not the old version's files used under its number.
+    debian_package(tmp_path / "pkgroot", cache, source.package, "1.1-1", "Files: *\nCopyright: A\nLicense: MIT\n")
+    newer = photos.build(cache, max_size=200, log=lambda m: None)
+    assert [(r["version"], r["licence"]) for r in newer["train"] + newer["val"]] == [("1.1-1", "MIT")] * 2
+
+
+def _unlink_stopped_after(count: int, removed: list[str]) -> Callable[..., None]:
+    """``os.unlink`` that is stopped (KeyboardInterrupt, as by Ctrl-C) right after its ``count``-th removal."""
+    real_unlink = os.unlink
+
+    def unlink(path: str, *args: Any, **kwargs: Any) -> None:
+        real_unlink(path, *args, **kwargs)
+        removed.append(os.fspath(path))
+        if len(removed) == count:
+            raise KeyboardInterrupt
+
+    return unlink
+
+
+@pytest.mark.skipif(shutil.which("dpkg-deb") is None, reason="needs Debian's dpkg-deb")
+def test_a_folder_whose_removal_was_interrupted_is_still_ours(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                              debian_package) -> None:  # fmt: skip
+    """Ctrl-C at any point while an incomplete unpack of ours is removed: the rerun still knows the folder as its own."""
+    cache = tmp_path / "cache"
+    source = _fake_package(tmp_path, cache, debian_package)
+    monkeypatch.setattr(photos, "SOURCES", (source,))
+    own = cache / "pkgs" / source.package
+    for stop_after in (1, 2, 3):  # the marker and two files: whatever order the removal takes them in
+        shutil.rmtree(own, ignore_errors=True)
+        (own / "usr/share/backgrounds").mkdir(parents=True)
+        for name in (photos.MARKER, "usr/share/backgrounds/forest_by_A.jpg", "usr/share/backgrounds/river_by_B.png"):
+            (own / name).write_text("")  # an unpack of ours that was stopped half-way (no .complete)
+        removed: list[str] = []
+        with monkeypatch.context() as patch, contextlib.suppress(KeyboardInterrupt):
+            patch.setattr(os, "unlink", _unlink_stopped_after(stop_after, removed))
+            photos.build(cache, max_size=200, log=lambda m: None)
+        records = photos.build(cache, max_size=200, log=lambda m: None)
+        assert len(records["train"] + records["val"]) == 2, f"stopped after removing {removed}"
+        assert (own / photos.MARKER).is_file()
 
 
 def test_validation_split_is_stable_and_about_the_configured_fraction() -> None:

@@ -2,10 +2,10 @@
 # SPDX-License-Identifier: Apache-2.0
 """Classical reconstructions from a spike window: TFP (playback) and TFI (inter-spike interval).
 
-Both take spikes ``[..., T, H, W]`` (numpy or torch, any dtype with 0/1 values, any window length)
-and return the raw float32 intensity estimate ``[..., H, W]`` of the centre frame ``T // 2``,
-already divided by ``alpha``. They do NOT clip: values can exceed 1 (bright pixels, noise), and
-the caller clamps to its output range.
+Both take spikes ``[..., T, H, W]`` (numpy or torch; bool, integer or float holding only 0 and 1,
+which they check; any window length) and return the raw float32 intensity estimate ``[..., H, W]``
+of the centre frame ``T // 2``, already divided by ``alpha``. They do NOT clip: values can exceed
+1 (bright pixels, noise), and the caller clamps to its output range.
 
 numpy input runs in numpy and needs no torch (a robot without the ``stir`` extra,
 :mod:`stir_ros.core.optional`); torch is imported only for tensor input.
@@ -13,8 +13,9 @@ numpy input runs in numpy and needs no torch (a robot without the ``stir`` extra
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import numpy as np
 
@@ -33,7 +34,9 @@ __all__ = ["PackedWindows", "check_spike_values", "spike_counts_packed", "tfi", 
 _CHUNK_BYTES = 4096
 
 
-def _check(spikes: Any, alpha: float) -> int:
+def _check(spikes: Any, alpha: float, check_values: bool) -> int:
+    if check_values:
+        check_spike_values(spikes, "spikes")
     if spikes.ndim < 3:
         raise SpikeFormatError(f"spikes must be [..., T, H, W], got shape {tuple(spikes.shape)}")
     if spikes.shape[-3] == 0:
@@ -43,32 +46,87 @@ def _check(spikes: Any, alpha: float) -> int:
     return int(spikes.shape[-3])
 
 
-def check_spike_values(windows: Any) -> None:
-    """Refuse windows ``[B, T, H, W]`` or ``[T, H, W]`` that cannot be spikes (checked by the engine).
+def check_spike_values(spikes: Any, name: str = "windows") -> None:
+    """Refuse spikes ``[..., T, H, W]`` whose values are not 0/1 (checked by the engine, tfp and tfi).
 
-    Not numbers (strings, objects, complex), no pixels, NaN or infinite values: each a
-    :class:`SpikeFormatError`. Only float input costs a pass over the data; uint8 and bool (what
-    the node and the bag tools pass) cannot be NaN, and their values are taken as they are.
+    Not numbers (strings, objects, complex), no pixels, or any value other than 0 and 1 (2, 255,
+    0.5, -1, NaN, infinite: bytes still packed, an image, a sign): each a :class:`SpikeFormatError`
+    that says what was found, how often and where. The cost is one pass at most: none for bool,
+    a maximum for integers (signed ones read as unsigned, so a negative value is a large one),
+    one comparison pass for floats (it refuses NaN and infinities too). Bit-packed windows
+    (:class:`PackedWindows`) are always spikes.
+
+    Args:
+        spikes: numpy array or torch tensor (any device).
+        name: What the message calls them (``windows`` for the engine, ``spikes`` for tfp/tfi).
     """
-    if not hasattr(windows, "shape"):
-        raise SpikeFormatError(f"windows must be a numpy array or a torch tensor, got {type(windows).__name__}")
-    if len(windows.shape) in (3, 4) and 0 in windows.shape[-2:]:  # other ranks: refused by reconstruct
-        raise SpikeFormatError(f"windows must have a non-empty H and W, got shape {tuple(windows.shape)}")
-    if isinstance(windows, np.ndarray):
-        if windows.dtype.kind not in "biuf":
-            raise SpikeFormatError(f"windows must be 0/1 spikes of bool, integer or float, got dtype {windows.dtype}")
-        finite = windows.dtype.kind != "f" or bool(np.isfinite(windows).all())
-    elif is_tensor(windows):
-        if windows.is_complex():
-            raise SpikeFormatError(f"windows must be 0/1 spikes of bool, integer or float, got dtype {windows.dtype}")
-        finite = not windows.is_floating_point() or bool(windows.isfinite().all())
+    if not hasattr(spikes, "shape"):
+        raise SpikeFormatError(f"{name} must be a numpy array or a torch tensor, got {type(spikes).__name__}")
+    if len(spikes.shape) in (3, 4) and 0 in spikes.shape[-2:]:  # other ranks: refused by the callers
+        raise SpikeFormatError(f"{name} must have a non-empty H and W, got shape {tuple(spikes.shape)}")
+    if isinstance(spikes, np.ndarray):
+        kind = spikes.dtype.kind
+        if kind not in "biuf":
+            raise SpikeFormatError(f"{name} must be 0/1 spikes of bool, integer or float, got dtype {spikes.dtype}")
+        if kind == "b" or spikes.size == 0:
+            return
+        if kind == "f":
+            ok = not ((spikes != 0) & (spikes != 1)).any()
+        else:  # a view, not a copy: same bytes, same byte order, read as unsigned
+            unsigned = np.dtype(f"u{spikes.dtype.itemsize}").newbyteorder(spikes.dtype.byteorder)
+            ok = spikes.view(unsigned).max() <= 1
+    elif is_tensor(spikes):
+        if spikes.is_complex():
+            raise SpikeFormatError(f"{name} must be 0/1 spikes of bool, integer or float, got dtype {spikes.dtype}")
+        import torch
+
+        if spikes.dtype == torch.bool or spikes.numel() == 0:
+            return
+        if spikes.dtype == torch.uint8:
+            ok = bool(spikes.max() <= 1)
+        elif spikes.is_signed() and not spikes.is_floating_point():
+            low, high = torch.aminmax(spikes)
+            ok = bool(low >= 0) and bool(high <= 1)
+        else:  # floats (NaN and infinities too), and uint16/32/64, which torch cannot reduce
+            ok = not bool(((spikes != 0) & (spikes != 1)).any())
     else:
         return  # PackedWindows: bits are always spikes
-    if not finite:
-        raise SpikeFormatError("windows hold NaN or infinite values; expected 0/1 spikes")
+    if not ok:
+        _refuse_values(spikes, name)
 
 
-def tfp(spikes: np.ndarray | torch.Tensor, alpha: float = ALPHA, window: int | None = None) -> Any:
+def _refuse_values(spikes: Any, name: str) -> NoReturn:
+    """Raise the :class:`SpikeFormatError` of spikes holding values other than 0 and 1 (the rare path)."""
+    if is_tensor(spikes):
+        spikes = spikes.detach().cpu()
+        spikes = (spikes.double() if spikes.is_floating_point() else spikes).numpy()
+    values = np.asarray(spikes)
+    bad = (values != 0) & (values != 1)
+    found, counts = np.unique(values[bad], return_counts=True)
+    shown = ", ".join(f"{_number(found[i])} x{counts[i]:,}" for i in np.argsort(-counts, kind="stable")[:3])
+    if found.size > 3:
+        shown += f", {found.size - 3} other values"
+    if values.dtype.kind == "f" and not np.isfinite(found).all():
+        shown += "; NaN or infinite"
+    n = int(counts.sum())
+    first = [int(i) for i in np.argwhere(bad)[0]]
+    raise SpikeFormatError(
+        f"{name} hold {n:,} {'value' if n == 1 else 'values'} other than 0 and 1 ({shown}), the first at {first}; "
+        "expected 0/1 spikes (one bit per pixel and frame: unpack packed bytes, threshold an image)"
+    )
+
+
+def _number(value: Any) -> str:
+    """``255``, ``-1``, ``0.5``, ``nan``: a value as a message shows it (whole floats without ``.0``)."""
+    if value.dtype.kind != "f":
+        return str(int(value))
+    number = float(value)
+    return str(int(number)) if math.isfinite(number) and number.is_integer() and abs(number) < 2**53 else str(value)
+
+
+def tfp(
+    spikes: np.ndarray | torch.Tensor, alpha: float = ALPHA, window: int | None = None, *, check_values: bool = True
+) -> Any:
     """Texture from playback: the spike rate over a centred window, divided by ``alpha``.
 
     Args:
@@ -76,15 +134,18 @@ def tfp(spikes: np.ndarray | torch.Tensor, alpha: float = ALPHA, window: int | N
         alpha: Sensor alpha (firing rate at intensity 1).
         window: Frames averaged, centred on ``T // 2`` (frames ``T//2 - window//2`` onwards);
             ``None`` uses all T.
+        check_values: Refuse values other than 0 and 1 (:func:`check_spike_values`); ``False``
+            only where the caller has checked them (the engine checks each batch once).
 
     Returns:
         float32 ``[..., H, W]`` (numpy for numpy input, else a tensor on the same device); not
         clipped.
 
     Raises:
-        SpikeFormatError: For a wrong shape. ConfigError: For a bad alpha or window.
+        SpikeFormatError: For a wrong shape or values other than 0 and 1. ConfigError: For a bad
+            alpha or window.
     """
-    t_len = _check(spikes, alpha)
+    t_len = _check(spikes, alpha, check_values)
     window = t_len if window is None else int(window)
     if not 1 <= window <= t_len:
         raise ConfigError(f"window must be in [1, {t_len}] for {t_len} frames, got {window}")
@@ -239,7 +300,7 @@ def tfp_packed(
     return _rate_image(counts, frames, alpha, frames)
 
 
-def tfi(spikes: np.ndarray | torch.Tensor, alpha: float = ALPHA) -> Any:
+def tfi(spikes: np.ndarray | torch.Tensor, alpha: float = ALPHA, *, check_values: bool = True) -> Any:
     """Texture from inter-spike interval at the centre frame ``c = T // 2``.
 
     For every pixel the interval is ``R - L`` between the last spike at or before ``c`` (``L``)
@@ -251,12 +312,17 @@ def tfi(spikes: np.ndarray | torch.Tensor, alpha: float = ALPHA) -> Any:
     Args:
         spikes: ``[..., T, H, W]`` binary spikes.
         alpha: Sensor alpha.
+        check_values: As for :func:`tfp`.
 
     Returns:
         float32 ``[..., H, W]`` (numpy for numpy input, else a tensor on the same device); not
         clipped.
+
+    Raises:
+        SpikeFormatError: For a wrong shape or values other than 0 and 1. ConfigError: For a bad
+            alpha.
     """
-    t_len = _check(spikes, alpha)
+    t_len = _check(spikes, alpha, check_values)
     c = t_len // 2
     if is_tensor(spikes):
         import torch

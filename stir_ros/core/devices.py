@@ -5,14 +5,26 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+from stir_ros.core.errors import ConfigError
 from stir_ros.core.optional import import_torch
 
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["NumpyCPU", "resolve_device"]
+__all__ = ["NumpyCPU", "check_device", "resolve_device"]
+
+
+def check_device(device: Any) -> None:
+    """Raise :class:`ConfigError` unless ``device`` is ``auto``, ``cpu``, ``cuda`` or ``cuda:N`` (a string)."""
+    if isinstance(device, str):
+        if device in ("auto", "cpu", "cuda"):
+            return
+        head, _, index = device.partition(":")
+        if head == "cuda" and index.isdigit():
+            return
+    raise ConfigError(f"device must be auto, cpu, cuda or cuda:N, got {device!r}")
 
 
 @dataclass(frozen=True)

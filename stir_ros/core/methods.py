@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from stir_ros.core import classical
@@ -40,7 +41,8 @@ class ReconstructionMethod:
         network: For a learned method, its model's name in :mod:`stir_ros.models.registry`; it then
             needs torch and a weights file. ``None``: a classical method (``estimate``).
         estimate: Classical methods: ``estimate(windows, alpha=...)`` on ``[B, T, H, W]`` numpy or
-            torch spikes, the images divided by alpha (unclipped).
+            torch spikes, the images divided by alpha (unclipped). The engine has checked that the
+            values are 0/1 (:func:`stir_ros.core.classical.check_spike_values`) before it calls it.
         window_lengths: The window lengths the method supports; empty: any.
         default_window_length: Frames per window when ``window_length`` is 0 (a network takes its
             checkpoint's instead).
@@ -80,8 +82,9 @@ METHOD_TABLE: dict[str, ReconstructionMethod] = {
         # TFP/TFI are memory-bound sums: on the CPU unless asked, not worth a transfer.
         ReconstructionMethod("stir", network="stir", window_lengths=STIR_WINDOW_LENGTHS, auto_device="auto",
                              feature_reuse=True),
-        ReconstructionMethod("tfp", estimate=classical.tfp, counts_packed=True),
-        ReconstructionMethod("tfi", estimate=classical.tfi),
+        # The engine has checked the windows' values (one pass per batch): not again per chunk.
+        ReconstructionMethod("tfp", estimate=partial(classical.tfp, check_values=False), counts_packed=True),
+        ReconstructionMethod("tfi", estimate=partial(classical.tfi, check_values=False)),
     )
 }
 #: The names of the methods (the choices of ``method`` / ``--method``).

@@ -5,9 +5,9 @@
 The photographs come from Debian packages (wallpapers of photographers who chose free licences,
 and OpenCV's sample scenes), fetched with ``apt-get download`` and unpacked with ``dpkg-deb -x``
 into a cache folder; nothing is installed on the system and nothing is committed to the
-repository except the list below. Each selected file is converted to an 8-bit grayscale PNG
-(longer side at most ``--max-size``) and its package, version and licence are written to
-``ATTRIBUTION.md`` and ``sources.json`` beside the images.
+repository except their list (:mod:`stir_ros.training.photo_sources`). Each selected file is
+converted to an 8-bit grayscale PNG (longer side at most ``--max-size``) and its package, version
+and licence are written to ``ATTRIBUTION.md`` and ``sources.json`` beside the images.
 
 The images are split once, by a hash of their name, into ``train/`` and ``val/``: the
 validation folder is never trained on, so ``stir-ros train --images CACHE/train --val-images
@@ -29,7 +29,9 @@ Layout of the cache (default ``~/.cache/stir_ros/photos``)::
 
 Nothing that this command did not make is deleted or overwritten: a folder it may rebuild
 (``pkgs/NAME``, ``video/CLIP``) carries its :data:`MARKER`, and one without it, or an
-ATTRIBUTION.md or sources.json it did not write, is an error instead.
+ATTRIBUTION.md or sources.json it did not write, is an error instead. Such a folder counts as
+done only once its ``.complete`` is written, after the unpack or decode succeeded; a run
+stopped before that (Ctrl-C, a full disk) leaves it to be made again by the next.
 """
 
 from __future__ import annotations
@@ -41,12 +43,12 @@ import os
 import shutil
 import subprocess
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from stir_ros.core.errors import ConfigError
 from stir_ros.core.text_output import json_text
+from stir_ros.training.photo_sources import CUTOUT_SOURCE, SOURCES, VIDEO_SOURCE, PhotoSource
 
 __all__ = [
     "CUTOUT_SOURCE", "MARKER", "VIDEO_SOURCE", "PhotoSource", "SOURCES", "add_arguments", "build", "build_cutouts",
@@ -56,66 +58,11 @@ __all__ = [
 VAL_FRACTION = 0.15
 #: In every folder this command makes and may remove to build again: a folder without it is not ours.
 MARKER = ".made-by-stir-ros-data"
+#: Written last into such a folder once it is whole (an unpack, a clip's frames): one without it is
+#: made again, so an interrupted run (Ctrl-C, a full disk) is never taken for a finished one.
+_COMPLETE = ".complete"
 #: A line of every ATTRIBUTION.md this command writes: one without it is not ours to replace.
 _ATTRIBUTION_MARK = "Made by `stir-ros data"
-
-
-@dataclass(frozen=True)
-class PhotoSource:
-    """Photographs of one Debian package.
-
-    Attributes:
-        package: Debian package name.
-        folder: Folder inside the package that holds the files.
-        files: Glob patterns (relative to ``folder``) of the photographs to use: real scenes only,
-            chosen by looking at each file (abstract art, logos and renders are left out).
-    """
-
-    package: str
-    folder: str
-    files: tuple[str, ...]
-
-
-SOURCES: tuple[PhotoSource, ...] = (
-    PhotoSource("lomiri-wallpapers-16.04", "usr/share/backgrounds", (
-        "Bridge_by_Sander_Klootwijk.jpg", "Dragonfly_by_Bolly.jpg", "Picture_0B_by_freespace.jpg",
-        "Picture_1A_by_freespace.jpg", "Wine_by_Jakkub_Mede.jpg", "aitzgorri_by_Aitzol_Berasategi.jpg",
-        "free_by_Peter_Nerlich.jpg", "friends_by_Aitzol_Berasategi.jpg", "life_by_Aitzol_Berasategi.jpg",
-        "picosdeeuropa_by_Aitzol_Berasategi.jpg", "seeding_by_Clements_Engelhardt.jpg",
-        "sunset_by_Aitzol_Berasategi.jpg",
-    )),
-    PhotoSource("mate-backgrounds", "usr/share/backgrounds/mate", (
-        "abstract/Elephants_3840x2160.jpg", "nature/Garden.jpg", "nature/Dune.jpg", "nature/Wood.jpg",
-        "nature/Aqua.jpg", "nature/TwoWings.jpg", "nature/Storm.jpg", "nature/GreenMeadow.jpg",
-        "nature/RainDrops.jpg", "nature/Blinds.jpg", "nature/LadyBird.jpg",
-    )),
-    PhotoSource("plasma-workspace-wallpapers", "usr/share/wallpapers", (
-        "BytheWater/contents/images/2560x1440.jpg", "ColdRipple/contents/images/2560x1440.jpg",
-        "ColorfulCups/contents/images/2560x1600.jpg", "EveningGlow/contents/images/2560x1440.jpg",
-        "FallenLeaf/contents/images/2560x1440.jpg", "Grey/contents/images/2560x1440.jpg",
-        "Kite/contents/images/2560x1440.jpg", "OneStandsOut/contents/images/2560x1440.jpg",
-        "Path/contents/images/2560x1440.jpg", "summer_1am/contents/images/2560x1440.jpg",
-    )),
-    PhotoSource("lxqt-themes", "usr/share/lxqt/wallpapers", (
-        "Butterfly-Kenneth-Wimer.jpg", "Valendas.png", "after-the-rain.jpg", "appleflower.png", "beam.png",
-        "butterfly.png", "cloud.png", "drop.png", "flowers.png", "fog.jpg", "this-is-not-windows.jpg",
-    )),
-    PhotoSource("opencv-doc", "usr/share/doc/opencv-doc/examples/data", (
-        "aero1.jpg", "aloeL.jpg", "baboon.jpg", "basketball1.png", "building.jpg", "butterfly.jpg",
-        "fruits.jpg", "graf1.png", "home.jpg", "leuvenA.jpg", "messi5.jpg", "orange.jpg",
-        "rubberwhale1.png", "smarties.png", "squirrel_cls.jpg", "stuff.jpg",
-    )),
-)  # fmt: skip
-
-
-#: Tux Paint's stamps: about 800 PNGs with alpha, most of them photographs of objects, animals and
-#: plants cut out from their background; :func:`is_photographic` keeps those (about 250).
-CUTOUT_SOURCE = PhotoSource("tuxpaint-stamps-default", "usr/share/tuxpaint/stamps", ("**/*.png",))
-
-#: OpenCV's sample videos of real scenes: a hand-held camera filming a tree (68 frames, 320x240)
-#: and a fixed camera filming people walking (795 frames, 768x576). The package's third clip,
-#: Megamind.avi, is an excerpt of a feature film and is left out.
-VIDEO_SOURCE = PhotoSource("opencv-doc", "usr/share/doc/opencv-doc/examples/data", ("tree.avi", "vtest.avi"))
 
 
 def is_photographic(rgba: Any, name: str = "") -> bool:
@@ -220,14 +167,26 @@ def _write_attribution(out_dir: Path, records: Any, intro: list[str], columns: l
 
 
 def _fresh_folder(folder: Path) -> None:
-    """An empty ``folder`` with this command's marker; one that exists is removed only if it has the marker."""
+    """An empty ``folder`` with this command's marker; one that exists is emptied only if it has the marker.
+
+    The marker itself is kept: a removal stopped half-way (Ctrl-C) leaves a folder that the next
+    run still knows as its own, instead of one it must refuse as the user's.
+    """
+    marker = folder / MARKER
     if folder.exists():
-        if not (folder / MARKER).is_file():
+        if not marker.is_file():
             raise ConfigError(f"'{folder}' exists and was not made by stir-ros data (no {MARKER} in it); "
                               "move it away or choose another --cache")
-        shutil.rmtree(folder, ignore_errors=True)
+        for child in folder.iterdir():
+            if child.name == MARKER:
+                continue
+            if child.is_dir() and not child.is_symlink():
+                shutil.rmtree(child, ignore_errors=True)
+            else:
+                child.unlink(missing_ok=True)
+        return
     folder.mkdir(parents=True)
-    (folder / MARKER).write_text("made by stir-ros data: removed and made again when incomplete\n")
+    marker.write_text("made by stir-ros data: emptied and made again when incomplete\n")
 
 
 def _check_attribution_ours(out_dir: Path) -> None:
@@ -264,9 +223,11 @@ def _fetch(source: PhotoSource, cache: Path, log: Callable[[str], None]) -> tupl
     deb = found[-1]
     version = deb.name.split("_")[1].replace("%3a", ":")
     root = cache / "pkgs" / source.package
-    if not (root / source.folder).is_dir():
-        _fresh_folder(root)  # an interrupted unpack of ours; never a folder of the user's
+    done = root / _COMPLETE
+    if not done.is_file() or done.read_text().strip() != deb.name:
+        _fresh_folder(root)  # none, an interrupted unpack of ours or another version; never the user's
         _run(["dpkg-deb", "-x", os.fspath(deb), os.fspath(root)], cache)
+        done.write_text(f"{deb.name}\n")
     return root, version
 
 
@@ -398,7 +359,7 @@ def build_videos(cache: Path, max_size: int = 384, log: Callable[[str], None] = 
         if not path.is_file():
             raise ConfigError(f"{source.package} {version} has no {source.folder}/{rel}")
         clip_dir = out_dir / rel.rsplit(".", 1)[0]
-        done = clip_dir / ".complete"
+        done = clip_dir / _COMPLETE
         if not done.is_file():
             _fresh_folder(clip_dir)  # an interrupted decode of ours; never a clip of the user's
             capture = cv2.VideoCapture(os.fspath(path))
