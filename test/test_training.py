@@ -153,6 +153,14 @@ def test_image_max_size_out_of_range_is_refused(tmp_path, train_args) -> None:
     assert not (tmp_path / "x" / "last.pt").exists()  # refused before anything was written
 
 
+def test_a_device_name_torch_does_not_know_is_refused_in_one_line(tmp_path, train_args) -> None:
+    # "gpu" reached torch.device and ended in a RuntimeError traceback listing torch's device types.
+    for bad in ("gpu", "cuda:x", "cuda0"):
+        with pytest.raises(ConfigError, match="device must be auto, cpu, cuda or cuda:N"):
+            train_mod.train(train_args(tmp_path / "x", "--device", bad))
+    assert not (tmp_path / "x" / "last.pt").exists()
+
+
 def test_worker_batches_depend_on_seed_and_step_only() -> None:
     from stir_ros.training.data import StepBatches, step_batch
 

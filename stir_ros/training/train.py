@@ -32,6 +32,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
 
+from stir_ros.core.devices import check_device
 from stir_ros.core.errors import ConfigError
 from stir_ros.core.paths import check_output_apart, make_output_folder
 from stir_ros.models import build_model
@@ -105,7 +106,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def resolve_device(name: str) -> torch.device:
-    """``auto`` picks CUDA when available."""
+    """``auto`` picks CUDA when available; a name other than auto, cpu, cuda or cuda:N is a :class:`ConfigError`."""
+    check_device(name)
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(name)
