@@ -192,6 +192,44 @@ def test_an_interrupted_unpack_is_unpacked_again(tmp_path: Path, monkeypatch: py
     assert [(r["version"], r["licence"]) for r in newer["train"] + newer["val"]] == [("1.1-1", "MIT")] * 2
 
 
+@pytest.mark.skipif(shutil.which("dpkg-deb") is None, reason="needs Debian's dpkg-deb")
+def test_an_interrupted_download_is_downloaded_again(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                     debian_package) -> None:  # fmt: skip
+    """``apt-get download`` stopped half-way (Ctrl-C, a dropped connection) leaves no .deb that every rerun fails on."""
+    cache = tmp_path / "cache"
+    source = _fake_package(tmp_path, cache, debian_package)
+    monkeypatch.setattr(photos, "SOURCES", (source,))
+    deb = next((cache / "debs").glob("*.deb"))
+    whole = deb.read_bytes()
+    deb.unlink()  # not downloaded yet: apt-get (below, as it behaves) writes it where it runs
+    real_run = photos._run
+    downloads: list[Path] = []
+
+    def apt_get(cut_short: bool) -> Callable[[list[str], Path], None]:
+        def run(cmd: list[str], cwd: Path) -> None:
+            if cmd[0] != "apt-get":
+                return real_run(cmd, cwd)
+            downloads.append(cwd)
+            (cwd / deb.name).write_bytes(whole[: len(whole) // 3] if cut_short else whole)
+            if cut_short:
+                raise KeyboardInterrupt
+
+        return run
+
+    monkeypatch.setattr(photos, "_run", apt_get(cut_short=True))
+    with pytest.raises(KeyboardInterrupt):
+        photos.build(cache, max_size=200, log=lambda m: None)
+    monkeypatch.setattr(photos, "_run", apt_get(cut_short=False))
+    records = photos.build(cache, max_size=200, log=lambda m: None)  # was: dpkg-deb failed on the third of a .deb
+    assert len(records["train"] + records["val"]) == 2
+    assert len(downloads) == 2 and (cache / "debs" / deb.name).read_bytes() == whole
+    # A .deb damaged some other way is named in the error, with what to do.
+    (cache / "debs" / deb.name).write_bytes(whole[: len(whole) // 3])
+    (cache / "pkgs" / source.package / photos._COMPLETE).unlink()
+    with pytest.raises(ConfigError, match=re.escape(f"'{cache / 'debs' / deb.name}' is damaged") + ".*delete it"):
+        photos.build(cache, max_size=200, log=lambda m: None)
+
+
 def _unlink_stopped_after(count: int, removed: list[str]) -> Callable[..., None]:
     """``os.unlink`` that is stopped (KeyboardInterrupt, as by Ctrl-C) right after its ``count``-th removal."""
     real_unlink = os.unlink

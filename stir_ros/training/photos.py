@@ -216,7 +216,15 @@ def _fetch(source: PhotoSource, cache: Path, log: Callable[[str], None]) -> tupl
     found = sorted(debs.glob(f"{source.package}_*.deb"))
     if not found:
         log(f"downloading {source.package}")
-        _run(["apt-get", "download", "-qq", source.package], debs)
+        # Into a folder of its own, moved beside the others once complete: a download that was
+        # interrupted leaves its part there, not a .deb that every rerun would fail to unpack.
+        partial = debs / ".download"
+        shutil.rmtree(partial, ignore_errors=True)
+        partial.mkdir()
+        _run(["apt-get", "download", "-qq", source.package], partial)
+        for got in partial.glob(f"{source.package}_*.deb"):
+            os.replace(got, debs / got.name)
+        shutil.rmtree(partial, ignore_errors=True)
         found = sorted(debs.glob(f"{source.package}_*.deb"))
         if not found:
             raise ConfigError(f"apt-get download {source.package} left no .deb in {debs}")
@@ -226,7 +234,10 @@ def _fetch(source: PhotoSource, cache: Path, log: Callable[[str], None]) -> tupl
     done = root / _COMPLETE
     if not done.is_file() or done.read_text().strip() != deb.name:
         _fresh_folder(root)  # none, an interrupted unpack of ours or another version; never the user's
-        _run(["dpkg-deb", "-x", os.fspath(deb), os.fspath(root)], cache)
+        try:
+            _run(["dpkg-deb", "-x", os.fspath(deb), os.fspath(root)], cache)
+        except ConfigError as err:
+            raise ConfigError(f"{err}; if '{deb}' is damaged (a download cut short), delete it and run again") from err
         done.write_text(f"{deb.name}\n")
     return root, version
 
