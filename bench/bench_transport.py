@@ -233,6 +233,9 @@ def main() -> int:
                         help="one more parameter of the reconstructor (repeatable), e.g. worker_niceness:=0")
     parser.add_argument("--reference-with-profile", action="store_true",
                         help="also run the bare rclpy reference with stir_ros's Fast DDS profile")
+    parser.add_argument("--dat", default="", metavar="FILE.dat",
+                        help="loop this recording (of --size) instead of random frames, e.g. one of `stir-ros simulate "
+                             "--sensor realistic` whose hot and dead pixels the repair has to find and fill")  # fmt: skip
     parser.add_argument("--best-effort", action="store_true",
                         help="best-effort spikes subscription (qos_overrides), as REP-2003 suggests, instead of reliable")
     args = parser.parse_args()
@@ -253,13 +256,15 @@ def main() -> int:
     print(f"hardware: {cpu_model()}, {os.cpu_count()} cores; load average {os.getloadavg()[0]:.2f}")
     print(f"stream: {h}x{w}, {args.frames_per_packet} frames/packet "
           f"({args.frames_per_packet * ((h * w + 7) // 8) / 1e6:.2f} MB), {args.seconds:g} s per run; "
+          f"{'recording ' + args.dat if args.dat else 'random frames'}; "
           f"tfp window 41, stride {args.stride_frames}; subscription {'reliable' if not args.best_effort else 'best effort'}"
           + (f"; reconstructor {' '.join(args.param)}" if args.param else ""))
     print(f"DDS: stir_ros nodes: {nodes_profile.message}; reference: "
           f"{env.get('FASTRTPS_DEFAULT_PROFILES_FILE') or 'Fast DDS defaults'}")
     with tempfile.TemporaryDirectory() as tmp:
-        dat = Path(tmp) / "bench.dat"
-        write_test_dat(dat, h, w)
+        dat = Path(args.dat).resolve() if args.dat else Path(tmp) / "bench.dat"
+        if not args.dat:
+            write_test_dat(dat, h, w)
         for rate in args.rates:
             mbps = rate * ((h * w + 7) // 8) / 1e6
             print(f"\n== {rate:g} Hz ({mbps:.0f} MB/s of packed spikes)")
