@@ -7,6 +7,7 @@ from __future__ import annotations
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -100,3 +101,58 @@ def test_save_load_keeps_the_map() -> None:
         save_defect_map(f"{d}/m.yaml", m, 20000.0)
         back = load_defect_map(f"{d}/m.yaml")
     assert np.array_equal(back.hot, m.hot) and np.array_equal(back.dead, m.dead) and back.frames == 100
+
+
+def _cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str]:
+    from stir_ros.cli import main
+
+    rc = main(["calibrate-defects", *args])
+    return rc, capsys.readouterr().err
+
+
+@pytest.mark.parametrize("case", ["output_is_a_folder", "output_under_a_file", "too_short", "lens_cap_without_spikes",
+                                  "hot_rate_zero", "frame_rate_nan"])  # fmt: skip
+def test_refusals_are_one_line_and_write_nothing(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                 case: str) -> None:
+    frames, _, _ = _recording(n=600)
+    if case == "too_short":  # 20 frames: no neighbour fires the 10 times that tell a dead pixel
+        frames = frames[:20]
+    if case == "lens_cap_without_spikes":  # a good sensor's cap on for 0.1 s: nothing to count
+        frames = np.zeros((2000, 40, 56), np.uint8)
+    write_dat(tmp_path / "rec.dat", frames)
+    out = tmp_path / "defects.yaml"
+    if case == "output_is_a_folder":
+        out.mkdir()
+    if case == "output_under_a_file":
+        (tmp_path / "afile").write_text("x")
+        out = tmp_path / "afile" / "defects.yaml"
+    extra = {"hot_rate_zero": ["--hot-rate", "0"], "frame_rate_nan": ["--frame-rate-hz", "nan"],
+             "lens_cap_without_spikes": ["--dark"]}.get(case, [])  # fmt: skip
+    rc, err = _cli(capsys, str(tmp_path / "rec.dat"), "--height", "40", "--width", "56", "-o", str(out), *extra)
+    assert rc == 1 and err.startswith("stir-ros calibrate-defects: error: ") and err.count("\n") == 1, err
+    assert not out.is_file() and sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        ["rec.dat", *(["defects.yaml"] if case == "output_is_a_folder" else []),
+         *(["afile"] if case == "output_under_a_file" else [])])  # fmt: skip
+    if case in ("too_short", "lens_cap_without_spikes"):  # says what the recording lacks and what to do
+        assert "dead pixels" in err and "record" in err, err
+
+
+def test_a_failed_write_keeps_the_old_map(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                          capsys: pytest.CaptureFixture[str]) -> None:
+    """A disk that fills while the map is written: the previous map stays whole, no part file is left."""
+    import yaml
+
+    frames, _, _ = _recording(n=600)
+    write_dat(tmp_path / "rec.dat", frames)
+    out = tmp_path / "defects.yaml"
+    assert _cli(capsys, str(tmp_path / "rec.dat"), "--height", "40", "--width", "56", "-o", str(out))[0] == 0
+    before = out.read_bytes()
+
+    def full_disk(doc: object, stream: Any, **kwargs: Any) -> None:
+        stream.write("format: stir_ros_defect_map\nheight: 40\n")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(yaml, "dump", full_disk)
+    rc, err = _cli(capsys, str(tmp_path / "rec.dat"), "--height", "40", "--width", "56", "-o", str(out))
+    assert rc == 1 and "No space left on device" in err and err.count("\n") == 1, err
+    assert out.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == ["defects.yaml", "rec.dat"]

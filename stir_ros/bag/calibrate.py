@@ -11,6 +11,7 @@ pixel's dark-current rate, stored in the file. The node reads the file through `
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from pathlib import Path
 
@@ -19,8 +20,9 @@ import numpy as np
 from stir_ros.core import defaults
 from stir_ros.core.defect_file import save_defect_map
 from stir_ros.core.paths import check_output_apart
-from stir_ros.core.defects import DefectMap, estimate_defects, payload_counts
+from stir_ros.core.defects import DEAD_MIN_COUNT, DefectMap, estimate_defects, neighbour_ranks, payload_counts
 from stir_ros.core.errors import ConfigError
+from stir_ros.core.limits import check_parameter
 
 __all__ = ["add_arguments", "run", "calibrate_defects", "count_spikes"]
 
@@ -80,13 +82,55 @@ def count_spikes(path: str, height: int | None, width: int | None, frame_rate_hz
 def calibrate_defects(path: str, output: str, *, height: int | None = None, width: int | None = None,
                       frame_rate_hz: float = defaults.FRAME_RATE_HZ, topic: str | None = None, dark: bool = False,
                       hot_rate: float = defaults.DEFECT_HOT_RATE) -> DefectMap:
-    """Estimate the defect map of a recording and write it to ``output`` (YAML)."""
+    """Estimate the defect map of a recording and write it to ``output`` (YAML).
+
+    Raises:
+        ConfigError: Settings out of the node's ranges, an output that cannot be written (checked
+            before anything is counted), or a recording too short to tell dead pixels. Nothing is
+            written then.
+    """
+    check_parameter("spike_reconstructor", "defect_hot_rate", hot_rate)
+    check_parameter("spike_camera_driver", "frame_rate_hz", frame_rate_hz)
     check_output_apart(output, [path], what="defect map")
+    _check_writable(Path(output))
     counts, frames, rate = count_spikes(path, height, width, frame_rate_hz, topic)
     m = estimate_defects(counts, frames, hot_rate=hot_rate, frame_rate_hz=rate, dark=dark)
+    _check_long_enough(path, counts, m, rate)
     Path(output).parent.mkdir(parents=True, exist_ok=True)
     save_defect_map(output, m, rate)
     return m
+
+
+def _check_writable(output: Path) -> None:
+    """Refuse, before a long recording is counted, an output that is a folder or under a file."""
+    if output.is_dir():
+        raise ConfigError(f"defect map '{output}' is a folder: name the file to write, e.g. '{output / 'defects.yaml'}'")
+    folder = output.parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    if not folder.is_dir():
+        raise ConfigError(f"cannot write defect map '{output}': '{folder}' is a file, not a folder")
+
+
+def _check_long_enough(path: str, counts: np.ndarray, m: DefectMap, rate: float) -> None:
+    """Refuse a map that could not tell dead pixels for most of the frame (a short or dark recording).
+
+    A pixel is judged dead only beside neighbours that fired ``DEAD_MIN_COUNT`` times; a map
+    written from fewer would say "0 dead" where it could not tell.
+    """
+    low2, _ = neighbour_ranks(counts, m.hot)
+    judged = np.isfinite(low2) & (low2 >= DEAD_MIN_COUNT)
+    if judged.mean() >= 0.5:
+        return
+    median = float(np.median(np.where(np.isfinite(low2), low2, 0.0)))
+    if median > 0:
+        need = math.ceil(m.frames * DEAD_MIN_COUNT / median)
+        todo = f"record at least {need} frames ({need / rate:.3g} s at {rate:g} Hz)"
+    else:
+        todo = "record longer, or with light on the sensor (an evenly lit scene)"
+    raise ConfigError(f"'{path}': {m.frames} frames are too few to find dead pixels: a pixel is judged against its "
+                      f"neighbours once they fired {DEAD_MIN_COUNT} times, and the median pixel's second-darkest "
+                      f"neighbour fired {median:g} times; {todo}")
 
 
 def run(args: argparse.Namespace) -> int:

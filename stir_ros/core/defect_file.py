@@ -52,7 +52,11 @@ def path_of_url(url: str) -> Path:
 
 
 def save_defect_map(path: str | os.PathLike[str], m: DefectMap, frame_rate_hz: float) -> None:
-    """Write ``m`` as YAML (module docstring)."""
+    """Write ``m`` as YAML (module docstring), replacing ``path`` whole or not at all.
+
+    Raises:
+        ConfigError: The file cannot be written (the reason; a previous file at ``path`` is kept).
+    """
     import yaml
 
     h, w = m.shape
@@ -65,10 +69,20 @@ def save_defect_map(path: str | os.PathLike[str], m: DefectMap, frame_rate_hz: f
     }  # fmt: skip
     if m.dark_rate_hz is not None:
         doc["dark_rate_hz"] = np.round(m.dark_rate_hz.astype(np.float64), 3).tolist()
-    with open(path, "w") as f:
-        f.write("# stir_ros defect map (stir-ros calibrate-defects)\n")
-        yaml.dump(doc, f, Dumper=getattr(yaml, "CSafeDumper", yaml.SafeDumper), default_flow_style=None,
-                  sort_keys=False, width=1 << 20)  # fmt: skip
+    # Written beside it and renamed over it: a full disk or a stop mid-way leaves the previous map
+    # whole, and a node that reads the file meanwhile sees the old map or the new one, never half.
+    target = Path(path)
+    part = target.with_name(f".{target.name}.{os.getpid()}.part")
+    try:
+        with open(os.open(part, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666), "w") as f:
+            f.write("# stir_ros defect map (stir-ros calibrate-defects)\n")
+            yaml.dump(doc, f, Dumper=getattr(yaml, "CSafeDumper", yaml.SafeDumper), default_flow_style=None,
+                      sort_keys=False, width=1 << 20)  # fmt: skip
+        os.replace(part, target)
+    except OSError as err:
+        raise ConfigError(f"cannot write defect map '{os.fspath(path)}': {err.strerror or err}") from err
+    finally:
+        part.unlink(missing_ok=True)
 
 
 def _pixels(doc: dict[str, Any], key: str, h: int, w: int) -> np.ndarray:

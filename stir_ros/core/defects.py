@@ -35,7 +35,7 @@ from stir_ros.core.pixel_repair import PixelRepair
 
 __all__ = [
     "DEFECT_CORRECTIONS", "SAMPLE_FRAMES", "DefectMap", "DefectTracker", "estimate_defects", "neighbour_ranks",
-    "HOT_WARN_FRACTION", "DEAD_WARN_FRACTION", "DARK_RATE_WARN_HZ", "payload_counts",
+    "HOT_WARN_FRACTION", "DEAD_WARN_FRACTION", "DARK_RATE_WARN_HZ", "DEAD_MIN_COUNT", "payload_counts",
 ]  # fmt: skip
 
 #: ``defect_correction`` values: estimate online (plus a file's map), only a file's map, none
@@ -47,6 +47,8 @@ SAMPLE_FRAMES = 20
 HOT_WARN_FRACTION = 0.001
 DEAD_WARN_FRACTION = 0.005
 DARK_RATE_WARN_HZ = 20.0
+#: Spikes the second-darkest neighbour must have fired before a pixel can be judged dead.
+DEAD_MIN_COUNT = 10
 #: Percentile of the good pixels' rates reported as the dark-current rate (an upper bound from a scene).
 DARK_PERCENTILE = 0.1
 
@@ -140,7 +142,7 @@ class DefectMap:
 
 def estimate_defects(
     counts: np.ndarray, frames: int, *, hot_rate: float = 0.9, hot_margin: float = 0.3, dead_ratio: float = 20.0,
-    dead_min_count: int = 10, frame_rate_hz: float = 0.0, dark: bool = False,
+    dead_min_count: int = DEAD_MIN_COUNT, frame_rate_hz: float = 0.0, dark: bool = False,
 ) -> DefectMap:
     """The defect map of per-pixel spike ``counts`` ``[H, W]`` over ``frames`` frames (rules: module docstring).
 
