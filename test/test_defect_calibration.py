@@ -156,3 +156,17 @@ def test_a_failed_write_keeps_the_old_map(tmp_path: Path, monkeypatch: pytest.Mo
     rc, err = _cli(capsys, str(tmp_path / "rec.dat"), "--height", "40", "--width", "56", "-o", str(out))
     assert rc == 1 and "No space left on device" in err and err.count("\n") == 1, err
     assert out.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == ["defects.yaml", "rec.dat"]
+
+
+def test_bag_reconstruct_names_a_defect_map_of_another_size(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The node's /diagnostics say it (test_ros_defects.py); offline the run says it too, once."""
+    from stir_ros.cli import main
+
+    frames, hot, dead = _recording(n=300)
+    write_dat(tmp_path / "rec.dat", frames)
+    dat_to_bag(tmp_path / "rec.dat", tmp_path / "bag", 40, 56, 20000.0, frames_per_packet=50)
+    save_defect_map(tmp_path / "swapped.yaml", estimate_defects(np.zeros((56, 40)) + 5, 100), 20000.0)
+    rc = main(["bag", "reconstruct", str(tmp_path / "bag"), str(tmp_path / "out"), "--method", "tfp", "--no-progress",
+               "--defect-correction", "file", "--defect-map-url", str(tmp_path / "swapped.yaml")])  # fmt: skip
+    err = capsys.readouterr().err
+    assert rc == 0 and err.count("defect map file is 56x40, the stream 40x56: not used") == 1, err

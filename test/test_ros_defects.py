@@ -110,3 +110,37 @@ def test_stir_sends_dark_current_windows_to_the_dark_robust_network(nodes, ros_n
     # Every dark window went to the dark-robust network (a window across the switch may go either way).
     limit = len(gains) - len(clean_windows)
     assert on.wait_for_diag(lambda d: len(dark_windows) <= int(d["windows_dark_weights"]) <= limit), on.diag
+
+
+@pytest.mark.parametrize("mode", ["file", "auto"])
+def test_a_defect_map_of_another_size_is_reported_not_silently_ignored(nodes, ros_node, tmp_path, mode):
+    """A calibration of another camera (or with --height and --width swapped) does not fit the stream.
+
+    It repairs nothing; /diagnostics must say so, with what to do, instead of reporting its pixels as
+    repaired (``file``) or dropping it without a word (``auto``).
+    """
+    from stir_ros.core.defect_file import save_defect_map
+    from stir_ros.core.defects import DefectMap
+    from stir_ros.msg import SpikePacket
+    from ros_support import RELIABLE, spike_packet
+
+    hot = np.zeros((24, 16), bool)  # the packets are 16x24: this map is of the transposed size
+    hot[3, 4] = hot[20, 10] = True
+    save_defect_map(tmp_path / "defects.yaml", DefectMap(hot, np.zeros_like(hot), 1000), RATE)
+    ns = f"fit_{uuid.uuid4().hex[:8]}"
+    col = Collector(ros_node, ns, spikes=False)
+    nodes.start("spike_reconstructor", ns, {"method": "tfp", "stride_frames": 20, "diagnostics_period_s": 0.2,
+                                            "defect_correction": mode,
+                                            "defect_map_url": f"file://{tmp_path / 'defects.yaml'}"})
+    col.wait_for_reconstructor(nodes)
+    pub = ros_node.create_publisher(SpikePacket, f"/{ns}/spikes", RELIABLE)
+    assert spin_until(ros_node, lambda: pub.get_subscription_count() >= 1, 20), nodes.logs()
+    for seq in range(6):
+        pub.publish(spike_packet(seq, seq * 20))
+    assert spin_until(ros_node, lambda: len(col.images) >= 3, 30), nodes.logs()
+    assert col.wait_for_diag(lambda d: int(d["windows_cut"]) >= 3), col.diag
+    d = col.diag
+    assert (d["hot_pixels"], d["pixels_repaired"]) == ("0", "0"), d
+    assert col.diag_level == DiagnosticStatus.WARN, (col.diag_message, d)
+    assert "defect map" in col.diag_message and "24x16" in col.diag_message and "16x24" in col.diag_message
+    assert "calibrate-defects" in col.diag_message, col.diag_message

@@ -265,6 +265,7 @@ class _Pipeline:
         self.stream = StreamProcessor(engine.window_length, opts.stride_frames, opts.output_rate_hz,
                                       decode=not counts_packed(engine),
                                       max_window_bytes=None, defects=defects)
+        self.unfit = ""  # the defect map file's misfit last reported
         self.range = windows.cursor() if windows is not None else None  # a shard: its state, where to start
         self.stream, camera_info = self.range.restore(self.stream) if self.range else (self.stream, None)
         result.stream_events = self.stream.events  # counted by the processor, written to the output bag
@@ -321,6 +322,10 @@ class _Pipeline:
                 self.problem(BagProblem(out.notable_event, where, out.message))
             if out.status == DROPPED:
                 continue
+            if self.stream.defects.unfit != self.unfit:  # said once per size, as the node's /diagnostics say it
+                self.unfit = self.stream.defects.unfit
+                if self.unfit:
+                    self.problem(BagProblem("defect_map_unfit", "defect_map_url", self.unfit))
             self.result.packets, self.result.frames = self.stream.packets, self.stream.frames
             if self.bar is not None and self.bar.total is None:
                 self.bar.total = self.bag.topics[self.spike_topic].message_count * out.header.num_frames or None

@@ -218,16 +218,28 @@ class DefectTracker:
         m = self.current
         return None if m is None or m.repair.count == 0 else m.repair
 
+    @property
+    def unfit(self) -> str:
+        """Why the file's map is not used (another frame size than the stream's); empty if it is, or there is none."""
+        f, size = self.file_map, self._size
+        if self.mode == "none" or f is None or size is None or f.shape == size:
+            return ""
+        return (f"defect map file is {f.shape[0]}x{f.shape[1]}, the stream {size[0]}x{size[1]}: not used; "
+                f"calibrate this camera (stir-ros calibrate-defects --height {size[0]} --width {size[1]})")
+
     def observe(self, raw: np.ndarray, header: PacketHeader) -> None:
         """Count the sampled frames of one accepted packet (its checked payload); re-estimate when enough are held."""
-        if self.mode != "auto":
+        if self.mode == "none":
             return
         height, width, encoding = header.height, header.width, header.encoding
         first_frame_index, num_frames, frame_rate_hz = header.first_frame_index, header.num_frames, header.frame_rate_hz
         if self._size != (height, width):
             self._size, self._counts, self._held, self._since = (height, width), None, 0, 0
             self.estimated = None
+            # A file's map of another size repairs nothing: not in force (``unfit`` says why).
             self.current = self.file_map if self.file_map is not None and self.file_map.shape == (height, width) else None
+        if self.mode != "auto":
+            return
         start, stop, p = first_frame_index, first_frame_index + num_frames, self.period
         k = start - start % p
         while k < stop:
@@ -269,4 +281,5 @@ class DefectTracker:
             "dark_rate_measured": bool(m is not None and m.dark_rate_hz is not None),
             "defect_frames_sampled": self.frames_sampled,
             "defect_map_updates": self.updates,
+            "defect_map_unfit": self.unfit,
         }

@@ -144,6 +144,9 @@ class ReconstructorStatus:
         # Measured (a lens-cap calibration) only: from a scene the rate is an upper bound, high in a bright one.
         if values.get("dark_rate_measured") and values.get("dark_rate_hz", 0.0) > DARK_RATE_WARN_HZ:
             sensor.append(f"dark-current rate {values['dark_rate_hz']:.0f} Hz")
+        if values.get("defect_map_unfit"):  # the calibration given does not fit this camera: nothing of it repaired
+            problems.append("defect_map_unfit")
+            message = values["defect_map_unfit"] if message == "ok" else f"{message}; {values['defect_map_unfit']}"
         if sensor:
             problems.append("sensor_defects")
             text = "sensor: " + ", ".join(sensor) + " (repaired)"
