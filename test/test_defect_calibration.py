@@ -170,3 +170,35 @@ def test_bag_reconstruct_names_a_defect_map_of_another_size(tmp_path: Path, caps
                "--defect-correction", "file", "--defect-map-url", str(tmp_path / "swapped.yaml")])  # fmt: skip
     err = capsys.readouterr().err
     assert rc == 0 and err.count("defect map file is 56x40, the stream 40x56: not used") == 1, err
+
+
+def test_bad_packets_of_a_bag_are_named_and_skipped(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """One bad message in a long recording cost the whole calibration, without saying where.
+
+    As ``bag reconstruct`` does: the map is made from the intact packets, each skipped one is named
+    and the exit status is 1.
+    """
+    from stir_ros.bag.reader import BagReader
+    from stir_ros.bag.types import SPIKE_PACKET
+    from stir_ros.bag.writer import BagWriter
+
+    frames, hot, _ = _recording(n=600)
+    write_dat(tmp_path / "rec.dat", frames)
+    dat_to_bag(tmp_path / "rec.dat", tmp_path / "good", 40, 56, 20000.0, frames_per_packet=100)
+    with BagReader(tmp_path / "good") as bag, BagWriter(tmp_path / "bad") as w:
+        conn = w.add_topic("/spikes", SPIKE_PACKET)
+        for m in bag.messages():
+            p = bag.deserialize(m)
+            if int(p.seq) == 2:
+                p.num_frames = 21  # the header disagrees with the payload
+            if int(p.seq) == 3:
+                w.write(conn, m.timestamp, bytes(m.data)[:40])  # cut short: not a valid CDR message
+                continue
+            w.write_message(conn, m.timestamp, p)
+    out = tmp_path / "defects.yaml"
+    rc, err = _cli(capsys, str(tmp_path / "bad"), "-o", str(out))
+    assert rc == 1, err
+    skipped = [line for line in err.splitlines() if "skipped" in line]
+    assert len(skipped) == 2 and "/spikes t=" in skipped[0] and "payload" in skipped[0], err
+    m = load_defect_map(str(out))
+    assert m.frames == 400 and np.array_equal(m.hot, hot) and "from 400 frames" in err

@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import math
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +22,9 @@ from stir_ros.core import defaults
 from stir_ros.core.defect_file import save_defect_map
 from stir_ros.core.paths import check_output_apart
 from stir_ros.core.defects import DEAD_MIN_COUNT, DefectMap, estimate_defects, neighbour_ranks, payload_counts
-from stir_ros.core.errors import ConfigError
+from stir_ros.bag.model import BagProblem
+from stir_ros.core.errors import BagError, ConfigError, PacketError
+from stir_ros.core.text_output import printable
 from stir_ros.core.limits import check_parameter
 
 __all__ = ["add_arguments", "run", "calibrate_defects", "count_spikes"]
@@ -45,8 +48,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def count_spikes(path: str, height: int | None, width: int | None, frame_rate_hz: float,
-                 topic: str | None = None) -> tuple[np.ndarray, int, float]:
-    """``(counts [H, W], frames, frame_rate_hz)`` of every frame of a ``.dat`` file or a bag."""
+                 topic: str | None = None,
+                 on_problem: Callable[[BagProblem], None] | None = None) -> tuple[np.ndarray, int, float]:
+    """``(counts [H, W], frames, frame_rate_hz)`` of every frame of a ``.dat`` file or a bag.
+
+    A bag's damaged parts and bad packets are skipped and passed to ``on_problem``, as
+    ``bag reconstruct`` skips them: the counts are those of the intact packets.
+    """
     if str(path).endswith(".dat"):
         from stir_ros.core.dat import DatReader
 
@@ -63,12 +71,17 @@ def count_spikes(path: str, height: int | None, width: int | None, frame_rate_hz
 
     acc: np.ndarray | None = None
     frames, rate = 0, frame_rate_hz
-    with BagReader(path) as bag:
+    with BagReader(path, on_problem) as bag:
         name = check_spike_topic(bag, topic)
         for msg in bag.messages([name]):
-            packet = bag.deserialize(msg)
-            h = packet_header(packet)
-            raw = validate_packet(packet_payload(packet), h)
+            try:
+                packet = bag.deserialize(msg)
+                h = packet_header(packet)
+                raw = validate_packet(packet_payload(packet), h)
+            except (BagError, PacketError) as err:
+                if on_problem is not None:
+                    on_problem(BagProblem("bad_message", f"{msg.topic} t={msg.timestamp}", f"{err}; skipped"))
+                continue
             if acc is not None and acc.shape != (h.height, h.width):
                 raise ConfigError(f"frame size changes in '{path}' ({acc.shape} -> {h.height}x{h.width})")
             c = payload_counts(raw, h.height, h.width, h.encoding, 0, h.num_frames)
@@ -81,7 +94,8 @@ def count_spikes(path: str, height: int | None, width: int | None, frame_rate_hz
 
 def calibrate_defects(path: str, output: str, *, height: int | None = None, width: int | None = None,
                       frame_rate_hz: float = defaults.FRAME_RATE_HZ, topic: str | None = None, dark: bool = False,
-                      hot_rate: float = defaults.DEFECT_HOT_RATE) -> DefectMap:
+                      hot_rate: float = defaults.DEFECT_HOT_RATE,
+                      on_problem: Callable[[BagProblem], None] | None = None) -> DefectMap:
     """Estimate the defect map of a recording and write it to ``output`` (YAML).
 
     Raises:
@@ -93,7 +107,7 @@ def calibrate_defects(path: str, output: str, *, height: int | None = None, widt
     check_parameter("spike_camera_driver", "frame_rate_hz", frame_rate_hz)
     check_output_apart(output, [path], what="defect map")
     _check_writable(Path(output))
-    counts, frames, rate = count_spikes(path, height, width, frame_rate_hz, topic)
+    counts, frames, rate = count_spikes(path, height, width, frame_rate_hz, topic, on_problem)
     m = estimate_defects(counts, frames, hot_rate=hot_rate, frame_rate_hz=rate, dark=dark)
     _check_long_enough(path, counts, m, rate)
     Path(output).parent.mkdir(parents=True, exist_ok=True)
@@ -134,11 +148,17 @@ def _check_long_enough(path: str, counts: np.ndarray, m: DefectMap, rate: float)
 
 
 def run(args: argparse.Namespace) -> int:
-    """Entry point of ``stir-ros calibrate-defects``."""
+    """Entry point of ``stir-ros calibrate-defects``; exit status 1 if parts of a bag were skipped."""
+    problems: list[BagProblem] = []
+
+    def warn(problem: BagProblem) -> None:
+        problems.append(problem)
+        print(f"warning: {printable(str(problem))}", file=sys.stderr)
+
     m = calibrate_defects(args.input, args.output, height=args.height, width=args.width,
                           frame_rate_hz=args.frame_rate_hz, topic=args.spikes_topic, dark=args.dark,
-                          hot_rate=args.hot_rate)  # fmt: skip
+                          hot_rate=args.hot_rate, on_problem=warn)  # fmt: skip
     what = "median dark-current rate" if args.dark else "dark-current rate at most"
     print(f"{args.output}: {m.hot_count} hot, {m.dead_count} dead of {m.shape[0]}x{m.shape[1]} pixels from "
           f"{m.frames} frames; {what} {m.dark_estimate_hz:.3g} Hz", file=sys.stderr)
-    return 0
+    return 1 if problems else 0
