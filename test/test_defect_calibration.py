@@ -83,11 +83,15 @@ def test_output_inside_the_input_is_refused(tmp_path: Path) -> None:
     ("format: stir_ros_defect_map\nheight: 4\nwidth: 4\nhot: [[4, 0]]\n", "outside"),
     ("format: stir_ros_defect_map\nheight: 2\nwidth: 2\ndark_rate_hz: [[1, .nan], [1, 1]]\n", "finite"),
     ("format: [unclosed\n", "not valid YAML"),
+    ("format: stir_ros_defect_map\nheight: 4\nwidth: 4\nhot: [[99999999999999999999, 0]]\n", "outside"),
+    ("format: stir_ros_defect_map\nheight: 4\nwidth: 4\ndead: [[1.5, 2]]\n", "whole numbers"),
+    ("format: stir_ros_defect_map\nversion: 2\nheight: 4\nwidth: 4\n", "version 2"),
 ])  # fmt: skip
 def test_bad_files_are_refused_with_a_reason(tmp_path: Path, text: str, match: str) -> None:
     (tmp_path / "m.yaml").write_text(text)
-    with pytest.raises(ConfigError, match=match):
+    with pytest.raises(ConfigError, match=match) as refused:
         load_defect_map(str(tmp_path / "m.yaml"))
+    assert "m.yaml" in str(refused.value)  # which file, when a node reads several
     with pytest.raises(ConfigError, match="cannot read"):
         load_defect_map(f"file://{tmp_path}/missing.yaml")
 
