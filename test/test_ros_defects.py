@@ -112,6 +112,41 @@ def test_stir_sends_dark_current_windows_to_the_dark_robust_network(nodes, ros_n
     assert on.wait_for_diag(lambda d: len(dark_windows) <= int(d["windows_dark_weights"]) <= limit), on.diag
 
 
+def _publish_packets(ros_node, nodes, ns: str, count: int = 6) -> None:
+    from stir_ros.msg import SpikePacket
+    from ros_support import RELIABLE, spike_packet
+
+    pub = ros_node.create_publisher(SpikePacket, f"/{ns}/spikes", RELIABLE)
+    assert spin_until(ros_node, lambda: pub.get_subscription_count() >= 1, 20), nodes.logs()
+    for seq in range(count):
+        pub.publish(spike_packet(seq, seq * 20))
+
+
+def test_defect_map_url_takes_a_package_url_as_camera_info_url_does(nodes, ros_node, tmp_path):
+    """A robot ships its camera's calibrations in its bringup package: ``package://PKG/config/defects.yaml``."""
+    from stir_ros.core.defect_file import save_defect_map
+    from stir_ros.core.defects import DefectMap
+
+    prefix = tmp_path / "install"  # an installed package, as colcon lays it out, found through AMENT_PREFIX_PATH
+    (prefix / "share" / "ament_index" / "resource_index" / "packages").mkdir(parents=True)
+    (prefix / "share" / "ament_index" / "resource_index" / "packages" / "my_robot").write_text("")
+    (prefix / "share" / "my_robot" / "config").mkdir(parents=True)
+    hot = np.zeros((16, 24), bool)
+    hot[3, 4] = hot[10, 20] = hot[12, 2] = True
+    save_defect_map(prefix / "share" / "my_robot" / "config" / "defects.yaml",
+                    DefectMap(hot, np.zeros_like(hot), 1000), RATE)
+    nodes.env = {**nodes.env, "AMENT_PREFIX_PATH": f"{prefix}:{nodes.env.get('AMENT_PREFIX_PATH', '')}"}
+    ns = f"pkg_{uuid.uuid4().hex[:8]}"
+    col = Collector(ros_node, ns, spikes=False)
+    nodes.start("spike_reconstructor", ns, {"method": "tfp", "stride_frames": 20, "diagnostics_period_s": 0.2,
+                                            "defect_correction": "file",
+                                            "defect_map_url": "package://my_robot/config/defects.yaml"})
+    col.wait_for_reconstructor(nodes)
+    _publish_packets(ros_node, nodes, ns)
+    assert col.wait_for_diag(lambda d: int(d["windows_cut"]) >= 3, timeout=30), (col.diag, nodes.logs())
+    assert (col.diag["hot_pixels"], col.diag["pixels_repaired"], col.diag["defect_map_unfit"]) == ("3", "3", "")
+
+
 @pytest.mark.parametrize("mode", ["file", "auto"])
 def test_a_defect_map_of_another_size_is_reported_not_silently_ignored(nodes, ros_node, tmp_path, mode):
     """A calibration of another camera (or with --height and --width swapped) does not fit the stream.
@@ -121,8 +156,6 @@ def test_a_defect_map_of_another_size_is_reported_not_silently_ignored(nodes, ro
     """
     from stir_ros.core.defect_file import save_defect_map
     from stir_ros.core.defects import DefectMap
-    from stir_ros.msg import SpikePacket
-    from ros_support import RELIABLE, spike_packet
 
     hot = np.zeros((24, 16), bool)  # the packets are 16x24: this map is of the transposed size
     hot[3, 4] = hot[20, 10] = True
@@ -133,10 +166,7 @@ def test_a_defect_map_of_another_size_is_reported_not_silently_ignored(nodes, ro
                                             "defect_correction": mode,
                                             "defect_map_url": f"file://{tmp_path / 'defects.yaml'}"})
     col.wait_for_reconstructor(nodes)
-    pub = ros_node.create_publisher(SpikePacket, f"/{ns}/spikes", RELIABLE)
-    assert spin_until(ros_node, lambda: pub.get_subscription_count() >= 1, 20), nodes.logs()
-    for seq in range(6):
-        pub.publish(spike_packet(seq, seq * 20))
+    _publish_packets(ros_node, nodes, ns)
     assert spin_until(ros_node, lambda: len(col.images) >= 3, 30), nodes.logs()
     assert col.wait_for_diag(lambda d: int(d["windows_cut"]) >= 3), col.diag
     d = col.diag

@@ -49,7 +49,8 @@ def path_of_url(url: str) -> Path:
     if url.startswith("file://"):
         return Path(unquote(urlparse(url).path))
     if "://" in url:
-        raise ConfigError(f"defect_map_url must be a file:// URL or a path, got {url!r}")
+        raise ConfigError(f"defect_map_url must be a file:// URL or a path (package:// URLs: the node only), "
+                          f"got {url!r}")
     return Path(os.path.expanduser(url))
 
 

@@ -47,6 +47,7 @@ __all__ = [
     "compressed_image_msg",
     "image_msg_to_array",
     "camera_info_from_file",
+    "url_to_path",
     "default_camera_info",
     "restamp_camera_info",
     "diagnostic_status",
@@ -175,8 +176,8 @@ def image_msg_to_array(msg: Image) -> np.ndarray:
 # --------------------------------------------------------------------------- camera info
 
 
-def _url_to_path(url: str) -> Path:
-    """``file:///abs``, ``package://pkg/rel`` or a plain path -> a local path."""
+def url_to_path(url: str, what: str = "camera_info_url") -> Path:
+    """``file:///abs``, ``package://pkg/rel`` or a plain path -> a local path (``what``: the parameter, for messages)."""
     parsed = urlparse(url)
     if parsed.scheme in ("", "file"):
         return Path(unquote(parsed.path if parsed.scheme else url)).expanduser()
@@ -186,9 +187,9 @@ def _url_to_path(url: str) -> Path:
         try:
             share = get_package_share_directory(parsed.netloc)
         except PackageNotFoundError as err:
-            raise ConfigError(f"camera_info_url {url!r}: package {parsed.netloc!r} not found") from err
+            raise ConfigError(f"{what} {url!r}: package {parsed.netloc!r} not found") from err
         return Path(share) / parsed.path.lstrip("/")
-    raise ConfigError(f"camera_info_url {url!r}: only file:// and package:// URLs are supported")
+    raise ConfigError(f"{what} {url!r}: only file:// and package:// URLs are supported")
 
 
 def _matrix(data: Mapping[str, Any], key: str, size: int | None, path: os.PathLike[str] | str) -> list[float]:
@@ -217,7 +218,7 @@ def camera_info_from_file(url: str, frame_id: str = "") -> CameraInfo:
     Raises:
         ConfigError: If the file is missing or malformed.
     """
-    path = _url_to_path(url)
+    path = url_to_path(url)
     data = load_yaml(path, "camera calibration")
     if not isinstance(data, Mapping) or "image_width" not in data or "image_height" not in data:
         raise ConfigError(f"camera calibration '{path}' needs image_width and image_height")
