@@ -119,6 +119,24 @@ def test_tracker_samples_on_the_sensor_clock_whatever_the_packets() -> None:
     assert maps[0].hot_count > 0
 
 
+def test_a_new_file_map_keeps_the_estimate_and_its_counts() -> None:
+    """``defect_map_url`` changed at run time (auto): the stream's own estimate is not started afresh."""
+    from stir_ros.core.defects import DefectMap
+
+    frames, _, _ = _inject(_scene(600), 0.01, 0.02, seed=1)
+    t = DefectTracker(sample_period_frames=40, update_frames=100)
+    t.observe(encode_frames(frames, "vidar_bitpacked"), PacketHeader(0, 0, 600, 64, 80, "vidar_bitpacked", 0, 2e4))
+    est = t.estimated
+    assert est is not None and est.hot_count > 0
+    hot = np.zeros((64, 80), bool)
+    hot[0, :5] = True  # five pixels the scene did not show as hot
+    new = t.with_file_map(DefectMap(hot, np.zeros_like(hot)))
+    assert new.current is not None and np.array_equal(new.current.hot, est.hot | hot)
+    assert new.frames_sampled == t.frames_sampled and new.estimated is est and new.updates == t.updates
+    assert t.with_file_map(DefectMap(hot[:10], np.zeros_like(hot[:10]))).current is est  # another size: unused
+    assert t.with_file_map(None).current is est and t.file_map is None
+
+
 def test_windows_carry_the_map_of_their_cut_and_every_path_repairs_them() -> None:
     frames, _, _ = _inject(_scene(400), 0.01, 0.02, seed=2)
     proc = StreamProcessor(41, 20, defects=DefectTracker(sample_period_frames=40, update_frames=100))

@@ -174,3 +174,44 @@ def test_a_defect_map_of_another_size_is_reported_not_silently_ignored(nodes, ro
     assert col.diag_level == DiagnosticStatus.WARN, (col.diag_message, d)
     assert "defect map" in col.diag_message and "24x16" in col.diag_message and "16x24" in col.diag_message
     assert "calibrate-defects" in col.diag_message, col.diag_message
+
+
+def test_defect_map_url_changed_at_run_time_bad_files_refused(nodes, ros_node, tmp_path):
+    """A new calibration is loaded without a restart; anyone on the graph may try a bad one.
+
+    A missing, corrupt or out-of-frame file is refused with the reason and the map in force stays;
+    a good one is in force from the next packet.
+    """
+    from stir_ros.core.defect_file import save_defect_map
+    from stir_ros.core.defects import DefectMap
+    from ros_support import set_parameters
+
+    def save(name: str, pixels: list[tuple[int, int]]) -> str:
+        hot = np.zeros((16, 24), bool)
+        hot[tuple(np.array(pixels).T)] = True
+        save_defect_map(tmp_path / name, DefectMap(hot, np.zeros_like(hot), 1000), RATE)
+        return f"file://{tmp_path / name}"
+
+    first, second = save("first.yaml", [(3, 4), (10, 20), (12, 2)]), save("second.yaml", [(1, 1), (5, 5)])
+    (tmp_path / "corrupt.yaml").write_text("format: [unclosed\n")
+    (tmp_path / "outside.yaml").write_text("format: stir_ros_defect_map\nheight: 16\nwidth: 24\nhot: [[16, 0]]\n")
+    ns = f"set_{uuid.uuid4().hex[:8]}"
+    col = Collector(ros_node, ns, spikes=False)
+    nodes.start("spike_reconstructor", ns, {"method": "tfp", "stride_frames": 20, "diagnostics_period_s": 0.2,
+                                            "defect_correction": "file", "defect_map_url": first})
+    col.wait_for_reconstructor(nodes)
+    _publish_packets(ros_node, nodes, ns)
+    assert col.wait_for_diag(lambda d: int(d["windows_cut"]) >= 3, timeout=30), (col.diag, nodes.logs())
+    assert col.diag["hot_pixels"] == "3"
+    for url, reason in ((str(tmp_path / "missing.yaml"), "cannot read"), (str(tmp_path / "corrupt.yaml"), "YAML"),
+                        (str(tmp_path / "outside.yaml"), "outside"), ("", "needs defect_map_url"),
+                        ("package://no_such_package/defects.yaml", "not found")):  # fmt: skip
+        [result] = set_parameters(ros_node, ns, defect_map_url=url)
+        assert not result.successful and reason in result.reason, (url, result.reason)
+    _publish_packets(ros_node, nodes, ns)  # the node lives on with the first map
+    assert col.wait_for_diag(lambda d: int(d["windows_cut"]) >= 8, timeout=30), (col.diag, nodes.logs())
+    assert col.diag["hot_pixels"] == "3"
+    [result] = set_parameters(ros_node, ns, defect_map_url=second)
+    assert result.successful, result.reason
+    _publish_packets(ros_node, nodes, ns)
+    assert col.wait_for_diag(lambda d: d["hot_pixels"] == "2" and d["pixels_repaired"] == "2", timeout=30), col.diag

@@ -23,6 +23,7 @@ ROS-free: no rclpy here.
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -217,6 +218,22 @@ class DefectTracker:
         """The repair in force (``None``: nothing to repair)."""
         m = self.current
         return None if m is None or m.repair.count == 0 else m.repair
+
+    def with_file_map(self, file_map: DefectMap | None) -> DefectTracker:
+        """A copy with another file's map (a new ``defect_map_url``): the counts and the estimate go on.
+
+        Raises:
+            ConfigError: ``file`` mode without a map.
+        """
+        if self.mode == "file" and file_map is None:
+            raise ConfigError("defect_correction 'file' needs a defect map file (defect_map_url)")
+        new = copy.copy(self)
+        new._counts = None if self._counts is None else self._counts.copy()
+        new.file_map = file_map
+        if self.mode != "none":
+            fits = file_map if file_map is not None and self._size in (None, file_map.shape) else None
+            new.current = self.estimated.union(fits) if self.estimated is not None else fits
+        return new
 
     @property
     def unfit(self) -> str:

@@ -42,14 +42,14 @@ from stir_ros.msg import SpikePacket
 from stir_ros.reconstructor_settings import COMPRESSED_FORMATS, EXECUTORS, ReconstructorSettings
 from stir_ros.ros import RateLimitedLog, emit
 from stir_ros.ros.conversions import STEADY, compressed_image_msg, default_camera_info, image_to_msg
-from stir_ros.ros.conversions import parameter_descriptor, restamp_camera_info, url_to_path
+from stir_ros.ros.conversions import parameter_descriptor, restamp_camera_info
 from stir_ros.ros.device_memory import release_device_memory
 from stir_ros.ros.graph import RECONSTRUCTOR_NAME, RECONSTRUCTOR_PARAMETERS
 from stir_ros.ros.lifecycle import ManagedTransitions, PlainTransitions, under_state_lock
 from stir_ros.ros.node_main import destroy_entities, make_executor, run_node
 from stir_ros.ros.reconstructor_diagnostics import ReconstructorDiagnostics
 from stir_ros.ros.reconstructor_input import ReconstructorInput
-from stir_ros.ros.reconstructor_parameters import ReconstructorParameters
+from stir_ros.ros.reconstructor_parameters import ReconstructorParameters, defect_map_path
 
 __all__ = [
     "EXECUTORS", "COMPRESSED_FORMATS", "ReconstructorSettings", "ReconstructorWork", "SpikeReconstructor",
@@ -116,9 +116,7 @@ class ReconstructorWork(ReconstructorInput, ReconstructorParameters, Reconstruct
         self.settings, self.engine = settings, engine
 
         # validate, monitor and cut: the packet path shared with `bag reconstruct`
-        # package:// as camera_info_url (the ament index is ROS's: resolved here, the core reads a path)
-        map_path = str(url_to_path(settings.defect_map_url, "defect_map_url")) if settings.defect_map_url else ""
-        defects = defect_tracker(settings.defect_correction, map_path,
+        defects = defect_tracker(settings.defect_correction, defect_map_path(settings.defect_map_url),
                                  settings.defect_sample_period_frames, settings.defect_hot_rate)
         self.stream = StreamProcessor(engine.window_length, settings.stride_frames, settings.output_rate_hz,
                                       defects=defects)

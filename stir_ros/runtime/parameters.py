@@ -105,7 +105,8 @@ RECONSTRUCTOR_PARAMETERS: tuple[ParamSpec, ...] = (
     ParamSpec("defect_correction", defaults.DEFECT_CORRECTION, "Hot/dead pixel repair: 'auto' (map estimated "
               "from the stream, united with defect_map_url's if given), 'file' (defect_map_url's map only) or 'none'."),
     ParamSpec("defect_map_url", "", "Defect map file (file:// or package:// URL or path; YAML of stir-ros "
-              "calibrate-defects); empty: none."),
+              "calibrate-defects); empty: none. A change is read and checked first, then in force from the next "
+              "packet.", True),
     ParamSpec("defect_sample_period_frames", defaults.DEFECT_SAMPLE_PERIOD_FRAMES,
               "auto: 20 frames of every this many (sensor clock) are counted for the defect map; the map is "
               "re-estimated every 1000 counted frames."),
