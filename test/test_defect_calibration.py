@@ -115,7 +115,7 @@ def _cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str]:
 
 
 @pytest.mark.parametrize("case", ["output_is_a_folder", "output_under_a_file", "too_short", "lens_cap_without_spikes",
-                                  "hot_rate_zero", "frame_rate_nan"])  # fmt: skip
+                                  "hot_rate_zero", "frame_rate_nan", "dark_flag_on_a_lit_scene"])  # fmt: skip
 def test_refusals_are_one_line_and_write_nothing(tmp_path: Path, capsys: pytest.CaptureFixture[str],
                                                  case: str) -> None:
     frames, _, _ = _recording(n=600)
@@ -131,7 +131,7 @@ def test_refusals_are_one_line_and_write_nothing(tmp_path: Path, capsys: pytest.
         (tmp_path / "afile").write_text("x")
         out = tmp_path / "afile" / "defects.yaml"
     extra = {"hot_rate_zero": ["--hot-rate", "0"], "frame_rate_nan": ["--frame-rate-hz", "nan"],
-             "lens_cap_without_spikes": ["--dark"]}.get(case, [])  # fmt: skip
+             "lens_cap_without_spikes": ["--dark"], "dark_flag_on_a_lit_scene": ["--dark"]}.get(case, [])  # fmt: skip
     rc, err = _cli(capsys, str(tmp_path / "rec.dat"), "--height", "40", "--width", "56", "-o", str(out), *extra)
     assert rc == 1 and err.startswith("stir-ros calibrate-defects: error: ") and err.count("\n") == 1, err
     assert not out.is_file() and sorted(p.name for p in tmp_path.iterdir()) == sorted(
@@ -139,6 +139,8 @@ def test_refusals_are_one_line_and_write_nothing(tmp_path: Path, capsys: pytest.
          *(["afile"] if case == "output_under_a_file" else [])])  # fmt: skip
     if case in ("too_short", "lens_cap_without_spikes"):  # says what the recording lacks and what to do
         assert "dead pixels" in err and "record" in err, err
+    if case == "dark_flag_on_a_lit_scene":  # the lens was not covered: light would be stored as dark current
+        assert "light" in err and "cover the lens" in err and "--dark" in err, err
 
 
 def test_a_failed_write_keeps_the_old_map(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,

@@ -30,6 +30,9 @@ from stir_ros.core.limits import check_parameter
 __all__ = ["add_arguments", "run", "calibrate_defects", "count_spikes"]
 
 _BLOCK = 1000  # frames of a .dat read at a time
+#: A ``--dark`` recording whose median pixel fires faster than this (Hz) saw light: the lens was not covered.
+#: Five times the strongest dark current studied (200 Hz, README "Using a real camera"; sensors give tens of Hz).
+DARK_MAX_HZ = 1000.0
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -110,6 +113,10 @@ def calibrate_defects(path: str, output: str, *, height: int | None = None, widt
     counts, frames, rate = count_spikes(path, height, width, frame_rate_hz, topic, on_problem)
     m = estimate_defects(counts, frames, hot_rate=hot_rate, frame_rate_hz=rate, dark=dark)
     _check_long_enough(path, counts, m, rate)
+    if dark and m.dark_estimate_hz > DARK_MAX_HZ:
+        raise ConfigError(f"'{path}' is not a lens-cap recording: its median pixel fires at {m.dark_estimate_hz:.3g} Hz "
+                          f"(dark current stays far below {DARK_MAX_HZ:g} Hz): that is light; cover the lens and "
+                          "record again, or calibrate from this scene without --dark")
     Path(output).parent.mkdir(parents=True, exist_ok=True)
     save_defect_map(output, m, rate)
     return m
