@@ -208,3 +208,18 @@ def test_bad_packets_of_a_bag_are_named_and_skipped(tmp_path: Path, capsys: pyte
     assert len(skipped) == 2 and "/spikes t=" in skipped[0] and "payload" in skipped[0], err
     m = load_defect_map(str(out))
     assert m.frames == 400 and np.array_equal(m.hot, hot) and "from 400 frames" in err
+
+
+def test_a_bag_without_spikes_says_so(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A bag of images (e.g. bag reconstruct's output) given by mistake: not 'choose one of 0 topics'."""
+    frames, _, _ = _recording(n=100)
+    write_dat(tmp_path / "rec.dat", frames)
+    dat_to_bag(tmp_path / "rec.dat", tmp_path / "spikes", 40, 56, 20000.0)
+    from stir_ros.cli import main
+
+    assert main(["bag", "reconstruct", str(tmp_path / "spikes"), str(tmp_path / "images"), "--method", "tfp",
+                 "--no-progress"]) == 0  # fmt: skip
+    capsys.readouterr()
+    rc, err = _cli(capsys, str(tmp_path / "images"), "-o", str(tmp_path / "d.yaml"))
+    assert rc == 1 and err.count("\n") == 1 and "no stir_ros/msg/SpikePacket topic" in err, err
+    assert "/image (sensor_msgs/msg/Image)" in err and "choose one" not in err, err
