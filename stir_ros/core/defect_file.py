@@ -25,7 +25,6 @@ import math
 import os
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote, urlparse
 
 import numpy as np
 
@@ -33,8 +32,9 @@ from stir_ros.core.defects import DefectMap, DefectTracker
 from stir_ros.core.yaml_files import load_yaml
 from stir_ros.core.errors import ConfigError
 from stir_ros.core.limits import MAX_FRAME_SIDE
+from stir_ros.core.paths import path_of_url
 
-__all__ = ["FORMAT", "VERSION", "MAX_FILE_BYTES", "load_defect_map", "save_defect_map", "path_of_url",
+__all__ = ["FORMAT", "VERSION", "MAX_FILE_BYTES", "load_defect_map", "save_defect_map",
            "defect_tracker"]
 
 FORMAT = "stir_ros_defect_map"
@@ -42,16 +42,6 @@ FORMAT = "stir_ros_defect_map"
 VERSION = 1
 #: Largest defect map file read (a 4096x4096 dark-rate table in YAML stays below).
 MAX_FILE_BYTES = 512 * 1024 * 1024
-
-
-def path_of_url(url: str) -> Path:
-    """The file of a ``file://`` URL or a plain path (``~`` expanded)."""
-    if url.startswith("file://"):
-        return Path(unquote(urlparse(url).path))
-    if "://" in url:
-        raise ConfigError(f"defect_map_url must be a file:// URL or a path (package:// URLs: the node only), "
-                          f"got {url!r}")
-    return Path(os.path.expanduser(url))
 
 
 def save_defect_map(path: str | os.PathLike[str], m: DefectMap, frame_rate_hz: float) -> None:
@@ -110,7 +100,7 @@ def load_defect_map(url: str) -> DefectMap:
     Raises:
         ConfigError: Unreadable, too large, not a defect map, or values out of range.
     """
-    path = path_of_url(url)
+    path = path_of_url(url, "defect_map_url")
     try:
         if path.stat().st_size > MAX_FILE_BYTES:
             raise ConfigError(f"defect map '{path}' is larger than {MAX_FILE_BYTES} bytes")

@@ -37,7 +37,7 @@ class ParamSpec:
 
 DRIVER_PARAMETERS: tuple[ParamSpec, ...] = (
     ParamSpec("source", "sim", "Where spikes come from: 'dat' (a Vidar .dat file) or 'sim' (simulated moving scene)."),
-    ParamSpec("dat_path", "", "Path of the .dat file (source 'dat')."),
+    ParamSpec("dat_path", "", "Path of the .dat file (source 'dat'); ~ expanded, file:// URLs taken."),
     ParamSpec("height", 250, "Frame height in pixels (the .dat file's, or the simulated size)."),
     ParamSpec("width", 400, "Frame width in pixels."),
     ParamSpec("frame_rate_hz", defaults.FRAME_RATE_HZ,
