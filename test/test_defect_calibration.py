@@ -223,3 +223,14 @@ def test_a_bag_without_spikes_says_so(tmp_path: Path, capsys: pytest.CaptureFixt
     rc, err = _cli(capsys, str(tmp_path / "images"), "-o", str(tmp_path / "d.yaml"))
     assert rc == 1 and err.count("\n") == 1 and "no stir_ros/msg/SpikePacket topic" in err, err
     assert "/image (sensor_msgs/msg/Image)" in err and "choose one" not in err, err
+
+
+@pytest.mark.parametrize("name", ["REC.DAT", "rec.raw"])
+def test_a_spike_file_of_another_suffix_is_read_as_dat_when_its_size_is_given(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], name: str) -> None:
+    """Capture software names files its own way; --height and --width say it is a raw .dat stream, not a bag."""
+    frames, hot, _ = _recording(n=600)
+    write_dat(tmp_path / name, frames)
+    rc, err = _cli(capsys, str(tmp_path / name), "--height", "40", "--width", "56", "-o", str(tmp_path / "d.yaml"))
+    assert rc == 0, err
+    assert np.array_equal(load_defect_map(str(tmp_path / "d.yaml")).hot, hot)

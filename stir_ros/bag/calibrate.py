@@ -37,7 +37,8 @@ DARK_MAX_HZ = 1000.0
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments of ``stir-ros calibrate-defects``."""
-    parser.add_argument("input", metavar="INPUT", help="a Vidar .dat file or a bag of SpikePackets")
+    parser.add_argument("input", metavar="INPUT",
+                        help="a Vidar .dat file (any name, with --height and --width) or a bag of SpikePackets")
     parser.add_argument("-o", "--output", required=True, help="defect map to write (YAML)")
     parser.add_argument("--height", type=int, default=None, help="frame height (.dat input)")
     parser.add_argument("--width", type=int, default=None, help="frame width (.dat input)")
@@ -50,6 +51,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help=f"spikes per frame above which a pixel is hot (default {defaults.DEFECT_HOT_RATE:g})")
 
 
+def _is_dat(path: str, height: int | None, width: int | None) -> bool:
+    """A ``.dat`` (any case), or a file that is no bag storage when its frame size is given (capture software's names)."""
+    suffix = Path(path).suffix.lower()
+    if suffix == ".dat":
+        return True
+    return bool(height or width) and suffix not in (".db3", ".mcap") and not Path(path).is_dir()
+
+
 def count_spikes(path: str, height: int | None, width: int | None, frame_rate_hz: float,
                  topic: str | None = None,
                  on_problem: Callable[[BagProblem], None] | None = None) -> tuple[np.ndarray, int, float]:
@@ -58,7 +67,7 @@ def count_spikes(path: str, height: int | None, width: int | None, frame_rate_hz
     A bag's damaged parts and bad packets are skipped and passed to ``on_problem``, as
     ``bag reconstruct`` skips them: the counts are those of the intact packets.
     """
-    if str(path).endswith(".dat"):
+    if _is_dat(path, height, width):
         from stir_ros.core.dat import DatReader
 
         if not height or not width:
