@@ -26,6 +26,7 @@ from stir_ros.bag.model import BagProblem
 from stir_ros.core.errors import BagError, ConfigError, PacketError
 from stir_ros.core.text_output import printable
 from stir_ros.core.limits import check_parameter
+from stir_ros.core.packing import ENCODING_VIDAR_BITPACKED
 
 __all__ = ["add_arguments", "run", "calibrate_defects", "count_spikes"]
 
@@ -75,8 +76,9 @@ def count_spikes(path: str, height: int | None, width: int | None, frame_rate_hz
         with DatReader(path, height, width) as reader:
             total = len(reader)
             counts = np.zeros((height, width), np.uint64)
-            for first in range(0, total, _BLOCK):
-                counts += reader.read(first, min(_BLOCK, total - first)).sum(axis=0, dtype=np.uint64)
+            for first in range(0, total, _BLOCK):  # from the packed bits, as a bag: 1.4x unpacking (250x400)
+                n = min(_BLOCK, total - first)
+                counts += payload_counts(reader.read_packed(first, n), height, width, ENCODING_VIDAR_BITPACKED, 0, n)
         return counts, total, frame_rate_hz
     from stir_ros.bag.reader import BagReader, check_spike_topic
     from stir_ros.core.packet import packet_header, packet_payload, validate_packet
