@@ -234,3 +234,17 @@ def test_a_spike_file_of_another_suffix_is_read_as_dat_when_its_size_is_given(
     rc, err = _cli(capsys, str(tmp_path / name), "--height", "40", "--width", "56", "-o", str(tmp_path / "d.yaml"))
     assert rc == 0, err
     assert np.array_equal(load_defect_map(str(tmp_path / "d.yaml")).hot, hot)
+
+
+def test_bag_reconstruct_with_an_unreadable_defect_map_writes_no_output(tmp_path: Path,
+                                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    """A typo in --defect-map-url left an empty output bag, and the corrected command then met 'exists already'."""
+    from stir_ros.cli import main
+
+    frames, _, _ = _recording(n=100)
+    write_dat(tmp_path / "rec.dat", frames)
+    dat_to_bag(tmp_path / "rec.dat", tmp_path / "bag", 40, 56, 20000.0)
+    argv = ["bag", "reconstruct", str(tmp_path / "bag"), str(tmp_path / "out"), "--method", "tfp", "--no-progress"]
+    assert main([*argv, "--defect-map-url", str(tmp_path / "typo.yaml")]) == 1
+    assert "cannot read defect map" in capsys.readouterr().err and not (tmp_path / "out").exists()
+    assert main(argv) == 0
