@@ -6,7 +6,8 @@
   :class:`DefectMap`. **Hot**: fires at a rate light cannot produce (``rate >= hot_rate``; light
   at intensity 1 gives ``alpha``, about 0.6 spikes per frame), or ``hot_margin`` spikes per frame
   above the second-highest of its 8 neighbours (a thin bright line has two bright neighbours, an
-  isolated hot pixel none). **Dead**: at most ``1/dead_ratio`` of the second-lowest of its 8
+  isolated hot pixel none); but not three or more such fast pixels touching, which is a light
+  bright enough to saturate (a lamp), not a defect. **Dead**: at most ``1/dead_ratio`` of the second-lowest of its 8
   neighbours, while that neighbour fired at least ``dead_min_count`` times; or, for a clump of two
   or three dead pixels side by side (whose second-lowest neighbour is dead too), the same against
   the second-lowest of the 16 pixels two away, which a thin dark line (two of them dark) fails.
@@ -154,9 +155,14 @@ def estimate_defects(
         raise ConfigError(f"a defect map needs counted frames, got {frames}")
     counts = np.asarray(counts, np.float64)
     rate = counts / frames
-    hot = rate >= hot_rate
+    fast = rate >= hot_rate
+    # A light bright enough to saturate fires as fast, but over three or more pixels side by side (a lamp,
+    # a lit wire); hot pixels are alone or, rarely, two together. Taken for hot, a lamp was "repaired"
+    # from the darker pixels around it.
+    light = _in_clumps_of_three(fast)
+    hot = fast & ~light
     low2, high2 = neighbour_ranks(counts, hot)
-    hot |= (counts - high2 >= hot_margin * frames) & np.isfinite(high2)
+    hot |= (counts - high2 >= hot_margin * frames) & np.isfinite(high2) & ~light
     dead = (counts * dead_ratio <= low2) & (low2 >= dead_min_count) & np.isfinite(low2) & ~hot
     # A clump: dark, with a bright neighbour, but with two or three dark ones (two or three dead pixels
     # side by side); its pixels two away are bright, where a thin dark line's are not.
@@ -170,6 +176,23 @@ def estimate_defects(
         dark_hz = float(np.percentile(good, 50.0 if dark else DARK_PERCENTILE) * frame_rate_hz)
     per_pixel = (rate * frame_rate_hz).astype(np.float32) if dark and frame_rate_hz > 0 else None
     return DefectMap(hot, dead, int(frames), per_pixel, dark_hz)
+
+
+def _in_clumps_of_three(mask: np.ndarray) -> np.ndarray:
+    """The ``True`` pixels of ``mask`` in groups of three or more touching (8-connected) ones.
+
+    A pixel is in such a group when it touches two, or touches one that touches two.
+    """
+    def touching(m: np.ndarray) -> np.ndarray:  # how many of the 8 neighbours are set
+        h, w = m.shape
+        padded = np.pad(m.astype(np.uint8), 1)
+        out = np.zeros((h, w), np.uint8)
+        for dy, dx in _RINGS[1]:
+            out += padded[1 + dy : 1 + dy + h, 1 + dx : 1 + dx + w]
+        return out
+
+    branch = mask & (touching(mask) >= 2)
+    return branch | (mask & (touching(branch) >= 1))
 
 
 def payload_counts(raw: np.ndarray, height: int, width: int, encoding: str, a: int, b: int) -> np.ndarray:
@@ -189,7 +212,7 @@ class DefectTracker:
             or ``none``.
         file_map: A map read from a file (:mod:`stir_ros.core.defect_file`), or ``None``.
         sample_period_frames: Sensor-clock period of the sampling (``SAMPLE_FRAMES`` counted per period).
-        hot_rate: Spikes per frame above which a pixel is hot whatever its neighbours.
+        hot_rate: Spikes per frame above which a pixel is hot (unless three or more such pixels touch).
         update_frames: Sampled frames between re-estimates (the first map after as many).
         max_frames: When more sampled frames are held, the counts are halved (a slow forgetting).
     """

@@ -110,8 +110,8 @@ RECONSTRUCTOR_PARAMETERS: tuple[ParamSpec, ...] = (
     ParamSpec("defect_sample_period_frames", defaults.DEFECT_SAMPLE_PERIOD_FRAMES,
               "auto: 20 frames of every this many (sensor clock) are counted for the defect map; the map is "
               "re-estimated every 1000 counted frames."),
-    ParamSpec("defect_hot_rate", defaults.DEFECT_HOT_RATE, "Spikes per frame above which a pixel is hot whatever "
-              "its neighbours (light at intensity 1 fires alpha per frame)."),
+    ParamSpec("defect_hot_rate", defaults.DEFECT_HOT_RATE, "Spikes per frame above which a pixel is hot, unless "
+              "three or more such pixels touch (a saturating light; light at intensity 1 fires alpha per frame)."),
     ParamSpec("worker_niceness", 5, "Niceness (0-19) the inference thread adds to its own (Linux; skipped where "
               "not supported): the thread that receives the spikes keeps the CPU first, so a saturated core drops "
               "windows (counted in windows_dropped), not packets. 0: the process's priority."),
