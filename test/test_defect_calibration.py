@@ -114,6 +114,16 @@ def _cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str]:
     return rc, capsys.readouterr().err
 
 
+def test_the_hot_rate_flag_has_the_node_parameter_s_name(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """``--defect-hot-rate``, as bag reconstruct's flag and the node's defect_hot_rate (``--hot-rate`` still works)."""
+    frames, hot, _ = _recording(n=600)
+    write_dat(tmp_path / "rec.dat", frames)
+    args = [str(tmp_path / "rec.dat"), "--height", "40", "--width", "56", "-o", str(tmp_path / "d.yaml")]
+    for flag in ("--defect-hot-rate", "--hot-rate"):
+        rc, err = _cli(capsys, *args, flag, "0.95")
+        assert rc == 0, err
+
+
 @pytest.mark.parametrize("case", ["output_is_a_folder", "output_under_a_file", "too_short", "lens_cap_without_spikes",
                                   "hot_rate_zero", "frame_rate_nan", "dark_flag_on_a_lit_scene"])  # fmt: skip
 def test_refusals_are_one_line_and_write_nothing(tmp_path: Path, capsys: pytest.CaptureFixture[str],

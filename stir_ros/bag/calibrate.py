@@ -48,7 +48,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--spikes-topic", default=None, help="SpikePacket topic of a bag (default: the only one)")
     parser.add_argument("--dark", action="store_true",
                         help="the recording was made with the lens covered: store each pixel's dark-current rate")
-    parser.add_argument("--hot-rate", type=float, default=defaults.DEFECT_HOT_RATE,
+    parser.add_argument("--defect-hot-rate", "--hot-rate", dest="hot_rate", type=float, default=defaults.DEFECT_HOT_RATE,
                         help=f"spikes per frame above which a pixel is hot (default {defaults.DEFECT_HOT_RATE:g})")
 
 
