@@ -120,8 +120,9 @@ def test_the_hot_rate_flag_has_the_node_parameter_s_name(tmp_path: Path, capsys:
     write_dat(tmp_path / "rec.dat", frames)
     args = [str(tmp_path / "rec.dat"), "--height", "40", "--width", "56", "-o", str(tmp_path / "d.yaml")]
     for flag in ("--defect-hot-rate", "--hot-rate"):
-        rc, err = _cli(capsys, *args, flag, "0.95")
-        assert rc == 0, err
+        assert _cli(capsys, *args, flag, "0.95")[0] == 0
+        rc, err = _cli(capsys, *args, flag, "0")  # reaches the estimate: refused by the node's bound
+        assert rc == 1 and "defect_hot_rate must be in" in err, err
 
 
 @pytest.mark.parametrize("case", ["output_is_a_folder", "output_under_a_file", "too_short", "lens_cap_without_spikes",
