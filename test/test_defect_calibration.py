@@ -96,6 +96,22 @@ def test_bad_files_are_refused_with_a_reason(tmp_path: Path, text: str, match: s
         load_defect_map(f"file://{tmp_path}/missing.yaml")
 
 
+@pytest.mark.parametrize("special", ["/dev/zero", "fifo", "folder"])
+def test_a_defect_map_that_is_no_regular_file_is_refused(tmp_path: Path, special: str) -> None:
+    """defect_map_url may be set by anyone on the graph: /dev/zero read the node's memory full, a FIFO blocked it."""
+    import os
+
+    path = tmp_path / special
+    if special == "fifo":
+        os.mkfifo(path)
+    elif special == "folder":
+        path.mkdir()
+    else:
+        path = Path(special)
+    with pytest.raises(ConfigError, match="not a regular file"):
+        load_defect_map(f"file://{path}")
+
+
 def test_save_load_keeps_the_map() -> None:
     counts = np.random.default_rng(0).integers(0, 50, (7, 9))
     m = estimate_defects(counts, 100, frame_rate_hz=20000.0)

@@ -205,7 +205,8 @@ def test_defect_map_url_changed_at_run_time_bad_files_refused(nodes, ros_node, t
     assert col.diag["hot_pixels"] == "3"
     for url, reason in ((str(tmp_path / "missing.yaml"), "cannot read"), (str(tmp_path / "corrupt.yaml"), "YAML"),
                         (str(tmp_path / "outside.yaml"), "outside"), ("", "needs defect_map_url"),
-                        ("package://no_such_package/defects.yaml", "not found")):  # fmt: skip
+                        ("package://no_such_package/defects.yaml", "not found"),
+                        ("/dev/zero", "not a regular file")):  # fmt: skip
         [result] = set_parameters(ros_node, ns, defect_map_url=url)
         assert not result.successful and reason in result.reason, (url, result.reason)
     _publish_packets(ros_node, nodes, ns)  # the node lives on with the first map

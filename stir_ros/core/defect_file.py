@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import math
 import os
+import stat
 from pathlib import Path
 from typing import Any
 
@@ -102,10 +103,14 @@ def load_defect_map(url: str) -> DefectMap:
     """
     path = path_of_url(url, "defect_map_url")
     try:
-        if path.stat().st_size > MAX_FILE_BYTES:
-            raise ConfigError(f"defect map '{path}' is larger than {MAX_FILE_BYTES} bytes")
+        st = path.stat()
     except OSError as err:
         raise ConfigError(f"cannot read defect map '{path}': {err.strerror or err}") from err
+    # Anyone on the graph may name the file: /dev/zero would be read until memory runs out, a FIFO block the node.
+    if not stat.S_ISREG(st.st_mode):
+        raise ConfigError(f"defect map '{path}' is not a regular file")
+    if st.st_size > MAX_FILE_BYTES:
+        raise ConfigError(f"defect map '{path}' is larger than {MAX_FILE_BYTES} bytes")
     doc = load_yaml(path, "defect map")  # depth-bounded, safe: the file may come from anyone
     if not isinstance(doc, dict) or doc.get("format") != FORMAT:
         raise ConfigError(f"'{path}' is not a stir_ros defect map (expected format: {FORMAT})")
