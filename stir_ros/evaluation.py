@@ -34,7 +34,8 @@ from stir_ros.core.errors import ConfigError
 from stir_ros.core.metrics import psnr, ssim
 from stir_ros.core.paths import check_output_apart, make_output_folder
 from stir_ros.core.text_output import write_json
-from stir_ros.core.sensor_model import FAULT_CONDITIONS, SensorModel, add_faults, parse_sensor
+from stir_ros.core.limits import check_parameter
+from stir_ros.core.sensor_model import FAULT_CONDITIONS, SensorModel, add_faults, check_recorded_faults, parse_sensor
 from stir_ros.engine import add_dark_weights_argument
 
 __all__ = [
@@ -356,9 +357,12 @@ def run(args: argparse.Namespace) -> int:
     if args.faults:
         if args.save_images:
             raise ConfigError("--save-images does not go with --faults (one image per condition and seed)")
+        # Checked before the first clip: a refusal after hours of scoring the standard rows costs the run.
+        check_parameter("spike_camera_driver", "frame_rate_hz", args.frame_rate_hz)
         conditions = list(FAULT_CONDITIONS)
         if args.sensor:
             model = parse_sensor(args.sensor)
+            check_recorded_faults(model)
             conditions.append((f"your sensor: {model.describe()}", model))
         for line in unpaired(args.data_dir):
             print(f"warning: {line}", file=sys.stderr)

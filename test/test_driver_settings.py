@@ -80,3 +80,22 @@ def test_a_settings_class_must_hold_exactly_the_table_s_parameters():
         b: str
 
     assert Right() == Right(a=1, b="x")
+
+
+@pytest.mark.parametrize("given", ["~/rec/cam.dat", "file://{home}/rec/cam.dat"])
+def test_dat_path_takes_home_and_file_urls_as_the_url_parameters_do(tmp_path, monkeypatch, given):
+    """``dat_path: ~/rec/cam.dat`` in a params file: no shell expands it, so the driver must (as defect_map_url)."""
+    import numpy as np
+
+    from stir_ros.core.dat import write_dat
+    from stir_ros.ros.driver_settings import make_source
+
+    monkeypatch.setenv("HOME", str(tmp_path))
+    (tmp_path / "rec").mkdir()
+    write_dat(tmp_path / "rec" / "cam.dat", np.ones((3, 8, 16), np.uint8))
+    source = make_source(DriverSettings(source="dat", dat_path=given.format(home=tmp_path), height=8, width=16))
+    try:
+        block = source.read(3)
+        assert block is not None and block.num_frames == 3 and block.data.min() == 255  # every pixel fired
+    finally:
+        source.close()

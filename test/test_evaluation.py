@@ -151,3 +151,15 @@ def test_eval_without_openvino_falls_back_to_torch_as_the_node_does(data_dir: Pa
     assert fallback["backend"] == "torch"
     torch_run = evaluation.evaluate(data_dir, ["stir"], weights=str(random_stir41_weights), device="cpu")
     assert [c["psnr"] for c in fallback["clips"]] == [c["psnr"] for c in torch_run["methods"]["stir"]["clips"]]
+
+
+@pytest.mark.parametrize("extra, match", [
+    (["--sensor", "gain_spread=0.1"], "act before the pixel fires"),
+    (["--sensor", "realistic"], "act before the pixel fires"),
+    (["--frame-rate-hz", "0"], "frame_rate_hz"),
+])  # fmt: skip
+def test_faults_refused_before_anything_is_scored(data_dir: Path, capsys, extra: list[str], match: str) -> None:
+    """A --sensor field that recorded spikes cannot take, or no frame rate: one line at once, not after the table."""
+    assert main(["eval", str(data_dir), "--method", "tfp", "--faults", *extra]) == 1
+    lines = [line for line in capsys.readouterr().err.splitlines() if not line.startswith("warning: gt/unpaired")]
+    assert len(lines) == 1 and lines[0].startswith("stir-ros eval: error: ") and match in lines[0], lines

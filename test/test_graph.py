@@ -62,6 +62,18 @@ def test_frame_id_is_a_launch_argument_for_every_node_of_the_camera():
     assert dict((s.name, s.default) for s in DRIVER_PARAMETERS)["frame_id"] == FRAME_ID
 
 
+def test_the_defect_map_is_a_launch_argument():
+    """README "Using a real camera": start the node with ``defect_map_url:=file:///path/defects.yaml``.
+
+    The launch files and ``stir-ros run`` refused it as an unknown launch argument.
+    """
+    for mode, extra in (("pipeline", {}), ("reconstruct", {}), ("replay", {"bag": "b"})):
+        graph = build_graph(mode, None, {"defect_map_url": "file:///path/defects.yaml", "defect_correction": "file",
+                                         **extra})  # fmt: skip
+        rec = graph.node(RECONSTRUCTOR_NAME).parameters
+        assert (rec["defect_map_url"], rec["defect_correction"]) == ("file:///path/defects.yaml", "file")
+
+
 def test_launch_arguments_override_with_types():
     graph = build_graph(
         "pipeline", None,

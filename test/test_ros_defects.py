@@ -110,3 +110,109 @@ def test_stir_sends_dark_current_windows_to_the_dark_robust_network(nodes, ros_n
     # Every dark window went to the dark-robust network (a window across the switch may go either way).
     limit = len(gains) - len(clean_windows)
     assert on.wait_for_diag(lambda d: len(dark_windows) <= int(d["windows_dark_weights"]) <= limit), on.diag
+
+
+def _publish_packets(ros_node, nodes, ns: str, count: int = 6) -> None:
+    from stir_ros.msg import SpikePacket
+    from ros_support import RELIABLE, spike_packet
+
+    pub = ros_node.create_publisher(SpikePacket, f"/{ns}/spikes", RELIABLE)
+    assert spin_until(ros_node, lambda: pub.get_subscription_count() >= 1, 20), nodes.logs()
+    for seq in range(count):
+        pub.publish(spike_packet(seq, seq * 20))
+
+
+def test_defect_map_url_takes_a_package_url_as_camera_info_url_does(nodes, ros_node, tmp_path):
+    """A robot ships its camera's calibrations in its bringup package: ``package://PKG/config/defects.yaml``."""
+    from stir_ros.core.defect_file import save_defect_map
+    from stir_ros.core.defects import DefectMap
+
+    prefix = tmp_path / "install"  # an installed package, as colcon lays it out, found through AMENT_PREFIX_PATH
+    (prefix / "share" / "ament_index" / "resource_index" / "packages").mkdir(parents=True)
+    (prefix / "share" / "ament_index" / "resource_index" / "packages" / "my_robot").write_text("")
+    (prefix / "share" / "my_robot" / "config").mkdir(parents=True)
+    hot = np.zeros((16, 24), bool)
+    hot[3, 4] = hot[10, 20] = hot[12, 2] = True
+    save_defect_map(prefix / "share" / "my_robot" / "config" / "defects.yaml",
+                    DefectMap(hot, np.zeros_like(hot), 1000), RATE)
+    nodes.env = {**nodes.env, "AMENT_PREFIX_PATH": f"{prefix}:{nodes.env.get('AMENT_PREFIX_PATH', '')}"}
+    ns = f"pkg_{uuid.uuid4().hex[:8]}"
+    col = Collector(ros_node, ns, spikes=False)
+    nodes.start("spike_reconstructor", ns, {"method": "tfp", "stride_frames": 20, "diagnostics_period_s": 0.2,
+                                            "defect_correction": "file",
+                                            "defect_map_url": "package://my_robot/config/defects.yaml"})
+    col.wait_for_reconstructor(nodes)
+    _publish_packets(ros_node, nodes, ns)
+    assert col.wait_for_diag(lambda d: int(d["windows_cut"]) >= 3, timeout=30), (col.diag, nodes.logs())
+    assert (col.diag["hot_pixels"], col.diag["pixels_repaired"], col.diag["defect_map_unfit"]) == ("3", "3", "")
+
+
+@pytest.mark.parametrize("mode", ["file", "auto"])
+def test_a_defect_map_of_another_size_is_reported_not_silently_ignored(nodes, ros_node, tmp_path, mode):
+    """A calibration of another camera (or with --height and --width swapped) does not fit the stream.
+
+    It repairs nothing; /diagnostics must say so, with what to do, instead of reporting its pixels as
+    repaired (``file``) or dropping it without a word (``auto``).
+    """
+    from stir_ros.core.defect_file import save_defect_map
+    from stir_ros.core.defects import DefectMap
+
+    hot = np.zeros((24, 16), bool)  # the packets are 16x24: this map is of the transposed size
+    hot[3, 4] = hot[20, 10] = True
+    save_defect_map(tmp_path / "defects.yaml", DefectMap(hot, np.zeros_like(hot), 1000), RATE)
+    ns = f"fit_{uuid.uuid4().hex[:8]}"
+    col = Collector(ros_node, ns, spikes=False)
+    nodes.start("spike_reconstructor", ns, {"method": "tfp", "stride_frames": 20, "diagnostics_period_s": 0.2,
+                                            "defect_correction": mode,
+                                            "defect_map_url": f"file://{tmp_path / 'defects.yaml'}"})
+    col.wait_for_reconstructor(nodes)
+    _publish_packets(ros_node, nodes, ns)
+    assert spin_until(ros_node, lambda: len(col.images) >= 3, 30), nodes.logs()
+    assert col.wait_for_diag(lambda d: int(d["windows_cut"]) >= 3), col.diag
+    d = col.diag
+    assert (d["hot_pixels"], d["pixels_repaired"]) == ("0", "0"), d
+    assert col.diag_level == DiagnosticStatus.WARN, (col.diag_message, d)
+    assert "defect map" in col.diag_message and "24x16" in col.diag_message and "16x24" in col.diag_message
+    assert "calibrate-defects" in col.diag_message, col.diag_message
+
+
+def test_defect_map_url_changed_at_run_time_bad_files_refused(nodes, ros_node, tmp_path):
+    """A new calibration is loaded without a restart; anyone on the graph may try a bad one.
+
+    A missing, corrupt or out-of-frame file is refused with the reason and the map in force stays;
+    a good one is in force from the next packet.
+    """
+    from stir_ros.core.defect_file import save_defect_map
+    from stir_ros.core.defects import DefectMap
+    from ros_support import set_parameters
+
+    def save(name: str, pixels: list[tuple[int, int]]) -> str:
+        hot = np.zeros((16, 24), bool)
+        hot[tuple(np.array(pixels).T)] = True
+        save_defect_map(tmp_path / name, DefectMap(hot, np.zeros_like(hot), 1000), RATE)
+        return f"file://{tmp_path / name}"
+
+    first, second = save("first.yaml", [(3, 4), (10, 20), (12, 2)]), save("second.yaml", [(1, 1), (5, 5)])
+    (tmp_path / "corrupt.yaml").write_text("format: [unclosed\n")
+    (tmp_path / "outside.yaml").write_text("format: stir_ros_defect_map\nheight: 16\nwidth: 24\nhot: [[16, 0]]\n")
+    ns = f"set_{uuid.uuid4().hex[:8]}"
+    col = Collector(ros_node, ns, spikes=False)
+    nodes.start("spike_reconstructor", ns, {"method": "tfp", "stride_frames": 20, "diagnostics_period_s": 0.2,
+                                            "defect_correction": "file", "defect_map_url": first})
+    col.wait_for_reconstructor(nodes)
+    _publish_packets(ros_node, nodes, ns)
+    assert col.wait_for_diag(lambda d: int(d["windows_cut"]) >= 3, timeout=30), (col.diag, nodes.logs())
+    assert col.diag["hot_pixels"] == "3"
+    for url, reason in ((str(tmp_path / "missing.yaml"), "cannot read"), (str(tmp_path / "corrupt.yaml"), "YAML"),
+                        (str(tmp_path / "outside.yaml"), "outside"), ("", "needs defect_map_url"),
+                        ("package://no_such_package/defects.yaml", "not found"),
+                        ("/dev/zero", "not a regular file")):  # fmt: skip
+        [result] = set_parameters(ros_node, ns, defect_map_url=url)
+        assert not result.successful and reason in result.reason, (url, result.reason)
+    _publish_packets(ros_node, nodes, ns)  # the node lives on with the first map
+    assert col.wait_for_diag(lambda d: int(d["windows_cut"]) >= 8, timeout=30), (col.diag, nodes.logs())
+    assert col.diag["hot_pixels"] == "3"
+    [result] = set_parameters(ros_node, ns, defect_map_url=second)
+    assert result.successful, result.reason
+    _publish_packets(ros_node, nodes, ns)
+    assert col.wait_for_diag(lambda d: d["hot_pixels"] == "2" and d["pixels_repaired"] == "2", timeout=30), col.diag

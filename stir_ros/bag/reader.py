@@ -420,6 +420,9 @@ def check_spike_topic(bag: BagReader, topic: str | None) -> str:
     if topic is None:
         if "/spikes" in bag.topics or len(spike_topics) == 1:
             topic = "/spikes" if "/spikes" in bag.topics else spike_topics[0]
+        elif not spike_topics:
+            raise BagError(f"bag '{bag.path}' has no {SPIKE_PACKET} topic, so no spikes to read (topics: {listing}); "
+                           "give a bag recorded from the driver's spikes, e.g. stir-ros bag record BAG /spikes")
         else:
             raise BagError(f"bag '{bag.path}' has {len(spike_topics)} {SPIKE_PACKET} topics; choose one "
                            f"with --spikes-topic. Topics: {listing}")

@@ -34,6 +34,7 @@ from typing import Any
 
 from stir_ros.core.defaults import DEFECT_CORRECTION, DEFECT_HOT_RATE, DEFECT_SAMPLE_PERIOD_FRAMES
 from stir_ros.core.defect_file import defect_tracker
+from stir_ros.core.defects import DefectTracker
 from stir_ros.bag.model import DAMAGE_KINDS, BagProblem
 from stir_ros.bag.outputs import VIDEO_SUFFIXES, ImageOutputs
 from stir_ros.bag.reader import BagReader, check_spike_topic
@@ -202,6 +203,9 @@ def reconstruct_bag(
         if on_problem is not None:
             on_problem(p)
 
+    # The defect map file is read before anything is written: a bad one leaves no output behind.
+    defects = defect_tracker(opts.defect_correction, opts.defect_map_url, opts.defect_sample_period_frames,
+                             opts.defect_hot_rate)
     t_start = time.perf_counter()
     with BagReader(in_path, on_problem=problem) as bag:
         spike_topic = check_spike_topic(bag, opts.spikes_topic)
@@ -220,7 +224,7 @@ def reconstruct_bag(
         result.device = engine.device_name
         outputs.create()
         try:
-            _Pipeline(bag, spike_topic, keep, opts, engine, outputs, result, problem, progress, windows).run()
+            _Pipeline(bag, spike_topic, keep, opts, engine, outputs, result, problem, progress, windows, defects).run()
         finally:
             outputs.close(result.stream_events)  # even on failure or Ctrl-C: what was written is kept
     result.seconds = time.perf_counter() - t_start
@@ -254,17 +258,16 @@ class _Pipeline:
 
     def __init__(self, bag: BagReader, spike_topic: str, keep: list[str], opts: ReconstructOptions, engine: Any,
                  outputs: ImageOutputs, result: ReconstructResult, problem: Callable[[BagProblem], None],
-                 progress: bool, windows: WindowRange | None = None) -> None:  # fmt: skip
+                 progress: bool, windows: WindowRange | None, defects: DefectTracker) -> None:  # fmt: skip
         self.bag, self.spike_topic, self.keep, self.opts, self.engine = bag, spike_topic, keep, opts, engine
         self.outputs, self.result, self.problem = outputs, result, problem
         # The node's packet path. Frames are decoded once on arrival (windows overlap when the
         # stride is shorter than a window), unless the engine counts the packed bits (TFP on the
         # CPU, as live); no window-size limit (nothing is held for lack of time).
-        defects = defect_tracker(opts.defect_correction, opts.defect_map_url, opts.defect_sample_period_frames,
-                                 opts.defect_hot_rate)
         self.stream = StreamProcessor(engine.window_length, opts.stride_frames, opts.output_rate_hz,
                                       decode=not counts_packed(engine),
                                       max_window_bytes=None, defects=defects)
+        self.unfit = ""  # the defect map file's misfit last reported
         self.range = windows.cursor() if windows is not None else None  # a shard: its state, where to start
         self.stream, camera_info = self.range.restore(self.stream) if self.range else (self.stream, None)
         result.stream_events = self.stream.events  # counted by the processor, written to the output bag
@@ -321,6 +324,10 @@ class _Pipeline:
                 self.problem(BagProblem(out.notable_event, where, out.message))
             if out.status == DROPPED:
                 continue
+            if self.stream.defects.unfit != self.unfit:  # said once per size, as the node's /diagnostics say it
+                self.unfit = self.stream.defects.unfit
+                if self.unfit:
+                    self.problem(BagProblem("defect_map_unfit", "defect_map_url", self.unfit))
             self.result.packets, self.result.frames = self.stream.packets, self.stream.frames
             if self.bar is not None and self.bar.total is None:
                 self.bar.total = self.bag.topics[self.spike_topic].message_count * out.header.num_frames or None

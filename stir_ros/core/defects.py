@@ -6,7 +6,8 @@
   :class:`DefectMap`. **Hot**: fires at a rate light cannot produce (``rate >= hot_rate``; light
   at intensity 1 gives ``alpha``, about 0.6 spikes per frame), or ``hot_margin`` spikes per frame
   above the second-highest of its 8 neighbours (a thin bright line has two bright neighbours, an
-  isolated hot pixel none). **Dead**: at most ``1/dead_ratio`` of the second-lowest of its 8
+  isolated hot pixel none); but not three or more such fast pixels touching, which is a light
+  bright enough to saturate (a lamp), not a defect. **Dead**: at most ``1/dead_ratio`` of the second-lowest of its 8
   neighbours, while that neighbour fired at least ``dead_min_count`` times; or, for a clump of two
   or three dead pixels side by side (whose second-lowest neighbour is dead too), the same against
   the second-lowest of the 16 pixels two away, which a thin dark line (two of them dark) fails.
@@ -23,6 +24,7 @@ ROS-free: no rclpy here.
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -35,7 +37,7 @@ from stir_ros.core.pixel_repair import PixelRepair
 
 __all__ = [
     "DEFECT_CORRECTIONS", "SAMPLE_FRAMES", "DefectMap", "DefectTracker", "estimate_defects", "neighbour_ranks",
-    "HOT_WARN_FRACTION", "DEAD_WARN_FRACTION", "DARK_RATE_WARN_HZ", "payload_counts",
+    "HOT_WARN_FRACTION", "DEAD_WARN_FRACTION", "DARK_RATE_WARN_HZ", "DEAD_MIN_COUNT", "payload_counts",
 ]  # fmt: skip
 
 #: ``defect_correction`` values: estimate online (plus a file's map), only a file's map, none
@@ -47,6 +49,8 @@ SAMPLE_FRAMES = 20
 HOT_WARN_FRACTION = 0.001
 DEAD_WARN_FRACTION = 0.005
 DARK_RATE_WARN_HZ = 20.0
+#: Spikes the second-darkest neighbour must have fired before a pixel can be judged dead.
+DEAD_MIN_COUNT = 10
 #: Percentile of the good pixels' rates reported as the dark-current rate (an upper bound from a scene).
 DARK_PERCENTILE = 0.1
 
@@ -140,7 +144,7 @@ class DefectMap:
 
 def estimate_defects(
     counts: np.ndarray, frames: int, *, hot_rate: float = 0.9, hot_margin: float = 0.3, dead_ratio: float = 20.0,
-    dead_min_count: int = 10, frame_rate_hz: float = 0.0, dark: bool = False,
+    dead_min_count: int = DEAD_MIN_COUNT, frame_rate_hz: float = 0.0, dark: bool = False,
 ) -> DefectMap:
     """The defect map of per-pixel spike ``counts`` ``[H, W]`` over ``frames`` frames (rules: module docstring).
 
@@ -151,9 +155,14 @@ def estimate_defects(
         raise ConfigError(f"a defect map needs counted frames, got {frames}")
     counts = np.asarray(counts, np.float64)
     rate = counts / frames
-    hot = rate >= hot_rate
+    fast = rate >= hot_rate
+    # A light bright enough to saturate fires as fast, but over three or more pixels side by side (a lamp,
+    # a lit wire); hot pixels are alone or, rarely, two together. Taken for hot, a lamp was "repaired"
+    # from the darker pixels around it.
+    light = _in_clumps_of_three(fast)
+    hot = fast & ~light
     low2, high2 = neighbour_ranks(counts, hot)
-    hot |= (counts - high2 >= hot_margin * frames) & np.isfinite(high2)
+    hot |= (counts - high2 >= hot_margin * frames) & np.isfinite(high2) & ~light
     dead = (counts * dead_ratio <= low2) & (low2 >= dead_min_count) & np.isfinite(low2) & ~hot
     # A clump: dark, with a bright neighbour, but with two or three dark ones (two or three dead pixels
     # side by side); its pixels two away are bright, where a thin dark line's are not.
@@ -167,6 +176,23 @@ def estimate_defects(
         dark_hz = float(np.percentile(good, 50.0 if dark else DARK_PERCENTILE) * frame_rate_hz)
     per_pixel = (rate * frame_rate_hz).astype(np.float32) if dark and frame_rate_hz > 0 else None
     return DefectMap(hot, dead, int(frames), per_pixel, dark_hz)
+
+
+def _in_clumps_of_three(mask: np.ndarray) -> np.ndarray:
+    """The ``True`` pixels of ``mask`` in groups of three or more touching (8-connected) ones.
+
+    A pixel is in such a group when it touches two, or touches one that touches two.
+    """
+    def touching(m: np.ndarray) -> np.ndarray:  # how many of the 8 neighbours are set
+        h, w = m.shape
+        padded = np.pad(m.astype(np.uint8), 1)
+        out = np.zeros((h, w), np.uint8)
+        for dy, dx in _RINGS[1]:
+            out += padded[1 + dy : 1 + dy + h, 1 + dx : 1 + dx + w]
+        return out
+
+    branch = mask & (touching(mask) >= 2)
+    return branch | (mask & (touching(branch) >= 1))
 
 
 def payload_counts(raw: np.ndarray, height: int, width: int, encoding: str, a: int, b: int) -> np.ndarray:
@@ -186,7 +212,7 @@ class DefectTracker:
             or ``none``.
         file_map: A map read from a file (:mod:`stir_ros.core.defect_file`), or ``None``.
         sample_period_frames: Sensor-clock period of the sampling (``SAMPLE_FRAMES`` counted per period).
-        hot_rate: Spikes per frame above which a pixel is hot whatever its neighbours.
+        hot_rate: Spikes per frame above which a pixel is hot (unless three or more such pixels touch).
         update_frames: Sampled frames between re-estimates (the first map after as many).
         max_frames: When more sampled frames are held, the counts are halved (a slow forgetting).
     """
@@ -216,16 +242,44 @@ class DefectTracker:
         m = self.current
         return None if m is None or m.repair.count == 0 else m.repair
 
+    def with_file_map(self, file_map: DefectMap | None) -> DefectTracker:
+        """A copy with another file's map (a new ``defect_map_url``): the counts and the estimate go on.
+
+        Raises:
+            ConfigError: ``file`` mode without a map.
+        """
+        if self.mode == "file" and file_map is None:
+            raise ConfigError("defect_correction 'file' needs a defect map file (defect_map_url)")
+        new = copy.copy(self)
+        new._counts = None if self._counts is None else self._counts.copy()
+        new.file_map = file_map
+        if self.mode != "none":
+            fits = file_map if file_map is not None and self._size in (None, file_map.shape) else None
+            new.current = self.estimated.union(fits) if self.estimated is not None else fits
+        return new
+
+    @property
+    def unfit(self) -> str:
+        """Why the file's map is not used (another frame size than the stream's); empty if it is, or there is none."""
+        f, size = self.file_map, self._size
+        if self.mode == "none" or f is None or size is None or f.shape == size:
+            return ""
+        return (f"defect map file is {f.shape[0]}x{f.shape[1]}, the stream {size[0]}x{size[1]}: not used; "
+                f"calibrate this camera (stir-ros calibrate-defects --height {size[0]} --width {size[1]})")
+
     def observe(self, raw: np.ndarray, header: PacketHeader) -> None:
         """Count the sampled frames of one accepted packet (its checked payload); re-estimate when enough are held."""
-        if self.mode != "auto":
+        if self.mode == "none":
             return
         height, width, encoding = header.height, header.width, header.encoding
         first_frame_index, num_frames, frame_rate_hz = header.first_frame_index, header.num_frames, header.frame_rate_hz
         if self._size != (height, width):
             self._size, self._counts, self._held, self._since = (height, width), None, 0, 0
             self.estimated = None
+            # A file's map of another size repairs nothing: not in force (``unfit`` says why).
             self.current = self.file_map if self.file_map is not None and self.file_map.shape == (height, width) else None
+        if self.mode != "auto":
+            return
         start, stop, p = first_frame_index, first_frame_index + num_frames, self.period
         k = start - start % p
         while k < stop:
@@ -267,4 +321,5 @@ class DefectTracker:
             "dark_rate_measured": bool(m is not None and m.dark_rate_hz is not None),
             "defect_frames_sampled": self.frames_sampled,
             "defect_map_updates": self.updates,
+            "defect_map_unfit": self.unfit,
         }

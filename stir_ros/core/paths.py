@@ -13,10 +13,11 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable
 from pathlib import Path
+from urllib.parse import unquote, urlparse
 
 from stir_ros.core.errors import ConfigError
 
-__all__ = ["check_output_apart", "make_output_folder"]
+__all__ = ["check_output_apart", "make_output_folder", "path_of_url"]
 
 PathLike = str | os.PathLike[str]
 
@@ -85,3 +86,20 @@ def make_output_folder(path: PathLike, what: str = "output folder") -> Path:
     except OSError as err:
         raise ConfigError(f"cannot create {what} '{os.fspath(path)}': {err}") from err
     return folder
+
+
+def path_of_url(url: str, what: str) -> Path:
+    """The local file of a ``file://`` URL or a plain path, ``~`` expanded (no shell expands a params file's).
+
+    ``what``: the parameter, for the message. ``package://`` needs the ament index: the ROS layer
+    resolves it (``stir_ros.ros.conversions.url_to_path``) and hands a path down.
+
+    Raises:
+        ConfigError: Another scheme.
+    """
+    parsed = urlparse(url)
+    if parsed.scheme == "file":
+        return Path(unquote(parsed.path)).expanduser()
+    if "://" in url:
+        raise ConfigError(f"{what} {url!r}: only file:// URLs and paths are read here (package:// by the nodes)")
+    return Path(url).expanduser()

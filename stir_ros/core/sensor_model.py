@@ -39,8 +39,8 @@ from stir_ros.core.errors import ConfigError
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["FAULT_CONDITIONS", "RECORDED_FIELDS", "SENSOR_PRESETS", "SensorModel", "PixelMaps", "add_faults", "parse_sensor",
-           "sensor_preset"]
+__all__ = ["FAULT_CONDITIONS", "RECORDED_FIELDS", "SENSOR_PRESETS", "SensorModel", "PixelMaps", "add_faults",
+           "check_recorded_faults", "parse_sensor", "sensor_preset"]
 
 #: Hot pixels fire with a per-pixel probability per frame drawn from this range.
 HOT_RATE_RANGE = (0.9, 1.0)
@@ -205,6 +205,16 @@ def parse_sensor(items: list[str] | tuple[str, ...]) -> SensorModel:
 RECORDED_FIELDS = ("dark_rate_hz", "dark_rate_spread", "hot_fraction", "dead_fraction")
 
 
+def check_recorded_faults(model: SensorModel) -> None:
+    """Raise :class:`ConfigError` if ``model`` sets a field that recorded spikes cannot take (:func:`add_faults`)."""
+    before = [f.name for f in dataclasses.fields(model) if f.name not in RECORDED_FIELDS and getattr(model, f.name)]
+    if before:
+        raise ConfigError(
+            f"faults on recorded spikes can only be {', '.join(RECORDED_FIELDS)}; {', '.join(before)} act before "
+            "the pixel fires (simulate the scene with the sensor model instead)"
+        )
+
+
 def add_faults(spikes: np.ndarray, model: SensorModel, frame_rate_hz: float, seed: int) -> np.ndarray:
     """``spikes [T, H, W]`` (0/1) with a sensor's dark-current spikes, hot and dead pixels added.
 
@@ -217,12 +227,7 @@ def add_faults(spikes: np.ndarray, model: SensorModel, frame_rate_hz: float, see
         ConfigError: ``model`` sets a field that acts before firing (gain or threshold spread,
             shot noise, jitter): those need the light, so the simulator applies them.
     """
-    before = [f.name for f in dataclasses.fields(model) if f.name not in RECORDED_FIELDS and getattr(model, f.name)]
-    if before:
-        raise ConfigError(
-            f"faults on recorded spikes can only be {', '.join(RECORDED_FIELDS)}; {', '.join(before)} act before "
-            "the pixel fires (simulate the scene with the sensor model instead)"
-        )
+    check_recorded_faults(model)
     if spikes.ndim != 3:
         raise ConfigError(f"spikes must be [T, H, W], got shape {spikes.shape}")
     if not (math.isfinite(frame_rate_hz) and frame_rate_hz > 0):

@@ -18,7 +18,7 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote, urlparse
+from urllib.parse import urlparse
 
 import numpy as np
 from builtin_interfaces.msg import Time
@@ -30,6 +30,7 @@ from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from stir_ros.core.errors import ConfigError
 from stir_ros.core.imaging import from_image_bytes, to_image_array, uncalibrated_camera_info
 from stir_ros.core.limits import MAX_FRAME_SIDE, bound_for
+from stir_ros.core.paths import path_of_url
 from stir_ros.core.packing import ENCODING_VIDAR_BITPACKED, decode_payload, encode_frames
 from stir_ros.core.packet import PacketHeader, packet_header, packet_payload  # shared with the bag tools
 from stir_ros.core.yaml_files import load_yaml
@@ -47,6 +48,7 @@ __all__ = [
     "compressed_image_msg",
     "image_msg_to_array",
     "camera_info_from_file",
+    "url_to_path",
     "default_camera_info",
     "restamp_camera_info",
     "diagnostic_status",
@@ -175,20 +177,20 @@ def image_msg_to_array(msg: Image) -> np.ndarray:
 # --------------------------------------------------------------------------- camera info
 
 
-def _url_to_path(url: str) -> Path:
-    """``file:///abs``, ``package://pkg/rel`` or a plain path -> a local path."""
+def url_to_path(url: str, what: str = "camera_info_url") -> Path:
+    """``file:///abs``, ``package://pkg/rel`` or a plain path -> a local path (``what``: the parameter, for messages)."""
     parsed = urlparse(url)
-    if parsed.scheme in ("", "file"):
-        return Path(unquote(parsed.path if parsed.scheme else url)).expanduser()
-    if parsed.scheme == "package":
-        from ament_index_python.packages import PackageNotFoundError, get_package_share_directory
+    if parsed.scheme != "package":
+        if "://" in url and parsed.scheme != "file":
+            raise ConfigError(f"{what} {url!r}: only file:// and package:// URLs are supported")
+        return path_of_url(url, what)
+    from ament_index_python.packages import PackageNotFoundError, get_package_share_directory
 
-        try:
-            share = get_package_share_directory(parsed.netloc)
-        except PackageNotFoundError as err:
-            raise ConfigError(f"camera_info_url {url!r}: package {parsed.netloc!r} not found") from err
-        return Path(share) / parsed.path.lstrip("/")
-    raise ConfigError(f"camera_info_url {url!r}: only file:// and package:// URLs are supported")
+    try:
+        share = get_package_share_directory(parsed.netloc)
+    except PackageNotFoundError as err:
+        raise ConfigError(f"{what} {url!r}: package {parsed.netloc!r} not found") from err
+    return Path(share) / parsed.path.lstrip("/")
 
 
 def _matrix(data: Mapping[str, Any], key: str, size: int | None, path: os.PathLike[str] | str) -> list[float]:
@@ -217,7 +219,7 @@ def camera_info_from_file(url: str, frame_id: str = "") -> CameraInfo:
     Raises:
         ConfigError: If the file is missing or malformed.
     """
-    path = _url_to_path(url)
+    path = url_to_path(url)
     data = load_yaml(path, "camera calibration")
     if not isinstance(data, Mapping) or "image_width" not in data or "image_height" not in data:
         raise ConfigError(f"camera calibration '{path}' needs image_width and image_height")

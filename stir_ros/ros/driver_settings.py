@@ -17,6 +17,7 @@ from typing import Any
 
 from stir_ros.core.errors import ConfigError
 from stir_ros.core.packing import ENCODINGS
+from stir_ros.core.paths import path_of_url
 from stir_ros.runtime.parameters import DRIVER_NAME, DRIVER_PARAMETERS
 from stir_ros.core.sensor_model import parse_sensor
 from stir_ros.runtime.settings_table import check_bounds, defaults_from_table
@@ -85,7 +86,8 @@ class DriverSettings:
 def make_source(s: DriverSettings) -> SpikeSource:
     """Open the configured source."""
     if s.source == "dat":
-        return DatSource(s.dat_path, s.height, s.width, s.frame_rate_hz, loop=s.loop)
+        # ~ and file:// as defect_map_url and camera_info_url (a params file's ~ is expanded by nobody else)
+        return DatSource(path_of_url(s.dat_path, "dat_path"), s.height, s.width, s.frame_rate_hz, loop=s.loop)
     return SimSource(
         s.height, s.width, s.frame_rate_hz, alpha=s.sim_alpha, seed=s.sim_seed,
         max_speed=s.sim_max_speed, noise_std=s.sim_noise_std, sensor=parse_sensor(s.sim_sensor.split()),

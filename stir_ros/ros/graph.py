@@ -93,6 +93,9 @@ LAUNCH_ARGUMENTS: dict[str, tuple[tuple[str, ...], str | None, str]] = {
     "alpha": ((RECONSTRUCTOR_NAME,), "alpha", "sensor alpha"),
     "output_encoding": ((RECONSTRUCTOR_NAME,), "output_encoding", "mono8 | mono16 | 32FC1"),
     "lazy": ((RECONSTRUCTOR_NAME,), "lazy", "reconstruct only while the images have subscribers"),
+    "defect_correction": ((RECONSTRUCTOR_NAME,), "defect_correction", "hot/dead pixel repair: auto | file | none"),
+    "defect_map_url": ((RECONSTRUCTOR_NAME,), "defect_map_url",
+                       "defect map of stir-ros calibrate-defects (file:// or package:// URL or path)"),
     "source": ((DRIVER_NAME,), "source", "dat | sim"),
     "dat_path": ((DRIVER_NAME,), "dat_path", ".dat file for source dat"),
     "height": ((DRIVER_NAME,), "height", "frame height"),
@@ -120,8 +123,8 @@ LAUNCH_ARGUMENTS: dict[str, tuple[tuple[str, ...], str | None, str]] = {
 
 _MODEL_ARGUMENTS = (
     "method", "weights", "dark_weights", "device", "precision", "backend", "window_length", "stride_frames", "output_rate_hz",
-    "max_batch", "alpha", "output_encoding", "lazy", "frame_id", "use_sim_time", "spikes_topic", "image_topic",
-    "camera_info_topic", "namespace", "lifecycle",
+    "max_batch", "alpha", "output_encoding", "lazy", "defect_correction", "defect_map_url", "frame_id", "use_sim_time",
+    "spikes_topic", "image_topic", "camera_info_topic", "namespace", "lifecycle",
 )
 _DRIVER_ARGUMENTS = (
     "source", "dat_path", "height", "width", "frame_rate_hz", "frames_per_packet", "realtime", "loop",

@@ -49,7 +49,7 @@ from stir_ros.ros.lifecycle import ManagedTransitions, PlainTransitions, under_s
 from stir_ros.ros.node_main import destroy_entities, make_executor, run_node
 from stir_ros.ros.reconstructor_diagnostics import ReconstructorDiagnostics
 from stir_ros.ros.reconstructor_input import ReconstructorInput
-from stir_ros.ros.reconstructor_parameters import ReconstructorParameters
+from stir_ros.ros.reconstructor_parameters import ReconstructorParameters, defect_map_path
 
 __all__ = [
     "EXECUTORS", "COMPRESSED_FORMATS", "ReconstructorSettings", "ReconstructorWork", "SpikeReconstructor",
@@ -116,7 +116,7 @@ class ReconstructorWork(ReconstructorInput, ReconstructorParameters, Reconstruct
         self.settings, self.engine = settings, engine
 
         # validate, monitor and cut: the packet path shared with `bag reconstruct`
-        defects = defect_tracker(settings.defect_correction, settings.defect_map_url,
+        defects = defect_tracker(settings.defect_correction, defect_map_path(settings.defect_map_url),
                                  settings.defect_sample_period_frames, settings.defect_hot_rate)
         self.stream = StreamProcessor(engine.window_length, settings.stride_frames, settings.output_rate_hz,
                                       defects=defects)

@@ -20,9 +20,19 @@ from stir_ros.core.errors import ConfigError, StirRosError
 from stir_ros.runtime.rate_policy import RatePacer
 from stir_ros.engine import ReconstructionEngine
 from stir_ros.reconstructor_settings import ENGINE_FIELDS, ReconstructorSettings, build_engine, warm_up
+from stir_ros.core.defect_file import load_defect_map
 from stir_ros.ros import emit
+from stir_ros.ros.conversions import url_to_path
 
-__all__ = ["ReconstructorParameters"]
+__all__ = ["ReconstructorParameters", "defect_map_path"]
+
+
+def defect_map_path(url: str) -> str:
+    """The file of ``defect_map_url`` (empty stays empty).
+
+    ``package://`` as ``camera_info_url``: the ament index is ROS's, so it is resolved here and the core reads a path.
+    """
+    return str(url_to_path(url, "defect_map_url")) if url else ""
 
 
 class ReconstructorParameters:
@@ -47,13 +57,19 @@ class ReconstructorParameters:
         if current is None:  # not configured (managed node): configure loads the model
             return SetParametersResult(successful=True)
         engine = self.engine
+        defects = self.stream.defects
         try:
             if any(getattr(new, f) != getattr(self.settings, f) for f in ENGINE_FIELDS):
                 engine = self._make_engine(new)  # checks the weights whatever the method
+            if new.defect_map_url != current.defect_map_url:  # read and checked before anything changes
+                defects = defects.with_file_map(load_defect_map(defect_map_path(new.defect_map_url))
+                                                if new.defect_map_url else None)  # fmt: skip
         except StirRosError as err:
             return SetParametersResult(successful=False, reason=str(err))
         worker = self.worker
         assert worker is not None and engine is not None  # configured
+        with self._state_lock:  # the packet path takes the new map from its next packet
+            self.stream.defects = defects
         with worker.lock:  # the worker takes its next batch with the new engine and settings together
             worker.swap_engine(engine)
             if engine is not self.engine:

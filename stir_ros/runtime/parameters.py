@@ -37,7 +37,7 @@ class ParamSpec:
 
 DRIVER_PARAMETERS: tuple[ParamSpec, ...] = (
     ParamSpec("source", "sim", "Where spikes come from: 'dat' (a Vidar .dat file) or 'sim' (simulated moving scene)."),
-    ParamSpec("dat_path", "", "Path of the .dat file (source 'dat')."),
+    ParamSpec("dat_path", "", "Path of the .dat file (source 'dat'); ~ expanded, file:// URLs taken."),
     ParamSpec("height", 250, "Frame height in pixels (the .dat file's, or the simulated size)."),
     ParamSpec("width", 400, "Frame width in pixels."),
     ParamSpec("frame_rate_hz", defaults.FRAME_RATE_HZ,
@@ -104,13 +104,14 @@ RECONSTRUCTOR_PARAMETERS: tuple[ParamSpec, ...] = (
               "packets are still received and counted.", True),
     ParamSpec("defect_correction", defaults.DEFECT_CORRECTION, "Hot/dead pixel repair: 'auto' (map estimated "
               "from the stream, united with defect_map_url's if given), 'file' (defect_map_url's map only) or 'none'."),
-    ParamSpec("defect_map_url", "", "Defect map file (file:// URL or path; YAML of stir-ros calibrate-defects); "
-              "empty: none."),
+    ParamSpec("defect_map_url", "", "Defect map file (file:// or package:// URL or path; YAML of stir-ros "
+              "calibrate-defects); empty: none. A change is read and checked first, then in force from the next "
+              "packet.", True),
     ParamSpec("defect_sample_period_frames", defaults.DEFECT_SAMPLE_PERIOD_FRAMES,
               "auto: 20 frames of every this many (sensor clock) are counted for the defect map; the map is "
               "re-estimated every 1000 counted frames."),
-    ParamSpec("defect_hot_rate", defaults.DEFECT_HOT_RATE, "Spikes per frame above which a pixel is hot whatever "
-              "its neighbours (light at intensity 1 fires alpha per frame)."),
+    ParamSpec("defect_hot_rate", defaults.DEFECT_HOT_RATE, "Spikes per frame above which a pixel is hot, unless "
+              "three or more such pixels touch (a saturating light; light at intensity 1 fires alpha per frame)."),
     ParamSpec("worker_niceness", 5, "Niceness (0-19) the inference thread adds to its own (Linux; skipped where "
               "not supported): the thread that receives the spikes keeps the CPU first, so a saturated core drops "
               "windows (counted in windows_dropped), not packets. 0: the process's priority."),

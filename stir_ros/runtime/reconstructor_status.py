@@ -136,17 +136,13 @@ class ReconstructorStatus:
         if values["input_idle_s"] > idle_limit:
             problems.append("no_input")
             message = f"no input for {values['input_idle_s']:.1f} s" + ("" if message == "ok" else f"; {message}")
-        sensor = []  # the sensor's defects, from the defect map in force (README, "Using a real camera")
-        if values.get("hot_fraction", 0.0) > HOT_WARN_FRACTION:
-            sensor.append(f"{values['hot_pixels']} hot pixels")
-        if values.get("dead_fraction", 0.0) > DEAD_WARN_FRACTION:
-            sensor.append(f"{values['dead_pixels']} dead pixels")
-        # Measured (a lens-cap calibration) only: from a scene the rate is an upper bound, high in a bright one.
-        if values.get("dark_rate_measured") and values.get("dark_rate_hz", 0.0) > DARK_RATE_WARN_HZ:
-            sensor.append(f"dark-current rate {values['dark_rate_hz']:.0f} Hz")
+        sensor = _sensor_defects(values)
+        if values.get("defect_map_unfit"):  # the calibration given does not fit this camera: nothing of it repaired
+            problems.append("defect_map_unfit")
+            message = values["defect_map_unfit"] if message == "ok" else f"{message}; {values['defect_map_unfit']}"
         if sensor:
             problems.append("sensor_defects")
-            text = "sensor: " + ", ".join(sensor) + " (repaired)"
+            text = "sensor: " + ", ".join(sensor)
             message = text if message == "ok" else f"{message}; {text}"
         level = "error" if values["inference_errors"] and not images_published else ("warn" if problems else "ok")
         # Windows wait and no image came for stall_timeout_s: inference is stuck or failing.
@@ -155,3 +151,25 @@ class ReconstructorStatus:
             message = (f"no image for {values['unserved_s']:.1f} s while windows wait (stall_timeout_s "
                        f"{stall_timeout_s:g})") + ("" if message == "ok" else f"; {message}")  # fmt: skip
         return level, message
+
+
+def _sensor_defects(values: Mapping[str, Any]) -> list[str]:
+    """The sensor's defects over the WARN limits, each with what is done about it (README, "Using a real camera")."""
+    sensor = []
+    pixels = []
+    if values.get("hot_fraction", 0.0) > HOT_WARN_FRACTION:
+        pixels.append(f"{values['hot_pixels']} hot pixels")
+    if values.get("dead_fraction", 0.0) > DEAD_WARN_FRACTION:
+        pixels.append(f"{values['dead_pixels']} dead pixels")
+    if pixels:
+        left = values.get("pixels_unrepaired", 0)
+        # A clump without a good pixel within 3 keeps its spikes: say so rather than "repaired".
+        done = "repaired" if not left else f"{left} not repaired: no good pixel within 3"
+        sensor.append(", ".join(pixels) + f" ({done})")
+    # Measured (a lens-cap calibration) only: from a scene the rate is an upper bound, high in a bright one.
+    if values.get("dark_rate_measured") and values.get("dark_rate_hz", 0.0) > DARK_RATE_WARN_HZ:
+        method = values.get("method", "")
+        done = ("the dark-robust network takes the dark windows: windows_dark_weights" if method == "stir" else
+                f"{method} counts it as light; method stir sends dark windows to a dark-robust network")  # fmt: skip
+        sensor.append(f"dark-current rate {values['dark_rate_hz']:.0f} Hz ({done})")
+    return sensor

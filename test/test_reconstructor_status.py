@@ -1,0 +1,45 @@
+# Copyright 2026 The stir_ros authors
+# SPDX-License-Identifier: Apache-2.0
+"""The reconstructor's /diagnostics level and message (stir_ros.runtime.reconstructor_status.judge).
+
+The sensor part of the message must say what the node did about each defect and, where it did
+nothing, what the user can do.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from stir_ros.runtime.reconstructor_status import COUNTED, ReconstructorStatus
+
+
+def _judge(**values: Any) -> tuple[str, str]:
+    base: dict[str, Any] = {k: 0 for k in COUNTED}
+    base.update(idle_no_subscribers=False, input_idle_s=0.0, unserved_s=0.0, method="tfp")
+    base.update(values)
+    return ReconstructorStatus.judge(base, active=True, images_published=5, diagnostics_period_s=1.0,
+                                     stall_timeout_s=30.0, packet_span_s=0.005)  # fmt: skip
+
+
+def test_repaired_defects_are_called_repaired() -> None:
+    assert _judge(hot_pixels=300, hot_fraction=0.003, pixels_repaired=300, pixels_unrepaired=0) == (
+        "warn", "sensor: 300 hot pixels (repaired)")
+
+
+def test_pixels_left_unrepaired_are_not_called_repaired() -> None:
+    level, message = _judge(hot_pixels=40, hot_fraction=0.004, dead_pixels=60, dead_fraction=0.006,
+                            pixels_repaired=93, pixels_unrepaired=7)  # fmt: skip
+    assert level == "warn" and "(repaired)" not in message, message
+    assert "7 not repaired" in message, message
+
+
+@pytest.mark.parametrize("method", ["tfp", "tfi", "stir"])
+def test_dark_current_is_not_called_repaired_and_the_message_says_what_to_do(method: str) -> None:
+    level, message = _judge(method=method, dark_rate_measured=True, dark_rate_hz=45.0)
+    assert level == "warn" and "dark-current rate 45 Hz" in message and "repaired" not in message, message
+    if method == "stir":
+        assert "dark-robust network" in message and "windows_dark_weights" in message, message
+    else:  # the classical methods count dark spikes as light: the way out is the network
+        assert f"{method} counts it as light" in message and "method stir" in message, message
