@@ -85,6 +85,14 @@ def test_default_recipe_stream_unchanged_by_new_options() -> None:
 # --------------------------------------------------------------------------- photo cache
 
 
+def _photo_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, debian_package) -> tuple[Path, photos.PhotoSource]:
+    """A cache folder whose ``debs/`` holds a real Debian package of two photographs, the only source of ``build``."""
+    cache = tmp_path / "cache"
+    source = _fake_package(tmp_path, cache, debian_package)
+    monkeypatch.setattr(photos, "SOURCES", (source,))
+    return cache, source
+
+
 def _fake_package(tmp_path: Path, cache: Path, debian_package) -> photos.PhotoSource:
     """A real Debian package holding two photographs and a DEP-5 copyright file."""
     root = tmp_path / "pkgroot"
@@ -102,9 +110,7 @@ def _fake_package(tmp_path: Path, cache: Path, debian_package) -> photos.PhotoSo
 
 @pytest.mark.skipif(shutil.which("dpkg-deb") is None, reason="needs Debian's dpkg-deb")
 def test_photo_cache_from_a_real_deb(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, debian_package) -> None:
-    cache = tmp_path / "cache"
-    source = _fake_package(tmp_path, cache, debian_package)
-    monkeypatch.setattr(photos, "SOURCES", (source,))
+    cache, source = _photo_cache(tmp_path, monkeypatch, debian_package)
     records = photos.build(cache, max_size=200, log=lambda m: None)
     items = records["train"] + records["val"]
     assert sorted(r["name"] for r in items) == [
@@ -129,9 +135,7 @@ def test_photo_cache_from_a_real_deb(tmp_path: Path, monkeypatch: pytest.MonkeyP
 def test_photo_cache_deletes_and_overwrites_only_what_it_made(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                               debian_package) -> None:  # fmt: skip
     """The user's own folder or files under the names the cache uses are refused, never removed."""
-    cache = tmp_path / "cache"
-    source = _fake_package(tmp_path, cache, debian_package)
-    monkeypatch.setattr(photos, "SOURCES", (source,))
+    cache, source = _photo_cache(tmp_path, monkeypatch, debian_package)
     own = cache / "pkgs" / source.package
     for path, text, refused in [
         (cache / "ATTRIBUTION.md", "# My photographs\n", cache / "ATTRIBUTION.md"),
@@ -163,9 +167,7 @@ def test_photo_cache_deletes_and_overwrites_only_what_it_made(tmp_path: Path, mo
 def test_an_interrupted_unpack_is_unpacked_again(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, debian_package,
                                                  stop: BaseException) -> None:  # fmt: skip
     """dpkg-deb -x stopped half-way leaves the package's folder with part of its files: a rerun redoes it."""
-    cache = tmp_path / "cache"
-    source = _fake_package(tmp_path, cache, debian_package)
-    monkeypatch.setattr(photos, "SOURCES", (source,))
+    cache, source = _photo_cache(tmp_path, monkeypatch, debian_package)
     real_run = photos._run
 
     def stopped_half_way(cmd: list[str], cwd: Path) -> None:
@@ -196,9 +198,7 @@ def test_an_interrupted_unpack_is_unpacked_again(tmp_path: Path, monkeypatch: py
 def test_an_interrupted_download_is_downloaded_again(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                      debian_package) -> None:  # fmt: skip
     """``apt-get download`` stopped half-way (Ctrl-C, a dropped connection) leaves no .deb that every rerun fails on."""
-    cache = tmp_path / "cache"
-    source = _fake_package(tmp_path, cache, debian_package)
-    monkeypatch.setattr(photos, "SOURCES", (source,))
+    cache, source = _photo_cache(tmp_path, monkeypatch, debian_package)
     deb = next((cache / "debs").glob("*.deb"))
     whole = deb.read_bytes()
     deb.unlink()  # not downloaded yet: apt-get (below, as it behaves) writes it where it runs
@@ -247,9 +247,7 @@ def _unlink_stopped_after(count: int, removed: list[str]) -> Callable[..., None]
 def test_a_folder_whose_removal_was_interrupted_is_still_ours(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                               debian_package) -> None:  # fmt: skip
     """Ctrl-C at any point while an incomplete unpack of ours is removed: the rerun still knows the folder as its own."""
-    cache = tmp_path / "cache"
-    source = _fake_package(tmp_path, cache, debian_package)
-    monkeypatch.setattr(photos, "SOURCES", (source,))
+    cache, source = _photo_cache(tmp_path, monkeypatch, debian_package)
     own = cache / "pkgs" / source.package
     for stop_after in (1, 2, 3):  # the marker and two files: whatever order the removal takes them in
         shutil.rmtree(own, ignore_errors=True)
