@@ -316,7 +316,7 @@ DIAGNOSTICS_KEYS = [
     "defect_correction", "hot_pixels", "dead_pixels", "hot_fraction", "dead_fraction", "pixels_repaired",
     "pixels_unrepaired", "dark_rate_hz", "dark_rate_measured", "defect_frames_sampled", "defect_map_updates",
     "defect_map_unfit",
-    "windows_repaired", "windows_dark_weights", "dark_events_per_pixel_frame",
+    "windows_repaired", "dark_network", "windows_dark_weights", "dark_events_per_pixel_frame",
 ]  # fmt: skip
 
 

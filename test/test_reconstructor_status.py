@@ -35,11 +35,11 @@ def test_pixels_left_unrepaired_are_not_called_repaired() -> None:
     assert "7 not repaired" in message, message
 
 
-@pytest.mark.parametrize("method", ["tfp", "tfi", "stir"])
-def test_dark_current_is_not_called_repaired_and_the_message_says_what_to_do(method: str) -> None:
-    level, message = _judge(method=method, dark_rate_measured=True, dark_rate_hz=45.0)
+@pytest.mark.parametrize(("method", "dark_network"), [("tfp", False), ("tfi", False), ("stir", True), ("stir", False)])
+def test_dark_current_is_not_called_repaired_and_the_message_says_what_to_do(method: str, dark_network: bool) -> None:
+    level, message = _judge(method=method, dark_network=dark_network, dark_rate_measured=True, dark_rate_hz=45.0)
     assert level == "warn" and "dark-current rate 45 Hz" in message and "repaired" not in message, message
-    if method == "stir":
+    if dark_network:
         assert "dark-robust network" in message and "windows_dark_weights" in message, message
-    else:  # the classical methods count dark spikes as light: the way out is the network
-        assert f"{method} counts it as light" in message and "method stir" in message, message
+    else:  # classical methods, or stir with dark_weights none: dark spikes are light; the way out is the network
+        assert f"{method} counts it as light" in message and "dark_weights auto" in message, message

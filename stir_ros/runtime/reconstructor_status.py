@@ -103,6 +103,7 @@ class ReconstructorStatus:
         values.update(stream.defects.values())
         values["windows_repaired"] = stream.windows_repaired
         dark = getattr(engine, "dark", None)  # STIR's dark-robust network (stir_ros.models.dark_routing)
+        values["dark_network"] = dark is not None
         values["windows_dark_weights"] = dark.windows if dark is not None else 0
         values["dark_events_per_pixel_frame"] = dark.last_rate if dark is not None else float("nan")
         values.update({f"input_{k}": v for k, v in m.counters().items()})
@@ -168,8 +169,8 @@ def _sensor_defects(values: Mapping[str, Any]) -> list[str]:
         sensor.append(", ".join(pixels) + f" ({done})")
     # Measured (a lens-cap calibration) only: from a scene the rate is an upper bound, high in a bright one.
     if values.get("dark_rate_measured") and values.get("dark_rate_hz", 0.0) > DARK_RATE_WARN_HZ:
-        method = values.get("method", "")
-        done = ("the dark-robust network takes the dark windows: windows_dark_weights" if method == "stir" else
-                f"{method} counts it as light; method stir sends dark windows to a dark-robust network")  # fmt: skip
+        done = ("the dark-robust network takes the dark windows: windows_dark_weights" if values.get("dark_network") else
+                f"{values.get('method', '')} counts it as light; method stir with dark_weights auto sends dark windows "
+                "to a dark-robust network")  # fmt: skip
         sensor.append(f"dark-current rate {values['dark_rate_hz']:.0f} Hz ({done})")
     return sensor
