@@ -208,7 +208,8 @@ def main() -> int:
         latency_ok = m["latency_p50_ms"] < LATENCY_WINDOWS * m["window_ms"]
         print(f"  {name:12s} spacing {m['within_10pct']:.0%} within ({'met' if spacing_ok else 'NOT met'}); "
               f"p50 {m['latency_p50_ms']:.0f} ms vs {LATENCY_WINDOWS:g} x {m['window_ms']:.0f} ms "
-              f"({'met' if latency_ok else 'NOT met'})")  # fmt: skip
+              f"({'met' if latency_ok else 'NOT met'}); {m['images_per_s']:.3g} images/s of the "
+              f"{1e3 / m['window_ms']:.3g} that its median time per window sustains")  # fmt: skip
     if "old" in med:
         for name in (n for n in med if n != "old"):
             ratio = med[name]["images_per_s"] / med["old"]["images_per_s"] if med["old"]["images_per_s"] else np.nan
