@@ -57,19 +57,20 @@ class ReconstructorParameters:
         if current is None:  # not configured (managed node): configure loads the model
             return SetParametersResult(successful=True)
         engine = self.engine
-        defects = self.stream.defects
         try:
             if any(getattr(new, f) != getattr(self.settings, f) for f in ENGINE_FIELDS):
                 engine = self._make_engine(new)  # checks the weights whatever the method
             if new.defect_map_url != current.defect_map_url:  # read and checked before anything changes
-                defects = defects.with_file_map(load_defect_map(defect_map_path(new.defect_map_url))
-                                                if new.defect_map_url else None)  # fmt: skip
+                url = new.defect_map_url
+                file_map = load_defect_map(defect_map_path(url)) if url else None  # slow: outside the packet lock
+                # Copied and swapped with no packet in between (none counted into the tracker left behind);
+                # the packet path takes the new map from its next packet.
+                with self._state_lock:
+                    self.stream.defects = self.stream.defects.with_file_map(file_map)
         except StirRosError as err:
             return SetParametersResult(successful=False, reason=str(err))
         worker = self.worker
         assert worker is not None and engine is not None  # configured
-        with self._state_lock:  # the packet path takes the new map from its next packet
-            self.stream.defects = defects
         with worker.lock:  # the worker takes its next batch with the new engine and settings together
             worker.swap_engine(engine)
             if engine is not self.engine:
