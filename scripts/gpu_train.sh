@@ -7,7 +7,9 @@
 #       bash scripts/gpu_train.sh DATA_DIR OUT_DIR
 #
 # DATA_DIR holds images/ (training images: scikit-image's photographs exported as PNG, and the
-# photo cache's train split), val/ (held-out photos for the synthetic validation), eval/ (the
+# photo cache's train split; with PERMISSIVE=1 at --prepare, only the cache's train_permissive/ of
+# `stir-ros data --permissive` and no scikit-image photographs: weights free of the share-alike and
+# GPL question, see stir_ros/weights/MODEL_CARD.md), val/ (held-out photos for the synthetic validation), eval/ (the
 # Spike-Zoo base/train clips: evaluation only, never trained on) and init.pt (fp16 start weights).
 #
 # A 40-step probe measures steps/s, so that --steps (and with it the learning-rate drops at 25, 50
@@ -38,8 +40,13 @@ set -u
 
 if [ "${1:-}" = "--prepare" ]; then
     DATA=${2:?DATA_DIR}; INIT=${3:?INIT_WEIGHTS}; PHOTOS=${4:-$HOME/.cache/stir_ros/photos}
+    TRAIN_PHOTOS="$PHOTOS/train"
+    if [ "${PERMISSIVE:-0}" = 1 ]; then
+        TRAIN_PHOTOS="$PHOTOS/train_permissive"
+        [ -d "$TRAIN_PHOTOS" ] || { echo "no $TRAIN_PHOTOS: run stir-ros data --permissive first"; exit 1; }
+    fi
     mkdir -p "$DATA/images/skimage" "$DATA/images/photos" "$DATA/val" "$DATA/eval"
-    python - "$DATA/images/skimage" <<'PY' || exit 1
+    [ "${PERMISSIVE:-0}" = 1 ] || python - "$DATA/images/skimage" <<'PY' || exit 1
 import sys
 from pathlib import Path
 
@@ -51,7 +58,7 @@ from stir_ros.training.scenes import SKIMAGE_IMAGES, load_images
 for name, image in zip(SKIMAGE_IMAGES, load_images("skimage")):
     Image.fromarray(np.round(image * 255).astype(np.uint8)).save(Path(sys.argv[1]) / f"skimage_{name}.png")
 PY
-    cp "$PHOTOS"/train/* "$DATA/images/photos/" && cp "$PHOTOS"/val/* "$DATA/val/" || exit 1
+    cp "$TRAIN_PHOTOS"/*.png "$DATA/images/photos/" && cp "$PHOTOS"/val/* "$DATA/val/" || exit 1
     if [ -d "$PHOTOS/cutouts" ]; then  # for TRAIN_ARGS="--scene camera --cutouts $DATA/cutouts"
         mkdir -p "$DATA/cutouts" && cp "$PHOTOS"/cutouts/*.png "$DATA/cutouts/" || exit 1
     fi
@@ -76,9 +83,11 @@ fi
 mkdir -p "$OUT"
 export PYTHONUNBUFFERED=1 PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
 RUN=$(mktemp -d)
+IMAGE_DIRS=("$DATA/images/skimage" "$DATA/images/photos")  # in this order, as before PERMISSIVE existed
+compgen -G "$DATA/images/skimage/*.png" > /dev/null || IMAGE_DIRS=("$DATA/images/photos")  # PERMISSIVE=1
 COMMON=(--init-weights "$DATA/init.pt" --batch-size "$BATCH" --crop "$CROP" --lr "$LR" --warmup 100 --amp
         --ema "$EMA" --max-displacement "$MAX_DISPLACEMENT" --min-displacement "$MIN_DISPLACEMENT" --max-layers "$MAX_LAYERS"
-        --input-blur "$INPUT_BLUR" ${INPUT_LOWPASS:+--input-lowpass $INPUT_LOWPASS} --images "$DATA/images/skimage" "$DATA/images/photos" --no-skimage
+        --input-blur "$INPUT_BLUR" ${INPUT_LOWPASS:+--input-lowpass $INPUT_LOWPASS} --images "${IMAGE_DIRS[@]}" --no-skimage
         --image-max-size "$IMAGE_MAX_SIZE" --texture-candidates 4 --target-offset "$TARGET_OFFSET" --data-workers "$WORKERS" --seed "$SEED" --device "$DEVICE"
         --no-progress ${TRAIN_ARGS:-})
 nvidia-smi -L 2>/dev/null; echo "$GPUS GPU process(es), workers $WORKERS each, crop $CROP, batch $BATCH, lr $LR, images <= ${IMAGE_MAX_SIZE} px, target +${TARGET_OFFSET} frame, shifts ${MIN_DISPLACEMENT}-${MAX_DISPLACEMENT} px, layers <= ${MAX_LAYERS}, low-pass ${INPUT_LOWPASS:-none}, blur <= ${INPUT_BLUR} px, train ${TRAIN_S}s"

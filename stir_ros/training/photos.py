@@ -20,6 +20,7 @@ Layout of the cache (default ``~/.cache/stir_ros/photos``)::
     train/      grayscale PNGs for training
     val/        grayscale PNGs held out for validation
     ATTRIBUTION.md, sources.json
+    train_permissive/ (``--permissive``) the training PNGs under permissive licences (photo_licences)
     cutouts/    (``--cutouts``) gray + alpha PNGs of photographed objects, with their own
                 ATTRIBUTION.md and sources.json: the objects of ``stir-ros train --scene camera
                 --cutouts CACHE/cutouts``
@@ -48,6 +49,7 @@ from typing import Any
 
 from stir_ros.core.errors import ConfigError
 from stir_ros.core.text_output import json_text
+from stir_ros.training.photo_licences import PERMISSIVE_FOLDER, write_permissive
 from stir_ros.training.photo_sources import CUTOUT_SOURCE, SOURCES, VIDEO_SOURCE, PhotoSource
 
 __all__ = [
@@ -413,6 +415,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--videos", action="store_true",
                         help=f"also write the frames of {VIDEO_SOURCE.package}'s sample videos to CACHE/video "
                              "(clips of stir-ros train --videos)")  # fmt: skip
+    parser.add_argument("--permissive", action="store_true",
+                        help=f"also copy the training photographs under CC0, CC-BY, Expat/MIT, BSD or public-domain "
+                             f"licences to CACHE/{PERMISSIVE_FOLDER} (train from it with --no-skimage)")  # fmt: skip
 
 
 def run(args: argparse.Namespace) -> int:
@@ -427,6 +432,10 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"--max-size must be in [64, 8192], got {args.max_size}")
     cache = args.cache or default_cache()
     records = build(cache, max_size=args.max_size, log=lambda m: print(f"[data] {m}", flush=True))
+    if getattr(args, "permissive", False):
+        kept = write_permissive(cache, records["train"], _fresh_folder, _write_attribution)
+        print(f"[data] {len(kept)} of {len(records['train'])} training image(s) under permissive licences in "
+              f"{cache / PERMISSIVE_FOLDER}; use: stir-ros train --images {cache / PERMISSIVE_FOLDER} --no-skimage ...")
     if getattr(args, "cutouts", False):
         cut = build_cutouts(cache, log=lambda m: print(f"[data] {m}", flush=True))
         print(f"[data] {len(cut)} cut-out(s) in {cache / 'cutouts'}; use: stir-ros train --scene camera "
