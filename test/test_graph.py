@@ -19,6 +19,7 @@ from stir_ros.ros.graph import (
     LAUNCH_ARGUMENTS,
     MODE_ARGUMENTS,
     RECONSTRUCTOR_NAME,
+    RECONSTRUCTOR_PARAMETERS,
     build_graph,
     find_config,
     load_params_file,
@@ -72,6 +73,26 @@ def test_the_defect_map_is_a_launch_argument():
                                          **extra})  # fmt: skip
         rec = graph.node(RECONSTRUCTOR_NAME).parameters
         assert (rec["defect_map_url"], rec["defect_correction"]) == ("file:///path/defects.yaml", "file")
+
+
+def test_a_launch_arguments_list_of_choices_names_the_parameters_default():
+    """``ros2 launch ... --show-args`` listed ``fp32 | fp16 | bf16`` for ``precision`` after its default became ``auto``."""
+    defaults = {s.name: s.default for s in (*DRIVER_PARAMETERS, *RECONSTRUCTOR_PARAMETERS)}
+    checked = 0
+    for name, (_, parameter, help_text) in LAUNCH_ARGUMENTS.items():
+        choices = help_text.rsplit(": ", 1)[-1].split(" | ")
+        if parameter is None or len(choices) < 2:
+            continue
+        checked += 1
+        assert str(defaults[parameter]).lower() in [c.strip() for c in choices], (name, help_text)
+    assert checked >= 9
+
+
+def test_rate_policy_and_the_simulated_sensor_are_launch_arguments():
+    graph = build_graph("pipeline", None, {"rate_policy": "drop_oldest", "sim_sensor": "realistic dark_rate_hz=40"})
+    assert graph.node(RECONSTRUCTOR_NAME).parameters["rate_policy"] == "drop_oldest"
+    assert graph.node(DRIVER_NAME).parameters["sim_sensor"] == "realistic dark_rate_hz=40"
+    assert "rate_policy" in MODE_ARGUMENTS["reconstruct"] and "rate_policy" in MODE_ARGUMENTS["replay"]
 
 
 def test_launch_arguments_override_with_types():

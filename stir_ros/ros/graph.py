@@ -84,8 +84,10 @@ LAUNCH_ARGUMENTS: dict[str, tuple[tuple[str, ...], str | None, str]] = {
     "dark_weights": ((RECONSTRUCTOR_NAME,), "dark_weights",
                      "STIR network for windows with dark-current spikes: auto | none | PATH"),
     "device": ((RECONSTRUCTOR_NAME,), "device", "auto | cpu | cuda | cuda:N"),
-    "precision": ((RECONSTRUCTOR_NAME,), "precision", "fp32 | fp16 | bf16"),
-    "backend": ((RECONSTRUCTOR_NAME,), "backend", "torch | openvino"),
+    "precision": ((RECONSTRUCTOR_NAME,), "precision", "auto | fp32 | fp16 | bf16"),
+    "backend": ((RECONSTRUCTOR_NAME,), "backend", "auto | torch | openvino"),
+    "rate_policy": ((RECONSTRUCTOR_NAME,), "rate_policy",
+                    "when STIR cannot keep up: stretch the stride evenly or drop the oldest windows: even | drop_oldest"),
     "window_length": ((RECONSTRUCTOR_NAME,), "window_length", "frames per window (0: automatic)"),
     "stride_frames": ((RECONSTRUCTOR_NAME,), "stride_frames", "frames between images"),
     "output_rate_hz": ((RECONSTRUCTOR_NAME,), "output_rate_hz", "images per second (overrides stride_frames)"),
@@ -96,7 +98,9 @@ LAUNCH_ARGUMENTS: dict[str, tuple[tuple[str, ...], str | None, str]] = {
     "defect_correction": ((RECONSTRUCTOR_NAME,), "defect_correction", "hot/dead pixel repair: auto | file | none"),
     "defect_map_url": ((RECONSTRUCTOR_NAME,), "defect_map_url",
                        "defect map of stir-ros calibrate-defects (file:// or package:// URL or path)"),
-    "source": ((DRIVER_NAME,), "source", "dat | sim"),
+    "source": ((DRIVER_NAME,), "source", "sim | dat"),
+    "sim_sensor": ((DRIVER_NAME,), "sim_sensor",
+                   "source sim: the sensor's imperfections, a preset (ideal, realistic) and/or FIELD=VALUE words"),
     "dat_path": ((DRIVER_NAME,), "dat_path", ".dat file for source dat"),
     "height": ((DRIVER_NAME,), "height", "frame height"),
     "width": ((DRIVER_NAME,), "width", "frame width"),
@@ -122,12 +126,12 @@ LAUNCH_ARGUMENTS: dict[str, tuple[tuple[str, ...], str | None, str]] = {
 
 
 _MODEL_ARGUMENTS = (
-    "method", "weights", "dark_weights", "device", "precision", "backend", "window_length", "stride_frames", "output_rate_hz",
-    "max_batch", "alpha", "output_encoding", "lazy", "defect_correction", "defect_map_url", "frame_id", "use_sim_time",
-    "spikes_topic", "image_topic", "camera_info_topic", "namespace", "lifecycle",
+    "method", "weights", "dark_weights", "device", "precision", "backend", "rate_policy", "window_length", "stride_frames",
+    "output_rate_hz", "max_batch", "alpha", "output_encoding", "lazy", "defect_correction", "defect_map_url", "frame_id",
+    "use_sim_time", "spikes_topic", "image_topic", "camera_info_topic", "namespace", "lifecycle",
 )
 _DRIVER_ARGUMENTS = (
-    "source", "dat_path", "height", "width", "frame_rate_hz", "frames_per_packet", "realtime", "loop",
+    "source", "sim_sensor", "dat_path", "height", "width", "frame_rate_hz", "frames_per_packet", "realtime", "loop",
 )
 
 #: Mode -> the launch arguments its launch file declares.
