@@ -82,6 +82,26 @@ def test_probe_does_not_consume_the_stream(tmp_path) -> None:
     np.testing.assert_array_equal(decode_payload(msg.data, 4, 8, 10, msg.encoding), frames[:10])
 
 
+def test_probe_of_a_simulation_times_the_simulator_on_a_copy() -> None:
+    """The simulator is timed (it limits a simulated mode), and the stream's own frames stay as they would have been."""
+    from stir_ros.core.sensor_model import parse_sensor
+    from stir_ros.core.sources import SimSource
+
+    def source() -> SimSource:
+        return SimSource(8, 16, sensor=parse_sensor(["realistic"]), seed=5, max_frames=40)
+
+    settings = DriverSettings(source="sim", height=8, width=16, frames_per_packet=10)
+    probed, untouched = PacketWriter(source(), settings), PacketWriter(source(), settings)
+    published = []
+    fps, what = probed.probe(lambda msg: published.append(msg.num_frames))
+    assert fps > 0 and what.startswith("simulate + publish") and published and set(published) == {10}
+    got, want = [], []
+    for writer, out in ((probed, got), (untouched, want)):
+        while (msg := writer.read(10)) is not None:
+            out.append(bytes(msg.data))
+    assert len(got) == 4 and got == want  # every frame, and max_frames still ends it
+
+
 def test_unpacked_encoding_goes_through_read(tmp_path) -> None:
     frames = _frames(12, 4, 8)
     write_dat(tmp_path / "a.dat", frames)

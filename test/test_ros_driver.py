@@ -20,7 +20,7 @@ import pytest
 rclpy = pytest.importorskip("rclpy")
 
 from builtin_interfaces.msg import Time  # noqa: E402
-from ros_support import RELIABLE, Nodes, spin_until  # noqa: E402
+from ros_support import RELIABLE, Nodes, OutputProcess, ros_value, spin_until, stop_process  # noqa: E402
 from rosgraph_msgs.msg import Clock  # noqa: E402
 from sensor_msgs.msg import CameraInfo  # noqa: E402
 
@@ -99,3 +99,30 @@ def test_camera_info_carries_its_packets_stamp_and_frame_id(driver_run):
         assert stamp_to_ns(info.header.stamp) == packet_stamps[k], f"camera_info {k} is not stamped as packet {k}"
         assert info.header.frame_id == packet.header.frame_id == FRAME_ID
         assert (info.height, info.width) == (H, W)
+
+
+def test_a_simulated_mode_the_simulator_cannot_make_says_so_and_what_to_do(tmp_path):
+    """The simulator, not the publishing, limits a simulated mode.
+
+    The start-up statement said "sustainable" for the default 250x400 at 20 kHz (it timed only the
+    message path) while the simulator made a few percent of it, and every lag warning then quoted
+    that "sustainable". 1000x1000 at 1 MHz (10^12 pixel-frames/s) is beyond any CPU's simulator.
+    """
+    ns = f"drv_{uuid.uuid4().hex[:8]}"
+    params = {"source": "sim", "height": 1000, "width": 1000, "frame_rate_hz": 1e6, "frames_per_packet": 2,
+              "realtime": True, "sim_sensor": "realistic"}  # fmt: skip
+    cmd = ["spike_camera_driver", "--ros-args", "-r", f"__ns:=/{ns}"]
+    for key, value in params.items():
+        cmd += ["-p", f"{key}:={ros_value(value)}"]
+    proc = OutputProcess(cmd, dict(os.environ, RCUTILS_LOGGING_BUFFERED_STREAM="0", PYTHONUNBUFFERED="1"))
+    try:
+        proc.wait_for("mode NOT sustainable", "behind real time", timeout=90)
+        out = proc.output()
+        mode = next(line for line in out.splitlines() if "mode NOT sustainable" in line)
+        assert "simulate + publish" in mode and "the simulator is the limit" in mode, mode
+        assert "stir-ros simulate rec.dat --height 1000 --width 1000 --frame-rate-hz 1000000" in mode, mode
+        assert "--sensor realistic" in mode and "source:=dat" in mode, mode
+        lag = next(line for line in out.splitlines() if "behind real time" in line)
+        assert "the simulator is the limit" in lag and "NOT sustainable" in lag, lag
+    finally:
+        stop_process(proc.proc)

@@ -11,11 +11,12 @@ reported once a second.
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 
 from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.node import Node
 
-from stir_ros.runtime.throughput import ModeVerdict, verdict
+from stir_ros.runtime.throughput import HEADROOM, ModeVerdict, verdict
 from stir_ros.msg import SpikePacket
 from stir_ros.ros.conversions import diagnostic_status
 
@@ -37,6 +38,13 @@ class DriverDiagnostics:
             self.destroy_publisher(probe_pub)
         result = verdict(source.height, source.width, source.frame_rate_hz, s.frames_per_packet, measured, what,
                          self.segment_bytes)  # fmt: skip
+        if not result.sustainable and s.source == "sim" and measured * HEADROOM < source.frame_rate_hz:
+            sensor = f" --sensor {s.sim_sensor}" if s.sim_sensor.strip() not in ("", "ideal") else ""
+            result = replace(result, text=(
+                f"{result.text}; the simulator is the limit: simulate once (stir-ros simulate rec.dat --height "
+                f"{source.height} --width {source.width} --frame-rate-hz {source.frame_rate_hz:.10g} --frames 20000"
+                f"{sensor}) and replay it in real time (source:=dat dat_path:=rec.dat loop:=true), or lower "
+                "height, width or frame_rate_hz"))  # fmt: skip
         if not s.realtime:
             log = self.get_logger().info  # as fast as possible: there is no rate to keep
         else:

@@ -202,9 +202,11 @@ class DriverWork(DriverDiagnostics):
                     self._stop.wait(delay)
                 self.lag_s = max(0.0, -delay)
                 if self.lag_s > 0.5:
+                    why = (f"the start-up measurement said it could ({self.verdict.text}): the machine is busier "
+                           "now, the source or the transport slower (publish_busy in /diagnostics)"
+                           if self.verdict.sustainable else self.verdict.text)  # fmt: skip
                     self._log(self.get_logger().warning, "lag",
-                              f"{self.lag_s:.2f} s behind real time: the driver cannot sustain "
-                              f"{rate:g} Hz ({self.verdict.text})")  # fmt: skip
+                              f"{self.lag_s:.2f} s behind real time: the driver cannot sustain {rate:g} Hz; {why}")
             started = time.perf_counter()
             msg.seq, msg.first_frame_index = seq, index
             msg.header.stamp = ns_to_stamp(t0_stamp + round(index * 1e9 / rate))

@@ -5,13 +5,15 @@
 from __future__ import annotations
 
 import array
+import copy
+import time
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
 from stir_ros.core.packing import ENCODING_VIDAR_BITPACKED, decode_payload, encode_frames, payload_size
-from stir_ros.core.sources import DatSource, SpikeSource
+from stir_ros.core.sources import DatSource, SimSource, SpikeSource
 from stir_ros.runtime.throughput import probe
 from stir_ros.msg import SpikePacket
 from stir_ros.ros.driver_settings import DriverSettings
@@ -84,8 +86,11 @@ class PacketWriter:
         A :class:`DatSource` is read (and put back where it was) and the message handed to
         ``publish`` (a publisher on a topic nobody reads: rclpy's conversion and Fast DDS's
         serialisation, as for every packet; without one, ``serialize_message``, which costs
-        more), as the publishing thread does per packet; for any other source only the message
-        path is timed, and the source's own speed shows while streaming (``publish_busy``).
+        more), as the publishing thread does per packet. A :class:`SimSource` is simulated on a
+        copy (the stream's own frames stay as they would have been), in the process's CPU time
+        (torch may simulate on several threads): the simulator is usually what limits a
+        simulated mode. For any other source only the message path is timed, and the source's
+        own speed shows while streaming (``publish_busy``).
         """
         if publish is None:
             from rclpy.serialization import serialize_message
@@ -107,6 +112,22 @@ class PacketWriter:
                 return probe(work), "read + publish (CPU time, measured at start)"
             finally:
                 source.position, source.frames_read = saved
+        if isinstance(source, SimSource):
+            twin = copy.deepcopy(source)
+            twin.max_frames = 0  # endless: the stream's own source keeps its end
+
+            def simulate_and_publish() -> int:
+                msg = self.read(want)  # from the copy, converted as every packet is
+                assert msg is not None  # an endless simulation
+                send(msg)
+                return int(msg.num_frames)
+
+            self.source = twin
+            try:
+                measured = probe(simulate_and_publish, min_calls=1, clock=time.process_time)
+            finally:
+                self.source = source
+            return measured, "simulate + publish (CPU time, measured at start)"
         scratch = np.zeros_like(self.view)
 
         def copy_and_publish() -> int:

@@ -118,22 +118,29 @@ def verdict(
     return ModeVerdict(True, frame_rate_hz, measured_fps, text)
 
 
-def probe(work: Callable[[], int], min_seconds: float = 0.2, min_calls: int = 3, max_calls: int = 50) -> float:
+def probe(
+    work: Callable[[], int],
+    min_seconds: float = 0.2,
+    min_calls: int = 3,
+    max_calls: int = 50,
+    clock: Callable[[], float] = time.thread_time,
+) -> float:
     """Frames per second of ``work`` (a callable returning the frames it handled) on one core.
 
     Calls it at least ``min_calls`` times and until ``min_seconds`` of wall time have passed (at
     most ``max_calls``); the first call is not timed (it allocates and warms caches). The time is
-    the calling thread's CPU time (user + system, page faults included), not wall time: what the
-    work costs, not how busy the machine happens to be at start; :class:`PublishMeter` measures
-    the wall-clock share while streaming.
+    CPU time (user + system, page faults included; by default the calling thread's,
+    ``time.process_time`` for work that runs on several threads), not wall time: what the work
+    costs, not how busy the machine happens to be at start; :class:`PublishMeter` measures the
+    wall-clock share while streaming.
     """
     work()
     frames, calls = 0, 0
-    start, cpu0 = time.perf_counter(), time.thread_time()
+    start, cpu0 = time.perf_counter(), clock()
     while calls < min_calls or (time.perf_counter() - start < min_seconds and calls < max_calls):
         frames += work()
         calls += 1
-    cpu = time.thread_time() - cpu0
+    cpu = clock() - cpu0
     return frames / cpu if cpu > 0 else 0.0
 
 
