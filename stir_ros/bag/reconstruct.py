@@ -324,7 +324,7 @@ class _Pipeline:
                 self.problem(BagProblem(out.notable_event, where, out.message))
             if out.status == DROPPED:
                 continue
-            if self.stream.defects.unfit != self.unfit:  # said once per size, as the node's /diagnostics say it
+            if self.stream.defects.unfit != self.unfit:  # said once per change, as the node's /diagnostics say it
                 self.unfit = self.stream.defects.unfit
                 if self.unfit:
                     self.problem(BagProblem("defect_map_unfit", "defect_map_url", self.unfit))
