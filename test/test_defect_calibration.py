@@ -86,6 +86,10 @@ def test_output_inside_the_input_is_refused(tmp_path: Path) -> None:
     ("format: stir_ros_defect_map\nheight: 4\nwidth: 4\nhot: [[99999999999999999999, 0]]\n", "outside"),
     ("format: stir_ros_defect_map\nheight: 4\nwidth: 4\ndead: [[1.5, 2]]\n", "whole numbers"),
     ("format: stir_ros_defect_map\nversion: 2\nheight: 4\nwidth: 4\n", "version 2"),
+    ("format: stir_ros_defect_map\nheight: 4\nwidth: 4\nframe_rate_hz: .nan\n", "frame_rate_hz must be a number"),
+    ("format: stir_ros_defect_map\nheight: 4\nwidth: 4\nframe_rate_hz: 0\n", "frame_rate_hz must be a number"),
+    ("format: stir_ros_defect_map\nheight: 4\nwidth: 4\nframe_rate_hz: 1e9\n", "frame_rate_hz must be a number"),
+    ("format: stir_ros_defect_map\nheight: 4\nwidth: 4\nframe_rate_hz: true\n", "frame_rate_hz must be a number"),
 ])  # fmt: skip
 def test_bad_files_are_refused_with_a_reason(tmp_path: Path, text: str, match: str) -> None:
     (tmp_path / "m.yaml").write_text(text)
@@ -121,6 +125,7 @@ def test_save_load_keeps_the_map() -> None:
         save_defect_map(f"{d}/m.yaml", m, 20000.0)
         back = load_defect_map(f"{d}/m.yaml")
     assert np.array_equal(back.hot, m.hot) and np.array_equal(back.dead, m.dead) and back.frames == 100
+    assert back.frame_rate_hz == 20000.0  # what its dark rates (per second) were measured at
 
 
 def _cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str]:
@@ -203,6 +208,23 @@ def test_bag_reconstruct_names_a_defect_map_of_another_size(tmp_path: Path, caps
                "--defect-correction", "file", "--defect-map-url", str(tmp_path / "swapped.yaml")])  # fmt: skip
     err = capsys.readouterr().err
     assert rc == 0 and err.count("defect map file is 56x40, the stream 40x56: not used") == 1, err
+
+
+def test_bag_reconstruct_names_a_defect_map_of_another_frame_rate(tmp_path: Path,
+                                                                 capsys: pytest.CaptureFixture[str]) -> None:  # fmt: skip
+    """A map calibrated at 40 kHz on a 20 kHz stream: its pixels repair, and the run says the rates differ, once."""
+    from stir_ros.cli import main
+
+    frames, hot, dead = _recording(n=300)
+    write_dat(tmp_path / "rec.dat", frames)
+    dat_to_bag(tmp_path / "rec.dat", tmp_path / "bag", 40, 56, 20000.0, frames_per_packet=50)
+    save_defect_map(tmp_path / "fast.yaml", estimate_defects(frames.sum(0), len(frames)), 40000.0)
+    rc = main(["bag", "reconstruct", str(tmp_path / "bag"), str(tmp_path / "out"), "--method", "tfp", "--no-progress",
+               "--defect-correction", "file", "--defect-map-url", str(tmp_path / "fast.yaml")])  # fmt: skip
+    err = capsys.readouterr().err
+    said = "defect map file was calibrated at 40000 Hz, the stream runs at 20000 Hz: its hot and dead pixels are used"
+    assert rc == 0 and err.count(said) == 1, err
+    assert "stir-ros calibrate-defects --frame-rate-hz 20000" in err
 
 
 def test_bad_packets_of_a_bag_are_named_and_skipped(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -156,6 +156,41 @@ def test_a_new_file_map_keeps_the_estimate_and_its_counts() -> None:
     assert t.with_file_map(None).current is est and t.file_map is None
 
 
+@pytest.mark.parametrize("mode", ["file", "auto"])
+def test_a_file_map_of_another_frame_rate_is_used_and_reported(mode: str) -> None:
+    """Its pixels are broken at any frame rate; its dark rates are per second, right only at the rate it names.
+
+    Hot and dead pixels repair as they are; the dark rates are not rescaled (a dark current is a
+    rate per second, whatever the frame rate), but the file cannot tell whether the camera really
+    ran at its rate (a .dat calibrated with the default --frame-rate-hz did not): said, with what to do.
+    """
+    from stir_ros.core.defects import DefectMap
+
+    hot = np.zeros((64, 80), bool)
+    hot[0, :5] = True
+    dark = np.full((64, 80), 30.0, np.float32)
+    file_map = DefectMap(hot, np.zeros_like(hot), 1000, dark, 30.0, frame_rate_hz=40000.0)
+    frames = _scene(40)
+    for rate, said in ((20000.0, True), (40000.0, False), (40100.0, False)):  # within 1 %: the same rate
+        t = DefectTracker(mode, file_map, sample_period_frames=40, update_frames=20)
+        assert t.unfit == ""  # nothing is known of the stream before its first packet
+        t.observe(encode_frames(frames, "vidar_bitpacked"), PacketHeader(0, 0, 40, 64, 80, "vidar_bitpacked", 0, rate))
+        assert t.current is not None and t.current.hot[0, :5].all()  # in force
+        assert t.values()["dark_rate_hz"] == 30.0  # as measured, not rescaled
+        if said:
+            assert t.unfit == ("defect map file was calibrated at 40000 Hz, the stream runs at 20000 Hz: its hot and "
+                               "dead pixels are used, its dark rates (per second) hold only if 40000 Hz was the "
+                               "camera's rate then; calibrate at this rate (stir-ros calibrate-defects "
+                               "--frame-rate-hz 20000)")  # fmt: skip
+        else:
+            assert t.unfit == "", rate
+    assert DefectTracker("none", file_map).unfit == ""
+    # A map of unknown rate (0: a file without frame_rate_hz) is compared with nothing.
+    t = DefectTracker(mode, DefectMap(hot, np.zeros_like(hot)), sample_period_frames=40, update_frames=20)
+    t.observe(encode_frames(frames, "vidar_bitpacked"), PacketHeader(0, 0, 40, 64, 80, "vidar_bitpacked", 0, 2e4))
+    assert t.unfit == ""
+
+
 def test_windows_carry_the_map_of_their_cut_and_every_path_repairs_them() -> None:
     frames, _, _ = _inject(_scene(400), 0.01, 0.02, seed=2)
     proc = StreamProcessor(41, 20, defects=DefectTracker(sample_period_frames=40, update_frames=100))

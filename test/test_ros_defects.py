@@ -176,6 +176,28 @@ def test_a_defect_map_of_another_size_is_reported_not_silently_ignored(nodes, ro
     assert "calibrate-defects" in col.diag_message, col.diag_message
 
 
+def test_a_defect_map_of_another_frame_rate_repairs_and_is_reported(nodes, ros_node, tmp_path):
+    """A calibration at 40 kHz on a 20 kHz stream: its pixels are repaired, and /diagnostics say the rates differ."""
+    from stir_ros.core.defect_file import save_defect_map
+    from stir_ros.core.defects import DefectMap
+
+    hot = np.zeros((16, 24), bool)
+    hot[3, 4] = hot[10, 20] = hot[12, 2] = True
+    save_defect_map(tmp_path / "defects.yaml", DefectMap(hot, np.zeros_like(hot), 1000), 2 * RATE)
+    ns = f"rate_{uuid.uuid4().hex[:8]}"
+    col = Collector(ros_node, ns, spikes=False)
+    nodes.start("spike_reconstructor", ns, {"method": "tfp", "stride_frames": 20, "diagnostics_period_s": 0.2,
+                                            "defect_correction": "file",
+                                            "defect_map_url": f"file://{tmp_path / 'defects.yaml'}"})
+    col.wait_for_reconstructor(nodes)
+    _publish_packets(ros_node, nodes, ns)
+    assert col.wait_for_diag(lambda d: int(d["windows_cut"]) >= 3, timeout=30), (col.diag, nodes.logs())
+    assert (col.diag["hot_pixels"], col.diag["pixels_repaired"]) == ("3", "3"), col.diag
+    assert col.diag_level == DiagnosticStatus.WARN, (col.diag_message, col.diag)
+    assert f"calibrated at {2 * RATE:g} Hz, the stream runs at {RATE:g} Hz" in col.diag_message, col.diag_message
+    assert f"stir-ros calibrate-defects --frame-rate-hz {RATE:g}" in col.diag_message, col.diag_message
+
+
 def test_defect_map_url_changed_at_run_time_bad_files_refused(nodes, ros_node, tmp_path):
     """A new calibration is loaded without a restart; anyone on the graph may try a bad one.
 

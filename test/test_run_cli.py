@@ -38,6 +38,18 @@ def test_print_shows_the_commands(ros_env):
     assert "spikes:=/cam/spikes" in lines[1] and lines[1].endswith("--log-level warn")
 
 
+def test_a_config_of_the_package_is_found_from_any_folder(tmp_path, ros_env):
+    """``stir-ros run pipeline.yaml`` (the README's example) or ``config/pipeline.yaml`` outside the checkout."""
+    for given in ("pipeline.yaml", "config/pipeline.yaml"):
+        run = subprocess.run(["stir-ros", "run", "--print", given], cwd=tmp_path, env=ros_env,
+                             capture_output=True, text=True, timeout=60)  # fmt: skip
+        assert run.returncode == 0 and len(run.stdout.strip().splitlines()) == 2, (given, run.stderr)
+    missing = subprocess.run(["stir-ros", "run", "--print", "cameras.yaml"], cwd=tmp_path, env=ros_env,
+                             capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert missing.returncode == 1 and missing.stderr.count("\n") == 1, missing.stderr
+    assert str(tmp_path) in missing.stderr and "share/stir_ros/config" in missing.stderr, missing.stderr
+
+
 def test_run_starts_the_graph_from_yaml_and_stops_cleanly(tmp_path, ros_env, ros_node):
     h, w = 32, 48
     frames = (np.random.default_rng(0).random((400, h, w)) < 0.3).astype(np.uint8)

@@ -9,7 +9,7 @@ YAML, like a camera_info calibration::
     height: 250
     width: 400
     frames: 60000              # frames the map was estimated from
-    frame_rate_hz: 20000.0
+    frame_rate_hz: 20000.0     # the frames' rate, which made the counts the rates per second below
     hot: [[row, col], ...]
     dead: [[row, col], ...]
     dark_rate_hz_median: 8.5   # a lens-cap recording's median dark rate (else the scene's upper bound)
@@ -32,7 +32,7 @@ import numpy as np
 from stir_ros.core.defects import DefectMap, DefectTracker
 from stir_ros.core.yaml_files import load_yaml
 from stir_ros.core.errors import ConfigError
-from stir_ros.core.limits import MAX_FRAME_SIDE
+from stir_ros.core.limits import MAX_FRAME_RATE_HZ, MAX_FRAME_SIDE, MIN_FRAME_RATE_HZ
 from stir_ros.core.paths import path_of_url
 
 __all__ = ["FORMAT", "VERSION", "MAX_FILE_BYTES", "load_defect_map", "save_defect_map",
@@ -131,10 +131,15 @@ def load_defect_map(url: str) -> DefectMap:
             raise ConfigError(f"defect map '{path}': dark_rate_hz must be {h} rows of {w} numbers") from err
         if not np.isfinite(dark_arr).all() or (dark_arr < 0).any():
             raise ConfigError(f"defect map '{path}': dark_rate_hz must be finite and >= 0")
+    rate = doc.get("frame_rate_hz")  # absent: unknown, and compared with no stream
+    if rate is not None and not (isinstance(rate, (int, float)) and not isinstance(rate, bool) and
+                                 MIN_FRAME_RATE_HZ <= rate <= MAX_FRAME_RATE_HZ):  # NaN fails too
+        raise ConfigError(f"defect map '{path}': frame_rate_hz must be a number in {MIN_FRAME_RATE_HZ:g}.."
+                          f"{MAX_FRAME_RATE_HZ:g} Hz, got {rate!r}")
     median = doc.get("dark_rate_hz_median")
     est = float(median) if isinstance(median, (int, float)) and math.isfinite(median) and median >= 0 else math.nan
     hot, dead = _pixels(doc, "hot", h, w, path), _pixels(doc, "dead", h, w, path)  # type: ignore[arg-type]
-    return DefectMap(hot, dead & ~hot, int(frames), dark_arr, est)
+    return DefectMap(hot, dead & ~hot, int(frames), dark_arr, est, float(rate or 0.0))
 
 
 def defect_tracker(correction: str, map_url: str, sample_period_frames: int, hot_rate: float) -> DefectTracker:

@@ -25,6 +25,7 @@ ROS-free: no rclpy here.
 from __future__ import annotations
 
 import copy
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -38,6 +39,7 @@ from stir_ros.core.pixel_repair import PixelRepair
 __all__ = [
     "DEFECT_CORRECTIONS", "SAMPLE_FRAMES", "DefectMap", "DefectTracker", "estimate_defects", "neighbour_ranks",
     "HOT_WARN_FRACTION", "DEAD_WARN_FRACTION", "DARK_RATE_WARN_HZ", "DEAD_MIN_COUNT", "payload_counts",
+    "FRAME_RATE_TOLERANCE",
 ]  # fmt: skip
 
 #: ``defect_correction`` values: estimate online (plus a file's map), only a file's map, none
@@ -53,6 +55,9 @@ DARK_RATE_WARN_HZ = 20.0
 DEAD_MIN_COUNT = 10
 #: Percentile of the good pixels' rates reported as the dark-current rate (an upper bound from a scene).
 DARK_PERCENTILE = 0.1
+#: A file's map and the stream differ in frame rate when they differ by more than this fraction
+#: (the dark rates it holds would be off by as much: less is no matter, a camera's rate may wobble).
+FRAME_RATE_TOLERANCE = 0.01
 
 
 #: The offsets of the 8 neighbours (ring 1) and of the 16 pixels two away (ring 2).
@@ -104,6 +109,8 @@ class DefectMap:
         dark_rate_hz: Dark-current rate: per pixel from a lens-cap calibration, else ``None``.
         dark_estimate_hz: A low percentile of the good pixels' rates in Hz (an upper bound of the
             dark-current rate from a scene; exact from a lens-cap calibration); NaN if unknown.
+        frame_rate_hz: The frame rate the counts were taken at, which turned them into the rates
+            per second above (0: unknown).
     """
 
     hot: np.ndarray = field(repr=False)
@@ -111,6 +118,7 @@ class DefectMap:
     frames: int = 0
     dark_rate_hz: np.ndarray | None = field(default=None, repr=False)
     dark_estimate_hz: float = float("nan")
+    frame_rate_hz: float = 0.0
 
     def __post_init__(self) -> None:
         for a in (self.hot, self.dead, self.dark_rate_hz):
@@ -139,7 +147,7 @@ class DefectMap:
         # A lens-cap calibration's dark rates are measured; a scene's are an upper bound.
         dark = other if other.dark_rate_hz is not None and self.dark_rate_hz is None else self
         return DefectMap(self.hot | other.hot, self.dead | other.dead, max(self.frames, other.frames),
-                         dark.dark_rate_hz, dark.dark_estimate_hz)
+                         dark.dark_rate_hz, dark.dark_estimate_hz, dark.frame_rate_hz)
 
 
 def estimate_defects(
@@ -175,7 +183,7 @@ def estimate_defects(
     if frame_rate_hz > 0 and good.size:
         dark_hz = float(np.percentile(good, 50.0 if dark else DARK_PERCENTILE) * frame_rate_hz)
     per_pixel = (rate * frame_rate_hz).astype(np.float32) if dark and frame_rate_hz > 0 else None
-    return DefectMap(hot, dead, int(frames), per_pixel, dark_hz)
+    return DefectMap(hot, dead, int(frames), per_pixel, dark_hz, max(float(frame_rate_hz), 0.0))
 
 
 def _in_clumps_of_three(mask: np.ndarray) -> np.ndarray:
@@ -230,6 +238,7 @@ class DefectTracker:
         self.updates = 0  # maps estimated
         self.frames_sampled = 0
         self._size: tuple[int, int] | None = None
+        self._rate = 0.0  # the stream's frame rate (Hz), from its latest packet
         self._counts: np.ndarray | None = None
         self._held = 0  # frames in _counts
         self._since = 0  # frames sampled since the last estimate
@@ -260,12 +269,24 @@ class DefectTracker:
 
     @property
     def unfit(self) -> str:
-        """Why the file's map is not used (another frame size than the stream's); empty if it is, or there is none."""
-        f, size = self.file_map, self._size
-        if self.mode == "none" or f is None or size is None or f.shape == size:
+        """How the file's map does not fit the stream, with what to do; empty if it fits, or there is none.
+
+        Another frame size: another camera's map, not used. Another frame rate: used, since a hot
+        or dead pixel is broken at any rate; its dark rates are per second, as a dark current is,
+        so they are not rescaled, but they are right only if the camera ran at the file's rate
+        when calibrated, which a ``.dat`` calibrated with another ``--frame-rate-hz`` did not.
+        """
+        f, size, rate = self.file_map, self._size, self._rate
+        if self.mode == "none" or f is None or size is None:
             return ""
-        return (f"defect map file is {f.shape[0]}x{f.shape[1]}, the stream {size[0]}x{size[1]}: not used; "
-                f"calibrate this camera (stir-ros calibrate-defects --height {size[0]} --width {size[1]})")
+        if f.shape != size:
+            return (f"defect map file is {f.shape[0]}x{f.shape[1]}, the stream {size[0]}x{size[1]}: not used; "
+                    f"calibrate this camera (stir-ros calibrate-defects --height {size[0]} --width {size[1]})")
+        if not (f.frame_rate_hz > 0 and rate > 0) or math.isclose(f.frame_rate_hz, rate, rel_tol=FRAME_RATE_TOLERANCE):
+            return ""
+        return (f"defect map file was calibrated at {f.frame_rate_hz:g} Hz, the stream runs at {rate:g} Hz: its hot and "
+                f"dead pixels are used, its dark rates (per second) hold only if {f.frame_rate_hz:g} Hz was the camera's "
+                f"rate then; calibrate at this rate (stir-ros calibrate-defects --frame-rate-hz {rate:g})")
 
     def observe(self, raw: np.ndarray, header: PacketHeader) -> None:
         """Count the sampled frames of one accepted packet (its checked payload); re-estimate when enough are held."""
@@ -273,6 +294,7 @@ class DefectTracker:
             return
         height, width, encoding = header.height, header.width, header.encoding
         first_frame_index, num_frames, frame_rate_hz = header.first_frame_index, header.num_frames, header.frame_rate_hz
+        self._rate = float(frame_rate_hz)
         if self._size != (height, width):
             self._size, self._counts, self._held, self._since = (height, width), None, 0, 0
             self.estimated = None

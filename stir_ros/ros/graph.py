@@ -25,7 +25,7 @@ from typing import Any
 import yaml
 
 from stir_ros.core import defaults
-from stir_ros.core.config_files import PACKAGE, find_config
+from stir_ros.core.config_files import PACKAGE, find_config, find_params_file
 from stir_ros.core.errors import ConfigError, check_choice
 from stir_ros.runtime.parameters import (
     DRIVER_NAME,
@@ -284,8 +284,10 @@ def build_graph(
         mode: ``pipeline`` (driver + reconstructor), ``reconstruct`` (reconstructor only, for a
             real camera driver or a bag played elsewhere) or ``replay`` (``stir-ros bag play BAG
             --clock`` + reconstructor with ``use_sim_time``).
-        config: A params YAML path, its parsed content, or ``None`` for the mode's default file
-            (``config/pipeline.yaml`` or ``config/reconstructor.yaml``).
+        config: A params YAML path (one not in the current folder is looked for in the package's
+            config folders: :func:`~stir_ros.core.config_files.find_params_file`), its parsed
+            content, or ``None`` for the mode's default file (``config/pipeline.yaml`` or
+            ``config/reconstructor.yaml``).
         arguments: Launch arguments (:data:`LAUNCH_ARGUMENTS`), as strings (from a launch file or
             the command line) or typed values. Empty strings mean "not given".
 
@@ -298,7 +300,7 @@ def build_graph(
     check_choice("mode", mode, MODES)
     if config is None:
         config = default_config(mode)
-    params = load_params_file(config) if isinstance(config, (str, os.PathLike)) else dict(config)
+    params = load_params_file(find_params_file(config)) if isinstance(config, (str, os.PathLike)) else dict(config)
     args = {k: v for k, v in (arguments or {}).items() if not (isinstance(v, str) and v == "")}
     unknown = sorted(set(args) - set(LAUNCH_ARGUMENTS))
     if unknown:

@@ -138,7 +138,7 @@ class ReconstructorStatus:
             problems.append("no_input")
             message = f"no input for {values['input_idle_s']:.1f} s" + ("" if message == "ok" else f"; {message}")
         sensor = _sensor_defects(values)
-        if values.get("defect_map_unfit"):  # the calibration given does not fit this camera: nothing of it repaired
+        if values.get("defect_map_unfit"):  # the calibration given does not fit this camera (its size or frame rate)
             problems.append("defect_map_unfit")
             message = values["defect_map_unfit"] if message == "ok" else f"{message}; {values['defect_map_unfit']}"
         if sensor:

@@ -49,6 +49,7 @@ from typing import Any
 
 from stir_ros.core.errors import ConfigError
 from stir_ros.core.text_output import json_text
+from stir_ros.training.deb_versions import newest_deb
 from stir_ros.training.photo_licences import PERMISSIVE_FOLDER, write_permissive
 from stir_ros.training.photo_sources import CUTOUT_SOURCE, SOURCES, VIDEO_SOURCE, PhotoSource
 
@@ -230,8 +231,7 @@ def _fetch(source: PhotoSource, cache: Path, log: Callable[[str], None]) -> tupl
         found = sorted(debs.glob(f"{source.package}_*.deb"))
         if not found:
             raise ConfigError(f"apt-get download {source.package} left no .deb in {debs}")
-    deb = found[-1]
-    version = deb.name.split("_")[1].replace("%3a", ":")
+    deb, version = newest_deb(found)  # by Debian's order: file names put 1.10 before 1.9
     root = cache / "pkgs" / source.package
     done = root / _COMPLETE
     if not done.is_file() or done.read_text().strip() != deb.name:
