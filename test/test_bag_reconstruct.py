@@ -382,6 +382,24 @@ def test_stir_without_openvino_falls_back_to_torch_as_the_node_does(tmp_path: Pa
     assert sorted(fallback) == sorted(torch_run) and all(np.array_equal(fallback[s], torch_run[s]) for s in fallback)
 
 
+def test_the_summary_names_the_inference_path_auto_chose(tmp_path: Path, capsys, random_stir41_weights) -> None:
+    """Issue 29: ``auto`` is the default of ``bag reconstruct`` too, so its summary says what it chose and why."""
+    from stir_ros.engine import ReconstructionEngine as Engine
+
+    config = EngineConfig(method="stir", weights=str(random_stir41_weights), device="cpu", precision="auto", backend="auto")
+    chosen = Engine(config).inference_path
+    assert chosen is not None
+    bag = _make_bag(tmp_path, "in", _frames(100, 16, 16), 20, "sqlite3")
+    for method, args in (("stir", ["--weights", str(random_stir41_weights), "--device", "cpu"]), ("tfp", [])):
+        assert cli_main(["bag", "reconstruct", str(bag), str(tmp_path / method), "--method", method, "--stride-frames",
+                         "40", "--no-progress", *args]) == 0  # fmt: skip
+        summary = capsys.readouterr().err.strip().splitlines()[-1]
+        if method == "stir":
+            assert f"stir on cpu ({chosen.backend} {chosen.precision}: {chosen.reason})," in summary, summary
+        else:
+            assert "tfp on cpu, window" in summary, summary
+
+
 def test_tfp_counts_the_packed_bits_offline_as_live(tmp_path: Path) -> None:
     """No window is unpacked for tfp on the CPU (core.batch_runner), offline as live; the images are the same."""
     from stir_ros.core.classical import PackedWindows

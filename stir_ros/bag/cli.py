@@ -232,8 +232,9 @@ def _run_reconstruct(args: argparse.Namespace) -> int:
     print(f"{result.images} images from {result.frames} frames "
           f"({result.packets} packets of {printable(result.spike_topic)}) "
           f"in {result.seconds:.2f} s: {result.images_per_second:.1f} images/s "
-          f"({result.frames_per_second:.0f} input frames/s), {opts.method} on {result.device}, "
-          f"window {result.window_length}, stride {opts.stride_frames}"
+          f"({result.frames_per_second:.0f} input frames/s), {opts.method} on {result.device}"
+          + (f" ({result.inference_path})" if result.inference_path else "")
+          + f", window {result.window_length}, stride {opts.stride_frames}"
           + (f"; {result.kept_messages} messages of other topics kept" if result.kept_messages else ""),
           file=sys.stderr)
     return _report_damage(result.problems)

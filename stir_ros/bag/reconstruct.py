@@ -66,6 +66,8 @@ class ReconstructResult:
     spike_topic: str = ""
     window_length: int = 0
     device: str = ""
+    #: STIR's backend and precision, and why ``auto`` chose them (empty for tfp/tfi).
+    inference_path: str = ""
     stamps_ns: list[int] = field(default_factory=list)
     problems: list[BagProblem] = field(default_factory=list)
     stream_events: dict[str, int] = field(default_factory=dict)
@@ -155,6 +157,8 @@ def reconstruct_bag(
             problem(BagProblem("engine", "engine", warning))
         result.window_length = int(engine.window_length)
         result.device = engine.device_name
+        path = getattr(engine, "inference_path", None)
+        result.inference_path = f"{engine.backend} {engine.precision}: {path.reason}" if path else ""
         outputs.create()
         try:
             _Pipeline(bag, spike_topic, keep, opts, engine, outputs, result, problem, progress, windows, defects).run()
