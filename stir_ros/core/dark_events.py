@@ -7,19 +7,23 @@ event adds one threshold of charge: the pixel fires once more at a random frame 
 train is unchanged (DESIGN.md §4), so the extra spike splits one interval in two. A spike is counted
 as a **dark event** when taking it out leaves three consecutive intervals that agree — the one it
 split and the intervals on either side — within :func:`_tolerance` frames (exact below 5 frames,
-where the quantised intervals of a steady pixel (e.g. 2, 2, 1, 2) could fake it; then 20 %); a
+where the quantised intervals of a steady pixel (e.g. 2, 2, 1, 2) could fake it; then 20 %), its
+pixel fires at least three times on each side of it inside the window, and a fourth interval agrees
+as well, the one before the three or the one after (a pixel whose light changes fast, texture moving
+across it, has uneven trains in which three intervals agree by chance, four far more rarely); a
 split interval of 2 frames needs two more intervals of 2 on each side (:func:`_flagged`).
 
-What it measures is a rate: dark events per pixel per frame, of which it finds about 40-70 %: those
-in pixels with at least two spikes on each side of the event inside the window and intervals of
-about 5 frames or more (under about 0.2 spikes per frame) or of exactly 2 (about 0.5); between them
-the split interval is too short to tell from quantisation. An event next to a real spike may count twice (either could
-be the extra one). It finds almost none
-in clean spikes: 0.3-5 per million pixel-frames on simulated clips, about 40 on Spike-Zoo's
-recorded-scene clips, against 90-220 with dark-current spikes of 10 Hz per pixel at 20 kHz and 340-820
-with 40 Hz (``stir-ros eval`` windows, BENCHMARKS.md). The reconstruction engine sends a window above
-:data:`DARK_EVENT_SWITCH` to the dark-robust network (:class:`~stir_ros.engine.EngineConfig`
-``dark_weights``).
+What it measures is a rate: dark events per pixel per frame, of which it finds a part: those in
+pixels with at least three spikes on each side of the event inside the window and intervals of
+about 5 to 15 frames (about 0.07 to 0.2 spikes per frame) or of exactly 2 (about 0.5); between
+them the split interval is too short to tell from quantisation. An event next to a real spike may
+count twice (either could be the extra one). On the validation windows (``stir-ros eval``'s
+centre windows of 30 simulated clips and Spike-Zoo ``base/train``, faults seeds 0 and 1;
+BENCHMARKS.md, issue 28) it finds 0-12 per million pixel-frames in clean spikes (Spike-Zoo's
+recorded scenes 5-7), 0-13 with hot or dead pixels repaired, against 20-89 with dark-current spikes
+of 5 Hz per pixel at 20 kHz, 28-186 with 10 Hz and 94-652 with 40 Hz. The reconstruction engine
+sends a window above :data:`DARK_EVENT_SWITCH` to the dark-robust network
+(:class:`~stir_ros.engine.EngineConfig` ``dark_weights``).
 
 Counted on every :data:`SUBSAMPLE`-th row and column (a quarter of the pixels): enough events for a
 clear decision, and a few milliseconds for a 250x400 window. Pure numpy, deterministic: the node and
@@ -36,9 +40,11 @@ from stir_ros.core.optional import is_tensor
 
 __all__ = ["DARK_EVENT_SWITCH", "SUBSAMPLE", "dark_event_rate", "dark_events"]
 
-#: Dark events per pixel-frame above which a window counts as holding dark-current spikes
-#: (between clean recorded scenes, about 4e-5, and 10 Hz dark current at 20 kHz, 9e-5 and more).
-DARK_EVENT_SWITCH = 6.5e-5
+#: Dark events per pixel-frame above which a window counts as holding dark-current spikes: between
+#: the validation windows with clean spikes (at most 1.2e-5; 1.3e-5 with hot or dead pixels) and
+#: those with 5 Hz of dark current at 20 kHz (2.0e-5 and more), where the dark-robust network already
+#: scores higher (33.19 against 33.13 dB on Spike-Zoo base/train, 40.38 against 39.98 on simulated clips).
+DARK_EVENT_SWITCH = 1.6e-5
 #: Rows and columns counted: every SUBSAMPLE-th of each.
 SUBSAMPLE = 2
 
@@ -88,6 +94,19 @@ def _flagged(pixel_major: Any) -> tuple[Any, Any]:
         keep = ~short
         keep[short] = wide
         hit = hit[keep]
+    # The pixel must have three spikes on each side of the event inside the window, and a fourth
+    # interval must agree with the three, the one before them or the one after: a pixel whose light
+    # changes fast (texture moving across it) has uneven trains in which three intervals agree by
+    # chance now and then, four much more rarely (:data:`DARK_EVENT_SWITCH`).
+    k = hit  # 2 <= k <= last - 2
+    k3, kk = xp.clip(k - 3, 0, None), xp.clip(k + 3, None, last)
+    b1, gap, a1 = frame[k - 1] - frame[k - 2], frame[k + 1] - frame[k - 1], frame[k + 2] - frame[k + 1]
+    tol = _tolerance(gap, xp, int32)
+    lo = xp.maximum(xp.maximum(b1, gap), a1) - tol
+    hi = xp.minimum(xp.minimum(b1, gap), a1) + tol
+    b2, a2 = frame[k - 2] - frame[k3], frame[kk] - frame[k + 2]
+    deep = (k >= 3) & (k + 3 <= last) & (pixel[k3] == pixel[k]) & (pixel[kk] == pixel[k])
+    hit = hit[deep & (((b2 >= lo) & (b2 <= hi)) | ((a2 >= lo) & (a2 <= hi)))]
     return pixel[hit], frame[hit]
 
 
