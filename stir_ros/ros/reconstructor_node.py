@@ -190,7 +190,6 @@ class ReconstructorWork(ReconstructorInput, ReconstructorParameters, Reconstruct
             self._deactivate_locked()
         self.stop()
         destroy_entities(self, self._entities)
-        self._abandon_load()  # an engine still being made for a parameter change goes too
         self._entities = []
         released = self.engine is not None
         cuda = released and self.engine.device.type == "cuda"
@@ -246,9 +245,10 @@ class ReconstructorWork(ReconstructorInput, ReconstructorParameters, Reconstruct
         return True
 
     def stop(self) -> None:
-        """Stop the worker thread."""
+        """Stop the worker thread; wait for an engine being made for a parameter change, and let it go."""
         if self.worker is not None:
             self.worker.stop(timeout=10.0)
+        self._abandon_load()
 
 
 class SpikeReconstructor(ReconstructorWork, PlainTransitions, Node):

@@ -100,6 +100,7 @@ class ReconstructorParameters:
         #: The newest accepted settings while a change is loading or waits to; None: the settings in force.
         self._asked: ReconstructorSettings | None = None
         self._loading: Future[_Made] | None = None
+        self._abandoned = threading.Event()  # the load under way is no longer wanted: it skips what it can
         self._loading_names = ""  # the parameters being loaded, for /diagnostics
         self._load_counts = (0, 0, 0.0)  # packets received, images published and time.monotonic() at its start
         self._last_parameter_error = ""
@@ -193,6 +194,7 @@ class ReconstructorParameters:
         if self._loading is not None or target is None or current is None:
             return
         future: Future[_Made] = Future()
+        abandoned = self._abandoned
         size = self._frame_size or ((current.warmup_height, current.warmup_width) if current.warmup_height else None)
 
         def run() -> None:
@@ -202,7 +204,7 @@ class ReconstructorParameters:
             interval = sys.getswitchinterval()
             sys.setswitchinterval(min(interval, LOADING_SWITCH_INTERVAL_S))
             try:
-                future.set_result(self._make(target, current, size))
+                future.set_result(self._make(target, current, size, abandoned))
             finally:
                 sys.setswitchinterval(interval)
 
@@ -212,18 +214,18 @@ class ReconstructorParameters:
         threading.Thread(target=run, name="stir_ros parameters", daemon=True).start()
         self._load_timer.reset()
 
-    def _make(self, target: ReconstructorSettings, current: ReconstructorSettings,
-              size: tuple[int, int] | None) -> _Made:  # fmt: skip
+    def _make(self, target: ReconstructorSettings, current: ReconstructorSettings, size: tuple[int, int] | None,
+              abandoned: threading.Event) -> _Made:  # fmt: skip
         """The engine and map of ``target`` that differ from ``current``'s (the loader thread; never raises)."""
         made = _Made(target)
         for part in PARTS:
-            if not _differs(target, current, part):
+            if not _differs(target, current, part) or abandoned.is_set():
                 continue
             try:
                 if part == "engine":
                     made.engine = self._make_engine(target)
                     made.pacer = RatePacer(target.applied_rate_policy)
-                    if size is not None:  # warmed here, not by the worker: images go on meanwhile
+                    if size is not None and not abandoned.is_set():  # warmed here, not by the worker: images go on
                         warm_up(made.engine, *size, self._throughput_noted, made.pacer.observe)
                         needs = method_spec(made.engine.method).needs_weights
                         made.warmed = f"{made.engine.method} at {size[0]}x{size[1]}" if needs else ""
@@ -290,8 +292,13 @@ class ReconstructorParameters:
         return revert
 
     def _abandon_load(self, timeout_s: float = 60.0) -> None:
-        """Cleanup: wait for a load under way and let go of what it made; nothing waits any more."""
+        """Cleanup and stop: wait for a load under way and let go of what it made; nothing waits any more.
+
+        Waited for, not left behind: a process that exits while the loader is inside a native build
+        (OpenVINO's compiler) is aborted. The load skips its warm-up and what it has not begun.
+        """
         future = self._loading
+        self._abandoned.set()
         self._reset_parameter_state()
         if future is None:
             return
