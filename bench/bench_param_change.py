@@ -19,7 +19,8 @@ thread longer than that loses packets. Steps, each followed by ``--window-s`` se
 - ``bad weights``: ``weights`` set to a torch file that is no checkpoint (refused);
 - ``baseline``: again, at the end.
 
-Per step: how long the ``set_parameters`` call took to answer, the packets received and lost
+Each step lasts until its change is in force (``parameters_loading`` of /diagnostics empty), at
+least ``--window-s``. Per step: how long the ``set_parameters`` call took to answer, the packets received and lost
 (``input_packets`` and ``input_lost_packets`` of /diagnostics, read before the call and after the
 window), images published, and what the parameter reads back after the window. Before the steps,
 the dark map's read time in this process (``load_defect_map``, median of 3). Not a test: the
@@ -169,6 +170,8 @@ def main() -> int:
                 took = time.perf_counter() - start
                 answer = "accepted" if result.successful else f"refused ({result.reason.replace(str(folder) + '/', '')[:70]})"
             spin(args.window_s)
+            while fresh().get("parameters_loading"):  # each step whole: its change in force before the next
+                spin(0.5)
             after = fresh()
             reads = "-"
             if name:
@@ -186,7 +189,7 @@ def main() -> int:
         node.destroy_node()
         rclpy.try_shutdown()
         log.close()
-    print(f"\neach step: the call, then {args.window_s:g} s of stream ({args.rate / 100:g} packets/s)")
+    print(f"\neach step: the call, then {args.window_s:g} s of stream or until in force ({args.rate / 100:g} packets/s)")
     print("| step | set_parameters answered in (s) | answer | packets received | packets lost | images | reads back |")
     print("|---|---|---|---|---|---|---|")
     for row in rows:

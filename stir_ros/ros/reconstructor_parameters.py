@@ -21,6 +21,7 @@ to load leaves the old one in force: the reason is logged as an error and shown 
 
 from __future__ import annotations
 
+import gc
 import sys
 import threading
 import time
@@ -199,14 +200,20 @@ class ReconstructorParameters:
 
         def run() -> None:
             lower_thread_priority(current.worker_niceness)  # the spikes' thread keeps its core, as from the worker
-            # Building a network and parsing YAML hold the GIL; the executor thread needs it for each packet
-            # and gets it only when the holder is made to let go: every 5 ms by default, too seldom at 400 packets/s.
-            interval = sys.getswitchinterval()
+            # Building a network and parsing YAML hold the GIL, which the executor thread needs for each packet.
+            # The interpreter makes the holder let go every 0.5 ms instead of 5 ms; and the cyclic garbage
+            # collector, which a burst of new objects (a dark-rate table's 100 000 numbers) sets off over the
+            # whole heap, the GIL held for up to a second on a busy CPU (bench_param_change.py), waits for the
+            # end of the load (what the load drops is freed by reference counting).
+            interval, collecting = sys.getswitchinterval(), gc.isenabled()
             sys.setswitchinterval(min(interval, LOADING_SWITCH_INTERVAL_S))
+            gc.disable()
             try:
                 future.set_result(self._make(target, current, size, abandoned))
             finally:
                 sys.setswitchinterval(interval)
+                if collecting:
+                    gc.enable()
 
         self._loading = future
         self._load_counts = (self.stream.monitor.packets, self.worker.images_published, time.monotonic())
