@@ -197,3 +197,16 @@ def test_a_node_stopped_while_a_change_loads_exits_cleanly(executable, nodes, ro
     assert result.successful, result.reason
     assert stop_process(proc, timeout=90) == 0, nodes.logs()
     assert "Fatal Python error" not in nodes.logs() and "Traceback" not in nodes.logs(), nodes.logs()
+
+
+def test_a_failed_load_sets_back_the_changes_of_its_part_that_came_while_it_loaded(nodes, ros_node, tmp_path):
+    """One set_parameters call of weights and method arrives as two changes: stir with the old weights was never asked for."""
+    other = tmp_path / "other.pt"
+    torch.save({"weight": torch.zeros(3, 3)}, other)
+    ns = f"load_{uuid.uuid4().hex[:8]}"
+    col = Collector(ros_node, ns, spikes=False)
+    nodes.start("spike_reconstructor", ns, {"method": "tfp", "diagnostics_period_s": 0.2})
+    col.wait_for_reconstructor(nodes)
+    assert all(r.successful for r in set_parameters(ros_node, ns, weights=str(other), method="stir"))
+    assert col.wait_for_diag(lambda d: d["parameter_load_failures"] == "1" and not d["parameters_loading"], 60), col.diag
+    assert get_parameters(ros_node, ns, "weights", "method") == ["", "tfp"] and col.diag["method"] == "tfp", nodes.logs()

@@ -270,8 +270,9 @@ class ReconstructorParameters:
     def _take_made(self, made: _Made) -> dict[str, Any]:
         """Put ``made`` in force; returns the parameters to set back (those of a part that failed).
 
-        In force: the settings the load was started for, a failed part's parameters as they were.
-        Changes that came while it loaded follow (with the next load, where they need one): in order.
+        In force: the settings the load was started for, a failed part's parameters as they were (and
+        set back, changes of that part that came while it loaded included). Other changes that came
+        while it loaded follow (with the next load, where they need one): in order.
         """
         current, asked = self.settings, self._asked or self.settings
         assert current is not None and asked is not None
@@ -284,7 +285,9 @@ class ReconstructorParameters:
             emit(self.get_logger().error, message)
             self.errors["parameter_load"] += 1
             self._last_parameter_error = message
-            revert |= {n: kept[n] for n in tried if getattr(asked, n) == tried[n]}  # unless a newer change of it waits
+            # Those that came while it loaded too: with the failed values set back they would make a combination
+            # nobody asked for (a set_parameters call of weights and method arrives as two changes).
+            revert |= {n: kept[n] for n in PARTS[part] if getattr(asked, n) != kept[n]}
         waiting = replace(asked, **revert)
         more = any(_differs(waiting, loaded, part) for part in PARTS)
         self._put_in_force(loaded if more else waiting, made)
