@@ -38,7 +38,8 @@ from stir_ros.runtime.rate_policy import RATE_POLICIES
 from stir_ros.engine import ENGINE_FIELDS, EngineConfig, ReconstructionEngine
 
 __all__ = [
-    "COMPRESSED_FORMATS", "DEFAULTS", "ENGINE_FIELDS", "EXECUTORS", "ReconstructorSettings", "build_engine", "warm_up",
+    "COMPRESSED_FORMATS", "DEFAULTS", "ENGINE_FIELDS", "EXECUTORS", "ReconstructorSettings", "build_engine",
+    "builds_quickly", "check_weights_quickly", "warm_up",
 ]  # fmt: skip
 
 #: ``events``: rclpy's C++ EventsExecutor (rclpy.experimental). A bare subscriber took 400
@@ -162,6 +163,33 @@ def build_engine(
     for warning in engine.pop_warnings():
         warn(warning, warning)
     return engine
+
+
+def builds_quickly(settings: ReconstructorSettings) -> bool:
+    """Whether :func:`build_engine` of ``settings`` takes milliseconds: no network to build and no weights to read.
+
+    A classical method with no ``weights`` named, or any method where PyTorch is missing (then
+    stir is refused at once). Otherwise the weights are loaded and checked, and for stir a
+    network is built, in seconds on a CPU.
+    """
+    return import_torch() is None or (not method_spec(settings.method).needs_weights and not settings.weights)
+
+
+def check_weights_quickly(settings: ReconstructorSettings) -> None:
+    """What :func:`build_engine` would refuse of the ``weights`` file without reading it (milliseconds).
+
+    The file exists, is a regular file within the size limit, and is a torch file whose archive
+    would not inflate beyond the limits (:func:`stir_ros.models.torch_file.check_weights_archive`);
+    its contents (a stir_ros checkpoint, its checksum and architecture) are checked when it is read.
+
+    Raises:
+        CheckpointError: One line naming the file and what is wrong with it.
+    """
+    if not settings.weights or import_torch() is None:
+        return
+    from stir_ros.models.torch_file import check_weights_archive  # torch model code only when used
+
+    check_weights_archive(os.path.expanduser(settings.weights))
 
 
 def _check_weights(config: EngineConfig) -> tuple[Any, Any] | None:

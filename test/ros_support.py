@@ -22,8 +22,8 @@ from typing import Any
 import numpy as np
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
-from rcl_interfaces.srv import SetParameters
-from rclpy.parameter import Parameter
+from rcl_interfaces.srv import GetParameters, SetParameters
+from rclpy.parameter import Parameter, parameter_value_to_python
 from rclpy.qos import QoSProfile, QoSReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, Image
 
@@ -252,5 +252,15 @@ def set_parameters(node, ns: str, **values: Any) -> list[Any]:
         request = SetParameters.Request()
         request.parameters = [Parameter(k, value=v).to_parameter_msg() for k, v in values.items()]
         return call_service(node, client, request, timeout=30).results
+    finally:
+        node.destroy_client(client)
+
+
+def get_parameters(node, ns: str, *names: str) -> list[Any]:
+    """The values of the reconstructor's parameters ``names``, as the parameter server holds them."""
+    client = node.create_client(GetParameters, f"/{ns}/spike_reconstructor/get_parameters")
+    try:
+        response = call_service(node, client, GetParameters.Request(names=list(names)), timeout=30)
+        return [parameter_value_to_python(v) for v in response.values]
     finally:
         node.destroy_client(client)

@@ -43,3 +43,9 @@ def test_dark_current_is_not_called_repaired_and_the_message_says_what_to_do(met
         assert "dark-robust network" in message and "windows_dark_weights" in message, message
     else:  # classical methods, or stir with dark_weights none: dark spikes are light; the way out is the network
         assert f"{method} counts it as light" in message and "dark_weights auto" in message, message
+
+
+def test_a_parameter_change_loading_is_said_and_a_failed_one_warns() -> None:
+    assert _judge(parameters_loading="precision, weights") == ("ok", "loading a parameter change (precision, weights)")
+    level, message = _judge(parameters_loading="weights", parameter_load_failures=1)
+    assert level == "warn" and message == "loading a parameter change (weights); counted: parameter_load_failures"

@@ -29,7 +29,7 @@ from rcl_interfaces.msg import ParameterType  # noqa: E402
 from rcl_interfaces.srv import DescribeParameters  # noqa: E402
 from rclpy.qos import qos_profile_sensor_data  # noqa: E402
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image  # noqa: E402
-from ros_support import RELIABLE, Collector, call_service, set_parameters, spike_packet, spin_until  # noqa: E402
+from ros_support import RELIABLE, Collector, call_service, get_parameters, set_parameters, spike_packet, spin_until  # noqa: E402
 
 from stir_ros.engine import default_weights_path  # noqa: E402
 from stir_ros.msg import SpikePacket  # noqa: E402
@@ -188,10 +188,18 @@ def test_bad_weights_are_one_line_at_start_and_refused_at_run_time(nodes, ros_no
     col = Collector(ros_node, ns, spikes=False)
     proc = nodes.start("spike_reconstructor", ns, TFP)
     col.wait_for_reconstructor(nodes)
+    failures = 0
     for kind, path in bad_weights.items():
         # Checked while the method is tfp, and when switching to stir with it.
         for extra in ({}, {"method": "stir"}):
             (result, *_) = set_parameters(ros_node, ns, weights=str(path), **extra)
+            if kind == "other":  # a torch file: only reading it (on the loader thread) tells, and it is set back
+                assert result.successful, result.reason
+                failures += 1
+                assert col.wait_for_diag(lambda d, n=failures: d["parameter_load_failures"] == str(n)), col.diag
+                assert str(path) in col.diag["last_parameter_error"] and EXPECTED[kind] in col.diag["last_parameter_error"]
+                assert get_parameters(ros_node, ns, "weights", "method") == ["", "tfp"]
+                continue
             assert not result.successful, (kind, extra)
             assert str(path) in result.reason and EXPECTED[kind] in result.reason, (kind, result.reason)
     (result,) = set_parameters(ros_node, ns, weights="/nonexistent/weights.pt")

@@ -35,7 +35,7 @@ from stir_ros.core.errors import ConfigError
 from stir_ros.core.limits import MAX_FRAME_RATE_HZ, MAX_FRAME_SIDE, MIN_FRAME_RATE_HZ
 from stir_ros.core.paths import path_of_url
 
-__all__ = ["FORMAT", "VERSION", "MAX_FILE_BYTES", "load_defect_map", "save_defect_map",
+__all__ = ["FORMAT", "VERSION", "MAX_FILE_BYTES", "defect_map_file", "load_defect_map", "save_defect_map",
            "defect_tracker"]
 
 FORMAT = "stir_ros_defect_map"
@@ -95,11 +95,11 @@ def _pixels(doc: dict[str, Any], key: str, h: int, w: int, path: Path) -> np.nda
     return mask
 
 
-def load_defect_map(url: str) -> DefectMap:
-    """Read a defect map file (``file://`` URL or path).
+def defect_map_file(url: str) -> tuple[Path, int]:
+    """The file of a defect map (``file://`` URL or path) and its size, checked without reading it.
 
     Raises:
-        ConfigError: Unreadable, too large, not a defect map, or values out of range.
+        ConfigError: Missing, not a regular file, or larger than :data:`MAX_FILE_BYTES`.
     """
     path = path_of_url(url, "defect_map_url")
     try:
@@ -111,6 +111,16 @@ def load_defect_map(url: str) -> DefectMap:
         raise ConfigError(f"defect map '{path}' is not a regular file")
     if st.st_size > MAX_FILE_BYTES:
         raise ConfigError(f"defect map '{path}' is larger than {MAX_FILE_BYTES} bytes")
+    return path, st.st_size
+
+
+def load_defect_map(url: str) -> DefectMap:
+    """Read a defect map file (``file://`` URL or path).
+
+    Raises:
+        ConfigError: Unreadable, too large, not a defect map, or values out of range.
+    """
+    path, _size = defect_map_file(url)
     doc = load_yaml(path, "defect map")  # depth-bounded, safe: the file may come from anyone
     if not isinstance(doc, dict) or doc.get("format") != FORMAT:
         raise ConfigError(f"'{path}' is not a stir_ros defect map (expected format: {FORMAT})")

@@ -69,6 +69,9 @@ class ReconstructorDiagnostics:
             + (f": {self.engine.inference_path.reason}" if getattr(self.engine, "inference_path", None) else ""),
             "rate_policy": self.pacer.policy,
             "sustainable_images_per_s": 1.0 / self.pacer.seconds_per_window if self.pacer.seconds_per_window else 0.0,
+            "parameters_loading": self.parameters_loading,
+            "parameter_load_failures": self.errors["parameter_load"],
+            "last_parameter_error": self._last_parameter_error,
         }
 
     def _publish_diagnostics(self) -> None:

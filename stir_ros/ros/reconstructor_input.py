@@ -32,6 +32,7 @@ class ReconstructorInput:
     """Packets and camera_info in (executor thread), windows to the worker; ``lazy``'s idle switch."""
 
     _last_packet: float | None  # time.monotonic() of the last packet, good or bad
+    _frame_size: tuple[int, int] | None  # the latest packet's (height, width)
 
     def has_subscribers(self) -> bool:
         """Whether anything subscribes to an image output (image, camera_info, image/compressed)."""
@@ -111,6 +112,7 @@ class ReconstructorInput:
             return
         self._packet_span_s = header.num_frames / header.frame_rate_hz
         self._frame_rate_hz = header.frame_rate_hz
+        self._frame_size = (header.height, header.width)  # a new engine of a parameter change is warmed up at it
         self._state_sustainable()
         if out.status == DROPPED:
             self._warn(out.event or "drop", out.message)

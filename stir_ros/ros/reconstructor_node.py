@@ -98,6 +98,7 @@ class ReconstructorWork(ReconstructorInput, ReconstructorParameters, Reconstruct
         # configuration or none, never one half taken down.
         self._state_lock = threading.RLock()
         self.late_callbacks = 0  # callbacks that came when the node was not active (dropped)
+        self._reset_parameter_state()
         self.add_on_set_parameters_callback(self._on_set_parameters)
 
     def _parameter_values(self) -> dict[str, Any]:
@@ -144,7 +145,9 @@ class ReconstructorWork(ReconstructorInput, ReconstructorParameters, Reconstruct
         self.diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         # A steady clock: with use_sim_time the node clock stops with /clock, and diagnostics must not.
         timer = self.create_timer(settings.diagnostics_period_s, self._publish_diagnostics, clock=STEADY)
-        self._entities = [p for p in (self.image_pub, self.info_pub, self.compressed_pub, self.diag_pub, timer) if p]
+        self._reset_parameter_state()
+        self._entities = [p for p in (self.image_pub, self.info_pub, self.compressed_pub, self.diag_pub, timer,
+                                      self._make_load_timer()) if p]  # fmt: skip
         self.worker = InferenceWorker(
             engine, self._publish_image, prepare=self._warmup, on_warning=self._engine_warning, on_error=self._error,
             alive=self.context.ok, clock_ns=lambda: self.get_clock().now().nanoseconds,
@@ -242,9 +245,10 @@ class ReconstructorWork(ReconstructorInput, ReconstructorParameters, Reconstruct
         return True
 
     def stop(self) -> None:
-        """Stop the worker thread."""
+        """Stop the worker thread; wait for an engine being made for a parameter change, and let it go."""
         if self.worker is not None:
             self.worker.stop(timeout=10.0)
+        self._abandon_load()
 
 
 class SpikeReconstructor(ReconstructorWork, PlainTransitions, Node):

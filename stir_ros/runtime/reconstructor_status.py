@@ -28,7 +28,7 @@ __all__ = ["COUNTED", "ReconstructorStatus"]
 #: Values that make the level ``warn`` when not zero (named in the message).
 COUNTED = (
     "input_lost_packets", "windows_dropped", "bad_packets", "inference_errors", "oom_fallbacks",
-    "packet_handling_errors", "parameter_errors", "worker_restarts",
+    "packet_handling_errors", "parameter_errors", "parameter_load_failures", "worker_restarts",
 )  # fmt: skip
 
 
@@ -125,8 +125,11 @@ class ReconstructorStatus:
         ``packet_span_s``: sensor time one packet covers; the input counts as stopped after
         ``max(2 s, 2 diagnostics periods, 3 packets)`` without a packet.
         """
-        problems = [k for k in COUNTED if values[k]]
+        problems = [k for k in COUNTED if values.get(k)]  # the node adds parameter_load_failures
         message = "ok" if not problems else "counted: " + ", ".join(problems)
+        if values.get("parameters_loading"):  # a run-time change made on the loader thread: the old settings run
+            loading = f"loading a parameter change ({values['parameters_loading']})"
+            message = loading if message == "ok" else f"{loading}; {message}"
         if not active:  # a managed node, configured and not active: a normal state, level OK
             return "ok", "inactive (lifecycle): not subscribed to spikes"
         if values["idle_no_subscribers"]:  # lazy and nobody listens: a normal state, level OK
