@@ -16,7 +16,7 @@ from dataclasses import replace
 from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.node import Node
 
-from stir_ros.runtime.throughput import HEADROOM, ModeVerdict, verdict
+from stir_ros.runtime.throughput import ModeVerdict, verdict
 from stir_ros.msg import SpikePacket
 from stir_ros.ros.conversions import diagnostic_status
 
@@ -38,7 +38,7 @@ class DriverDiagnostics:
             self.destroy_publisher(probe_pub)
         result = verdict(source.height, source.width, source.frame_rate_hz, s.frames_per_packet, measured, what,
                          self.segment_bytes)  # fmt: skip
-        if not result.sustainable and s.source == "sim" and measured * HEADROOM < source.frame_rate_hz:
+        if s.source == "sim" and result.too_slow:
             sensor = f" --sensor {s.sim_sensor}" if s.sim_sensor.strip() not in ("", "ideal") else ""
             result = replace(result, text=(
                 f"{result.text}; the simulator is the limit: simulate once (stir-ros simulate rec.dat --height "

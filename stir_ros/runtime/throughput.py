@@ -67,6 +67,15 @@ class ModeVerdict:
     measured_fps: float
     text: str
 
+    @property
+    def too_slow(self) -> bool:
+        """The measured work does not reach the required frames/s with :data:`HEADROOM` (or was not measured)."""
+        return _too_slow(self.measured_fps, self.required_fps)
+
+
+def _too_slow(measured_fps: float, required_fps: float) -> bool:
+    return measured_fps <= 0 or measured_fps * HEADROOM < required_fps
+
 
 def verdict(
     height: int,
@@ -96,7 +105,7 @@ def verdict(
     problems = []
     if measured_fps <= 0:
         problems.append(f"{what}: not measured")
-    elif ratio * HEADROOM < 1.0:
+    elif _too_slow(measured_fps, frame_rate_hz):
         problems.append(
             f"{what} reaches {measured_fps:,.0f} frames/s, {100 * ratio:.0f} % of the {frame_rate_hz:,.0f} required "
             f"(at most {100 * HEADROOM:.0f} % of real time may be spent there)"
