@@ -224,7 +224,7 @@ def test_bag_reconstruct_names_a_defect_map_of_another_frame_rate(tmp_path: Path
     err = capsys.readouterr().err
     said = "defect map file was calibrated at 40000 Hz, the stream runs at 20000 Hz: its hot and dead pixels are used"
     assert rc == 0 and err.count(said) == 1, err
-    assert "stir-ros calibrate-defects --frame-rate-hz 20000" in err
+    assert "a .dat needs --frame-rate-hz 20000" in err
 
 
 def test_bad_packets_of_a_bag_are_named_and_skipped(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

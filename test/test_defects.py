@@ -180,8 +180,9 @@ def test_a_file_map_of_another_frame_rate_is_used_and_reported(mode: str) -> Non
         if said:
             assert t.unfit == ("defect map file was calibrated at 40000 Hz, the stream runs at 20000 Hz: its hot and "
                                "dead pixels are used, its dark rates (per second) hold only if 40000 Hz was the "
-                               "camera's rate then; calibrate at this rate (stir-ros calibrate-defects "
-                               "--frame-rate-hz 20000)")  # fmt: skip
+                               "camera's rate then; calibrate on a recording at this rate (stir-ros "
+                               "calibrate-defects: a bag's packets carry it, a .dat needs --frame-rate-hz "
+                               "20000)")  # fmt: skip
         else:
             assert t.unfit == "", rate
     assert DefectTracker("none", file_map).unfit == ""

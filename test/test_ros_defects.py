@@ -195,7 +195,7 @@ def test_a_defect_map_of_another_frame_rate_repairs_and_is_reported(nodes, ros_n
     assert (col.diag["hot_pixels"], col.diag["pixels_repaired"]) == ("3", "3"), col.diag
     assert col.diag_level == DiagnosticStatus.WARN, (col.diag_message, col.diag)
     assert f"calibrated at {2 * RATE:g} Hz, the stream runs at {RATE:g} Hz" in col.diag_message, col.diag_message
-    assert f"stir-ros calibrate-defects --frame-rate-hz {RATE:g}" in col.diag_message, col.diag_message
+    assert f"a .dat needs --frame-rate-hz {RATE:g}" in col.diag_message, col.diag_message
 
 
 def test_defect_map_url_changed_at_run_time_bad_files_refused(nodes, ros_node, tmp_path):

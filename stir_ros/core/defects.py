@@ -286,7 +286,8 @@ class DefectTracker:
             return ""
         return (f"defect map file was calibrated at {f.frame_rate_hz:g} Hz, the stream runs at {rate:g} Hz: its hot and "
                 f"dead pixels are used, its dark rates (per second) hold only if {f.frame_rate_hz:g} Hz was the camera's "
-                f"rate then; calibrate at this rate (stir-ros calibrate-defects --frame-rate-hz {rate:g})")
+                f"rate then; calibrate on a recording at this rate (stir-ros calibrate-defects: a bag's packets carry it, "
+                f"a .dat needs --frame-rate-hz {rate:g})")
 
     def observe(self, raw: np.ndarray, header: PacketHeader) -> None:
         """Count the sampled frames of one accepted packet (its checked payload); re-estimate when enough are held."""
