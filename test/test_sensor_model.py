@@ -175,8 +175,29 @@ def test_training_samples_draw_sensors_only_when_asked():
     plain = batch(DataConfig(crop=32, max_noise_std=0.0))
     off = batch(DataConfig(crop=32, max_noise_std=0.0, sensor_max=SensorModel(dark_rate_hz=500.0)))
     assert torch.equal(off[0], plain[0])  # fraction 0: the stream of before
-    noisy = batch(DataConfig(crop=32, max_noise_std=0.0, sensor_max=SensorModel(dead_fraction=0.2),
+    noisy = batch(DataConfig(crop=32, max_noise_std=0.0, sensor_max=SensorModel(dark_rate_hz=4000.0),
                              sensor_fraction=1.0))  # fmt: skip
-    assert (noisy[0].sum(1) == 0).float().mean() > (plain[0].sum(1) == 0).float().mean() + 0.02
+    assert noisy[0].sum() > plain[0].sum() * 1.02  # dark current adds spikes
     with pytest.raises(ConfigError):
         DataConfig(sensor_fraction=0.5)
+
+
+def test_training_windows_have_hot_and_dead_pixels_repaired_as_the_node_repairs_them():
+    from stir_ros.core.pixel_repair import PixelRepair
+    from stir_ros.training.windows import Simulation
+
+    x = np.tile(np.linspace(0.3, 0.8, 48, dtype=np.float32), (1, 41, 48, 1))  # [1, T, H, W], a ramp
+    model = SensorModel(hot_fraction=0.02, dead_fraction=0.05)
+    raw = simulate_spikes(x, seed=3, sensor=model)[0]
+    rate = raw.mean(axis=0)
+    bad = (rate > 0.85) | (rate == 0)  # light of 0.3-0.8 fires at 0.18-0.48 per frame
+    assert bad.mean() == pytest.approx(0.07, rel=0.3)
+    expected = PixelRepair.from_mask(bad).apply(raw.copy())
+    repaired = simulate_spikes(x, seed=3, sensor=model, repair_defects=True)[0]
+    assert np.array_equal(repaired, expected)
+    assert np.array_equal(repaired[:, ~bad], raw[:, ~bad])  # good pixels untouched
+    rate = repaired.mean(axis=0)
+    assert rate.min() > 0.1 and rate.max() < 0.6
+    # The training windows are these repaired spikes, on a tensor too.
+    window = Simulation(sensor=model).spikes(torch.from_numpy(x), torch.Generator().manual_seed(3))
+    assert np.array_equal(window[0].numpy(), expected)

@@ -169,6 +169,7 @@ def simulate_spikes(
     return_state: bool = False,
     sensor: SensorModel | None = None,
     frame_rate_hz: float = FRAME_RATE_HZ,
+    repair_defects: bool = False,
 ) -> Any:
     """Simulate a spike stream from ground-truth intensities.
 
@@ -188,6 +189,9 @@ def simulate_spikes(
             ``None`` or an ideal model: none). Its fixed pattern is drawn from the generator
             after the random start.
         frame_rate_hz: Frame rate, which turns the sensor's dark rate in Hz into one per frame.
+        repair_defects: Repair the sensor's hot and dead pixels as a node does once it has found
+            them (:class:`~stir_ros.core.pixel_repair.PixelRepair` from the true masks): the
+            spikes a network meets behind the node's defect correction, for training.
 
     Returns:
         uint8 spikes (0/1) of the same shape as ``intensity``, and with ``return_state`` a tuple
@@ -217,9 +221,25 @@ def simulate_spikes(
     else:
         maps = sensor.pixel_maps(tuple(state_shape), frame_rate_hz, gen, x.device)
         spikes = _integrate_sensor(x, acc, alpha, threshold, noise_std, gen, maps)
+        if repair_defects and (maps.has_hot or maps.has_dead):
+            spikes = _repair(spikes, maps.hot | maps.dead)
     if is_numpy:
         spikes, acc = spikes.numpy(), acc.numpy()
     return (spikes, acc) if return_state else spikes
+
+
+def _repair(spikes: torch.Tensor, bad: torch.Tensor) -> torch.Tensor:
+    """``spikes`` ``[T, H, W]`` or ``[B, T, H, W]`` with the ``bad`` ``[(B,) H, W]`` pixels repaired."""
+    from stir_ros.core.pixel_repair import PixelRepair
+
+    host = spikes.cpu().contiguous()  # numpy's view of a CPU tensor: repaired in place
+    frames, masks = host.numpy(), bad.cpu().numpy()
+    if frames.ndim == 3:
+        PixelRepair.from_mask(masks).apply(frames)
+    else:
+        for window, mask in zip(frames, masks):
+            PixelRepair.from_mask(mask).apply(window)
+    return host.to(spikes.device)
 
 
 class IntegrateAndFire:

@@ -70,6 +70,8 @@ class Simulation:
         device: Device of the results.
         noise_std: Noise of the integrate-and-fire increments.
         sensor: A real sensor's imperfections added by the simulator (``None``: the ideal sensor).
+            Its hot and dead pixels are repaired as the node repairs them once found, so a network
+            trains on what it meets behind the node's defect correction.
         threshold: Firing threshold.
     """
 
@@ -87,4 +89,4 @@ class Simulation:
     def spikes(self, frames: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
         """Spikes ``[B, T, H, W]`` float32 0/1 of intensity frames in [0, 1]."""
         return simulate_spikes(frames, alpha=self.alpha, threshold=self.threshold, noise_std=self.noise_std,
-                               generator=gen, sensor=self.sensor).float()  # fmt: skip
+                               generator=gen, sensor=self.sensor, repair_defects=True).float()  # fmt: skip
