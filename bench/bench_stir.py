@@ -47,7 +47,8 @@ from stir_ros.core.metrics import psnr
 from stir_ros.core.text_output import write_json
 from stir_ros.models import STIR, load_checkpoint, load_official
 from stir_ros.models.blocks import pad_tail
-from stir_ros.models.inference import InferenceModel, StreamingSTIR, prepare_for_inference
+from stir_ros.models.inference import InferenceModel, prepare_for_inference
+from stir_ros.models.streaming import StreamingSTIR
 from stir_ros.models.official import official_prefix_map
 
 DTYPES = {"fp16": torch.float16, "bf16": torch.bfloat16}
