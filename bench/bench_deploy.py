@@ -10,7 +10,8 @@ repeat so that a busy machine slows all alike):
 - export: max |ONNX - PyTorch fp32| of the raw output, fixed-size 250x400 and dynamic files, on a
   random and a simulated window (OpenVINO f32 and, if installed, ONNX Runtime run the file);
 - latency, 1x61x250x400, per thread count: the authors' eager fp32 (spikezoo, imported, never
-  copied) against ours torch bf16, OpenVINO f32 and bf16, ONNX Runtime f32 (if installed);
+  copied) against ours torch bf16, OpenVINO f32 and bf16 (and bf16 with the warps' sampling grids
+  and the output head in bf16 too: what keeping them in f32 costs), ONNX Runtime f32 (if installed);
 - accuracy on the two Spike-Zoo validation clips (``data/base/train``): PSNR against the ground
   truth of each backend/precision and the difference to torch fp32.
 """
@@ -94,11 +95,13 @@ def main() -> None:
         torch_bf16 = prepare_for_inference(ours, device=device, precision="bf16")
         ov32 = OpenVinoSTIR(ours, "fp32", threads=threads)
         ov16 = OpenVinoSTIR(ours, "bf16", threads=threads)
+        ov16_grid = OpenVinoSTIR(ours, "bf16", threads=threads, keep_sensitive_f32=False)
         fns = {
             "authors fp32": lambda: Authors(authors, device)(x),
             "ours torch bf16": lambda m=torch_bf16: m(x),
             "ours openvino f32": lambda m=ov32: m(x),
             "ours openvino bf16": lambda m=ov16: m(x),
+            "ours openvino bf16, all in bf16": lambda m=ov16_grid: m(x),
         }
         session = ort_session(data, threads)
         if session is not None:
@@ -108,7 +111,7 @@ def main() -> None:
         for name in list(fns)[1:]:
             report.speed(f"latency p50, 1x61x250x400, {threads} thread(s), {name}", "authors fp32",
                          times["authors fp32"], name, times[name], 1, latency=True)  # fmt: skip
-        del torch_bf16, ov32, ov16, session
+        del torch_bf16, ov32, ov16, ov16_grid, session
 
     if not args.skip_accuracy:
         from stir_ros.evaluation import evaluate

@@ -163,6 +163,45 @@ def test_openvino_compiles_at_the_requested_precision(model) -> None:
     assert float((outputs["bf16"] - outputs["fp32"]).abs().mean()) <= 0.01
 
 
+def test_openvino_bf16_keeps_the_warp_grid_and_the_output_in_f32(model) -> None:
+    """Under the bf16 hint the ops from each flow to its ``GridSample``'s sampling grid stay in f32, and the output.
+
+    A grid coordinate (identity position in [-1, 1] plus the flow) is good to 1/128 in bf16, a pixel
+    or more on wide frames, as in torch bf16, where the model keeps them in f32 itself. An image
+    value in bf16 is good to 1/256, noise that costs hundredths of a dB on clips at 40 dB.
+    """
+    from stir_ros.models.runtime import OpenVinoSTIR, _warp_grid_ops
+
+    predictor = OpenVinoSTIR(model, "bf16", threads=1)
+    grids = [op for op in predictor._model.get_ops() if op.get_type_name() == "GridSample"]
+    assert len(grids) == 4  # one warp per decoder level
+    marked = _warp_grid_ops(predictor._model)
+    names = {op.get_friendly_name() for op in marked}
+    assert all(grid.input_value(1).get_node().get_friendly_name() in names for grid in grids)
+    assert all("DisablePrecisionConversion_0" in op.get_rt_info() for op in marked)  # read back from IR
+    assert not any(op.get_type_name() in ("Convolution", "ConvolutionBackpropData") for op in marked)
+    plain = OpenVinoSTIR(model, "fp32", threads=1)
+    assert not any("DisablePrecisionConversion_0" in op.get_rt_info() for op in plain._model.get_ops())
+    window = check_windows(61, 20, 36, seed=7)[1].astype(np.uint8)
+    predictor(window)
+    if not _cpu_has_bf16():
+        pytest.skip("this CPU has no bf16 instructions: OpenVINO runs bf16 as f32")
+    (request,) = predictor._compiled.values()
+    compiled = request.get_compiled_model().get_runtime_model().get_ops()
+    grid_inputs = [op.input_value(1).get_node().get_rt_info() for op in compiled
+                   if op.get_rt_info()["layerType"].astype(str) == "GridSample"]  # fmt: skip
+    assert len(grid_inputs) == 4
+    # The op that adds the flow to the identity grid (its last marked op) computes in f32.
+    assert all(info["runtimePrecision"].astype(str) == "f32" for info in grid_inputs)
+    assert all(set(info["originalLayersNames"].astype(str).split(",")) <= names for info in grid_inputs)
+    # The image: the last convolution (and its bias) computes in f32, the others in bf16.
+    convolutions = {op.get_rt_info()["originalLayersNames"].astype(str): op.get_rt_info()["runtimePrecision"].astype(str)
+                    for op in compiled if op.get_rt_info()["layerType"].astype(str) == "Convolution"}  # fmt: skip
+    head = [precision for names, precision in convolutions.items() if "/decoder/full/head/" in names]
+    assert head == ["f32"], convolutions
+    assert sum(precision == "bf16" for precision in convolutions.values()) >= 40, convolutions
+
+
 def test_backend_is_validated() -> None:
     with pytest.raises(ConfigError, match="backend must be one of auto, torch, openvino"):
         EngineConfig(method="stir", backend="tensorrt")

@@ -6,8 +6,10 @@ The network is exported to ONNX in memory (:func:`stir_ros.models.export.export_
 height and width), read by OpenVINO and compiled for the CPU once per input shape (static shapes:
 OpenVINO's CPU plugin fuses more with them). ``precision`` ``fp32`` runs OpenVINO in f32 (within
 a few 1e-6 of PyTorch fp32); ``bf16`` sets OpenVINO's bf16 inference-precision hint, which casts
-the whole graph, the warp included (our torch bf16 keeps the warp in fp32); its accuracy on the
-validation clips is in BENCHMARKS.md ("CPU deployment").
+the graph to bf16 except the warp and the output: OpenVINO samples (``GridSample``) in f32 by
+itself, and the ops that compute the sampling positions from the flow, and the last convolution
+with what follows it, are marked to stay in f32 (:func:`keep_sensitive_ops_f32`). Its accuracy on
+the validation clips is in BENCHMARKS.md ("CPU deployment" and issue 29).
 
 OpenVINO was chosen by measurement (BENCHMARKS.md): ONNX Runtime 1.31.1 on the same CPU ran the
 same file 1.6x slower in fp32 and has no bf16 CPU path.
@@ -33,7 +35,14 @@ from stir_ros.core.defaults import BACKENDS
 from stir_ros.core.errors import BackendUnavailableError, ConfigError, SpikeFormatError
 from stir_ros.models.blocks import pad_tail
 
-__all__ = ["BACKENDS", "OPENVINO_PRECISIONS", "OpenVinoSTIR", "require_openvino"]
+__all__ = ["BACKENDS", "OPENVINO_PRECISIONS", "OpenVinoSTIR", "keep_sensitive_ops_f32", "require_openvino"]
+
+#: Op types where a walk up the graph from a warp's sampling grid or from the output stops: the
+#: network's convolutions stay in the inference precision (but the output's last one).
+_GRID_WALK_STOPS = frozenset({"Convolution", "ConvolutionBackpropData", "GroupConvolution"})
+#: rt_info that keeps an op out of reduced precision: OpenVINO's "precise" attribute (the legacy
+#: DisableFP16Compression, which its CPU plugin also honours for bf16), as the Python API spells it.
+_KEEP_PRECISE = "precise_0"
 
 #: Engine precision -> OpenVINO ``INFERENCE_PRECISION_HINT``.
 OPENVINO_PRECISIONS = {"fp32": "f32", "bf16": "bf16"}
@@ -56,6 +65,72 @@ def require_openvino() -> Any:
     return openvino
 
 
+def _ops_above(starts: list[Any], include_stop: bool) -> dict[str, Any]:
+    """The ops that ``starts`` are computed from, by friendly name.
+
+    The walk goes up to the first convolution on each path (into it with ``include_stop``) and not
+    past a ``ShapeOf``.
+    """
+    found: dict[str, Any] = {}
+    todo = list(starts)
+    while todo:
+        node = todo.pop()
+        name = node.get_friendly_name()
+        if name in found or node.get_type_name() in ("Parameter", "Constant", "ShapeOf"):
+            continue  # ShapeOf: a size, not values (nor what its input was computed from)
+        if node.get_type_name() in _GRID_WALK_STOPS:
+            if include_stop:
+                found[name] = node
+            continue
+        found[name] = node
+        todo.extend(value.get_node() for value in node.input_values())
+    return found
+
+
+def _warp_grid_ops(model: Any) -> list[Any]:
+    """The ops that compute the sampling grid of each ``GridSample``, up to the flow's convolution."""
+    grids = [op.input_value(1).get_node() for op in model.get_ops() if op.get_type_name() == "GridSample"]
+    return list(_ops_above(grids, include_stop=False).values())
+
+
+def _output_head_ops(model: Any) -> list[Any]:
+    """The network's last convolution and the ops after it, up to the output."""
+    return list(_ops_above([result.input_value(0).get_node() for result in model.get_results()], True).values())
+
+
+def keep_sensitive_ops_f32(core: Any, model: Any) -> Any:
+    """``model`` with the warps' sampling grids and the output head kept in f32 under a bf16 hint.
+
+    - A grid coordinate is the identity position (-1 to 1) plus the flow; in bf16 it is good to
+      1/128 near 1.0, a pixel or more on wide frames. The ops from the flow's convolution to each
+      ``GridSample`` stay in f32 (OpenVINO samples in f32 by itself).
+    - The image itself: in bf16 an intensity near 1 is good to 1/256, noise that costs several
+      hundredths of a dB on clips reconstructed at 40 dB. The last convolution and what follows it
+      stay in f32.
+
+    Those ops get OpenVINO's "precise" rt_info. Python sets it as a plain entry, which only the IR
+    writer turns into the attribute the CPU plugin reads, so the model makes one round trip through
+    IR in memory. Without it OpenVINO bf16 lost up to 0.11 dB on the simulated validation clips, with
+    it at most 0.009, at about 1 % of the speed (BENCHMARKS.md, issue 29).
+    """
+    import tempfile
+
+    import openvino as ov
+
+    ops = _warp_grid_ops(model) + _output_head_ops(model)
+    if not ops:
+        return model
+    for op in ops:
+        op.get_rt_info()[_KEEP_PRECISE] = ""
+    with tempfile.TemporaryDirectory(prefix="stir_ros_openvino_") as folder:
+        xml, weights = os.path.join(folder, "model.xml"), os.path.join(folder, "model.bin")
+        ov.serialize(model, xml, weights)
+        with open(xml, encoding="utf-8") as f:
+            text = f.read()
+        blob = np.fromfile(weights, np.uint8)
+    return core.read_model(text, ov.Tensor(blob))
+
+
 class OpenVinoSTIR:
     """A STIR network compiled by OpenVINO for the CPU.
 
@@ -64,9 +139,13 @@ class OpenVinoSTIR:
         precision: ``fp32`` or ``bf16``.
         threads: CPU threads per inference; ``None``: ``torch.get_num_threads()`` (one setting
             for both backends).
+        keep_sensitive_f32: In bf16, keep the warps' sampling grids and the output head in f32
+            (:func:`keep_sensitive_ops_f32`); ``False`` only to measure what that costs and gains
+            (``bench/bench_deploy.py``).
     """
 
-    def __init__(self, model: nn.Module, precision: str = "fp32", threads: int | None = None) -> None:
+    def __init__(self, model: nn.Module, precision: str = "fp32", threads: int | None = None,
+                 keep_sensitive_f32: bool = True) -> None:  # fmt: skip
         ov = require_openvino()
         if precision not in OPENVINO_PRECISIONS:
             raise ConfigError(
@@ -84,6 +163,8 @@ class OpenVinoSTIR:
         data = export_onnx(model, None, height=64, width=64, dynamic=True)
         self._core = ov.Core()
         self._model = self._read(data)
+        if precision == "bf16" and keep_sensitive_f32:
+            self._model = keep_sensitive_ops_f32(self._core, self._model)
         # The same network taking the spikes as bytes: OpenVINO converts them inside, a quarter of
         # the input traffic of float32 (median 330 vs 391 ms at 250x400, 1 thread; identical output).
         from openvino.preprocess import PrePostProcessor
