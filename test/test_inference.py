@@ -92,6 +92,27 @@ def test_bf16_on_cpu_is_close(model: STIR) -> None:
     assert float((out - ref).abs().mean()) < 0.01 * scale
 
 
+def test_bf16_makes_the_image_in_fp32_but_trains_under_autocast_as_before(model: STIR) -> None:
+    """The last convolution (the image) computes in float32 under bf16 weights.
+
+    An image value in bf16 is good to 1/256. Under autocast (training) it runs as every other layer does.
+    """
+    from stir_ros.models.blocks import Float32Conv2d
+
+    fast = prepare_for_inference(model, device="cpu", precision="bf16")
+    head = fast.module.decoder.full.head
+    assert isinstance(head, Float32Conv2d) and head.weight.dtype == torch.bfloat16
+    x = torch.randn(1, head.in_channels, 8, 8, dtype=torch.bfloat16)
+    out = head(x)
+    assert out.dtype == torch.float32
+    exact = torch.nn.functional.conv2d(x.float(), head.weight.float(), head.bias.float(), padding=1)
+    assert torch.equal(out, exact)
+    plain = model.decoder.full.head
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert plain(x.float()).dtype == torch.bfloat16
+    assert isinstance(plain, torch.nn.Conv2d)  # same parameters: checkpoints load unchanged
+
+
 def test_bad_arguments_are_refused(model: STIR) -> None:
     with pytest.raises(ConfigError, match="fp16"):
         prepare_for_inference(model, device="cpu", precision="fp16")

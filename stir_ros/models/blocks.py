@@ -29,6 +29,22 @@ def conv3x3(in_channels: int, out_channels: int, *, stride: int = 1, bias: bool 
     return nn.Conv2d(in_channels, out_channels, 3, stride=stride, padding=1, bias=bias)
 
 
+class Float32Conv2d(nn.Conv2d):
+    """A convolution that computes in float32 whatever the dtype of its weights and input (outside autocast).
+
+    For the layer that makes the image: in bf16 an intensity near 1 is good to 1/256, noise that cost
+    torch bf16 0.04 dB on clips reconstructed at 40 dB (BENCHMARKS.md, issue 29). Its parameters are
+    ``nn.Conv2d``'s, so checkpoints load unchanged; in fp32 it is ``nn.Conv2d``. Under
+    ``torch.autocast`` (training) it runs as autocast decides, so training is unchanged.
+    """
+
+    def forward(self, x: Tensor) -> Tensor:  # noqa: D102
+        if torch.is_autocast_enabled(x.device.type):
+            return super().forward(x)
+        bias = None if self.bias is None else self.bias.float()
+        return self._conv_forward(x.float(), self.weight.float(), bias)
+
+
 def upconv(in_channels: int, out_channels: int) -> nn.ConvTranspose2d:
     """Learned 2x upsampling: 4x4 transposed convolution, stride 2, padding 1."""
     return nn.ConvTranspose2d(in_channels, out_channels, 4, stride=2, padding=1)

@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from stir_ros.models.blocks import BackwardWarp, ConvAct, ResidualBlock, conv3x3, upconv
+from stir_ros.models.blocks import BackwardWarp, ConvAct, Float32Conv2d, ResidualBlock, conv3x3, upconv
 
 __all__ = ["TopLevel", "RefineLevel", "MultiMotionLevel", "CoarseToFineDecoder"]
 
@@ -102,7 +102,7 @@ class MultiMotionLevel(nn.Module):
         in_channels = 1 + embed_channels * (1 + 2 * groups) + hidden_channels + 4 * groups
         self.fuse = _fuse(in_channels, width)
         self.res = ResidualBlock(width)
-        self.head = conv3x3(width, 1)
+        self.head = Float32Conv2d(width, 1, 3, padding=1)  # the image: f32 under bf16/fp16 weights too
         self.warp = BackwardWarp()
 
     def forward(
