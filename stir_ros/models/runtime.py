@@ -39,7 +39,7 @@ __all__ = ["BACKENDS", "OPENVINO_PRECISIONS", "OpenVinoSTIR", "keep_sensitive_op
 
 #: Op types where a walk up the graph from a warp's sampling grid or from the output stops: the
 #: network's convolutions stay in the inference precision (but the output's last one).
-_GRID_WALK_STOPS = frozenset({"Convolution", "ConvolutionBackpropData", "GroupConvolution"})
+_WALK_STOPS = frozenset({"Convolution", "ConvolutionBackpropData", "GroupConvolution"})
 #: rt_info that keeps an op out of reduced precision: OpenVINO's "precise" attribute (the legacy
 #: DisableFP16Compression, which its CPU plugin also honours for bf16), as the Python API spells it.
 _KEEP_PRECISE = "precise_0"
@@ -78,7 +78,7 @@ def _ops_above(starts: list[Any], include_stop: bool) -> dict[str, Any]:
         name = node.get_friendly_name()
         if name in found or node.get_type_name() in ("Parameter", "Constant", "ShapeOf"):
             continue  # ShapeOf: a size, not values (nor what its input was computed from)
-        if node.get_type_name() in _GRID_WALK_STOPS:
+        if node.get_type_name() in _WALK_STOPS:
             if include_stop:
                 found[name] = node
             continue
