@@ -36,7 +36,7 @@ from stir_ros.core.classical import check_spike_values
 from stir_ros.core.devices import NumpyCPU, check_device, resolve_device
 from stir_ros.core.defaults import ALPHA, BACKENDS, DARK_WEIGHTS, PRECISIONS
 from stir_ros.core.errors import CheckpointError, ConfigError, SpikeFormatError, check_choice
-from stir_ros.core.inference_path import SHIPPED_BF16_LOSS_DB, InferencePath, resolve_inference_path
+from stir_ros.core.inference_path import SHIPPED_BF16_LOSS_DB, InferencePath, resolve_inference_path, resolve_streams
 from stir_ros.core.methods import METHOD_TABLE, METHODS, method_spec, torch_free_methods
 from stir_ros.core.optional import import_torch, is_tensor, torch_required
 from stir_ros.core.weights import default_weights_path
@@ -153,15 +153,19 @@ ENGINE_FIELDS = tuple(f.name for f in fields(EngineConfig))
 class ReconstructionEngine:
     """Turns batches of spike windows into intensity images.
 
-    Thread-safety: one thread at a time may call :meth:`reconstruct`/:meth:`warmup` (the node's
-    worker); :meth:`pop_warnings` may be called from any thread.
+    Thread-safety: up to :attr:`streams` threads at a time may call :meth:`reconstruct` (one,
+    unless OpenVINO runs several windows at once; the node's worker keeps to it), one at a time
+    :meth:`warmup`; :meth:`pop_warnings` may be called from any thread.
     """
 
-    def __init__(self, config: EngineConfig, checkpoint: tuple[Any, Any] | None = None) -> None:
+    def __init__(self, config: EngineConfig, checkpoint: tuple[Any, Any] | None = None, streams: int = 1) -> None:
         """Resolve the device and, for ``stir``, load the weights.
 
         ``checkpoint``: the ``(model, metadata)`` that :func:`stir_ros.models.load_checkpoint` already
         read from ``config.weights`` (on the CPU), so that the file is read once; ``None``: read here.
+        ``streams``: windows that may be reconstructed at once by as many threads (the node's
+        ``inference_streams``; 0: auto, :func:`~stir_ros.core.inference_path.resolve_streams`); only
+        the OpenVINO backend computes more than one at once (:attr:`streams` says what applies).
 
         Raises:
             CheckpointError: The weights are missing, corrupt or for another window length.
@@ -214,6 +218,8 @@ class ReconstructionEngine:
 
             self._warn(f"backend openvino runs on the CPU; device {config.device!r} ignored")
             self.device = torch.device("cpu")
+        #: Windows that up to as many threads may reconstruct at once, and why (1 unless OpenVINO).
+        self.streams, self.streams_reason = resolve_streams(streams, self.backend, self.device.type)
         if spec.needs_weights:
             if self.precision == "fp16" and self.device.type == "cpu":
                 self._warn("fp16 is not supported on the CPU; using fp32")
@@ -395,7 +401,7 @@ class ReconstructionEngine:
         if self.backend == "openvino":
             from stir_ros.models.runtime import OpenVinoSTIR
 
-            return OpenVinoSTIR(model, precision=self.precision)
+            return OpenVinoSTIR(model, precision=self.precision, streams=self.streams)
         from stir_ros.models.inference import prepare_for_inference
 
         predictor = prepare_for_inference(

@@ -20,6 +20,7 @@ this from their values); torch-free at import, like the engine it configures.
 from __future__ import annotations
 
 import os
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, fields, replace
@@ -74,6 +75,7 @@ class ReconstructorSettings:
     alpha: float = DEFAULTS["alpha"]
     output_encoding: str = DEFAULTS["output_encoding"]
     rate_policy: str = DEFAULTS["rate_policy"]
+    inference_streams: int = DEFAULTS["inference_streams"]
     queue_size: int = DEFAULTS["queue_size"]
     frame_id: str = DEFAULTS["frame_id"]
     diagnostics_period_s: float = DEFAULTS["diagnostics_period_s"]
@@ -140,22 +142,24 @@ def build_engine(
 ) -> ReconstructionEngine:
     """The engine of ``settings``; ``warn(message, summary)`` hears of each fallback and engine warning.
 
-    The one way the node, ``stir-ros bag reconstruct`` and ``stir-ros eval`` build their engine.
+    The one way the node, ``stir-ros bag reconstruct`` and ``stir-ros eval`` build their engine
+    (the node's with its ``inference_streams``; the offline commands reconstruct one window at a time).
     ``weights`` are checked first, whatever the method, and read once: the engine takes the model
     this check loaded. A backend that is not installed (OpenVINO) falls back to torch. Whatever
     else building fails with is a :class:`~stir_ros.core.errors.CheckpointError` (a refusal, not
     a crash).
     """
     config = settings.engine_config() if isinstance(settings, ReconstructorSettings) else settings
+    streams = settings.inference_streams if isinstance(settings, ReconstructorSettings) else 1
     checkpoint = _check_weights(config)
     if not method_spec(config.method).needs_weights:
         checkpoint = None  # checked for a later switch of method; this engine reads no weights
     try:
         try:
-            engine = ReconstructionEngine(config, checkpoint)
+            engine = ReconstructionEngine(config, checkpoint, streams=streams)
         except BackendUnavailableError as err:  # a robot without OpenVINO still gets images
             warn(f"{err}; falling back to backend torch", f"backend {config.backend} unavailable; using torch")
-            engine = ReconstructionEngine(replace(config, backend="torch"), checkpoint)
+            engine = ReconstructionEngine(replace(config, backend="torch"), checkpoint, streams=streams)
     except StirRosError:
         raise
     except Exception as err:  # noqa: BLE001 - whatever torch raises is a refusal, not a crash
@@ -207,22 +211,50 @@ def _check_weights(config: EngineConfig) -> tuple[Any, Any] | None:
                            expected_window_length=config.window_length or None)
 
 
+def _at_once(engine: ReconstructionEngine, window: np.ndarray, threads: int) -> None:
+    """``engine.reconstruct(window)`` in ``threads`` threads at once (here alone for one)."""
+    if threads == 1:
+        engine.reconstruct(window)
+        return
+    errors: list[BaseException] = []
+
+    def one() -> None:
+        try:
+            engine.reconstruct(window)
+        except BaseException as err:  # noqa: BLE001 - raised below, in the caller's thread
+            errors.append(err)
+
+    workers = [threading.Thread(target=one, name=f"warm-up-{i}") for i in range(threads)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    if errors:
+        raise errors[0]
+
+
 def warm_up(
     engine: ReconstructionEngine, height: int, width: int, noted: set[tuple[Any, ...]],
     observe: Callable[[float, int], Any] | None = None,
 ) -> str | None:
     """Warm up at this size; for STIR, the first time (``noted``), time one window and say what to expect.
 
-    ``observe(seconds, 1)`` hears the time (the rate policy's first measure); the text is for a CPU.
+    ``observe(seconds, windows)`` hears the time (the rate policy's first measure); the text is for a
+    CPU. An engine of several ``streams`` is timed on as many windows at once, one per thread (what
+    it sustains in flight), each window its own (the first of each stream runs the size's compile).
     """
     engine.warmup(height, width)
     key = (id(engine), height, width)
     if not method_spec(engine.method).needs_weights or key in noted:
         return None
     noted.add(key)
-    batch = 1  # one extra window: a batch of max_batch would delay the first image by seconds on a CPU
+    # One extra window per stream: a batch of max_batch would delay the first image by seconds on a CPU.
+    batch = max(1, int(getattr(engine, "streams", 1)))
+    zeros = np.zeros((1, engine.window_length, height, width), np.uint8)
+    if batch > 1:
+        _at_once(engine, zeros, batch)  # each stream's first window makes its infer request
     start = time.perf_counter()
-    engine.reconstruct(np.zeros((batch, engine.window_length, height, width), np.uint8))
+    _at_once(engine, zeros, batch)
     seconds = max(time.perf_counter() - start, 1e-9)
     if observe is not None:
         observe(seconds, batch)
@@ -231,7 +263,7 @@ def warm_up(
     per_s = batch / seconds
     hint = "" if engine.precision == "bf16" else "precision: bf16 (about 2x where the CPU supports it) or "
     return (
-        f"STIR on the CPU: about {per_s:.2g} images/s at {height}x{width} (measured in warm-up, batch {batch}); "
+        f"STIR on the CPU: about {per_s:.2g} images/s at {height}x{width} (measured in warm-up, {batch} window(s) at once); "
         f"windows cut faster than that are dropped (oldest first). For a steady stream set {hint}"
         f"output_rate_hz (e.g. {max(per_s * 0.8, 0.1):.2g}), or use a GPU."
     )

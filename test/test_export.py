@@ -153,8 +153,8 @@ def test_openvino_compiles_at_the_requested_precision(model) -> None:
     for precision in ("fp32", "bf16"):
         predictor = OpenVinoSTIR(model, precision, threads=1)
         outputs[precision] = predictor(window)
-        (request,) = predictor._compiled.values()  # the one frame size compiled
-        hints[precision] = request.get_compiled_model().get_property("INFERENCE_PRECISION_HINT")
+        (requests,) = predictor._compiled.values()  # the one frame size compiled
+        hints[precision] = requests.compiled.get_property("INFERENCE_PRECISION_HINT")
     assert hints["fp32"] == ov.Type.f32
     if not _cpu_has_bf16():
         pytest.skip("this CPU has no bf16 instructions: OpenVINO runs bf16 as f32")
@@ -186,8 +186,8 @@ def test_openvino_bf16_keeps_the_warp_grid_and_the_output_in_f32(model) -> None:
     predictor(window)
     if not _cpu_has_bf16():
         pytest.skip("this CPU has no bf16 instructions: OpenVINO runs bf16 as f32")
-    (request,) = predictor._compiled.values()
-    compiled = request.get_compiled_model().get_runtime_model().get_ops()
+    (requests,) = predictor._compiled.values()
+    compiled = requests.compiled.get_runtime_model().get_ops()
     grid_inputs = [op.input_value(1).get_node().get_rt_info() for op in compiled
                    if op.get_rt_info()["layerType"].astype(str) == "GridSample"]  # fmt: skip
     assert len(grid_inputs) == 4
@@ -228,6 +228,38 @@ def test_openvino_predictor_takes_bytes_bools_and_floats_alike(model) -> None:
     with torch.inference_mode():
         ref = model(torch.as_tensor(window))
     assert float((as_u8 - ref).abs().max()) <= 1e-4
+
+
+def test_openvino_streams_compute_windows_at_once_each_as_one_stream_does(model) -> None:
+    """Two streams: two threads call the predictor at once, each window's image as a single stream's."""
+    import threading
+
+    from stir_ros.models.runtime import OpenVinoSTIR
+
+    windows = [check_windows(61, 20, 36, seed=s)[1].astype(np.uint8) for s in (3, 4, 5, 6)]
+    single = OpenVinoSTIR(model, "fp32", threads=2)
+    expected = [single(w) for w in windows]
+    both = OpenVinoSTIR(model, "fp32", threads=2, streams=2)
+    assert both.config["NUM_STREAMS"] == 2 and both.config["PERFORMANCE_HINT"] == "THROUGHPUT"
+    got: dict[int, torch.Tensor] = {}
+    start = threading.Barrier(2)
+
+    def run(indices: list[int]) -> None:
+        start.wait()
+        for i in indices:
+            got[i] = both(windows[i])
+
+    threads = [threading.Thread(target=run, args=([0, 2],)), threading.Thread(target=run, args=([1, 3],))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for i, image in enumerate(expected):
+        assert float((got[i] - image).abs().max()) <= 1e-5, i
+    (requests,) = both._compiled.values()
+    assert requests.compiled.get_property("NUM_STREAMS") == 2 and requests._made <= 2
+    with pytest.raises(ConfigError, match="streams must be a positive integer"):
+        OpenVinoSTIR(model, "fp32", streams=0)
 
 
 def _load_as_a_user_does(path: Path) -> Any:

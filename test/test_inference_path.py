@@ -8,6 +8,8 @@ checked whatever this machine has; the engine then builds what the rule names.
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import pytest
 
 from stir_ros.core import inference_path as ip
@@ -97,3 +99,34 @@ def test_engine_auto_on_a_fake_cuda(monkeypatch):
     assert device.type == "cuda"
     path = fake_resolve(device.type, "auto", "auto")
     assert seen["device"] == "cuda" and (path.backend, path.precision) == ("torch", "fp32")
+
+
+def test_auto_streams_are_two_for_openvino_on_a_cpu_of_two_cores_and_one_elsewhere():
+    from stir_ros.core.inference_path import AUTO_STREAMS, resolve_streams
+
+    streams, why = resolve_streams(0, "openvino", "cpu", cores=2)
+    assert streams == AUTO_STREAMS == 2 and "2 windows at once on 2 cores" in why and "inference_streams: 1" in why
+    assert resolve_streams(0, "openvino", "cpu", cores=16)[0] == 2
+    assert resolve_streams(0, "openvino", "cpu", cores=1) == (1, "one window at a time on 1 core")
+    assert resolve_streams(3, "openvino", "cpu", cores=2) == (3, "inference_streams 3 set")
+    assert resolve_streams(0, "torch", "cpu", cores=16) == (1, "one window at a time")
+    streams, why = resolve_streams(2, "torch", "cuda", cores=16)  # torch computes one window at a time
+    assert streams == 1 and "applies to backend openvino" in why
+    assert resolve_streams(0, "openvino", "cpu")[0] in (1, 2)  # this machine's cores
+
+
+def test_the_node_settings_carry_inference_streams_to_the_engine(monkeypatch):
+    pytest.importorskip("torch")
+    import stir_ros.reconstructor_settings as rs
+
+    seen = []
+
+    def fake_engine(config, checkpoint=None, streams=1):
+        seen.append(streams)
+        return SimpleNamespace(pop_warnings=lambda: [])
+
+    monkeypatch.setattr(rs, "ReconstructionEngine", fake_engine)
+    rs.build_engine(rs.ReconstructorSettings(method="tfp"), lambda *_: None)
+    rs.build_engine(rs.ReconstructorSettings(method="tfp", inference_streams=1), lambda *_: None)
+    rs.build_engine(rs.EngineConfig(method="tfp"), lambda *_: None)  # the offline commands: one at a time
+    assert seen == [0, 1, 1]

@@ -411,10 +411,10 @@ def test_build_engine_falls_back_and_reports_what_the_node_logs(tmp_path, monkey
     heard: list[tuple[str, str]] = []
     real = rs.ReconstructionEngine
 
-    def no_openvino(config, checkpoint=None):
+    def no_openvino(config, checkpoint=None, streams=1):
         if config.backend == "openvino":
             raise BackendUnavailableError("OpenVINO is not installed (injected)")
-        return real(config, checkpoint)
+        return real(config, checkpoint, streams=streams)
 
     monkeypatch.setattr(rs, "ReconstructionEngine", no_openvino)
     settings = rs.ReconstructorSettings(method="tfp", backend="openvino", device="cuda:7")
@@ -426,7 +426,7 @@ def test_build_engine_falls_back_and_reports_what_the_node_logs(tmp_path, monkey
     with pytest.raises(CheckpointError):
         rs.build_engine(replace(settings, weights=str(tmp_path / "missing.pt")), lambda *_: None)
 
-    def torch_fails(config, checkpoint=None):
+    def torch_fails(config, checkpoint=None, streams=1):
         raise RuntimeError("injected: what torch raises")
 
     monkeypatch.setattr(rs, "ReconstructionEngine", torch_fails)
@@ -467,3 +467,78 @@ def test_warm_up_says_what_stir_on_a_cpu_gives_once(random_stir41_weights):
     hint = warm_up(stir, 16, 16, noted)
     assert hint.startswith("STIR on the CPU: about ") and "images/s at 16x16" in hint and "precision: bf16" in hint
     assert warm_up(stir, 16, 16, noted) is None  # once per engine and size
+
+
+class StreamsEngine(FakeEngine):
+    """A fake engine that computes ``streams`` windows at once; the first window it gets is the slowest."""
+
+    def __init__(self, streams: int) -> None:
+        super().__init__()
+        self.streams = streams
+        self.running = 0
+        self.most = 0
+        self.order: list[int] = []
+        self._count = threading.Lock()
+
+    def reconstruct(self, windows, starts=None):
+        with self._count:
+            self.running += 1
+            self.most = max(self.most, self.running)
+            first = not self.order
+            self.order.append(len(windows))
+        time.sleep(0.3 if first else 0.02)  # the first window finishes after the ones taken after it
+        try:
+            return super().reconstruct(windows, starts)
+        finally:
+            with self._count:
+                self.running -= 1
+
+
+@pytest.mark.parametrize("streams", [1, 2])
+def test_threads_compute_as_many_windows_at_once_as_the_engine_streams_and_publish_in_order(streams):
+    engine = StreamsEngine(streams)
+    published: list[Pending] = []
+    timings: list[tuple[float, int]] = []
+    worker = InferenceWorker(engine, lambda p, img: published.append(p) is None, threads=2)
+    worker.on_timing = lambda seconds, n: timings.append((seconds, n))
+    worker.start()
+    try:
+        _, windows, _ = _windows(40)  # 8 windows
+        worker.submit(windows, time.monotonic(), "cam", queue_size=16)
+        assert _wait(worker.idle) and worker.images_published == 8
+    finally:
+        worker.stop()
+    assert engine.most == streams  # two threads, but never more at once than the engine computes
+    assert [p.window for p in published] == windows  # in the order they were cut, the slow first one first
+    if streams == 2:
+        assert engine.order == [1] * 8  # a window per stream: a batch would run on one stream's threads
+        # What the pacer hears: with two in flight, one finishes every half of a window's time.
+        assert worker.window_s[0] == pytest.approx(2 * timings[0][0])
+    assert worker.concurrency() == streams and not worker.alive
+
+
+def test_even_spacing_holds_each_image_to_a_fixed_delay_after_its_window_was_complete():
+    published: list[tuple[Pending, float]] = []
+    spaced = [True]
+    worker = InferenceWorker(FakeEngine(), lambda p, img: published.append((p, time.monotonic())) is None,
+                             even_spacing=lambda: spaced[0])  # fmt: skip
+    worker.start()
+    try:
+        _, windows, _ = _windows(30)
+        worker.submit(windows[:1], time.monotonic(), "cam", queue_size=16)  # nothing measured yet: not held
+        assert _wait(worker.idle)
+        assert worker.hold.seconds == 0.0 and published[0][1] - published[0][0].received < 0.25
+        for delay in [0.01] * 30 + [0.3] * 10:  # 95th percentile of the delays until ready: 0.3 s
+            worker.hold.ready(delay)
+        assert worker.hold_s(time.monotonic()) == 0.3
+        received = time.monotonic()
+        worker.submit(windows[1:3], received, "cam", queue_size=16)
+        assert _wait(worker.idle)
+        assert all(at - received >= 0.3 for _, at in published[1:3])  # ready in milliseconds, held to 0.3 s
+        spaced[0] = False  # rate_policy drop_oldest: published when ready
+        received = time.monotonic()
+        worker.submit(windows[3:4], received, "cam", queue_size=16)
+        assert _wait(worker.idle) and published[3][1] - received < 0.25
+        assert worker.latency_ms[1] >= 300  # the node's latency counts the hold
+    finally:
+        worker.stop()

@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 
 from stir_ros.core.defects import DefectTracker
+from stir_ros.runtime.inference_worker import SpacingHold
 from stir_ros.runtime.rate_policy import HEADROOM, RatePacer
 from stir_ros.core.stream import PacketHeader, Window
 from stir_ros.core.stream_processor import StreamProcessor
@@ -25,7 +26,11 @@ RATE, REQUESTED, WINDOW, PACKET, QUEUE, BATCH = 20000.0, 200, 41, 100, 4, 4
 
 
 class SimulatedLivePath:
-    """Packets every ``PACKET / RATE`` seconds of simulated time, windows queued, one worker serving them."""
+    """Packets every ``PACKET / RATE`` seconds of simulated time, windows queued, one worker serving them.
+
+    Images are published as the node's worker does: in order, and under ``even`` held until
+    :class:`~stir_ros.runtime.inference_worker.SpacingHold` after their window was complete.
+    """
 
     def __init__(self, policy: str, seconds_per_window: Callable[[float], float], warmup_s: float) -> None:
         self.pacer = RatePacer(policy)
@@ -34,9 +39,10 @@ class SimulatedLivePath:
         self.proc.pace = self.pacer.stride
         self.took = seconds_per_window  # time of a window started at that simulated time
         self.queue: deque[tuple[float, Window]] = deque()
-        self.busy: tuple[float, float, list[Window]] | None = None  # (finish, took, batch)
+        self.busy: tuple[float, float, list[tuple[float, Window]]] | None = None  # (finish, took, batch)
         self.free_at = 0.0
         self.published: list[tuple[float, Window]] = []  # (simulated time, window)
+        self.hold = SpacingHold()  # window complete -> image ready, seconds
         self.dropped = 0
         self._payload = np.zeros(PACKET * 2 * 2, np.uint8)
 
@@ -47,12 +53,16 @@ class SimulatedLivePath:
                 if finish > now:
                     return
                 self.pacer.observe(took, len(batch))  # the worker's on_timing, when the batch is done
-                self.published.extend((finish, window) for window in batch)
+                for complete, _ in batch:
+                    self.hold.ready(finish - complete)
+                for complete, window in batch:
+                    at = max(finish, complete + self.hold.next(complete)) if self.pacer.policy == "even" else finish
+                    self.published.append((max(at, self.published[-1][0]) if self.published else at, window))
                 self.busy, self.free_at = None, finish
             if not self.queue:
                 return
             start = max(self.free_at, self.queue[0][0])
-            batch = [self.queue.popleft()[1] for _ in range(min(BATCH, len(self.queue)))]  # oldest first, as the node
+            batch = [self.queue.popleft() for _ in range(min(BATCH, len(self.queue)))]  # oldest first, as the node
             took = self.took(start) * len(batch)
             self.busy = (start + took, took, batch)
 
@@ -90,16 +100,18 @@ def test_even_keeps_one_grid_under_jittery_time_per_window(seed):
     strides = set(np.diff(starts).tolist())
     assert len(strides) == 1, f"the stride moved under jitter alone: {sorted(strides)}"
     stride = strides.pop()
-    assert stride % REQUESTED == 0 and stride / RATE >= 0.3 * 1.15, stride  # on the requested grid, covers the jitter
+    # On the requested grid, and covering the mean time per window (0.312 s) with a margin: no queue builds.
+    assert stride % REQUESTED == 0 and stride / RATE >= 0.312 * 1.05, stride
     # No drift: image i is the window at grid point k0 + i (none skipped), across 160 s of stream.
     np.testing.assert_array_equal(starts, starts[0] + stride * np.arange(len(starts)))
     assert starts[0] % stride == 0
     assert sim.dropped == 0
     # Fresh: nothing waits behind a queue; p50 below two window-times.
     assert np.median(latency) < 2 * 0.3, np.median(latency)
-    # The arrival spacing moves only by the jitter of the inference time (no bursts, no queueing).
+    # Held to a fixed delay after each window, the images leave on the stride's period; only the few
+    # slower than the hold (one in 20 here) move two gaps, and a burst of them a few more.
     gaps = np.diff(published)
-    assert np.abs(gaps - stride / RATE).max() <= 0.3 * (1.8 * 1.15 - 0.85) + 1e-9, gaps
+    assert np.mean(np.abs(gaps - stride / RATE) <= 0.1 * stride / RATE) >= 0.9, gaps
 
 
 def test_drop_oldest_under_the_same_load_bursts_and_lags():
@@ -123,7 +135,8 @@ def test_even_adapts_when_the_load_truly_changes():
         strides = set(np.diff(starts).tolist())
         assert len(strides) == 1, (per, sorted(strides))
         stride = strides.pop()
-        assert per * 1.15 <= stride / RATE <= per * 1.15 * HEADROOM * 1.4, (per, stride)  # sustained, not wasteful
+        # Sustained (the mean time per window is 1.04x per) and not wasteful.
+        assert per * 1.04 * 1.05 <= stride / RATE <= per * 1.15 * HEADROOM * 1.4, (per, stride)
         assert np.median(latency) < 2 * per, (per, np.median(latency))
         seen.append(stride)
     assert seen[0] < seen[1] and seen[2] < seen[0], seen  # grew with the load, shrank when it went
@@ -156,7 +169,9 @@ def test_a_stride_whose_time_depends_on_it_does_not_oscillate():
     # A retry of the shorter strides after RETRY_WINDOWS, then after twice as many (about 50 s and 100 s
     # here), each moves it two or three times; without the backoff it moved every dozen windows (105 times).
     assert changes <= 8, (changes, sorted(set(strides.tolist())))
-    assert np.mean(strides >= 10000) > 0.9
+    # Where it stays, its period covers the time a window takes at it: 0.42 s below 10,000 frames.
+    steady = np.bincount(strides).argmax()
+    assert np.mean(strides == steady) > 0.9 and steady / RATE >= (0.28 if steady >= 10000 else 0.42) * 1.05
     assert np.median(latency) < 2 * 0.42
 
 
@@ -170,5 +185,5 @@ def test_a_slow_start_of_the_stream_is_not_taken_for_a_stride_that_proved_too_sh
     sim = SimulatedLivePath("even", lambda t: 0.45 if t < 3.0 else 0.6 if t < 10.0 else 0.4, warmup_s=0.3).run(120)
     _, starts, latency = sim.after(50.0)  # 40 s of steady windows, well past DWELL and SAMPLES' turnover
     strides = set(np.diff(starts).tolist())
-    assert strides == {REQUESTED * 48}, sorted(strides)  # 0.4 s x HEADROOM: 9,600 frames, the steady need
+    assert strides == {REQUESTED * 44}, sorted(strides)  # 0.4 s x HEADROOM: 8,800 frames, the steady need
     assert np.median(latency) < 2 * 0.4

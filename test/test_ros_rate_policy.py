@@ -11,6 +11,7 @@ offline path computes for the same window of the requested grid.
 
 from __future__ import annotations
 
+import importlib.util
 import uuid
 
 import numpy as np
@@ -35,12 +36,16 @@ pytestmark = [
 H, W, STRIDE, MAX_FRAMES = 48, 64, 20, 8000  # MAX_FRAMES: at least; longer where inference is slower
 
 
-def test_even_stretches_the_stride_to_what_inference_sustains(nodes, ros_node):
+@pytest.mark.parametrize("backend, streams", [("torch", 1), ("openvino", 2)])
+def test_even_stretches_the_stride_to_what_inference_sustains(nodes, ros_node, backend, streams):
+    if backend == "openvino" and importlib.util.find_spec("openvino") is None:
+        pytest.skip("OpenVINO is not installed")
     ns = f"even_{uuid.uuid4().hex[:8]}"
     col = Collector(ros_node, ns)
     nodes.start("spike_reconstructor", ns, {
         "method": "stir", "device": "cpu", "stride_frames": STRIDE, "output_encoding": "32FC1", "max_batch": 1,
-        "precision": "fp32", "backend": "torch",  # exact, as the offline engine below
+        "precision": "fp32", "backend": backend,  # exact, as the offline engine below (OpenVINO f32 within 1e-5)
+        "inference_streams": streams,  # two: windows computed at once, published in order and evenly held
         "rate_policy": "even", "warmup_height": H, "warmup_width": W, "diagnostics_period_s": 0.2,
     })  # fmt: skip
     col.wait_for_reconstructor(nodes, timeout=120)
@@ -57,12 +62,14 @@ def test_even_stretches_the_stride_to_what_inference_sustains(nodes, ros_node):
     assert col.wait_for_diag(lambda d: d.get("rate_policy") == "even", 10), col.diag
     log = nodes.logs()
     assert "asked for 1e+03 images/s (stride 20" in log and "NOT sustainable; rate_policy even: stride" in log, log
+    assert f"inference_streams {streams} (" in log and col.diag["inference_streams"] == str(streams), col.diag
 
     assert col.packets[0].first_frame_index == 0
     engine = ReconstructionEngine(EngineConfig(method="stir", device="cpu"))  # torch fp32, as the node was told
     cutter = WindowCutter(engine.window_length, STRIDE)  # the requested grid; payloads decoded only where compared
     grid = {w.centre_stamp_ns: w for p in col.packets for w in cutter.push_payload(packet_payload(p), packet_header(p))}
     stamps = [stamp_to_ns(m.header.stamp) for m in col.images]
+    assert stamps == sorted(stamps) and len(set(stamps)) == len(stamps), stamps  # in order, each window once
     assert all(s in grid for s in stamps), "an image off the requested stride's grid"
     starts = [grid[s].first_frame_index for s in stamps]
     spacing = np.diff(starts)

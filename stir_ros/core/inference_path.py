@@ -23,12 +23,13 @@ Pure Python, torch-free: the probes read ``/proc/cpuinfo`` and look OpenVINO up 
 from __future__ import annotations
 
 import importlib.util
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
 __all__ = [
-    "AUTO", "MAX_AUTO_LOSS_DB", "SHIPPED_BF16_LOSS_DB", "InferencePath", "cpu_has_native_bf16", "openvino_installed",
-    "resolve_inference_path",
+    "AUTO", "AUTO_STREAMS", "MAX_AUTO_LOSS_DB", "SHIPPED_BF16_LOSS_DB", "InferencePath", "cpu_has_native_bf16",
+    "openvino_installed", "resolve_inference_path", "resolve_streams", "usable_cores",
 ]  # fmt: skip
 
 AUTO = "auto"
@@ -125,3 +126,36 @@ def resolve_inference_path(
     else:
         pwhy = f"precision {precision} set"
     return InferencePath(backend, precision, f"CPU: {why}; {pwhy}")
+
+
+#: ``inference_streams: 0`` (auto) with OpenVINO on a CPU of at least this many cores: two windows in flight.
+AUTO_STREAMS = 2
+
+
+def usable_cores() -> int:
+    """CPU cores this process may run on (its affinity where the OS says, else the machine's count)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def resolve_streams(requested: int, backend: str, device_type: str, cores: int | None = None) -> tuple[int, str]:
+    """The number of windows inference computes at once (``inference_streams``), with the reason.
+
+    ``0`` (auto): :data:`AUTO_STREAMS` for OpenVINO on a CPU with at least that many cores (each window
+    on its share of the threads: more images/s where the driver and the receive path take part of the
+    cores, each window about twice as long; BENCHMARKS.md, issue 29), else one. Only OpenVINO runs
+    several at once: an explicit count above one on another backend is one, and the reason says so.
+    """
+    if backend != "openvino" or device_type != "cpu":
+        if requested > 1:
+            return 1, f"inference_streams {requested} applies to backend openvino; one window at a time on {backend}"
+        return 1, "one window at a time"
+    if requested >= 1:
+        return requested, f"inference_streams {requested} set"
+    cores = usable_cores() if cores is None else cores
+    if cores >= AUTO_STREAMS:
+        return AUTO_STREAMS, (f"{AUTO_STREAMS} windows at once on {cores} cores (more images/s beside the driver; "
+                              "inference_streams: 1 for the lowest latency)")  # fmt: skip
+    return 1, f"one window at a time on {cores} core"

@@ -107,6 +107,7 @@ PARAMETER_BOUNDS: dict[tuple[str, str], Bound] = {
         ("spike_reconstructor", Bound("max_batch", 1, 64, "windows per forward pass")),
         ("spike_reconstructor", Bound("alpha", 1e-3, 1e3, "sensor alpha")),
         ("spike_reconstructor", Bound("queue_size", 1, 256, "windows waiting for inference")),
+        ("spike_reconstructor", Bound("inference_streams", 0, 16, "windows computed at once (0: auto)")),
         ("spike_reconstructor", Bound("diagnostics_period_s", 0.01, 3600.0, "seconds")),
         ("spike_reconstructor", Bound("warmup_height", 0, MAX_FRAME_SIDE, "pixels (0: at the first packet)")),
         ("spike_reconstructor", Bound("warmup_width", 0, MAX_FRAME_SIDE, "pixels (0: at the first packet)")),

@@ -21,6 +21,7 @@ stride for seconds), at the price of a second compiled network in memory.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -51,6 +52,7 @@ class DarkRouting:
         self.path = path
         self.predictor: Any = None
         self._prepare = prepare
+        self._lock = threading.Lock()  # the engine's threads (inference_streams) prepare it once
         self.windows = 0
         self.last_rate = float("nan")
 
@@ -62,9 +64,10 @@ class DarkRouting:
 
     def _ready(self, x: torch.Tensor) -> Any:
         """The prepared network for ``x``'s device (prepared again after the engine moved device)."""
-        if self.predictor is None or self.predictor.device.type != x.device.type:
-            self.predictor = self._prepare(self.model)
-        return self.predictor
+        with self._lock:
+            if self.predictor is None or self.predictor.device.type != x.device.type:
+                self.predictor = self._prepare(self.model)
+            return self.predictor
 
     def run(self, windows: Any, x: torch.Tensor, main: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
         """The raw output ``[B, 1, H, W]`` of ``x`` (``windows`` on the device), each window by its network."""
@@ -74,7 +77,8 @@ class DarkRouting:
         if not dark.any():
             return main(x)
         robust = self._ready(x)
-        self.windows += int(dark.sum())
+        with self._lock:
+            self.windows += int(dark.sum())
         if dark.all():
             return robust(x)
         pick = torch.from_numpy(dark).to(x.device)

@@ -131,6 +131,31 @@ def keep_sensitive_ops_f32(core: Any, model: Any) -> Any:
     return core.read_model(text, ov.Tensor(blob))
 
 
+class _Requests:
+    """A compiled model's infer requests: one per concurrent caller, at most ``limit``, made when first needed."""
+
+    def __init__(self, compiled: Any, limit: int) -> None:
+        self.compiled, self.limit = compiled, limit
+        self._idle: list[Any] = []
+        self._made = 0
+        self._free = threading.Condition()
+
+    def take(self) -> Any:
+        """An idle request (made if fewer than ``limit`` exist; else wait for one)."""
+        with self._free:
+            while not self._idle and self._made >= self.limit:
+                self._free.wait()
+            if self._idle:
+                return self._idle.pop()
+            self._made += 1
+        return self.compiled.create_infer_request()
+
+    def give_back(self, request: Any) -> None:
+        with self._free:
+            self._idle.append(request)
+            self._free.notify()
+
+
 class OpenVinoSTIR:
     """A STIR network compiled by OpenVINO for the CPU.
 
@@ -142,10 +167,17 @@ class OpenVinoSTIR:
         keep_sensitive_f32: In bf16, keep the warps' sampling grids and the output head in f32
             (:func:`keep_sensitive_ops_f32`); ``False`` only to measure what that costs and gains
             (``bench/bench_deploy.py``).
+        streams: Windows computed at once, each by ``threads / streams`` of the threads (OpenVINO's
+            streams): as many threads may call the predictor concurrently. One stream splits every
+            layer across all threads (lowest time per window); two keep two windows in flight, each
+            on its own threads, which sustains more windows per second where other processes take
+            part of the cores (BENCHMARKS.md, issue 29) but takes about twice as long per window.
+
+    Thread-safety: up to ``streams`` threads may call the predictor at once (more wait their turn).
     """
 
     def __init__(self, model: nn.Module, precision: str = "fp32", threads: int | None = None,
-                 keep_sensitive_f32: bool = True) -> None:  # fmt: skip
+                 keep_sensitive_f32: bool = True, streams: int = 1) -> None:  # fmt: skip
         ov = require_openvino()
         if precision not in OPENVINO_PRECISIONS:
             raise ConfigError(
@@ -158,7 +190,10 @@ class OpenVinoSTIR:
         self.window_length = int(model.window_length)
         self.channels_last = False
         self.warnings: list[str] = []
-        self.threads = int(threads or torch.get_num_threads())
+        if isinstance(streams, bool) or not isinstance(streams, int) or streams < 1:
+            raise ConfigError(f"OpenVINO streams must be a positive integer, got {streams!r}")
+        self.streams = streams
+        self.threads = max(int(threads or torch.get_num_threads()), streams)  # at least one thread per stream
         self._size_multiple = int(getattr(model, "size_multiple", 16))
         data = export_onnx(model, None, height=64, width=64, dynamic=True)
         self._core = ov.Core()
@@ -172,7 +207,8 @@ class OpenVinoSTIR:
         ppp = PrePostProcessor(self._model.clone())
         ppp.input(0).tensor().set_element_type(ov.Type.u8)
         self._model_u8 = ppp.build()
-        self._compiled: OrderedDict[tuple[Any, ...], Any] = OrderedDict()
+        #: Per input shape: the compiled model and its idle infer requests (at most ``streams`` made).
+        self._compiled: OrderedDict[tuple[Any, ...], _Requests] = OrderedDict()
         self._lock = threading.Lock()
 
     def _read(self, data: bytes) -> Any:
@@ -193,14 +229,14 @@ class OpenVinoSTIR:
         return {
             "INFERENCE_PRECISION_HINT": OPENVINO_PRECISIONS[self.precision],
             "INFERENCE_NUM_THREADS": self.threads,
-            "NUM_STREAMS": 1,
-            "PERFORMANCE_HINT": "LATENCY",
+            "NUM_STREAMS": self.streams,
+            "PERFORMANCE_HINT": "LATENCY" if self.streams == 1 else "THROUGHPUT",
             # Not pinned: on a robot (or this shared machine) other processes take cores too, and a
             # pinned thread cannot move to the idle one (median 300 vs 333 ms, loaded 2-core CPU).
             "ENABLE_CPU_PINNING": False,
         }
 
-    def _request_for(self, shape: tuple[int, ...], u8: bool) -> Any:
+    def _requests_for(self, shape: tuple[int, ...], u8: bool) -> _Requests:
         key = (*shape, u8)
         with self._lock:
             if key in self._compiled:
@@ -208,12 +244,11 @@ class OpenVinoSTIR:
                 return self._compiled[key]
             model = (self._model_u8 if u8 else self._model).clone()
             model.reshape({0: list(shape)})
-            compiled = self._core.compile_model(model, "CPU", self.config)
-            request = compiled.create_infer_request()
-            self._compiled[key] = request
+            requests = _Requests(self._core.compile_model(model, "CPU", self.config), self.streams)
+            self._compiled[key] = requests
             while len(self._compiled) > _MAX_SHAPES:
-                self._compiled.popitem(last=False)
-            return request
+                self._compiled.popitem(last=False)  # a call still holding its requests finishes with them
+            return requests
 
     def __call__(self, spikes: Tensor | np.ndarray) -> Tensor:
         """Raw output float32 ``[B, 1, H, W]`` (torch, CPU) of spikes ``[B, T, H, W]``."""
@@ -231,11 +266,15 @@ class OpenVinoSTIR:
         # One window per inference: one compiled model per frame size whatever the batch (a batch
         # size seen first would otherwise compile for seconds mid-stream), and on a CPU a batch
         # computes no faster per window than single windows do.
-        request = self._request_for((1, *arr.shape[1:]), u8)
+        requests = self._requests_for((1, *arr.shape[1:]), u8)
         out = np.empty((arr.shape[0], 1, h, w), np.float32)
-        for i in range(arr.shape[0]):
-            request.infer({0: arr[i : i + 1]})
-            out[i] = request.get_output_tensor(0).data[0, :, :h, :w]
+        request = requests.take()
+        try:
+            for i in range(arr.shape[0]):
+                request.infer({0: arr[i : i + 1]})
+                out[i] = request.get_output_tensor(0).data[0, :, :h, :w]
+        finally:
+            requests.give_back(request)
         return torch.from_numpy(out)
 
     def warmup(self, batch: int, height: int, width: int, dtype: torch.dtype = torch.uint8) -> None:

@@ -88,6 +88,8 @@ LAUNCH_ARGUMENTS: dict[str, tuple[tuple[str, ...], str | None, str]] = {
     "backend": ((RECONSTRUCTOR_NAME,), "backend", "auto | torch | openvino"),
     "rate_policy": ((RECONSTRUCTOR_NAME,), "rate_policy",
                     "when STIR cannot keep up: stretch the stride evenly or drop the oldest windows: even | drop_oldest"),
+    "inference_streams": ((RECONSTRUCTOR_NAME,), "inference_streams",
+                          "STIR windows computed at once (OpenVINO; 0: auto, 1: lowest latency)"),
     "window_length": ((RECONSTRUCTOR_NAME,), "window_length", "frames per window (0: automatic)"),
     "stride_frames": ((RECONSTRUCTOR_NAME,), "stride_frames", "frames between images"),
     "output_rate_hz": ((RECONSTRUCTOR_NAME,), "output_rate_hz", "images per second (overrides stride_frames)"),
@@ -126,7 +128,8 @@ LAUNCH_ARGUMENTS: dict[str, tuple[tuple[str, ...], str | None, str]] = {
 
 
 _MODEL_ARGUMENTS = (
-    "method", "weights", "dark_weights", "device", "precision", "backend", "rate_policy", "window_length", "stride_frames",
+    "method", "weights", "dark_weights", "device", "precision", "backend", "rate_policy", "inference_streams",
+    "window_length", "stride_frames",
     "output_rate_hz", "max_batch", "alpha", "output_encoding", "lazy", "defect_correction", "defect_map_url", "frame_id",
     "use_sim_time", "spikes_topic", "image_topic", "camera_info_topic", "namespace", "lifecycle",
 )

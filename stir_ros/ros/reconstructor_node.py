@@ -152,6 +152,7 @@ class ReconstructorWork(ReconstructorInput, ReconstructorParameters, Reconstruct
             engine, self._publish_image, prepare=self._warmup, on_warning=self._engine_warning, on_error=self._error,
             alive=self.context.ok, clock_ns=lambda: self.get_clock().now().nanoseconds,
             niceness=settings.worker_niceness, debug=lambda m: emit(self.get_logger().debug, m), errors=self.errors,
+            threads=engine.streams, even_spacing=lambda: self.pacer.policy == "even",
         )  # fmt: skip
         self.worker.on_timing = lambda seconds, n: self.pacer.observe(seconds, n)
         self.worker.start()
@@ -159,7 +160,7 @@ class ReconstructorWork(ReconstructorInput, ReconstructorParameters, Reconstruct
         self.get_logger().info(
             f"ready: method {engine.method}, window {engine.window_length}, "
             f"device {engine.device_name}, precision {engine.precision}, backend {engine.backend}{path}, "
-            f"rate_policy {settings.applied_rate_policy}"
+            f"inference_streams {engine.streams} ({engine.streams_reason}), rate_policy {settings.applied_rate_policy}"
         )
 
     def _activate_locked(self) -> None:

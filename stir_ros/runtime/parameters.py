@@ -89,6 +89,9 @@ RECONSTRUCTOR_PARAMETERS: tuple[ParamSpec, ...] = (
               "a multiple of it that inference sustains, measured: evenly spaced, fresh images, each identical to bag "
               "reconstruct's for its window) or 'drop_oldest' (the full queue drops its oldest window). TFP and TFI always "
               "keep the stride asked for.", True),
+    ParamSpec("inference_streams", 0, "STIR windows computed at once, each on its share of the CPU threads (OpenVINO "
+              "only; read at start): 0 auto (2 with OpenVINO on 2 or more cores: more images/s where the driver and the "
+              "receive path share the cores, each window about twice as long), 1 for the lowest latency per image."),
     ParamSpec("queue_size", 4, "Windows waiting for inference; when full the oldest is dropped (counted).", True),
     ParamSpec("frame_id", "", "frame_id of the images; empty: the spike packets' frame_id.", True),
     ParamSpec("diagnostics_period_s", 1.0, "Period of /diagnostics messages, seconds."),

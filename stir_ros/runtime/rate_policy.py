@@ -5,21 +5,28 @@
 - ``drop_oldest``: the requested stride; when inference falls behind the queue drops its oldest
   windows (counted): images come in bursts, each later than it need be.
 - ``even``: the stride is stretched to what inference sustains, so windows reach the worker no
-  faster than it finishes them: images are evenly spaced on the sensor clock, none waits in the
-  queue, each is as fresh as inference allows (what SLAM and visual odometry want).
+  faster than it finishes them: images are evenly spaced on the sensor clock, none dropped, and the
+  worker (:class:`~stir_ros.runtime.inference_worker.SpacingHold`) publishes each a fixed delay
+  after its window was complete, so they also leave evenly spaced, although each window takes its
+  own time (what SLAM and visual odometry want).
+
+The time per window is what the stream may be paced to: a window's own time divided by the
+windows computed at once (``inference_streams``; the worker's ``on_timing``).
 
 How ``even`` stays steady on a loaded CPU, where the measured time per window moves:
 
 - the estimate is a high quantile (:data:`QUANTILE`) of the last :data:`SAMPLES` times per window,
-  not their median: occasional slow windows fit in the period, a lone spike moves nothing;
+  not their median: occasional slow windows fit in the period, a lone spike moves nothing; the
+  worker's hold absorbs what the slower windows would do to the spacing, so the headroom above it
+  is small (:data:`HEADROOM`);
 - the stride is a multiple of the requested stride taken from a ladder of :data:`STEPS_PER_OCTAVE`
-  steps per doubling (1, 2, ... 8, 9, ... 16, 18, 20, ... 32, 36, ...), so small changes of the
+  steps per doubling (1, 2, ... 32, 34, 36, ... 64, 68, ...), so small changes of the
   estimate land on the same step; every step is a multiple of the requested stride and windows
   start at whole multiples of the stride in force (:class:`~stir_ros.core.stream.WindowCutter`), so
   every live image is one ``stir-ros bag reconstruct`` makes for the same window, and the grid does
   not drift;
 - hysteresis: the stride is chosen with :data:`HEADROOM` over the estimate; it grows at once when
-  its period no longer covers the estimate (:data:`GROW_AT`), or the lower median of the latest
+  its period no longer covers the median of the recent times (:data:`GROW_AT`), or the lower median of the latest
   :data:`LATEST` windows (a rising load is met within a few windows, in one step; a lone slow window
   moves nothing), and shrinks only when the sustained rate has risen by more than
   :data:`SHRINK_MARGIN` and :data:`DWELL` windows have been timed at the stride in force;
@@ -50,7 +57,7 @@ __all__ = ["HEADROOM", "RATE_POLICIES", "RETRY_WINDOWS", "RatePacer", "ladder_st
 #: ``rate_policy`` values; the first is the default.
 RATE_POLICIES = ("even", "drop_oldest")
 #: The period of a stretched stride covers this much more than the estimated time per window.
-HEADROOM = 1.2
+HEADROOM = 1.1
 #: A stretched stride grows (to :data:`HEADROOM`) once its period covers less than this x the estimate.
 GROW_AT = 1.0
 #: The estimate: this quantile of the recent times per window.
@@ -64,7 +71,7 @@ DWELL = 12
 #: The stride also grows when most of the latest this many windows took longer than its period (a rising load).
 LATEST = 8
 #: Steps of the stride ladder per doubling (consecutive steps at most 1 + 1/STEPS_PER_OCTAVE apart).
-STEPS_PER_OCTAVE = 8
+STEPS_PER_OCTAVE = 16
 #: Windows before a stride that had to grow may be shrunk back to (doubled at each further failure).
 RETRY_WINDOWS = 100
 
@@ -126,7 +133,10 @@ class RatePacer:
         planned = self.planned_seconds
         current = self._stride
         latest = sorted(list(self._times)[-LATEST:])
-        rising = max(planned, latest[(len(latest) - 1) // 2])  # the lower median: most of the latest windows
+        # Too short once the typical window no longer fits: the median of the recent times, or the lower
+        # median of the latest (most of them: a load that rose). The images are held to even spacing
+        # (the worker), so the slower quarter of windows costs latency, not spacing, and moves nothing.
+        rising = max(self.seconds_per_window, latest[(len(latest) - 1) // 2])
         if current is None or current % requested or paced_stride(requested, rising, frame_rate_hz, GROW_AT) > current:
             # First, a new request, or it cannot keep up: sized for the latest windows too (the load that rose).
             grown = paced_stride(requested, max(planned, _quantile(latest)), frame_rate_hz)
