@@ -73,16 +73,20 @@ def run_node(
     """
     node = None
     executor = None
+    initialized = False  # rclpy.init returned: a context shut down after it is a stop, not a failure
     stop = threading.Event()
     restore = install_stop_handlers(stop)  # SIGINT/SIGTERM end the loop below, never raise inside a callback
     try:
         profile = apply_fastdds_profile()  # before rclpy.init creates the participant
         with ros_arguments_checked():  # a malformed --ros-args: one line, as for a bad parameter
             rclpy.init(args=args)
+        initialized = True
         node = make_node()
         node.get_logger().info(profile.message)  # under the node's own (namespaced) name
         # An executor of its own: rclpy.spin_once's global one is gone (None) once a signal has
         # shut the context down between the loop's check and the call.
+        if not rclpy.ok():  # stopped while the node was made: an executor of a shut-down context cannot be made
+            return 0
         executor = make_executor(executor_kind(node), node.get_logger())
         executor.add_node(node)
         # spin_once in a loop: EventsExecutor.spin() of rclpy 7.1.6 busy-waits at 100 % CPU without
@@ -99,7 +103,9 @@ def run_node(
         rclpy.logging.get_logger(name).error(f"cannot start: {err}")
         return 1
     except Exception as err:  # noqa: BLE001 - anything else at start: one line and a non-zero exit, never silent
-        if stop.is_set():  # SIGINT/SIGTERM while starting: the context went away under the constructor
+        # SIGINT/SIGTERM while starting: the context went away under the constructor or the executor.
+        # rclpy's own handler shuts the context down at once; ours may not have run yet.
+        if stop.is_set() or (initialized and not rclpy.ok()):
             return 0
         if not report_unexpected:
             raise
