@@ -309,7 +309,8 @@ def _status_values(worker, proc, **overrides):
 #: The keys of /diagnostics, in order (the node's, unchanged by the move out of the node).
 DIAGNOSTICS_KEYS = [
     "method", "device", "precision", "window_length", "stride_frames", "input_packets_per_s", "input_frames_per_s",
-    "output_images_per_s", "latency_ms_p50", "latency_ms_p95", "latency_ms_p99", "stamp_age_ms_p50", "input_idle_s",
+    "output_images_per_s", "latency_ms_p50", "latency_ms_p95", "latency_ms_p99", "stamp_age_ms_p50", "inference_ms_p50",
+    "input_idle_s",
     "queue_depth", "unserved_s", "worker_alive", "worker_restarts", "windows_cut", "windows_dropped",
     "images_published", "buffer_resets", "bad_packets", "inference_errors", "packet_handling_errors",
     "parameter_errors", "worker_errors", "oom_fallbacks", "last_warning", "lazy", "idle_no_subscribers",
@@ -333,6 +334,7 @@ def test_diagnostics_values_keys_rates_and_levels(made):
     assert values["output_images_per_s"] == pytest.approx(6 / 2.0)
     assert values["input_packets_per_s"] == pytest.approx(1 / 2.0)
     assert values["input_idle_s"] == pytest.approx(1.0)
+    assert values["inference_ms_p50"] == pytest.approx(float(np.median(made.worker.window_s)) * 1e3)
     assert values["bad_packets"] == 2 and values["images_published"] == 6 and values["worker_alive"] is True
     level, message = status.judge(values, active=True, images_published=6, diagnostics_period_s=1.0,
                                   stall_timeout_s=30.0, packet_span_s=0.0015)  # fmt: skip

@@ -70,7 +70,6 @@ class ReconstructorDiagnostics:
             "inference_streams": getattr(self.engine, "streams", 1),
             "rate_policy": self.pacer.policy,
             "sustainable_images_per_s": 1.0 / self.pacer.seconds_per_window if self.pacer.seconds_per_window else 0.0,
-            "inference_ms_p50": _median_ms(self.worker.window_s),
             "parameters_loading": self.parameters_loading,
             "parameter_load_failures": self.errors["parameter_load"],
             "last_parameter_error": self._last_parameter_error,
@@ -113,8 +112,3 @@ class ReconstructorDiagnostics:
         msg.status = [diagnostic_status(name, RECONSTRUCTOR_NAME, level, message, values)]
         self.diag_pub.publish(msg)
 
-
-def _median_ms(seconds: Any) -> float:
-    """Median of ``seconds`` in milliseconds (0.0 when empty)."""
-    ordered = sorted(seconds)
-    return ordered[len(ordered) // 2] * 1e3 if ordered else 0.0

@@ -45,6 +45,7 @@ from stir_ros.core.errors import StirRosError
 from stir_ros.core.limits import batch_limit
 from stir_ros.core.batch_runner import Engine, batch_input, run_batch, take_batch
 from stir_ros.core.stream import Window, WindowCutter
+from stir_ros.runtime.rate_policy import quantile
 
 __all__ = [
     "HOLD_QUANTILE", "HOLD_SAMPLES", "Engine", "InferenceWorker", "Pending", "SpacingHold", "lower_thread_priority",
@@ -84,10 +85,9 @@ class SpacingHold:
         """The hold of the next image to publish (seconds), whose window was complete at ``complete``."""
         spacing = complete - self._last if self._last is not None else 0.0
         self._last = complete
-        ordered = sorted(self.delays)
-        if len(ordered) < HOLD_MIN_SAMPLES:
+        if len(self.delays) < HOLD_MIN_SAMPLES:
             return 0.0
-        target = ordered[min(len(ordered) - 1, int(HOLD_QUANTILE * len(ordered)))]
+        target = quantile(self.delays, HOLD_QUANTILE)
         if target >= self.seconds or spacing <= 0 or self.seconds - target > spacing:
             self.seconds = target
         else:
@@ -387,9 +387,7 @@ class InferenceWorker:
                 except Exception as err:  # noqa: BLE001 - keep the node alive; reported in diagnostics
                     if not self.running or not self._alive():
                         return  # shutting down: nothing to report
-                    self.errors["inference"] += 1
-                    text = str(err) if isinstance(err, StirRosError) else repr(err)
-                    self._on_error("inference", f"reconstruction failed: {text}")
+                    self._report_failure(err)
                 finally:
                     with self.lock:  # the publisher takes it in its turn, images or none
                         self._finished[ticket] = (batch, images)
@@ -398,6 +396,12 @@ class InferenceWorker:
             except Exception:  # noqa: BLE001, S112 - even the error handling failed: go on with the next batch
                 self.errors["worker"] += 1
                 time.sleep(0.01)  # never spin hot on a persistent failure
+
+    def _report_failure(self, err: Exception) -> None:
+        """A batch failed (its inference, or publishing its images): counted and reported, the thread goes on."""
+        self.errors["inference"] += 1
+        text = str(err) if isinstance(err, StirRosError) else repr(err)
+        self._on_error("inference", f"reconstruction failed: {text}")
 
     def _reconstruct(self, engine: Engine, batch: Sequence[Pending]) -> np.ndarray | None:
         """The batch's images (None: cut for another window length, which the engine cannot take)."""
@@ -444,9 +448,7 @@ class InferenceWorker:
                 except Exception as err:  # noqa: BLE001 - keep the node alive; reported in diagnostics
                     if not self.running or not self._alive():
                         return  # shutting down: a publish into a closed context is not an error
-                    self.errors["inference"] += 1
-                    text = str(err) if isinstance(err, StirRosError) else repr(err)
-                    self._on_error("inference", f"reconstruction failed: {text}")
+                    self._report_failure(err)
                 finally:
                     with self.lock:
                         self._publishing = False

@@ -52,7 +52,7 @@ import statistics
 from collections import deque
 from collections.abc import Iterable
 
-__all__ = ["HEADROOM", "RATE_POLICIES", "RETRY_WINDOWS", "RatePacer", "ladder_step", "paced_stride"]
+__all__ = ["HEADROOM", "RATE_POLICIES", "RETRY_WINDOWS", "RatePacer", "ladder_step", "paced_stride", "quantile"]
 
 #: ``rate_policy`` values; the first is the default.
 RATE_POLICIES = ("even", "drop_oldest")
@@ -124,7 +124,7 @@ class RatePacer:
     @property
     def planned_seconds(self) -> float:
         """The estimate ``even`` plans with: the :data:`QUANTILE` of the recent times per window (0: none yet)."""
-        return _quantile(self._times)
+        return quantile(self._times)
 
     def stride(self, requested: int, frame_rate_hz: float) -> int:
         """The stride to cut at: as requested (``drop_oldest``), or paced (``even``; grows at once, shrinks with hysteresis)."""
@@ -139,7 +139,7 @@ class RatePacer:
         rising = max(self.seconds_per_window, latest[(len(latest) - 1) // 2])
         if current is None or current % requested or paced_stride(requested, rising, frame_rate_hz, GROW_AT) > current:
             # First, a new request, or it cannot keep up: sized for the latest windows too (the load that rose).
-            grown = paced_stride(requested, max(planned, _quantile(latest)), frame_rate_hz)
+            grown = paced_stride(requested, max(planned, quantile(latest)), frame_rate_hz)
             if current is not None and current % requested == 0 and grown > current:
                 if self._shrunk:  # a retry of a shorter period proved too short
                     self._too_short, self._retry = (current, self._windows + self._retry), self._retry * 2
@@ -175,7 +175,7 @@ class RatePacer:
                 f"images/s (stride {requested} at {frame_rate_hz:g} Hz): NOT sustainable; {then}")  # fmt: skip
 
 
-def _quantile(times: Iterable[float]) -> float:
-    """The :data:`QUANTILE` of ``times`` (nearest rank above; 0 when empty)."""
+def quantile(times: Iterable[float], q: float = QUANTILE) -> float:
+    """The ``q`` quantile of ``times`` (nearest rank above; 0 when empty); by default :data:`QUANTILE`."""
     ordered = sorted(times)
-    return ordered[min(len(ordered) - 1, int(QUANTILE * len(ordered)))] if ordered else 0.0
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else 0.0

@@ -81,6 +81,8 @@ class ReconstructorStatus:
             "latency_ms_p95": float(np.percentile(lat, 95)),
             "latency_ms_p99": float(np.percentile(lat, 99)),
             "stamp_age_ms_p50": float(np.percentile(age, 50)),
+            # One window's own inference (with two streams about twice the time per window in flight).
+            "inference_ms_p50": float(np.percentile(worker.window_s, 50)) * 1e3 if worker.window_s else 0.0,
             "input_idle_s": now - last_packet if last_packet is not None else 0.0,
             "queue_depth": len(worker.queue),
             "unserved_s": now - unserved if unserved is not None else 0.0,
