@@ -23,7 +23,7 @@ from stir_ros.core.errors import ConfigError
 from stir_ros.models import build_model, read_checkpoint
 from stir_ros.training import train as train_mod
 from stir_ros.training.data import DataConfig, StepBatches, load_training_images, samples_of_step, step_batch
-from stir_ros.training.distributed import World, world_from_env
+from stir_ros.training.distributed import World, finish, start, world_from_env
 
 # Global batch 4: one process makes samples 0-3 of each step; of two processes, rank 0 makes 0-1, rank 1 2-3.
 RUN = ["--steps", "4", "--crop", "32", "--batch-size", "4", "--threads", "1", "--device", "cpu", "--val-every", "0",
@@ -137,3 +137,61 @@ def test_world_from_torchrun_variables() -> None:
         world_from_env({"RANK": "2", "LOCAL_RANK": "0", "WORLD_SIZE": "2"})
     with pytest.raises(ConfigError, match="must be integers"):
         world_from_env({"RANK": "x", "LOCAL_RANK": "0", "WORLD_SIZE": "2"})
+
+
+def _finish_late_or_early(rank: int, port: int, out: str, clean: bool) -> None:
+    """Rank 0 reaches ``finish`` 1.5 s after rank 1; each writes when it arrived and when it left."""
+    import time
+
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE="2")
+    world = world_from_env()
+    start(world, torch.device("cpu"))
+    torch.distributed.all_reduce(torch.ones(4))
+    if rank == 0:
+        time.sleep(1.5)  # rank 0 still writing its checkpoint
+    arrived = time.time()
+    finish(world, clean=clean)
+    with open(f"{out}/{rank}", "w") as f:
+        f.write(f"{arrived} {time.time()} {int(torch.distributed.is_initialized())}")
+
+
+@pytest.mark.parametrize("clean", [True, False])
+def test_a_rank_leaves_the_group_only_when_all_have_finished_cleanly(tmp_path, clean) -> None:
+    """A rank that ends first waits for the others; after an error it does not wait.
+
+    A gloo group left by one rank while another is still at work could abort the first (SIGABRT)
+    although training succeeded: a CI run failed so.
+    """
+    import torch.multiprocessing as mp
+
+    mp.spawn(_finish_late_or_early, args=(_free_port(), str(tmp_path), clean), nprocs=2, join=True)
+    (arrived0, _, init0), (arrived1, left1, init1) = ([float(v) for v in (tmp_path / str(r)).read_text().split()] for r in (0, 1))
+    assert init0 == init1 == 0  # both left the group
+    if clean:
+        assert left1 >= arrived0  # rank 1 waited for rank 0
+    else:
+        assert left1 < arrived0  # an error: no rank waits for one that may never come
+
+
+def test_the_process_group_is_left_with_no_ddp_wrapper_alive(tmp_path, train_args, monkeypatch) -> None:
+    """The process group is left with the DistributedDataParallel wrapper already freed.
+
+    The wrapper sits in reference cycles; left to the collector, it would be freed at some later
+    point, at worst while the interpreter exits, when gloo's threads may abort the process.
+    """
+    import gc
+
+    from torch.nn.parallel import DistributedDataParallel
+
+    for name, value in {"RANK": "0", "LOCAL_RANK": "0", "WORLD_SIZE": "1", "MASTER_ADDR": "127.0.0.1",
+                        "MASTER_PORT": str(_free_port())}.items():  # fmt: skip
+        monkeypatch.setenv(name, value)
+    gc.collect()
+    gc.disable()  # only finish's own collection may free it
+    try:
+        summary = train_mod.train(train_args(tmp_path / "run", "--window-length", "41", "--steps", "1"))
+        alive = [o for o in gc.get_objects() if isinstance(o, DistributedDataParallel)]
+    finally:
+        gc.enable()
+    assert summary["step"] == 1 and not summary["interrupted"]
+    assert not alive and not torch.distributed.is_initialized()

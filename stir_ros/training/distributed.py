@@ -22,6 +22,7 @@ torchrun with one process is the one-process reference of the stream described a
 
 from __future__ import annotations
 
+import gc
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -122,9 +123,18 @@ def start(world: World, device: torch.device) -> torch.device:
     return device
 
 
-def finish(world: World) -> None:
-    """Leave the process group."""
+def finish(world: World, *, clean: bool = True) -> None:
+    """Leave the process group; after a clean end, only once every rank has reached this point.
+
+    Without the barrier a rank that finishes first tears gloo down while another still writes
+    its checkpoint, and gloo may then abort that process (``terminate called without an active
+    exception``, SIGABRT) although training succeeded. After an error the barrier is skipped:
+    the other ranks may never arrive.
+    """
     if world.distributed and dist.is_initialized():
+        if clean:
+            dist.barrier()
+        gc.collect()  # the DistributedDataParallel wrapper sits in reference cycles: let its reducer go now, not at exit
         dist.destroy_process_group()
 
 

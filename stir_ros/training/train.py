@@ -120,13 +120,17 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
     """Run training as configured by the ``stir-ros train`` arguments (one process, or one of torchrun's).
 
     Returns:
-        Summary: ``step``, ``best_val_psnr``, ``last_val_psnr``, ``wall_time_s``, paths and ``rank``.
+        Summary: ``step``, ``best_val_psnr``, ``last_val_psnr``, ``wall_time_s``, paths, ``rank`` and
+        ``interrupted`` (stopped by SIGINT or SIGTERM).
     """
     world = world_from_env()
     try:
-        return _train(args, world)
-    finally:
-        finish(world)  # also after a refusal: the process group is left
+        summary = _train(args, world)
+    except BaseException:
+        finish(world, clean=False)  # also after a refusal: the process group is left
+        raise
+    finish(world, clean=not summary["interrupted"])  # an interrupted rank's peers may be mid-step
+    return summary
 
 
 def _train(args: argparse.Namespace, world: World) -> dict[str, Any]:
@@ -245,6 +249,7 @@ def _train(args: argparse.Namespace, world: World) -> dict[str, Any]:
         bar = tqdm(total=args.steps, initial=step, desc="train", dynamic_ncols=True, mininterval=5.0, file=sys.stderr)
     smooth = None
     saved_step = step
+    interrupted = False
     try:
         stop = min(args.steps, args.stop_at) if args.stop_at else args.steps
         while step < stop:
@@ -293,6 +298,7 @@ def _train(args: argparse.Namespace, world: World) -> dict[str, Any]:
         if saved_step != step:  # stopped by --time-limit
             save("last.pt", model, wall_before + time.time() - start_time)
     except KeyboardInterrupt:
+        interrupted = True
         log(f"interrupted at step {step}; saving {out / 'last.pt'}")
         save("last.pt", model, wall_before + time.time() - start_time)
     finally:
@@ -310,6 +316,7 @@ def _train(args: argparse.Namespace, world: World) -> dict[str, Any]:
         "last": os.fspath(out / "last.pt"),
         "best": os.fspath(out / "best.pt"),
         "rank": world.rank,
+        "interrupted": interrupted,
     }
 
 
