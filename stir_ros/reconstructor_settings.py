@@ -236,12 +236,14 @@ def _at_once(engine: ReconstructionEngine, window: np.ndarray, threads: int) -> 
 def warm_up(
     engine: ReconstructionEngine, height: int, width: int, noted: set[tuple[Any, ...]],
     observe: Callable[[float, int], Any] | None = None,
-) -> str | None:
-    """Warm up at this size; for STIR, the first time (``noted``), time one window and say what to expect.
+) -> float | None:
+    """Warm up at this size; for STIR, the first time (``noted``), time the windows it runs at once.
 
-    ``observe(seconds, windows)`` hears the time (the rate policy's first measure); the text is for a
-    CPU. An engine of several ``streams`` is timed on as many windows at once, one per thread (what
-    it sustains in flight), each window its own (the first of each stream runs the size's compile).
+    Returns that time in seconds (None: not timed), which ``observe(seconds, windows)`` hears too:
+    the rate policy's first measure, whose start-up statement says what is sustainable
+    (:meth:`stir_ros.runtime.rate_policy.RatePacer.statement`). An engine of several ``streams`` is
+    timed on as many windows at once, one per thread (what it sustains in flight), each window its
+    own (the first of each stream runs the size's compile).
     """
     engine.warmup(height, width)
     key = (id(engine), height, width)
@@ -258,15 +260,7 @@ def warm_up(
     seconds = max(time.perf_counter() - start, 1e-9)
     if observe is not None:
         observe(seconds, batch)
-    if engine.device.type != "cpu":
-        return None
-    per_s = batch / seconds
-    hint = "" if engine.precision == "bf16" else "precision: bf16 (about 2x where the CPU supports it) or "
-    return (
-        f"STIR on the CPU: about {per_s:.2g} images/s at {height}x{width} (measured in warm-up, {batch} window(s) at once); "
-        f"windows cut faster than that are dropped (oldest first). For a steady stream set {hint}"
-        f"output_rate_hz (e.g. {max(per_s * 0.8, 0.1):.2g}), or use a GPU."
-    )
+    return seconds
 
 
 def _check_table() -> None:

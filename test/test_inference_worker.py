@@ -105,7 +105,7 @@ def test_worker_reconstructs_in_batches_and_times_each_image(made):
     assert _wait(made.worker.idle) and made.worker.images_published == 6
     assert all(n <= FakeEngine.batch_size for n in made.engine.calls) and sum(made.engine.calls) == 6
     for (pending, img), window in zip(made.published, windows):
-        assert pending.window is window and pending.frame_id == "cam"
+        assert pending.window.centre_stamp_ns == window.centre_stamp_ns and pending.frame_id == "cam"
         np.testing.assert_allclose(img, frames[window.first_frame_index : window.first_frame_index + 5].mean(0))
     assert made.reports["prepare"][0] == (3, 4)
     assert len(made.worker.latency_ms) == 6 and all(v >= 0 for v in made.worker.latency_ms)
@@ -203,6 +203,63 @@ def test_held_spike_bytes_counts_each_payload_once(made):
     assert made.worker.held_spike_bytes(proc.cutter) == len(encode_frames(np.zeros((30, 3, 4), np.uint8),
                                                                           ENCODING_VIDAR_BITPACKED))  # fmt: skip
     made.engine.hold.set()
+
+
+def test_a_reconstructed_window_waiting_to_be_published_lets_its_spikes_go():
+    """Images held back (for even spacing, or behind a slower window) keep no spike payloads."""
+    proc = StreamProcessor(5, 5)
+    rng = np.random.default_rng(1)
+    windows, packet_bytes = [], 0
+    for k in range(6):  # one packet per window
+        payload = encode_frames((rng.random((5, 3, 4)) < 0.3).astype(np.uint8), ENCODING_VIDAR_BITPACKED)
+        header = PacketHeader(seq=k, first_frame_index=5 * k, num_frames=5, height=3, width=4,
+                              encoding=ENCODING_VIDAR_BITPACKED, stamp_ns=T0 + k * 5 * 10**9 // 20000,
+                              frame_rate_hz=RATE)  # fmt: skip
+        windows += proc.push(header, payload).windows
+        packet_bytes = len(payload)
+    stamps = [w.centre_stamp_ns for w in windows]
+    first_out, published = threading.Event(), []
+
+    def publish(p, img):
+        published.append((p.window.centre_stamp_ns, p.window.height, p.window.width, img.shape))
+        return first_out.wait(20)  # the first image is held until the others are reconstructed
+
+    engine = FakeEngine()
+    worker = InferenceWorker(engine, publish)
+    worker.start()
+    try:
+        worker.submit(windows, time.monotonic(), "cam", queue_size=16)
+        assert _wait(lambda: sum(engine.calls) == len(windows) and not worker.queue)
+        assert len(worker._finished) >= 1 and len(published) == 1  # reconstructed, waiting behind the first
+        assert packet_bytes > 0 and worker.held_spike_bytes(None) == 0
+        first_out.set()
+        assert _wait(worker.idle) and worker.images_published == len(windows)
+    finally:
+        first_out.set()
+        worker.stop()
+    assert published == [(s, 3, 4, (3, 4)) for s in stamps]  # stamps and sizes kept for publishing
+
+
+def test_no_window_is_taken_while_queue_size_images_wait_to_be_published():
+    """A publisher that holds images back (even spacing) stops the reconstruction, not memory, from growing."""
+    _, windows, _ = _windows(30)  # 6 windows; the fake engine takes 2 at a time
+    first_out = threading.Event()
+    engine = FakeEngine()
+    worker = InferenceWorker(engine, lambda p, img: first_out.wait(20))
+    worker.start()
+    try:
+        for k in (2, 4):
+            worker.submit(windows[k - 2 : k], time.monotonic(), "cam", queue_size=2)
+            assert _wait(lambda k=k: sum(engine.calls) == k and not worker.queue)
+        worker.submit(windows[4:], time.monotonic(), "cam", queue_size=2)
+        time.sleep(0.3)
+        # windows 0-1 are being published (the first is held), 2-3 wait: 2 images, as many as queue_size
+        assert sum(engine.calls) == 4 and len(worker.queue) == 2 and worker._held() == 2
+        first_out.set()
+        assert _wait(worker.idle) and worker.images_published == 6 and worker.windows_dropped == 0
+    finally:
+        first_out.set()
+        worker.stop()
 
 
 # --------------------------------------------------------------------------- thread priority (issue 14)
@@ -458,17 +515,18 @@ def test_build_engine_reads_the_weights_file_once(random_stir41_weights, monkeyp
         assert next(engine.model.parameters()).device.type == "cpu"
 
 
-def test_warm_up_says_what_stir_on_a_cpu_gives_once(random_stir41_weights):
+def test_warm_up_times_stir_once_per_engine_and_size(random_stir41_weights):
     pytest.importorskip("torch")
     from stir_ros.reconstructor_settings import ReconstructorSettings, build_engine, warm_up
 
     noted: set = set()
+    heard: list = []
     tfp = build_engine(ReconstructorSettings(method="tfp"), lambda *_: None)
-    assert warm_up(tfp, 8, 8, noted) is None and noted == set()
+    assert warm_up(tfp, 8, 8, noted, lambda *a: heard.append(a)) is None and noted == set() and not heard
     stir = build_engine(ReconstructorSettings(weights=str(random_stir41_weights), device="cpu"), lambda *_: None)
-    hint = warm_up(stir, 16, 16, noted)
-    assert hint.startswith("STIR on the CPU: about ") and "images/s at 16x16" in hint and "precision: bf16" in hint
-    assert warm_up(stir, 16, 16, noted) is None  # once per engine and size
+    seconds = warm_up(stir, 16, 16, noted, lambda *a: heard.append(a))
+    assert seconds is not None and seconds > 0 and heard == [(seconds, stir.streams)]  # the pacer's first measure
+    assert warm_up(stir, 16, 16, noted, lambda *a: heard.append(a)) is None and len(heard) == 1  # once per engine and size
 
 
 class StreamsEngine(FakeEngine):
@@ -511,7 +569,8 @@ def test_threads_compute_as_many_windows_at_once_as_the_engine_streams_and_publi
     finally:
         worker.stop()
     assert engine.most == streams  # two threads, but never more at once than the engine computes
-    assert [p.window for p in published] == windows  # in the order they were cut, the slow first one first
+    # in the order they were cut, the slow first one first
+    assert [p.window.centre_stamp_ns for p in published] == [w.centre_stamp_ns for w in windows]
     if streams == 2:
         assert engine.order == [1] * 8  # a window per stream: a batch would run on one stream's threads
         # What the pacer hears: with two in flight, one finishes every half of a window's time.

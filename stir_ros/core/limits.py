@@ -177,12 +177,15 @@ def reconstructor_memory_bound(
     being decoded and its float32 images. Each of the ``queue_size`` queued windows, the one being
     cut and the ``batch`` windows being reconstructed refers to at most ``window_length`` frames
     plus one partial packet on each side; the decoded batch is ``batch x T x H x W`` bytes and its
-    images ``batch x H x W x 4`` bytes (plus the encoded output). The network's activations (STIR)
-    and the DDS history (keep last 50 packets) come on top.
+    images ``batch x H x W x 4`` bytes (plus the encoded output). Images reconstructed and waiting
+    to be published (held for even spacing, or behind a slower stream) keep no spikes; no window is
+    taken while ``queue_size`` of them wait, so at most ``queue_size + batch`` wait, ``H x W x 4``
+    bytes each. The network's activations (STIR) and the DDS history (keep last 50 packets) come on top.
     """
     batch = batch_limit(max_batch, window_length, height, width)
     frames_per_window = window_length + 2 * max(0, frames_per_packet - 1) + frames_per_packet
     payload = (queue_size + 1 + batch) * frames_per_window * bytes_per_frame
     decoded = batch * window_length * height * width
     images = batch * height * width * (4 + 4)
-    return payload + decoded + images
+    waiting = (queue_size + batch) * height * width * 4
+    return payload + decoded + images + waiting

@@ -36,7 +36,7 @@ import threading
 import time
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -201,6 +201,7 @@ class InferenceWorker:
         #: Batches reconstructed (their images; None: failed or skipped), by turn, until published.
         self._finished: dict[int, tuple[Sequence[Pending], np.ndarray | None]] = {}
         self._publishing = False  # the publisher holds a batch
+        self._held_limit = 4  # the latest queue_size: no window is taken while as many images wait to be published
         #: Seconds from a window complete (its last packet received) to its image ready -> the hold.
         self.hold = SpacingHold()
         self.windows_dropped = 0
@@ -268,6 +269,7 @@ class InferenceWorker:
         """Queue windows, dropping the oldest beyond ``queue_size``; returns how many were dropped now."""
         dropped = 0
         with self.lock:
+            self._held_limit = max(1, queue_size)
             for window in windows:
                 while len(self.queue) >= queue_size:  # queue_size may have shrunk
                     self.queue.popleft()
@@ -338,7 +340,10 @@ class InferenceWorker:
         return max(1, min(self.threads, int(getattr(self.engine, "streams", 1) or 1)))
 
     def held_spike_bytes(self, cutter: WindowCutter | None) -> int:
-        """Bytes of spike data held by windows queued or waiting to be published and by ``cutter``, each payload once.
+        """Bytes of spike data held by queued windows and by ``cutter``, each payload once.
+
+        A reconstructed window waiting to be published (held for even spacing, or behind a slower
+        window) keeps its stamps and size but no longer its spikes.
 
         Compare with :func:`stir_ros.core.limits.reconstructor_memory_bound`.
         """
@@ -357,7 +362,7 @@ class InferenceWorker:
 
     def _take_batch(self) -> tuple[Engine, list[Pending], int] | None:
         with self.lock:
-            while self.running and (not self.queue or self._busy >= self.concurrency()):
+            while self.running and (not self.queue or self._busy >= self.concurrency() or self._held() >= self._held_limit):
                 self.lock.wait(timeout=0.5)
             if not self.running:
                 return None
@@ -371,6 +376,10 @@ class InferenceWorker:
             self._busy += 1
             self._taken += 1
             return engine, batch, self._taken - 1
+
+    def _held(self) -> int:
+        """Images reconstructed and waiting to be published (the lock held)."""
+        return sum(len(batch) for batch, _ in self._finished.values())
 
     def _run(self) -> None:
         """A reconstructing thread: nothing that goes wrong in one batch, or in reporting it, ends it."""
@@ -389,6 +398,8 @@ class InferenceWorker:
                         return  # shutting down: nothing to report
                     self._report_failure(err)
                 finally:
+                    for p in batch:  # publishing needs the stamps and size, not the spikes: let the payloads go
+                        p.window = replace(p.window, _parts=(), repair=None)
                     with self.lock:  # the publisher takes it in its turn, images or none
                         self._finished[ticket] = (batch, images)
                         self._busy = max(0, self._busy - 1)
