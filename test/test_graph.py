@@ -37,7 +37,11 @@ def test_pipeline_from_default_config():
     assert [n.executable for n in graph.nodes] == ["spike_camera_driver", "spike_reconstructor"]
     assert all(n.package == "stir_ros" and n.namespace == "" and n.remappings == () for n in graph.nodes)
     yaml_params = load_params_file(find_config("pipeline.yaml"))
-    assert dict(graph.node(RECONSTRUCTOR_NAME).parameters) == yaml_params[RECONSTRUCTOR_NAME]
+    # The reconstructor warms up at the driver's size before it subscribes (no packet meets a cold model).
+    assert dict(graph.node(RECONSTRUCTOR_NAME).parameters) == {
+        **yaml_params[RECONSTRUCTOR_NAME], "warmup_height": yaml_params[DRIVER_NAME]["height"],
+        "warmup_width": yaml_params[DRIVER_NAME]["width"],
+    }
     # The driver waits for the reconstructor started with it (a short file would otherwise be gone
     # before the reconstructor subscribes).
     assert dict(graph.node(DRIVER_NAME).parameters) == {
@@ -45,6 +49,19 @@ def test_pipeline_from_default_config():
         "wait_for_subscribers_timeout_s": GRAPH_WAIT_FOR_SUBSCRIBERS_TIMEOUT_S,
     }
     assert graph.processes == ()
+
+
+def test_the_pipeline_warms_up_at_the_drivers_size_unless_told_another():
+    def warm(args, mode="pipeline"):
+        p = build_graph(mode, None, args).node(RECONSTRUCTOR_NAME).parameters
+        return p.get("warmup_height"), p.get("warmup_width")
+
+    assert warm({"height": "64", "width": "96"}) == (64, 96)
+    assert warm({"height": "64", "width": "96", "warmup_height": "32", "warmup_width": "48"}) == (32, 48)
+    # a bag's size is not known to the graph: replay warms up at the first packet unless told
+    assert warm({"bag": "b"}, "replay") == (None, None)
+    assert warm({"bag": "b", "warmup_height": "250", "warmup_width": "400"}, "replay") == (250, 400)
+    assert warm({}, "reconstruct") == (None, None)
 
 
 def test_a_params_file_can_turn_the_wait_off(tmp_path):

@@ -51,6 +51,9 @@ GRAPH_SETS: dict[tuple[str, str], dict[str, Any]] = {
     ("pipeline", DRIVER_NAME): {
         "wait_for_subscribers": 1, "wait_for_subscribers_timeout_s": defaults.GRAPH_WAIT_FOR_SUBSCRIBERS_TIMEOUT_S,
     },
+    ("pipeline", RECONSTRUCTOR_NAME): {  # warmed up at the driver's size before it subscribes
+        "warmup_height": TABLE[DRIVER_NAME]["height"], "warmup_width": TABLE[DRIVER_NAME]["width"],
+    },
     ("replay", RECONSTRUCTOR_NAME): {"use_sim_time": True},
 }  # fmt: skip
 

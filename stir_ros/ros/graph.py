@@ -100,6 +100,10 @@ LAUNCH_ARGUMENTS: dict[str, tuple[tuple[str, ...], str | None, str]] = {
     "defect_correction": ((RECONSTRUCTOR_NAME,), "defect_correction", "hot/dead pixel repair: auto | file | none"),
     "defect_map_url": ((RECONSTRUCTOR_NAME,), "defect_map_url",
                        "defect map of stir-ros calibrate-defects (file:// or package:// URL or path)"),
+    "warmup_height": ((RECONSTRUCTOR_NAME,), "warmup_height",
+                      "warm the model up at this frame size before subscribing (0: at the first packet; "
+                      "pipeline: the driver's size)"),
+    "warmup_width": ((RECONSTRUCTOR_NAME,), "warmup_width", "see warmup_height"),
     "source": ((DRIVER_NAME,), "source", "sim | dat"),
     "sim_sensor": ((DRIVER_NAME,), "sim_sensor",
                    "source sim: the sensor's imperfections, a preset (ideal, realistic) and/or FIELD=VALUE words"),
@@ -129,7 +133,7 @@ LAUNCH_ARGUMENTS: dict[str, tuple[tuple[str, ...], str | None, str]] = {
 
 _MODEL_ARGUMENTS = (
     "method", "weights", "dark_weights", "device", "precision", "backend", "rate_policy", "inference_streams",
-    "window_length", "stride_frames",
+    "window_length", "stride_frames", "warmup_height", "warmup_width",
     "output_rate_hz", "max_batch", "alpha", "output_encoding", "lazy", "defect_correction", "defect_map_url", "frame_id",
     "use_sim_time", "spikes_topic", "image_topic", "camera_info_topic", "namespace", "lifecycle",
 )
@@ -333,6 +337,16 @@ def build_graph(
                 node_params[node][param] = parse_value(value, like)
             except ConfigError as err:
                 raise ConfigError(f"launch argument {arg}: {err}") from None
+
+    if mode == "pipeline":
+        # Warm the model up at the driver's size before subscribing: the driver waits for that
+        # subscription, so no packet reaches a cold model (a STIR warm-up takes seconds on a CPU,
+        # and the windows cut meanwhile would be dropped: the start of a short file lost).
+        rec, drv = node_params[RECONSTRUCTOR_NAME], node_params[DRIVER_NAME]
+        if not (rec.get("warmup_height") or rec.get("warmup_width")):
+            driver_defaults = {spec.name: spec.default for spec in DRIVER_PARAMETERS}
+            rec["warmup_height"] = drv.get("height", driver_defaults["height"])
+            rec["warmup_width"] = drv.get("width", driver_defaults["width"])
 
     spikes = str(args.get("spikes_topic", DEFAULT_TOPICS["spikes_topic"]))
     remaps: dict[str, list[tuple[str, str]]] = {n: [] for n in names}
