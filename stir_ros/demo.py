@@ -125,7 +125,6 @@ def run(args: argparse.Namespace) -> int:
 
     params = load_params_file(default_config("pipeline"))
     params.setdefault(DRIVER_NAME, {}).update(wait_for_subscribers=1)
-    params.setdefault(RECONSTRUCTOR_NAME, {}).update(warmup_height=height, warmup_width=width)
     arguments = {
         "source": "dat", "dat_path": str(dat), "height": height, "width": width, "loop": True,
         "realtime": True, "frame_rate_hz": args.frame_rate_hz, "method": method, "weights": args.weights,
