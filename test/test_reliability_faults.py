@@ -206,6 +206,52 @@ def test_cuda_out_of_memory_falls_back_and_is_reported(reconstructor, monkeypatc
     assert "CUDA out of memory; batch size reduced to 2" in log and "moving the model to the CPU" in log
 
 
+def test_a_diagnostics_timer_that_fires_as_the_context_goes_logs_no_error(capfd):
+    """A diagnostics timer that fires after the context was shut down (a stopping node) logs no error.
+
+    Publishing then fails ("publisher's context is invalid"): that is the stop, not an error.
+    """
+    import rclpy
+    from rclpy.context import Context
+
+    context = Context()
+    rclpy.init(context=context)
+    node = SpikeReconstructor(namespace=f"/ctx_{uuid.uuid4().hex[:8]}", context=context,
+                              parameter_overrides=[Parameter("method", value="tfp")])  # fmt: skip
+    try:
+        node._publish_diagnostics()  # while the context is up: published, nothing logged
+        rclpy.shutdown(context=context)
+        node._publish_diagnostics()  # as the timer may, after SIGINT
+    finally:
+        node.stop()
+        node.destroy_node()
+    err = capfd.readouterr().err
+    assert "diagnostics failed" not in err and "ERROR" not in err, err
+
+
+def test_the_drivers_diagnostics_timer_as_the_context_goes_raises_nothing(tmp_path):
+    import rclpy
+    from rclpy.context import Context
+
+    from stir_ros.ros.driver_node import SpikeCameraDriver
+
+    write_dat(tmp_path / "a.dat", np.zeros((200, 8, 8), np.uint8))
+    context = Context()
+    rclpy.init(context=context)
+    node = SpikeCameraDriver(
+        namespace=f"/ctx_{uuid.uuid4().hex[:8]}", context=context,
+        parameter_overrides=[Parameter(k, value=v) for k, v in {"source": "dat", "dat_path": str(tmp_path / "a.dat"),
+                                                                "height": 8, "width": 8}.items()],
+    )  # fmt: skip
+    try:
+        node._publish_diagnostics()
+        rclpy.shutdown(context=context)
+        node._publish_diagnostics()  # as the timer may, after SIGINT: no RCLError out of the executor
+    finally:
+        node.stop()
+        node.destroy_node()
+
+
 @pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
 @pytest.mark.parametrize(
     "reconstructor", [{"method": "tfp", "device": "cuda", "window_length": 21, "stride_frames": 20, "queue_size": 64}],

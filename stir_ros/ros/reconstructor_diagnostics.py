@@ -85,6 +85,8 @@ class ReconstructorDiagnostics:
                 self._state_sustainable()  # a warm-up that ended after the last packet (a short stream)
                 self._diagnostics()
         except Exception as err:  # noqa: BLE001 - a timer callback that raises would end the node
+            if not self.context.ok():
+                return  # stopping: the timer fired as the context went, a publish into it is not an error
             self._error("diagnostics", f"diagnostics failed: {err!r}")
 
     def _check_worker(self) -> None:
