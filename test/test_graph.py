@@ -8,9 +8,11 @@ import ast
 import py_compile
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 
+from stir_ros.core.dat import write_dat
 from stir_ros.core.defaults import FRAME_ID, GRAPH_WAIT_FOR_SUBSCRIBERS_TIMEOUT_S
 from stir_ros.core.errors import ConfigError
 from stir_ros.ros.graph import (
@@ -58,10 +60,30 @@ def test_the_pipeline_warms_up_at_the_drivers_size_unless_told_another():
 
     assert warm({"height": "64", "width": "96"}) == (64, 96)
     assert warm({"height": "64", "width": "96", "warmup_height": "32", "warmup_width": "48"}) == (32, 48)
-    # a bag's size is not known to the graph: replay warms up at the first packet unless told
-    assert warm({"bag": "b"}, "replay") == (None, None)
+    assert warm({"bag": "no_such_bag"}, "replay") == (None, None)  # not known: at the first packet
     assert warm({"bag": "b", "warmup_height": "250", "warmup_width": "400"}, "replay") == (250, 400)
     assert warm({}, "reconstruct") == (None, None)
+
+
+def test_replay_warms_up_at_the_size_of_the_bags_first_packet_on_the_reconstructors_topic(tmp_path):
+    from stir_ros.bag.convert import dat_to_bag
+    from stir_ros.bag.reader import spike_frame_size
+
+    write_dat(tmp_path / "a.dat", np.zeros((300, 16, 24), np.uint8))
+    dat_to_bag(tmp_path / "a.dat", tmp_path / "bag", 16, 24, 20000.0, topic="/left/spikes")
+    assert spike_frame_size(tmp_path / "bag") == (16, 24) == spike_frame_size(tmp_path / "bag", "/left/spikes")
+
+    def warm(**args):
+        p = build_graph("replay", None, {"bag": str(tmp_path / "bag"), **args}).node(RECONSTRUCTOR_NAME).parameters
+        return p.get("warmup_height"), p.get("warmup_width")
+
+    assert warm(namespace="left") == (16, 24)
+    assert warm(spikes_topic="/left/spikes") == (16, 24)
+    assert warm() == (None, None)  # the reconstructor reads /spikes, which the bag does not have
+    assert warm(namespace="left", warmup_height="8", warmup_width="8") == (8, 8)  # given: kept
+    (tmp_path / "junk").mkdir()
+    (tmp_path / "junk" / "metadata.yaml").write_text("not: [a bag")
+    assert spike_frame_size(tmp_path / "junk") is None and spike_frame_size(tmp_path / "a.dat") is None
 
 
 def test_a_params_file_can_turn_the_wait_off(tmp_path):

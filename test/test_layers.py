@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: Apache-2.0
 """The layers of DESIGN.md §2 hold: import-linter's contracts (.importlinter) and private names.
 
-`lint-imports` checks that each layer imports only the layers below it (entry points -> ros | bag |
+`lint-imports` checks that each layer imports only the layers below it (entry points -> ros -> bag |
 training | evaluation -> reconstructor_settings -> engine -> models | runtime -> core), that the
 ROS-free layers never import ROS 2 or the ROS adapters, that the core and the runtime import no
 model code and that no package has an import cycle.

@@ -43,7 +43,7 @@ from stir_ros.core.errors import BagError
 if TYPE_CHECKING:
     from rosbags.rosbag2.storage_mcap import ChunkInfo
 
-__all__ = ["BagReader", "check_spike_topic"]
+__all__ = ["BagReader", "check_spike_topic", "spike_frame_size"]
 
 
 @dataclass(frozen=True)
@@ -438,3 +438,27 @@ def check_spike_topic(bag: BagReader, topic: str | None) -> str:
                        f"{SPIKE_PACKET} (type hash {info.type_hash}, this package's is {ours}); "
                        "convert it with the stir_ros version that recorded it")
     return topic
+
+
+def spike_frame_size(path: str | os.PathLike[str], topic: str | None = None) -> tuple[int, int] | None:
+    """``(height, width)`` of the first SpikePacket on ``topic``: a model can warm up before the bag plays.
+
+    ``topic`` ``None``: the bag's spike topic, as :func:`check_spike_topic` picks it. ``None``
+    when the bag cannot tell quickly: it is missing or unreadable, has no such topic, or
+    is compressed per file (its files would have to be unpacked first). Never raises for a bad
+    bag: whoever plays it reports what is wrong.
+    """
+    try:
+        root = Path(path)
+        meta = root / "metadata.yaml"
+        if root.is_dir() and meta.is_file() and read_metadata(meta).compression_mode == "file":
+            return None
+        with BagReader(root) as bag:
+            chosen = check_spike_topic(bag, topic)
+            for message in bag.messages([chosen]):
+                packet = bag.deserialize(message)
+                height, width = int(packet.height), int(packet.width)
+                return (height, width) if height > 0 and width > 0 else None
+    except Exception:  # noqa: BLE001 - a probe: any failure means "not known"
+        return None
+    return None

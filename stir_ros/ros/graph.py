@@ -102,7 +102,7 @@ LAUNCH_ARGUMENTS: dict[str, tuple[tuple[str, ...], str | None, str]] = {
                        "defect map of stir-ros calibrate-defects (file:// or package:// URL or path)"),
     "warmup_height": ((RECONSTRUCTOR_NAME,), "warmup_height",
                       "warm the model up at this frame size before subscribing (0: at the first packet; "
-                      "pipeline: the driver's size)"),
+                      "pipeline: the driver's size; replay: the bag's)"),
     "warmup_width": ((RECONSTRUCTOR_NAME,), "warmup_width", "see warmup_height"),
     "source": ((DRIVER_NAME,), "source", "sim | dat"),
     "sim_sensor": ((DRIVER_NAME,), "sim_sensor",
@@ -383,6 +383,18 @@ def build_graph(
         if waiting:
             image = _absolute_name(str(args.get("image_topic", DEFAULT_TOPICS["image_topic"])), namespace)
             cmd += ["--wait-for-subscribers-on", f"{image}:{waiting}"]
+        rec = node_params[RECONSTRUCTOR_NAME]
+        if not (rec.get("warmup_height") or rec.get("warmup_width")):
+            # As in the pipeline: warm up before subscribing, at the size of the bag's first packet
+            # on the topic the reconstructor reads, so the player (which waits for that
+            # subscription) never feeds a cold model. Not known (unreadable bag, another topic): at
+            # the first packet, as before.
+            from stir_ros.bag.reader import spike_frame_size
+
+            spikes_topic = _absolute_name(str(args.get("spikes_topic", DEFAULT_TOPICS["spikes_topic"])), namespace)
+            size = spike_frame_size(bag, spikes_topic)
+            if size is not None:
+                rec["warmup_height"], rec["warmup_width"] = size
         delay = _seconds(args, "delay")
         if delay:
             cmd += ["--delay", f"{delay:g}"]
