@@ -180,7 +180,9 @@ def reconstructor_memory_bound(
     images ``batch x H x W x 4`` bytes (plus the encoded output). Images reconstructed and waiting
     to be published (held for even spacing, or behind a slower stream) keep no spikes; no window is
     taken while ``queue_size`` of them wait, so at most ``queue_size + batch`` wait, ``H x W x 4``
-    bytes each. The network's activations (STIR) and the DDS history (keep last 50 packets) come on top.
+    bytes each. With ``inference_streams`` above ``batch`` (one window per stream in flight), read
+    ``batch`` as the streams in both terms. The network's activations (STIR) and the DDS history
+    (keep last 50 packets) come on top.
     """
     batch = batch_limit(max_batch, window_length, height, width)
     frames_per_window = window_length + 2 * max(0, frames_per_packet - 1) + frames_per_packet

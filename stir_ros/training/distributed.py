@@ -126,10 +126,12 @@ def start(world: World, device: torch.device) -> torch.device:
 def finish(world: World, *, clean: bool = True) -> None:
     """Leave the process group; after a clean end, only once every rank has reached this point.
 
-    Without the barrier a rank that finishes first tears gloo down while another still writes
-    its checkpoint, and gloo may then abort that process (``terminate called without an active
-    exception``, SIGABRT) although training succeeded. After an error the barrier is skipped:
-    the other ranks may never arrive.
+    A rank that finished first left while another still wrote its checkpoint, with its
+    DistributedDataParallel reducer (kept alive by reference cycles) still holding the gloo group
+    until some later collection, at worst during interpreter exit: a CI run saw such a rank abort
+    (``terminate called without an active exception``, SIGABRT) although training had succeeded.
+    So: a barrier, then the collection, then the group is destroyed. After an error the barrier is
+    skipped: the other ranks may never arrive.
     """
     if world.distributed and dist.is_initialized():
         if clean:
