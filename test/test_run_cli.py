@@ -178,28 +178,32 @@ def test_run_with_a_short_dat_file_gives_images(tmp_path, ros_env, ros_node):
     assert f"end of stream after {SHORT_FRAMES} frames" in log.read_text()
 
 
-def test_the_pipeline_reconstructs_a_short_file_with_stir_from_its_first_window(tmp_path, ros_env, ros_node):
-    """STIR warmed up at the driver's size before subscribing: no window is dropped, each gives an image.
-
-    No window is cut for a cold model. Warmed at the first packet instead, the windows cut meanwhile (20 a second here) overflowed
-    the queue of 4 and the start of the file was lost.
-    """
-    dat = _short_dat(tmp_path / "short.dat")
-    ns = f"stir_{uuid.uuid4().hex[:8]}"
+def _every_window_imaged(ros_node, ros_env, log: Path, ns: str, command: list[str]) -> dict[str, str]:
+    """Run ``stir-ros run`` ``command`` until each of the short stream's 100 windows gave an image; its last diagnostics."""
     images, diag = _watch(ros_node, ns)
-    log = tmp_path / "run.log"
     with open(log, "wb") as out:
-        proc = subprocess.Popen(
-            ["stir-ros", "run", "source:=dat", f"dat_path:={dat}", f"height:={SHORT_H}", f"width:={SHORT_W}",
-             f"frame_rate_hz:={SHORT_RATE_HZ}", "stride_frames:=100", f"namespace:={ns}"],
-            env=ros_env, stdout=out, stderr=subprocess.STDOUT,
-        )  # fmt: skip
+        proc = subprocess.Popen(["stir-ros", "run", *command, "stride_frames:=100", f"namespace:={ns}"], env=ros_env,
+                                stdout=out, stderr=subprocess.STDOUT)  # fmt: skip
     try:
         done = spin_until(ros_node, lambda: diag.get("windows_cut") == str(SHORT_FRAMES // 100)
                           and diag.get("images_published") == diag.get("windows_cut"), 120)  # fmt: skip
         assert done, f"{len(images)} images, diagnostics {diag}\n{log.read_text()}"
     finally:
         stop_process(proc)
+    return diag
+
+
+def test_the_pipeline_reconstructs_a_short_file_with_stir_from_its_first_window(tmp_path, ros_env, ros_node):
+    """STIR warmed up at the driver's size before subscribing: no window is dropped, each gives an image.
+
+    No window is cut for a cold model. Warmed at the first packet instead, the windows cut
+    meanwhile (20 a second here) overflowed the queue of 4 and the start of the file was lost.
+    """
+    dat = _short_dat(tmp_path / "short.dat")
+    log = tmp_path / "run.log"
+    diag = _every_window_imaged(ros_node, ros_env, log, f"stir_{uuid.uuid4().hex[:8]}",
+                                ["source:=dat", f"dat_path:={dat}", f"height:={SHORT_H}", f"width:={SHORT_W}",
+                                 f"frame_rate_hz:={SHORT_RATE_HZ}"])  # fmt: skip
     assert diag["windows_dropped"] == "0" and "ready: method stir" in log.read_text()
 
 
@@ -214,20 +218,8 @@ def test_replay_reconstructs_a_short_bag_with_stir_from_its_first_window(tmp_pat
     ns = f"stir_replay_{uuid.uuid4().hex[:8]}"
     dat_to_bag(_short_dat(tmp_path / "short.dat"), tmp_path / "bag", SHORT_H, SHORT_W, SHORT_RATE_HZ,
                topic=f"/{ns}/spikes")  # fmt: skip
-    images, diag = _watch(ros_node, ns)
     log = tmp_path / "run.log"
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(
-            ["stir-ros", "run", "--mode", "replay", f"bag:={tmp_path / 'bag'}", "stride_frames:=100",
-             f"namespace:={ns}"],
-            env=ros_env, stdout=out, stderr=subprocess.STDOUT,
-        )  # fmt: skip
-    try:
-        done = spin_until(ros_node, lambda: diag.get("windows_cut") == str(SHORT_FRAMES // 100)
-                          and diag.get("images_published") == diag.get("windows_cut"), 120)  # fmt: skip
-        assert done, f"{len(images)} images, diagnostics {diag}\n{log.read_text()}"
-    finally:
-        stop_process(proc)
+    diag = _every_window_imaged(ros_node, ros_env, log, ns, ["--mode", "replay", f"bag:={tmp_path / 'bag'}"])
     assert diag["windows_dropped"] == "0" and f"stir at {SHORT_H}x{SHORT_W}" in log.read_text()
 
 

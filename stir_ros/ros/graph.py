@@ -342,11 +342,9 @@ def build_graph(
         # Warm the model up at the driver's size before subscribing: the driver waits for that
         # subscription, so no packet reaches a cold model (a STIR warm-up takes seconds on a CPU,
         # and the windows cut meanwhile would be dropped: the start of a short file lost).
-        rec, drv = node_params[RECONSTRUCTOR_NAME], node_params[DRIVER_NAME]
-        if not (rec.get("warmup_height") or rec.get("warmup_width")):
-            driver_defaults = {spec.name: spec.default for spec in DRIVER_PARAMETERS}
-            rec["warmup_height"] = drv.get("height", driver_defaults["height"])
-            rec["warmup_width"] = drv.get("width", driver_defaults["width"])
+        drv, driver_defaults = node_params[DRIVER_NAME], {spec.name: spec.default for spec in DRIVER_PARAMETERS}
+        _warm_up_at(node_params[RECONSTRUCTOR_NAME],
+                    (drv.get("height", driver_defaults["height"]), drv.get("width", driver_defaults["width"])))  # fmt: skip
 
     spikes = str(args.get("spikes_topic", DEFAULT_TOPICS["spikes_topic"]))
     remaps: dict[str, list[tuple[str, str]]] = {n: [] for n in names}
@@ -383,23 +381,29 @@ def build_graph(
         if waiting:
             image = _absolute_name(str(args.get("image_topic", DEFAULT_TOPICS["image_topic"])), namespace)
             cmd += ["--wait-for-subscribers-on", f"{image}:{waiting}"]
-        rec = node_params[RECONSTRUCTOR_NAME]
-        if not (rec.get("warmup_height") or rec.get("warmup_width")):
+        if not _warmup_given(node_params[RECONSTRUCTOR_NAME]):
             # As in the pipeline: warm up before subscribing, at the size of the bag's first packet
             # on the topic the reconstructor reads, so the player (which waits for that
             # subscription) never feeds a cold model. Not known (unreadable bag, another topic): at
             # the first packet, as before.
             from stir_ros.bag.reader import spike_frame_size
 
-            spikes_topic = _absolute_name(str(args.get("spikes_topic", DEFAULT_TOPICS["spikes_topic"])), namespace)
-            size = spike_frame_size(bag, spikes_topic)
-            if size is not None:
-                rec["warmup_height"], rec["warmup_width"] = size
+            _warm_up_at(node_params[RECONSTRUCTOR_NAME], spike_frame_size(bag, _absolute_name(spikes, namespace)))
         delay = _seconds(args, "delay")
         if delay:
             cmd += ["--delay", f"{delay:g}"]
         processes = (ProcessSpec("bag_play", tuple(cmd), package=PACKAGE),)
     return Graph(mode=mode, nodes=nodes, processes=processes)
+
+
+def _warmup_given(params: Mapping[str, Any]) -> bool:
+    return bool(params.get("warmup_height") or params.get("warmup_width"))
+
+
+def _warm_up_at(params: dict[str, Any], size: tuple[int, int] | None) -> None:
+    """Set the reconstructor's warm-up size to ``size`` unless one was given (or ``size`` is not known)."""
+    if size is not None and not _warmup_given(params):
+        params["warmup_height"], params["warmup_width"] = size
 
 
 def _whole_number(args: Mapping[str, Any], name: str, default: int = 0) -> int:

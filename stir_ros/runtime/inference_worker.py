@@ -348,8 +348,7 @@ class InferenceWorker:
         Compare with :func:`stir_ros.core.limits.reconstructor_memory_bound`.
         """
         with self.lock:
-            waiting = [*self.queue, *(p for batch, _ in self._finished.values() for p in batch)]
-            chunks = {id(c): c for p in waiting for c, _, _ in p.window._parts}
+            chunks = {id(c): c for p in self.queue for c, _, _ in p.window._parts}
             if cutter is not None:
                 chunks.update((id(c), c) for c in cutter._chunks)
         total = 0
